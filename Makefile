@@ -1,0 +1,55 @@
+# audiencefit — every target creates .venv and installs the project when missing.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+AF := $(VENV)/bin/audiencefit
+STAMP := $(VENV)/.installed
+DATA ?= audiencefit-data
+DEMO_CREATORS ?= 1000
+DEMO_SEED ?= 7
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export AUDIENCEFIT_DATA_DIR ?= $(DATA)
+
+.PHONY: install run test lint typecheck unit bench bench-embed clean help
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	@# torch first, pinned, so that no dependency can pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project (idempotent).
+
+run: $(STAMP) ## Build the demo world, its features, and run every stage.
+	@test -f $(DATA)/demo/creators.parquet && echo "demo world already in $(DATA)/demo (make clean to rebuild)" || $(AF) demo-data --creators $(DEMO_CREATORS) --seed $(DEMO_SEED) --out $(DATA)/demo
+	$(AF) validate $(DATA)/demo
+	$(AF) features build --data $(DATA)/demo --out $(DATA)/features
+	@echo "make run: demo world in $(DATA)/demo, feature set in $(DATA)/features"
+
+lint: $(STAMP) ## ruff (lint + format check).
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP) ## mypy (strict).
+	$(VENV)/bin/mypy audiencefit features models training serving
+
+unit: $(STAMP) ## The default test suite only.
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit ## Lint, type-check and run the whole default test suite.
+
+bench: $(STAMP) ## Benchmarks (speed goals are checked here, not by timed tests).
+	$(PY) -m benchmarks.run
+
+clean: ## Remove generated data and caches (keeps .venv).
+	rm -rf $(DATA) .pytest_cache .mypy_cache .ruff_cache

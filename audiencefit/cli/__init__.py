@@ -1,0 +1,32 @@
+"""The ``audiencefit`` command line: one command per job. Heavy libraries are imported inside commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from audiencefit.cli import demo, features_cmd, validate  # noqa: F401  (registers commands)
+from audiencefit.cli._app import app
+from audiencefit.logs import configure_logging
+from audiencefit.settings import get_settings
+from features.errors import AudiencefitError
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level."),
+    log_json: bool = typer.Option(False, "--log-json", help="Write logs as one JSON object per line."),
+) -> None:
+    """audiencefit command line."""
+    settings = get_settings()
+    configure_logging("DEBUG" if verbose else settings.log_level, "json" if log_json else settings.log_format)
+
+
+def main() -> None:
+    """Entry point: run the CLI; audiencefit errors print their message and exit with their code."""
+    try:
+        app()
+    except AudiencefitError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(exc.exit_code)

@@ -1,0 +1,76 @@
+"""``audiencefit demo-data``: write a synthetic creator world (demo and test data) to a directory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from audiencefit.cli._app import app
+from features.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+# Worlds at least this large show a progress bar.
+_PROGRESS_FROM = 5000
+
+
+@app.command(
+    "demo-data",
+    help=(
+        "Generate a synthetic creator world: creators, posts, follower samples, brands, segments and past campaigns "
+        "as parquet files matching the data contracts, plus truth/ (latent variables, true fit, expected outcomes) "
+        "for evaluation only. Deterministic per seed. Refuses to overwrite a non-empty DIR unless --force."
+    ),
+)
+def demo_data_command(
+    *,
+    creators: Annotated[
+        int, typer.Option("--creators", min=1, help="Number of creator accounts to generate (e.g. 5000).")
+    ] = 5000,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", min=0, help="Random seed; the same seed gives byte-identical files. Default: settings."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Directory to write the world to. Default: <data_dir>/demo from the settings."),
+    ] = None,
+    followers_per_creator: Annotated[
+        int,
+        typer.Option(
+            "--followers-per-creator",
+            min=0,
+            help="Typical size of each creator's follower sample (varies per creator; ~10% of creators get none).",
+        ),
+    ] = 20,
+    brands: Annotated[
+        int | None,
+        typer.Option("--brands", min=1, help="Number of brands. Default: max(10, creators / 125)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace DIR even when it already holds files.")] = False,
+) -> None:
+    """Generate a synthetic world."""
+    from audiencefit.settings import get_settings
+    from features.synthetic import generate_world
+    from features.synthetic.writer import is_empty_dir
+
+    settings = get_settings()
+    out_dir = out if out is not None else settings.demo_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file, not a directory")
+    if not force and not is_empty_dir(out_dir):
+        raise InputError(f"--out {out_dir} exists and is not empty; pass --force to replace it")
+    summary = generate_world(
+        out_dir,
+        creators,
+        settings.seed if seed is None else seed,
+        followers_per_creator=followers_per_creator,
+        n_brands=brands,
+        progress=creators >= _PROGRESS_FROM,
+        overwrite=force,
+    )
+    rows = ", ".join(f"{name}={count:,}" for name, count in summary.rows().items())
+    logger.info("demo world ready in %s: %s", summary.path, rows)

@@ -1,0 +1,109 @@
+"""The one typed settings object, read from the environment (prefix ``AUDIENCEFIT_``).
+
+Every package reads configuration through :func:`get_settings`; nothing else looks at ``os.environ`` for
+audiencefit's own options. Unsafe values are refused outside development.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_FOLLOWER_SECRET = "audiencefit-development-only-secret"
+
+
+def _split_csv(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(part).strip() for part in value if str(part).strip()]
+    raise ValueError("expected a comma-separated string or a list of strings")
+
+
+class Settings(BaseSettings):
+    """audiencefit configuration. Each field maps to ``AUDIENCEFIT_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="AUDIENCEFIT_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = Field(
+        "development", description="'production' refuses development defaults such as the built-in secret."
+    )
+    data_dir: Path = Field(
+        Path("audiencefit-data"),
+        description="Root for data and artifacts: demo world, feature sets, embedding cache, MLflow store.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI. The standard MLFLOW_TRACKING_URI wins; default: SQLite under data_dir.",
+    )
+    follower_id_secret: SecretStr = Field(
+        SecretStr(DEV_FOLLOWER_SECRET),
+        description="Key of the keyed hash (HMAC-SHA256) that pseudonymises follower ids at ingestion.",
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated API keys accepted on /v1 routes (header X-API-Key)."
+    )
+    admin_api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated admin keys accepted on /admin routes."
+    )
+    embedder: str = Field("minilm-torch", description="Embedding backend id.")
+    embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
+    recent_posts: int = Field(30, ge=1, le=1000, description="Posts per creator used for recent statistics.")
+    audience_clusters: int = Field(24, ge=2, le=512, description="k of the k-means over follower vectors.")
+    seed: int = Field(7, description="Seed for every random choice the pipeline makes.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["json", "console"] = Field("console", description="'json' for one JSON object per line.")
+
+    @field_validator("api_keys", "admin_api_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: object) -> list[str]:
+        return _split_csv(value)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment == "production":
+            if self.follower_id_secret.get_secret_value() == DEV_FOLLOWER_SECRET:
+                raise ValueError("AUDIENCEFIT_FOLLOWER_ID_SECRET must be set in production")
+            if len(self.follower_id_secret.get_secret_value()) < 16:
+                raise ValueError("AUDIENCEFIT_FOLLOWER_ID_SECRET must have at least 16 characters")
+        return self
+
+    # Derived locations: one place says where each artifact lives.
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def embedding_cache_dir(self) -> Path:
+        return self.cache_dir / "embeddings"
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.data_dir / "demo"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI in force: MLFLOW_TRACKING_URI, then this setting, then SQLite under data_dir."""
+        env_uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if env_uri:
+            return env_uri
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

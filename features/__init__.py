@@ -1,0 +1,1 @@
+"""features: raw tables → validated frames → creator statistics, audience quality, embeddings → feature sets."""

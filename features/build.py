@@ -1,0 +1,420 @@
+"""``features build``: validated raw tables → a versioned feature set on disk.
+
+``compute_features`` is the pipeline (statistics, quality, embeddings, audience representation) and touches disk
+only through the embedding cache; ``build_feature_set`` adds the edges: reading and validating the inputs, and
+writing the result atomically (a temporary directory renamed into place, so a crash never leaves a half-written
+feature set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from audiencefit.settings import Settings, get_settings
+from features import audience as aud
+from features.dataset import Dataset, load_dataset
+from features.embed import Embedder, embed_texts, get_embedder
+from features.embed_cache import EmbeddingCache
+from features.errors import InputError
+from features.featureset import FEATURE_VERSION, MANIFEST, TABLE_FILES, schema_hash, sha256_file
+from features.quality import audience_quality, follower_flags
+from features.stats import creator_stats, creator_terms, filter_as_of, filter_followers_as_of
+from features.text import prepare_text
+
+log = logging.getLogger(__name__)
+
+# A creator needs at least this many embedded, authentic-looking followers for a follower-based audience;
+# below it the sample says too little and the audience is inferred from content instead.
+MIN_AUDIENCE_SAMPLE = 3
+# Posts whose captions make up the content vector, and the recency half-life (in posts) of their weights.
+CONTENT_POSTS = 12
+CONTENT_HALF_LIFE = 6.0
+PROFILE_COLUMNS = ("creator_id", "handle", "platform", "followers", "following", "post_count", "country", "language")
+
+
+@dataclass(frozen=True)
+class CreatorFeatures:
+    """The computed feature set, in memory; rows of every matrix follow ``creators``."""
+
+    creators: pl.DataFrame
+    terms: pl.DataFrame
+    audience_geo: pl.DataFrame
+    clusters: pl.DataFrame
+    bio: np.ndarray
+    content: np.ndarray
+    audience: np.ndarray
+    audience_dist: np.ndarray
+    centroids: np.ndarray
+    embed_stats: dict[str, int]
+
+
+def _embed_column(
+    texts: list[str | None], embedder: Embedder, cache: EmbeddingCache | None, settings: Settings, desc: str
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    result = embed_texts(texts, embedder, cache, batch_size=settings.embed_batch_size, progress=True, desc=desc)
+    stats = {f"{desc}_texts": len(texts), f"{desc}_embedded": result.n_embedded, f"{desc}_cached": result.n_cached}
+    return result.vectors, result.valid, stats
+
+
+def _recent_captions(posts: pl.LazyFrame, n_posts: int) -> pl.DataFrame:
+    """The newest ``n_posts`` posts with a caption per creator, with their rank (0 = newest)."""
+    return (
+        posts.filter(pl.col("caption").is_not_null())
+        .sort(["creator_id", "posted_at", "post_id"], descending=[False, True, True])
+        .with_columns(rank=pl.int_range(pl.len()).over("creator_id"))
+        .filter(pl.col("rank") < n_posts)
+        .select("creator_id", "rank", "caption")
+        .collect()
+    )
+
+
+def _audience_geo(followers: pl.DataFrame) -> pl.DataFrame:
+    """Share of the (authentic-looking) follower sample by country, age band and gender."""
+    parts = []
+    for dim in ("country", "age_band", "gender"):
+        part = (
+            followers.filter(pl.col(dim).is_not_null())
+            .group_by("creator_id", dim)
+            .agg(n=pl.len())
+            .with_columns(share=(pl.col("n") / pl.col("n").sum().over("creator_id")).cast(pl.Float32))
+            .select("creator_id", pl.lit(dim).alias("dimension"), pl.col(dim).alias("value"), "share")
+        )
+        parts.append(part)
+    schema = {"creator_id": pl.String, "dimension": pl.String, "value": pl.String, "share": pl.Float32}
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(parts).sort("creator_id", "dimension", "share", "value", descending=[False, False, True, False])
+
+
+def _cluster_terms(texts: list[str], assignments: np.ndarray, k: int, top: int = 8) -> pl.DataFrame:
+    """Label each interest cluster with the words most over-represented in its members' profiles."""
+    frame = pl.DataFrame({"cluster_id": assignments.astype(np.int32), "text": texts})
+    words = (
+        frame.with_columns(word=pl.col("text").str.to_lowercase().str.extract_all(r"[^\W\d_]{3,}"))
+        .explode("word")
+        .drop_nulls("word")
+        .filter(~pl.col("word").is_in(list(_STOPWORDS)))
+        .unique(["cluster_id", "word", "text"])  # a word counts once per profile
+    )
+    sizes = frame.group_by("cluster_id").agg(size=pl.len())
+    total = max(frame.height, 1)
+    counts = words.group_by("cluster_id", "word").agg(n=pl.len())
+    overall = words.group_by("word").agg(n_all=pl.len())
+    scored = (
+        counts.join(overall, on="word")
+        .join(sizes, on="cluster_id")
+        .filter(pl.col("n") >= 2)
+        .with_columns(lift=(pl.col("n") / pl.col("size")) / (pl.col("n_all") / total) * pl.col("n").log1p())
+        .sort(["cluster_id", "lift", "word"], descending=[False, True, False])
+        .group_by("cluster_id", maintain_order=True)
+        .agg(top_terms=pl.col("word").head(top))
+    )
+    ids = pl.DataFrame({"cluster_id": np.arange(k, dtype=np.int32)})
+    return (
+        ids.join(sizes, on="cluster_id", how="left")
+        .join(scored, on="cluster_id", how="left")
+        .with_columns(pl.col("size").fill_null(0).cast(pl.Int64), pl.col("top_terms").fill_null([]))
+        .sort("cluster_id")
+    )
+
+
+_STOPWORDS = frozenset(
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "you",
+        "your",
+        "are",
+        "from",
+        "that",
+        "this",
+        "have",
+        "has",
+        "not",
+        "but",
+        "all",
+        "our",
+        "out",
+        "who",
+        "what",
+        "when",
+        "love",
+        "just",
+        "like",
+        "get",
+        "got",
+        "can",
+        "will",
+        "more",
+        "new",
+        "day",
+        "life",
+        "here",
+        "there",
+        "they",
+        "them",
+        "his",
+        "her",
+        "she",
+        "him",
+        "its",
+        "into",
+        "about",
+        "over",
+        "also",
+        "one",
+        "two",
+        "les",
+        "des",
+        "une",
+        "pour",
+        "que",
+        "con",
+        "por",
+        "para",
+        "los",
+        "las",
+        "del",
+        "que",
+        "und",
+        "der",
+        "die",
+        "das",
+        "mit",
+        "ich",
+        "ein",
+        "eine",
+    ]
+)
+
+
+def compute_features(
+    dataset: Dataset,
+    *,
+    as_of: datetime | None,
+    embedder: Embedder,
+    cache: EmbeddingCache | None,
+    settings: Settings,
+) -> CreatorFeatures:
+    """Every creator feature as of ``as_of`` (all data when None), from validated frames."""
+    creators = dataset.creators.sort("creator_id")
+    n = creators.height
+    row = pl.DataFrame({"creator_id": creators["creator_id"], "row": np.arange(n, dtype=np.int64)})
+    posts = filter_as_of(dataset.posts.lazy(), as_of)
+
+    stats = creator_stats(creators.lazy(), posts, as_of=as_of, recent_n=settings.recent_posts)
+    terms = creator_terms(posts, as_of=as_of).collect()
+    followers: pl.DataFrame | None = None
+    if dataset.followers is not None and dataset.followers.height:
+        followers = filter_followers_as_of(dataset.followers.lazy(), as_of).collect()
+    quality = audience_quality(creators.lazy(), stats, followers.lazy() if followers is not None else None)
+
+    # Bio and content vectors.
+    bio_vecs, bio_ok, embed_stats = _embed_column(creators["bio"].to_list(), embedder, cache, settings, "bio")
+    recent = _recent_captions(posts, CONTENT_POSTS).join(row, on="creator_id")
+    cap_vecs, cap_ok, more = _embed_column(recent["caption"].to_list(), embedder, cache, settings, "caption")
+    embed_stats |= more
+    weights = aud.recency_weights(recent["rank"].to_numpy(), CONTENT_HALF_LIFE) * cap_ok
+    content, has_content = aud.group_weighted_mean(cap_vecs, recent["row"].to_numpy(), weights, n)
+    content_source = np.where(has_content, "captions", np.where(bio_ok, "bio", "none"))
+    content[~has_content] = bio_vecs[~has_content]
+
+    # Audience: authentic-looking followers with a meaningful profile text.
+    audience_vecs = np.zeros_like(content)
+    sample_size = np.zeros(n, dtype=np.int64)
+    fol_vecs = np.zeros((0, embedder.dim), dtype=np.float32)
+    fol_rows = np.zeros(0, dtype=np.int64)
+    fol_texts: list[str] = []
+    geo = _audience_geo(
+        pl.DataFrame(schema={"creator_id": pl.String, "country": pl.String, "age_band": pl.String, "gender": pl.String})
+    )
+    if followers is not None:
+        flagged = follower_flags(followers.lazy()).collect()
+        authentic = flagged.filter(~pl.col("suspicious")).join(row, on="creator_id").sort("row", "follower_id")
+        geo = _audience_geo(authentic)
+        vecs, ok, more = _embed_column(authentic["bio"].to_list(), embedder, cache, settings, "follower")
+        embed_stats |= more
+        fol_vecs, fol_rows = vecs[ok], authentic["row"].to_numpy()[ok]
+        fol_texts = [prepare_text(t) for t, keep in zip(authentic["bio"].to_list(), ok, strict=True) if keep]
+        audience_vecs, _ = aud.group_weighted_mean(fol_vecs, fol_rows, np.ones(len(fol_rows)), n)
+        sample_size = np.bincount(fol_rows, minlength=n).astype(np.int64)
+    from_followers = sample_size >= MIN_AUDIENCE_SAMPLE
+
+    # Interest clusters: fitted on follower profiles; a posts-only export falls back to caption vectors.
+    basis, basis_texts = (
+        (fol_vecs, fol_texts)
+        if len(fol_vecs) >= settings.audience_clusters
+        else (
+            cap_vecs[cap_ok],
+            [prepare_text(t) for t, keep in zip(recent["caption"].to_list(), cap_ok, strict=True) if keep],
+        )
+    )
+    if len(basis) == 0:
+        raise InputError(
+            "no meaningful text at all (bios, captions, follower profiles): cannot build audience features"
+        )
+    clusters = aud.fit_audience_clusters(basis, settings.audience_clusters, settings.seed)
+    k = clusters.k
+    dist = np.zeros((n, k), dtype=np.float32)
+    if len(fol_vecs):
+        follower_dist, _ = aud.cluster_distribution(clusters.assign(fol_vecs), fol_rows, n, k)
+        dist[from_followers] = follower_dist[from_followers]
+    inferred = ~from_followers
+    audience_vecs[inferred] = content[inferred]
+    has_any = np.linalg.norm(audience_vecs, axis=1) > 0
+    dist[inferred & has_any] = clusters.soft_assign(audience_vecs[inferred & has_any])
+    audience_source = np.where(from_followers, "followers", np.where(has_any, "content", "none"))
+    cluster_table = _cluster_terms(basis_texts, clusters.assign(basis), k)
+
+    table = (
+        creators.select(*PROFILE_COLUMNS, "rate_per_post", has_bio=pl.Series(bio_ok))
+        .join(stats.collect(), on="creator_id", how="left")
+        .join(quality.collect(), on="creator_id", how="left", suffix="_q")
+        .with_columns(
+            content_source=pl.Series(content_source),
+            audience_source=pl.Series(audience_source),
+            audience_sample_size=pl.Series(sample_size),
+        )
+    )
+    table = table.select([c for c in table.columns if not c.endswith("_q")])
+    return CreatorFeatures(
+        creators=table,
+        terms=terms.sort("creator_id", "kind", "term"),
+        audience_geo=geo,
+        clusters=cluster_table,
+        bio=bio_vecs,
+        content=content,
+        audience=audience_vecs,
+        audience_dist=dist,
+        centroids=clusters.centroids,
+        embed_stats=embed_stats,
+    )
+
+
+def input_fingerprint(files: dict[str, Path]) -> str:
+    """sha256 over the names and bytes of the input files: a changed input gives a new feature set id."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode())
+        digest.update(sha256_file(files[name]).encode())
+    return digest.hexdigest()
+
+
+def _write(features: CreatorFeatures, target: Path) -> dict[str, str]:
+    (target / "vectors").mkdir(parents=True)
+    for name in TABLE_FILES:
+        frame: pl.DataFrame = getattr(features, name)
+        frame.write_parquet(target / f"{name}.parquet", statistics=False)
+    for name in ("bio", "content", "audience", "audience_dist", "centroids"):
+        np.save(target / "vectors" / f"{name}.npy", np.ascontiguousarray(getattr(features, name), dtype=np.float32))
+    return {str(p.relative_to(target)): sha256_file(p) for p in sorted(target.rglob("*")) if p.is_file()}
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by ``tmp`` with renames only; the old set is removed after the swap."""
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def build_feature_set(
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    as_of: datetime | None = None,
+    settings: Settings | None = None,
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
+    """Validate ``data_dir``, compute features as of ``as_of``, write them atomically to ``out_dir``.
+
+    Returns the manifest. Invalid input raises ``InputError`` before anything is written.
+    """
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir}: exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
+        raise InputError(f"--out {out_dir}: a non-empty directory that is not a feature set; refusing to replace it")
+    dataset = load_dataset(
+        data_dir, secret=settings.follower_id_secret.get_secret_value(), tables=("creators", "posts", "followers")
+    )
+    embedder = embedder or get_embedder(settings.embedder)
+    cache = EmbeddingCache(settings.embedding_cache_dir, embedder.id, embedder.dim)
+    features = compute_features(dataset, as_of=as_of, embedder=embedder, cache=cache, settings=settings)
+
+    fingerprint = input_fingerprint(dataset.source_files)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        checksums = _write(features, tmp)
+        identity = json.dumps(
+            [
+                FEATURE_VERSION,
+                fingerprint,
+                embedder.id,
+                as_of.isoformat() if as_of else None,
+                settings.seed,
+                settings.recent_posts,
+                settings.audience_clusters,
+            ]
+        )
+        manifest: dict[str, Any] = {
+            "feature_version": FEATURE_VERSION,
+            "feature_set_id": hashlib.sha256(identity.encode()).hexdigest()[:16],
+            "schema_hash": schema_hash(features.creators),
+            "input_fingerprint": fingerprint,
+            "embedder_id": embedder.id,
+            "embedding_dim": embedder.dim,
+            "as_of": as_of.isoformat() if as_of else None,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "row_counts": {
+                "creators": features.creators.height,
+                "posts": dataset.posts.height,
+                "followers": dataset.followers.height if dataset.followers is not None else 0,
+                "terms": features.terms.height,
+                "clusters": features.clusters.height,
+            },
+            "settings": {
+                "recent_posts": settings.recent_posts,
+                "content_posts": CONTENT_POSTS,
+                "audience_clusters": settings.audience_clusters,
+                "seed": settings.seed,
+            },
+            "embedding": features.embed_stats,
+            "files": checksums,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info(
+        "feature set written",
+        extra={
+            "out": str(out_dir),
+            "creators": features.creators.height,
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+    return manifest

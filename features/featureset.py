@@ -1,0 +1,133 @@
+"""The on-disk feature set: what ``features build`` writes and what the index, the models and the service read.
+
+Layout of a feature set directory::
+
+    manifest.json              version, schema hash, input fingerprint, embedder id, as-of, row counts, checksums
+    creators.parquet           one row per creator: profile columns, statistics, audience quality, sources
+    terms.parquet              creator_id, kind (mention|hashtag), term, count, last_used_at
+    audience_geo.parquet       creator_id, dimension (country|age_band|gender), value, share
+    clusters.parquet           cluster_id, size, top_terms
+    vectors/bio.npy            float32 (n_creators, dim), row i belongs to creators.parquet row i
+    vectors/content.npy        float32 (n_creators, dim)
+    vectors/audience.npy       float32 (n_creators, dim)
+    vectors/audience_dist.npy  float32 (n_creators, k): share of the audience in each interest cluster
+    vectors/centroids.npy      float32 (k, dim)
+
+Arrays are plain ``.npy`` loaded with ``allow_pickle=False``; nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from features.errors import InputError
+
+# Bump when the meaning, columns or layout of a feature changes: models record the version they were trained on
+# and refuse a feature set of another version.
+FEATURE_VERSION = "1"
+MANIFEST = "manifest.json"
+VECTOR_FILES = ("bio", "content", "audience", "audience_dist", "centroids")
+TABLE_FILES = ("creators", "terms", "audience_geo", "clusters")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def schema_hash(frame: pl.DataFrame) -> str:
+    """Hash of column names and dtypes, in order: changes whenever the table's contract changes."""
+    text = ";".join(f"{name}:{dtype}" for name, dtype in frame.schema.items())
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """A loaded feature set. Matrices are row-aligned with ``creators``."""
+
+    path: Path
+    manifest: dict[str, Any]
+    creators: pl.DataFrame
+    terms: pl.DataFrame
+    audience_geo: pl.DataFrame
+    clusters: pl.DataFrame
+    bio: np.ndarray
+    content: np.ndarray
+    audience: np.ndarray
+    audience_dist: np.ndarray
+    centroids: np.ndarray
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["feature_version"])
+
+    @property
+    def feature_set_id(self) -> str:
+        return str(self.manifest["feature_set_id"])
+
+    @property
+    def embedder_id(self) -> str:
+        return str(self.manifest["embedder_id"])
+
+    def row_of(self) -> dict[str, int]:
+        """creator_id → row index."""
+        return {cid: i for i, cid in enumerate(self.creators["creator_id"].to_list())}
+
+
+def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = False) -> FeatureSet:
+    """Load and check a feature set; any missing file, version or checksum mismatch is an ``InputError``."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise InputError(f"{path}: not a feature set (no {MANIFEST}); build one with 'audiencefit features build'")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+    version = str(manifest.get("feature_version"))
+    if version != FEATURE_VERSION:
+        raise InputError(
+            f"{path}: feature version {version!r}, this code reads version {FEATURE_VERSION!r}; rebuild the features"
+        )
+    files: dict[str, str] = manifest.get("files", {})
+    problems: list[str] = []
+    for rel, expected in sorted(files.items()):
+        file = path / rel
+        if not file.is_file():
+            problems.append(f"{rel}: missing")
+        elif verify_checksums and sha256_file(file) != expected:
+            problems.append(f"{rel}: checksum mismatch (file changed or corrupted)")
+    if problems:
+        raise InputError(f"{path}: feature set is damaged: " + "; ".join(problems))
+
+    tables = {name: pl.read_parquet(path / f"{name}.parquet") for name in TABLE_FILES}
+    arrays = {
+        name: np.load(path / "vectors" / f"{name}.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
+        for name in VECTOR_FILES
+    }
+    n = tables["creators"].height
+    for name in ("bio", "content", "audience", "audience_dist"):
+        if arrays[name].shape[0] != n:
+            raise InputError(f"{path}: vectors/{name}.npy has {arrays[name].shape[0]} rows, creators has {n}")
+    return FeatureSet(
+        path=path,
+        manifest=manifest,
+        creators=tables["creators"],
+        terms=tables["terms"],
+        audience_geo=tables["audience_geo"],
+        clusters=tables["clusters"],
+        bio=arrays["bio"],
+        content=arrays["content"],
+        audience=arrays["audience"],
+        audience_dist=arrays["audience_dist"],
+        centroids=arrays["centroids"],
+    )

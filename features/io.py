@@ -1,0 +1,350 @@
+"""Reading raw input tables and writing artifacts atomically.
+
+Raw CSV and JSON Lines are read with every column as text, so that ``features.validate`` can report each bad
+value with its row instead of a reader failing on the first one. Parquet keeps its own types. Every problem with
+the file itself (missing, empty, not UTF-8, unparsable, not the format its extension says) becomes an
+:class:`~features.errors.InputError` naming the file and, where it makes sense, the line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from features.errors import InputError, Issue
+from features.schemas import TableSchema
+
+# Accepted extensions, in the order they are looked for. ``.json`` holds JSON Lines (or one JSON array of objects).
+TABLE_EXTENSIONS = (".parquet", ".csv", ".jsonl", ".ndjson", ".json")
+JSON_EXTENSIONS = frozenset({".jsonl", ".ndjson", ".json"})
+
+MAX_PARSE_ISSUES = 20  # per file: enough to see the pattern, few enough to read
+_UTF8_BOM = b"\xef\xbb\xbf"
+_HEADER_PROBE_BYTES = 1 << 20
+
+
+def find_table_file(data_dir: Path, table: str) -> Path | None:
+    """The one file in ``data_dir`` holding ``table`` (``<table>.parquet|csv|jsonl|ndjson|json``), or None.
+
+    Extensions match case-insensitively. Two candidates for one table are ambiguous: InputError naming both.
+    """
+    if not data_dir.is_dir():
+        return None
+    wanted = {f"{table}{ext}": ext for ext in TABLE_EXTENSIONS}
+    found = sorted(
+        (p for p in data_dir.iterdir() if p.is_file() and p.name.lower() in wanted),
+        key=lambda p: TABLE_EXTENSIONS.index(wanted[p.name.lower()]),
+    )
+    if len(found) > 1:
+        names = " and ".join(p.name for p in found)
+        raise InputError(
+            [
+                Issue(
+                    table=table,
+                    file=found[0].name,
+                    problem=f"two files for table {table!r}: {names}; keep exactly one",
+                )
+            ]
+        )
+    return found[0] if found else None
+
+
+def read_raw(path: Path, schema: TableSchema) -> pl.DataFrame:
+    """Read one raw table: parquet with its types, CSV / JSON Lines with every column as text (nulls kept).
+
+    Raises InputError for a missing or 0-byte file, bytes that are not UTF-8 (with offset and line), unparsable
+    CSV or JSON (with line numbers, several at once), duplicate header names, or content that is not the format the
+    extension names. A CSV with only a header line is valid and gives 0 rows.
+    """
+    name = path.name
+
+    def fail(problem: str) -> InputError:
+        return InputError([Issue(table=schema.name, file=name, problem=problem)])
+
+    if not path.exists():
+        raise fail(f"file not found: {path}")
+    if not path.is_file():
+        raise fail(f"not a regular file: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_EXTENSIONS:
+        raise fail(f"unsupported file extension {path.suffix!r}; use one of {', '.join(TABLE_EXTENSIONS)}")
+    if path.stat().st_size == 0:
+        raise fail("file is empty (0 bytes); a table without rows still needs its header (CSV) or schema (parquet)")
+    if suffix == ".parquet":
+        return _read_parquet(path, fail)
+    data = path.read_bytes()
+    _check_text(data, suffix, fail)
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :]
+    if suffix == ".csv":
+        return _read_csv(data, schema, name)
+    return _read_json(data, schema, name, suffix)
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` as parquet: temp file in the same directory, fsync, then rename over ``path``.
+
+    Readers see either the old file or the complete new one, never a partial write.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            frame.write_parquet(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable. Not possible on every platform or file system; best effort.
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _sniff(head: bytes) -> str | None:
+    """A human name for well-known binary formats, from their magic bytes."""
+    if head.startswith(b"PAR1"):
+        return "a parquet file"
+    if head.startswith(b"\x1f\x8b"):
+        return "a gzip-compressed file"
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (an Excel workbook?)"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return "an old Excel/Office file"
+    return None
+
+
+def _read_parquet(path: Path, fail: Any) -> pl.DataFrame:
+    with path.open("rb") as handle:
+        head = handle.read(4)
+        handle.seek(max(path.stat().st_size - 4, 0))
+        tail = handle.read(4)
+    if head != b"PAR1" or tail != b"PAR1":
+        with path.open("rb") as handle:
+            probe = handle.read(64)
+        kind = _sniff(probe)
+        if kind is None:
+            looks = probe.lstrip()[:1]
+            kind = "JSON text" if looks in (b"{", b"[") else "text (CSV?)" if looks.isascii() and looks else None
+        described = f"; it looks like {kind}" if kind else ""
+        raise fail(f"not a parquet file (no PAR1 magic bytes){described}")
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:  # polars raises several exception types for corrupt files
+        raise fail(f"could not read parquet file: {_first_line(str(exc))}") from exc
+
+
+def _check_text(data: bytes, suffix: str, fail: Any) -> None:
+    """Refuse binary formats under a text extension, and bytes that are not UTF-8."""
+    kind = _sniff(data[:8])
+    if kind is not None:
+        hint = "; rename it to .parquet" if kind == "a parquet file" else ""
+        if kind == "UTF-16 text":
+            hint = "; re-export it as UTF-8"
+        raise fail(f"expected {'CSV' if suffix == '.csv' else 'JSON Lines'} text but the file is {kind}{hint}")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise fail(
+            f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); "
+            "re-export the file as UTF-8"
+        ) from exc
+    if b"\x00" in data[:_HEADER_PROBE_BYTES]:
+        raise fail("contains NUL bytes: this is a binary file, not text")
+
+
+def _read_csv(data: bytes, schema: TableSchema, name: str) -> pl.DataFrame:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    def fail_all(problems: list[str]) -> InputError:
+        return InputError([Issue(table=schema.name, file=name, problem=p) for p in problems])
+
+    head_text = data[:_HEADER_PROBE_BYTES].decode("utf-8", errors="ignore")
+    first_line = head_text.lstrip("\r\n").split("\n", 1)[0]
+    if first_line.lstrip().startswith(("{", "[")):
+        raise fail_all(["expected CSV but line 1 looks like JSON; name a JSON Lines file .jsonl"])
+    header = next(csv.reader(_lines(head_text)), [])
+    if not header or all(not h.strip() for h in header):
+        raise fail_all(["no header line: the first line must name the columns"])
+    if len(header) == 1:
+        separator = next((name for sep, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")) if sep in header[0]), None)
+        if separator is not None:
+            raise fail_all([f"the header is one single column separated by {separator}; CSV must be comma-separated"])
+    duplicates = sorted({h for h in header if header.count(h) > 1})
+    if duplicates:
+        raise fail_all([f"header names column {d!r} more than once" for d in duplicates])
+
+    invalid_rows: list[str] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid_rows.append(str(row.text))
+        return "skip"
+
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={h: pa.string() for h in header}, strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        problems = _locate_csv_problems(data.decode("utf-8"), len(header))
+        raise fail_all(problems or [f"malformed CSV: {_first_line(str(exc))}"]) from exc
+    # pyarrow accepts an unterminated quote at the end of the file (the rest becomes one value). Quotes come in
+    # pairs in valid CSV, so an odd count sends us to the exact (slower) reader to look; a bare quote inside an
+    # unquoted value (5" screen) is odd too but both readers accept it, so only a found problem fails the file.
+    if invalid_rows or data.count(b'"') % 2:
+        problems = _locate_csv_problems(data.decode("utf-8"), len(header))
+        if problems or invalid_rows:
+            raise fail_all(problems or ["malformed CSV: rows with the wrong number of fields"])
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(pl.all().cast(pl.String))
+
+
+def _locate_csv_problems(text: str, n_fields: int) -> list[str]:
+    """Line-numbered CSV structure problems, found with the standard library reader (slow path, errors only)."""
+    problems: list[str] = []
+    reader = csv.reader(_lines(text), strict=True)
+    next(reader, None)  # header
+    while len(problems) < MAX_PARSE_ISSUES:
+        start_line = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(f"line {start_line}: malformed CSV ({exc})")
+            break  # the reader cannot resynchronise after a quoting error
+        if not record:
+            continue  # blank line
+        if len(record) != n_fields:
+            problems.append(f"line {start_line}: expected {n_fields} fields (as in the header), found {len(record)}")
+    return problems
+
+
+def _lines(text: str) -> Iterator[str]:
+    """Physical lines with their endings, split on '\n' only (``str.splitlines`` also splits on U+2028 and friends,
+    which would shift line numbers). Not ``io.StringIO``: under mypy this module shadows the stdlib ``io``."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end == -1:
+            yield text[start:]
+            return
+        yield text[start : end + 1]
+        start = end + 1
+
+
+def _read_json(data: bytes, schema: TableSchema, name: str, suffix: str) -> pl.DataFrame:
+    text = data.decode("utf-8")
+    stripped = text.lstrip()
+
+    def fail_all(problems: list[str]) -> InputError:
+        return InputError([Issue(table=schema.name, file=name, problem=p) for p in problems])
+
+    if not stripped:
+        raise fail_all(["file holds only whitespace: no JSON records"])
+    if stripped.startswith("[") and suffix == ".json":
+        # A single JSON array of objects, as many tools export; accepted for .json only.
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise fail_all([f"line {exc.lineno}: malformed JSON ({exc.msg}, column {exc.colno})"]) from exc
+        bad = [i + 1 for i, r in enumerate(records) if not isinstance(r, dict)]
+        if bad:
+            raise fail_all([f"element {i} of the JSON array is not an object" for i in bad[:MAX_PARSE_ISSUES]])
+        return _records_to_text_frame(records)
+    if not stripped.startswith("{"):
+        preview = stripped.split("\n", 1)[0][:40]
+        raise fail_all([f"not JSON Lines: the first line starts with {preview!r}; each line must be one JSON object"])
+    fast = _read_ndjson_fast(data)
+    if fast is not None:
+        return fast
+    records = []
+    problems: list[str] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {number}: malformed JSON ({exc.msg}, column {exc.colno})")
+        else:
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                problems.append(f"line {number}: expected a JSON object, got {type(record).__name__}")
+        if len(problems) >= MAX_PARSE_ISSUES:
+            problems.append(f"stopped after {MAX_PARSE_ISSUES} malformed lines")
+            break
+    if problems:
+        raise fail_all(problems)
+    return _records_to_text_frame(records)
+
+
+def _read_ndjson_fast(data: bytes) -> pl.DataFrame | None:
+    """Polars' reader, when it can give a frame of scalar columns; None sends the caller to the exact slow path."""
+    try:
+        frame = pl.read_ndjson(data, infer_schema_length=None)
+    except Exception:  # any parser complaint: the slow path finds and numbers the bad lines
+        return None
+    if any(dtype.is_nested() for dtype in frame.dtypes):
+        return None
+    return frame.with_columns(pl.all().cast(pl.String))
+
+
+def _records_to_text_frame(records: list[dict[str, Any]]) -> pl.DataFrame:
+    columns: dict[str, list[str | None]] = {}
+    for index, record in enumerate(records):
+        for key, value in record.items():
+            if key not in columns:
+                columns[key] = [None] * index
+            columns[key].append(_json_value_as_text(value))
+        for values in columns.values():
+            if len(values) <= index:
+                values.append(None)
+    return pl.DataFrame(
+        {key: pl.Series(key, values, dtype=pl.String) for key, values in columns.items()},
+        height=len(records),
+    )
+
+
+def _json_value_as_text(value: Any) -> str | None:
+    # Same spellings polars gives when it casts JSON scalars to text, so both reading paths agree.
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _first_line(message: str) -> str:
+    return message.strip().split("\n", 1)[0][:300]

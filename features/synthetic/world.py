@@ -1,0 +1,154 @@
+"""Generate a whole synthetic creator world on disk: the six input tables plus ``truth/`` for evaluation.
+
+Creators are drawn globally first (small arrays), then rendered and written in fixed-size chunks so a world of
+100,000 creators streams to disk in bounded memory. Each chunk has its own random streams derived from the seed,
+so the same seed always gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from features.errors import InputError
+from features.schemas import TABLE_ORDER
+from features.synthetic import story, tables
+from features.synthetic.text import Picker
+from features.synthetic.writer import SinkSet, is_empty_dir, staged_directory
+
+logger = logging.getLogger(__name__)
+
+GENERATOR_VERSION = "1"
+CHUNK = 5000  # creators per chunk; fixed, because the random streams are per chunk
+FIT_ROWS = 2_000_000  # rows of truth/fit per write, to bound memory
+
+# Independent random streams, one per purpose (and per chunk where it applies).
+_CREATORS, _BRANDS, _CAMPAIGNS, _BRAND_TEXT = 1, 2, 3, 4
+_POSTS, _FOLLOWERS, _TEXT = 10, 11, 12
+
+
+@dataclass(frozen=True)
+class WorldSummary:
+    """Where a world was written and how many rows each input table holds."""
+
+    path: Path
+    creators: int
+    posts: int
+    followers: int
+    brands: int
+    segments: int
+    campaigns: int
+
+    def rows(self) -> dict[str, int]:
+        """Row counts by table name."""
+        return {name: int(getattr(self, name)) for name in TABLE_ORDER}
+
+
+def default_brand_count(n_creators: int) -> int:
+    """About one brand per 125 creators, at least 10."""
+    return max(10, n_creators // 125)
+
+
+def _rng(seed: int, *stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, *stream])
+
+
+def _check_args(n_creators: int, seed: int, followers_per_creator: int, n_brands: int) -> None:
+    if n_creators < 1:
+        raise InputError(f"n_creators must be at least 1, got {n_creators}")
+    if seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed}")
+    if followers_per_creator < 0:
+        raise InputError(f"followers_per_creator must be >= 0, got {followers_per_creator}")
+    if n_brands < 1:
+        raise InputError(f"n_brands must be at least 1, got {n_brands}")
+
+
+def generate_world(
+    out_dir: Path,
+    n_creators: int,
+    seed: int,
+    *,
+    followers_per_creator: int = 20,
+    n_brands: int | None = None,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> WorldSummary:
+    """Write a synthetic world to ``out_dir`` and return its row counts.
+
+    Writes ``{creators,posts,followers,brands,segments,campaigns}.parquet`` with exactly the contract dtypes, and
+    ``truth/`` (latent variables, true fit, expected outcomes) that the pipeline never reads. The world is built in
+    a sibling directory and renamed into place at the end. ``out_dir`` must be missing or empty unless
+    ``overwrite`` is true, in which case its previous content is replaced. Deterministic per ``seed``.
+    """
+    out_dir = Path(out_dir)
+    brand_count = default_brand_count(n_creators) if n_brands is None else n_brands
+    _check_args(n_creators, seed, followers_per_creator, brand_count)
+    if not overwrite and not is_empty_dir(out_dir):
+        raise InputError(f"{out_dir} exists and is not empty; pass overwrite=True (--force) to replace it")
+
+    creators = story.draw_creators(_rng(seed, _CREATORS), n_creators, followers_per_creator)
+    brands = story.draw_brands(_rng(seed, _BRANDS), brand_count)
+    campaigns = story.draw_campaigns(_rng(seed, _CAMPAIGNS), creators, brands)
+    brand_texts = tables.render_brands(Picker(_rng(seed, _BRAND_TEXT)), brands)
+    campaign_posts = np.bincount(campaigns.creator, minlength=n_creators).astype(np.int64)
+
+    schemas = {**tables.INPUT_SCHEMAS, **tables.TRUTH_SCHEMAS}
+    n_chunks = -(-n_creators // CHUNK)
+    with (
+        staged_directory(out_dir) as staging,
+        SinkSet(staging, schemas, float_split=("truth/fit",)) as sinks,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=not progress,
+        ) as bar,
+    ):
+        task = bar.add_task("creators", total=n_creators)
+        for c in range(n_chunks):
+            lo, hi = c * CHUNK, min((c + 1) * CHUNK, n_creators)
+            picker = Picker(_rng(seed, _TEXT, c))
+            texts = tables.render_creators(picker, creators, lo, hi)
+            sinks.write("creators", tables.creators_frame(creators, texts, campaign_posts))
+            sinks.write("truth/creators", tables.truth_creators_frame(creators, lo, hi))
+            posts = story.draw_posts(_rng(seed, _POSTS, c), creators, lo, hi, brands=brands, campaigns=campaigns)
+            sinks.write("posts", tables.posts_frame(picker, posts, creators, texts, brand_texts))
+            followers = story.draw_followers(_rng(seed, _FOLLOWERS, c), creators, lo, hi)
+            sample, truth = tables.followers_frames(picker, followers, creators)
+            sinks.write("followers", sample)
+            sinks.write("truth/followers", truth)
+            step = max(1, FIT_ROWS // max(1, brands.n_segments))
+            for start in range(lo, hi, step):
+                end = min(hi, start + step)
+                sinks.write("truth/fit", tables.truth_fit_frame(creators, brands, brand_texts, start, end))
+            bar.advance(task, hi - lo)
+
+        sinks.write("brands", tables.brands_frame(brand_texts))
+        sinks.write("segments", tables.segments_frame(brand_texts, brands))
+        sinks.write("campaigns", tables.campaigns_frame(campaigns, brand_texts))
+        sinks.write("truth/campaigns", tables.truth_campaigns_frame(campaigns, brand_texts))
+        sinks.write("truth/segments", tables.truth_segments_frame(brand_texts, brands))
+        sinks.write("truth/brands", tables.truth_brands_frame(brand_texts, brands))
+        sinks.write("truth/topics", tables.topics_frame())
+        rows = {name: sinks.rows(name) for name in schemas}
+        manifest = {
+            "generator_version": GENERATOR_VERSION,
+            "seed": seed,
+            "n_creators": n_creators,
+            "followers_per_creator": followers_per_creator,
+            "n_brands": brand_count,
+            "export_instant": story.EXPORT_INSTANT.isoformat(),
+            "rows": rows,
+        }
+        (staging / "truth" / "world.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+    summary = WorldSummary(path=out_dir, **{name: rows[name] for name in TABLE_ORDER})
+    logger.debug("synthetic world written", extra={"path": str(out_dir), "seed": seed, **summary.rows()})
+    return summary

@@ -1,0 +1,591 @@
+"""Lazy validation of raw tables against the data contracts in ``features.schemas``.
+
+Validation collects every problem instead of stopping at the first: a user fixing an export wants the whole list.
+Each problem is an :class:`~features.errors.Issue` naming the file, the 1-based data row (the header is not a data
+row), the column and what is wrong with the value. Per column and kind of problem the first
+``MAX_ROWS_PER_PROBLEM`` rows are listed, then one summary issue counts the rest.
+
+Warnings (unknown extra columns, absent optional columns) are ``Issue`` objects whose ``problem`` starts with
+``WARNING_PREFIX``; they never make a table invalid. Use :func:`split_issues` to separate them.
+
+Everything here is pure: frames in, frames and issues out.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import polars as pl
+
+from features.errors import Issue
+from features.schemas import TABLE_ORDER, TABLES, Column, ForeignKey, TableSchema
+
+WARNING_PREFIX = "warning: "
+MAX_ROWS_PER_PROBLEM = 20
+MAX_ROWS_PER_DUPLICATE = 10
+
+# Code columns are normalised so comparisons and joins do not depend on the exporter's casing. Columns with a closed
+# vocabulary (``Column.allowed``) are lower-cased as well, like the vocabularies themselves.
+UPPER_CASE_COLUMNS = frozenset({"country", "countries"})  # ISO 3166-1 alpha-2
+LOWER_CASE_COLUMNS = frozenset({"language"})  # ISO 639-1
+
+_TRUE_FALSE = {"true": True, "false": False, "1": True, "0": False}
+_INT64_LIMIT = 2.0**63
+
+# ISO 8601 spellings accepted for timestamps, after normalising 'Z' to '+00:00', a space or 't' separator to 'T'
+# and a bare '+hh' offset to '+hh:00'. Naive values are UTC by contract.
+_AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z")
+_NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+_UTC = pl.Datetime("us", "UTC")
+
+
+def is_warning(issue: Issue) -> bool:
+    """True for issues that inform but do not make the input invalid."""
+    return issue.problem.startswith(WARNING_PREFIX)
+
+
+def split_issues(issues: Iterable[Issue]) -> tuple[list[Issue], list[Issue]]:
+    """``(errors, warnings)`` from a mixed list, each in its original order."""
+    errors: list[Issue] = []
+    warnings: list[Issue] = []
+    for issue in issues:
+        (warnings if is_warning(issue) else errors).append(issue)
+    return errors, warnings
+
+
+def describe_dtype(dtype: pl.DataType) -> str:
+    """How a contract type is named to people, in messages and in the contracts doc."""
+    if dtype == pl.String:
+        return "text"
+    if dtype == pl.Boolean:
+        return "boolean"
+    if dtype == pl.Date:
+        return "date"
+    if isinstance(dtype, pl.Datetime):
+        return "timestamp"
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_float():
+        return "number"
+    return str(dtype)
+
+
+def validate_table(raw: pl.DataFrame, schema: TableSchema, file: str) -> tuple[pl.DataFrame, list[Issue]]:
+    """Check ``raw`` against ``schema`` and normalise it; return ``(frame, issues)`` with every problem found.
+
+    The frame has exactly ``schema.polars_schema`` (its column order), one row per raw row in the same order, so
+    row ``i`` of the frame is data row ``i + 1`` of the file. Values that failed a check are null in it. Text is
+    stripped and empty text becomes null; vocabulary and language columns are lower-cased, country codes
+    upper-cased; timestamps are converted to UTC (naive ones are taken as UTC). Issues include warnings (see
+    :func:`is_warning`); the input is valid when there is no other issue.
+    """
+    report = _Reporter(schema.name, file)
+    issues = _check_columns(raw.columns, schema, report)
+    parsed: list[pl.Series] = []
+    for column in schema.columns:
+        if column.name in raw.columns:
+            series, column_issues = _parse_column(raw.get_column(column.name), column, report)
+            issues.extend(column_issues)
+        else:
+            series = pl.repeat(None, raw.height, dtype=column.dtype, eager=True)
+        parsed.append(series.alias(column.name))
+    frame = pl.DataFrame(parsed, schema=schema.polars_schema, height=raw.height)
+    missing = {c for c in schema.column_names if c not in raw.columns}
+    issues.extend(_check_unique(frame, schema, missing, report))
+    return frame, issues
+
+
+def check_foreign_keys(frames: Mapping[str, pl.DataFrame], files: Mapping[str, str]) -> list[Issue]:
+    """Every foreign key of every table in ``frames`` whose referenced table is also in ``frames``.
+
+    ``frames`` are validated frames (row ``i`` is data row ``i + 1``), keyed by table name; ``files`` names the file
+    of each table for the messages. Also checks that references agree where two paths lead to the same table
+    (a campaign's brand must be the brand of its segment). Keys whose referenced column is entirely null are
+    skipped: the referenced table's own issues already explain why, and listing every row would only add noise.
+    """
+    issues: list[Issue] = []
+    for table in TABLE_ORDER:
+        frame = frames.get(table)
+        if frame is None:
+            continue
+        schema = TABLES[table]
+        report = _Reporter(table, files.get(table, table))
+        for fk in schema.foreign_keys:
+            ref = frames.get(fk.ref_table)
+            if ref is None or _unusable(ref, fk.ref_column):
+                continue
+            values = frame.get_column(fk.column)
+            known = ref.get_column(fk.ref_column).drop_nulls().unique()
+            ref_file = files.get(fk.ref_table, fk.ref_table)
+            issues.extend(
+                report.rows(
+                    values.is_not_null() & ~values.is_in(known),
+                    values,
+                    fk.column,
+                    _unknown_reference(fk, ref_file),
+                    f"unknown {fk.column}",
+                )
+            )
+        issues.extend(_check_consistent_references(frame, schema, frames, files, report))
+    return issues
+
+
+def _unknown_reference(fk: ForeignKey, ref_file: str) -> Callable[[Any], str]:
+    def describe(value: Any) -> str:
+        return f"unknown {fk.column} {_show(value)} (no such {fk.ref_column} in {ref_file})"
+
+    return describe
+
+
+# --- reporting ----------------------------------------------------------------------------------------------------
+
+
+class _Reporter:
+    """Builds issues for one table and file, capping how many rows each kind of problem lists."""
+
+    def __init__(self, table: str, file: str) -> None:
+        self.table = table
+        self.file = file
+
+    def issue(self, problem: str, *, column: str | None = None, row: int | None = None) -> Issue:
+        return Issue(table=self.table, problem=problem, file=self.file, row=row, column=column)
+
+    def rows(
+        self,
+        mask: pl.Series,
+        values: pl.Series,
+        column: str,
+        describe: Callable[[Any], str],
+        summary: str,
+    ) -> list[Issue]:
+        """One issue per row where ``mask`` is true (up to the cap), then a count of the rest."""
+        positions = mask.fill_null(False).arg_true()
+        if positions.is_empty():
+            return []
+        shown = positions.head(MAX_ROWS_PER_PROBLEM)
+        issues = [
+            self.issue(describe(value), column=column, row=int(position) + 1)
+            for position, value in zip(shown.to_list(), values.gather(shown).to_list(), strict=True)
+        ]
+        rest = positions.len() - shown.len()
+        if rest > 0:
+            issues.append(self.issue(f"… and {rest} more rows with the same problem ({summary})", column=column))
+        return issues
+
+
+def _show(value: Any) -> str:
+    """A value as it appears in a message: quoted, and shortened when long."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "…")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _format_bound(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+# --- columns present ----------------------------------------------------------------------------------------------
+
+
+def _check_columns(present: Sequence[str], schema: TableSchema, report: _Reporter) -> list[Issue]:
+    issues: list[Issue] = []
+    known = set(schema.column_names)
+    extra = [c for c in present if c not in known]
+    if present:
+        listed = ", ".join(present[:12]) + (", …" if len(present) > 12 else "")
+        found = f"found: {listed}"
+    else:
+        found = "the file has no columns"
+    for column in schema.columns:
+        if column.name in present:
+            continue
+        hint = _closest(column.name, extra)
+        hint_text = f"; did you mean {hint!r}?" if hint else ""
+        if column.nullable:
+            issues.append(
+                report.issue(
+                    f"{WARNING_PREFIX}optional column is absent and is read as empty ({found}{hint_text})",
+                    column=column.name,
+                )
+            )
+        else:
+            issues.append(report.issue(f"required column is missing ({found}{hint_text})", column=column.name))
+    if extra:
+        issues.append(
+            report.issue(f"{WARNING_PREFIX}ignored {len(extra)} unknown column(s): {', '.join(map(repr, extra))}")
+        )
+    return issues
+
+
+def _closest(name: str, candidates: Sequence[str]) -> str | None:
+    lowered = {c.strip().lower(): c for c in candidates}
+    if name in lowered:
+        return lowered[name]
+    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if matches:
+        return matches[0]
+    # Exports often decorate names: 'follower_count' for 'followers', 'creator id' for 'creator_id'.
+    stem = name.rstrip("s")
+    for candidate in candidates:
+        flat = candidate.strip().lower().replace(" ", "_")
+        if stem and (flat.startswith(stem) or stem in flat):
+            return candidate
+    return None
+
+
+# --- one column ---------------------------------------------------------------------------------------------------
+
+
+def _parse_column(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.Series, list[Issue]]:
+    """Cast one raw column to its contract type and check its constraints."""
+    target = column.dtype
+    if raw.dtype.is_nested() or raw.dtype in (pl.Binary, pl.Object):
+        problem = f"column has type {raw.dtype} in the file; expected {describe_dtype(target)}"
+        return pl.repeat(None, raw.len(), dtype=target, eager=True), [report.issue(problem, column=column.name)]
+    if target == pl.String:
+        return _parse_text(raw, column, report)
+    if target.is_integer():
+        return _parse_number(raw, column, report, integer=True)
+    if target.is_float():
+        return _parse_number(raw, column, report, integer=False)
+    if target == pl.Boolean:
+        return _parse_boolean(raw, column, report)
+    if isinstance(target, pl.Datetime):
+        return _parse_datetime(raw, column, report)
+    if target == pl.Date:
+        return _parse_date(raw, column, report)
+    raise TypeError(f"no parser for contract type {target} of column {column.name!r}")
+
+
+def _clean_text(raw: pl.Series) -> pl.Series:
+    """Text with surrounding whitespace removed and empty values as null."""
+    text = (raw if raw.dtype == pl.String else raw.cast(pl.String)).str.strip_chars()
+    return pl.select(pl.when(text.str.len_bytes() == 0).then(None).otherwise(text)).to_series().alias(raw.name)
+
+
+def _required(values: pl.Series, column: Column, report: _Reporter) -> list[Issue]:
+    if column.nullable:
+        return []
+    return report.rows(
+        values.is_null(), values, column.name, lambda _v: "missing value (the column is required)", "missing value"
+    )
+
+
+def _parse_text(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.Series, list[Issue]]:
+    text = _clean_text(raw)
+    if column.name in UPPER_CASE_COLUMNS:
+        text = text.str.to_uppercase()
+    elif column.allowed is not None or column.name in LOWER_CASE_COLUMNS:
+        text = text.str.to_lowercase()
+    issues = _required(text, column, report)
+    bad = pl.repeat(False, text.len(), eager=True)
+    if column.max_length is not None:
+        limit = column.max_length
+        too_long = text.str.len_chars() > limit
+        bad = bad | too_long.fill_null(False)
+        issues += report.rows(
+            too_long,
+            text,
+            column.name,
+            lambda v: f"value is {len(v)} characters long; the maximum is {limit} (oversized field)",
+            f"longer than {limit} characters",
+        )
+    if column.allowed is not None:
+        allowed = column.allowed
+        unknown = text.is_not_null() & ~text.is_in(list(allowed))
+        bad = bad | unknown
+        issues += report.rows(
+            unknown,
+            text,
+            column.name,
+            lambda v: f"unknown value {_show(v)} (allowed: {', '.join(allowed)})",
+            "value outside the allowed list",
+        )
+    return _null_where(text, bad), issues
+
+
+def _parse_number(raw: pl.Series, column: Column, report: _Reporter, *, integer: bool) -> tuple[pl.Series, list[Issue]]:
+    name = column.name
+    expected = "an integer" if integer else "a number"
+    issues: list[Issue] = []
+    if raw.dtype.is_integer() or raw.dtype == pl.Null:
+        # Already whole numbers: only a 64-bit overflow (UInt64) can go wrong.
+        text = raw.cast(pl.String)
+        exact = raw.cast(pl.Int64 if integer else pl.Float64, strict=False)
+        overflow = raw.is_not_null() & exact.is_null()
+        issues += report.rows(
+            overflow, text, name, lambda v: f"{v} is out of range for a 64-bit integer", "out of range"
+        )
+        values = exact
+    else:
+        if raw.dtype.is_float():
+            text = raw.cast(pl.String)
+            floats = raw.cast(pl.Float64)
+            direct = pl.repeat(None, raw.len(), dtype=pl.Int64, eager=True)
+        else:
+            text = _clean_text(raw)
+            floats = text.cast(pl.Float64, strict=False)
+            # Parsed separately so integers beyond 2**53 keep every digit.
+            direct = text.cast(pl.Int64, strict=False)
+        finite = floats.is_finite().fill_null(False)
+        whole = finite & (floats == floats.floor()).fill_null(False)
+        unparsable = text.is_not_null() & floats.is_null() & direct.is_null()
+        issues += report.rows(
+            unparsable, text, name, lambda v: f"expected {expected}, got {_show(v)}", f"not {expected}"
+        )
+        nan = floats.is_nan().fill_null(False)
+        nan_hint = "; leave the value empty if it is unknown" if column.nullable else ""
+        issues += report.rows(nan, text, name, lambda _v: f"NaN (not a number) is not allowed{nan_hint}", "NaN")
+        infinite = floats.is_infinite().fill_null(False)
+        issues += report.rows(
+            infinite, text, name, lambda v: f"infinite value {_show(v)} is not allowed", "infinite value"
+        )
+        if integer:
+            fractional = finite & ~whole
+            issues += report.rows(
+                fractional, text, name, lambda v: f"expected an integer, got {_show(v)}", "not a whole number"
+            )
+            huge = direct.is_null() & whole & (floats.abs() >= _INT64_LIMIT)
+            issues += report.rows(
+                huge, text, name, lambda v: f"{v} is out of range for a 64-bit integer", "out of range"
+            )
+            from_float = pl.select(
+                pl.when(whole & (floats.abs() < _INT64_LIMIT)).then(floats.cast(pl.Int64, strict=False))
+            ).to_series()
+            values = pl.select(pl.coalesce(direct, from_float)).to_series()
+        else:
+            values = pl.select(pl.when(finite).then(floats)).to_series()
+    values = values.cast(column.dtype)
+    issues += _required(text, column, report)  # judged on the source: a bad value is not also "missing"
+    out_of_range = pl.repeat(False, values.len(), eager=True)
+    if column.min_value is not None:
+        low = column.min_value
+        below = (values < low).fill_null(False)
+        out_of_range = out_of_range | below
+        issues += report.rows(
+            below,
+            values,
+            name,
+            lambda v: f"value {_show(v)} is below the minimum of {_format_bound(low)}",
+            f"below the minimum of {_format_bound(low)}",
+        )
+    if column.max_value is not None:
+        high = column.max_value
+        above = (values > high).fill_null(False)
+        out_of_range = out_of_range | above
+        issues += report.rows(
+            above,
+            values,
+            name,
+            lambda v: f"value {_show(v)} is above the maximum of {_format_bound(high)}",
+            f"above the maximum of {_format_bound(high)}",
+        )
+    return _null_where(values, out_of_range).alias(name), issues
+
+
+def _parse_boolean(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.Series, list[Issue]]:
+    if raw.dtype == pl.Boolean:
+        return raw, _required(raw, column, report)
+    text = _clean_text(raw)
+    values = text.str.to_lowercase().replace_strict(_TRUE_FALSE, default=None, return_dtype=pl.Boolean)
+    bad = text.is_not_null() & values.is_null()
+    issues = _required(text, column, report)
+    issues += report.rows(
+        bad, text, column.name, lambda v: f"expected true or false, got {_show(v)}", "not true or false"
+    )
+    return values, issues
+
+
+def _to_utc(raw: pl.Series) -> pl.Series:
+    """A datetime series in UTC at microsecond precision; naive values are taken as UTC."""
+    dtype = raw.dtype
+    assert isinstance(dtype, pl.Datetime)
+    shifted = raw.dt.replace_time_zone("UTC") if dtype.time_zone is None else raw.dt.convert_time_zone("UTC")
+    return shifted.cast(_UTC)
+
+
+def _parse_datetime(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.Series, list[Issue]]:
+    if isinstance(raw.dtype, pl.Datetime):
+        values = _to_utc(raw)
+        return values, _required(values, column, report)
+    if raw.dtype == pl.Date:
+        values = raw.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return values, _required(values, column, report)
+    text = _clean_text(raw)
+    normalised = (
+        text.str.replace(r"^(\d{4}-\d{2}-\d{2})[ tT]", "${1}T")
+        .str.replace(r"[Zz]$", "+00:00")
+        .str.replace(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?[+-]\d{2})$", "${1}:00")
+    )
+    candidates = [normalised.str.to_datetime(f, time_zone="UTC", time_unit="us", strict=False) for f in _AWARE_FORMATS]
+    candidates += [
+        normalised.str.to_datetime(f, time_unit="us", strict=False).dt.replace_time_zone("UTC") for f in _NAIVE_FORMATS
+    ]
+    values = pl.select(pl.coalesce(candidates)).to_series().cast(_UTC)
+    bad = text.is_not_null() & values.is_null()
+    issues = _required(text, column, report)
+    issues += report.rows(
+        bad,
+        text,
+        column.name,
+        lambda v: f"expected an ISO 8601 timestamp such as 2024-05-01T12:00:00Z, got {_show(v)}",
+        "not an ISO 8601 timestamp",
+    )
+    return values, issues
+
+
+def _parse_date(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.Series, list[Issue]]:
+    if raw.dtype == pl.Date:
+        return raw, _required(raw, column, report)
+    if isinstance(raw.dtype, pl.Datetime):
+        # Parquet writers often store dates as midnight timestamps; accept those, refuse a time of day.
+        utc = _to_utc(raw)
+        timed = (utc.dt.truncate("1d") != utc).fill_null(False)
+        issues = _required(utc, column, report)
+        issues += report.rows(
+            timed,
+            utc.dt.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            column.name,
+            lambda v: f"expected a date (YYYY-MM-DD), got a timestamp with a time of day {_show(v)}",
+            "timestamp with a time of day",
+        )
+        return _null_where(utc.dt.date(), timed), issues
+    text = _clean_text(raw)
+    values = text.str.to_date("%Y-%m-%d", strict=False)
+    bad = text.is_not_null() & values.is_null()
+    issues = _required(text, column, report)
+    issues += report.rows(
+        bad, text, column.name, lambda v: f"expected a date YYYY-MM-DD, got {_show(v)}", "not a YYYY-MM-DD date"
+    )
+    return values, issues
+
+
+def _null_where(values: pl.Series, mask: pl.Series) -> pl.Series:
+    return pl.select(pl.when(mask).then(None).otherwise(values)).to_series().cast(values.dtype).alias(values.name)
+
+
+# --- whole table --------------------------------------------------------------------------------------------------
+
+
+def _check_unique(frame: pl.DataFrame, schema: TableSchema, missing: set[str], report: _Reporter) -> list[Issue]:
+    keys: list[tuple[str, ...]] = [schema.primary_key] if schema.primary_key else []
+    keys += [(c.name,) for c in schema.columns if c.unique and (c.name,) not in keys]
+    issues: list[Issue] = []
+    for key in keys:
+        if missing.intersection(key):
+            continue
+        names = list(key)
+        duplicated = (
+            frame.select(names)
+            .with_row_index("__row", offset=1)
+            .drop_nulls(names)
+            .filter(pl.len().over(names) > 1)
+            .group_by(names, maintain_order=True)
+            .agg(pl.col("__row"))
+        )
+        label = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+        for record in duplicated.head(MAX_ROWS_PER_PROBLEM).iter_rows(named=True):
+            rows: list[int] = record["__row"]
+            value = (
+                _show(record[names[0]]) if len(names) == 1 else "(" + ", ".join(_show(record[n]) for n in names) + ")"
+            )
+            listed = ", ".join(map(str, rows[:MAX_ROWS_PER_DUPLICATE]))
+            if len(rows) > MAX_ROWS_PER_DUPLICATE:
+                listed += f" and {len(rows) - MAX_ROWS_PER_DUPLICATE} more"
+            issues.append(
+                report.issue(
+                    f"duplicate {label} {value}: it appears in rows {listed}; each must be unique",
+                    column=", ".join(names),
+                    row=rows[0],
+                )
+            )
+        rest = duplicated.height - MAX_ROWS_PER_PROBLEM
+        if rest > 0:
+            issues.append(report.issue(f"… and {rest} more duplicated values", column=", ".join(names)))
+    return issues
+
+
+def _unusable(frame: pl.DataFrame, column: str) -> bool:
+    return frame.height > 0 and frame.get_column(column).null_count() == frame.height
+
+
+def _check_consistent_references(
+    frame: pl.DataFrame,
+    schema: TableSchema,
+    frames: Mapping[str, pl.DataFrame],
+    files: Mapping[str, str],
+    report: _Reporter,
+) -> list[Issue]:
+    """Where a table reaches another by two paths, both must agree (derived from the schemas' foreign keys).
+
+    Example: campaigns.segment_id -> segments (whose brand_id -> brands) and campaigns.brand_id -> brands, so a
+    campaign's brand_id must equal the brand_id of its segment.
+    """
+    issues: list[Issue] = []
+    for via in schema.foreign_keys:
+        middle_schema = TABLES[via.ref_table]
+        middle = frames.get(via.ref_table)
+        if middle is None or middle_schema.primary_key != (via.ref_column,):
+            continue
+        for onward in middle_schema.foreign_keys:
+            for direct in schema.foreign_keys:
+                if direct is via or not _same_target(direct, onward):
+                    continue
+                issues.extend(
+                    _mismatches(
+                        frame,
+                        middle=middle,
+                        via=via,
+                        onward=onward,
+                        direct=direct,
+                        middle_file=files.get(via.ref_table, via.ref_table),
+                        report=report,
+                    )
+                )
+    return issues
+
+
+def _same_target(a: ForeignKey, b: ForeignKey) -> bool:
+    return (a.ref_table, a.ref_column) == (b.ref_table, b.ref_column)
+
+
+def _mismatches(
+    frame: pl.DataFrame,
+    *,
+    middle: pl.DataFrame,
+    via: ForeignKey,
+    onward: ForeignKey,
+    direct: ForeignKey,
+    middle_file: str,
+    report: _Reporter,
+) -> list[Issue]:
+    expected = (
+        middle.select(pl.col(via.ref_column).alias("__via"), pl.col(onward.column).alias("__expected"))
+        .drop_nulls()
+        .unique(subset="__via", keep="first", maintain_order=True)
+    )
+    joined = (
+        frame.select(pl.col(via.column).alias("__via"), pl.col(direct.column).alias("__actual"))
+        .with_row_index("__row")
+        .join(expected, on="__via", how="left", maintain_order="left")
+    )
+    mask = (
+        joined["__actual"].is_not_null()
+        & joined["__expected"].is_not_null()
+        & (joined["__actual"] != joined["__expected"])
+    ).fill_null(False)
+    described = joined.select(pl.struct(["__actual", "__via", "__expected"]).alias("ctx")).to_series()
+    return report.rows(
+        mask,
+        described,
+        direct.column,
+        lambda ctx: (
+            f"{direct.column} is {_show(ctx['__actual'])} but {via.column} {_show(ctx['__via'])} belongs to "
+            f"{onward.column} {_show(ctx['__expected'])} in {middle_file}"
+        ),
+        f"{direct.column} disagrees with {via.column}",
+    )

@@ -1,0 +1,1 @@
+"""serving: the FastAPI recommendation service and batch scoring jobs."""

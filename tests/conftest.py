@@ -1,0 +1,70 @@
+"""Shared fixtures. The embedding model and the small synthetic world are built once per test session."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SMALL_WORLD_CREATORS = 150
+SMALL_WORLD_SEED = 11
+
+
+class HashingEmbedder:
+    """A fast deterministic stand-in for the transformer: bag of hashed words, L2-normalised.
+
+    Used where a test checks pipeline logic (caching, point in time, atomic writes), not embedding quality.
+    Counts how many texts it embedded so tests can assert cache hits.
+    """
+
+    id = "test-hashing/v1"
+    dim = 64
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.texts_embedded = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts_embedded += len(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                out[i, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+
+@pytest.fixture()
+def hashing_embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic world (raw tables + truth/), generated once per session. Treat as read-only."""
+    from features.synthetic import generate_world
+
+    out = tmp_path_factory.mktemp("world") / "demo"
+    generate_world(out, n_creators=SMALL_WORLD_CREATORS, seed=SMALL_WORLD_SEED, followers_per_creator=10)
+    return out
+
+
+@pytest.fixture()
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Settings whose data directory (embedding cache, MLflow store) lives in this test's tmp_path."""
+    from audiencefit.settings import Settings, get_settings
+
+    monkeypatch.setenv("AUDIENCEFIT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield Settings()
+    get_settings.cache_clear()

@@ -1,0 +1,1 @@
+"""training: point-in-time training sets, training, evaluation against baselines, MLflow registry."""
