@@ -43,5 +43,5 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "urllib3", "sentence_transformers", "alembic", "numexpr"):
+    for noisy in ("httpx", "urllib3", "sentence_transformers", "alembic", "numexpr", "faiss.loader"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -57,6 +57,20 @@ class Settings(BaseSettings):
     embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
     recent_posts: int = Field(30, ge=1, le=1000, description="Posts per creator used for recent statistics.")
     audience_clusters: int = Field(24, ge=2, le=512, description="k of the k-means over follower vectors.")
+    audience_prior_strength: float = Field(
+        10.0,
+        ge=0,
+        description="How many follower profiles the creator's content counts as in its audience estimate.",
+    )
+    index_exact_max: int = Field(
+        200_000, ge=0, description="Up to this many creators the audience index is exact (IndexFlatIP)."
+    )
+    index_type: Literal["ivf", "hnsw"] = Field("ivf", description="Approximate index above index_exact_max.")
+    ivf_nlist: int | None = Field(None, ge=1, description="IVF lists; default about 4·sqrt(creators).")
+    ivf_nprobe: int = Field(96, ge=1, description="IVF lists visited per query.")
+    hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree.")
+    hnsw_ef_construction: int = Field(120, ge=8, description="HNSW build-time beam width.")
+    hnsw_ef_search: int = Field(256, ge=8, description="HNSW query-time beam width.")
     seed: int = Field(7, description="Seed for every random choice the pipeline makes.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field("console", description="'json' for one JSON object per line.")

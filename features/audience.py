@@ -45,6 +45,21 @@ def group_weighted_mean(vectors: F32, group: I64, weights: NDArray[np.float64], 
     return l2_normalise(sums.astype(np.float32)), has
 
 
+def audience_with_content_prior(follower_vectors: F32, group: I64, content: F32, prior_strength: float) -> F32:
+    """Audience vector per creator: the sum of its followers' unit profile vectors plus ``prior_strength``
+    pseudo-followers who look like the creator's content, normalised.
+
+    A follower sample is small and most profile texts say little ("be kind", "22", a city): summing unit vectors
+    lets a coherent audience (many profiles pointing the same way) dominate while generic profiles, pointing in
+    scattered directions, cancel out; the content prior keeps a sparse or noisy sample from swinging the estimate.
+    """
+    n, dim = content.shape
+    sums = np.zeros((n, dim), dtype=np.float64)
+    if len(group):
+        np.add.at(sums, group, follower_vectors.astype(np.float64))
+    return l2_normalise((sums + prior_strength * content.astype(np.float64)).astype(np.float32))
+
+
 def recency_weights(rank_from_newest: I64, half_life_posts: float) -> NDArray[np.float64]:
     """Exponential decay by post rank (0 = newest): a post ``half_life_posts`` older weighs half as much."""
     return np.power(0.5, rank_from_newest.astype(np.float64) / max(half_life_posts, 1e-9))

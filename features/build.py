@@ -131,74 +131,9 @@ def _cluster_terms(texts: list[str], assignments: np.ndarray, k: int, top: int =
 
 
 _STOPWORDS = frozenset(
-    [
-        "the",
-        "and",
-        "for",
-        "with",
-        "you",
-        "your",
-        "are",
-        "from",
-        "that",
-        "this",
-        "have",
-        "has",
-        "not",
-        "but",
-        "all",
-        "our",
-        "out",
-        "who",
-        "what",
-        "when",
-        "love",
-        "just",
-        "like",
-        "get",
-        "got",
-        "can",
-        "will",
-        "more",
-        "new",
-        "day",
-        "life",
-        "here",
-        "there",
-        "they",
-        "them",
-        "his",
-        "her",
-        "she",
-        "him",
-        "its",
-        "into",
-        "about",
-        "over",
-        "also",
-        "one",
-        "two",
-        "les",
-        "des",
-        "une",
-        "pour",
-        "que",
-        "con",
-        "por",
-        "para",
-        "los",
-        "las",
-        "del",
-        "que",
-        "und",
-        "der",
-        "die",
-        "das",
-        "mit",
-        "ich",
-        "ein",
-        "eine",
-    ]
+    "the and for with you your are from that this have has not but all our out who what when love just "
+    "like get got can will more new day life here there they them his her she him its into about over "
+    "also one two les des une pour que con por para los las del und der die das mit ich ein eine ".split()
 )
 
 
@@ -250,7 +185,7 @@ def compute_features(
         embed_stats |= more
         fol_vecs, fol_rows = vecs[ok], authentic["row"].to_numpy()[ok]
         fol_texts = [prepare_text(t) for t, keep in zip(authentic["bio"].to_list(), ok, strict=True) if keep]
-        audience_vecs, _ = aud.group_weighted_mean(fol_vecs, fol_rows, np.ones(len(fol_rows)), n)
+        audience_vecs = aud.audience_with_content_prior(fol_vecs, fol_rows, content, settings.audience_prior_strength)
         sample_size = np.bincount(fol_rows, minlength=n).astype(np.int64)
     from_followers = sample_size >= MIN_AUDIENCE_SAMPLE
 
@@ -357,7 +292,8 @@ def build_feature_set(
     dataset = load_dataset(
         data_dir, secret=settings.follower_id_secret.get_secret_value(), tables=("creators", "posts", "followers")
     )
-    embedder = embedder or get_embedder(settings.embedder)
+    backend = str(getattr(embedder, "backend", settings.embedder)) if embedder is not None else settings.embedder
+    embedder = embedder or get_embedder(backend)
     cache = EmbeddingCache(settings.embedding_cache_dir, embedder.id, embedder.dim)
     features = compute_features(dataset, as_of=as_of, embedder=embedder, cache=cache, settings=settings)
 
@@ -368,23 +304,22 @@ def build_feature_set(
         shutil.rmtree(tmp)
     try:
         checksums = _write(features, tmp)
-        identity = json.dumps(
-            [
-                FEATURE_VERSION,
-                fingerprint,
-                embedder.id,
-                as_of.isoformat() if as_of else None,
-                settings.seed,
-                settings.recent_posts,
-                settings.audience_clusters,
-            ]
-        )
+        used = {
+            "recent_posts": settings.recent_posts,
+            "content_posts": CONTENT_POSTS,
+            "audience_clusters": settings.audience_clusters,
+            "audience_prior_strength": settings.audience_prior_strength,
+            "seed": settings.seed,
+        }
+        # Everything that changes the features' values is part of the id.
+        identity = json.dumps([FEATURE_VERSION, fingerprint, embedder.id, as_of.isoformat() if as_of else None, used])
         manifest: dict[str, Any] = {
             "feature_version": FEATURE_VERSION,
             "feature_set_id": hashlib.sha256(identity.encode()).hexdigest()[:16],
             "schema_hash": schema_hash(features.creators),
             "input_fingerprint": fingerprint,
             "embedder_id": embedder.id,
+            "embedder_backend": backend,
             "embedding_dim": embedder.dim,
             "as_of": as_of.isoformat() if as_of else None,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -395,12 +330,7 @@ def build_feature_set(
                 "terms": features.terms.height,
                 "clusters": features.clusters.height,
             },
-            "settings": {
-                "recent_posts": settings.recent_posts,
-                "content_posts": CONTENT_POSTS,
-                "audience_clusters": settings.audience_clusters,
-                "seed": settings.seed,
-            },
+            "settings": used,
             "embedding": features.embed_stats,
             "files": checksums,
         }

@@ -26,6 +26,7 @@ class HashingEmbedder:
     """
 
     id = "test-hashing/v1"
+    backend = "test-hashing"
     dim = 64
 
     def __init__(self) -> None:
@@ -42,6 +43,15 @@ class HashingEmbedder:
                 out[i, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
+
+
+def _register_hashing_backend() -> None:
+    from features.embed import register_embedder
+
+    register_embedder(HashingEmbedder.backend, HashingEmbedder)
+
+
+_register_hashing_backend()
 
 
 @pytest.fixture()
@@ -68,3 +78,19 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     get_settings.cache_clear()
     yield Settings()
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def small_features(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A feature set (hashing embedder) of the small world, with its indexes. Treat as read-only."""
+    from audiencefit.settings import Settings
+    from features.build import build_feature_set
+    from features.featureset import load_feature_set
+    from models.index import build_and_save
+
+    root = tmp_path_factory.mktemp("features")
+    settings = Settings(data_dir=root / "data")
+    out = root / "fs"
+    build_feature_set(small_world, out, settings=settings, embedder=HashingEmbedder())
+    build_and_save(load_feature_set(out), settings)
+    return out

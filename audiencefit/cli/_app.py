@@ -17,3 +17,5 @@ app = typer.Typer(
 )
 features_app = typer.Typer(help="Build feature sets from raw creator data.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
+index_app = typer.Typer(help="Build the FAISS audience and content indexes.", no_args_is_help=True)
+app.add_typer(index_app, name="index")

@@ -1,0 +1,183 @@
+"""``audiencefit index build``, ``audiencefit search`` and ``audiencefit lookalikes``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from audiencefit.cli._app import app, index_app
+from features.errors import InputError
+
+if TYPE_CHECKING:
+    from models.query import Filters
+    from models.retrieval import AudienceSearch
+
+FeaturesOpt = Annotated[Path, typer.Option("--features", help="Feature set directory (from 'features build').")]
+IndexDirOpt = Annotated[Path | None, typer.Option("--index-dir", help="Index directory. Default: <features>/index.")]
+KOpt = Annotated[int, typer.Option("--k", min=1, max=1000, help="How many creators to return (1–1000).")]
+MinFollowersOpt = Annotated[int, typer.Option("--min-followers", min=0, help="Smallest follower count allowed.")]
+MaxFollowersOpt = Annotated[int, typer.Option("--max-followers", min=0, help="Largest follower count allowed.")]
+PlatformOpt = Annotated[list[str] | None, typer.Option("--platform", help="Allowed platform (repeatable).")]
+CountryOpt = Annotated[
+    list[str] | None, typer.Option("--country", help="Allowed creator country, ISO alpha-2 (repeatable).")
+]
+LanguageOpt = Annotated[
+    list[str] | None, typer.Option("--language", help="Allowed creator language, ISO 639-1 (repeatable).")
+]
+MinQualityOpt = Annotated[
+    float, typer.Option("--min-quality", min=0, max=100, help="Minimum audience quality score (0–100).")
+]
+ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="Creator id to leave out (repeatable).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]
+
+
+@index_app.command("build")
+def build(features: FeaturesOpt, out: IndexDirOpt = None) -> None:
+    """Build the FAISS audience and content indexes for a feature set (exact or approximate by size)."""
+    import logging
+
+    from audiencefit.settings import get_settings
+    from features.featureset import load_feature_set
+    from models.index import build_and_save
+
+    fs = load_feature_set(features)
+    summary = build_and_save(fs, get_settings(), out)
+    logging.getLogger("audiencefit.cli").info("index built", extra={"out": str(out or features / "index"), **summary})
+
+
+def _searcher(features: Path, index_dir: Path | None) -> AudienceSearch:
+    from features.featureset import load_feature_set
+    from models.index import default_index_dir, load_index
+    from models.query import query_embedder
+    from models.retrieval import AudienceSearch
+
+    fs = load_feature_set(features)
+    directory = index_dir or default_index_dir(fs)
+    return AudienceSearch(
+        fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), query_embedder(fs)
+    )
+
+
+def _filters(
+    min_followers: int,
+    max_followers: int,
+    platform: list[str] | None,
+    country: list[str] | None,
+    language: list[str] | None,
+    min_quality: float,
+    exclude: list[str] | None,
+) -> Filters:
+    from models.query import Filters
+
+    return Filters(
+        min_followers=min_followers,
+        max_followers=max_followers,
+        platforms=tuple(platform or ()),
+        countries=tuple(country or ()),
+        languages=tuple(language or ()),
+        min_audience_quality=min_quality,
+        exclude=tuple(exclude or ()),
+    )
+
+
+def _print_rows(rows: list[dict[str, object]], as_json: bool, title: str) -> None:
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in rows[0] if rows else []:
+        table.add_column(str(col), overflow="fold")
+    for row in rows:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console.print(table)
+
+
+@app.command("search")
+def search(
+    features: FeaturesOpt,
+    segment: Annotated[
+        list[str],
+        typer.Option("--segment", help="Target audience in free text (repeatable; one per segment)."),
+    ],
+    weight: Annotated[
+        list[float] | None, typer.Option("--weight", help="Weight of each --segment, in order (default 1 each).")
+    ] = None,
+    target_country: Annotated[
+        list[str] | None,
+        typer.Option("--target-country", help="Countries the audience should be in, ISO alpha-2 (all segments)."),
+    ] = None,
+    k: KOpt = 20,
+    min_followers: MinFollowersOpt = 1_000,
+    max_followers: MaxFollowersOpt = 100_000,
+    platform: PlatformOpt = None,
+    country: CountryOpt = None,
+    language: LanguageOpt = None,
+    min_quality: MinQualityOpt = 0.0,
+    exclude: ExcludeOpt = None,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the creators whose audience best fits one or more segments, with fit scores per segment."""
+    from models.query import Segment
+
+    weights = weight or [1.0] * len(segment)
+    if len(weights) != len(segment):
+        raise InputError(f"--weight given {len(weights)} time(s) for {len(segment)} --segment(s); give one each")
+    segs = [
+        Segment(text=t, weight=w, countries=tuple(target_country or ()), segment_id=f"s{i + 1}")
+        for i, (t, w) in enumerate(zip(segment, weights, strict=True))
+    ]
+    searcher = _searcher(features, index_dir)
+    flt = _filters(min_followers, max_followers, platform, country, language, min_quality, exclude)
+    found = searcher.search(segs, flt, k)
+    if found.empty_reason:
+        sys.stderr.write(f"no results: {found.empty_reason}\n")
+        raise typer.Exit(0)
+    creators = searcher.fs.creators
+    rows = []
+    for i, r in enumerate(found.rows.tolist()):
+        c = creators.row(r, named=True)
+        row: dict[str, object] = {
+            "rank": i + 1,
+            "creator_id": c["creator_id"],
+            "handle": c["handle"],
+            "platform": c["platform"],
+            "followers": c["followers"],
+            "fit": float(found.fit[i]),
+        }
+        for j, seg in enumerate(found.segments):
+            row[f"fit_{seg.label}"] = float(found.segment_fit[i, j])
+            row[f"share_{seg.label}"] = float(found.segment_share[i, j])
+        row["quality"] = float(c["audience_quality"]) if c["audience_quality"] is not None else None
+        row["audience"] = c["audience_source"]
+        rows.append(row)
+    _print_rows(rows, as_json, "creators by audience fit")
+
+
+@app.command("lookalikes")
+def lookalikes(
+    features: FeaturesOpt,
+    creator: Annotated[str, typer.Option("--creator", help="Creator id to find lookalikes of.")],
+    by: Annotated[str, typer.Option("--by", help="Similarity of 'audience' or of 'content'.")] = "audience",
+    k: KOpt = 20,
+    min_followers: MinFollowersOpt = 0,
+    max_followers: MaxFollowersOpt = 2**62,
+    index_dir: IndexDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Creators most similar to a given creator, by audience or by content."""
+    if by not in ("audience", "content"):
+        raise InputError(f"--by must be 'audience' or 'content', got {by!r}")
+    searcher = _searcher(features, index_dir)
+    flt = _filters(min_followers, max_followers, None, None, None, 0.0, None)
+    frame = searcher.lookalikes(creator, by="audience" if by == "audience" else "content", k=k, filters=flt)
+    _print_rows(frame.to_dicts(), as_json, f"lookalikes of {creator} by {by}")

@@ -1,0 +1,168 @@
+"""What a brand asks for: audience segments and filters, validated, and turned into vectors and row masks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from features.embed import Embedder, embed_texts, get_embedder
+from features.errors import InputError
+from features.featureset import FeatureSet
+from features.schemas import PLATFORMS
+from features.text import is_meaningful, prepare_text
+
+DEFAULT_MIN_FOLLOWERS = 1_000
+DEFAULT_MAX_FOLLOWERS = 100_000
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A target audience: free text, optionally example customer/follower profiles, a weight, target countries."""
+
+    text: str
+    weight: float = 1.0
+    countries: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+    segment_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.segment_id or self.text[:60]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which creators may be returned. Applied inside the search, not by dropping results afterwards."""
+
+    min_followers: int = DEFAULT_MIN_FOLLOWERS
+    max_followers: int = DEFAULT_MAX_FOLLOWERS
+    platforms: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    min_audience_quality: float = 0.0
+    exclude: tuple[str, ...] = field(default_factory=tuple)
+
+
+def validate_segments(segments: Sequence[Segment]) -> list[Segment]:
+    """Every segment needs meaningful text (or examples) and a positive weight; problems are reported together."""
+    if not segments:
+        raise InputError("no segment given: describe at least one target audience")
+    problems: list[str] = []
+    cleaned: list[Segment] = []
+    for i, seg in enumerate(segments):
+        name = f"segment {i + 1}" + (f" ({seg.segment_id})" if seg.segment_id else "")
+        text_ok = is_meaningful(prepare_text(seg.text))
+        examples = tuple(e for e in seg.examples if is_meaningful(prepare_text(e)))
+        if not text_ok and not examples:
+            problems.append(f"{name}: text is empty or has no words to match ({seg.text!r})")
+        if not np.isfinite(seg.weight) or seg.weight <= 0:
+            problems.append(f"{name}: weight must be a positive number, got {seg.weight}")
+        countries = tuple(c.strip().upper() for c in seg.countries if c.strip())
+        bad = [c for c in countries if len(c) != 2 or not c.isalpha()]
+        if bad:
+            problems.append(f"{name}: countries must be ISO 3166-1 alpha-2 codes, got {bad}")
+        cleaned.append(
+            Segment(text=seg.text, weight=seg.weight, countries=countries, examples=examples, segment_id=seg.segment_id)
+        )
+    if problems:
+        raise InputError("; ".join(problems))
+    return cleaned
+
+
+def validate_filters(filters: Filters) -> Filters:
+    problems: list[str] = []
+    if filters.min_followers < 0:
+        problems.append(f"min_followers must be ≥ 0, got {filters.min_followers}")
+    if filters.max_followers < filters.min_followers:
+        problems.append(f"max_followers ({filters.max_followers}) is below min_followers ({filters.min_followers})")
+    platforms = tuple(p.strip().lower() for p in filters.platforms if p.strip())
+    unknown = sorted(set(platforms) - set(PLATFORMS))
+    if unknown:
+        problems.append(f"unknown platform(s) {unknown}; known: {list(PLATFORMS)}")
+    if not 0 <= filters.min_audience_quality <= 100:
+        problems.append(f"min_audience_quality must be within 0–100, got {filters.min_audience_quality}")
+    if problems:
+        raise InputError("; ".join(problems))
+    return Filters(
+        min_followers=filters.min_followers,
+        max_followers=filters.max_followers,
+        platforms=platforms,
+        countries=tuple(c.strip().upper() for c in filters.countries if c.strip()),
+        languages=tuple(lang.strip().lower() for lang in filters.languages if lang.strip()),
+        min_audience_quality=filters.min_audience_quality,
+        exclude=tuple(filters.exclude),
+    )
+
+
+def allowed_mask(fs: FeatureSet, filters: Filters) -> np.ndarray:
+    """Boolean mask over the feature set's rows: the creators the filters allow."""
+    c = fs.creators
+    expr = pl.col("followers").is_between(filters.min_followers, filters.max_followers)
+    if filters.platforms:
+        expr &= pl.col("platform").is_in(list(filters.platforms))
+    if filters.countries:
+        expr &= pl.col("country").is_in(list(filters.countries))
+    if filters.languages:
+        expr &= pl.col("language").str.to_lowercase().is_in(list(filters.languages))
+    if filters.min_audience_quality > 0:
+        expr &= pl.col("audience_quality").fill_null(0.0) >= filters.min_audience_quality
+    if filters.exclude:
+        expr &= ~pl.col("creator_id").is_in(list(filters.exclude))
+    return c.select(expr.fill_null(False).alias("ok"))["ok"].to_numpy().astype(bool)
+
+
+def describe_empty(fs: FeatureSet, filters: Filters) -> str:
+    """Why no creator passes the filters: the filter that removes the most, in words."""
+    n = fs.creators.height
+    checks = {
+        f"followers within {filters.min_followers:,}–{filters.max_followers:,}": Filters(
+            min_followers=filters.min_followers, max_followers=filters.max_followers
+        ),
+    }
+    if filters.platforms:
+        checks[f"platform in {list(filters.platforms)}"] = Filters(0, 2**62, platforms=filters.platforms)
+    if filters.countries:
+        checks[f"country in {list(filters.countries)}"] = Filters(0, 2**62, countries=filters.countries)
+    if filters.languages:
+        checks[f"language in {list(filters.languages)}"] = Filters(0, 2**62, languages=filters.languages)
+    if filters.min_audience_quality > 0:
+        checks[f"audience quality ≥ {filters.min_audience_quality:g}"] = Filters(
+            0, 2**62, min_audience_quality=filters.min_audience_quality
+        )
+    parts = [f"{label}: {int(allowed_mask(fs, f).sum()):,} of {n:,}" for label, f in checks.items()]
+    return "no creator passes every filter (" + "; ".join(parts) + ")"
+
+
+def embed_segments(segments: Sequence[Segment], embedder: Embedder) -> np.ndarray:
+    """One unit vector per segment: its text and the mean of its example profiles, averaged."""
+    texts = [s.text for s in segments]
+    text_vecs = embed_texts(texts, embedder, None, progress=False).vectors
+    out = np.zeros((len(segments), embedder.dim), dtype=np.float32)
+    for i, seg in enumerate(segments):
+        parts = [text_vecs[i]] if np.any(text_vecs[i]) else []
+        if seg.examples:
+            ex = embed_texts(list(seg.examples), embedder, None, progress=False)
+            if ex.valid.any():
+                mean = ex.vectors[ex.valid].mean(axis=0)
+                parts.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+        if parts:
+            v = np.mean(parts, axis=0)
+            out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
+
+
+def query_embedder(fs: FeatureSet) -> Embedder:
+    """The embedder that made ``fs`` (queries must live in the same vector space as the creators)."""
+    backend = fs.manifest.get("embedder_backend")
+    if not backend:
+        raise InputError(f"{fs.path}: the manifest does not say which embedder built it; rebuild the features")
+    embedder = get_embedder(str(backend))
+    if embedder.id != fs.embedder_id:
+        raise InputError(
+            f"{fs.path}: embedded with {fs.embedder_id!r}, but backend {backend!r} is now {embedder.id!r}; "
+            "rebuild the features"
+        )
+    return embedder

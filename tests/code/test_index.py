@@ -1,0 +1,114 @@
+"""Approximate indexes against exact search, filters inside the search, narrow filters, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audiencefit.settings import Settings
+from models.index import VectorIndex, build_faiss
+
+
+def topic_mixture_vectors(n: int, dim: int = 384, topics: int = 30, seed: int = 0) -> np.ndarray:
+    """Unit vectors shaped like audience representations: sparse mixtures of topic directions plus noise.
+
+    Database and queries must come from one call (one set of topics): queries unrelated to the data would measure
+    an out-of-distribution case that segment queries, embedded by the same model, never are.
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(topics, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    x = rng.dirichlet(np.full(topics, 0.15), size=n) @ centres + 0.5 * rng.normal(size=(n, dim)) / np.sqrt(dim)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32)
+
+
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+    scores = queries @ vectors.T
+    if allowed is not None:
+        scores[:, ~allowed] = -np.inf
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+_BUILT: dict[tuple[int, str], VectorIndex] = {}
+
+
+def make_index(vectors: np.ndarray, **overrides) -> VectorIndex:
+    """Build (once per module for the same data and settings) an approximate index over ``vectors``."""
+    key = (id(vectors), repr(sorted(overrides.items())))
+    if key not in _BUILT:
+        index, index_type, params = build_faiss(vectors, Settings(index_exact_max=0, **overrides))
+        _BUILT[key] = VectorIndex("audience", index, vectors, "fs-test", index_type, params)
+    return _BUILT[key]
+
+
+def mean_recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found.tolist(), truth.tolist(), strict=True)]))
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    both = topic_mixture_vectors(20_040)
+    return both[:20_000], both[20_000:]
+
+
+@pytest.mark.parametrize("index_type", ["ivf", "hnsw"])
+def test_approximate_index_recall_at_100_against_exact(data, index_type):
+    vectors, queries = data
+    idx = make_index(vectors, index_type=index_type)
+    assert idx.index_type == index_type
+    _, rows = idx.search(queries, 100)
+    assert mean_recall(rows, exact_top(vectors, queries, 100)) >= 0.98
+
+
+@pytest.mark.parametrize("index_type", ["ivf", "hnsw"])
+def test_filter_is_applied_inside_the_search(data, index_type, monkeypatch):
+    vectors, queries = data
+    idx = make_index(vectors, index_type=index_type)
+    rng = np.random.default_rng(3)
+    allowed = rng.random(len(vectors)) < 0.6  # wide filter: answered by FAISS with an IDSelector
+    monkeypatch.setattr("models.index.EXACT_SUBSET_MAX", 1_000)
+    _, rows = idx.search(queries, 100, allowed)
+    assert rows.shape == (len(queries), 100)
+    assert allowed[rows].all()
+    assert mean_recall(rows, exact_top(vectors, queries, 100, allowed)) >= 0.98
+
+
+def test_narrow_filter_still_returns_a_full_exact_list(data):
+    vectors, queries = data
+    idx = make_index(vectors, index_type="ivf", ivf_nprobe=1)  # one list: a post-filter would come back short
+    allowed = np.zeros(len(vectors), dtype=bool)
+    allowed[np.random.default_rng(4).choice(len(vectors), 300, replace=False)] = True
+    _, rows = idx.search(queries, 100, allowed)
+    assert rows.shape == (len(queries), 100)
+    assert (rows >= 0).all() and allowed[rows].all()
+    np.testing.assert_array_equal(rows, exact_top(vectors, queries, 100, allowed))
+
+
+def test_fewer_allowed_than_k_returns_all_of_them(data):
+    vectors, queries = data
+    idx = make_index(vectors)
+    allowed = np.zeros(len(vectors), dtype=bool)
+    allowed[[5, 17, 99]] = True
+    scores, rows = idx.search(queries[:2], 50, allowed)
+    assert rows.shape == (2, 3)
+    assert set(rows[0].tolist()) == {5, 17, 99}
+    assert np.all(np.diff(scores[0]) <= 0)
+
+
+def test_nothing_allowed_returns_empty(data):
+    vectors, queries = data
+    idx = make_index(vectors)
+    _, rows = idx.search(queries[:2], 10, np.zeros(len(vectors), dtype=bool))
+    assert rows.shape == (2, 0)
+
+
+def test_exact_index_below_threshold_and_deterministic_builds(data):
+    vectors, queries = data
+    flat, kind, _ = build_faiss(vectors[:500], Settings(index_exact_max=1_000))
+    assert flat.ntotal == 500
+    assert kind == "flat"
+    a = make_index(vectors, index_type="ivf").search(queries, 20)[1]
+    fresh, _, params = build_faiss(vectors, Settings(index_exact_max=0, index_type="ivf"))
+    b = VectorIndex("audience", fresh, vectors, "fs-test", "ivf", params).search(queries, 20)[1]
+    np.testing.assert_array_equal(a, b)

@@ -1,0 +1,149 @@
+"""Audience search over a real feature set: filters, segments, lookalikes, bad input, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+import audiencefit.cli  # noqa: F401  (registers commands)
+from audiencefit.cli._app import app
+from features.errors import InputError
+from features.featureset import load_feature_set
+from models.index import default_index_dir, load_index
+from models.query import Filters, Segment, query_embedder
+from models.retrieval import AudienceSearch
+
+RUNNING = Segment("runners training for a marathon, trail running and race day", segment_id="run")
+SKIN = Segment("skincare routines, serums and sunscreen", segment_id="skin", weight=0.5)
+
+
+@pytest.fixture(scope="module")
+def searcher(small_features) -> AudienceSearch:
+    fs = load_feature_set(small_features)
+    directory = default_index_dir(fs)
+    return AudienceSearch(
+        fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), query_embedder(fs)
+    )
+
+
+def test_search_returns_ranked_creators_with_scores_per_segment(searcher):
+    found = searcher.search([RUNNING, SKIN], k=10)
+    assert len(found) == 10
+    assert np.all(np.diff(found.fit) <= 1e-7)
+    assert found.segment_fit.shape == (10, 2) and found.segment_share.shape == (10, 2)
+    assert ((found.segment_share >= 0) & (found.segment_share <= 1)).all()
+    combined = (found.segment_fit @ np.array([1.0, 0.5])) / 1.5
+    np.testing.assert_allclose(found.fit, combined, rtol=1e-5, atol=1e-6)
+    followers = searcher.fs.creators["followers"].to_numpy()[found.rows]
+    assert ((followers >= 1_000) & (followers <= 100_000)).all()  # the default follower range
+
+
+def test_filters_hold_and_a_narrow_filter_still_fills_the_list(searcher):
+    creators = searcher.fs.creators
+    platform = creators["platform"].mode()[0]
+    country = creators.filter(pl.col("platform") == platform)["country"].drop_nulls().mode()[0]
+    flt = Filters(min_followers=0, max_followers=10**9, platforms=(platform,), countries=(country,))
+    eligible = creators.filter((pl.col("platform") == platform) & (pl.col("country") == country)).height
+    found = searcher.search([RUNNING], flt, k=eligible + 5)
+    assert len(found) == eligible  # every eligible creator, none other
+    chosen = creators[found.rows]
+    assert set(chosen["platform"]) == {platform} and set(chosen["country"]) == {country}
+
+
+def test_exclusions_and_quality_floor(searcher):
+    top = searcher.search([RUNNING], k=5)
+    again = searcher.search([RUNNING], Filters(exclude=tuple(top.creator_ids[:2]), min_audience_quality=50), k=5)
+    assert not set(top.creator_ids[:2]) & set(again.creator_ids)
+    quality = searcher.fs.creators["audience_quality"].to_numpy()[again.rows]
+    assert (quality >= 50).all()
+
+
+def test_filters_that_exclude_everything_give_an_empty_result_that_says_why(searcher):
+    found = searcher.search([RUNNING], Filters(min_followers=10**9, max_followers=10**10), k=5)
+    assert len(found) == 0
+    assert found.empty_reason and "followers within" in found.empty_reason and "0 of" in found.empty_reason
+
+
+@pytest.mark.parametrize(
+    ("segments", "message"),
+    [
+        ([Segment("   ")], "text is empty"),
+        ([Segment("🔥🔥")], "text is empty"),
+        ([], "no segment given"),
+        ([Segment("runners", weight=0)], "weight must be a positive"),
+        ([Segment("runners", countries=("USA",))], "ISO 3166-1 alpha-2"),
+    ],
+)
+def test_bad_segments_are_refused_clearly(searcher, segments, message):
+    with pytest.raises(InputError, match=message):
+        searcher.search(segments, k=5)
+
+
+def test_bad_filters_are_refused_clearly(searcher):
+    with pytest.raises(InputError, match="unknown platform"):
+        searcher.search([RUNNING], Filters(platforms=("myspace",)), k=5)
+    with pytest.raises(InputError, match="below min_followers"):
+        searcher.search([RUNNING], Filters(min_followers=500, max_followers=100), k=5)
+
+
+def test_lookalikes_by_audience_and_content(searcher):
+    creator = searcher.fs.creators.filter(pl.col("audience_source") == "followers")["creator_id"][0]
+    for by in ("audience", "content"):
+        frame = searcher.lookalikes(creator, by=by, k=5)
+        assert frame.height == 5 and creator not in frame["creator_id"].to_list()
+        assert (frame["similarity"].diff().drop_nulls() <= 1e-6).all()
+    with pytest.raises(InputError, match="unknown creator 'nobody'"):
+        searcher.lookalikes("nobody")
+
+
+def test_search_is_deterministic(searcher):
+    a = searcher.search([RUNNING, SKIN], k=15)
+    b = searcher.search([SKIN, RUNNING][::-1], k=15)
+    assert a.creator_ids == b.creator_ids
+
+
+def test_index_from_another_feature_set_is_refused(small_features, tmp_path):
+    other = tmp_path / "fs"
+    shutil.copytree(small_features, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["feature_set_id"] = "0000000000000000"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    fs = load_feature_set(other)
+    with pytest.raises(InputError, match="built from feature set"):
+        load_index(fs, "audience", default_index_dir(fs))
+
+
+def test_corrupted_index_is_refused(small_features, tmp_path):
+    other = tmp_path / "fs"
+    shutil.copytree(small_features, other)
+    path = other / "index" / "audience.faiss"
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    fs = load_feature_set(other)
+    with pytest.raises(InputError, match="checksum mismatch"):
+        load_index(fs, "audience", default_index_dir(fs))
+
+
+def test_search_cli_prints_ranked_json(small_features):
+    result = CliRunner().invoke(
+        app,
+        ["search", "--features", str(small_features), "--segment", RUNNING.text, "--k", "3", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["rank"] for r in rows] == [1, 2, 3]
+    assert {"creator_id", "fit", "fit_s1", "share_s1", "quality"} <= set(rows[0])
+
+
+def test_search_cli_rejects_mismatched_weights(small_features):
+    result = CliRunner().invoke(
+        app, ["search", "--features", str(small_features), "--segment", "a b c", "--weight", "1", "--weight", "2"]
+    )
+    assert result.exit_code != 0
+    assert "--weight given 2 time(s) for 1 --segment(s)" in str(result.exception) + result.output
