@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         ge=0,
         description="How many follower profiles the creator's content counts as in its audience estimate.",
     )
+    training_snapshot_days: int = Field(
+        14, ge=1, le=365, description="Training features are taken from snapshots this many days apart."
+    )
     index_exact_max: int = Field(
         200_000, ge=0, description="Up to this many creators the audience index is exact (IndexFlatIP)."
     )

@@ -26,6 +26,7 @@ import numpy as np
 from audiencefit.settings import Settings
 from features.errors import InputError
 from features.featureset import FeatureSet, sha256_file
+from models.pair_features import authentic_share
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,7 @@ def index_vectors(fs: FeatureSet, kind: IndexKind) -> np.ndarray:
     """
     if kind == "content":
         return np.ascontiguousarray(fs.content, dtype=np.float32)
-    share = fs.creators["suspicious_share"].fill_null(strategy="mean").fill_null(0.0).to_numpy()
-    authentic = np.clip(1.0 - share, 0.0, 1.0).astype(np.float32)
-    return np.ascontiguousarray(fs.audience * authentic[:, None], dtype=np.float32)
+    return np.ascontiguousarray(fs.audience * authentic_share(fs)[:, None], dtype=np.float32)
 
 
 @dataclass

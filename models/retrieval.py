@@ -18,6 +18,7 @@ from features.embed import Embedder
 from features.errors import InputError
 from features.featureset import FeatureSet
 from models.index import VectorIndex
+from models.pair_features import BrandQuery, fit_scores
 from models.query import (
     Filters,
     Segment,
@@ -27,13 +28,6 @@ from models.query import (
     validate_filters,
     validate_segments,
 )
-
-# Sharpness of "does interest cluster k belong to the segment": a cluster 0.05 less similar to the segment than
-# the segment's best cluster counts e^-1 ≈ 0.37 as much.
-SHARE_TEMPERATURE = 0.05
-# When a segment targets countries and a creator has no audience geography, its own country stands in:
-# in the targets → 1, elsewhere → this, unknown → half way.
-OTHER_COUNTRY_FACTOR = 0.2
 
 
 @dataclass(frozen=True)
@@ -65,33 +59,6 @@ class Candidates:
         )
 
 
-def segment_cluster_membership(segment_vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """(n_segments, k): how much each audience interest cluster belongs to each segment, best cluster = 1."""
-    sims = segment_vectors @ centroids.T
-    return np.asarray(np.exp((sims - sims.max(axis=1, keepdims=True)) / SHARE_TEMPERATURE), dtype=np.float32)
-
-
-def country_factors(fs: FeatureSet, rows: np.ndarray, countries: Sequence[str]) -> np.ndarray:
-    """Share of each creator's audience in ``countries`` (its own country as a proxy without a follower sample)."""
-    if not countries:
-        return np.ones(len(rows), dtype=np.float32)
-    ids = fs.creators["creator_id"].gather(rows)
-    geo = (
-        fs.audience_geo.filter((pl.col("dimension") == "country") & pl.col("creator_id").is_in(ids.implode()))
-        .group_by("creator_id")
-        .agg(share=pl.col("share").filter(pl.col("value").is_in(list(countries))).sum())
-    )
-    own = fs.creators.select("creator_id", "country")[rows]
-    joined = own.join(geo, on="creator_id", how="left", maintain_order="left").with_columns(
-        fallback=pl.when(pl.col("country").is_null())
-        .then(0.5 + 0.5 * OTHER_COUNTRY_FACTOR)
-        .when(pl.col("country").is_in(list(countries)))
-        .then(1.0)
-        .otherwise(OTHER_COUNTRY_FACTOR)
-    )
-    return joined.select(pl.coalesce("share", "fallback"))["share"].to_numpy().astype(np.float32)
-
-
 class AudienceSearch:
     """Retrieval over one feature set; holds the indexes and the embedder, loaded once."""
 
@@ -108,18 +75,6 @@ class AudienceSearch:
         self.embedder = embedder
         self._ids = fs.creators["creator_id"].to_list()
         self._row_of = {cid: i for i, cid in enumerate(self._ids)}
-
-    def score_rows(
-        self, segments: Sequence[Segment], segment_vectors: np.ndarray, rows: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Exact per-segment fit, audience share and combined fit for the given rows."""
-        seg_fit = self.audience.vectors[rows] @ segment_vectors.T
-        membership = segment_cluster_membership(segment_vectors, self.fs.centroids)
-        share = np.asarray(self.fs.audience_dist[rows], dtype=np.float32) @ membership.T
-        geo = np.stack([country_factors(self.fs, rows, s.countries) for s in segments], axis=1)
-        weights = np.array([s.weight for s in segments], dtype=np.float32)
-        combined = (seg_fit * geo) @ weights / weights.sum()
-        return seg_fit.astype(np.float32), np.clip(share, 0.0, 1.0).astype(np.float32), combined.astype(np.float32)
 
     def search(
         self,
@@ -141,7 +96,8 @@ class AudienceSearch:
         per_segment = candidates_per_segment or max(4 * k, 200)
         _, found = self.audience.search(seg_vecs, per_segment, allowed)
         rows = np.unique(found[found >= 0])
-        seg_fit, share, combined = self.score_rows(segs, seg_vecs, rows)
+        scores = fit_scores(self.fs, rows, BrandQuery(segs, seg_vecs))
+        combined = scores.combined(np.array([s.weight for s in segs], dtype=np.float32))
         order = np.lexsort((rows, -combined))[:k]  # ties broken by row: deterministic
         rows = rows[order]
         return Candidates(
@@ -149,8 +105,8 @@ class AudienceSearch:
             rows=rows,
             creator_ids=[self._ids[r] for r in rows],
             fit=combined[order],
-            segment_fit=seg_fit[order],
-            segment_share=share[order],
+            segment_fit=scores.fit[order],
+            segment_share=scores.share[order],
             segment_vectors=seg_vecs,
         )
 

@@ -21,8 +21,8 @@ import polars as pl
 from features.embed import Embedder
 from features.featureset import FeatureSet
 from features.text import prepare_text, tag_words
+from models.pair_features import BrandQuery, country_factors, fit_scores, segment_cluster_membership
 from models.query import Filters, Segment, allowed_mask, embed_segments
-from models.retrieval import country_factors, segment_cluster_membership
 
 _STOP = frozenset(
     "the and for who with their them they that this from into about love want wants like likes people "
@@ -86,9 +86,8 @@ def _geo(fs: FeatureSet, segments: list[Segment], rows: np.ndarray) -> np.ndarra
 
 def score_audience(fs: FeatureSet, segments: list[Segment], seg_vecs: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """audiencefit's audience fit: real-audience-weighted similarity × target-country share (as the service)."""
-    share = fs.creators["suspicious_share"].fill_null(strategy="mean").fill_null(0.0).to_numpy()[rows]
-    vecs = fs.audience[rows] * np.clip(1.0 - share, 0.0, 1.0)[:, None]
-    return np.asarray((seg_vecs @ vecs.T) * _geo(fs, segments, rows))
+    scores = fit_scores(fs, rows, BrandQuery(segments, seg_vecs))
+    return np.asarray((scores.fit * scores.country).T)
 
 
 def score_audience_share(fs: FeatureSet, segments: list[Segment], seg_vecs: np.ndarray, rows: np.ndarray) -> np.ndarray:

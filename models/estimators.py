@@ -1,0 +1,292 @@
+"""The fitted models: engagement rate, conversions and price, each with an uncertainty band.
+
+Gradient-boosted trees (LightGBM) behind a small estimator contract: ``__init__`` stores parameters, ``fit`` does
+the work, fitted attributes end in ``_``. The feature list and order are part of each model and checked on
+predict. Models serialise to LightGBM's text format plus JSON — never pickle.
+
+- Engagement: log of the sponsored post's engagement rate; quantile models give p10/p90.
+- Conversions: Poisson loss with exposure: log(followers) is the offset, so trees learn a conversion rate per
+  follower and predictions scale with audience size. The band comes from a negative binomial whose dispersion is
+  fitted on the training residuals (counts are overdispersed: fit, audience and luck all vary).
+- Price: log cost per sponsored post, from campaigns' costs; p10/p90 quantile models.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+ER_FLOOR = 1e-5  # engagement rates are modelled on a log scale; a zero-engagement post counts as this
+QUANTILES = (0.1, 0.9)
+
+
+def _lgb_params(objective: str, seed: int, **extra: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "objective": objective,
+        "learning_rate": 0.04,
+        "num_leaves": 15,
+        "min_data_in_leaf": 20,
+        "feature_fraction": 0.85,
+        "bagging_fraction": 0.85,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "seed": seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "num_threads": 2,
+        "verbosity": -1,
+    }
+    params.update(extra)
+    return params
+
+
+def _matrix(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"feature columns missing: {missing}")
+    return frame.select(columns).to_numpy().astype(np.float64)
+
+
+def _constraints(columns: tuple[str, ...], signs: dict[str, int]) -> list[int]:
+    return [signs.get(c, 0) for c in columns]
+
+
+def _fit_rounds(params: dict[str, Any], x: np.ndarray, y: np.ndarray, init: np.ndarray | None, rounds: int) -> Any:
+    """Train with early stopping on the newest 15% of rows (rows are time-ordered), then refit on all rows
+    with the number of rounds that was best on that hold-out."""
+    import lightgbm as lgb
+
+    n = len(y)
+    cut = int(n * 0.85)
+    best = rounds
+    if n >= 200:
+        train = lgb.Dataset(x[:cut], y[:cut], init_score=None if init is None else init[:cut], free_raw_data=False)
+        valid = lgb.Dataset(
+            x[cut:], y[cut:], init_score=None if init is None else init[cut:], reference=train, free_raw_data=False
+        )
+        booster = lgb.train(
+            params, train, rounds, valid_sets=[valid], callbacks=[lgb.early_stopping(50, verbose=False)]
+        )
+        best = max(20, int(booster.best_iteration or rounds))
+    full = lgb.Dataset(x, y, init_score=init, free_raw_data=False)
+    return lgb.train(params, full, best)
+
+
+@dataclass
+class GBMRegressor:
+    """One LightGBM model over ``columns`` with an optional offset; serialisable to text + JSON."""
+
+    columns: tuple[str, ...]
+    objective: str
+    seed: int = 0
+    rounds: int = 600
+    monotone: dict[str, int] = field(default_factory=dict)
+    alpha: float | None = None  # quantile level for objective="quantile"
+    booster_: Any = None
+    base_: float = 0.0  # with an offset: log of the overall rate, so trees start from the right level
+
+    def fit(self, frame: pl.DataFrame, y: np.ndarray, offset: np.ndarray | None = None) -> GBMRegressor:
+        extra: dict[str, Any] = {}
+        if self.monotone:
+            extra["monotone_constraints"] = _constraints(self.columns, self.monotone)
+            extra["monotone_constraints_method"] = "advanced"
+        if self.alpha is not None:
+            extra["alpha"] = self.alpha
+        params = _lgb_params(self.objective, self.seed, **extra)
+        init = None
+        if offset is not None:
+            # Start every row at (overall rate × exposure): the trees then learn only the deviations.
+            self.base_ = float(np.log(max(float(np.sum(y)), 1e-9) / float(np.sum(np.exp(offset)))))
+            init = offset + self.base_
+        self.booster_ = _fit_rounds(params, _matrix(frame, self.columns), y, init, self.rounds)
+        return self
+
+    def predict_raw(self, frame: pl.DataFrame, offset: np.ndarray | None = None) -> np.ndarray:
+        """The model's score on its link scale (plus the offset)."""
+        raw = np.asarray(self.booster_.predict(_matrix(frame, self.columns), raw_score=True), dtype=np.float64)
+        return raw + (offset + self.base_ if offset is not None else 0.0)
+
+    def to_text(self) -> str:
+        return str(self.booster_.model_to_string())
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.columns),
+            "objective": self.objective,
+            "seed": self.seed,
+            "rounds": self.rounds,
+            "monotone": self.monotone,
+            "alpha": self.alpha,
+            "base": self.base_,
+        }
+
+    @classmethod
+    def from_text(cls, meta: dict[str, Any], text: str) -> GBMRegressor:
+        import lightgbm as lgb
+
+        model = cls(
+            columns=tuple(meta["columns"]),
+            objective=meta["objective"],
+            seed=meta["seed"],
+            rounds=meta["rounds"],
+            monotone=dict(meta.get("monotone", {})),
+            alpha=meta.get("alpha"),
+        )
+        model.base_ = float(meta.get("base", 0.0))
+        model.booster_ = lgb.Booster(model_str=text)
+        if list(model.booster_.feature_name()) != [f"Column_{i}" for i in range(len(model.columns))]:
+            raise ValueError("model text does not match its feature list")
+        return model
+
+
+def negbin_dispersion(y: np.ndarray, mu: np.ndarray) -> float:
+    """Method-of-moments θ of a negative binomial (Var = μ + μ²/θ); large θ ≈ Poisson."""
+    excess = float(np.sum((y - mu) ** 2 - mu))
+    denom = float(np.sum(mu**2))
+    if excess <= 0 or denom <= 0:
+        return 1e6
+    return max(denom / excess, 1e-3)
+
+
+def negbin_quantiles(mu: np.ndarray, theta: float, qs: tuple[float, ...]) -> list[np.ndarray]:
+    from scipy.stats import nbinom
+
+    mu = np.maximum(mu, 1e-9)
+    p = theta / (theta + mu)
+    return [np.asarray(nbinom.ppf(q, theta, p), dtype=np.float64) for q in qs]
+
+
+@dataclass
+class ModelSet:
+    """Engagement, conversions and price models with their bands, trained together on one training set."""
+
+    columns: tuple[str, ...]
+    seed: int = 0
+    engagement_: dict[str, GBMRegressor] = field(default_factory=dict)
+    conversions_: GBMRegressor | None = None
+    theta_: float = 1.0
+    price_: dict[str, GBMRegressor] = field(default_factory=dict)
+
+    # Directional knowledge enforced in the trees: more of the audience in the segment never lowers expected
+    # conversions; a more suspicious audience never raises engagement or conversions.
+    CONVERSION_SIGNS: ClassVar[dict[str, int]] = {"audience_fit": 1, "audience_share": 1, "suspicious_share": -1}
+    ENGAGEMENT_SIGNS: ClassVar[dict[str, int]] = {"suspicious_share": -1}
+
+    def fit(self, frame: pl.DataFrame) -> ModelSet:
+        """``frame`` holds the feature columns plus labels engagement_rate, conversions, cost and followers."""
+        er = frame["engagement_rate"].to_numpy()
+        ok = np.isfinite(er)
+        log_er = np.log(np.maximum(er[ok], ER_FLOOR))
+        er_frame = frame.filter(pl.Series(ok))
+        self.engagement_ = {
+            "mean": GBMRegressor(self.columns, "regression", self.seed, monotone=self.ENGAGEMENT_SIGNS),
+            **{f"q{int(q * 100)}": GBMRegressor(self.columns, "quantile", self.seed, alpha=q) for q in QUANTILES},
+        }
+        for model in self.engagement_.values():
+            model.fit(er_frame, log_er)
+
+        conv = frame["conversions"].to_numpy()
+        ok = np.isfinite(conv)
+        conv_frame = frame.filter(pl.Series(ok))
+        offset = exposure_offset(conv_frame)
+        self.conversions_ = GBMRegressor(self.columns, "poisson", self.seed, monotone=self.CONVERSION_SIGNS)
+        self.conversions_.fit(conv_frame, conv[ok], offset)
+        mu = np.exp(self.conversions_.predict_raw(conv_frame, offset))
+        self.theta_ = negbin_dispersion(conv[ok], mu)
+
+        cost = frame["cost"].to_numpy()
+        ok = np.isfinite(cost) & (cost > 0)
+        price_frame = frame.filter(pl.Series(ok))
+        log_cost = np.log(cost[ok])
+        self.price_ = {
+            "mean": GBMRegressor(PRICE_COLUMNS, "regression", self.seed),
+            **{f"q{int(q * 100)}": GBMRegressor(PRICE_COLUMNS, "quantile", self.seed, alpha=q) for q in QUANTILES},
+        }
+        for model in self.price_.values():
+            model.fit(price_frame, log_cost)
+        return self
+
+    def predict(self, frame: pl.DataFrame, quoted_price: np.ndarray | None = None) -> pl.DataFrame:
+        """Predictions with bands for feature rows (plus ``followers``); quoted prices win over the model's."""
+        if self.conversions_ is None:
+            raise RuntimeError("ModelSet is not fitted")
+        er = {k: np.exp(m.predict_raw(frame)) for k, m in self.engagement_.items()}
+        offset = exposure_offset(frame)
+        mu = np.exp(self.conversions_.predict_raw(frame, offset))
+        lo, hi = negbin_quantiles(mu, self.theta_, QUANTILES)
+        price = {k: np.exp(m.predict_raw(frame)) for k, m in self.price_.items()}
+        model_price = price["mean"]
+        if quoted_price is not None:
+            quoted = np.asarray(quoted_price, dtype=np.float64)
+            has_quote = np.isfinite(quoted) & (quoted > 0)
+        else:
+            quoted = np.full(len(mu), np.nan)
+            has_quote = np.zeros(len(mu), dtype=bool)
+        expected_price = np.where(has_quote, quoted, model_price)
+        return pl.DataFrame(
+            {
+                "engagement_rate": er["mean"],
+                "engagement_rate_p10": np.minimum(er["q10"], er["mean"]),
+                "engagement_rate_p90": np.maximum(er["q90"], er["mean"]),
+                "conversions": mu,
+                "conversions_p10": np.minimum(lo, mu),
+                "conversions_p90": np.maximum(hi, mu),
+                "price": expected_price,
+                "price_p10": np.where(has_quote, quoted, np.minimum(price["q10"], model_price)),
+                "price_p90": np.where(has_quote, quoted, np.maximum(price["q90"], model_price)),
+                "price_source": np.where(has_quote, "quoted", "model"),
+                "cost_per_conversion": expected_price / np.maximum(mu, 1e-9),
+            }
+        )
+
+    def to_files(self) -> dict[str, str]:
+        """Filename → text content (LightGBM text models and one JSON of metadata)."""
+        if self.conversions_ is None:
+            raise RuntimeError("ModelSet is not fitted")
+        files: dict[str, str] = {}
+        meta: dict[str, Any] = {"columns": list(self.columns), "seed": self.seed, "theta": self.theta_, "models": {}}
+        named = {
+            **{f"engagement_{k}": m for k, m in self.engagement_.items()},
+            "conversions_mean": self.conversions_,
+            **{f"price_{k}": m for k, m in self.price_.items()},
+        }
+        for name, model in named.items():
+            files[f"{name}.txt"] = model.to_text()
+            meta["models"][name] = model.meta()
+        files["models.json"] = json.dumps(meta, indent=2, sort_keys=True)
+        return files
+
+    @classmethod
+    def from_files(cls, read: dict[str, str]) -> ModelSet:
+        meta = json.loads(read["models.json"])
+        ms = cls(columns=tuple(meta["columns"]), seed=meta["seed"])
+        ms.theta_ = float(meta["theta"])
+        models = {name: GBMRegressor.from_text(m, read[f"{name}.txt"]) for name, m in meta["models"].items()}
+        ms.engagement_ = {k.removeprefix("engagement_"): m for k, m in models.items() if k.startswith("engagement_")}
+        ms.price_ = {k.removeprefix("price_"): m for k, m in models.items() if k.startswith("price_")}
+        ms.conversions_ = models["conversions_mean"]
+        return ms
+
+
+# Price depends on the creator, not on which brand asks: creator columns only, plus the platform.
+PRICE_COLUMNS = (
+    "log_followers",
+    "er_median",
+    "er_mean",
+    "posts_per_week",
+    "comment_like_ratio",
+    "views_per_follower",
+    "sponsored_share",
+    "audience_quality",
+    "platform_code",
+)
+
+
+def exposure_offset(frame: pl.DataFrame) -> np.ndarray:
+    """log(followers): the exposure of a sponsored post (features carry log(1 + followers))."""
+    followers = np.expm1(frame["log_followers"].to_numpy().astype(np.float64))
+    return np.asarray(np.log(np.maximum(followers, 1.0)), dtype=np.float64)

@@ -1,0 +1,83 @@
+"""Scoring: (brand query, creators) → fit, predictions with bands, price and cost per conversion.
+
+This is the single place that turns a brand's segments and a set of creators into what a marketer sees. The
+API, the batch jobs and the planner all call :func:`score_creators`; training builds its features with the same
+``pair_features`` and predicts with the same ``ModelSet.predict``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from models.estimators import ModelSet
+from models.pair_features import BrandQuery, CreatorView, fit_scores, pair_features
+
+Objective = Literal["conversions", "engagement", "fit"]
+PROFILE = (
+    "creator_id",
+    "handle",
+    "platform",
+    "followers",
+    "country",
+    "language",
+    "audience_quality",
+    "audience_source",
+)
+
+
+def score_creators(view: CreatorView, models: ModelSet, query: BrandQuery, rows: np.ndarray) -> pl.DataFrame:
+    """One row per creator (in ``rows`` order): profile, audience fit per segment, and the predictions for the
+    segment where the creator is expected to convert best (``matched_segment``)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    n, n_seg = len(rows), len(query.segments)
+    if n == 0:
+        return pl.DataFrame()
+    pair_rows = np.repeat(rows, n_seg)
+    seg_idx = np.tile(np.arange(n_seg), n)
+    feats = pair_features(view, pair_rows, seg_idx, query)
+    quoted = view.creators["rate_per_post"].to_numpy()[pair_rows].astype(np.float64)
+    preds = models.predict(feats, quoted_price=quoted)
+    conv = preds["conversions"].to_numpy().reshape(n, n_seg)
+    best = np.argmax(conv, axis=1)  # first segment wins ties: deterministic
+    pick = np.arange(n) * n_seg + best
+    scores = fit_scores(view, rows, query)
+    weights = np.array([s.weight for s in query.segments], dtype=np.float32)
+    labels = [s.label for s in query.segments]
+    profile = view.creators.select(PROFILE)[rows]
+    scored: pl.DataFrame = pl.concat(
+        [
+            profile,
+            pl.DataFrame(
+                {
+                    "fit": scores.combined(weights).astype(np.float64),
+                    "matched_segment": [labels[b] for b in best],
+                    "segment_fit": scores.fit.astype(np.float64).tolist(),
+                    "segment_share": scores.share.astype(np.float64).tolist(),
+                    "brand_mentions": feats["brand_mentions"].to_numpy()[pick],
+                },
+                schema_overrides={"segment_fit": pl.List(pl.Float64), "segment_share": pl.List(pl.Float64)},
+            ),
+            preds[pick],
+        ],
+        how="horizontal",
+    )
+    return scored
+
+
+def rank(scored: pl.DataFrame, objective: Objective, *, budget: float | None = None) -> pl.DataFrame:
+    """Order scored creators by the objective (expected conversions, expected engagements, or audience fit),
+    dropping creators whose expected price alone exceeds ``budget``; ties broken by creator id."""
+    if scored.height == 0:
+        return scored
+    key = {
+        "conversions": pl.col("conversions"),
+        "engagement": pl.col("engagement_rate") * pl.col("followers"),
+        "fit": pl.col("fit"),
+    }[objective]
+    out = scored.with_columns(_key=key)
+    if budget is not None:
+        out = out.filter(pl.col("price") <= budget)
+    return out.sort(["_key", "creator_id"], descending=[True, False]).drop("_key")
