@@ -89,7 +89,7 @@ class AudienceClusters:
         return np.asarray(expd / expd.sum(axis=1, keepdims=True), dtype=np.float32)
 
 
-def fit_audience_clusters(vectors: F32, k: int, seed: int, *, max_points_per_centroid: int = 512) -> AudienceClusters:
+def fit_audience_clusters(vectors: F32, k: int, seed: int, *, max_points_per_centroid: int = 256) -> AudienceClusters:
     """Spherical k-means over follower vectors (FAISS), deterministic for a seed.
 
     A sample of ``k * max_points_per_centroid`` points is enough to place the centroids; every follower is then
@@ -104,14 +104,21 @@ def fit_audience_clusters(vectors: F32, k: int, seed: int, *, max_points_per_cen
     km = faiss.Kmeans(
         dim,
         k_eff,
-        niter=25,
+        niter=20,
         seed=seed,
         spherical=True,
         max_points_per_centroid=max_points_per_centroid,
         min_points_per_centroid=1,
         verbose=False,
     )
-    km.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    # One thread: the training sample is small, and OpenMP threads spinning on a busy 2-core machine made this
+    # step 50x slower (measured: 1.2 s vs 0.024 s for 4k points).
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        km.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    finally:
+        faiss.omp_set_num_threads(threads)
     centroids = l2_normalise(np.asarray(km.centroids, dtype=np.float32))
     # Canonical order (by first coordinate, then the rest) so equal fits give identical cluster ids.
     order = np.lexsort(centroids.T[::-1])

@@ -61,9 +61,14 @@ class CreatorFeatures:
 
 
 def _embed_column(
-    texts: list[str | None], embedder: Embedder, cache: EmbeddingCache | None, settings: Settings, desc: str
+    texts: list[str | None],
+    embedder: Embedder,
+    cache: EmbeddingCache | None,
+    settings: Settings,
+    desc: str,
+    progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    result = embed_texts(texts, embedder, cache, batch_size=settings.embed_batch_size, progress=True, desc=desc)
+    result = embed_texts(texts, embedder, cache, batch_size=settings.embed_batch_size, progress=progress, desc=desc)
     stats = {f"{desc}_texts": len(texts), f"{desc}_embedded": result.n_embedded, f"{desc}_cached": result.n_cached}
     return result.vectors, result.valid, stats
 
@@ -144,6 +149,7 @@ def compute_features(
     embedder: Embedder,
     cache: EmbeddingCache | None,
     settings: Settings,
+    progress: bool = True,
 ) -> CreatorFeatures:
     """Every creator feature as of ``as_of`` (all data when None), from validated frames."""
     creators = dataset.creators.sort("creator_id")
@@ -159,9 +165,9 @@ def compute_features(
     quality = audience_quality(creators.lazy(), stats, followers.lazy() if followers is not None else None)
 
     # Bio and content vectors.
-    bio_vecs, bio_ok, embed_stats = _embed_column(creators["bio"].to_list(), embedder, cache, settings, "bio")
+    bio_vecs, bio_ok, embed_stats = _embed_column(creators["bio"].to_list(), embedder, cache, settings, "bio", progress)
     recent = _recent_captions(posts, CONTENT_POSTS).join(row, on="creator_id")
-    cap_vecs, cap_ok, more = _embed_column(recent["caption"].to_list(), embedder, cache, settings, "caption")
+    cap_vecs, cap_ok, more = _embed_column(recent["caption"].to_list(), embedder, cache, settings, "caption", progress)
     embed_stats |= more
     weights = aud.recency_weights(recent["rank"].to_numpy(), CONTENT_HALF_LIFE) * cap_ok
     content, has_content = aud.group_weighted_mean(cap_vecs, recent["row"].to_numpy(), weights, n)
@@ -181,7 +187,7 @@ def compute_features(
         flagged = follower_flags(followers.lazy()).collect()
         authentic = flagged.filter(~pl.col("suspicious")).join(row, on="creator_id").sort("row", "follower_id")
         geo = _audience_geo(authentic)
-        vecs, ok, more = _embed_column(authentic["bio"].to_list(), embedder, cache, settings, "follower")
+        vecs, ok, more = _embed_column(authentic["bio"].to_list(), embedder, cache, settings, "follower", progress)
         embed_stats |= more
         fol_vecs, fol_rows = vecs[ok], authentic["row"].to_numpy()[ok]
         fol_texts = [prepare_text(t) for t, keep in zip(authentic["bio"].to_list(), ok, strict=True) if keep]

@@ -358,14 +358,25 @@ def _remove_links(text: str) -> str:
     return _BARE_DOMAIN_RE.sub(" ", text)
 
 
+_LETTER_RE = re.compile(r"[^\W\d_]")
+
+
 def _letters(text: str) -> int:
-    return sum(1 for ch in text if ch.isalpha())
+    return len(_LETTER_RE.findall(text))
 
 
 def prepare_text(text: str | None) -> str:
-    """Prepare one social text for embedding (see the module docstring); ``""`` when nothing meaningful remains."""
+    """Prepare one social text for embedding (see the module docstring); ``""`` when nothing meaningful remains.
+
+    Memoised: the same captions and profiles come back in every point-in-time snapshot and every rebuild.
+    """
     if not text or not isinstance(text, str):
         return ""
+    return _prepare_cached(text)
+
+
+@lru_cache(maxsize=1 << 20)
+def _prepare_cached(text: str) -> str:
     cleaned = _remove_invisible(_normalise(text))
     cleaned = _remove_links(cleaned)
     cleaned, emoji_letters = _replace_emoji(cleaned)

@@ -172,9 +172,20 @@ class ModelSet:
     price_: dict[str, GBMRegressor] = field(default_factory=dict)
 
     # Directional knowledge enforced in the trees: more of the audience in the segment never lowers expected
-    # conversions; a more suspicious audience never raises engagement or conversions.
-    CONVERSION_SIGNS: ClassVar[dict[str, int]] = {"audience_fit": 1, "audience_share": 1, "suspicious_share": -1}
-    ENGAGEMENT_SIGNS: ClassVar[dict[str, int]] = {"suspicious_share": -1}
+    # conversions; a more suspicious (less authentic) audience never raises engagement or conversions.
+    CONVERSION_SIGNS: ClassVar[dict[str, int]] = {
+        "audience_fit": 1,
+        "audience_fit_raw": 1,
+        "audience_share": 1,
+        "suspicious_share": -1,
+        "audience_quality": 1,
+    }
+    ENGAGEMENT_SIGNS: ClassVar[dict[str, int]] = {
+        "suspicious_share": -1,
+        "audience_quality": 1,
+        "engagement_anomaly": -1,
+        "er_residual": 1,
+    }
 
     def fit(self, frame: pl.DataFrame) -> ModelSet:
         """``frame`` holds the feature columns plus labels engagement_rate, conversions, cost and followers."""

@@ -94,3 +94,39 @@ def small_features(small_world: Path, tmp_path_factory: pytest.TempPathFactory) 
     build_feature_set(small_world, out, settings=settings, embedder=HashingEmbedder())
     build_and_save(load_feature_set(out), settings)
     return out
+
+
+MODEL_WORLD_CREATORS = 600
+MODEL_WORLD_SEED = 5
+
+
+@pytest.fixture(scope="session")
+def model_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 600-creator world with a hashing-embedder feature set, indexes and a trained bundle (session-wide).
+
+    Keys: world, features, bundle, trainset (parquet), data (the settings data dir with its embedding cache).
+    Read-only.
+    """
+    from audiencefit.settings import Settings
+    from features.build import build_feature_set
+    from features.featureset import load_feature_set
+    from features.synthetic import generate_world
+    from models.index import build_and_save
+    from training.train import train_models
+
+    root = tmp_path_factory.mktemp("model-world")
+    world = root / "world"
+    generate_world(world, n_creators=MODEL_WORLD_CREATORS, seed=MODEL_WORLD_SEED, followers_per_creator=8)
+    settings = Settings(data_dir=root / "data")
+    features = root / "features"
+    build_feature_set(world, features, settings=settings, embedder=HashingEmbedder())
+    build_and_save(load_feature_set(features), settings)
+    result = train_models(world, features, settings, out_dir=root / "bundle", progress=False)
+    result.training_set.frame.write_parquet(root / "trainset.parquet")
+    return {
+        "world": world,
+        "features": features,
+        "bundle": result.bundle_dir,
+        "data": root / "data",
+        "trainset": root / "trainset.parquet",
+    }

@@ -119,7 +119,9 @@ def build_training_set(
     with Progress(disable=not progress) as bar:
         task = bar.add_task("point-in-time snapshots", total=len(snapshots))
         for snapshot in snapshots:
-            view = compute_features(dataset, as_of=snapshot, embedder=embedder, cache=cache, settings=settings)
+            view = compute_features(
+                dataset, as_of=snapshot, embedder=embedder, cache=cache, settings=settings, progress=False
+            )
             row_of = {cid: i for i, cid in enumerate(view.creators["creator_id"].to_list())}
             batch = campaigns.filter(pl.col("as_of") == snapshot)
             for brand_id, group in batch.group_by("brand_id", maintain_order=True):

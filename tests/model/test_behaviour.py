@@ -1,0 +1,96 @@
+"""Behavioural tests of the trained models: directional expectations, invariances, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from features.featureset import load_feature_set
+from models.bundle import load_bundle
+from models.estimators import ModelSet
+from models.pair_features import FEATURE_COLUMNS, BrandQuery
+from models.query import Segment, query_embedder
+from models.scoring import score_creators
+from training.evaluate import time_group_split
+
+
+@pytest.fixture(scope="module")
+def bundle(model_world):
+    return load_bundle(model_world["bundle"])
+
+
+@pytest.fixture(scope="module")
+def rows(model_world) -> pl.DataFrame:
+    return pl.read_parquet(model_world["trainset"]).head(150)
+
+
+def test_more_audience_in_the_segment_never_lowers_predicted_conversions(bundle, rows):
+    base = rows.select(FEATURE_COLUMNS)
+    previous = None
+    for step in np.linspace(0.0, 1.0, 6):
+        frame = base.with_columns(
+            audience_fit=pl.lit(float(step) * 0.8),
+            audience_fit_raw=pl.lit(float(step) * 0.8),
+            audience_share=pl.lit(float(step)),
+        )
+        conv = bundle.models.predict(frame)["conversions"].to_numpy()
+        if previous is not None:
+            assert (conv >= previous - 1e-12).all()
+        previous = conv
+    # ...and the effect is real, not flat: a fully fitting audience converts more than a non-fitting one.
+    low = bundle.models.predict(base.with_columns(audience_fit=pl.lit(0.0), audience_share=pl.lit(0.0)))
+    high = bundle.models.predict(base.with_columns(audience_fit=pl.lit(0.8), audience_share=pl.lit(1.0)))
+    assert high["conversions"].sum() > low["conversions"].sum()
+
+
+def test_an_inflated_audience_gets_lower_predicted_engagement(bundle, rows):
+    base = rows.select(FEATURE_COLUMNS)
+    authentic = base.with_columns(
+        suspicious_share=pl.lit(0.03), audience_quality=pl.lit(95.0), engagement_anomaly=pl.lit(0.0)
+    )
+    inflated = base.with_columns(
+        suspicious_share=pl.lit(0.6), audience_quality=pl.lit(35.0), engagement_anomaly=pl.lit(0.7)
+    )
+    er_auth = bundle.models.predict(authentic)["engagement_rate"].to_numpy()
+    er_infl = bundle.models.predict(inflated)["engagement_rate"].to_numpy()
+    assert (er_infl <= er_auth + 1e-12).all()
+    assert er_infl.mean() < er_auth.mean()
+
+
+def test_predictions_do_not_depend_on_creator_id_or_row_order(model_world, bundle):
+    fs = load_feature_set(model_world["features"])
+    embedder = query_embedder(fs)
+    from models.query import embed_segments
+
+    segs = [Segment("runners training for a marathon", segment_id="a"), Segment("vegan recipes", segment_id="b")]
+    query = BrandQuery(segs, embed_segments(segs, embedder))
+    rows = np.arange(0, 200, dtype=np.int64)
+    first = score_creators(fs, bundle.models, query, rows)
+    shuffled = np.random.default_rng(0).permutation(rows)
+    second = score_creators(fs, bundle.models, query, shuffled)
+    assert first.sort("creator_id").equals(second.sort("creator_id"))
+    assert not any("id" in c.split("_") for c in FEATURE_COLUMNS)  # no identifier is a model input
+
+
+def test_training_is_deterministic(model_world):
+    frame = pl.read_parquet(model_world["trainset"])
+    split = time_group_split(frame)
+    a = ModelSet(FEATURE_COLUMNS, seed=3).fit(split.train).predict(split.test)
+    b = ModelSet(FEATURE_COLUMNS, seed=3).fit(split.train).predict(split.test)
+    assert a.equals(b)
+
+
+def test_bands_contain_the_point_forecast(bundle, rows):
+    pred = bundle.models.predict(rows.select(FEATURE_COLUMNS))
+    for name in ("engagement_rate", "conversions", "price"):
+        assert (pred[f"{name}_p10"] <= pred[name]).all() and (pred[name] <= pred[f"{name}_p90"]).all()
+    assert (pred["cost_per_conversion"] > 0).all()
+
+
+def test_quoted_price_wins_over_the_model(bundle, rows):
+    quoted = np.full(rows.height, 123.0)
+    quoted[::2] = np.nan
+    pred = bundle.models.predict(rows.select(FEATURE_COLUMNS), quoted_price=quoted)
+    assert (pred["price"].to_numpy()[1::2] == 123.0).all()
+    assert set(pred["price_source"].to_list()) == {"quoted", "model"}

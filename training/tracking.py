@@ -1,0 +1,175 @@
+"""MLflow tracking and registration of a training run.
+
+``log_training`` takes what ``train_models`` produced and records it: parameters, the model's metrics (its row
+of the evaluation table, price metrics, ``beats_<metric>`` as 0/1), the evaluation table (CSV and Markdown), the
+held-out test set (``test_set.parquet``, reused by ``promote`` so champion and challenger are scored on the same
+rows), the analyst's plots, and the bundle as a pyfunc model logged from code (``models/mlflow_model.py``) —
+the bundle is a directory of text files, so nothing is pickled. The model version is registered as
+``audiencefit`` and given the alias ``challenger``; only ``promote`` moves ``champion``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from audiencefit.settings import Settings
+from models.pair_features import FEATURE_COLUMNS
+from models.registry import CHALLENGER, MODEL_NAME, client
+from training.train import TrainResult
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "audiencefit-training"
+MODEL_ARTIFACT = "model"
+TEST_SET_ARTIFACT = "test_set.parquet"
+EXAMPLE_ROWS = 5
+MLFLOW_MODEL_CODE = Path(__file__).resolve().parent.parent / "models" / "mlflow_model.py"
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """Where a training run went: the MLflow run and, when registered, the model version."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    model_version: str | None
+
+
+def configure(settings: Settings) -> None:
+    """Point the fluent MLflow API at the configured tracking store (also the registry)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+
+
+def artifact_root(settings: Settings) -> str | None:
+    """Artifact location for a new experiment: beside a local store under data_dir; a server chooses its own."""
+    uri = settings.tracking_uri
+    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
+        return (settings.data_dir / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def ensure_experiment(settings: Settings, name: str = EXPERIMENT) -> str:
+    """The id of the training experiment, created (with its artifact location) on first use."""
+    c = client(settings)
+    existing = c.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    return str(c.create_experiment(name, artifact_location=artifact_root(settings)))
+
+
+def model_metrics(result: TrainResult) -> dict[str, float]:
+    """The model's row of the evaluation table, price metrics and ``beats_<metric>`` (1 = beats every baseline)."""
+    row = result.table.row(0, named=True)
+    metrics = {k: float(v) for k, v in row.items() if k != "method" and isinstance(v, int | float)}
+    metrics.update({k: float(v) for k, v in result.price.items()})
+    metrics.update({f"beats_{k}": 1.0 if v else 0.0 for k, v in result.wins.items()})
+    return {k: v for k, v in metrics.items() if math.isfinite(v)}
+
+
+def table_markdown(table: pl.DataFrame, digits: int = 3) -> str:
+    """The evaluation table as a GitHub Markdown table (missing values blank)."""
+
+    def cell(v: Any) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "|".join("---" for _ in table.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.iter_rows()]
+    return "\n".join(lines) + "\n"
+
+
+def _log_plots(result: TrainResult, out: Path) -> list[Path]:
+    from training.evaluate import baseline_historical_er, baseline_most_followed, model_forecast
+    from training.plots import calibration_plot, feature_importance, gain_chart, importance_plot
+
+    test, train = result.split.test, result.split.train
+    actual = test["conversions"].to_numpy()
+    model = model_forecast(result.models, test).conversions
+    figures = {
+        "calibration_conversions.png": calibration_plot(model, actual),
+        "gain_conversions.png": gain_chart(
+            {
+                "audiencefit model": model,
+                "most-followed-first": baseline_most_followed(train, test).conversions,
+                "historical median ER": baseline_historical_er(train, test).conversions,
+            },
+            actual,
+        ),
+        "feature_importance.png": importance_plot(result.models),
+    }
+    paths = []
+    for name, fig in figures.items():
+        fig.savefig(out / name)
+        paths.append(out / name)
+    feature_importance(result.models).write_csv(out / "feature_importance.csv")
+    paths.append(out / "feature_importance.csv")
+    return paths
+
+
+def log_training(
+    result: TrainResult, settings: Settings, *, register: bool = True, name: str = MODEL_NAME
+) -> TrackedRun:
+    """Log a training result to MLflow; with ``register``, register the model and point ``challenger`` at it."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from models.bundle import load_bundle
+
+    configure(settings)
+    experiment_id = ensure_experiment(settings)
+    test = result.split.test
+    example = test.select(FEATURE_COLUMNS).head(EXAMPLE_ROWS).cast(pl.Float64).to_pandas()
+    output = load_bundle(result.bundle_dir).models.predict(pl.from_pandas(example)).to_pandas()
+    signature = infer_signature(example, output)
+    with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        mlflow.set_tags(
+            {
+                "bundle_id": str(result.bundle_meta["bundle_id"]),
+                "feature_set_id": str(result.params["feature_set_id"]),
+                "embedder_id": str(result.params["embedder_id"]),
+            }
+        )
+        mlflow.log_params(result.params)
+        mlflow.log_metrics(model_metrics(result))
+        result.table.write_csv(tmp / "evaluation.csv")
+        (tmp / "evaluation.md").write_text(table_markdown(result.table), encoding="utf-8")
+        test.write_parquet(tmp / TEST_SET_ARTIFACT)
+        for file in ("evaluation.csv", "evaluation.md", TEST_SET_ARTIFACT):
+            mlflow.log_artifact(str(tmp / file))
+        plots = tmp / "plots"
+        plots.mkdir()
+        for path in _log_plots(result, plots):
+            mlflow.log_artifact(str(path), artifact_path="plots")
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=str(MLFLOW_MODEL_CODE),
+            artifacts={"bundle": str(result.bundle_dir)},
+            signature=signature,
+            input_example=example,
+            registered_model_name=name if register else None,
+            pip_requirements=[],  # the serving image installs audiencefit itself; no environment is inferred
+        )
+    version = None
+    if register:
+        version = str(info.registered_model_version)
+        c = client(settings)
+        c.set_registered_model_alias(name, CHALLENGER, version)
+        c.set_model_version_tag(name, version, "bundle_id", str(result.bundle_meta["bundle_id"]))
+    log.info(
+        "training run logged",
+        extra={"run_id": run.info.run_id, "model_version": version, "model_uri": info.model_uri},
+    )
+    return TrackedRun(run.info.run_id, experiment_id, info.model_uri, version)
