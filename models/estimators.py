@@ -170,6 +170,8 @@ class ModelSet:
     conversions_: GBMRegressor | None = None
     theta_: float = 1.0
     price_: dict[str, GBMRegressor] = field(default_factory=dict)
+    er_band_: float = 0.0  # conformal widening of the engagement band (log scale)
+    price_band_: float = 0.0  # conformal widening of the price band (log scale)
 
     # Directional knowledge enforced in the trees: more of the audience in the segment never lowers expected
     # conversions; a more suspicious (less authentic) audience never raises engagement or conversions.
@@ -197,8 +199,7 @@ class ModelSet:
             "mean": GBMRegressor(self.columns, "regression", self.seed, monotone=self.ENGAGEMENT_SIGNS),
             **{f"q{int(q * 100)}": GBMRegressor(self.columns, "quantile", self.seed, alpha=q) for q in QUANTILES},
         }
-        for model in self.engagement_.values():
-            model.fit(er_frame, log_er)
+        self.er_band_ = _fit_conformal_band(self.engagement_, er_frame, log_er)
 
         conv = frame["conversions"].to_numpy()
         ok = np.isfinite(conv)
@@ -217,19 +218,18 @@ class ModelSet:
             "mean": GBMRegressor(PRICE_COLUMNS, "regression", self.seed),
             **{f"q{int(q * 100)}": GBMRegressor(PRICE_COLUMNS, "quantile", self.seed, alpha=q) for q in QUANTILES},
         }
-        for model in self.price_.values():
-            model.fit(price_frame, log_cost)
+        self.price_band_ = _fit_conformal_band(self.price_, price_frame, log_cost)
         return self
 
     def predict(self, frame: pl.DataFrame, quoted_price: np.ndarray | None = None) -> pl.DataFrame:
         """Predictions with bands for feature rows (plus ``followers``); quoted prices win over the model's."""
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
-        er = {k: np.exp(m.predict_raw(frame)) for k, m in self.engagement_.items()}
+        er = _banded(self.engagement_, frame, self.er_band_)
         offset = exposure_offset(frame)
         mu = np.exp(self.conversions_.predict_raw(frame, offset))
         lo, hi = negbin_quantiles(mu, self.theta_, QUANTILES)
-        price = {k: np.exp(m.predict_raw(frame)) for k, m in self.price_.items()}
+        price = _banded(self.price_, frame, self.price_band_)
         model_price = price["mean"]
         if quoted_price is not None:
             quoted = np.asarray(quoted_price, dtype=np.float64)
@@ -259,7 +259,14 @@ class ModelSet:
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
         files: dict[str, str] = {}
-        meta: dict[str, Any] = {"columns": list(self.columns), "seed": self.seed, "theta": self.theta_, "models": {}}
+        meta: dict[str, Any] = {
+            "columns": list(self.columns),
+            "seed": self.seed,
+            "theta": self.theta_,
+            "er_band": self.er_band_,
+            "price_band": self.price_band_,
+            "models": {},
+        }
         named = {
             **{f"engagement_{k}": m for k, m in self.engagement_.items()},
             "conversions_mean": self.conversions_,
@@ -276,11 +283,49 @@ class ModelSet:
         meta = json.loads(read["models.json"])
         ms = cls(columns=tuple(meta["columns"]), seed=meta["seed"])
         ms.theta_ = float(meta["theta"])
+        ms.er_band_ = float(meta.get("er_band", 0.0))
+        ms.price_band_ = float(meta.get("price_band", 0.0))
         models = {name: GBMRegressor.from_text(m, read[f"{name}.txt"]) for name, m in meta["models"].items()}
         ms.engagement_ = {k.removeprefix("engagement_"): m for k, m in models.items() if k.startswith("engagement_")}
         ms.price_ = {k.removeprefix("price_"): m for k, m in models.items() if k.startswith("price_")}
         ms.conversions_ = models["conversions_mean"]
         return ms
+
+
+CALIBRATION_SHARE = 0.2
+
+
+def _fit_conformal_band(models: dict[str, GBMRegressor], frame: pl.DataFrame, y: np.ndarray) -> float:
+    """Fit the mean and quantile models; return the conformal widening of the p10–p90 band.
+
+    Conformalised quantile regression (Romano et al., 2019): the quantile models are fitted on the older
+    80% of rows, their band is checked on the newest 20%, and the band is widened (or narrowed) by the
+    quantile of the misses so that it covers 80% of new rows; the mean model is fitted on every row.
+    """
+    n = len(y)
+    cut = int(n * (1 - CALIBRATION_SHARE))
+    models["mean"].fit(frame, y)
+    quantiles = {k: m for k, m in models.items() if k != "mean"}
+    if n < 100:
+        for model in quantiles.values():
+            model.fit(frame, y)
+        return 0.0
+    early = frame.head(cut)
+    for model in quantiles.values():
+        model.fit(early, y[:cut])
+    late = frame.slice(cut)
+    lo, hi = quantiles["q10"].predict_raw(late), quantiles["q90"].predict_raw(late)
+    scores = np.maximum(lo - y[cut:], y[cut:] - hi)
+    level = min(1.0, (1 - (QUANTILES[0] + 1 - QUANTILES[1])) * (1 + 1 / len(scores)))
+    return float(np.quantile(scores, level))
+
+
+def _banded(models: dict[str, GBMRegressor], frame: pl.DataFrame, widen: float) -> dict[str, np.ndarray]:
+    """Predictions on the original scale, with the band widened by ``widen`` on the log scale."""
+    raw = {k: m.predict_raw(frame) for k, m in models.items()}
+    raw["q10"] = raw["q10"] - widen
+    raw["q90"] = raw["q90"] + widen
+    return {k: np.exp(v) for k, v in raw.items()}
 
 
 # Price depends on the creator, not on which brand asks: creator columns only, plus the platform.
