@@ -30,11 +30,19 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install the project (idempotent).
 
-run: $(STAMP) ## Build the demo world, its features, and run every stage.
+run: $(STAMP) ## Demo world → features → index → train → promote → serve on $(HOST):$(PORT).
 	@test -f $(DATA)/demo/creators.parquet && echo "demo world already in $(DATA)/demo (make clean to rebuild)" || $(AF) demo-data --creators $(DEMO_CREATORS) --seed $(DEMO_SEED) --out $(DATA)/demo
 	$(AF) validate $(DATA)/demo
 	$(AF) features build --data $(DATA)/demo --out $(DATA)/features
-	@echo "make run: demo world in $(DATA)/demo, feature set in $(DATA)/features"
+	$(AF) index build --features $(DATA)/features
+	$(AF) train --data $(DATA)/demo --features $(DATA)/features
+	$(AF) promote || echo "make run: the current champion stays (see the reason above)"
+	@test -s $(DATA)/demo-api-key || $(PY) -c "import secrets; print('demo-' + secrets.token_urlsafe(18))" > $(DATA)/demo-api-key
+	@test -s $(DATA)/demo-admin-key || $(PY) -c "import secrets; print('admin-' + secrets.token_urlsafe(18))" > $(DATA)/demo-admin-key
+	@echo "make run: serving on http://$(HOST):$(PORT)  demo API key: $$(cat $(DATA)/demo-api-key)  (header X-API-Key)"
+	@echo "make run: admin key for /admin/reload: $$(cat $(DATA)/demo-admin-key)"
+	AUDIENCEFIT_API_KEYS=$$(cat $(DATA)/demo-api-key) AUDIENCEFIT_ADMIN_API_KEYS=$$(cat $(DATA)/demo-admin-key) \
+		$(AF) serve --features $(DATA)/features --model-uri models:/audiencefit@champion --data $(DATA)/demo --host $(HOST) --port $(PORT)
 
 lint: $(STAMP) ## ruff (lint + format check).
 	$(VENV)/bin/ruff check .

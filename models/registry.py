@@ -147,12 +147,11 @@ def resolve_bundle(model_uri: str = f"models:/{MODEL_NAME}@{CHAMPION}", *, setti
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
+        # The version's storage location, not a models:/ URI: those resolve through MLflow's global registry URI.
+        location = client(settings).get_model_version_download_uri(ref.name, ref.version)
         local = Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{ref.name}/{ref.version}",
-                dst_path=str(tmp / "model"),
-                tracking_uri=settings.tracking_uri,
-                registry_uri=settings.tracking_uri,
+                artifact_uri=location, dst_path=str(tmp / "model"), tracking_uri=settings.tracking_uri
             )
         )
         bundle = _bundle_path_in_model(local)

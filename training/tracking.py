@@ -130,8 +130,14 @@ def log_training(
     configure(settings)
     experiment_id = ensure_experiment(settings)
     test = result.split.test
-    example = test.select(FEATURE_COLUMNS).head(EXAMPLE_ROWS).cast(pl.Float64).to_pandas()
-    output = load_bundle(result.bundle_dir).models.predict(pl.from_pandas(example)).to_pandas()
+    example_pl = test.select(FEATURE_COLUMNS).head(EXAMPLE_ROWS).cast(pl.Float64)
+    # A quoted rate on the first row only, so the signature shows ``rate_per_post`` as an optional input.
+    quotes = [float(example_pl["log_followers"][0])] + [None] * (example_pl.height - 1)
+    example_pl = example_pl.with_columns(pl.Series("rate_per_post", quotes, dtype=pl.Float64).exp().round(2))
+    example = example_pl.to_pandas()
+    quoted = example_pl["rate_per_post"].fill_null(float("nan")).to_numpy()
+    models = load_bundle(result.bundle_dir).models
+    output = models.predict(example_pl.select(FEATURE_COLUMNS), quoted_price=quoted).to_pandas()
     signature = infer_signature(example, output)
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

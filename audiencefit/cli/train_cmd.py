@@ -1,0 +1,102 @@
+"""``audiencefit train`` and ``audiencefit promote``: train, track and register; move the champion alias."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from audiencefit.cli._app import app
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def _print_table(frame: pl.DataFrame, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(col, overflow="fold")
+    for row in frame.iter_rows():
+        table.add_row(*("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console.print(table)
+
+
+@app.command("train")
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Raw data directory with past campaigns (e.g. the demo world).")],
+    features: Annotated[Path, typer.Option("--features", help="Feature set directory (from 'features build').")],
+    test_share: Annotated[
+        float,
+        typer.Option("--test-share", min=0.05, max=0.5, help="Share of the newest campaigns held out for testing."),
+    ] = 0.2,
+    register: Annotated[
+        bool,
+        typer.Option(
+            "--register/--no-register",
+            help="Register the model as 'audiencefit' with alias 'challenger' (default) or only log the run.",
+        ),
+    ] = True,
+) -> None:
+    """Train the engagement, conversion and price models, evaluate them against baselines, log to MLflow."""
+    from audiencefit.settings import get_settings
+    from training.tracking import log_training
+    from training.train import train_models
+
+    settings = get_settings()
+    result = train_models(data, features, settings, test_share=test_share)
+    tracked = log_training(result, settings, register=register)
+    _print_table(result.table, "evaluation on held-out campaigns (model first, then baselines)")
+    wins = ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in result.wins.items())
+    sys.stdout.write(f"beats every baseline: {wins}\n")
+    sys.stdout.write(f"price: {', '.join(f'{k}={v:.3f}' for k, v in result.price.items())}\n")
+    sys.stdout.write(f"mlflow run: {tracked.run_id} (tracking {settings.tracking_uri})\n")
+    if tracked.model_version is not None:
+        sys.stdout.write(f"registered: models:/audiencefit/{tracked.model_version} (alias challenger)\n")
+
+
+@app.command("promote")
+def promote(
+    margin: Annotated[
+        float,
+        typer.Option(
+            "--margin", min=0.0, help="How much better (absolute, in the metric's units) the challenger must be."
+        ),
+    ] = 0.0,
+    metric: Annotated[
+        str,
+        typer.Option(
+            "--metric",
+            help="Metric compared on the challenger's held-out set: ndcg20_brand, spearman_er, "
+            "spearman_conversions (higher is better), mae_log_er, poisson_deviance (lower is better).",
+        ),
+    ] = "ndcg20_brand",
+    force: Annotated[bool, typer.Option("--force", help="Promote the challenger even if it does not win.")] = False,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Move 'champion' back to the previous champion version instead.")
+    ] = False,
+) -> None:
+    """Move the 'champion' alias to the current 'challenger' if it beats the champion; exit 1 if it does not."""
+    from audiencefit.settings import get_settings
+    from training import promote as promotion
+
+    settings = get_settings()
+    if rollback:
+        done = promotion.rollback(settings)
+        sys.stdout.write(done.reason + "\n")
+        return
+    outcome = promotion.promote(settings, metric=metric, margin=margin, force=force)
+    if outcome.comparison is not None:
+        _print_table(promotion.table(outcome.comparison), f"{metric} on the same held-out rows")
+    if not outcome.promoted:
+        stream = sys.stdout if outcome.comparison is None else sys.stderr
+        stream.write(("" if outcome.comparison is None else "refused: ") + outcome.reason + "\n")
+        if outcome.comparison is not None:
+            raise typer.Exit(1)
+        return
+    sys.stdout.write(outcome.reason + "\n")

@@ -1,0 +1,140 @@
+"""The FastAPI application factory. Nothing heavy happens at import: the feature set, its indexes, the query
+embedder, recent captions and the model bundle are loaded once in the lifespan and injected into routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from audiencefit.settings import Settings
+from features.embed import Embedder
+from features.errors import InputError
+from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.routes import admin, creators, health, recommend
+from serving.state import AppState, BundleSource, ModelHolder, ServingModel, load_serving_model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THREADS = 4  # thread pool size for sync routes: CPU-bound work on 2 cores gains nothing from more
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Where the service loads from and how it runs."""
+
+    features_dir: Path
+    bundle_source: BundleSource
+    index_dir: Path | None = None
+    data_dir: Path | None = None
+    embedder: Embedder | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    threads: int = DEFAULT_THREADS
+
+
+def load_state(settings: Settings, config: ServeConfig) -> AppState:
+    """Load everything heavy. Features, indexes and embedder must load; a bad bundle leaves the service up but not
+    ready (``/readyz`` says why) so that ``/admin/reload`` can fix it."""
+    from features.featureset import load_feature_set
+    from models.index import default_index_dir, load_index
+    from models.query import query_embedder
+    from models.retrieval import AudienceSearch
+    from serving.captions import CaptionStore
+
+    fs = load_feature_set(config.features_dir)
+    directory = config.index_dir or default_index_dir(fs)
+    search = AudienceSearch(
+        fs,
+        load_index(fs, "audience", directory),
+        load_index(fs, "content", directory),
+        config.embedder or query_embedder(fs),
+    )
+    captions = None
+    if config.data_dir is not None:
+        captions = CaptionStore.from_data_dir(config.data_dir, settings.follower_id_secret.get_secret_value())
+        log.info("captions loaded", extra={"creators": len(captions)})
+
+    def loader(source: BundleSource) -> ServingModel:
+        return load_serving_model(source, fs, settings)
+
+    holder = ModelHolder(loader, config.bundle_source)
+    with contextlib.suppress(Exception):  # recorded in holder.last_error and logged; /readyz reports it
+        holder.reload()
+    log.info(
+        "service state loaded",
+        extra={
+            "feature_set_id": fs.feature_set_id,
+            "creators": fs.creators.height,
+            "bundle_id": holder.current.bundle.bundle_id if holder.current else None,
+        },
+    )
+    return AppState(settings=settings, fs=fs, search=search, models=holder, captions=captions)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    features_dir: Path,
+    bundle_source: BundleSource,
+    index_dir: Path | None = None,
+    data_dir: Path | None = None,
+    embedder: Embedder | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    threads: int = DEFAULT_THREADS,
+) -> FastAPI:
+    """The audiencefit API. ``bundle_source`` is a bundle directory or a registry URI (models:/name@alias)."""
+    config = ServeConfig(features_dir, bundle_source, index_dir, data_dir, embedder, max_body_bytes, threads)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.threads
+        state = await anyio.to_thread.run_sync(load_state, settings, config)
+        if state.models.current is not None:
+            current = state.models.current
+            metrics.set_model(current.bundle.bundle_id, current.source, state.fs.feature_set_id)
+        app.state.serving = state
+        try:
+            yield
+        finally:
+            app.state.serving = None
+
+    app = FastAPI(
+        title="audiencefit",
+        version="1",
+        summary="Micro-influencer recommendations by audience fit, with engagement and conversion predictions.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.serving = None
+    app.include_router(recommend.router)
+    app.include_router(creators.router)
+    app.include_router(health.router)
+    app.include_router(health.model_router)
+    app.include_router(admin.router)
+    app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(Exception, _internal_error)
+    # Last added is outermost: metrics see every response, including 413s from the size limit.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+async def _input_error(request: Request, exc: Exception) -> JSONResponse:
+    """A request the domain code refuses (e.g. a segment with no words): 422 with the reason."""
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unexpected: logged with its traceback, answered without one."""
+    log.error("unhandled error", exc_info=exc, extra={"path": request.url.path, "method": request.method})
+    return JSONResponse({"detail": "internal server error"}, status_code=500)

@@ -1,0 +1,40 @@
+"""Injected dependencies: the loaded state and the serving model, as ``Annotated`` aliases for routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from serving.metrics import Metrics
+from serving.state import AppState, ServingModel
+
+
+def get_state(request: Request) -> AppState:
+    """The state loaded in the lifespan (503 while it is not loaded)."""
+    state: AppState | None = getattr(request.app.state, "serving", None)
+    if state is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is starting; try again shortly")
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_model(state: StateDep) -> ServingModel:
+    """The model serving right now, read once per request (a reload mid-request does not affect it)."""
+    model = state.models.current
+    if model is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model bundle is loaded; see /readyz")
+    return model
+
+
+ModelDep = Annotated[ServingModel, Depends(get_model)]
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

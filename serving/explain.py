@@ -1,0 +1,143 @@
+"""Reasons a marketer can read: which segment matched and how strongly, the audience interests behind the match,
+and recent captions that echo the segment.
+
+Interest topics are the creator's audience interest clusters (``audience_dist``) weighted by how much each cluster
+belongs to the matched segment, named by the cluster's most typical terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from features.featureset import FeatureSet
+from models.pair_features import segment_cluster_membership
+from serving.captions import CaptionStore
+from serving.schemas import Explanation, Topic
+
+MAX_TOPICS = 3
+MAX_CAPTIONS = 2
+MIN_TOPIC_SHARE = 0.02  # clusters holding less of the audience than this are not worth naming
+MIN_RELEVANCE = 0.1  # a cluster this far from the segment does not explain a match to it
+
+
+def share_words(share: float) -> str:
+    return "under 1%" if share < 0.01 else f"about {share:.0%}"
+
+
+def fit_strength(fit: float) -> str:
+    """A word for an audience fit (cosine of the real audience to the segment)."""
+    if fit >= 0.5:
+        return "strong"
+    if fit >= 0.3:
+        return "good"
+    if fit >= 0.15:
+        return "moderate"
+    return "weak"
+
+
+def cluster_terms(fs: FeatureSet) -> dict[int, list[str]]:
+    """cluster_id → its top terms (at most 4), from the feature set's cluster table."""
+    table = fs.clusters
+    return {
+        int(cid): [str(t) for t in (terms or [])][:4]
+        for cid, terms in zip(table["cluster_id"].to_list(), table["top_terms"].to_list(), strict=True)
+    }
+
+
+def top_topics(
+    fs: FeatureSet, row: int, names: dict[int, list[str]], membership: np.ndarray | None, n: int = MAX_TOPICS
+) -> list[Topic]:
+    """The creator's main audience interest clusters; weighted by ``membership`` (one segment's row of
+    :func:`segment_cluster_membership`) when given, else by audience share alone."""
+    dist = np.asarray(fs.audience_dist[row], dtype=np.float64)
+    weight = dist * membership if membership is not None else dist
+    order = np.lexsort((np.arange(len(weight)), -weight))
+    topics = []
+    for k in order[:n]:
+        if dist[k] < MIN_TOPIC_SHARE or weight[k] <= 0:
+            break
+        if membership is not None and membership[k] < MIN_RELEVANCE:
+            continue
+        topics.append(
+            Topic(
+                cluster_id=int(k),
+                terms=names.get(int(k), []),
+                audience_share=round(float(dist[k]), 4),
+                relevance=None if membership is None else round(float(membership[k]), 4),
+            )
+        )
+    return topics
+
+
+@dataclass(frozen=True)
+class Explainer:
+    """Builds explanations for one request: the segments' cluster memberships are computed once."""
+
+    fs: FeatureSet
+    names: dict[int, list[str]]
+    segment_labels: list[str]
+    segment_texts: list[str]
+    membership: np.ndarray  # (n_segments, n_clusters)
+    captions: CaptionStore | None
+
+    @classmethod
+    def for_request(
+        cls,
+        fs: FeatureSet,
+        names: dict[int, list[str]],
+        labels: list[str],
+        texts: list[str],
+        segment_vectors: np.ndarray,
+        captions: CaptionStore | None,
+    ) -> Explainer:
+        membership = segment_cluster_membership(segment_vectors, np.asarray(fs.centroids, dtype=np.float32))
+        return cls(fs, names, labels, texts, membership, captions)
+
+    def explain(
+        self,
+        *,
+        creator_id: str,
+        row: int,
+        matched: str,
+        segment_fit: list[float],
+        segment_share: list[float],
+        brand_mentions: int,
+        audience_quality: float | None,
+        audience_source: str | None,
+    ) -> Explanation:
+        """Reasons for one scored creator."""
+        s = self.segment_labels.index(matched) if matched in self.segment_labels else 0
+        fit, share = segment_fit[s], segment_share[s]
+        reasons = [
+            f"Audience matches “{matched}”: {fit_strength(fit)} fit ({fit:.2f}); "
+            f"{share_words(share)} of the audience belongs to this segment."
+        ]
+        if len(self.segment_labels) > 1:
+            reasons.append(f"Expected to convert best for “{matched}” among {len(self.segment_labels)} segments.")
+        topics = top_topics(self.fs, row, self.names, self.membership[s])
+        if topics:
+            named = "; ".join(
+                f"{', '.join(t.terms[:3]) or f'cluster {t.cluster_id}'} ({t.audience_share:.0%} of audience)"
+                for t in topics
+            )
+            reasons.append(f"Audience interests driving the match: {named}.")
+        else:
+            reasons.append(
+                "No audience interest cluster close to this segment stands out; the fit comes from the "
+                "audience's overall profile."
+            )
+        if brand_mentions > 0:
+            reasons.append(f"Has already mentioned the brand ({brand_mentions} time(s) in past posts).")
+        if audience_quality is not None:
+            basis = "from a follower sample" if audience_source == "followers" else "estimated from content"
+            reasons.append(f"Audience quality {audience_quality:.0f}/100 (audience {basis}).")
+        quotes: list[str] = []
+        if self.captions is None:
+            reasons.append("Caption examples unavailable: the service was started without the raw data (--data).")
+        else:
+            quotes = self.captions.best(creator_id, self.segment_texts[s], MAX_CAPTIONS)
+            if quotes:
+                reasons.append("Recent captions that echo the segment: " + " | ".join(f"“{q}”" for q in quotes))
+        return Explanation(matched_segment=matched, reasons=reasons, topics=topics, captions=quotes)

@@ -1,0 +1,129 @@
+"""Prometheus metrics in the text exposition format (version 0.0.4).
+
+``prometheus_client`` is not installed in this environment, so this is a minimal, thread-safe implementation of
+the three things the service exports: request counts, request latency histograms, and info about the model
+serving (plus reload outcomes). One :class:`Metrics` per app, so several apps in one process do not mix.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import defaultdict
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    if not names:
+        return ""
+    return "{" + ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)) + "}"
+
+
+def _fmt(x: float) -> str:
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+class Metrics:
+    """Counters, latency histograms and the model info gauge of one app."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._latency: dict[tuple[str, str], list[float]] = {}  # (method, route) → [bucket counts..., sum, count]
+        self._reloads: dict[str, int] = defaultdict(int)
+        self._model: tuple[str, str, str] | None = None
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        with self._lock:
+            self._requests[(method, route, str(status))] += 1
+            hist = self._latency.setdefault((method, route), [0.0] * (len(LATENCY_BUCKETS) + 2))
+            for i, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    hist[i] += 1
+            hist[-2] += seconds
+            hist[-1] += 1
+
+    def observe_reload(self, outcome: str) -> None:
+        with self._lock:
+            self._reloads[outcome] += 1
+
+    def set_model(self, bundle_id: str, source: str, feature_set_id: str) -> None:
+        with self._lock:
+            self._model = (bundle_id, source, feature_set_id)
+
+    def render(self) -> str:
+        """The exposition text."""
+        lines: list[str] = []
+        with self._lock:
+            lines += [
+                "# HELP audiencefit_http_requests_total HTTP requests by method, route and status.",
+                "# TYPE audiencefit_http_requests_total counter",
+            ]
+            for key, n in sorted(self._requests.items()):
+                lines.append(f"audiencefit_http_requests_total{_labels(('method', 'route', 'status'), key)} {n}")
+            lines += [
+                "# HELP audiencefit_http_request_duration_seconds Request latency by method and route.",
+                "# TYPE audiencefit_http_request_duration_seconds histogram",
+            ]
+            name = "audiencefit_http_request_duration_seconds"
+            for (method, route), hist in sorted(self._latency.items()):
+                cumulative = (*hist[: len(LATENCY_BUCKETS)], hist[-1])  # buckets are stored cumulative
+                for bound, count in zip((*LATENCY_BUCKETS, math.inf), cumulative, strict=True):
+                    lab = _labels(("method", "route", "le"), (method, route, _fmt(bound)))
+                    lines.append(f"{name}_bucket{lab} {_fmt(count)}")
+                lab = _labels(("method", "route"), (method, route))
+                lines.append(f"{name}_sum{lab} {hist[-2]!r}")
+                lines.append(f"{name}_count{lab} {_fmt(hist[-1])}")
+            lines += [
+                "# HELP audiencefit_model_reloads_total Model reload attempts by outcome.",
+                "# TYPE audiencefit_model_reloads_total counter",
+            ]
+            for outcome, n in sorted(self._reloads.items()):
+                lines.append(f"audiencefit_model_reloads_total{_labels(('outcome',), (outcome,))} {n}")
+            lines += [
+                "# HELP audiencefit_model_info The model bundle serving (value is always 1).",
+                "# TYPE audiencefit_model_info gauge",
+            ]
+            if self._model is not None:
+                lab = _labels(("bundle_id", "source", "feature_set_id"), self._model)
+                lines.append(f"audiencefit_model_info{lab} 1")
+        return "\n".join(lines) + "\n"
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request, labelled by route template (not raw path: bounded label values)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = str(getattr(route, "path", "unmatched"))
+            self.metrics.observe_request(scope["method"], template, status, time.perf_counter() - started)

@@ -1,0 +1,195 @@
+"""From a validated request to ranked, explained creators: validate → retrieve → score → rank → explain.
+
+Synchronous and CPU-bound (embedding, scoring); the routes call it from FastAPI's thread pool.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from features.errors import InputError
+from models.pair_features import BrandQuery
+from models.query import Filters, Segment, embed_segments, validate_segments
+from models.scoring import rank, score_creators
+from serving.explain import Explainer, cluster_terms
+from serving.schemas import (
+    Band,
+    BrandIn,
+    CreatorScore,
+    FiltersIn,
+    RecommendationRequest,
+    SegmentFit,
+    Versions,
+)
+from serving.state import AppState, ServingModel
+
+MIN_CANDIDATES = 200
+CANDIDATES_PER_RESULT = 5
+
+
+@dataclass(frozen=True)
+class Scored:
+    creators: list[CreatorScore]
+    empty_reason: str | None
+
+
+def versions(state: AppState, model: ServingModel) -> Versions:
+    """Which model and features produced a response."""
+    return Versions(
+        bundle_id=model.bundle.bundle_id,
+        model_source=model.source,
+        feature_set_id=state.fs.feature_set_id,
+        feature_version=state.fs.version,
+        embedder_id=state.fs.embedder_id,
+    )
+
+
+def to_segments(brand: BrandIn) -> list[Segment]:
+    """The request's segments; with only a description, the description is the one segment."""
+    if brand.segments:
+        segs = [
+            Segment(text=s.text, weight=s.weight, countries=tuple(s.countries), segment_id=s.id) for s in brand.segments
+        ]
+    else:
+        segs = [Segment(text=brand.description or "", segment_id="brand description")]
+    return validate_segments(segs)
+
+
+def to_filters(f: FiltersIn) -> Filters:
+    return Filters(
+        min_followers=f.min_followers,
+        max_followers=f.max_followers,
+        platforms=tuple(f.platforms),
+        countries=tuple(f.countries),
+        languages=tuple(f.languages),
+        min_audience_quality=f.min_audience_quality,
+        exclude=tuple(f.exclude),
+    )
+
+
+def brand_terms(brand: BrandIn) -> tuple[str, ...]:
+    """Handles and hashtags as stored in the feature set's terms: lower case, without @ or #."""
+    terms = {t.strip().lstrip("@#").lower() for t in (*brand.brand_handles, *brand.branded_hashtags)}
+    return tuple(sorted(t for t in terms if t))
+
+
+def brand_query(state: AppState, brand: BrandIn, segments: list[Segment], seg_vecs: np.ndarray) -> BrandQuery:
+    brand_vector = None
+    if brand.description and brand.description.strip():
+        if not brand.segments:
+            vec = seg_vecs[0]  # the description is the segment: embedded already
+        else:
+            vec = embed_segments([Segment(text=brand.description)], state.search.embedder)[0]
+        brand_vector = vec if np.any(vec) else None
+    return BrandQuery(segments, seg_vecs, brand_vector=brand_vector, brand_terms=brand_terms(brand))
+
+
+def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) -> Scored:
+    """The top ``req.k`` creators for the brand, ranked by the objective; empty with a reason when none fits."""
+    segments = to_segments(req)
+    n_candidates = max(CANDIDATES_PER_RESULT * req.k, MIN_CANDIDATES)
+    found = state.search.search(segments, to_filters(req.filters), n_candidates)
+    if found.empty_reason:
+        return Scored([], found.empty_reason)
+    query = brand_query(state, req, found.segments, found.segment_vectors)
+    scored = score_creators(state.fs, model.bundle.models, query, found.rows).with_columns(row=pl.Series(found.rows))
+    if req.require_mention:
+        scored = scored.filter(pl.col("brand_mentions") > 0)
+        if scored.height == 0:
+            return Scored([], f"none of the {len(found)} best-fitting creators mentioned {list(query.brand_terms)}")
+    ranked = rank(scored, req.objective, budget=req.budget)
+    if ranked.height == 0:
+        return Scored([], f"no candidate's expected price is within the budget of {req.budget:,.2f}")
+    return Scored(build_rows(state, query, ranked.head(req.k)), None)
+
+
+def score_ids(state: AppState, model: ServingModel, brand: BrandIn, creator_ids: list[str]) -> list[CreatorScore]:
+    """Predictions for known creator ids, in the order given (callers check the ids first)."""
+    segments = to_segments(brand)
+    seg_vecs = embed_segments(segments, state.search.embedder)
+    query = brand_query(state, brand, segments, seg_vecs)
+    rows = np.array([state.search.row(cid) for cid in creator_ids], dtype=np.int64)
+    scored = score_creators(state.fs, model.bundle.models, query, rows).with_columns(row=pl.Series(rows))
+    return build_rows(state, query, scored)
+
+
+def unknown_ids(state: AppState, creator_ids: list[str]) -> list[str]:
+    out = []
+    for cid in creator_ids:
+        try:
+            state.search.row(cid)
+        except InputError:
+            out.append(cid)
+    return out
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
+def _band(rec: dict[str, Any], name: str) -> Band:
+    return Band(
+        expected=_num(rec[name]) or 0.0, p10=_num(rec[f"{name}_p10"]) or 0.0, p90=_num(rec[f"{name}_p90"]) or 0.0
+    )
+
+
+def build_rows(state: AppState, query: BrandQuery, scored: pl.DataFrame) -> list[CreatorScore]:
+    """Response rows (with explanations) for scored creators, in frame order."""
+    labels = [s.label for s in query.segments]
+    explainer = Explainer.for_request(
+        state.fs,
+        cluster_terms(state.fs),
+        labels,
+        [s.text for s in query.segments],
+        query.segment_vectors,
+        state.captions,
+    )
+    out = []
+    for i, rec in enumerate(scored.iter_rows(named=True)):
+        mentions = int(rec["brand_mentions"] or 0)
+        quality = _num(rec["audience_quality"])
+        out.append(
+            CreatorScore(
+                rank=i + 1,
+                creator_id=rec["creator_id"],
+                handle=rec["handle"],
+                platform=rec["platform"],
+                followers=rec["followers"],
+                country=rec["country"],
+                language=rec["language"],
+                fit=_num(rec["fit"]) or 0.0,
+                segments=[
+                    SegmentFit(segment=label, fit=float(f), audience_share=float(s))
+                    for label, f, s in zip(labels, rec["segment_fit"], rec["segment_share"], strict=True)
+                ],
+                matched_segment=rec["matched_segment"],
+                engagement_rate=_band(rec, "engagement_rate"),
+                conversions=_band(rec, "conversions"),
+                price=_band(rec, "price"),
+                price_source=rec["price_source"],
+                cost_per_conversion=_num(rec["cost_per_conversion"]),
+                audience_quality=quality,
+                audience_source=rec["audience_source"],
+                brand_mentions=mentions,
+                mentions_brand=mentions > 0,
+                explanation=explainer.explain(
+                    creator_id=rec["creator_id"],
+                    row=int(rec["row"]),
+                    matched=rec["matched_segment"],
+                    segment_fit=list(rec["segment_fit"]),
+                    segment_share=list(rec["segment_share"]),
+                    brand_mentions=mentions,
+                    audience_quality=quality,
+                    audience_source=rec["audience_source"],
+                ),
+            )
+        )
+    return out

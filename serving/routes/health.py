@@ -1,0 +1,66 @@
+"""``/healthz``, ``/readyz``, ``/metrics`` (no key: probes and scrapers) and ``GET /v1/model`` (API key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from serving.deps import MetricsDep, ModelDep, StateDep
+from serving.metrics import CONTENT_TYPE
+from serving.schemas import Health, ModelInfo, Readiness
+from serving.security import ApiKey
+from serving.state import AppState
+
+router = APIRouter(tags=["operations"])
+model_router = APIRouter(prefix="/v1", tags=["operations"], dependencies=[ApiKey])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(request: Request) -> Response:
+    """Readiness: features, indexes and a model are loaded (503 otherwise); includes the last reload error."""
+    state: AppState | None = getattr(request.app.state, "serving", None)
+    model = state.models.current if state else None
+    body = Readiness(
+        ready=state is not None and model is not None,
+        features=state is not None,
+        index=state is not None and state.search.audience.n == state.fs.creators.height,
+        model=model is not None,
+        bundle_id=model.bundle.bundle_id if model else None,
+        feature_set_id=state.fs.feature_set_id if state else None,
+        last_reload_error=state.models.last_error if state else getattr(request.app.state, "startup_error", None),
+        last_reload_at=state.models.last_reload_at if state else None,
+    )
+    code = status.HTTP_200_OK if body.ready and body.index else status.HTTP_503_SERVICE_UNAVAILABLE
+    return JSONResponse(body.model_dump(), status_code=code)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(m: MetricsDep) -> Response:
+    """Prometheus metrics: request counts, latency histograms, the model serving."""
+    return Response(m.render(), media_type=CONTENT_TYPE)
+
+
+@model_router.get("/model", response_model=ModelInfo)
+def model_info(state: StateDep, model: ModelDep) -> ModelInfo:
+    """The model bundle serving, its source, versions and evaluation summary."""
+    meta: dict[str, Any] = model.bundle.meta
+    return ModelInfo(
+        bundle_id=model.bundle.bundle_id,
+        model_source=model.source,
+        loaded_at=model.loaded_at,
+        created_at=meta.get("created_at"),
+        feature_set_id=state.fs.feature_set_id,
+        feature_version=model.bundle.feature_version,
+        embedder_id=model.bundle.embedder_id,
+        training=dict(meta.get("training", {})),
+        evaluation=list(meta.get("evaluation", [])),
+        beats_baselines=dict(meta.get("beats_baselines", {})),
+    )

@@ -1,0 +1,260 @@
+"""HTTP request and response models. Requests forbid unknown fields and cap every list and text, so a request's
+cost is bounded before any work starts; violations are 422 responses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_K = 200
+MAX_SEGMENTS = 10
+MAX_SCORE_IDS = 500
+MAX_TEXT = 2_000
+MAX_EXCLUDE = 1_000
+MAX_BRAND_TERMS = 50
+ID_MAX = 128
+
+Objective = Literal["conversions", "engagement", "fit"]
+
+
+class StrictModel(BaseModel):
+    """Unknown fields are an error (a typo in a filter must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SegmentIn(StrictModel):
+    """A target audience in free text, with an optional weight and target countries."""
+
+    text: str = Field(max_length=MAX_TEXT, description="Who the audience is, in free text.")
+    weight: float = Field(1.0, gt=0, le=1_000, description="Relative importance among the segments.")
+    countries: list[str] = Field(default_factory=list, max_length=250, description="ISO 3166-1 alpha-2 codes.")
+    id: str | None = Field(None, min_length=1, max_length=64, description="Optional label used in the response.")
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("segment text is empty")
+        return value
+
+
+class FiltersIn(StrictModel):
+    """Which creators may be recommended; applied inside the search."""
+
+    min_followers: int = Field(1_000, ge=0, le=10**12)
+    max_followers: int = Field(100_000, ge=0, le=10**12)
+    platforms: list[str] = Field(default_factory=list, max_length=20)
+    countries: list[str] = Field(default_factory=list, max_length=250)
+    languages: list[str] = Field(default_factory=list, max_length=100)
+    min_audience_quality: float = Field(0.0, ge=0, le=100)
+    exclude: list[str] = Field(default_factory=list, max_length=MAX_EXCLUDE, description="Creator ids to leave out.")
+
+
+class BrandIn(StrictModel):
+    """What the brand says about itself: a description, target segments, handles and hashtags."""
+
+    description: str | None = Field(None, max_length=MAX_TEXT, description="The brand and what it sells.")
+    segments: list[SegmentIn] = Field(default_factory=list, max_length=MAX_SEGMENTS)
+    brand_handles: list[str] = Field(default_factory=list, max_length=MAX_BRAND_TERMS)
+    branded_hashtags: list[str] = Field(default_factory=list, max_length=MAX_BRAND_TERMS)
+
+    @model_validator(mode="after")
+    def _needs_a_target(self) -> BrandIn:
+        if not self.segments and not (self.description and self.description.strip()):
+            raise ValueError("give a brand description or at least one segment")
+        for term in (*self.brand_handles, *self.branded_hashtags):
+            if not 1 <= len(term.strip().lstrip("@#")) <= ID_MAX:
+                raise ValueError(f"brand handle or hashtag {term[:40]!r} is empty or longer than {ID_MAX} characters")
+        return self
+
+
+class RecommendationRequest(BrandIn):
+    """Find the creators whose audience best fits the brand, ranked by the objective."""
+
+    k: int = Field(20, ge=1, le=MAX_K, description="How many creators to return.")
+    filters: FiltersIn = Field(default_factory=FiltersIn)
+    objective: Objective = "conversions"
+    budget: float | None = Field(None, gt=0, description="Leave out creators whose expected price exceeds this.")
+    require_mention: bool = Field(False, description="Keep only creators who mentioned a brand handle or hashtag.")
+
+    @model_validator(mode="after")
+    def _mention_needs_terms(self) -> RecommendationRequest:
+        if self.require_mention and not (self.brand_handles or self.branded_hashtags):
+            raise ValueError("require_mention needs brand_handles or branded_hashtags")
+        return self
+
+
+class ScoreRequest(BrandIn):
+    """Predictions for given creators (in the order given)."""
+
+    creator_ids: list[str] = Field(min_length=1, max_length=MAX_SCORE_IDS)
+
+
+class Band(BaseModel):
+    """A prediction with its 10th–90th percentile band."""
+
+    expected: float
+    p10: float
+    p90: float
+
+
+class SegmentFit(BaseModel):
+    segment: str
+    fit: float = Field(description="Fit of the creator's real audience to the segment (cosine, authenticity-weighted).")
+    audience_share: float = Field(description="Estimated share of the audience that belongs to the segment.")
+
+
+class Topic(BaseModel):
+    """An audience interest cluster, named by its most typical terms."""
+
+    cluster_id: int
+    terms: list[str]
+    audience_share: float = Field(description="Share of the creator's audience in this cluster.")
+    relevance: float | None = Field(None, description="How much the cluster belongs to the matched segment (0–1).")
+
+
+class Explanation(BaseModel):
+    matched_segment: str
+    reasons: list[str]
+    topics: list[Topic]
+    captions: list[str]
+
+
+class CreatorScore(BaseModel):
+    """One creator with its predictions and the reasons behind them."""
+
+    rank: int
+    creator_id: str
+    handle: str | None
+    platform: str | None
+    followers: int | None
+    country: str | None
+    language: str | None
+    fit: float = Field(description="Combined audience fit over the segments.")
+    segments: list[SegmentFit]
+    matched_segment: str
+    engagement_rate: Band
+    conversions: Band
+    price: Band
+    price_source: str
+    cost_per_conversion: float | None
+    audience_quality: float | None
+    audience_source: str | None
+    brand_mentions: int
+    mentions_brand: bool
+    explanation: Explanation
+
+
+class Versions(BaseModel):
+    bundle_id: str
+    model_source: str
+    feature_set_id: str
+    feature_version: str
+    embedder_id: str
+
+
+class RecommendationResponse(BaseModel):
+    objective: Objective
+    count: int
+    creators: list[CreatorScore]
+    empty_reason: str | None = None
+    versions: Versions
+
+
+class ScoreResponse(BaseModel):
+    count: int
+    creators: list[CreatorScore]
+    versions: Versions
+
+
+class GeoShare(BaseModel):
+    value: str
+    share: float
+
+
+class CreatorProfile(BaseModel):
+    """A creator's profile, statistics, audience quality and main audience interests."""
+
+    creator_id: str
+    handle: str | None
+    platform: str | None
+    followers: int | None
+    following: int | None
+    country: str | None
+    language: str | None
+    follower_tier: str | None
+    rate_per_post: float | None
+    statistics: dict[str, float | int | str | None]
+    audience_quality: float | None
+    quality_source: str | None
+    audience_source: str | None
+    audience_topics: list[Topic]
+    audience_countries: list[GeoShare]
+    feature_set_id: str
+
+
+class Lookalike(BaseModel):
+    creator_id: str
+    handle: str | None
+    platform: str | None
+    followers: int | None
+    similarity: float
+
+
+class LookalikesResponse(BaseModel):
+    creator_id: str
+    by: Literal["audience", "content"]
+    count: int
+    creators: list[Lookalike]
+
+
+class ModelInfo(BaseModel):
+    """What is serving: the bundle, where it came from, and what it was trained and evaluated on."""
+
+    bundle_id: str
+    model_source: str
+    loaded_at: str
+    created_at: str | None
+    feature_set_id: str
+    feature_version: str
+    embedder_id: str
+    training: dict[str, object]
+    evaluation: list[dict[str, object]]
+    beats_baselines: dict[str, bool]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    features: bool
+    index: bool
+    model: bool
+    bundle_id: str | None
+    feature_set_id: str | None
+    last_reload_error: str | None
+    last_reload_at: str | None
+
+
+class ReloadRequest(StrictModel):
+    """Where the new bundle comes from: a bundle directory, a registry URI, or (neither) the configured source."""
+
+    bundle_path: str | None = Field(None, min_length=1, max_length=4_096)
+    model_uri: str | None = Field(None, min_length=1, max_length=512)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ReloadRequest:
+        if self.bundle_path and self.model_uri:
+            raise ValueError("give bundle_path or model_uri, not both")
+        return self
+
+
+class ReloadResponse(BaseModel):
+    ok: bool
+    serving_bundle_id: str | None
+    previous_bundle_id: str | None
+    error: str | None = None

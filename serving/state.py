@@ -1,0 +1,118 @@
+"""What the service holds in memory: the feature set, its indexes and embedder (loaded once), and the model
+bundle behind a holder that can swap it while requests are served.
+
+A request reads ``ModelHolder.current`` once and uses that object to the end, so a reload in the middle of a
+request never mixes two models. A reload loads and verifies the new bundle beside the old one and then replaces
+one reference (an atomic assignment in CPython); reloads are serialised by a lock, readers never take it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from audiencefit.settings import Settings
+from features.errors import AudiencefitError
+from features.featureset import FeatureSet
+from models.bundle import Bundle, load_bundle
+from models.retrieval import AudienceSearch
+from serving.captions import CaptionStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_URI = "models:/audiencefit@champion"
+BundleSource = Path | str  # a bundle directory, or a registry URI such as models:/audiencefit@champion
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """A verified bundle that is compatible with the loaded feature set."""
+
+    bundle: Bundle
+    source: str
+    loaded_at: str
+
+
+def resolve_source(source: BundleSource, settings: Settings) -> Path:
+    """The local bundle directory for a source: a path as is, a ``models:/`` URI through the registry."""
+    if isinstance(source, Path):
+        return source
+    if source.startswith("models:/"):
+        try:
+            from models.registry import resolve_bundle
+        except ImportError as exc:
+            raise AudiencefitError(f"cannot resolve {source!r}: the model registry is not available ({exc})") from exc
+        return Path(resolve_bundle(source, settings=settings))
+    return Path(source)
+
+
+def load_serving_model(source: BundleSource, fs: FeatureSet, settings: Settings) -> ServingModel:
+    """Resolve, load (checksums verified) and check a bundle against the feature set; raises on any problem."""
+    path = resolve_source(source, settings)
+    bundle = load_bundle(path)
+    bundle.check_compatible(fs)
+    # A registry URI is shown with the version it resolved to (the cached directory is named <model>-v<version>).
+    shown = f"{source} ({path.name})" if isinstance(source, str) and source.startswith("models:/") else str(source)
+    return ServingModel(bundle=bundle, source=shown, loaded_at=_now())
+
+
+class ModelHolder:
+    """The serving bundle, swapped atomically by :meth:`reload`; failures leave the old bundle serving."""
+
+    def __init__(self, loader: Callable[[BundleSource], ServingModel], default_source: BundleSource) -> None:
+        self._loader = loader
+        self.default_source = default_source
+        self.current: ServingModel | None = None
+        self.last_error: str | None = None
+        self.last_reload_at: str | None = None
+        self._lock = threading.Lock()
+
+    def reload(self, source: BundleSource | None = None) -> tuple[ServingModel | None, ServingModel]:
+        """Load ``source`` (default: the configured one) and swap it in: (previous, new). Raises on failure,
+        recording the error for /readyz; the previous bundle keeps serving."""
+        with self._lock:
+            previous = self.current
+            self.last_reload_at = _now()
+            try:
+                new = self._loader(source if source is not None else self.default_source)
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error(
+                    "model reload failed; the previous bundle keeps serving",
+                    extra={
+                        "source": str(source or self.default_source),
+                        "error": self.last_error,
+                        "serving": previous.bundle.bundle_id if previous else None,
+                    },
+                )
+                raise
+            self.current = new  # the swap: one reference assignment
+            self.last_error = None
+            log.info(
+                "model bundle loaded",
+                extra={
+                    "bundle_id": new.bundle.bundle_id,
+                    "source": new.source,
+                    "previous": previous.bundle.bundle_id if previous else None,
+                },
+            )
+            return previous, new
+
+
+@dataclass
+class AppState:
+    """Everything heavy, loaded once in the app's lifespan."""
+
+    settings: Settings
+    fs: FeatureSet
+    search: AudienceSearch
+    models: ModelHolder
+    captions: CaptionStore | None

@@ -1,0 +1,234 @@
+"""The API end to end through the real app (lifespan, middleware, auth), on the small synthetic world."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.e2e.conftest import ADMIN_KEY, API_KEY, make_client
+
+SEGMENTS = [
+    {"text": "fitness fans who lift weights and run", "weight": 2.0, "id": "fitness"},
+    {"text": "home cooks who love baking recipes", "id": "cooking"},
+]
+
+
+@pytest.fixture(scope="module")
+def client(api_settings, small_features: Path, small_world: Path, bundles):
+    yield from make_client(api_settings, small_features, bundles[0], data=small_world)
+
+
+def _rec(client, **body):
+    body.setdefault("segments", SEGMENTS)
+    return client.post("/v1/recommendations", json=body)
+
+
+def test_recommendations_happy_path(client, bundles):
+    resp = _rec(client, k=7)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["objective"] == "conversions"
+    assert 1 <= body["count"] == len(body["creators"]) <= 7
+    assert body["empty_reason"] is None
+    assert body["versions"]["bundle_id"] == json.loads((bundles[0] / "bundle.json").read_text())["bundle_id"]
+    conversions = [c["conversions"]["expected"] for c in body["creators"]]
+    assert conversions == sorted(conversions, reverse=True)
+    for i, c in enumerate(body["creators"]):
+        assert c["rank"] == i + 1
+        assert 1_000 <= c["followers"] <= 100_000  # default follower range
+        assert [s["segment"] for s in c["segments"]] == ["fitness", "cooking"]
+        assert c["matched_segment"] in ("fitness", "cooking")
+        for band in ("engagement_rate", "conversions", "price"):
+            assert c[band]["p10"] <= c[band]["expected"] <= c[band]["p90"]
+        assert c["price_source"] in ("quoted", "model")
+        assert c["mentions_brand"] is False
+        reasons = c["explanation"]["reasons"]
+        assert reasons[0].startswith(f"Audience matches “{c['matched_segment']}”")
+        topics = c["explanation"]["topics"]
+        assert all(t["terms"] and t["relevance"] >= 0.1 for t in topics)
+        assert any(r.startswith("Audience interests driving") for r in reasons) == bool(topics)
+        assert any(r.startswith("Recent captions") for r in reasons) == bool(c["explanation"]["captions"])
+    assert any(c["explanation"]["topics"] for c in body["creators"])
+
+
+@pytest.mark.parametrize("objective", ["engagement", "fit"])
+def test_recommendations_sorted_by_objective(client, objective):
+    body = _rec(client, k=10, objective=objective).json()
+    creators = body["creators"]
+    key = [
+        c["engagement_rate"]["expected"] * c["followers"] if objective == "engagement" else c["fit"] for c in creators
+    ]
+    assert key == sorted(key, reverse=True)
+    assert len(creators) == 10
+
+
+def test_description_only_is_the_segment(client):
+    resp = client.post(
+        "/v1/recommendations", json={"description": "Protein bars for people who train at the gym", "k": 3}
+    )
+    assert resp.status_code == 200, resp.text
+    creators = resp.json()["creators"]
+    assert len(creators) == 3
+    assert all(c["matched_segment"] == "brand description" for c in creators)
+
+
+def test_filters_budget_and_empty_reason(client):
+    body = _rec(client, k=20, filters={"platforms": ["instagram"], "min_followers": 5_000}).json()
+    assert body["creators"] and all(c["platform"] == "instagram" and c["followers"] >= 5_000 for c in body["creators"])
+    excluded = body["creators"][0]["creator_id"]
+    again = _rec(client, k=20, filters={"platforms": ["instagram"], "exclude": [excluded]}).json()
+    assert excluded not in {c["creator_id"] for c in again["creators"]}
+
+    prices = sorted(c["price"]["expected"] for c in body["creators"])
+    budget = prices[len(prices) // 2]
+    within = _rec(client, k=20, budget=budget).json()["creators"]
+    assert within and all(c["price"]["expected"] <= budget for c in within)
+
+    empty = _rec(client, filters={"min_followers": 10**9, "max_followers": 10**9}).json()
+    assert empty["count"] == 0 and "followers within" in empty["empty_reason"]
+
+
+def test_require_mention_keeps_only_mentioning_creators(client, small_features: Path):
+    terms = pl.read_parquet(small_features / "terms.parquet").filter(pl.col("kind") == "hashtag")
+    common = terms.group_by("term").agg(n=pl.len()).sort(["n", "term"], descending=[True, False])["term"][0]
+    body = _rec(client, k=50, branded_hashtags=[f"#{common}"], require_mention=True).json()
+    assert body["creators"] or body["empty_reason"]
+    assert all(c["mentions_brand"] and c["brand_mentions"] > 0 for c in body["creators"])
+    assert any("mentioned the brand" in r for c in body["creators"] for r in c["explanation"]["reasons"])
+
+
+def test_auth(client):
+    body = {"segments": SEGMENTS}
+    assert client.post("/v1/recommendations", json=body, headers={"X-API-Key": ""}).status_code == 401
+    assert client.post("/v1/recommendations", json=body, headers={"X-API-Key": "wrong"}).status_code == 403
+    assert client.post("/v1/recommendations", json=body, headers={"X-API-Key": ADMIN_KEY}).status_code == 403
+    assert client.get("/v1/model", headers={"X-API-Key": "other-key"}).status_code == 200  # any configured key
+    assert client.post("/admin/reload", json={}, headers={"X-API-Key": API_KEY}).status_code == 403
+    assert client.post("/admin/reload", json={}, headers={"X-API-Key": ""}).status_code == 401
+    ok = client.get("/healthz", headers={"X-API-Key": ""})
+    assert ok.status_code == 200  # probes need no key
+
+
+def test_body_size_limit(client):
+    big = {"segments": SEGMENTS, "description": "x" * (1 << 20)}
+    assert client.post("/v1/recommendations", json=big).status_code == 413
+    # A chunked body (no Content-Length) is counted as it streams.
+    chunks = iter([b'{"description": "' + b"y" * 700_000, b"y" * 700_000 + b'"}'])
+    resp = client.post("/v1/recommendations", content=chunks, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"segments": SEGMENTS, "k": 201},
+        {"segments": SEGMENTS, "k": 0},
+        {"segments": SEGMENTS, "colour": "blue"},
+        {"segments": [{"text": "fitness", "wieght": 2}]},
+        {"segments": [{"text": "   "}]},
+        {"segments": [{"text": "!!! ???"}]},  # no words: refused by the domain validation
+        {"segments": [{"text": f"segment {i}"} for i in range(11)]},
+        {"segments": SEGMENTS, "filters": {"exclude": ["c"] * 1001}},
+        {"segments": SEGMENTS, "filters": {"platforms": ["myspace"]}},
+        {"description": "z" * 2001},
+        {},
+        {"segments": SEGMENTS, "require_mention": True},
+    ],
+)
+def test_invalid_requests_are_422(client, body):
+    resp = client.post("/v1/recommendations", json=body)
+    assert resp.status_code == 422, resp.text
+    assert "Traceback" not in resp.text
+
+
+def test_score_known_and_unknown_ids(client, small_features: Path):
+    ids = pl.read_parquet(small_features / "creators.parquet")["creator_id"].to_list()[:5][::-1]
+    resp = client.post("/v1/score", json={"segments": SEGMENTS, "creator_ids": ids})
+    assert resp.status_code == 200, resp.text
+    assert [c["creator_id"] for c in resp.json()["creators"]] == ids
+    resp = client.post("/v1/score", json={"segments": SEGMENTS, "creator_ids": [ids[0], "nobody-1", "nobody-2"]})
+    assert resp.status_code == 404
+    assert resp.json()["detail"]["unknown_ids"] == ["nobody-1", "nobody-2"]
+    too_many = client.post("/v1/score", json={"segments": SEGMENTS, "creator_ids": ["x"] * 501})
+    assert too_many.status_code == 422
+
+
+def test_score_quotes_matching_captions(client, small_world: Path, small_features: Path):
+    posts = pl.read_parquet(small_world / "posts.parquet")
+    known = set(pl.read_parquet(small_features / "creators.parquet")["creator_id"].to_list())
+    post = posts.filter(pl.col("creator_id").is_in(list(known)) & pl.col("caption").is_not_null()).sort(
+        ["creator_id", "posted_at"], descending=[False, True]
+    )[0]
+    caption = post["caption"][0]
+    resp = client.post("/v1/score", json={"segments": [{"text": caption}], "creator_ids": [post["creator_id"][0]]})
+    assert resp.status_code == 200, resp.text
+    explanation = resp.json()["creators"][0]["explanation"]
+    assert explanation["captions"], explanation
+    assert any(r.startswith("Recent captions") for r in explanation["reasons"])
+
+
+def test_creator_profile_and_lookalikes(client, small_features: Path):
+    cid = pl.read_parquet(small_features / "creators.parquet")["creator_id"][3]
+    resp = client.get(f"/v1/creators/{cid}")
+    assert resp.status_code == 200, resp.text
+    profile = resp.json()
+    assert profile["creator_id"] == cid and profile["handle"]
+    assert "er_median" in profile["statistics"]
+    assert profile["audience_topics"] and profile["audience_topics"][0]["terms"]
+    assert client.get("/v1/creators/nobody").status_code == 404
+    for by in ("audience", "content"):
+        resp = client.get(f"/v1/creators/{cid}/lookalikes", params={"by": by, "k": 6})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["count"] == len(body["creators"]) == 6
+        assert cid not in {c["creator_id"] for c in body["creators"]}
+        sims = [c["similarity"] for c in body["creators"]]
+        assert sims == sorted(sims, reverse=True)
+    assert client.get(f"/v1/creators/{cid}/lookalikes", params={"by": "mood"}).status_code == 422
+    assert client.get(f"/v1/creators/{cid}/lookalikes", params={"k": 500}).status_code == 422
+    assert client.get("/v1/creators/nobody/lookalikes").status_code == 404
+
+
+def test_health_ready_metrics_model(client, bundles):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["ready"] and ready.json()["last_reload_error"] is None
+    model = client.get("/v1/model").json()
+    meta = json.loads((bundles[0] / "bundle.json").read_text())
+    assert model["bundle_id"] == meta["bundle_id"]
+    assert model["model_source"] == str(bundles[0])
+    assert model["embedder_id"] == "test-hashing/v1" and model["evaluation"]
+    _rec(client, k=2)
+    text = client.get("/metrics").text
+    assert 'audiencefit_http_requests_total{method="POST",route="/v1/recommendations",status="200"}' in text
+    bucket = 'audiencefit_http_request_duration_seconds_bucket{method="POST",route="/v1/recommendations",le="+Inf"}'
+    assert bucket in text
+    assert f'audiencefit_model_info{{bundle_id="{meta["bundle_id"]}"' in text
+    # Unknown paths share one label value: an attacker cannot blow up the label set.
+    client.get("/no/such/path/123")
+    assert "/no/such/path/123" not in client.get("/metrics").text
+
+
+def test_unexpected_error_is_a_generic_500(client, monkeypatch):
+    import serving.routes.recommend as route
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(route, "recommend", boom)
+    resp = _rec(client, k=2)
+    assert resp.status_code == 500
+    assert resp.json() == {"detail": "internal server error"}
+    assert "secret" not in resp.text
+
+
+def test_no_bundle_means_not_ready(api_settings, small_features: Path, tmp_path: Path):
+    for c in make_client(api_settings, small_features, tmp_path / "missing-bundle"):
+        ready = c.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["model"] is False and "not a model bundle" in ready.json()["last_reload_error"]
+        assert c.post("/v1/recommendations", json={"segments": SEGMENTS}).status_code == 503

@@ -1,0 +1,213 @@
+"""MLflow tracking, registry aliases, champion/challenger promotion and bundle resolution, on a temporary store.
+
+One model is trained on the session's small world (hashing embedder) and shared by the module; promotion tests
+register the same bundle again as a second version, which cannot beat the first on the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from features.errors import InputError
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private MLflow store and data dir for this module (environment restored afterwards)."""
+    from audiencefit.settings import get_settings
+
+    root = tmp_path_factory.mktemp("mlflow")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("AUDIENCEFIT_DATA_DIR", str(root / "data"))
+        get_settings.cache_clear()
+        yield root
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def settings(store: Path):
+    from audiencefit.settings import Settings
+
+    return Settings(data_dir=store / "data")
+
+
+@pytest.fixture(scope="module")
+def trained(small_world: Path, small_features: Path, settings, store: Path):
+    from training.train import train_models
+
+    return train_models(small_world, small_features, settings, out_dir=store / "bundle", progress=False)
+
+
+@pytest.fixture(scope="module")
+def tracked(trained, settings):
+    from training.tracking import log_training
+
+    return log_training(trained, settings)
+
+
+def test_train_registers_version_with_challenger_alias(tracked, trained, settings, store: Path) -> None:
+    from mlflow import MlflowClient
+
+    from models.registry import current_version
+
+    assert tracked.model_version == "1"
+    assert current_version("challenger", settings=settings) == "1"
+    assert current_version("champion", settings=settings) is None
+    c = MlflowClient(tracking_uri=settings.tracking_uri)
+    run = c.get_run(tracked.run_id)
+    assert run.data.params["train_rows"] == str(trained.split.train.height)
+    assert run.data.metrics["ndcg20_brand"] == pytest.approx(trained.table["ndcg20_brand"][0])
+    assert {f"beats_{k}" for k in trained.wins} <= set(run.data.metrics)
+    logged = {a.path for a in c.list_artifacts(tracked.run_id)} | {
+        a.path for a in c.list_artifacts(tracked.run_id, "plots")
+    }
+    assert {"evaluation.csv", "evaluation.md", "test_set.parquet", "plots/calibration_conversions.png"} <= logged
+    assert {"plots/gain_conversions.png", "plots/feature_importance.png"} <= logged
+    # Models from code: the logged model holds the wrapper's source and the bundle's text files, no pickle.
+    files = [p for p in (store / "data" / "mlartifacts").rglob("*") if p.is_file()]
+    assert any(p.name == "mlflow_model.py" for p in files)
+    assert not [p for p in files if p.suffix in {".pkl", ".pickle"} or "cloudpickle" in p.name]
+
+
+def test_resolve_bundle_downloads_once_and_loads(tracked, trained, settings, monkeypatch) -> None:
+    import mlflow.artifacts
+
+    from models.bundle import load_bundle
+    from models.registry import resolve_bundle
+
+    path = resolve_bundle("models:/audiencefit@challenger", settings=settings)
+    assert path == settings.data_dir / "registry-cache" / "audiencefit-v1"
+    bundle = load_bundle(path)
+    test = trained.split.test
+    assert bundle.models.predict(test).equals(trained.models.predict(test))
+
+    def no_download(**_: object) -> str:
+        raise AssertionError("a cached bundle was downloaded again")
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", no_download)
+    assert resolve_bundle("models:/audiencefit/1", settings=settings) == path
+
+
+def test_pyfunc_model_serves_bundle_predictions(tracked, trained, settings) -> None:
+    import mlflow.pyfunc
+
+    from models.pair_features import FEATURE_COLUMNS
+
+    model = mlflow.pyfunc.load_model(tracked.model_uri)
+    frame = trained.split.test.select(FEATURE_COLUMNS).head(8)
+    served = model.predict(frame.to_pandas())
+    expected = trained.models.predict(frame)
+    np.testing.assert_allclose(served["conversions"].to_numpy(), expected["conversions"].to_numpy())
+    assert set(expected.columns) <= set(served.columns)
+    # The optional quoted rate goes through MLflow's schema and replaces the model's price.
+    quoted = frame.to_pandas().assign(rate_per_post=[250.0] + [float("nan")] * (frame.height - 1))
+    priced = model.predict(quoted)
+    assert priced["price"].iloc[0] == 250.0 and priced["price_source"].iloc[0] == "quoted"
+    assert (priced["price_source"].iloc[1:] == "model").all()
+
+
+def test_unknown_alias_or_model_is_a_clear_input_error(tracked, settings) -> None:
+    from models.registry import resolve_bundle
+
+    with pytest.raises(InputError, match=r"no alias 'nope'.*challenger→v1"):
+        resolve_bundle("models:/audiencefit@nope", settings=settings)
+    with pytest.raises(InputError, match=r"no registered model 'other'.*audiencefit"):
+        resolve_bundle("models:/other@champion", settings=settings)
+    with pytest.raises(InputError, match="expected"):
+        resolve_bundle("runs:/abc/model", settings=settings)
+
+
+def test_corrupted_cached_bundle_is_refused(tracked, settings) -> None:
+    from models.bundle import load_bundle
+    from models.registry import resolve_bundle
+
+    path = resolve_bundle("models:/audiencefit@challenger", settings=settings)
+    target = sorted((path / "models").glob("*.txt"))[0]
+    original = target.read_bytes()
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0x01
+    target.write_bytes(bytes(flipped))
+    try:
+        with pytest.raises(InputError, match="checksum mismatch"):
+            load_bundle(resolve_bundle("models:/audiencefit@challenger", settings=settings))
+    finally:
+        target.write_bytes(original)
+    load_bundle(path)
+
+
+def test_promote_refuse_force_and_rollback(tracked, trained, settings) -> None:
+    from typer.testing import CliRunner
+
+    import audiencefit.cli  # noqa: F401  (registers the commands)
+    from audiencefit.cli._app import app
+    from audiencefit.settings import get_settings
+    from models.registry import current_version
+    from training import promote as promotion
+    from training.tracking import log_training
+
+    get_settings.cache_clear()  # the CLI reads the module's store from the environment
+    runner = CliRunner()
+    first = runner.invoke(app, ["promote"])
+    assert first.exit_code == 0, first.output
+    assert current_version("champion", settings=settings) == "1"
+
+    # The same bundle again as v2: equal on the same rows, so it does not beat the champion by > 0.
+    second = log_training(trained, settings)
+    assert second.model_version == "2"
+    assert current_version("challenger", settings=settings) == "2"
+    refused = runner.invoke(app, ["promote", "--metric", "poisson_deviance"])
+    assert refused.exit_code == 1
+    assert "challenger v2" in refused.output and "champion v1" in refused.output
+    assert current_version("champion", settings=settings) == "1"
+    comparison = promotion.compare(settings, metric="poisson_deviance")
+    assert comparison.challenger_value == pytest.approx(comparison.champion_value)
+    assert comparison.test_rows == trained.split.test.height
+
+    forced = runner.invoke(app, ["promote", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert current_version("champion", settings=settings) == "2"
+    assert promotion.history(settings) == ["1"]
+
+    back = runner.invoke(app, ["promote", "--rollback"])
+    assert back.exit_code == 0, back.output
+    assert current_version("champion", settings=settings) == "1"
+    assert promotion.history(settings) == []
+    with pytest.raises(InputError, match="no previous champion"):
+        promotion.rollback(settings)
+    with pytest.raises(InputError, match="cannot compare"):
+        promotion.compare(settings, metric="calibration")
+
+
+def test_better_challenger_passes_the_bar() -> None:
+    from training.promote import Comparison
+
+    def cmp(chal: float, champ: float, higher: bool, margin: float = 0.0) -> Comparison:
+        return Comparison("m", higher, margin, 10, "2", chal, "1", champ)
+
+    assert cmp(0.6, 0.5, True).passed
+    assert not cmp(0.6, 0.5, True, margin=0.2).passed
+    assert not cmp(0.5, 0.6, True).passed
+    assert cmp(1.0, 2.0, False).passed
+    assert not cmp(2.0, 1.0, False).passed
+    assert not cmp(float("nan"), 1.0, False).passed
+
+
+def test_training_is_deterministic(trained, settings) -> None:
+    """Refit the conversion model on the same rows and seed: the same trees, the same predictions."""
+    from models.estimators import GBMRegressor, ModelSet, exposure_offset
+
+    first = trained.models.conversions_
+    train = trained.split.train.filter(trained.split.train["conversions"].is_not_null())
+    again = GBMRegressor(first.columns, "poisson", settings.seed, monotone=ModelSet.CONVERSION_SIGNS)
+    again.fit(train, train["conversions"].to_numpy(), exposure_offset(train))
+    test = trained.split.test
+    offset = exposure_offset(test)
+    np.testing.assert_array_equal(again.predict_raw(test, offset), first.predict_raw(test, offset))
+    assert again.to_text() == first.to_text()
