@@ -197,17 +197,3 @@ def test_better_challenger_passes_the_bar() -> None:
     assert cmp(1.0, 2.0, False).passed
     assert not cmp(2.0, 1.0, False).passed
     assert not cmp(float("nan"), 1.0, False).passed
-
-
-def test_training_is_deterministic(trained, settings) -> None:
-    """Refit the conversion model on the same rows and seed: the same trees, the same predictions."""
-    from models.estimators import GBMRegressor, ModelSet, exposure_offset
-
-    first = trained.models.conversions_
-    train = trained.split.train.filter(trained.split.train["conversions"].is_not_null())
-    again = GBMRegressor(first.columns, "poisson", settings.seed, monotone=ModelSet.CONVERSION_SIGNS)
-    again.fit(train, train["conversions"].to_numpy(), exposure_offset(train))
-    test = trained.split.test
-    offset = exposure_offset(test)
-    np.testing.assert_array_equal(again.predict_raw(test, offset), first.predict_raw(test, offset))
-    assert again.to_text() == first.to_text()
