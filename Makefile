@@ -49,7 +49,7 @@ lint: $(STAMP) ## ruff (lint + format check).
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP) ## mypy (strict).
-	$(VENV)/bin/mypy audiencefit features models training serving
+	$(VENV)/bin/mypy audiencefit features models training serving benchmarks
 
 unit: $(STAMP) ## The default test suite only.
 	$(VENV)/bin/pytest -q
@@ -58,6 +58,9 @@ test: lint typecheck unit ## Lint, type-check and run the whole default test sui
 
 bench: $(STAMP) ## Benchmarks (speed goals are checked here, not by timed tests).
 	$(PY) -m benchmarks.run
+
+bench-embed: $(STAMP) ## Embedding backends side by side with PyTorch fp32; ends with `speedup N.Nx`.
+	$(PY) -m benchmarks.embed
 
 clean: ## Remove generated data and caches (keeps .venv).
 	rm -rf $(DATA) .pytest_cache .mypy_cache .ruff_cache

@@ -117,8 +117,25 @@ def register_embedder(backend: str, factory: Callable[[], Embedder]) -> None:
         _INSTANCES.pop(backend, None)
 
 
+_FAST_REGISTERED = False
+
+
+def _register_fast_backends() -> None:
+    """Add the onnxruntime / static backends of ``features.embed_backends`` (imported on first use only)."""
+    global _FAST_REGISTERED  # noqa: PLW0603
+    if _FAST_REGISTERED:
+        return
+    from features.embed_backends import factories
+
+    for backend, factory in factories().items():
+        _FACTORIES.setdefault(backend, factory)
+    _FAST_REGISTERED = True
+
+
 def known_backends() -> list[str]:
     """The registered backend ids, sorted."""
+    with _REGISTRY_LOCK:
+        _register_fast_backends()
     return sorted(_FACTORIES)
 
 
@@ -132,6 +149,8 @@ def get_embedder(backend: str | None = None) -> Embedder:
         instance = _INSTANCES.get(backend)
         if instance is not None:
             return instance
+        if backend not in _FACTORIES:
+            _register_fast_backends()
         factory = _FACTORIES.get(backend)
         if factory is None:
             raise InputError(f"unknown embedder {backend!r}; known: {', '.join(sorted(_FACTORIES))}")

@@ -58,8 +58,8 @@ def validate_segments(segments: Sequence[Segment]) -> list[Segment]:
         examples = tuple(e for e in seg.examples if is_meaningful(prepare_text(e)))
         if not text_ok and not examples:
             problems.append(f"{name}: text is empty or has no words to match ({seg.text!r})")
-        if not np.isfinite(seg.weight) or seg.weight <= 0:
-            problems.append(f"{name}: weight must be a positive number, got {seg.weight}")
+        if not np.isfinite(seg.weight) or seg.weight < 1e-6:
+            problems.append(f"{name}: weight must be a positive number (at least 1e-6), got {seg.weight}")
         countries = tuple(c.strip().upper() for c in seg.countries if c.strip())
         bad = [c for c in countries if len(c) != 2 or not c.isalpha()]
         if bad:

@@ -130,8 +130,11 @@ def create_app(
 
 
 async def _input_error(request: Request, exc: Exception) -> JSONResponse:
-    """A request the domain code refuses (e.g. a segment with no words): 422 with the reason."""
-    return JSONResponse({"detail": str(exc)}, status_code=422)
+    """A request the domain code refuses (e.g. a segment with no words): 422 with the reason, shaped like FastAPI's
+    own validation errors so that the one declared 422 schema (``HTTPValidationError``) holds for every 422."""
+    where = "body" if request.method in ("POST", "PUT", "PATCH") else "query"
+    detail = [{"type": "value_error", "loc": [where], "msg": str(exc)}]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -28,7 +28,7 @@ class SegmentIn(StrictModel):
     """A target audience in free text, with an optional weight and target countries."""
 
     text: str = Field(max_length=MAX_TEXT, description="Who the audience is, in free text.")
-    weight: float = Field(1.0, gt=0, le=1_000, description="Relative importance among the segments.")
+    weight: float = Field(1.0, ge=1e-6, le=1_000, description="Relative importance among the segments.")
     countries: list[str] = Field(default_factory=list, max_length=250, description="ISO 3166-1 alpha-2 codes.")
     id: str | None = Field(None, min_length=1, max_length=64, description="Optional label used in the response.")
 

