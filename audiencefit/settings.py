@@ -53,7 +53,10 @@ class Settings(BaseSettings):
     admin_api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated admin keys accepted on /admin routes."
     )
-    embedder: str = Field("minilm-torch", description="Embedding backend id.")
+    embedder: str = Field(
+        "minilm-onnx-int8",
+        description="Embedding backend id: minilm-onnx-int8 (default), minilm-onnx-fp32, minilm-torch, minilm-static.",
+    )
     embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
     recent_posts: int = Field(30, ge=1, le=1000, description="Posts per creator used for recent statistics.")
     audience_clusters: int = Field(24, ge=2, le=512, description="k of the k-means over follower vectors.")
