@@ -107,7 +107,10 @@ class GBMRegressor:
 
     def predict_raw(self, frame: pl.DataFrame, offset: np.ndarray | None = None) -> np.ndarray:
         """The model's score on its link scale (plus the offset)."""
-        raw = np.asarray(self.booster_.predict(_matrix(frame, self.columns), raw_score=True), dtype=np.float64)
+        # One thread: requests are already served concurrently, and OpenMP threads spinning on busy cores
+        # cost more than they save on a few hundred rows.
+        x = _matrix(frame, self.columns)
+        raw = np.asarray(self.booster_.predict(x, raw_score=True, num_threads=1), dtype=np.float64)
         return raw + (offset + self.base_ if offset is not None else 0.0)
 
     def to_text(self) -> str:
