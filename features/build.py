@@ -29,6 +29,7 @@ from features.embed import Embedder, embed_texts, get_embedder
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
 from features.featureset import FEATURE_VERSION, MANIFEST, TABLE_FILES, schema_hash, sha256_file
+from features.io import replace_dir
 from features.quality import audience_quality, follower_flags
 from features.stats import creator_stats, creator_terms, filter_as_of, filter_followers_as_of
 from features.text import prepare_text
@@ -265,16 +266,6 @@ def _write(features: CreatorFeatures, target: Path) -> dict[str, str]:
     return {str(p.relative_to(target)): sha256_file(p) for p in sorted(target.rglob("*")) if p.is_file()}
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` by ``tmp`` with renames only; the old set is removed after the swap."""
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    if out_dir.exists():
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 def build_feature_set(
     data_dir: Path,
     out_dir: Path,
@@ -341,7 +332,7 @@ def build_feature_set(
             "files": checksums,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        _swap_into_place(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

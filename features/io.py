@@ -12,6 +12,7 @@ import contextlib
 import csv
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +108,20 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Put the fully written directory ``tmp`` in place of ``target`` with renames only.
+
+    A reader sees the old directory or the new one, never a mix; the old one is removed after the swap.
+    """
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from features.errors import InputError
 from features.featureset import FEATURE_VERSION, FeatureSet, sha256_file
+from features.io import replace_dir
 from models.estimators import ModelSet
 from models.pair_features import FEATURE_COLUMNS
 
@@ -80,11 +81,7 @@ def save_bundle(models: ModelSet, out_dir: Path, *, embedder_id: str, extra: dic
         }
         meta["bundle_id"] = sha256_of_text(json.dumps(files, sort_keys=True))[:16]
         (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        if out_dir.exists():
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

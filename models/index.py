@@ -26,6 +26,7 @@ import numpy as np
 from audiencefit.settings import Settings
 from features.errors import InputError
 from features.featureset import FeatureSet, sha256_file
+from features.io import replace_dir
 from models.pair_features import authentic_share
 
 log = logging.getLogger(__name__)
@@ -202,11 +203,7 @@ def build_and_save(fs: FeatureSet, settings: Settings, directory: Path | None = 
             idx = build_index(fs, kind, settings)
             save_index(idx, tmp)
             summary["indexes"][kind] = {"type": idx.index_type, "rows": idx.n, **idx.params}
-        old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

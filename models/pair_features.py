@@ -182,36 +182,13 @@ def brand_mention_counts(view: CreatorView, rows: np.ndarray, brand_terms: Seque
 
 
 def _creator_block(creators: pl.DataFrame) -> pl.DataFrame:
+    """The creator half of the features: feature-set columns as floats, plus two encodings."""
     platform_code = {p: float(i) for i, p in enumerate(PLATFORMS)}
-    return creators.select(
-        pl.col("log_followers").cast(pl.Float64),
-        pl.col("following_ratio").cast(pl.Float64),
-        pl.col("n_posts").cast(pl.Float64),
-        *(
-            pl.col(c).cast(pl.Float64)
-            for c in (
-                "er_median",
-                "er_mean",
-                "er_trend",
-                "posts_per_week",
-                "gap_cv",
-                "comment_like_ratio",
-                "sponsored_share",
-                "sponsored_er_ratio",
-                "likes_spikiness",
-                "views_per_follower",
-                "days_since_last_post",
-                "suspicious_share",
-                "follower_sample_size",
-                "er_residual",
-                "engagement_anomaly",
-                "audience_quality",
-            )
-        ),
-        pl.col("has_bio").cast(pl.Float64),
-        (pl.col("audience_source") == "followers").cast(pl.Float64).alias("audience_from_followers"),
-        pl.col("platform").replace_strict(platform_code, default=float(len(PLATFORMS))).alias("platform_code"),
-    )
+    derived = {
+        "audience_from_followers": (pl.col("audience_source") == "followers").cast(pl.Float64),
+        "platform_code": pl.col("platform").replace_strict(platform_code, default=float(len(PLATFORMS))),
+    }
+    return creators.select([derived.get(name, pl.col(name).cast(pl.Float64)).alias(name) for name in CREATOR_COLUMNS])
 
 
 def pair_features(view: CreatorView, rows: np.ndarray, segment_index: np.ndarray, query: BrandQuery) -> pl.DataFrame:
