@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         200_000, ge=0, description="Up to this many creators the audience index is exact (IndexFlatIP)."
     )
     index_type: Literal["ivf", "hnsw"] = Field("ivf", description="Approximate index above index_exact_max.")
-    ivf_nlist: int | None = Field(None, ge=1, description="IVF lists; default about 4·sqrt(creators).")
+    ivf_nlist: int | None = Field(None, ge=1, description="IVF lists; default about sqrt(creators).")
     ivf_nprobe: int = Field(96, ge=1, description="IVF lists visited per query.")
     hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree.")
     hnsw_ef_construction: int = Field(120, ge=8, description="HNSW build-time beam width.")

@@ -113,7 +113,9 @@ def build_faiss(vectors: np.ndarray, settings: Settings) -> tuple[Any, str, dict
         hnsw.add(vectors)
         params = {"m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction}
         return hnsw, "hnsw", params | {"ef_search": settings.hnsw_ef_search}
-    nlist = settings.ivf_nlist or int(min(max(64, 4 * np.sqrt(n)), n // 39))
+    # sqrt(n) lists with nprobe=96: measured at 1M (make bench) recall@100 0.996, p95 9.4 ms on one thread;
+    # 4·sqrt(n) lists was faster (3.6 ms) but missed the 0.98 recall bar (0.979).
+    nlist = settings.ivf_nlist or int(min(max(64, np.sqrt(n)), n // 39))
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.cp.seed = settings.seed
     # Deterministic training sample: every j-th row, about 256 points per list.

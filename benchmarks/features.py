@@ -1,0 +1,299 @@
+"""Feature pipeline benchmark: ``audiencefit features build`` on a generated world, cold and warm.
+
+Cold: a fresh, empty ``AUDIENCEFIT_DATA_DIR`` (so the embedding cache is empty); the embedding backend's model
+artifacts, when it has any under ``<data_dir>/models``, are linked in, so "cold" means an empty embedding cache,
+not rebuilding the model. Warm: the same command again on the same data directory (every text a cache hit).
+Each run is a separate process; the figures are its wall time, its own peak RSS, the texts embedded and served
+from the cache (the manifest's ``embedding`` block) and the embedder's throughput: texts embedded per second
+spent in ``embed_texts`` (from the build's JSON log) and per second of the whole build.
+
+The large mode runs only the cold build on a world of ``--creators`` creators with a 30-minute limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Goal, Results, console, fmt, print_table, run_measured, stopwatch, work_dir
+
+DEMO_CREATORS = 5000
+QUICK_CREATORS = 500
+COLD_TARGET_S = 180.0  # "demo world cold under 3 minutes"
+WARM_TARGET_S = 30.0  # "warm under 30 s"
+LARGE_LIMIT_S = 1800.0  # "the largest world that finishes within 30 minutes"
+
+
+@dataclass(frozen=True)
+class FeatureBenchConfig:
+    """What to run: world size and seed, embedding backend (None: the settings default), per-build timeout."""
+
+    creators: int = DEMO_CREATORS
+    seed: int = 7
+    embedder: str | None = None
+    timeout_s: float | None = None
+    warm: bool = True
+
+
+def world_dir(creators: int, seed: int) -> Path:
+    return work_dir() / f"world-{creators}-seed{seed}"
+
+
+def ensure_world(creators: int, seed: int) -> tuple[Path, float | None]:
+    """The generated world (reused when already complete): (directory, seconds to generate or None if reused)."""
+    from features.synthetic import generate_world
+
+    path = world_dir(creators, seed)
+    if (path / "segments.parquet").is_file() and (path / "truth").is_dir():
+        return path, None  # generate_world renames a finished world into place: present means complete
+    with stopwatch() as t:
+        generate_world(path, creators, seed, overwrite=True, progress=False)
+    return path, t["s"]
+
+
+def features_home(creators: int, seed: int, embedder: str) -> Path:
+    """The ``AUDIENCEFIT_DATA_DIR`` of the benchmark builds; the feature set is its ``features/``."""
+    return work_dir() / f"home-{creators}-seed{seed}-{embedder}"
+
+
+def feature_set_path(creators: int, seed: int, embedder: str) -> Path:
+    """The last feature set a benchmark build finished (kept when a later cold build fails or times out)."""
+    return work_dir() / f"features-{creators}-seed{seed}-{embedder}"
+
+
+def _keep_feature_set(home: Path, creators: int, seed: int, embedder: str) -> Path:
+    target = feature_set_path(creators, seed, embedder)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(home / "features", tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def _audiencefit_command() -> list[str]:
+    script = Path(sys.executable).with_name("audiencefit")
+    if script.is_file():
+        return [str(script)]
+    return [sys.executable, "-c", "from audiencefit.cli import main; main()"]
+
+
+def _prepare_artifacts(backend: str, home: Path) -> None:
+    """Build the backend's model artifacts (outside any timing) and link them into the fresh data directory."""
+    from audiencefit.settings import get_settings
+
+    try:
+        from features.embed_backends import SPECS, ensure_artifacts
+    except ImportError:  # no fast backends in this checkout: only the built-in torch backend exists
+        pass
+    else:
+        if backend in SPECS:
+            ensure_artifacts(backend)
+    models = Path(get_settings().data_dir).resolve() / "models"
+    if models.is_dir():
+        (home / "models").symlink_to(models, target_is_directory=True)
+
+
+def parse_build_log(stderr: Path) -> dict[str, Any]:
+    """From the build's JSON log: model load seconds, and per text column the texts embedded and seconds taken."""
+    columns: dict[str, dict[str, Any]] = {}
+    model_load_s: float | None = None
+    for line in stderr.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue  # progress bars and other non-log output
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("event") == "embedding model loaded":
+            model_load_s = float(record.get("seconds") or 0.0)
+        elif record.get("event") == "texts embedded":
+            columns[str(record.get("desc"))] = {
+                k: record.get(k) for k in ("n", "unique", "embedded", "cached", "seconds", "texts_per_s")
+            }
+    embedded = sum(int(c["embedded"] or 0) for c in columns.values())
+    seconds = sum(float(c["seconds"] or 0.0) for c in columns.values() if c["embedded"])
+    return {
+        "model_load_s": model_load_s,
+        "columns": columns,
+        "embed_seconds": seconds,
+        "embedder_texts_per_s": embedded / seconds if embedded and seconds > 0 else None,
+    }
+
+
+def _manifest_counts(feature_set: Path) -> dict[str, Any]:
+    manifest = json.loads((feature_set / "manifest.json").read_text(encoding="utf-8"))
+    embedding: dict[str, int] = manifest.get("embedding", {})
+    return {
+        "feature_set_id": manifest.get("feature_set_id"),
+        "embedder_id": manifest.get("embedder_id"),
+        "embedder_backend": manifest.get("embedder_backend"),
+        "row_counts": manifest.get("row_counts", {}),
+        "embedding": embedding,
+        "texts": sum(v for k, v in embedding.items() if k.endswith("_texts")),
+        "embedded": sum(v for k, v in embedding.items() if k.endswith("_embedded")),
+        "cached": sum(v for k, v in embedding.items() if k.endswith("_cached")),
+    }
+
+
+def build_once(world: Path, home: Path, embedder: str | None, name: str, timeout_s: float | None) -> dict[str, Any]:
+    """One ``audiencefit features build`` process on ``world`` with ``AUDIENCEFIT_DATA_DIR=home``; its figures."""
+    env = {
+        **os.environ,
+        "AUDIENCEFIT_DATA_DIR": str(home.resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "AUDIENCEFIT_LOG_LEVEL": "INFO",
+    }
+    command = [*_audiencefit_command(), "--log-json", "features", "build", "--data", str(world.resolve())]
+    command += ["--out", str((home / "features").resolve())]
+    if embedder:
+        command += ["--embedder", embedder]
+    run = run_measured(command, env=env, log_dir=home / "logs", name=name, timeout_s=timeout_s)
+    out: dict[str, Any] = {
+        "run": name,
+        "command": " ".join(command),
+        "wall_s": run.wall_s,
+        "peak_rss_mb": run.peak_rss_mb,
+        "rss_method": run.rss_method,
+        "returncode": run.returncode,
+        "timed_out": run.returncode is None,
+        "log": str(run.stderr),
+    }
+    out |= parse_build_log(run.stderr)
+    if run.ok:
+        out |= _manifest_counts(home / "features")
+        out["end_to_end_texts_per_s"] = out["embedded"] / run.wall_s if out["embedded"] else None
+    else:
+        tail = run.stderr.read_text(encoding="utf-8", errors="replace")[-1500:]
+        console.print(f"[red]{name}: features build failed or timed out[/red] (log {run.stderr})\n{tail}")
+    return out
+
+
+def _backend(config: FeatureBenchConfig) -> str:
+    if config.embedder:
+        return config.embedder
+    from audiencefit.settings import get_settings
+
+    return get_settings().embedder
+
+
+def run_features(config: FeatureBenchConfig) -> Results:
+    """Cold and warm ``features build`` on the world of ``config.creators`` creators; prints a table."""
+    backend = _backend(config)
+    res = Results("features", {**config.__dict__, "embedder": backend})
+    world, gen_s = ensure_world(config.creators, config.seed)
+    res.results["world"] = {"path": str(world), "creators": config.creators, "generate_s": gen_s}
+    home = features_home(config.creators, config.seed, backend)
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    _prepare_artifacts(backend, home)
+    console.print(f"features: {config.creators:,}-creator world (seed {config.seed}), embedder {backend}, cold build")
+    runs = [build_once(world, home, config.embedder, "cold", config.timeout_s)]
+    if config.warm and runs[0]["returncode"] == 0:
+        console.print("features: warm build (same data directory: embedding cache filled)")
+        runs.append(build_once(world, home, config.embedder, "warm", config.timeout_s))
+    res.results["runs"] = runs
+    if runs[0]["returncode"] == 0:
+        res.results["feature_set"] = str(_keep_feature_set(home, config.creators, config.seed, backend))
+
+    rows = [
+        (
+            r["run"],
+            fmt(r["wall_s"], ".1f") + (" (timeout)" if r["timed_out"] else ""),
+            fmt(r["peak_rss_mb"], ".0f"),
+            fmt(r.get("texts"), ",d"),
+            fmt(r.get("embedded"), ",d"),
+            fmt(r.get("cached"), ",d"),
+            fmt(r.get("model_load_s"), ".1f"),
+            fmt(r.get("embed_seconds"), ".1f"),
+            fmt(r.get("embedder_texts_per_s"), ".0f"),
+            fmt(r.get("end_to_end_texts_per_s"), ".0f"),
+        )
+        for r in runs
+    ]
+    counts = runs[0].get("row_counts") or {}
+    print_table(
+        f"features build, {config.creators:,} creators"
+        + (f" / {counts.get('posts', 0):,} posts / {counts.get('followers', 0):,} followers" if counts else "")
+        + f", embedder {backend}",
+        ("run", "wall s", "peak RSS MB", "texts", "embedded", "cached", "load s", "embed s", "embed t/s", "e2e t/s"),
+        rows,
+        caption="embed t/s: texts embedded per second inside embed_texts; e2e t/s: per second of the whole build",
+    )
+
+    cold, warm = runs[0], runs[1] if len(runs) > 1 else None
+    demo = config.creators == DEMO_CREATORS
+    scope = "" if demo else f" (ran {config.creators:,}; target is for {DEMO_CREATORS:,})"
+    cold_ok = cold["returncode"] == 0
+    res.goals.append(
+        Goal(
+            "features",
+            f"{DEMO_CREATORS:,}-creator world cold < {COLD_TARGET_S:.0f} s",
+            f"{cold['wall_s']:.1f} s" + (" (timed out)" if cold["timed_out"] else "") + scope,
+            (cold_ok and cold["wall_s"] < COLD_TARGET_S) if demo else None,
+        )
+    )
+    res.goals.append(
+        Goal(
+            "features",
+            f"{DEMO_CREATORS:,}-creator world warm < {WARM_TARGET_S:.0f} s",
+            (f"{warm['wall_s']:.1f} s" + scope) if warm else "not run (cold build did not finish)",
+            (warm is not None and warm["returncode"] == 0 and warm["wall_s"] < WARM_TARGET_S) if demo else None,
+        )
+    )
+    if cold_ok and cold.get("embedder_texts_per_s"):
+        # Embedding dominates the cold build and grows linearly with creators; the rest of the build is small.
+        projected = int(config.creators * LARGE_LIMIT_S / cold["wall_s"])
+        res.results["projected_largest_world_30min"] = projected
+        console.print(
+            f"embedder {backend}: {cold['embedder_texts_per_s']:.0f} texts/s; linear projection of the largest world "
+            f"whose cold build finishes in 30 min: about {projected:,} creators (check with --only features-large)"
+        )
+    return res
+
+
+def run_features_large(creators: int, seed: int = 7, embedder: str | None = None) -> Results:
+    """Cold ``features build`` of a ``creators``-creator world with a 30-minute limit: size, time, peak memory."""
+    backend = embedder or _backend(FeatureBenchConfig())
+    res = Results("features-large", {"creators": creators, "seed": seed, "embedder": backend})
+    world, gen_s = ensure_world(creators, seed)
+    home = features_home(creators, seed, backend)
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    _prepare_artifacts(backend, home)
+    console.print(f"features-large: {creators:,}-creator world, embedder {backend}, cold build, limit 30 min")
+    cold = build_once(world, home, embedder, "cold", LARGE_LIMIT_S + 60)
+    res.results = {"world": {"path": str(world), "creators": creators, "generate_s": gen_s}, "run": cold}
+    counts = cold.get("row_counts") or {}
+    print_table(
+        f"features build (large), embedder {backend}",
+        ("creators", "posts", "followers", "texts", "embedded", "wall s", "peak RSS MB", "embed t/s"),
+        [
+            (
+                f"{creators:,}",
+                fmt(counts.get("posts"), ",d"),
+                fmt(counts.get("followers"), ",d"),
+                fmt(cold.get("texts"), ",d"),
+                fmt(cold.get("embedded"), ",d"),
+                fmt(cold["wall_s"], ".0f") + (" (timeout)" if cold["timed_out"] else ""),
+                fmt(cold["peak_rss_mb"], ".0f"),
+                fmt(cold.get("embedder_texts_per_s"), ".0f"),
+            )
+        ],
+    )
+    ok = cold["returncode"] == 0 and cold["wall_s"] <= LARGE_LIMIT_S
+    res.goals.append(
+        Goal(
+            "features-large",
+            f"{creators:,}-creator world cold within 30 min",
+            f"{cold['wall_s'] / 60:.1f} min, peak {cold['peak_rss_mb']:.0f} MB",
+            ok,
+        )
+    )
+    return res
