@@ -45,8 +45,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--features-timeout",
         type=float,
-        default=900.0,
-        help="kill a features build after this many seconds (0: no limit); keeps make bench bounded",
+        default=360.0,
+        help="stop a features build after this many seconds (default: twice the 3-minute cold target; 0: no limit)",
     )
     parser.add_argument("--index-sizes", type=_ints, default=None, help="index sizes (default 100000,1000000)")
     parser.add_argument("--queries", type=int, default=256, help="index benchmark queries (≥ 200 for percentiles)")
