@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     )
     embedder: str = Field(
         "minilm-onnx-int8",
-        description="Embedding backend id: minilm-onnx-int8 (default), minilm-onnx-fp32, minilm-torch, minilm-static.",
+        description=(
+            "Embedding backend id: minilm-onnx-int8 (default), minilm-aligned (stored texts static + aligned, "
+            "queries int8: ~50x faster builds, 1 point lower retrieval), minilm-onnx-fp32, minilm-hybrid, "
+            "minilm-static, minilm-torch."
+        ),
     )
     embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
     recent_posts: int = Field(30, ge=1, le=1000, description="Posts per creator used for recent statistics.")

@@ -345,11 +345,11 @@ async def run_level(base: str, concurrency: int, duration_s: float, max_requests
 
 def peer_latencies(prep: Prepared, n_requests: int, max_seconds: float, seed: int) -> list[float]:
     """Seconds per brief the peer's way: embed, exact dot over all bio vectors, Python loop 0.8·cos + 0.2·ER."""
-    from features.embed import get_embedder
+    from features.embed import for_queries, get_embedder
     from features.featureset import load_feature_set
 
     fs = load_feature_set(prep.features, verify_checksums=False)
-    embedder = get_embedder(prep.backend)
+    query_side = for_queries(get_embedder(prep.backend))
     norms = np.linalg.norm(fs.bio, axis=1, keepdims=True)
     # The peer stores unit vectors; normalising is not part of a request.
     bio = (fs.bio / np.where(norms > 0, norms, 1.0)).astype(np.float32)
@@ -365,7 +365,7 @@ def peer_latencies(prep: Prepared, n_requests: int, max_seconds: float, seed: in
         body = make_brief(rnd)
         text = ". ".join(s["text"] for s in body["segments"])
         started = time.perf_counter()
-        query = np.asarray(embedder.embed([text])[0], dtype=np.float32)
+        query = np.asarray(query_side.embed([text])[0], dtype=np.float32)
         cos = (bio @ (query / (float(np.linalg.norm(query)) or 1.0))).tolist()
         scored = []
         for i, c in enumerate(cos):

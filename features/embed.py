@@ -57,6 +57,22 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
+def for_queries(embedder: Embedder) -> Embedder:
+    """The embedder for query texts (segment and brand descriptions) of ``embedder``'s vector space.
+
+    Most backends embed queries and stored texts alike and return themselves. An asymmetric backend (stored texts
+    static, queries through a transformer; ``minilm-aligned``) exposes ``query_embedder()``, whose own ``id``
+    keeps cached query vectors apart from stored ones.
+    """
+    query = getattr(embedder, "query_embedder", None)
+    if callable(query):
+        side: Embedder = query()
+        if side.dim != embedder.dim:
+            raise ValueError(f"query embedder {side.id!r} has dim {side.dim}, stored texts {embedder.dim}")
+        return side
+    return embedder
+
+
 class TorchMiniLMEmbedder:
     """all-MiniLM-L6-v2 with sentence-transformers on PyTorch fp32, from the packaged model (offline)."""
 

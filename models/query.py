@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from features.embed import Embedder, embed_texts, get_embedder
+from features.embed import Embedder, embed_texts, for_queries, get_embedder
 from features.errors import InputError
 from features.featureset import FeatureSet
 from features.schemas import PLATFORMS
@@ -137,9 +137,9 @@ def describe_empty(fs: FeatureSet, filters: Filters) -> str:
 
 
 def embed_segments(segments: Sequence[Segment], embedder: Embedder) -> np.ndarray:
-    """One unit vector per segment: its text and the mean of its example profiles, averaged."""
+    """One unit vector per segment: its text (a query) and the mean of its example profiles (stored-like), averaged."""
     texts = [s.text for s in segments]
-    text_vecs = embed_texts(texts, embedder, None, progress=False).vectors
+    text_vecs = embed_texts(texts, for_queries(embedder), None, progress=False).vectors
     out = np.zeros((len(segments), embedder.dim), dtype=np.float32)
     for i, seg in enumerate(segments):
         parts = [text_vecs[i]] if np.any(text_vecs[i]) else []

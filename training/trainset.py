@@ -20,7 +20,7 @@ from rich.progress import Progress
 from audiencefit.settings import Settings
 from features.build import compute_features
 from features.dataset import Dataset
-from features.embed import Embedder, embed_texts
+from features.embed import Embedder, embed_texts, for_queries
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
 from models.pair_features import FEATURE_COLUMNS, BrandQuery, pair_features
@@ -44,9 +44,13 @@ def brand_queries(dataset: Dataset, embedder: Embedder, cache: EmbeddingCache | 
     if dataset.brands is None or dataset.segments is None:
         raise InputError("training needs brands and segments tables next to campaigns")
     segments = dataset.segments.sort("segment_id")
-    seg_vecs = embed_texts(segments["description"].to_list(), embedder, cache, progress=False).vectors
+    # Descriptions are queries; an asymmetric backend embeds them with its query side (whose vectors the cache,
+    # keyed on the stored-text side, must not hold).
+    query = for_queries(embedder)
+    query_cache = cache if query is embedder else None
+    seg_vecs = embed_texts(segments["description"].to_list(), query, query_cache, progress=False).vectors
     brands = dataset.brands.sort("brand_id")
-    brand_vecs = embed_texts(brands["description"].to_list(), embedder, cache, progress=False)
+    brand_vecs = embed_texts(brands["description"].to_list(), query, query_cache, progress=False)
     queries: dict[str, BrandQuery] = {}
     for i, brand in enumerate(brands.iter_rows(named=True)):
         mask = (segments["brand_id"] == brand["brand_id"]).to_numpy()

@@ -1,4 +1,5 @@
-"""Faster embedding backends for all-MiniLM-L6-v2: onnxruntime fp32 / int8, a model2vec static model, a hybrid.
+"""Faster embedding backends for all-MiniLM-L6-v2: onnxruntime fp32 / int8, a model2vec static model, a hybrid,
+and the aligned (asymmetric) default: stored texts static + aligned, queries int8.
 
 Each backend satisfies ``features.embed.Embedder`` (``id``, ``dim``, ``embed``). Its artifacts are built once,
 offline, from the packaged model into ``<data_dir>/models/<backend>/`` (see :mod:`.artifacts`); loading and
@@ -12,6 +13,7 @@ Measured speed and agreement with the torch baseline: ``python -m benchmarks.emb
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -20,11 +22,12 @@ from features.embed_backends.artifacts import SPECS, ArtifactError, BackendSpec,
 
 if TYPE_CHECKING:
     from audiencefit.settings import Settings
+    from features.embed_backends.aligned import AlignedEmbedder
     from features.embed_backends.hybrid import HybridEmbedder
     from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
     from features.embed_backends.static import StaticEmbedder
 
-    FastEmbedder = OnnxMiniLMEmbedder | StaticEmbedder | HybridEmbedder
+    FastEmbedder = OnnxMiniLMEmbedder | StaticEmbedder | HybridEmbedder | AlignedEmbedder
 
 __all__ = [
     "SPECS",
@@ -77,6 +80,20 @@ def load_embedder(
         transformer = OnnxMiniLMEmbedder(transformer_dir, batch_size=batch, threads=threads)
         static = StaticEmbedder(ensure_artifacts(static_key, settings, build=build))
         return HybridEmbedder(artifact_dir, transformer, static)
+    if spec.kind == "aligned":
+        from features.embed_backends.aligned import AlignedEmbedder
+        from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+        from features.embed_backends.static import INFO_FILE, StaticEmbedder
+
+        transformer_key, static_key = spec.depends
+        transformer_dir = ensure_artifacts(transformer_key, settings, build=build)
+        static = StaticEmbedder(ensure_artifacts(static_key, settings, build=build))
+        return AlignedEmbedder(
+            artifact_dir,
+            static,
+            partial(OnnxMiniLMEmbedder, transformer_dir, batch_size=batch, threads=threads),
+            dim=int(json.loads((artifact_dir / INFO_FILE).read_text(encoding="utf-8"))["dim"]),
+        )
     raise ArtifactError(f"backend {backend!r} has unknown kind {spec.kind!r}")
 
 

@@ -90,6 +90,13 @@ SPECS: dict[str, BackendSpec] = {
             {"long_tokens": 32, "corpus_size": 3000, "corpus_seed": 0, "ridge": 1.0},
             depends=("minilm-onnx-int8", "minilm-static"),
         ),
+        # Stored texts static + aligned, queries int8 (docs/benchmarks.md: ~1 point below torch on the 5k world).
+        BackendSpec(
+            "minilm-aligned",
+            "aligned",
+            {"corpus_size": 20000, "corpus_seed": 0, "ridge": 1.0},
+            depends=("minilm-onnx-int8", "minilm-static"),
+        ),
     )
 }
 """The registered fast backends, by registry key."""
@@ -129,7 +136,7 @@ def source_sha256(model_dir: Path | None = None) -> str:
 
 def _extra_identity(spec: BackendSpec) -> dict[str, str]:
     """Inputs of a build that its parameters do not name (the hybrid's training corpus)."""
-    if spec.kind == "hybrid":
+    if spec.kind in ("hybrid", "aligned"):
         from features.embed_backends.corpus import corpus_sha256
 
         return {
@@ -235,7 +242,7 @@ def _builder(kind: str) -> Builder:
         from features.embed_backends.build_static import build_static
 
         return build_static
-    if kind == "hybrid":
+    if kind in ("hybrid", "aligned"):
         from features.embed_backends.build_static import build_alignment
 
         return build_alignment

@@ -91,8 +91,8 @@ def build_static(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) -> 
 def build_alignment(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) -> dict[str, Any]:
     """Fit the affine map from static space to MiniLM space on locally generated texts; save it as ``align.npy``.
 
-    Targets come from the int8 ONNX model, the transformer the hybrid uses for the other texts, so both halves of
-    a hybrid embedding live in the same space.
+    Targets come from the int8 ONNX model, the transformer the hybrid uses for the other texts (and the aligned
+    backend for queries), so both halves live in the same space.
     """
     from features.embed_backends.corpus import corpus_sha256, social_texts
     from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
@@ -110,7 +110,7 @@ def build_alignment(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) 
     train_cosine = float(np.mean(np.sum(apply_linear_map(source, affine) * target, axis=1)))
     info = {
         "dim": onnx.dim,
-        "long_tokens": int(spec.params["long_tokens"] or 0),
+        "long_tokens": int(spec.params.get("long_tokens") or 0),
         "corpus_sha256": corpus_sha256(size, seed),
         "train_mean_cosine": round(train_cosine, 4),
     }

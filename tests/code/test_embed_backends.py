@@ -33,7 +33,13 @@ SMALL_HYBRID = BackendSpec(
     {"long_tokens": 32, "corpus_size": 400, "corpus_seed": 1, "ridge": 1.0},
     depends=("minilm-onnx-int8", SMALL_STATIC.key),
 )
-FAST = ("minilm-onnx-fp32", "minilm-onnx-int8", SMALL_STATIC.key, SMALL_HYBRID.key)
+SMALL_ALIGNED = BackendSpec(
+    "test-aligned-small",
+    "aligned",
+    {"corpus_size": 400, "corpus_seed": 1, "ridge": 1.0},
+    depends=("minilm-onnx-int8", SMALL_STATIC.key),
+)
+FAST = ("minilm-onnx-fp32", "minilm-onnx-int8", SMALL_STATIC.key, SMALL_HYBRID.key, SMALL_ALIGNED.key)
 
 RUN_A = "long run with my running club"
 RUN_B = "race day, ran a new personal best"
@@ -55,6 +61,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(SPECS, SMALL_STATIC.key, SMALL_STATIC)
         mp.setitem(SPECS, SMALL_HYBRID.key, SMALL_HYBRID)
+        mp.setitem(SPECS, SMALL_ALIGNED.key, SMALL_ALIGNED)
         embedders = {key: load_embedder(key, settings, batch_size=32) for key in FAST}
         yield Built(settings, embedders)
 
@@ -143,6 +150,23 @@ def test_hybrid_routes_long_texts_to_the_aligned_static_model(built: Built) -> N
     mapped = np.sum(hybrid.embed(long_texts) * reference, axis=1).mean()
     unmapped = np.sum(static.embed(long_texts) * reference, axis=1).mean()
     assert mapped > unmapped + 0.05
+
+
+def test_aligned_embeds_stored_texts_static_and_queries_with_the_transformer(built: Built) -> None:
+    from features.embed import embed_texts, for_queries
+
+    aligned = built.embedders[SMALL_ALIGNED.key]
+    static = built.embedders[SMALL_STATIC.key]
+    int8 = built.embedders["minilm-onnx-int8"]
+    texts = [RUN_A, SKIN, LONG]
+    np.testing.assert_allclose(aligned.embed(texts), apply_linear_map(static.embed(texts), aligned._affine), atol=1e-6)
+    query = for_queries(aligned)
+    assert query.id == int8.id != aligned.id  # cached query vectors never share a key with stored ones
+    np.testing.assert_allclose(query.embed([RUN_A]), int8.embed([RUN_A]), atol=1e-6)
+    assert for_queries(int8) is int8  # symmetric backends are their own query side
+    # Queries compare with stored vectors: the running query finds the running text.
+    stored = embed_texts([RUN_B, SKIN], aligned, None, progress=False).vectors
+    assert np.argmax(stored @ query.embed(["running a marathon"])[0]) == 0
 
 
 def test_fit_linear_map_recovers_an_affine_map() -> None:
