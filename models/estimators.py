@@ -105,12 +105,14 @@ class GBMRegressor:
         self.booster_ = _fit_rounds(params, _matrix(frame, self.columns), y, init, self.rounds)
         return self
 
-    def predict_raw(self, frame: pl.DataFrame, offset: np.ndarray | None = None) -> np.ndarray:
-        """The model's score on its link scale (plus the offset)."""
-        # One thread: requests are already served concurrently, and OpenMP threads spinning on busy cores
-        # cost more than they save on a few hundred rows.
+    def predict_raw(self, frame: pl.DataFrame, offset: np.ndarray | None = None, *, threads: int = 1) -> np.ndarray:
+        """The model's score on its link scale (plus the offset).
+
+        One thread by default: requests are already served concurrently, and OpenMP threads spinning on busy
+        cores cost more than they save on a few hundred rows. Batch jobs pass more. Results do not depend on it.
+        """
         x = _matrix(frame, self.columns)
-        raw = np.asarray(self.booster_.predict(x, raw_score=True, num_threads=1), dtype=np.float64)
+        raw = np.asarray(self.booster_.predict(x, raw_score=True, num_threads=threads), dtype=np.float64)
         return raw + (offset + self.base_ if offset is not None else 0.0)
 
     def to_text(self) -> str:
@@ -224,15 +226,21 @@ class ModelSet:
         self.price_band_ = _fit_conformal_band(self.price_, price_frame, log_cost)
         return self
 
-    def predict(self, frame: pl.DataFrame, quoted_price: np.ndarray | None = None) -> pl.DataFrame:
+    def predict_conversions(self, frame: pl.DataFrame, *, threads: int = 1) -> np.ndarray:
+        """Expected conversions only (the ``conversions`` column of :meth:`predict`, computed the same way)."""
+        if self.conversions_ is None:
+            raise RuntimeError("ModelSet is not fitted")
+        mu: np.ndarray = np.exp(self.conversions_.predict_raw(frame, exposure_offset(frame), threads=threads))
+        return mu
+
+    def predict(self, frame: pl.DataFrame, quoted_price: np.ndarray | None = None, *, threads: int = 1) -> pl.DataFrame:
         """Predictions with bands for feature rows (plus ``followers``); quoted prices win over the model's."""
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
-        er = _banded(self.engagement_, frame, self.er_band_)
-        offset = exposure_offset(frame)
-        mu = np.exp(self.conversions_.predict_raw(frame, offset))
+        er = _banded(self.engagement_, frame, self.er_band_, threads)
+        mu = self.predict_conversions(frame, threads=threads)
         lo, hi = negbin_quantiles(mu, self.theta_, QUANTILES)
-        price = _banded(self.price_, frame, self.price_band_)
+        price = _banded(self.price_, frame, self.price_band_, threads)
         model_price = price["mean"]
         if quoted_price is not None:
             quoted = np.asarray(quoted_price, dtype=np.float64)
@@ -323,9 +331,11 @@ def _fit_conformal_band(models: dict[str, GBMRegressor], frame: pl.DataFrame, y:
     return float(np.quantile(scores, level))
 
 
-def _banded(models: dict[str, GBMRegressor], frame: pl.DataFrame, widen: float) -> dict[str, np.ndarray]:
+def _banded(
+    models: dict[str, GBMRegressor], frame: pl.DataFrame, widen: float, threads: int = 1
+) -> dict[str, np.ndarray]:
     """Predictions on the original scale, with the band widened by ``widen`` on the log scale."""
-    raw = {k: m.predict_raw(frame) for k, m in models.items()}
+    raw = {k: m.predict_raw(frame, threads=threads) for k, m in models.items()}
     raw["q10"] = raw["q10"] - widen
     raw["q90"] = raw["q90"] + widen
     return {k: np.exp(v) for k, v in raw.items()}

@@ -3,12 +3,19 @@
 Training (on point-in-time snapshots), the API and the batch jobs all call :func:`pair_features`, so the
 features a model was trained on and the ones it is served can never disagree. The column list and order are
 part of every trained model (``FEATURE_COLUMNS``) and are checked when a bundle loads.
+
+Everything that depends on the creator alone (the creator columns, audience geography, languages, the terms each
+creator used) is turned into arrays once per view (:func:`view_arrays`) and gathered per request; what depends on
+the pair is matrix work over the unique creators × the query's segments. A request over a few hundred creators
+and a batch over every creator therefore run the same code, and neither runs a query per segment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -94,10 +101,120 @@ class BrandQuery:
     brand_terms: tuple[str, ...] = ()  # lower-case handles and hashtags, without @/#
 
 
+class ViewArrays:
+    """Per-view lookups, computed once per view (see :func:`view_arrays`) and read-only afterwards."""
+
+    def __init__(self, view: CreatorView) -> None:
+        creators = view.creators
+        n = creators.height
+        self.n = n
+        self.row_of: dict[str, int] = {cid: i for i, cid in enumerate(creators["creator_id"].to_list())}
+        self.creator_block = _creator_block(creators).to_numpy().astype(np.float64)  # nulls → NaN
+        share = creators["suspicious_share"].fill_null(strategy="mean").fill_null(0.0).to_numpy()
+        self.authentic = np.clip(1.0 - share, 0.0, 1.0).astype(np.float32)
+        self.has_content = np.linalg.norm(np.asarray(view.content, dtype=np.float32), axis=1) > 0
+        self.has_bio = np.linalg.norm(np.asarray(view.bio, dtype=np.float32), axis=1) > 0
+        self.country = creators["country"].to_list()
+        languages = creators["language"].to_list()
+        self.language_codes = {lang: i for i, lang in enumerate(sorted({x for x in languages if x is not None}))}
+        self.language = np.array([self.language_codes.get(x, -1) if x is not None else -1 for x in languages])
+        # The language most creators of each country use (ties: alphabetical), learned from the data.
+        dominant = (
+            creators.filter(pl.col("country").is_not_null() & pl.col("language").is_not_null())
+            .group_by("country", "language")
+            .agg(n=pl.len())
+            .sort(["country", "n", "language"], descending=[False, True, False])
+            .group_by("country", maintain_order=True)
+            .agg(pl.col("language").first())
+        )
+        self.dominant_language: dict[str, str] = dict(zip(dominant["country"], dominant["language"], strict=True))
+        geo = view.audience_geo.filter(pl.col("dimension") == "country").select("creator_id", "value", "share")
+        self._geo_rows = np.array([self.row_of.get(c, -1) for c in geo["creator_id"].to_list()], dtype=np.int64)
+        self._geo_values = geo["value"].to_numpy()
+        self._geo_share = geo["share"].cast(pl.Float64).to_numpy()
+        keep = self._geo_rows >= 0
+        self.has_geo = np.bincount(self._geo_rows[keep], minlength=n) > 0
+        self._country_share: dict[str, np.ndarray] = {}
+        self._terms_view = view.terms
+        self._terms: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+        self._lock = threading.Lock()
+
+    def country_share(self, country: str) -> np.ndarray:
+        """(n,) share of each creator's follower sample in ``country`` (0 without a sample); built on first use."""
+        got = self._country_share.get(country)
+        if got is None:
+            hit = (self._geo_values == country) & (self._geo_rows >= 0)
+            got = np.bincount(self._geo_rows[hit], weights=self._geo_share[hit], minlength=self.n)
+            self._country_share[country] = got
+        return got
+
+    def term_counts(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, counts) of the creators who used ``term`` (an index over every term, built on first use)."""
+        if self._terms is None:
+            with self._lock:
+                if self._terms is None:
+                    self._terms = self._index_terms()
+        return self._terms.get(term, (np.zeros(0, np.int64), np.zeros(0, np.float64)))
+
+    def _index_terms(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        terms = self._terms_view.group_by("term", "creator_id").agg(n=pl.col("count").sum()).sort("term", "creator_id")
+        rows = np.array([self.row_of.get(c, -1) for c in terms["creator_id"].to_list()], dtype=np.int64)
+        counts = terms["n"].cast(pl.Float64).to_numpy()
+        names = terms["term"].to_numpy()
+        index: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if len(names):
+            starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
+            ends = np.r_[starts[1:], len(names)]
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                keep = rows[a:b] >= 0
+                index[str(names[a])] = (rows[a:b][keep], counts[a:b][keep])
+        return index
+
+
+@dataclass
+class _Cached:
+    owner: Callable[[], object | None]
+    arrays: ViewArrays = field(repr=False)
+
+
+_ARRAYS: dict[int, _Cached] = {}
+
+
+def view_arrays(view: CreatorView) -> ViewArrays:
+    """The :class:`ViewArrays` of ``view``, computed on first use and kept while the view lives.
+
+    A feature set is loaded once per process and snapshots once per training date, so this is computed once per
+    view; views that cannot be weakly referenced are recomputed on every call.
+    """
+    key = id(view)
+    cached = _ARRAYS.get(key)
+    if cached is not None and cached.owner() is view:
+        return cached.arrays
+    arrays = ViewArrays(view)
+    try:
+        ref = weakref.ref(view)
+        weakref.finalize(view, _ARRAYS.pop, key, None)
+    except TypeError:
+        return arrays
+    _ARRAYS[key] = _Cached(ref, arrays)
+    return arrays
+
+
 def authentic_share(view: CreatorView) -> np.ndarray:
     """Estimated share of each creator's audience that is real (1 − suspicious share; the mean when unknown)."""
-    share = view.creators["suspicious_share"].fill_null(strategy="mean").fill_null(0.0).to_numpy()
-    return np.clip(1.0 - share, 0.0, 1.0).astype(np.float32)
+    return view_arrays(view).authentic
+
+
+def row_products(matrix: np.ndarray, rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(len(rows), len(targets)) float32 dot products of ``matrix[rows]`` with each target row.
+
+    Computed in float64 and rounded to float32: a float32 product's value would depend on how BLAS blocks the
+    matrix (its shape), so a creator scored in a chunk of 300, in a request of 1,000 or in a batch of 20,000
+    could differ in the last bit. In float64 the summation order changes the result far below float32's
+    resolution, so the rounded values agree whatever the chunking (training, API, batch and Ray alike).
+    """
+    left = np.asarray(matrix[rows], dtype=np.float64)
+    return (left @ np.asarray(targets, dtype=np.float64).T).astype(np.float32)
 
 
 def segment_cluster_membership(segment_vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -108,23 +225,20 @@ def segment_cluster_membership(segment_vectors: np.ndarray, centroids: np.ndarra
 
 def country_factors(view: CreatorView, rows: np.ndarray, countries: Sequence[str]) -> np.ndarray:
     """Share of each creator's audience in ``countries`` (its own country as a proxy without a follower sample)."""
+    rows = np.asarray(rows, dtype=np.int64)
     if not countries:
         return np.ones(len(rows), dtype=np.float32)
-    ids = view.creators["creator_id"].gather(rows)
-    geo = (
-        view.audience_geo.filter((pl.col("dimension") == "country") & pl.col("creator_id").is_in(ids.implode()))
-        .group_by("creator_id")
-        .agg(share=pl.col("share").filter(pl.col("value").is_in(list(countries))).sum())
+    arrays = view_arrays(view)
+    targets = set(countries)
+    share = np.zeros(len(rows), dtype=np.float64)
+    for country in sorted(targets):
+        share += arrays.country_share(country)[rows]
+    own = [arrays.country[r] for r in rows.tolist()]
+    fallback = np.array(
+        [0.5 + 0.5 * OTHER_COUNTRY_FACTOR if c is None else 1.0 if c in targets else OTHER_COUNTRY_FACTOR for c in own],
+        dtype=np.float64,
     )
-    own = view.creators.select("creator_id", "country")[rows]
-    joined = own.join(geo, on="creator_id", how="left", maintain_order="left").with_columns(
-        fallback=pl.when(pl.col("country").is_null())
-        .then(0.5 + 0.5 * OTHER_COUNTRY_FACTOR)
-        .when(pl.col("country").is_in(list(countries)))
-        .then(1.0)
-        .otherwise(OTHER_COUNTRY_FACTOR)
-    )
-    return joined.select(pl.coalesce("share", "fallback"))["share"].to_numpy().astype(np.float32)
+    return np.where(arrays.has_geo[rows], share, fallback).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -138,47 +252,34 @@ class FitScores:
 
     def combined(self, weights: np.ndarray) -> np.ndarray:
         """One fit per row: segment fits × country share, averaged with the segment weights."""
-        return np.asarray((self.fit * self.country) @ weights / weights.sum(), dtype=np.float32)
+        # float64, like row_products: the result must not depend on how many rows are scored together.
+        w = np.asarray(weights, dtype=np.float64)
+        return np.asarray((self.fit.astype(np.float64) * self.country) @ w / w.sum(), dtype=np.float32)
 
 
 def fit_scores(view: CreatorView, rows: np.ndarray, query: BrandQuery) -> FitScores:
     """Audience fit of the given creators for every segment of the query."""
     seg = query.segment_vectors
-    raw = np.asarray(view.audience[rows], dtype=np.float32) @ seg.T
+    raw = row_products(view.audience, rows, seg)
     fit = raw * authentic_share(view)[rows][:, None]
     membership = segment_cluster_membership(seg, view.centroids)
-    share = np.clip(np.asarray(view.audience_dist[rows], dtype=np.float32) @ membership.T, 0.0, 1.0)
+    share = np.clip(row_products(view.audience_dist, rows, membership), 0.0, 1.0)
     country = np.stack([country_factors(view, rows, s.countries) for s in query.segments], axis=1)
     return FitScores(fit.astype(np.float32), raw.astype(np.float32), share.astype(np.float32), country)
 
 
-def _dominant_languages(view: CreatorView, countries: Sequence[str]) -> set[str]:
-    """Languages most used by creators of the target countries (learned from the data, not a fixed table)."""
-    if not countries:
-        return set()
-    langs = (
-        view.creators.filter(pl.col("country").is_in(list(countries)) & pl.col("language").is_not_null())
-        .group_by("country", "language")
-        .agg(n=pl.len())
-        .sort(["country", "n", "language"], descending=[False, True, False])
-        .group_by("country", maintain_order=True)
-        .agg(pl.col("language").first())
-    )
-    return set(langs["language"].to_list())
-
-
 def brand_mention_counts(view: CreatorView, rows: np.ndarray, brand_terms: Sequence[str]) -> np.ndarray:
     """How often each creator used one of the brand's handles or hashtags (posts, before the feature cut-off)."""
+    rows = np.asarray(rows, dtype=np.int64)
     if not brand_terms:
         return np.zeros(len(rows), dtype=np.float32)
-    ids = view.creators["creator_id"].gather(rows)
-    counts = (
-        view.terms.filter(pl.col("term").is_in(list(brand_terms)) & pl.col("creator_id").is_in(ids.implode()))
-        .group_by("creator_id")
-        .agg(n=pl.col("count").sum())
-    )
-    joined = pl.DataFrame({"creator_id": ids}).join(counts, on="creator_id", how="left", maintain_order="left")
-    return joined["n"].fill_null(0).to_numpy().astype(np.float32)
+    arrays = view_arrays(view)
+    total = np.zeros(arrays.n, dtype=np.float64)
+    for term in sorted(set(brand_terms)):
+        hit_rows, counts = arrays.term_counts(term)
+        np.add.at(total, hit_rows, counts)
+    out: np.ndarray = total[rows].astype(np.float32)
+    return out
 
 
 def _creator_block(creators: pl.DataFrame) -> pl.DataFrame:
@@ -191,51 +292,57 @@ def _creator_block(creators: pl.DataFrame) -> pl.DataFrame:
     return creators.select([derived.get(name, pl.col(name).cast(pl.Float64)).alias(name) for name in CREATOR_COLUMNS])
 
 
+def _similarity(vectors: np.ndarray, rows: np.ndarray, has: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(len(rows), len(targets)) cosine of stored unit vectors with unit targets; NaN where a creator has none."""
+    sims = row_products(vectors, rows, targets)
+    out: np.ndarray = np.where(has[rows][:, None], sims.astype(np.float64), np.nan)
+    return out
+
+
 def pair_features(view: CreatorView, rows: np.ndarray, segment_index: np.ndarray, query: BrandQuery) -> pl.DataFrame:
     """Model features for each pair (creator ``rows[i]``, segment ``segment_index[i]`` of ``query``).
 
     Returns a frame with exactly ``FEATURE_COLUMNS`` (float64; null where undefined), row-aligned with the pairs.
     """
+    arrays = view_arrays(view)
     rows = np.asarray(rows, dtype=np.int64)
     segment_index = np.asarray(segment_index, dtype=np.int64)
     unique_rows, inverse = np.unique(rows, return_inverse=True)
+    inverse = inverse.reshape(-1)
     scores = fit_scores(view, unique_rows, query)
     pick = (inverse, segment_index)
-    seg_vecs = query.segment_vectors[segment_index]
-    content = np.asarray(view.content, dtype=np.float32)[rows]
-    has_content = np.linalg.norm(content, axis=1) > 0
-    bio = np.asarray(view.bio, dtype=np.float32)[rows]
-    has_bio = np.linalg.norm(bio, axis=1) > 0
-    content_sim = np.where(has_content, np.sum(content * seg_vecs, axis=1), np.nan)
-    bio_sim = np.where(has_bio, np.sum(bio * seg_vecs, axis=1), np.nan)
+    content_sim = _similarity(view.content, unique_rows, arrays.has_content, query.segment_vectors)[pick]
+    bio_sim = _similarity(view.bio, unique_rows, arrays.has_bio, query.segment_vectors)[pick]
     if query.brand_vector is not None:
-        brand_sim = np.where(has_content, content @ query.brand_vector, np.nan)
-        brand_bio_sim = np.where(has_bio, bio @ query.brand_vector, np.nan)
+        brand = np.asarray(query.brand_vector, dtype=np.float32)[None, :]
+        brand_sim = _similarity(view.content, unique_rows, arrays.has_content, brand)[inverse, 0]
+        brand_bio_sim = _similarity(view.bio, unique_rows, arrays.has_bio, brand)[inverse, 0]
     else:
         brand_sim = brand_bio_sim = np.full(len(rows), np.nan)
-    languages = view.creators["language"].to_numpy()[rows]
-    lang_match = np.full(len(rows), np.nan)
+    # Does the creator write in a language most creators of the segment's target countries use?
+    by_segment = np.full((len(unique_rows), len(query.segments)), np.nan)
+    creator_language = arrays.language[unique_rows]
     for s, segment in enumerate(query.segments):
-        dominant = _dominant_languages(view, segment.countries)
+        dominant = {arrays.dominant_language[c] for c in segment.countries if c in arrays.dominant_language}
         if dominant:
-            hit = segment_index == s
-            lang_match[hit] = [1.0 if lang in dominant else 0.0 for lang in languages[hit]]
+            codes = [arrays.language_codes[lang] for lang in sorted(dominant)]
+            by_segment[:, s] = np.isin(creator_language, codes).astype(np.float64)
+    lang_match = by_segment[pick]
     mentions = brand_mention_counts(view, unique_rows, query.brand_terms)[inverse]
 
-    pair = pl.DataFrame(
-        {
-            "audience_fit": scores.fit[pick].astype(np.float64),
-            "audience_fit_raw": scores.raw[pick].astype(np.float64),
-            "audience_share": scores.share[pick].astype(np.float64),
-            "content_sim": content_sim.astype(np.float64),
-            "bio_sim": bio_sim.astype(np.float64),
-            "brand_content_sim": brand_sim.astype(np.float64),
-            "brand_bio_sim": brand_bio_sim.astype(np.float64),
-            "country_share": scores.country[pick].astype(np.float64),
-            "language_match": lang_match,
-            "brand_mentions": mentions.astype(np.float64),
-        }
-    ).with_columns(pl.all().fill_nan(None))
-    creator = _creator_block(view.creators[rows])
-    out = pl.concat([creator, pair], how="horizontal")
-    return out.select(FEATURE_COLUMNS)
+    block = arrays.creator_block[rows]
+    columns: dict[str, np.ndarray] = {name: block[:, j] for j, name in enumerate(CREATOR_COLUMNS)}
+    columns |= {
+        "audience_fit": scores.fit[pick].astype(np.float64),
+        "audience_fit_raw": scores.raw[pick].astype(np.float64),
+        "audience_share": scores.share[pick].astype(np.float64),
+        "content_sim": content_sim,
+        "bio_sim": bio_sim,
+        "brand_content_sim": brand_sim,
+        "brand_bio_sim": brand_bio_sim,
+        "country_share": scores.country[pick].astype(np.float64),
+        "language_match": lang_match,
+        "brand_mentions": mentions.astype(np.float64),
+    }
+    frame = pl.DataFrame({name: columns[name] for name in FEATURE_COLUMNS})
+    return frame.with_columns(pl.all().fill_nan(None))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from features.embed import Embedder
 from features.errors import InputError
 from models.pair_features import BrandQuery
 from models.query import Filters, Segment, embed_segments, validate_segments
@@ -78,13 +79,15 @@ def brand_terms(brand: BrandIn) -> tuple[str, ...]:
     return tuple(sorted(t for t in terms if t))
 
 
-def brand_query(state: AppState, brand: BrandIn, segments: list[Segment], seg_vecs: np.ndarray) -> BrandQuery:
+def brand_query(embedder: Embedder, brand: BrandIn, segments: list[Segment], seg_vecs: np.ndarray) -> BrandQuery:
+    """The embedded query for a brand: its segments' vectors, its description's vector, handles and hashtags.
+
+    The API and the batch jobs both build their queries here.
+    """
     brand_vector = None
     if brand.description and brand.description.strip():
-        if not brand.segments:
-            vec = seg_vecs[0]  # the description is the segment: embedded already
-        else:
-            vec = embed_segments([Segment(text=brand.description)], state.search.embedder)[0]
+        # Without segments the description is the segment: embedded already.
+        vec = seg_vecs[0] if not brand.segments else embed_segments([Segment(text=brand.description)], embedder)[0]
         brand_vector = vec if np.any(vec) else None
     return BrandQuery(segments, seg_vecs, brand_vector=brand_vector, brand_terms=brand_terms(brand))
 
@@ -96,7 +99,7 @@ def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) 
     found = state.search.search(segments, to_filters(req.filters), n_candidates)
     if found.empty_reason:
         return Scored([], found.empty_reason)
-    query = brand_query(state, req, found.segments, found.segment_vectors)
+    query = brand_query(state.search.embedder, req, found.segments, found.segment_vectors)
     scored = score_creators(state.fs, model.bundle.models, query, found.rows).with_columns(row=pl.Series(found.rows))
     if req.require_mention:
         scored = scored.filter(pl.col("brand_mentions") > 0)
@@ -112,7 +115,7 @@ def score_ids(state: AppState, model: ServingModel, brand: BrandIn, creator_ids:
     """Predictions for known creator ids, in the order given (callers check the ids first)."""
     segments = to_segments(brand)
     seg_vecs = embed_segments(segments, state.search.embedder)
-    query = brand_query(state, brand, segments, seg_vecs)
+    query = brand_query(state.search.embedder, brand, segments, seg_vecs)
     rows = np.array([state.search.row(cid) for cid in creator_ids], dtype=np.int64)
     scored = score_creators(state.fs, model.bundle.models, query, rows).with_columns(row=pl.Series(rows))
     return build_rows(state, query, scored)

@@ -6,7 +6,15 @@ import sys
 
 import typer
 
-from audiencefit.cli import demo, features_cmd, index_cmd, serve_cmd, train_cmd, validate  # noqa: F401  (registers commands)
+from audiencefit.cli import (  # noqa: F401  (registers commands)
+    demo,
+    features_cmd,
+    index_cmd,
+    score_cmd,
+    serve_cmd,
+    train_cmd,
+    validate,
+)
 from audiencefit.cli._app import app
 from audiencefit.logs import configure_logging
 from audiencefit.settings import get_settings

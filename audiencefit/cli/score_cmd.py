@@ -1,0 +1,149 @@
+"""``audiencefit score``: batch scoring of every eligible creator for every brand of a file (see serving/batch.py)."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from audiencefit.cli._app import app
+from features.errors import InputError
+
+DEFAULT_MODEL_URI = "models:/audiencefit@champion"
+
+
+class EngineChoice(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+@app.command("score")
+def score(
+    brands: Annotated[
+        Path,
+        typer.Option(
+            "--brands",
+            help="Brands to score: JSON Lines (one brand per line) or a JSON list. Each brand has a brand_id and the "
+            "fields of a recommendation request: description and/or segments, brand_handles, branded_hashtags, "
+            "filters, objective.",
+        ),
+    ],
+    features: Annotated[Path, typer.Option("--features", help="Feature set directory (from 'features build').")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Output directory: brand_id=<id>/part-0.parquet per brand, plus _manifest.json."),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help=f"Registered model to score with (default {DEFAULT_MODEL_URI})."),
+    ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="Model bundle directory, instead of the registry.")
+    ] = None,
+    engine: Annotated[
+        EngineChoice,
+        typer.Option("--engine", help="local: this process. ray: Ray Data actors (local runtime, or RAY_ADDRESS)."),
+    ] = EngineChoice.local,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top", min=1, max=1_000_000, help="Score only the N best-fitting candidates from the audience index."
+        ),
+    ] = None,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", min=1, max=1_000_000, help="Creators scored per chunk (memory vs overhead).")
+    ] = 20_000,
+    index_dir: Annotated[
+        Path | None, typer.Option("--index-dir", help="Index directory for --top. Default: <features>/index.")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar per brand.")] = True,
+) -> None:
+    """Score every eligible creator (or the top N) for each brand; resumable, one parquet partition per brand."""
+    from audiencefit.settings import get_settings
+    from features.featureset import load_feature_set
+    from models.query import query_embedder
+    from serving.batch import LocalScorer, Scorer, read_brands, run_batch
+    from serving.state import load_serving_model
+
+    if bundle is not None and model is not None:
+        raise InputError("give --bundle or --model, not both")
+    if bundle is not None and not bundle.is_dir():
+        raise InputError(f"--bundle {bundle}: not a directory")
+    if not features.is_dir():
+        raise InputError(f"--features {features}: not a directory")
+    settings = get_settings()
+    # Everything is checked before anything is written: brands, features, model and their compatibility.
+    batch_brands = read_brands(brands)
+    fs = load_feature_set(features)
+    source: Path | str = bundle if bundle is not None else (model or DEFAULT_MODEL_URI)
+    serving_model = load_serving_model(source, fs, settings)
+    embedder = query_embedder(fs)
+    search: object
+    if top is not None:
+        from models.index import default_index_dir, load_index
+        from models.retrieval import AudienceSearch
+
+        directory = index_dir or default_index_dir(fs)
+        search = AudienceSearch(
+            fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), embedder
+        )
+    else:
+        search = _EmbedderOnly(embedder)
+    scorer: Scorer
+    if engine is EngineChoice.ray:
+        from serving.batch_ray import RayScorer
+
+        scorer = RayScorer(features, serving_model.bundle.path, chunk_rows=chunk_rows)
+    else:
+        scorer = LocalScorer(fs, serving_model.bundle, chunk_rows=chunk_rows)
+    summary = run_batch(
+        batch_brands,
+        brands_path=brands,
+        fs=fs,
+        bundle=serving_model.bundle,
+        model_source=serving_model.source,
+        search=search,
+        out=out,
+        scorer=scorer,
+        top=top,
+        progress=progress and sys.stderr.isatty(),
+    )
+    scorer.close()
+    _print_summary(summary.manifest)
+
+
+class _EmbedderOnly:
+    """What batch scoring needs from a search when it scores every eligible creator: the query embedder."""
+
+    def __init__(self, embedder: object) -> None:
+        self.embedder = embedder
+
+
+def _print_summary(manifest: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="batch scoring")
+    for column in ("brand", "status", "creators", "pairs", "rows", "seconds", "pairs/s"):
+        table.add_column(column, justify="left" if column in ("brand", "status") else "right")
+    brands = manifest["brands"]
+    assert isinstance(brands, list)
+    for b in brands:
+        rate = f"{b['pairs'] / b['seconds']:,.0f}" if b["seconds"] else "–"
+        table.add_row(
+            b["brand_id"], b["status"], f"{b['creators']:,}", f"{b['pairs']:,}", f"{b['rows']:,}",
+            f"{b['seconds']:.2f}", rate,
+        )  # fmt: skip
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console.print(table)
+    totals = manifest["totals"]
+    assert isinstance(totals, dict)
+    console.print(
+        f"{totals['scored']} scored, {totals['skipped']} skipped (already done), {totals['empty']} empty; "
+        f"{totals['pairs_scored']:,} pairs in {manifest['seconds']} s "
+        f"= {totals['pairs_per_s'] or 0:,} pairs/s end to end",
+        highlight=False,
+    )
