@@ -7,6 +7,8 @@ Run: ``.venv/bin/python -m benchmarks.run [--only features,index,retrieval,embed
 - ``index``: flat / IVF / HNSW at 100k and 1M synthetic creators, with filters, and parameter sweeps.
 - ``embed``: the embedding backend comparison (``benchmarks.embed``).
 - ``features-large`` (only when asked for, with ``--creators N``): a cold build of an N-creator world, 30-min limit.
+- ``batch`` (only when asked for): ``audiencefit score`` of a ``--batch-creators``-creator world (default 100k) ×
+  20 segments, local and Ray, pairs/s and peak memory (``benchmarks.batch``; preparing the world takes minutes).
 
 ``--quick`` shrinks everything (500-creator world, 20k vectors) to check that the benchmarks run. Results go to
 ``<data_dir>/bench/<name>.json`` and ``summary.json``; see ``docs/benchmarks.md``. The exit code is 1 when a
@@ -28,7 +30,8 @@ from pathlib import Path
 from benchmarks.common import Goal, Results, bench_dir, console, machine_info, print_goals, write_results
 
 DEFAULT_ONLY = ("features", "retrieval", "index", "embed")
-KNOWN = (*DEFAULT_ONLY, "features-large")
+KNOWN = (*DEFAULT_ONLY, "features-large", "batch")
+RUN_ORDER = ("features", "features-large", "retrieval", "index", "embed", "batch")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -48,6 +51,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=360.0,
         help="stop a features build after this many seconds (default: twice the 3-minute cold target; 0: no limit)",
     )
+    parser.add_argument("--batch-creators", type=int, default=100_000, help="batch: world size scored (default 100000)")
     parser.add_argument("--index-sizes", type=_ints, default=None, help="index sizes (default 100000,1000000)")
     parser.add_argument("--queries", type=int, default=256, help="index benchmark queries (≥ 200 for percentiles)")
     parser.add_argument("--hnsw-max", type=int, default=200_000, help="build HNSW only up to this many vectors")
@@ -85,6 +89,12 @@ def _features_large(args: argparse.Namespace) -> Results:
     from benchmarks.features import run_features_large
 
     return run_features_large(args.creators, args.seed, args.embedder)
+
+
+def _batch(args: argparse.Namespace) -> Results:
+    from benchmarks.batch import BatchBenchConfig, run_batch_bench
+
+    return run_batch_bench(BatchBenchConfig(creators=args.batch_creators, seed=args.seed))
 
 
 def _feature_set(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -159,6 +169,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], Results]] = {
     "retrieval": _retrieval,
     "index": _index,
     "embed": _embed,
+    "batch": _batch,
 }
 
 
@@ -173,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     goals: list[Goal] = []
     timings: dict[str, float] = {}
-    order = [name for name in ("features", "features-large", "retrieval", "index", "embed") if name in args.only]
+    order = [name for name in RUN_ORDER if name in args.only]
     for name in order:
         console.rule(f"benchmark: {name}")
         t0 = time.perf_counter()
