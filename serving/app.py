@@ -43,6 +43,7 @@ class ServeConfig:
 def load_state(settings: Settings, config: ServeConfig) -> AppState:
     """Load everything heavy. Features, indexes and embedder must load; a bad bundle leaves the service up but not
     ready (``/readyz`` says why) so that ``/admin/reload`` can fix it."""
+    from features.embed import for_queries
     from features.featureset import load_feature_set
     from models.index import default_index_dir, load_index
     from models.query import query_embedder
@@ -57,6 +58,8 @@ def load_state(settings: Settings, config: ServeConfig) -> AppState:
         load_index(fs, "content", directory),
         config.embedder or query_embedder(fs),
     )
+    # An asymmetric embedder loads its query model on first use: load it now, not in the first request.
+    for_queries(search.embedder).embed(["warm up"])
     captions = None
     if config.data_dir is not None:
         captions = CaptionStore.from_data_dir(config.data_dir, settings.follower_id_secret.get_secret_value())

@@ -1,12 +1,13 @@
-"""Asymmetric: stored texts through the aligned static model, queries through the int8 transformer.
+"""Asymmetric: stored texts through the aligned static model, queries through the ONNX transformer (fp32).
 
 The pipeline embeds millions of *stored* texts (creator bios, recent captions, follower profiles) and a handful
 of *query* texts (segment and brand descriptions) per request. Stored texts are averaged into creator and audience
 representations (a mean over recent captions, over a follower sample), where a bag-of-pieces vector loses little;
 a query is one short text whose meaning hangs on every word. So the stored side goes through the static model,
 mapped into MiniLM space by the affine map fitted on locally generated texts (``align.npy``, see
-:func:`~features.embed_backends.build_static.build_alignment`), and the query side through int8 MiniLM. Both
-live in MiniLM space, so a query compares directly with the stored vectors.
+:func:`~features.embed_backends.build_static.build_alignment`), and the query side through MiniLM itself (the
+ONNX export named first in the backend's ``depends``; fp32 for the default). Both live in MiniLM space, so a
+query compares directly with the stored vectors.
 
 ``embed`` is the stored-text side (what the feature build and its cache use, under this backend's id);
 ``query_embedder()`` returns the transformer, with its own id, so cached query vectors never mix with stored
@@ -29,7 +30,7 @@ from features.embed_backends.static import ALIGN_FILE, StaticEmbedder, apply_lin
 
 
 class AlignedEmbedder:
-    """Stored texts → static vectors mapped into MiniLM space; queries → int8 MiniLM (loaded on first use)."""
+    """Stored texts → static vectors mapped into MiniLM space; queries → ONNX MiniLM (loaded on first use)."""
 
     def __init__(
         self, artifact_dir: Path, static: StaticEmbedder, transformer: Callable[[], OnnxMiniLMEmbedder], dim: int
@@ -62,7 +63,7 @@ class AlignedEmbedder:
         return apply_linear_map(self._static.embed(texts), self._affine)
 
     def query_embedder(self) -> OnnxMiniLMEmbedder:
-        """The int8 transformer for query texts (segment and brand descriptions), loaded once on first use."""
+        """The transformer for query texts (segment and brand descriptions), loaded once on first use."""
         if self._transformer is None:
             with self._lock:
                 if self._transformer is None:

@@ -91,8 +91,8 @@ def build_static(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) -> 
 def build_alignment(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) -> dict[str, Any]:
     """Fit the affine map from static space to MiniLM space on locally generated texts; save it as ``align.npy``.
 
-    Targets come from the int8 ONNX model, the transformer the hybrid uses for the other texts (and the aligned
-    backend for queries), so both halves live in the same space.
+    Targets come from the ONNX model named first in ``depends`` — the transformer the hybrid uses for its other
+    texts and the aligned backend for queries — so both halves live in the same space.
     """
     from features.embed_backends.corpus import corpus_sha256, social_texts
     from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
