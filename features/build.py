@@ -25,10 +25,10 @@ import polars as pl
 from audiencefit.settings import Settings, get_settings
 from features import audience as aud
 from features.dataset import Dataset, load_dataset
-from features.embed import Embedder, embed_texts, get_embedder
+from features.embed import Embedder, backend_of, embed_texts, get_embedder
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
-from features.featureset import FEATURE_VERSION, MANIFEST, TABLE_FILES, schema_hash, sha256_file
+from features.featureset import FEATURE_VERSION, FOLLOWER_KEYS, MANIFEST, TABLE_FILES, schema_hash, sha256_file
 from features.io import replace_dir
 from features.quality import audience_quality, follower_flags
 from features.stats import creator_stats, creator_terms, filter_as_of, filter_followers_as_of
@@ -59,6 +59,9 @@ class CreatorFeatures:
     audience_dist: np.ndarray
     centroids: np.ndarray
     embed_stats: dict[str, int]
+    # Pseudonymised follower keys of each creator's sample (None without a followers table): the same person
+    # has the same key in every sample, which is direct evidence of audience overlap.
+    follower_keys: pl.DataFrame | None = None
 
 
 def _embed_column(
@@ -244,6 +247,18 @@ def compute_features(
         audience_dist=dist,
         centroids=clusters.centroids,
         embed_stats=embed_stats,
+        follower_keys=_follower_keys(followers),
+    )
+
+
+def _follower_keys(followers: pl.DataFrame | None) -> pl.DataFrame | None:
+    """creator_id, follower_key (the pseudonymised follower id) for every sampled follower as of the cut-off."""
+    if followers is None:
+        return None
+    return (
+        followers.select("creator_id", pl.col("follower_id").alias("follower_key"))
+        .unique()
+        .sort("creator_id", "follower_key")
     )
 
 
@@ -261,6 +276,8 @@ def _write(features: CreatorFeatures, target: Path) -> dict[str, str]:
     for name in TABLE_FILES:
         frame: pl.DataFrame = getattr(features, name)
         frame.write_parquet(target / f"{name}.parquet", statistics=False)
+    if features.follower_keys is not None:
+        features.follower_keys.write_parquet(target / f"{FOLLOWER_KEYS}.parquet", statistics=False)
     for name in ("bio", "content", "audience", "audience_dist", "centroids"):
         np.save(target / "vectors" / f"{name}.npy", np.ascontiguousarray(getattr(features, name), dtype=np.float32))
     return {str(p.relative_to(target)): sha256_file(p) for p in sorted(target.rglob("*")) if p.is_file()}
@@ -289,7 +306,7 @@ def build_feature_set(
     dataset = load_dataset(
         data_dir, secret=settings.follower_id_secret.get_secret_value(), tables=("creators", "posts", "followers")
     )
-    backend = str(getattr(embedder, "backend", settings.embedder)) if embedder is not None else settings.embedder
+    backend = backend_of(embedder) or settings.embedder if embedder is not None else settings.embedder
     embedder = embedder or get_embedder(backend)
     cache = EmbeddingCache(settings.embedding_cache_dir, embedder.id, embedder.dim)
     features = compute_features(dataset, as_of=as_of, embedder=embedder, cache=cache, settings=settings)

@@ -179,6 +179,15 @@ def get_embedder(backend: str | None = None) -> Embedder:
         return instance
 
 
+def backend_of(embedder: Embedder) -> str | None:
+    """The registry key ``embedder`` was loaded under (its ``backend`` attribute when it has one), else None."""
+    named = getattr(embedder, "backend", None)
+    if isinstance(named, str):
+        return named
+    with _REGISTRY_LOCK:
+        return next((key for key, instance in _INSTANCES.items() if instance is embedder), None)
+
+
 @dataclass(frozen=True)
 class EmbedResult:
     """Vectors for a list of texts, aligned with the input.

@@ -51,6 +51,43 @@ def _matrix(frame: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
     return frame.select(columns).to_numpy().astype(np.float64)
 
 
+class FeatureMatrix:
+    """Feature rows converted to a float64 matrix once (nulls → NaN), read by every model of a set.
+
+    Converting a polars frame per model costs more than predicting a few hundred rows; a prediction over a
+    request's candidates converts once and each model picks its columns.
+    """
+
+    def __init__(self, frame: pl.DataFrame, columns: tuple[str, ...]) -> None:
+        self.array = _matrix(frame, columns)
+        self.index = {c: i for i, c in enumerate(columns)}
+
+    @classmethod
+    def of_array(cls, array: np.ndarray, columns: tuple[str, ...]) -> FeatureMatrix:
+        """Wrap a float64 matrix whose columns are ``columns`` (NaN where undefined), without copying."""
+        if array.ndim != 2 or array.shape[1] != len(columns):
+            raise ValueError(f"feature matrix of shape {array.shape} does not have {len(columns)} columns")
+        out = cls.__new__(cls)
+        out.array = array
+        out.index = {c: i for i, c in enumerate(columns)}
+        return out
+
+    def __len__(self) -> int:
+        return int(self.array.shape[0])
+
+    def take(self, columns: tuple[str, ...]) -> np.ndarray:
+        missing = [c for c in columns if c not in self.index]
+        if missing:
+            raise ValueError(f"feature columns missing: {missing}")
+        return np.ascontiguousarray(self.array[:, [self.index[c] for c in columns]])
+
+    def column(self, name: str) -> np.ndarray:
+        return self.take((name,))[:, 0]
+
+
+Rows = pl.DataFrame | FeatureMatrix
+
+
 def _constraints(columns: tuple[str, ...], signs: dict[str, int]) -> list[int]:
     return [signs.get(c, 0) for c in columns]
 
@@ -105,13 +142,13 @@ class GBMRegressor:
         self.booster_ = _fit_rounds(params, _matrix(frame, self.columns), y, init, self.rounds)
         return self
 
-    def predict_raw(self, frame: pl.DataFrame, offset: np.ndarray | None = None, *, threads: int = 1) -> np.ndarray:
+    def predict_raw(self, frame: Rows, offset: np.ndarray | None = None, *, threads: int = 1) -> np.ndarray:
         """The model's score on its link scale (plus the offset).
 
         One thread by default: requests are already served concurrently, and OpenMP threads spinning on busy
         cores cost more than they save on a few hundred rows. Batch jobs pass more. Results do not depend on it.
         """
-        x = _matrix(frame, self.columns)
+        x = frame.take(self.columns) if isinstance(frame, FeatureMatrix) else _matrix(frame, self.columns)
         raw = np.asarray(self.booster_.predict(x, raw_score=True, num_threads=threads), dtype=np.float64)
         return raw + (offset + self.base_ if offset is not None else 0.0)
 
@@ -226,17 +263,21 @@ class ModelSet:
         self.price_band_ = _fit_conformal_band(self.price_, price_frame, log_cost)
         return self
 
-    def predict_conversions(self, frame: pl.DataFrame, *, threads: int = 1) -> np.ndarray:
+    def predict_conversions(self, frame: Rows, *, threads: int = 1) -> np.ndarray:
         """Expected conversions only (the ``conversions`` column of :meth:`predict`, computed the same way)."""
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
+        if not isinstance(frame, FeatureMatrix):
+            frame = FeatureMatrix(frame, self.columns)
         mu: np.ndarray = np.exp(self.conversions_.predict_raw(frame, exposure_offset(frame), threads=threads))
         return mu
 
-    def predict(self, frame: pl.DataFrame, quoted_price: np.ndarray | None = None, *, threads: int = 1) -> pl.DataFrame:
+    def predict(self, frame: Rows, quoted_price: np.ndarray | None = None, *, threads: int = 1) -> pl.DataFrame:
         """Predictions with bands for feature rows (plus ``followers``); quoted prices win over the model's."""
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
+        if not isinstance(frame, FeatureMatrix):
+            frame = FeatureMatrix(frame, self.columns)
         er = _banded(self.engagement_, frame, self.er_band_, threads)
         mu = self.predict_conversions(frame, threads=threads)
         lo, hi = negbin_quantiles(mu, self.theta_, QUANTILES)
@@ -331,9 +372,7 @@ def _fit_conformal_band(models: dict[str, GBMRegressor], frame: pl.DataFrame, y:
     return float(np.quantile(scores, level))
 
 
-def _banded(
-    models: dict[str, GBMRegressor], frame: pl.DataFrame, widen: float, threads: int = 1
-) -> dict[str, np.ndarray]:
+def _banded(models: dict[str, GBMRegressor], frame: Rows, widen: float, threads: int = 1) -> dict[str, np.ndarray]:
     """Predictions on the original scale, with the band widened by ``widen`` on the log scale."""
     raw = {k: m.predict_raw(frame, threads=threads) for k, m in models.items()}
     raw["q10"] = raw["q10"] - widen
@@ -355,7 +394,10 @@ PRICE_COLUMNS = (
 )
 
 
-def exposure_offset(frame: pl.DataFrame) -> np.ndarray:
+def exposure_offset(frame: Rows) -> np.ndarray:
     """log(followers): the exposure of a sponsored post (features carry log(1 + followers))."""
-    followers = np.expm1(frame["log_followers"].to_numpy().astype(np.float64))
+    log_followers = (
+        frame.column("log_followers") if isinstance(frame, FeatureMatrix) else frame["log_followers"].to_numpy()
+    )
+    followers = np.expm1(log_followers.astype(np.float64))
     return np.asarray(np.log(np.maximum(followers, 1.0)), dtype=np.float64)

@@ -92,9 +92,22 @@ class VectorIndex:
 
 
 def _exact_subset(vectors: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    scores = queries @ vectors[rows].T
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    """Exact top ``k`` among ``rows``: best score first, ties by lower row (as a stable sort would give)."""
+    # Most rows allowed: one product over every row beats gathering the allowed ones.
+    scores = (queries @ vectors.T)[:, rows] if len(rows) * 4 > len(vectors) else queries @ vectors[rows].T
+    top = np.stack([_top_k(s, k) for s in scores]) if len(scores) else np.zeros((0, k), np.int64)
     return np.take_along_axis(scores, top, axis=1).astype(np.float32), rows[top].astype(np.int64)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores, highest first, ties by position; a partition, not a full sort."""
+    if k < len(scores):
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        candidates = np.flatnonzero(scores >= kth)
+    else:
+        candidates = np.arange(len(scores))
+    order = np.lexsort((candidates, -scores[candidates]))[:k]
+    return candidates[order]
 
 
 def build_faiss(vectors: np.ndarray, settings: Settings) -> tuple[Any, str, dict[str, Any]]:

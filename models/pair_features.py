@@ -135,9 +135,18 @@ class ViewArrays:
         keep = self._geo_rows >= 0
         self.has_geo = np.bincount(self._geo_rows[keep], minlength=n) > 0
         self._country_share: dict[str, np.ndarray] = {}
+        self._creators = creators
+        self._selected: dict[tuple[str, ...], pl.DataFrame] = {}
         self._terms_view = view.terms
         self._terms: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
         self._lock = threading.Lock()
+
+    def columns(self, names: tuple[str, ...]) -> pl.DataFrame:
+        """``creators.select(names)``, selected once (requests then only gather rows)."""
+        got = self._selected.get(names)
+        if got is None:
+            got = self._selected[names] = self._creators.select(names)
+        return got
 
     def country_share(self, country: str) -> np.ndarray:
         """(n,) share of each creator's follower sample in ``country`` (0 without a sample); built on first use."""
@@ -304,6 +313,15 @@ def pair_features(view: CreatorView, rows: np.ndarray, segment_index: np.ndarray
 
     Returns a frame with exactly ``FEATURE_COLUMNS`` (float64; null where undefined), row-aligned with the pairs.
     """
+    array = pair_feature_array(view, rows, segment_index, query)
+    return pl.DataFrame([pl.Series(name, array[:, j], nan_to_null=True) for j, name in enumerate(FEATURE_COLUMNS)])
+
+
+def pair_feature_array(view: CreatorView, rows: np.ndarray, segment_index: np.ndarray, query: BrandQuery) -> np.ndarray:
+    """:func:`pair_features` as a float64 matrix (columns ``FEATURE_COLUMNS``, NaN where undefined).
+
+    The same numbers without building a frame: scoring hands this straight to the models.
+    """
     arrays = view_arrays(view)
     rows = np.asarray(rows, dtype=np.int64)
     segment_index = np.asarray(segment_index, dtype=np.int64)
@@ -344,5 +362,4 @@ def pair_features(view: CreatorView, rows: np.ndarray, segment_index: np.ndarray
         "language_match": lang_match,
         "brand_mentions": mentions.astype(np.float64),
     }
-    frame = pl.DataFrame({name: columns[name] for name in FEATURE_COLUMNS})
-    return frame.with_columns(pl.all().fill_nan(None))
+    return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in FEATURE_COLUMNS])

@@ -12,11 +12,11 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from models.estimators import ModelSet
-from models.pair_features import BrandQuery, CreatorView, fit_scores, pair_features
+from models.estimators import FeatureMatrix, ModelSet
+from models.pair_features import FEATURE_COLUMNS, BrandQuery, CreatorView, fit_scores, pair_feature_array, view_arrays
 
 Objective = Literal["conversions", "engagement", "fit"]
-PROFILE = (
+PROFILE: tuple[str, ...] = (
     "creator_id",
     "handle",
     "platform",
@@ -43,39 +43,27 @@ def score_creators(
         return pl.DataFrame()
     pair_rows = np.repeat(rows, n_seg)
     seg_idx = np.tile(np.arange(n_seg), n)
-    feats = pair_features(view, pair_rows, seg_idx, query)
+    # The features of pair_features, as the matrix it builds its frame from (same numbers, no frame round trip).
+    feats = pair_feature_array(view, pair_rows, seg_idx, query)
     # Every pair's conversions choose the creator's best segment; the full predictions (bands, engagement, price)
     # are then made for that pair only: the same numbers as predicting every pair, at a fraction of the cost.
-    conv = models.predict_conversions(feats, threads=threads).reshape(n, n_seg)
-    best = np.argmax(conv, axis=1)  # first segment wins ties: deterministic
-    pick = np.arange(n) * n_seg + best
-    picked = feats[pick]
-    quoted = view.creators["rate_per_post"].to_numpy()[rows].astype(np.float64)
-    preds = models.predict(picked, quoted_price=quoted, threads=threads)
+    conv = models.predict_conversions(FeatureMatrix.of_array(feats, FEATURE_COLUMNS), threads=threads)
+    best = np.argmax(conv.reshape(n, n_seg), axis=1)  # first segment wins ties: deterministic
+    picked = feats[np.arange(n) * n_seg + best]
+    arrays = view_arrays(view)
+    quoted = arrays.columns(("rate_per_post",))["rate_per_post"].to_numpy()[rows].astype(np.float64)
+    preds = models.predict(FeatureMatrix.of_array(picked, FEATURE_COLUMNS), quoted_price=quoted, threads=threads)
     scores = fit_scores(view, rows, query)
     weights = np.array([s.weight for s in query.segments], dtype=np.float32)
-    labels = [s.label for s in query.segments]
-    profile = view.creators.select(PROFILE)[rows]
-    scored: pl.DataFrame = pl.concat(
-        [
-            profile,
-            pl.DataFrame(
-                {
-                    "fit": scores.combined(weights).astype(np.float64),
-                    "matched_segment": [labels[b] for b in best],
-                    "brand_mentions": picked["brand_mentions"].to_numpy(),
-                }
-            )
-            .with_columns(
-                segment_fit=pl.Series(scores.fit.astype(np.float64)).cast(pl.List(pl.Float64)),
-                segment_share=pl.Series(scores.share.astype(np.float64)).cast(pl.List(pl.Float64)),
-            )
-            .select("fit", "matched_segment", "segment_fit", "segment_share", "brand_mentions"),
-            preds,
-        ],
-        how="horizontal",
-    )
-    return scored
+    labels = np.array([s.label for s in query.segments], dtype=object)
+    columns = [
+        pl.Series("fit", scores.combined(weights).astype(np.float64)),
+        pl.Series("matched_segment", labels[best], dtype=pl.String),
+        pl.Series("segment_fit", scores.fit.astype(np.float64)).cast(pl.List(pl.Float64)),
+        pl.Series("segment_share", scores.share.astype(np.float64)).cast(pl.List(pl.Float64)),
+        pl.Series("brand_mentions", picked[:, FEATURE_COLUMNS.index("brand_mentions")]),
+    ]
+    return arrays.columns(PROFILE)[rows].hstack([*columns, *preds.get_columns()])
 
 
 def rank(scored: pl.DataFrame, objective: Objective, *, budget: float | None = None) -> pl.DataFrame:

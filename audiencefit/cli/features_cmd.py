@@ -45,15 +45,18 @@ def build(
 
     from audiencefit.settings import get_settings
     from features.build import build_feature_set
-    from features.embed import get_embedder
+    from features.embed import known_backends
 
     cut = parse_as_of(as_of)
     if not data.is_dir():
         raise InputError(f"--data {data}: not a directory")
     settings = get_settings()
-    manifest = build_feature_set(
-        data, out, as_of=cut, settings=settings, embedder=get_embedder(embedder) if embedder else None
-    )
+    if embedder:
+        if embedder not in known_backends():
+            raise InputError(f"--embedder {embedder!r}: unknown; known: {', '.join(known_backends())}")
+        # Through the settings, so the manifest records this backend (queries are embedded with it).
+        settings = settings.model_copy(update={"embedder": embedder})
+    manifest = build_feature_set(data, out, as_of=cut, settings=settings)
     counts = manifest["row_counts"]
     logging.getLogger("audiencefit.cli").info(
         "features built",
