@@ -12,6 +12,7 @@ Layout of a feature set directory::
     vectors/audience.npy       float32 (n_creators, dim)
     vectors/audience_dist.npy  float32 (n_creators, k): share of the audience in each interest cluster
     vectors/centroids.npy      float32 (k, dim)
+    follower_keys.parquet      optional: creator_id, follower_key (pseudonymised) of each creator's follower sample
 
 Arrays are plain ``.npy`` loaded with ``allow_pickle=False``; nothing here unpickles anything.
 """
@@ -35,6 +36,8 @@ FEATURE_VERSION = "1"
 MANIFEST = "manifest.json"
 VECTOR_FILES = ("bio", "content", "audience", "audience_dist", "centroids")
 TABLE_FILES = ("creators", "terms", "audience_geo", "clusters")
+# Optional table (absent when the input had no followers, and in feature sets built before it existed).
+FOLLOWER_KEYS = "follower_keys"
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -66,6 +69,7 @@ class FeatureSet:
     audience: np.ndarray
     audience_dist: np.ndarray
     centroids: np.ndarray
+    follower_keys: pl.DataFrame | None = None
 
     @property
     def version(self) -> str:
@@ -130,4 +134,5 @@ def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = 
         audience=arrays["audience"],
         audience_dist=arrays["audience_dist"],
         centroids=arrays["centroids"],
+        follower_keys=pl.read_parquet(keys) if (keys := path / f"{FOLLOWER_KEYS}.parquet").is_file() else None,
     )

@@ -19,7 +19,7 @@ from features.embed import Embedder
 from features.errors import InputError
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
-from serving.routes import admin, creators, health, recommend
+from serving.routes import admin, creators, health, plans, recommend
 from serving.state import AppState, BundleSource, ModelHolder, ServingModel, load_serving_model
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.serving = None
     app.include_router(recommend.router)
+    app.include_router(plans.router)
     app.include_router(creators.router)
     app.include_router(health.router)
     app.include_router(health.model_router)

@@ -258,3 +258,70 @@ class ReloadResponse(BaseModel):
     serving_bundle_id: str | None
     previous_bundle_id: str | None
     error: str | None = None
+
+
+# ------------------------------------------------------------------------------------------- campaign plans
+
+MAX_PLAN_CREATORS = 100
+MAX_BUDGET = 1e9
+
+PlanObjective = Literal["conversions", "reach"]
+
+
+class PlanRequest(BrandIn):
+    """The best set of creators for a budget, aware of audience overlap."""
+
+    budget: float = Field(gt=0, le=MAX_BUDGET, description="Total spend available (sum of expected prices).")
+    objective: PlanObjective = Field("conversions", description="Maximise expected conversions or unique reach.")
+    min_creators: int = Field(1, ge=1, le=MAX_PLAN_CREATORS)
+    max_creators: int | None = Field(None, ge=1, le=MAX_PLAN_CREATORS)
+    min_segment_reach: dict[str, float] = Field(
+        default_factory=dict,
+        max_length=MAX_SEGMENTS,
+        description="Segment id → unique in-segment people the plan must reach (a constraint met first).",
+    )
+    filters: FiltersIn = Field(default_factory=FiltersIn)
+
+
+class PlannedCreator(BaseModel):
+    creator_id: str
+    handle: str | None
+    platform: str | None
+    followers: int | None
+    price: Band
+    conversions: float = Field(description="Expected conversions of this creator alone.")
+    engagements: float = Field(description="Expected engagements (likes + comments) of its post.")
+    marginal_conversions: float = Field(description="Conversions the plan loses without this creator.")
+    marginal_reach: float = Field(description="Unique in-segment people the plan loses without this creator.")
+
+
+class PlanResponse(BaseModel):
+    objective: PlanObjective
+    count: int
+    creators: list[PlannedCreator]
+    total_cost: Band
+    budget: float
+    conversions: Band
+    conversions_without_overlap: float = Field(description="The sum of the creators' conversions alone.")
+    engagements: Band
+    unique_reach: float = Field(description="Expected unique real people in the creators' audiences.")
+    segment_reach: dict[str, float] = Field(description="Expected unique people reached in each segment.")
+    candidates: int
+    versions: Versions
+
+
+class OverlapResponse(BaseModel):
+    """Estimated audience overlap of two creators and the evidence behind it."""
+
+    creator_a: str
+    creator_b: str
+    real_audience_a: float
+    real_audience_b: float
+    shared_audience: float = Field(description="Expected real people following both.")
+    from_representation: float = Field(description="The estimate from audience interests and countries alone.")
+    shared_sample_keys: int = Field(description="Followers seen in both creators' follower samples.")
+    sample_size_a: int
+    sample_size_b: int
+    jaccard: float
+    share_of_a: float
+    share_of_b: float

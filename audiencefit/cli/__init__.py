@@ -10,6 +10,7 @@ from audiencefit.cli import (  # noqa: F401  (registers commands)
     demo,
     features_cmd,
     index_cmd,
+    plan_cmd,
     score_cmd,
     serve_cmd,
     train_cmd,

@@ -634,6 +634,7 @@ class Followers:
     has_bio: BoolArr
     spam_bio: BoolArr  # bots only: the bio is spam rather than a plausible one
     local: BoolArr  # bio in the follower's country language
+    true_country: IntArr  # where the follower lives, even when the profile hides it
 
     @property
     def n(self) -> int:
@@ -671,6 +672,7 @@ def draw_followers(rng: np.random.Generator, creators: Creators, lo: int, hi: in
     home = creators.country[ci]
     elsewhere = _choice(rng, COUNTRY_WEIGHTS, m)
     country = np.where(rng.random(m) < creators.home_share[ci], home, elsewhere)
+    true_country = country.copy()
     country_null = rng.random(m) < np.select([is_real, is_bot], [0.15, 0.88], 0.5)
     country = np.where(country_null, -1, country)
 
@@ -726,4 +728,85 @@ def draw_followers(rng: np.random.Generator, creators: Creators, lo: int, hi: in
         has_bio=has_bio,
         spam_bio=spam_bio,
         local=local,
+        true_country=true_country.astype(np.int64),
     )
+
+
+# --------------------------------------------------------------------------------------------- communities
+#
+# Real followers are people, and people follow several creators: every real follower belongs to one community,
+# the pool of people interested in one topic and living in one country. A creator's real audience in community
+# c = (topic t, country g) is a random subset of the pool, of size
+#
+#     a[i, c] = real_followers[i] × audience[i, t] × (home_share[i] · [g = country[i]] + (1 − home_share[i]) · w[g])
+#
+# (w = world country weights), drawn independently of other creators. The pool size N[c] = demand[c] / κ[c]
+# (demand = Σ_i a[i, c]; κ[c] = 4 · LN₁(0.4), how many of the world's creators an average member follows), and
+# never below 1.5 · max_i a[i, c] or 50. Everything here uses its own random stream, so no other draw changes.
+
+COMMUNITY_FOLLOWS = 4.0  # mean number of the world's creators one community member follows
+COMMUNITY_SPREAD = 0.4  # σ of the log-normal spread of that number across communities
+MIN_POOL = 50
+
+
+@dataclass(frozen=True)
+class Communities:
+    """Pool size and demand of every (topic, country) community; arrays are (T, N_COUNTRIES)."""
+
+    pool_size: IntArr
+    demand: FloatArr
+    follows: FloatArr  # κ: creators of the world an average member follows
+
+    def index(self, topic: IntArr, country: IntArr) -> IntArr:
+        """Flat community index (topic-major) of (topic, country) pairs."""
+        return np.asarray(topic * N_COUNTRIES + country, dtype=np.int64)
+
+
+def community_audience(real_followers: FloatArr, audience: FloatArr, country: IntArr, home_share: FloatArr) -> FloatArr:
+    """(n, T, N_COUNTRIES) expected real audience of each creator in each community: ``a[i, t, g]``."""
+    geo = (1.0 - home_share)[:, None] * COUNTRY_WEIGHTS[None, :]
+    geo[np.arange(len(country)), country] += home_share
+    out: FloatArr = (real_followers[:, None] * audience)[:, :, None] * geo[:, None, :]
+    return out
+
+
+def draw_communities(rng: np.random.Generator, creators: Creators, chunk: int = 5000) -> Communities:
+    """Size every community's pool from the demand of the world's creators (see the comment above)."""
+    real = creators.followers.astype(np.float64) * creators.authenticity
+    demand = np.zeros((N_TOPICS, N_COUNTRIES))
+    largest = np.zeros((N_TOPICS, N_COUNTRIES))
+    for lo in range(0, creators.n, chunk):
+        sl = slice(lo, min(creators.n, lo + chunk))
+        a = community_audience(real[sl], creators.audience[sl], creators.country[sl], creators.home_share[sl])
+        demand += a.sum(axis=0)
+        largest = np.maximum(largest, a.max(axis=0))
+    follows = COMMUNITY_FOLLOWS * _mean_one_lognormal(rng, COMMUNITY_SPREAD, N_TOPICS * N_COUNTRIES).reshape(
+        N_TOPICS, N_COUNTRIES
+    )
+    pool = np.maximum(np.maximum(np.ceil(demand / follows), np.ceil(1.5 * largest)), MIN_POOL).astype(np.int64)
+    return Communities(pool_size=pool, demand=demand, follows=follows)
+
+
+def draw_members(rng: np.random.Generator, followers: Followers, communities: Communities) -> IntArr:
+    """Which pool member each real sampled follower is (-1 for bots and inactive accounts).
+
+    A uniform member of a creator's random subset of the pool is a uniform member of the pool, and subsets of
+    different creators are independent, so members are drawn uniformly from the pool, distinct within a creator.
+    """
+    members = np.full(followers.n, -1, dtype=np.int64)
+    real = np.flatnonzero(followers.kind == FOLLOWER_REAL)
+    if len(real) == 0:
+        return members
+    community = communities.index(followers.interest[real], followers.true_country[real])
+    size = communities.pool_size.reshape(-1)[community]
+    draw = np.floor(rng.random(len(real)) * size).astype(np.int64)
+    for _ in range(100):  # redraw the rare repeats within one creator and community
+        key = np.stack([followers.creator[real], community, draw], axis=1)
+        _, first, counts = np.unique(key, axis=0, return_index=True, return_counts=True)
+        dup = np.ones(len(real), dtype=bool)
+        dup[first] = False
+        if not dup.any() or counts.max() == 1:
+            break
+        draw[dup] = np.floor(rng.random(int(dup.sum())) * size[dup]).astype(np.int64)
+    members[real] = draw
+    return members

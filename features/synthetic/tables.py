@@ -13,7 +13,7 @@ import polars as pl
 
 from features.schemas import AGE_BANDS, GENDERS, TABLES
 from features.synthetic import story
-from features.synthetic.locale import COUNTRY_CODES
+from features.synthetic.locale import COUNTRY_CODES, COUNTRY_WEIGHTS
 from features.synthetic.story import (
     FOLLOWER_BOT,
     LANGUAGES,
@@ -82,6 +82,18 @@ TRUTH_SCHEMAS: dict[str, pl.Schema] = {
             "is_bot": pl.Boolean(),
             "kind": pl.String(),
             "interest_topic": pl.String(),
+        }
+    ),
+    "truth/communities": pl.Schema(
+        {
+            "community": pl.Int64(),
+            "topic_id": pl.Int64(),
+            "topic": pl.String(),
+            "country": pl.String(),
+            "country_weight": pl.Float64(),
+            "pool_size": pl.Int64(),
+            "demand": pl.Float64(),
+            "follows": pl.Float64(),
         }
     ),
     "truth/topics": pl.Schema(
@@ -451,8 +463,25 @@ def posts_frame(p: Picker, posts: Posts, creators: Creators, texts: CreatorTexts
 # ----------------------------------------------------------------------------------------------- followers
 
 
-def followers_frames(p: Picker, followers: Followers, creators: Creators) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The ``followers`` input table and its ``truth/followers`` twin for one chunk."""
+def member_id(community: int, member: int) -> str:
+    """The follower id of a community member: the same person has the same id in every creator's sample."""
+    return f"fan-{community:03d}-{member:07d}"
+
+
+def followers_frames(
+    p: Picker, followers: Followers, creators: Creators, members: IntArr | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The ``followers`` input table and its ``truth/followers`` twin for one chunk.
+
+    ``members`` (from ``story.draw_members``) gives real followers their community member id; handles are still
+    rendered for every row (so the text stream, and hence every bio, is the same with or without members); bots
+    and inactive accounts get their handle plus ``#<creator index>``, unique across the world.
+    """
+    community = (
+        np.asarray(followers.interest * len(COUNTRY_CODES) + followers.true_country, dtype=np.int64)
+        if members is not None
+        else None
+    )
     ids: list[str] = []
     bios: list[str | None] = []
     seen: set[str] = set()
@@ -471,7 +500,12 @@ def followers_frames(p: Picker, followers: Followers, creators: Creators) -> tup
         while handle in seen:  # follower ids are unique per creator
             handle = f"{handle}{p.between(0, 9)}"
         seen.add(handle)
-        ids.append(handle)
+        if members is None or community is None:
+            ids.append(handle)
+        elif members[j] >= 0:
+            ids.append(member_id(int(community[j]), int(members[j])))
+        else:  # bots and inactive accounts belong to one creator: their ids never meet another sample's
+            ids.append(f"{handle}#{c}")
         bios.append(
             follower_bio(
                 p,
@@ -548,4 +582,24 @@ def topics_frame() -> pl.DataFrame:
             "related": [list(t.related) for t in TOPICS],
         },
         schema=TRUTH_SCHEMAS["truth/topics"],
+    )
+
+
+def communities_frame(communities: story.Communities) -> pl.DataFrame:
+    """``truth/communities``: every (topic, country) pool with its size and its creators' demand."""
+    grid_t, grid_g = np.meshgrid(np.arange(len(TOPICS)), np.arange(len(COUNTRY_CODES)), indexing="ij")
+    t: IntArr = grid_t.reshape(-1).astype(np.int64)
+    g: IntArr = grid_g.reshape(-1).astype(np.int64)
+    return pl.DataFrame(
+        {
+            "community": communities.index(t, g),
+            "topic_id": t,
+            "topic": [_TOPIC_NAMES[i] for i in t.tolist()],
+            "country": [COUNTRY_CODES[i] for i in g.tolist()],
+            "country_weight": COUNTRY_WEIGHTS[g],
+            "pool_size": communities.pool_size.reshape(-1),
+            "demand": communities.demand.reshape(-1),
+            "follows": communities.follows.reshape(-1),
+        },
+        schema=TRUTH_SCHEMAS["truth/communities"],
     )

@@ -23,13 +23,14 @@ from features.synthetic.writer import SinkSet, is_empty_dir, staged_directory
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: real followers are members of shared (topic, country) communities
 CHUNK = 5000  # creators per chunk; fixed, because the random streams are per chunk
 FIT_ROWS = 2_000_000  # rows of truth/fit per write, to bound memory
 
 # Independent random streams, one per purpose (and per chunk where it applies).
 _CREATORS, _BRANDS, _CAMPAIGNS, _BRAND_TEXT = 1, 2, 3, 4
 _POSTS, _FOLLOWERS, _TEXT = 10, 11, 12
+_COMMUNITIES, _MEMBERS = 20, 21  # added with audience overlap: new streams, so no earlier draw changes
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def generate_world(
     brands = story.draw_brands(_rng(seed, _BRANDS), brand_count)
     campaigns = story.draw_campaigns(_rng(seed, _CAMPAIGNS), creators, brands)
     brand_texts = tables.render_brands(Picker(_rng(seed, _BRAND_TEXT)), brands)
+    communities = story.draw_communities(_rng(seed, _COMMUNITIES), creators)
     campaign_posts = np.bincount(campaigns.creator, minlength=n_creators).astype(np.int64)
 
     schemas = {**tables.INPUT_SCHEMAS, **tables.TRUTH_SCHEMAS}
@@ -121,7 +123,8 @@ def generate_world(
             posts = story.draw_posts(_rng(seed, _POSTS, c), creators, lo, hi, brands=brands, campaigns=campaigns)
             sinks.write("posts", tables.posts_frame(picker, posts, creators, texts, brand_texts))
             followers = story.draw_followers(_rng(seed, _FOLLOWERS, c), creators, lo, hi)
-            sample, truth = tables.followers_frames(picker, followers, creators)
+            members = story.draw_members(_rng(seed, _MEMBERS, c), followers, communities)
+            sample, truth = tables.followers_frames(picker, followers, creators, members)
             sinks.write("followers", sample)
             sinks.write("truth/followers", truth)
             step = max(1, FIT_ROWS // max(1, brands.n_segments))
@@ -137,6 +140,7 @@ def generate_world(
         sinks.write("truth/segments", tables.truth_segments_frame(brand_texts, brands))
         sinks.write("truth/brands", tables.truth_brands_frame(brand_texts, brands))
         sinks.write("truth/topics", tables.topics_frame())
+        sinks.write("truth/communities", tables.communities_frame(communities))
         rows = {name: sinks.rows(name) for name in schemas}
         manifest = {
             "generator_version": GENERATOR_VERSION,

@@ -1,4 +1,4 @@
-"""``GET /v1/creators/{id}`` and ``GET /v1/creators/{id}/lookalikes``."""
+"""``GET /v1/creators/{id}``, ``GET /v1/creators/{id}/lookalikes`` and ``GET /v1/creators/{a}/overlap/{b}``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import polars as pl
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from features.errors import InputError
+from models.overlap import overlap_of
 from models.query import Filters
 from serving.deps import StateDep
 from serving.explain import cluster_terms, top_topics
-from serving.schemas import MAX_K, CreatorProfile, GeoShare, Lookalike, LookalikesResponse
+from serving.schemas import MAX_K, CreatorProfile, GeoShare, Lookalike, LookalikesResponse, OverlapResponse
 from serving.security import ApiKey
 from serving.state import AppState
 
@@ -98,3 +99,10 @@ def lookalikes(
     joined = frame.join(profile, on="creator_id", how="left", maintain_order="left")
     creators = [Lookalike(**rec) for rec in joined.iter_rows(named=True)]
     return LookalikesResponse(creator_id=creator_id, by=by, count=len(creators), creators=creators)
+
+
+@router.get("/{creator_id}/overlap/{other_id}", response_model=OverlapResponse)
+def overlap(creator_id: CreatorId, other_id: CreatorId, state: StateDep) -> OverlapResponse:
+    """Estimated shared real audience of two creators (audience interests, countries and follower samples)."""
+    est = overlap_of(state.fs, _row(state, creator_id), _row(state, other_id))
+    return OverlapResponse(**vars(est))

@@ -1,0 +1,83 @@
+"""``audiencefit plan``: the best set of creators for a brand and a budget, aware of audience overlap."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from audiencefit.cli._app import app
+from features.errors import InputError
+
+
+class PlanObjectiveChoice(StrEnum):
+    conversions = "conversions"
+    reach = "reach"
+
+
+@app.command("plan")
+def plan(
+    features: Annotated[Path, typer.Option("--features", help="Feature set directory (with its index).")],
+    brand: Annotated[
+        Path,
+        typer.Option("--brand", help="Brand JSON: description and/or segments, filters (as a recommendation request)."),
+    ],
+    budget: Annotated[float, typer.Option("--budget", min=0.01, help="Total spend available.")],
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="Model bundle directory.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Registered model URI instead of --bundle.")] = None,
+    objective: Annotated[PlanObjectiveChoice, typer.Option("--objective")] = PlanObjectiveChoice.conversions,
+    min_creators: Annotated[int, typer.Option("--min-creators", min=1)] = 1,
+    max_creators: Annotated[int | None, typer.Option("--max-creators", min=1)] = None,
+    min_segment_reach: Annotated[
+        list[str] | None, typer.Option("--min-segment-reach", help="SEGMENT=PEOPLE, repeatable.")
+    ] = None,
+) -> None:
+    """Plan a campaign: creators, cost, unique reach per segment, conversions with bands (JSON on stdout)."""
+    from audiencefit.settings import get_settings
+    from features.featureset import load_feature_set
+    from models.index import default_index_dir, load_index
+    from models.planner import Constraints, plan_for_brand
+    from models.query import query_embedder
+    from models.retrieval import AudienceSearch
+    from serving.pipeline import brand_terms, to_filters, to_segments
+    from serving.schemas import PlanRequest
+    from serving.state import load_serving_model
+
+    if (bundle is None) == (model is None):
+        raise InputError("give exactly one of --bundle or --model")
+    try:
+        body = json.loads(brand.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"--brand {brand}: {exc}") from exc
+    targets: dict[str, float] = {}
+    for item in min_segment_reach or []:
+        name, _, value = item.partition("=")
+        try:
+            targets[name] = float(value)
+        except ValueError:
+            raise InputError(f"--min-segment-reach {item!r}: expected SEGMENT=PEOPLE") from None
+    body.update(budget=budget, objective=objective.value, min_creators=min_creators, max_creators=max_creators)
+    body["min_segment_reach"] = targets
+    req = PlanRequest.model_validate(body)
+    fs = load_feature_set(features)
+    directory = default_index_dir(fs)
+    search = AudienceSearch(
+        fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), query_embedder(fs)
+    )
+    source: Path | str = bundle if bundle is not None else str(model)
+    serving = load_serving_model(source, fs, get_settings())
+    result = plan_for_brand(
+        search,
+        serving.bundle.models,
+        to_segments(req),
+        to_filters(req.filters),
+        Constraints(budget, min_creators, max_creators, targets),
+        req.objective,
+        brand_terms=brand_terms(req),
+    )
+    sys.stdout.write(json.dumps(asdict(result), indent=2) + "\n")

@@ -1,0 +1,82 @@
+"""``POST /v1/plans``: the best set of creators for a budget, aware of audience overlap (``models.planner``).
+
+A constraint that cannot be met (budget below the cheapest eligible creator, contradictory creator counts, an
+unknown or unreachable segment) is a 422 whose message starts with the constraint's name.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from models.planner import Constraints, Plan, plan_for_brand
+from models.query import Segment, embed_segments
+from serving.deps import ModelDep, StateDep
+from serving.pipeline import brand_terms, to_filters, to_segments, versions
+from serving.schemas import Band, PlannedCreator, PlanRequest, PlanResponse
+from serving.security import ApiKey
+from serving.state import AppState, ServingModel
+
+router = APIRouter(prefix="/v1", tags=["plans"], dependencies=[ApiKey])
+
+
+def make_plan(state: AppState, model: ServingModel, req: PlanRequest) -> Plan:
+    """Validate the request's segments and filters, then plan over the best-fitting eligible creators."""
+    segments = to_segments(req)
+    brand_vector = None
+    if req.segments and req.description and req.description.strip():
+        vec = embed_segments([Segment(text=req.description)], state.search.embedder)[0]
+        brand_vector = vec if vec.any() else None
+    constraints = Constraints(
+        budget=req.budget,
+        min_creators=req.min_creators,
+        max_creators=req.max_creators,
+        min_segment_reach=dict(req.min_segment_reach),
+    )
+    return plan_for_brand(
+        state.search,
+        model.bundle.models,
+        segments,
+        to_filters(req.filters),
+        constraints,
+        req.objective,
+        brand_vector=brand_vector,
+        brand_terms=brand_terms(req),
+    )
+
+
+@router.post("/plans", response_model=PlanResponse)
+def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
+    """The set of creators that maximises expected conversions (or unique reach) within the budget."""
+    plan = make_plan(state, model, req)
+    profile = {
+        r["creator_id"]: r
+        for r in state.fs.creators.select("creator_id", "handle", "platform", "followers").iter_rows(named=True)
+    }
+    creators = [
+        PlannedCreator(
+            creator_id=c.creator_id,
+            handle=profile[c.creator_id]["handle"],
+            platform=profile[c.creator_id]["platform"],
+            followers=profile[c.creator_id]["followers"],
+            price=Band(expected=c.price, p10=c.price_p10, p90=c.price_p90),
+            conversions=c.conversions,
+            engagements=c.engagements,
+            marginal_conversions=c.marginal_conversions,
+            marginal_reach=c.marginal_reach,
+        )
+        for c in plan.creators
+    ]
+    return PlanResponse(
+        objective=plan.objective,
+        count=len(creators),
+        creators=creators,
+        total_cost=Band(expected=plan.total_cost, p10=plan.total_cost_p10, p90=plan.total_cost_p90),
+        budget=req.budget,
+        conversions=Band(expected=plan.conversions, p10=plan.conversions_p10, p90=plan.conversions_p90),
+        conversions_without_overlap=plan.conversions_without_overlap,
+        engagements=Band(expected=plan.engagements, p10=plan.engagements_p10, p90=plan.engagements_p90),
+        unique_reach=plan.unique_reach,
+        segment_reach=plan.segment_reach,
+        candidates=plan.candidates,
+        versions=versions(state, model),
+    )

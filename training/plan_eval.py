@@ -1,0 +1,266 @@
+"""Evaluate the campaign planner against the synthetic world's truth.
+
+For every brand of a generated world and several budgets, three plans spend the same budget on the same retrieved
+and scored candidates: the planner (``models.planner``), top-k by predicted conversions, and top-k by followers
+(each adds creators in its order while the next one still fits the budget). Each plan is scored with the world's
+truth (``docs/synthetic-world.md``, "Audience overlap"): true unique in-segment reach and true expected
+conversions, both discounted for people in several of the plan's audiences.
+
+    python -m training.plan_eval --world DIR --features DIR --bundle DIR [--budgets 300,1000,3000] [--out FILE.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from features.featureset import FeatureSet, load_feature_set
+from features.synthetic.locale import COUNTRY_CODES
+from features.synthetic.story import PLATFORM_CTR, PLATFORM_REACH, PLATFORMS, community_audience
+from models.bundle import load_bundle
+from models.index import default_index_dir, load_index
+from models.pair_features import BrandQuery
+from models.planner import Candidates, Constraints, PlanError, candidates_from_scores, make_plan
+from models.query import Filters, Segment, query_embedder
+from models.retrieval import AudienceSearch
+from models.scoring import score_creators
+
+DEFAULT_BUDGETS = (300.0, 1_000.0, 3_000.0)
+METHODS = ("planner", "top-k predicted conversions", "top-k followers")
+
+
+@dataclass(frozen=True)
+class WorldTruth:
+    """What evaluation needs from ``truth/``: each creator's audience per community, pools, true conversions."""
+
+    creator_row: dict[str, int]
+    audience: np.ndarray  # (n, C) true real audience per community
+    pool: np.ndarray  # (C,)
+    community_topic: np.ndarray  # (C,)
+    community_country: list[str]
+    real: np.ndarray
+    platform: np.ndarray
+    fit: pl.DataFrame  # segment_id, creator_id, true_fit
+    segments: pl.DataFrame  # segment_id, brand_id, topic_mix, countries
+    conversion_factor: dict[str, float]
+
+
+def load_truth(world: Path) -> WorldTruth:
+    tc = pl.read_parquet(world / "truth" / "creators.parquet")
+    com = pl.read_parquet(world / "truth" / "communities.parquet").sort("community")
+    country_index = {c: i for i, c in enumerate(COUNTRY_CODES)}
+    audience = community_audience(
+        tc["real_followers"].to_numpy(),
+        np.asarray(tc["audience_topics"].to_list(), dtype=np.float64),
+        np.array([country_index[c] for c in tc["country"].to_list()], dtype=np.int64),
+        tc["home_share"].to_numpy(),
+    ).reshape(tc.height, -1)
+    creators = pl.read_parquet(world / "creators.parquet").select("creator_id", "platform")
+    platform = creators.join(tc.select("creator_id"), on="creator_id", how="right")["platform"].to_list()
+    segs = pl.read_parquet(world / "truth" / "segments.parquet").join(
+        pl.read_parquet(world / "segments.parquet").select("segment_id", "countries", "description", "weight"),
+        on="segment_id",
+    )
+    brands = pl.read_parquet(world / "truth" / "brands.parquet")
+    return WorldTruth(
+        creator_row={c: i for i, c in enumerate(tc["creator_id"].to_list())},
+        audience=audience,
+        pool=com["pool_size"].to_numpy().astype(np.float64),
+        community_topic=com["topic_id"].to_numpy(),
+        community_country=com["country"].to_list(),
+        real=tc["real_followers"].to_numpy(),
+        platform=np.array([PLATFORMS.index(p) for p in platform], dtype=np.int64),
+        fit=pl.read_parquet(world / "truth" / "fit.parquet"),
+        segments=segs,
+        conversion_factor=dict(zip(brands["brand_id"].to_list(), brands["conversion_factor"].to_list(), strict=True)),
+    )
+
+
+def segment_weights(truth: WorldTruth, segment_ids: list[str]) -> np.ndarray:
+    """(C,) 1 for communities inside any of the segments (one of its topics, in its target countries), else 0."""
+    out = np.zeros(len(truth.pool))
+    for rec in truth.segments.filter(pl.col("segment_id").is_in(segment_ids)).iter_rows(named=True):
+        topics = {t for t, w in enumerate(rec["topic_mix"]) if w > 0}
+        targets = set((rec["countries"] or "").split())
+        inside = np.array(
+            [
+                t in topics and (not targets or g in targets)
+                for t, g in zip(truth.community_topic.tolist(), truth.community_country, strict=True)
+            ]
+        )
+        out = np.maximum(out, inside.astype(np.float64))
+    return out
+
+
+def true_conversions(truth: WorldTruth, brand_id: str, segment_ids: list[str], creator_ids: list[str]) -> np.ndarray:
+    """Each creator's expected conversions for the brand alone (the world's campaign formula at the export, for the
+    brand's best segment)."""
+    fit = (
+        truth.fit.filter(pl.col("segment_id").is_in(segment_ids) & pl.col("creator_id").is_in(creator_ids))
+        .group_by("creator_id")
+        .agg(pl.col("true_fit").max())
+    )
+    best = dict(zip(fit["creator_id"].to_list(), fit["true_fit"].cast(pl.Float64).to_list(), strict=True))
+    rows = np.array([truth.creator_row[c] for c in creator_ids], dtype=np.int64)
+    f = np.array([best.get(c, 0.0) for c in creator_ids])
+    real, platform = truth.real[rows], truth.platform[rows]
+    reach = real * np.clip(0.3 * (np.maximum(real, 1.0) / 5000.0) ** -0.12 * PLATFORM_REACH[platform], 0.03, 0.85)
+    ctr = 0.012 * PLATFORM_CTR[platform] * (0.08 + 2.6 * f)
+    cvr = np.clip(0.06 * truth.conversion_factor[brand_id] * (0.2 + 2.4 * f), 0.0, 0.5)
+    out: np.ndarray = reach * ctr * cvr
+    return out
+
+
+def true_plan_value(
+    truth: WorldTruth, creator_ids: list[str], conversions: np.ndarray, weights: np.ndarray
+) -> tuple[float, float]:
+    """(true unique in-segment reach, true expected conversions) of a plan: people in several audiences count once
+    and buy at most once, from the most persuasive creator reaching them."""
+    if not creator_ids:
+        return 0.0, 0.0
+    rows = np.array([truth.creator_row[c] for c in creator_ids], dtype=np.int64)
+    share = np.clip(truth.audience[rows] / truth.pool[None, :], 0.0, 1.0)
+    reach = float(weights @ (truth.pool * (1.0 - np.prod(1.0 - share, axis=0))))
+    rho = conversions / np.maximum(truth.real[rows], 1e-9)
+    missed = np.ones(len(truth.pool))
+    total = 0.0
+    for i in np.argsort(-rho, kind="stable"):
+        total += rho[i] * float((share[i] * missed) @ truth.pool)
+        missed *= 1.0 - share[i]
+    return reach, total
+
+
+def fill_in_order(c: Candidates, order: np.ndarray, budget: float) -> list[int]:
+    """Baseline plans: take creators in ``order`` while the next one still fits the budget."""
+    chosen, spent = [], 0.0
+    for i in order.tolist():
+        if spent + c.price[i] <= budget:
+            chosen.append(i)
+            spent += float(c.price[i])
+    return chosen
+
+
+def evaluate(
+    world: Path, fs: FeatureSet, search: AudienceSearch, bundle_dir: Path, budgets: tuple[float, ...]
+) -> pl.DataFrame:
+    """One row per (brand, budget, method) with true reach and conversions and the plan's cost."""
+    truth = load_truth(world)
+    models = load_bundle(bundle_dir).models
+    rows_out = []
+    for brand_id, segs in truth.segments.sort("segment_id").group_by("brand_id", maintain_order=True):
+        brand = str(brand_id[0])
+        segments = [
+            Segment(
+                text=r["description"],
+                weight=r["weight"],
+                countries=tuple((r["countries"] or "").split()),
+                segment_id=r["segment_id"],
+            )
+            for r in segs.iter_rows(named=True)
+        ]
+        found = search.search(segments, Filters(), 300)
+        if found.empty_reason:
+            continue
+        query = BrandQuery(found.segments, found.segment_vectors)
+        scored = score_creators(fs, models, query, found.rows)
+        cand = candidates_from_scores(fs, scored, found.rows, query)
+        seg_ids = [s.segment_id or "" for s in segments]
+        conv_true = true_conversions(truth, brand, seg_ids, cand.creator_ids)
+        weights = segment_weights(truth, seg_ids)
+        followers = scored["followers"].fill_null(0).to_numpy()
+        for budget in budgets:
+            try:
+                plan = make_plan(cand, Constraints(budget=budget))
+            except PlanError:
+                continue
+            index = {cid: i for i, cid in enumerate(cand.creator_ids)}
+            plans = {
+                "planner": [index[p.creator_id] for p in plan.creators],
+                "top-k predicted conversions": fill_in_order(
+                    cand, np.lexsort((np.arange(len(cand)), -cand.conversions)), budget
+                ),
+                "top-k followers": fill_in_order(cand, np.lexsort((np.arange(len(cand)), -followers)), budget),
+            }
+            for method, chosen in plans.items():
+                ids = [cand.creator_ids[i] for i in chosen]
+                reach, conv = true_plan_value(truth, ids, conv_true[chosen], weights)
+                rows_out.append(
+                    {
+                        "brand_id": brand,
+                        "budget": budget,
+                        "method": method,
+                        "creators": len(ids),
+                        "cost": float(cand.price[chosen].sum()),
+                        "true_reach": reach,
+                        "true_conversions": conv,
+                    }
+                )
+    return pl.DataFrame(rows_out)
+
+
+def summarise(results: pl.DataFrame) -> pl.DataFrame:
+    """Per budget and method: mean true reach and conversions, and the planner's win rate / worst relative loss."""
+    planner = results.filter(pl.col("method") == "planner").select(
+        "brand_id", "budget", pl.col("true_reach").alias("p_reach"), pl.col("true_conversions").alias("p_conv")
+    )
+    joined = results.join(planner, on=["brand_id", "budget"])
+    return (
+        joined.group_by("budget", "method")
+        .agg(
+            brands=pl.len(),
+            creators=pl.col("creators").mean(),
+            cost=pl.col("cost").mean(),
+            true_reach=pl.col("true_reach").mean(),
+            true_conversions=pl.col("true_conversions").mean(),
+            planner_wins_conv=(pl.col("p_conv") >= pl.col("true_conversions") - 1e-9).mean(),
+            planner_worst_conv_ratio=(pl.col("p_conv") / pl.col("true_conversions").clip(1e-9)).min(),
+            planner_wins_reach=(pl.col("p_reach") >= pl.col("true_reach") - 1e-9).mean(),
+        )
+        .sort("budget", "method")
+    )
+
+
+def to_markdown(table: pl.DataFrame) -> str:
+    cols = table.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in table.iter_rows():
+        cells = [
+            f"{v:,.3g}" if isinstance(v, float) and abs(v) < 10 else f"{v:,.0f}" if isinstance(v, float) else str(v)
+            for v in row
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--world", type=Path, required=True)
+    parser.add_argument("--features", type=Path, required=True)
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--budgets", default=",".join(str(b) for b in DEFAULT_BUDGETS))
+    parser.add_argument("--out", type=Path, default=None, help="Write the per-plan rows as parquet.")
+    args = parser.parse_args(argv)
+    fs = load_feature_set(args.features)
+    index_dir = default_index_dir(fs)
+    if not index_dir.is_dir():
+        from audiencefit.settings import get_settings
+        from models.index import build_and_save
+
+        build_and_save(fs, get_settings())
+    search = AudienceSearch(
+        fs, load_index(fs, "audience", index_dir), load_index(fs, "content", index_dir), query_embedder(fs)
+    )
+    results = evaluate(args.world, fs, search, args.bundle, tuple(float(b) for b in args.budgets.split(",")))
+    if args.out is not None:
+        results.write_parquet(args.out)
+    sys.stdout.write(to_markdown(summarise(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
