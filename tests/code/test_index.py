@@ -112,3 +112,20 @@ def test_exact_index_below_threshold_and_deterministic_builds(data):
     fresh, _, params = build_faiss(vectors, Settings(index_exact_max=0, index_type="ivf"))
     b = VectorIndex("audience", fresh, vectors, "fs-test", "ivf", params).search(queries, 20)[1]
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("allowed_share", [0.02, 0.6])
+def test_exact_subset_equals_a_stable_full_sort_including_ties(allowed_share):
+    from models.index import _exact_subset
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(2_000, 16)).astype(np.float32)
+    vectors[100:110] = vectors[7]  # exact ties: the lower row must come first
+    queries = np.vstack([vectors[7], rng.normal(size=(3, 16)).astype(np.float32)])
+    rows = np.flatnonzero(rng.random(2_000) < allowed_share)
+    rows = np.union1d(rows, np.r_[7, 100:110])
+    scores, found = _exact_subset(vectors, queries, 25, rows)
+    full = queries @ vectors[rows].T
+    expected = rows[np.argsort(-full, axis=1, kind="stable")[:, :25]]
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(full, np.argsort(-full, axis=1, kind="stable")[:, :25], 1))
