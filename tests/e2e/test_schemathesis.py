@@ -42,6 +42,11 @@ PLAN: tuple[tuple[str, str, str, int, bool], ...] = (
     ("GET", "/v1/creators/{creator_id}", "negative", 40, False),
     ("GET", "/v1/creators/{creator_id}/lookalikes", "positive", 120, True),
     ("GET", "/v1/creators/{creator_id}/lookalikes", "negative", 60, True),
+    ("POST", "/v1/plans", "positive", 120, False),
+    ("POST", "/v1/plans", "realistic", 150, False),
+    ("POST", "/v1/plans", "negative", 60, False),
+    ("GET", "/v1/creators/{creator_id}/overlap/{other_id}", "positive", 60, True),
+    ("GET", "/v1/creators/{creator_id}/overlap/{other_id}", "negative", 30, True),
     ("GET", "/v1/model", "positive", 5, False),
     ("GET", "/healthz", "positive", 5, False),
     ("GET", "/readyz", "positive", 5, False),
@@ -74,7 +79,13 @@ def _strategy(operation: Any, mode: str, known: list[str] | None) -> st.SearchSt
     from schemathesis import GenerationMode
 
     generation = GenerationMode.NEGATIVE if mode == "negative" else GenerationMode.POSITIVE
-    if known is not None and "{creator_id}" in operation.path:
+    if known is not None and "{other_id}" in operation.path:
+        strategy = st.tuples(st.sampled_from(known), st.sampled_from(known)).flatmap(
+            lambda ids: operation.as_strategy(
+                generation_mode=generation, path_parameters={"creator_id": ids[0], "other_id": ids[1]}
+            )
+        )
+    elif known is not None and "{creator_id}" in operation.path:
         strategy = st.sampled_from(known).flatmap(
             lambda cid: operation.as_strategy(generation_mode=generation, path_parameters={"creator_id": cid})
         )
