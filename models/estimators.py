@@ -272,6 +272,24 @@ class ModelSet:
         mu: np.ndarray = np.exp(self.conversions_.predict_raw(frame, exposure_offset(frame), threads=threads))
         return mu
 
+    def predict_engagement_rate(self, frame: Rows, *, threads: int = 1) -> np.ndarray:
+        """Expected engagement rate only (the ``engagement_rate`` column of :meth:`predict`, the same numbers)."""
+        if not isinstance(frame, FeatureMatrix):
+            frame = FeatureMatrix(frame, self.columns)
+        rate: np.ndarray = np.exp(self.engagement_["mean"].predict_raw(frame, threads=threads))
+        return rate
+
+    def predict_price(self, frame: Rows, quoted_price: np.ndarray | None = None, *, threads: int = 1) -> np.ndarray:
+        """Expected price only (the ``price`` column of :meth:`predict`: a quoted price wins; the same numbers)."""
+        if not isinstance(frame, FeatureMatrix):
+            frame = FeatureMatrix(frame, self.columns)
+        model_price: np.ndarray = np.exp(self.price_["mean"].predict_raw(frame, threads=threads))
+        if quoted_price is None:
+            return model_price
+        quoted = np.asarray(quoted_price, dtype=np.float64)
+        price: np.ndarray = np.where(np.isfinite(quoted) & (quoted > 0), quoted, model_price)
+        return price
+
     def predict(self, frame: Rows, quoted_price: np.ndarray | None = None, *, threads: int = 1) -> pl.DataFrame:
         """Predictions with bands for feature rows (plus ``followers``); quoted prices win over the model's."""
         if self.conversions_ is None:

@@ -16,7 +16,7 @@ from features.embed import Embedder
 from features.errors import InputError
 from models.pair_features import BrandQuery
 from models.query import Filters, Segment, embed_segments, validate_segments
-from models.scoring import rank, score_creators
+from models.scoring import score_creators, top_creators
 from serving.explain import Explainer, cluster_terms
 from serving.schemas import (
     Band,
@@ -100,15 +100,21 @@ def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) 
     if found.empty_reason:
         return Scored([], found.empty_reason)
     query = brand_query(state.search.embedder, req, found.segments, found.segment_vectors)
-    scored = score_creators(state.fs, model.bundle.models, query, found.rows).with_columns(row=pl.Series(found.rows))
-    if req.require_mention:
-        scored = scored.filter(pl.col("brand_mentions") > 0)
-        if scored.height == 0:
-            return Scored([], f"none of the {len(found)} best-fitting creators mentioned {list(query.brand_terms)}")
-    ranked = rank(scored, req.objective, budget=req.budget)
-    if ranked.height == 0:
+    top = top_creators(
+        state.fs,
+        model.bundle.models,
+        query,
+        found.rows,
+        objective=req.objective,
+        k=req.k,
+        budget=req.budget,
+        require_mention=req.require_mention,
+    )
+    if top.mentioning == 0:
+        return Scored([], f"none of the {len(found)} best-fitting creators mentioned {list(query.brand_terms)}")
+    if top.affordable == 0:
         return Scored([], f"no candidate's expected price is within the budget of {req.budget:,.2f}")
-    return Scored(build_rows(state, query, ranked.head(req.k)), None)
+    return Scored(build_rows(state, query, top.scored), None)
 
 
 def score_ids(state: AppState, model: ServingModel, brand: BrandIn, creator_ids: list[str]) -> list[CreatorScore]:

@@ -95,3 +95,35 @@ def test_quoted_price_wins_over_the_model(bundle, rows):
     pred = bundle.models.predict(rows.select(FEATURE_COLUMNS), quoted_price=quoted)
     assert (pred["price"].to_numpy()[1::2] == 123.0).all()
     assert set(pred["price_source"].to_list()) == {"quoted", "model"}
+
+
+@pytest.mark.parametrize(
+    ("objective", "budget", "require_mention"),
+    [("conversions", None, False), ("engagement", None, False), ("fit", None, False), ("conversions", 300.0, False),
+     ("engagement", 150.0, False), ("conversions", None, True)],
+)  # fmt: skip
+def test_top_creators_equals_ranking_every_candidate_fully(model_world, bundle, objective, budget, require_mention):
+    from models.pair_features import view_arrays
+    from models.query import embed_segments
+    from models.scoring import rank, top_creators
+
+    fs = load_feature_set(model_world["features"])
+    segs = [Segment(text="fitness fans who run marathons", countries=("US",)), Segment(text="home bakers", weight=0.5)]
+    # The most used terms, so that some creators mention the "brand".
+    terms = tuple(fs.terms.group_by("term").agg(pl.col("count").sum()).sort("count", descending=True)["term"][:3])
+    query = BrandQuery(segs, embed_segments(segs, query_embedder(fs)), brand_terms=terms)
+    rows = np.arange(0, fs.creators.height, 2)
+    full = score_creators(fs, bundle.models, query, rows).with_columns(row=pl.Series(rows))
+    if require_mention:
+        full = full.filter(pl.col("brand_mentions") > 0)
+        assert 0 < full.height < len(rows)
+    expected = rank(full, objective, budget=budget).head(15)
+    top = top_creators(
+        fs, bundle.models, query, rows, objective=objective, k=15, budget=budget, require_mention=require_mention
+    )
+    assert top.scored.equals(expected)
+    assert top.mentioning == full.height
+    assert top.affordable == rank(full, objective, budget=budget).height
+    if budget is not None:
+        assert 0 < top.affordable < len(rows)  # the budget really cut
+    assert view_arrays(fs) is view_arrays(fs)
