@@ -88,6 +88,18 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
+def _json(path: Path) -> dict[str, Any]:
+    value = json.loads(path.read_text(encoding="utf-8"))
+    return value if isinstance(value, dict) else {}
+
+
+def current_embedder_id(embedder: str) -> str:
+    """The id the embedding backend has now (it changes when its artifacts or their recipe change)."""
+    from features.embed import get_embedder
+
+    return str(get_embedder(embedder).id)
+
+
 def _build_record_path(creators: int, seed: int, embedder: str) -> Path:
     return feature_set_path(creators, seed, embedder).with_name(
         f"{feature_set_path(creators, seed, embedder).name}.build.json"
@@ -104,9 +116,12 @@ def ensure_features(
     world, gen_s = ensure_world(creators, seed)
     path = feature_set_path(creators, seed, embedder)
     record_path = _build_record_path(creators, seed, embedder)
-    if (path / "manifest.json").is_file():
-        record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    current = current_embedder_id(embedder)
+    if (path / "manifest.json").is_file() and _json(path / "manifest.json").get("embedder_id") == current:
+        record = _json(record_path) if record_path.is_file() else {}
         return world, path, record | {"reused": True, "world_generate_s": gen_s}
+    if path.is_dir():  # the embedder's artifacts changed since: its id, and every vector, would not match
+        console.print(f"batch: {path} was embedded with another {embedder} id than the current {current}: rebuilding")
     home = features_home(creators, seed, embedder)
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -136,7 +151,9 @@ def ensure_bundle(config: BatchBenchConfig) -> tuple[Path, dict[str, Any]]:
     world, features, _ = ensure_features(config.train_creators, config.seed, config.embedder, config.build_timeout_s)
     bundle = work_dir() / f"bundle-{config.train_creators}-seed{config.seed}-{config.embedder}"
     info: dict[str, Any] = {"path": str(bundle), "trained_on_creators": config.train_creators, "features": features}
-    if any(bundle.glob("*.json")):
+    if (bundle / "bundle.json").is_file() and _json(bundle / "bundle.json").get("embedder_id") == _json(
+        features / "manifest.json"
+    ).get("embedder_id"):
         return bundle, info | {"reused": True}
     home = features_home(config.train_creators, config.seed, config.embedder)
     home.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from audiencefit.cli.serve_cmd import SINGLE_THREAD_ENV
 from benchmarks.common import (
     Goal,
     Results,
@@ -242,6 +243,8 @@ def running_server(prep: Prepared, log_dir: Path) -> Iterator[tuple[str, float]]
         "AUDIENCEFIT_API_KEYS": BENCH_KEY,
         "AUDIENCEFIT_LOG_LEVEL": "WARNING",
         "AUDIENCEFIT_EMBEDDER": prep.backend,
+        # As `audiencefit serve` sets them (see audiencefit/cli/serve_cmd.py): one native thread per request thread.
+        **{var: os.environ.get(var, "1") for var in SINGLE_THREAD_ENV},
     }
     cmd = [sys.executable, "-m", "benchmarks.service", "--serve", str(prep.features), str(prep.bundle), str(port)]
     log_dir.mkdir(parents=True, exist_ok=True)

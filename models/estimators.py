@@ -290,8 +290,27 @@ class ModelSet:
         price: np.ndarray = np.where(np.isfinite(quoted) & (quoted > 0), quoted, model_price)
         return price
 
-    def predict(self, frame: Rows, quoted_price: np.ndarray | None = None, *, threads: int = 1) -> pl.DataFrame:
-        """Predictions with bands for feature rows (plus ``followers``); quoted prices win over the model's."""
+    def price_bands(self, frame: Rows, *, threads: int = 1) -> dict[str, np.ndarray]:
+        """The model's price (``mean``, ``q10``, ``q90``, bands widened), before quotes: what :meth:`predict` uses.
+
+        Price reads creator columns only (``PRICE_COLUMNS``), so callers may compute it once per creator.
+        """
+        if not isinstance(frame, FeatureMatrix):
+            frame = FeatureMatrix(frame, self.columns)
+        return _banded(self.price_, frame, self.price_band_, threads)
+
+    def predict(
+        self,
+        frame: Rows,
+        quoted_price: np.ndarray | None = None,
+        *,
+        threads: int = 1,
+        price: dict[str, np.ndarray] | None = None,
+    ) -> pl.DataFrame:
+        """Predictions with bands for feature rows (plus ``followers``); quoted prices win over the model's.
+
+        ``price`` is :meth:`price_bands` of the same rows when the caller has it already.
+        """
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
         if not isinstance(frame, FeatureMatrix):
@@ -299,7 +318,8 @@ class ModelSet:
         er = _banded(self.engagement_, frame, self.er_band_, threads)
         mu = self.predict_conversions(frame, threads=threads)
         lo, hi = negbin_quantiles(mu, self.theta_, QUANTILES)
-        price = _banded(self.price_, frame, self.price_band_, threads)
+        if price is None:
+            price = self.price_bands(frame, threads=threads)
         model_price = price["mean"]
         if quoted_price is not None:
             quoted = np.asarray(quoted_price, dtype=np.float64)

@@ -137,9 +137,18 @@ class ViewArrays:
         self._country_share: dict[str, np.ndarray] = {}
         self._creators = creators
         self._selected: dict[tuple[str, ...], pl.DataFrame] = {}
+        self._numpy: dict[str, np.ndarray] = {}
+        self._per_creator: dict[int, tuple[Callable[[], object | None], dict[str, np.ndarray], np.ndarray]] = {}
         self._terms_view = view.terms
-        self._terms: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+        self._terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._lock = threading.Lock()
+
+    def numpy(self, name: str) -> np.ndarray:
+        """One creators column as a numpy array, converted once."""
+        got = self._numpy.get(name)
+        if got is None:
+            got = self._numpy[name] = self._creators[name].to_numpy()
+        return got
 
     def columns(self, names: tuple[str, ...]) -> pl.DataFrame:
         """``creators.select(names)``, selected once (requests then only gather rows)."""
@@ -147,6 +156,33 @@ class ViewArrays:
         if got is None:
             got = self._selected[names] = self._creators.select(names)
         return got
+
+    def per_creator(
+        self,
+        owner: object,
+        rows: np.ndarray,
+        compute: Callable[[np.ndarray], dict[str, np.ndarray]],
+    ) -> dict[str, np.ndarray]:
+        """Values that depend on the creator and on ``owner`` only (e.g. a model's price), computed once per creator.
+
+        ``compute(rows)`` returns arrays aligned with ``rows``; rows not seen before are computed, the others are
+        read back. Entries are dropped with their owner.
+        """
+        key = id(owner)
+        entry = self._per_creator.get(key)
+        if entry is None or entry[0]() is not owner:
+            entry = (weakref.ref(owner), {}, np.zeros(self.n, dtype=bool))
+            self._per_creator[key] = entry
+            weakref.finalize(owner, self._per_creator.pop, key, None)
+        _, values, done = entry
+        missing = np.unique(rows[~done[rows]])
+        if len(missing):
+            for name, got in compute(missing).items():
+                if name not in values:
+                    values[name] = np.full(self.n, np.nan)
+                values[name][missing] = got
+            done[missing] = True
+        return {name: column[rows] for name, column in values.items()}
 
     def country_share(self, country: str) -> np.ndarray:
         """(n,) share of each creator's follower sample in ``country`` (0 without a sample); built on first use."""
@@ -163,21 +199,26 @@ class ViewArrays:
             with self._lock:
                 if self._terms is None:
                     self._terms = self._index_terms()
-        return self._terms.get(term, (np.zeros(0, np.int64), np.zeros(0, np.float64)))
+        names, rows, counts = self._terms
+        start, stop = np.searchsorted(names, term, "left"), np.searchsorted(names, term, "right")
+        return rows[start:stop], counts[start:stop]
 
-    def _index_terms(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        terms = self._terms_view.group_by("term", "creator_id").agg(n=pl.col("count").sum()).sort("term", "creator_id")
-        rows = np.array([self.row_of.get(c, -1) for c in terms["creator_id"].to_list()], dtype=np.int64)
-        counts = terms["n"].cast(pl.Float64).to_numpy()
-        names = terms["term"].to_numpy()
-        index: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        if len(names):
-            starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
-            ends = np.r_[starts[1:], len(names)]
-            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-                keep = rows[a:b] >= 0
-                index[str(names[a])] = (rows[a:b][keep], counts[a:b][keep])
-        return index
+    def _index_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(term, row, count) sorted by term then row: a term's creators are one slice, found by binary search."""
+        ids = pl.DataFrame(
+            {"creator_id": list(self.row_of), "row": np.fromiter(self.row_of.values(), np.int64, len(self.row_of))}
+        )
+        terms = (
+            self._terms_view.join(ids, on="creator_id", how="inner")
+            .group_by("term", "row")
+            .agg(n=pl.col("count").sum())
+            .sort("term", "row")
+        )
+        return (
+            terms["term"].to_numpy(),
+            terms["row"].to_numpy().astype(np.int64),
+            terms["n"].cast(pl.Float64).to_numpy(),
+        )
 
 
 @dataclass

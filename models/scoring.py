@@ -14,7 +14,15 @@ import numpy as np
 import polars as pl
 
 from models.estimators import FeatureMatrix, ModelSet
-from models.pair_features import FEATURE_COLUMNS, BrandQuery, CreatorView, fit_scores, pair_feature_array, view_arrays
+from models.pair_features import (
+    CREATOR_COLUMNS,
+    FEATURE_COLUMNS,
+    BrandQuery,
+    CreatorView,
+    fit_scores,
+    pair_feature_array,
+    view_arrays,
+)
 
 Objective = Literal["conversions", "engagement", "fit"]
 PROFILE: tuple[str, ...] = (
@@ -52,8 +60,17 @@ def score_creators(
     best = np.argmax(conv.reshape(n, n_seg), axis=1)  # first segment wins ties: deterministic
     picked = feats[np.arange(n) * n_seg + best]
     arrays = view_arrays(view)
-    quoted = arrays.columns(("rate_per_post",))["rate_per_post"].to_numpy()[rows].astype(np.float64)
-    preds = models.predict(FeatureMatrix.of_array(picked, FEATURE_COLUMNS), quoted_price=quoted, threads=threads)
+    quoted = arrays.numpy("rate_per_post")[rows].astype(np.float64)
+    # Price reads creator columns only: computed once per creator and model, whatever the brand (batch runs score
+    # every creator for every brand; requests see the same creators again).
+    price = arrays.per_creator(
+        models,
+        rows,
+        lambda r: models.price_bands(FeatureMatrix.of_array(arrays.creator_block[r], CREATOR_COLUMNS), threads=threads),
+    )
+    preds = models.predict(
+        FeatureMatrix.of_array(picked, FEATURE_COLUMNS), quoted_price=quoted, threads=threads, price=price
+    )
     scores = fit_scores(view, rows, query)
     weights = np.array([s.weight for s in query.segments], dtype=np.float32)
     labels = np.array([s.label for s in query.segments], dtype=object)
@@ -107,18 +124,17 @@ def top_creators(
         keep &= picked.column("brand_mentions") > 0
     mentioning = int(keep.sum())
     arrays = view_arrays(view)
-    profile = arrays.columns(("creator_id", "followers", "rate_per_post"))
     if budget is not None:
-        quoted = profile["rate_per_post"].to_numpy()[rows].astype(np.float64)
+        quoted = arrays.numpy("rate_per_post")[rows].astype(np.float64)
         keep &= models.predict_price(picked, quoted) <= budget
     if objective == "conversions":
         key = conv[np.arange(n), best]
     elif objective == "engagement":
-        key = models.predict_engagement_rate(picked) * profile["followers"].to_numpy()[rows]
+        key = models.predict_engagement_rate(picked) * arrays.numpy("followers")[rows]
     else:
         weights = np.array([s.weight for s in query.segments], dtype=np.float32)
         key = fit_scores(view, rows, query).combined(weights).astype(np.float64)
-    ids = profile["creator_id"].to_numpy()[rows]
+    ids = arrays.numpy("creator_id")[rows]
     kept = np.flatnonzero(keep)
     order = kept[np.lexsort((ids[kept], -key[kept]))][:k]  # rank's order: objective, then creator id
     chosen = rows[order]

@@ -7,10 +7,11 @@ Threads and workers on the 2-core machine this targets:
 - Routes that embed or score are sync ``def``; FastAPI runs them in the anyio thread pool, capped at
   ``--threads`` (default 4) so a burst queues instead of oversubscribing the cores. numpy/faiss/torch release the
   GIL in their kernels, so a few threads overlap usefully; many threads only add contention.
-- Native thread pools are capped per process: ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` default to 1 here (set
-  before numpy/faiss load) and torch uses ``torch.set_num_threads(1)``: with several request threads each doing
-  its own small matrix work, one native thread per request thread avoids 4×2 threads fighting over 2 cores.
-  Raise them (environment) for a single heavy client.
+- Native thread pools are capped per process: ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
+  and ``POLARS_MAX_THREADS`` default to 1 here (set before numpy, faiss, LightGBM and polars load): with several
+  request threads each doing its own small matrix work, one native thread per request thread avoids 4×2 threads
+  fighting over 2 cores (and polars' pool spinning up for frames of a few hundred rows). Raise them
+  (environment) for a single heavy client. torch is never imported by the service with the ONNX backends.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from audiencefit.cli._app import app
 from features.errors import InputError
 
 DEFAULT_MODEL_URI = "models:/audiencefit@champion"
+SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS")
 
 
 @app.command("serve")
@@ -65,15 +67,13 @@ def serve(
         raise InputError(f"--bundle {bundle}: not a directory")
     if not features.is_dir():
         raise InputError(f"--features {features}: not a directory")
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in SINGLE_THREAD_ENV:
         os.environ.setdefault(var, "1")
 
-    import torch
     import uvicorn
 
     from serving.app import create_app
 
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     api = create_app(
         settings,
         features_dir=features,
