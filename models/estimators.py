@@ -76,6 +76,8 @@ class FeatureMatrix:
         return int(self.array.shape[0])
 
     def take(self, columns: tuple[str, ...]) -> np.ndarray:
+        if tuple(self.index) == tuple(columns) and self.array.flags.c_contiguous:
+            return self.array  # every column in order: no copy (the common case: the models read all features)
         missing = [c for c in columns if c not in self.index]
         if missing:
             raise ValueError(f"feature columns missing: {missing}")

@@ -114,7 +114,10 @@ class ViewArrays:
         self.authentic = np.clip(1.0 - share, 0.0, 1.0).astype(np.float32)
         self.has_content = np.linalg.norm(np.asarray(view.content, dtype=np.float32), axis=1) > 0
         self.has_bio = np.linalg.norm(np.asarray(view.bio, dtype=np.float32), axis=1) > 0
-        self.country = creators["country"].to_list()
+        countries = creators["country"].to_list()
+        self.country: list[str | None] = countries
+        self.country_codes = {c: i for i, c in enumerate(sorted({x for x in countries if x is not None}))}
+        self.country_code = np.array([self.country_codes[x] if x is not None else -1 for x in countries], np.int64)
         languages = creators["language"].to_list()
         self.language_codes = {lang: i for i, lang in enumerate(sorted({x for x in languages if x is not None}))}
         self.language = np.array([self.language_codes.get(x, -1) if x is not None else -1 for x in languages])
@@ -283,10 +286,10 @@ def country_factors(view: CreatorView, rows: np.ndarray, countries: Sequence[str
     share = np.zeros(len(rows), dtype=np.float64)
     for country in sorted(targets):
         share += arrays.country_share(country)[rows]
-    own = [arrays.country[r] for r in rows.tolist()]
-    fallback = np.array(
-        [0.5 + 0.5 * OTHER_COUNTRY_FACTOR if c is None else 1.0 if c in targets else OTHER_COUNTRY_FACTOR for c in own],
-        dtype=np.float64,
+    own = arrays.country_code[rows]
+    target_codes = [arrays.country_codes[c] for c in sorted(targets) if c in arrays.country_codes]
+    fallback = np.where(
+        own < 0, 0.5 + 0.5 * OTHER_COUNTRY_FACTOR, np.where(np.isin(own, target_codes), 1.0, OTHER_COUNTRY_FACTOR)
     )
     return np.where(arrays.has_geo[rows], share, fallback).astype(np.float32)
 

@@ -13,6 +13,7 @@ Changing anything here changes the corpus, whose sha256 is part of the hybrid ba
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from collections.abc import Callable
 from functools import cache
@@ -494,5 +495,36 @@ def social_texts(n: int, seed: int = 7, *, prepare: bool = True) -> list[str]:
 
 @cache
 def corpus_sha256(n: int, seed: int) -> str:
-    """sha256 of ``social_texts(n, seed)``: part of the hybrid backend's id, so a changed corpus changes it."""
-    return hashlib.sha256("\n".join(social_texts(n, seed)).encode()).hexdigest()
+    """sha256 of ``social_texts(n, seed)``: part of the hybrid and aligned backends' ids, so a changed corpus
+    changes them.
+
+    Generating 20,000 texts takes seconds and every process that loads the backend needs the id, so the digest
+    is remembered in the system's temporary directory under a key made of everything the texts depend on (this
+    module's and ``features.text``'s source, ``n``, ``seed``, the Python version); a missing or unreadable
+    memo is simply recomputed.
+    """
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import features.text
+
+    key = hashlib.sha256()
+    for source in (Path(__file__), Path(features.text.__file__)):
+        key.update(source.read_bytes())
+    key.update(f"{n}:{seed}:{sys.version}".encode())
+    memo = Path(tempfile.gettempdir()) / f"audiencefit-corpus-{key.hexdigest()[:32]}.sha256"
+    try:
+        known = memo.read_text(encoding="ascii").strip()
+        if len(known) == 64:
+            return known
+    except OSError:
+        pass
+    digest = hashlib.sha256("\n".join(social_texts(n, seed)).encode()).hexdigest()
+    try:
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(digest, encoding="ascii")
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+    return digest
