@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -247,36 +246,23 @@ def _session_rss_mb(sid: int) -> float:
 def run_tree_measured(
     command: list[str], *, env: dict[str, str], log_dir: Path, name: str, timeout_s: float | None
 ) -> tuple[ProcessRun, float | None]:
-    """Like :func:`benchmarks.common.run_measured`, plus the peak of the summed RSS of the command's session.
+    """:func:`benchmarks.common.run_measured`, plus the peak of the summed RSS of the command's session.
 
-    The command runs in a new session (``start_new_session``), so its session id is its pid and every process it
-    starts (Ray's raylet, GCS and worker processes) shares it unless it starts a session of its own. The command's
-    own peak is its ``VmHWM``; the session sum is sampled every 0.2 s (None without ``/proc``).
+    The command runs in a new session, so its session id is its pid and every process it starts (Ray's raylet,
+    GCS and worker processes) shares it unless it starts a session of its own. The session sum is sampled at
+    every poll (None without ``/proc``).
     """
-    if not Path("/proc/self/status").is_file():
-        return run_measured(command, env=env, log_dir=log_dir, name=name, timeout_s=timeout_s), None
-    log_dir.mkdir(parents=True, exist_ok=True)
-    out_path, err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
-    peak = session_peak = 0.0
-    returncode: int | None = None
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=err, start_new_session=True)
-        while True:
-            peak = max(peak, _hwm_mb(proc.pid))
-            session_peak = max(session_peak, _session_rss_mb(proc.pid))
-            try:
-                returncode = proc.wait(timeout=_POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                if timeout_s is not None and time.perf_counter() - started > timeout_s:
-                    os.killpg(proc.pid, 9)
-                    proc.wait()
-                    returncode = None
-                    break
-        wall = time.perf_counter() - started
-    method = "VmHWM polled from /proc/<pid>/status"
-    return ProcessRun(command, wall, peak, returncode, out_path, err_path, method), (session_peak or None)
+    session_peak = 0.0
+
+    def sample(pid: int) -> None:
+        nonlocal session_peak
+        session_peak = max(session_peak, _session_rss_mb(pid))
+
+    has_proc = Path("/proc/self/status").is_file()
+    run = run_measured(
+        command, env=env, log_dir=log_dir, name=name, timeout_s=timeout_s, sample=sample if has_proc else None
+    )
+    return run, (session_peak or None)
 
 
 def _hwm_mb(pid: int) -> float:

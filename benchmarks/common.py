@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -194,11 +194,18 @@ def _child_peak_mb(pid: int, proc_handle: Any) -> tuple[float | None, Any]:
 
 
 def run_measured(
-    command: Sequence[str], *, env: Mapping[str, str], log_dir: Path, name: str, timeout_s: float | None = None
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    log_dir: Path,
+    name: str,
+    timeout_s: float | None = None,
+    sample: Callable[[int], None] | None = None,
 ) -> ProcessRun:
     """Run ``command`` with its output in ``log_dir/<name>.{out,err}``; wall time and the child's own peak RSS.
 
-    The child's process group is killed when ``timeout_s`` passes; ``returncode`` is then None.
+    The child runs in a session of its own; its process group is killed when ``timeout_s`` passes
+    (``returncode`` is then None). ``sample(pid)`` is called at every poll, for measurements of its own.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
@@ -212,6 +219,8 @@ def run_measured(
         while True:
             value, handle = _child_peak_mb(proc.pid, handle)
             peak = max(peak, value or 0.0)
+            if sample is not None:
+                sample(proc.pid)
             try:
                 returncode = proc.wait(timeout=_POLL_S)
                 break

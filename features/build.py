@@ -28,8 +28,8 @@ from features.dataset import Dataset, load_dataset
 from features.embed import Embedder, backend_of, embed_texts, get_embedder
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
-from features.featureset import FEATURE_VERSION, FOLLOWER_KEYS, MANIFEST, TABLE_FILES, schema_hash, sha256_file
-from features.io import replace_dir
+from features.featureset import FEATURE_VERSION, FOLLOWER_KEYS, MANIFEST, TABLE_FILES, schema_hash
+from features.io import replace_dir, sha256_file
 from features.quality import audience_quality, follower_flags
 from features.stats import creator_stats, creator_terms, filter_as_of, filter_followers_as_of
 from features.text import prepare_text

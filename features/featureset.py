@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from features.errors import InputError
+from features.io import sha256_file
 
 # Bump when the meaning, columns or layout of a feature changes: models record the version they were trained on
 # and refuse a feature set of another version.
@@ -38,14 +39,6 @@ VECTOR_FILES = ("bio", "content", "audience", "audience_dist", "centroids")
 TABLE_FILES = ("creators", "terms", "audience_geo", "clusters")
 # Optional table (absent when the input had no followers, and in feature sets built before it existed).
 FOLLOWER_KEYS = "follower_keys"
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def schema_hash(frame: pl.DataFrame) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -88,6 +89,15 @@ def read_raw(path: Path, schema: TableSchema) -> pl.DataFrame:
     if suffix == ".csv":
         return _read_csv(data, schema, name)
     return _read_json(data, schema, name, suffix)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in blocks of ``chunk`` bytes (feature sets, artifacts, batch output)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:

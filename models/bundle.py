@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from features.errors import InputError
-from features.featureset import FEATURE_VERSION, FeatureSet, sha256_file
-from features.io import replace_dir
+from features.featureset import FEATURE_VERSION, FeatureSet
+from features.io import replace_dir, sha256_file
 from models.estimators import ModelSet
 from models.pair_features import FEATURE_COLUMNS
 

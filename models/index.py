@@ -25,8 +25,8 @@ import numpy as np
 
 from audiencefit.settings import Settings
 from features.errors import InputError
-from features.featureset import FeatureSet, sha256_file
-from features.io import replace_dir
+from features.featureset import FeatureSet
+from features.io import replace_dir, sha256_file
 from models.pair_features import authentic_share
 
 log = logging.getLogger(__name__)

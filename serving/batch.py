@@ -39,7 +39,7 @@ from pydantic import Field, ValidationError
 
 from features.errors import InputError
 from features.featureset import FeatureSet
-from features.io import replace_dir
+from features.io import replace_dir, sha256_file
 from models.bundle import Bundle
 from models.pair_features import BrandQuery
 from models.query import embed_segments, validate_filters
@@ -129,14 +129,6 @@ def brand_fingerprint(brand: BatchBrand) -> str:
     """sha256 of the brand's canonical JSON: what the brand asked for, independent of key order."""
     canonical = json.dumps(brand.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -313,7 +305,7 @@ def finished(out: Path, brand_id: str, key: str, fingerprint: str) -> dict[str, 
     if not isinstance(meta, dict) or meta.get("run_key") != key or meta.get("brand_sha256") != fingerprint:
         return None
     data = target / PARTITION_FILE
-    if not data.is_file() or file_sha256(data) != meta.get("sha256"):
+    if not data.is_file() or sha256_file(data) != meta.get("sha256"):
         return None
     return meta
 
@@ -329,7 +321,7 @@ def write_partition(out: Path, brand_id: str, frame: pl.DataFrame, meta: dict[st
             frame.write_parquet(fh, compression="zstd", statistics=True)
             fh.flush()
             os.fsync(fh.fileno())
-        sha = file_sha256(data)
+        sha = sha256_file(data)
         (tmp / PARTITION_META).write_text(json.dumps({**meta, "sha256": sha}, indent=2, sort_keys=True))
         replace_dir(tmp, partition_dir(out, brand_id))
     finally:
@@ -479,7 +471,7 @@ def run_batch(
             "embedder_id": fs.embedder_id,
             "creators": fs.creators.height,
         },
-        "input": {"brands_file": str(brands_path), "sha256": file_sha256(brands_path), "brands": len(brands)},
+        "input": {"brands_file": str(brands_path), "sha256": sha256_file(brands_path), "brands": len(brands)},
         "options": {"engine": scorer.name, "top": top},
         "started_at": started_at.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

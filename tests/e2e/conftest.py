@@ -108,3 +108,16 @@ def make_client(settings, features: Path, bundle: Path, data: Path | None = None
     with TestClient(app, raise_server_exceptions=False) as client:
         client.headers["X-API-Key"] = API_KEY
         yield client
+
+
+SEGMENTS = [
+    {"text": "fitness fans who lift weights and run", "weight": 2.0, "id": "fitness"},
+    {"text": "home cooks who love baking recipes", "id": "cooking"},
+]
+"""Two segments the small world's creators fit, for requests in the API tests."""
+
+
+@pytest.fixture(scope="module")
+def client(api_settings, small_features: Path, small_world: Path, bundles) -> Iterator[TestClient]:
+    """The real app on the small world's feature set with the first bundle (captions from the raw data)."""
+    yield from make_client(api_settings, small_features, bundles[0], data=small_world)

@@ -8,17 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, API_KEY, make_client
-
-SEGMENTS = [
-    {"text": "fitness fans who lift weights and run", "weight": 2.0, "id": "fitness"},
-    {"text": "home cooks who love baking recipes", "id": "cooking"},
-]
-
-
-@pytest.fixture(scope="module")
-def client(api_settings, small_features: Path, small_world: Path, bundles):
-    yield from make_client(api_settings, small_features, bundles[0], data=small_world)
+from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENTS, make_client
 
 
 def _rec(client, **body):

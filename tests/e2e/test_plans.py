@@ -6,17 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import make_client
-
-SEGMENTS = [
-    {"text": "fitness fans who lift weights and run", "weight": 2.0, "id": "fitness"},
-    {"text": "home cooks who love baking recipes", "id": "cooking"},
-]
-
-
-@pytest.fixture(scope="module")
-def client(api_settings, small_features: Path, small_world: Path, bundles):
-    yield from make_client(api_settings, small_features, bundles[0], data=small_world)
+from tests.e2e.conftest import SEGMENTS
 
 
 def _plan(client, **body):
