@@ -30,11 +30,26 @@ def plan(
     budget: Annotated[float, typer.Option("--budget", min=0.01, help="Total spend available.")],
     bundle: Annotated[Path | None, typer.Option("--bundle", help="Model bundle directory.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Registered model URI instead of --bundle.")] = None,
-    objective: Annotated[PlanObjectiveChoice, typer.Option("--objective")] = PlanObjectiveChoice.conversions,
-    min_creators: Annotated[int, typer.Option("--min-creators", min=1)] = 1,
-    max_creators: Annotated[int | None, typer.Option("--max-creators", min=1)] = None,
+    objective: Annotated[
+        PlanObjectiveChoice,
+        typer.Option(
+            "--objective",
+            help="What the plan maximises: expected conversions, or unique people reached in the segments "
+            "(both discounted for audiences the creators share).",
+        ),
+    ] = PlanObjectiveChoice.conversions,
+    min_creators: Annotated[
+        int, typer.Option("--min-creators", min=1, help="At least this many creators in the plan.")
+    ] = 1,
+    max_creators: Annotated[
+        int | None, typer.Option("--max-creators", min=1, help="At most this many creators (default: no limit).")
+    ] = None,
     min_segment_reach: Annotated[
-        list[str] | None, typer.Option("--min-segment-reach", help="SEGMENT=PEOPLE, repeatable.")
+        list[str] | None,
+        typer.Option(
+            "--min-segment-reach",
+            help="SEGMENT=PEOPLE: expected unique people of that segment the plan must reach; repeatable.",
+        ),
     ] = None,
 ) -> None:
     """Plan a campaign: creators, cost, unique reach per segment, conversions with bands (JSON on stdout)."""
