@@ -247,6 +247,20 @@ def run_features(config: FeatureBenchConfig) -> Results:
             (warm is not None and warm["returncode"] == 0 and warm["wall_s"] < WARM_TARGET_S) if demo else None,
         )
     )
+    if cold_ok and backend != TORCH_REFERENCE:
+        reference = torch_reference(config.creators, config.seed)
+        if reference is not None:
+            ratio = reference["wall_s"] / cold["wall_s"]
+            res.results["vs_torch_full_build"] = {**reference, "ratio": ratio}
+            console.print(
+                f"full cold build vs torch fp32 on the same world: {cold['wall_s']:.1f} s vs "
+                f"{reference['wall_s']:.1f} s (recorded {reference['recorded']}, {reference['note']}) = ×{ratio:.1f}"
+            )
+        else:
+            console.print(
+                f"no torch fp32 build of this world recorded: run `--only features --embedder {TORCH_REFERENCE}` "
+                "once (≈ 5–45 min) for the full-build ratio"
+            )
     if cold_ok and cold.get("embedder_texts_per_s"):
         # Embedding dominates the cold build and grows linearly with creators; the rest of the build is small.
         projected = int(config.creators * LARGE_LIMIT_S / cold["wall_s"])
@@ -256,6 +270,41 @@ def run_features(config: FeatureBenchConfig) -> Results:
             f"whose cold build finishes in 30 min: about {projected:,} creators (check with --only features-large)"
         )
     return res
+
+
+TORCH_REFERENCE = "minilm-torch"
+
+
+def torch_reference(creators: int, seed: int) -> dict[str, Any] | None:
+    """The most recent recorded cold build of the same world with torch fp32 MiniLM (any ``features*.json``)."""
+    from benchmarks.common import bench_dir
+
+    best: dict[str, Any] | None = None
+    for path in sorted(bench_dir().glob("features*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        config = data.get("config") or {}
+        if config.get("embedder") != TORCH_REFERENCE or (config.get("creators"), config.get("seed")) != (
+            creators,
+            seed,
+        ):
+            continue
+        cold = next((r for r in (data.get("results") or {}).get("runs", []) if r.get("run") == "cold"), None)
+        if not cold or cold.get("returncode") != 0:
+            continue
+        recorded = str(data.get("started_at", "?"))
+        if best is None or recorded > best["recorded"]:
+            load = (data.get("machine") or {}).get("load_average")
+            best = {
+                "wall_s": float(cold["wall_s"]),
+                "texts_per_s": cold.get("embedder_texts_per_s"),
+                "recorded": recorded,
+                "note": str(config.get("note") or f"load average {load}"),
+                "file": path.name,
+            }
+    return best
 
 
 def run_features_large(creators: int, seed: int = 7, embedder: str | None = None) -> Results:
