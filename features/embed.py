@@ -248,6 +248,7 @@ def embed_texts(
         keys = [cache.key(text) for text in unique_texts]
         found, cached_vectors = cache.get_many(keys)
         unique_vectors[found] = cached_vectors[found]
+        del cached_vectors  # large: one row per unique text
     misses = np.flatnonzero(~found)
     # Longest first: similar lengths share a batch (less padding), and a slow start shows early in the rate.
     misses = misses[np.argsort([-len(unique_texts[i]) for i in misses], kind="stable")]
@@ -269,9 +270,12 @@ def embed_texts(
             if cache is not None and unflushed:
                 cache.put_many([keys[i] for i in unflushed], unique_vectors[unflushed])
 
-    vectors = np.zeros((n, dim), dtype=np.float32)
+    # One gather into the result (no zero-filled array plus a temporary the size of the meaningful rows):
+    # feature builds of 100k+ creators hold millions of these rows.
     valid = slot >= 0
-    vectors[valid] = unique_vectors[slot[valid]]
+    vectors = unique_vectors[np.maximum(slot, 0)] if n_unique else np.zeros((n, dim), dtype=np.float32)
+    del unique_vectors
+    vectors[~valid] = 0.0
     seconds = time.perf_counter() - started
     n_embedded = int(misses.size)
     n_cached = n_unique - n_embedded
