@@ -24,7 +24,6 @@ from serving.captions import CaptionStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_URI = "models:/audiencefit@champion"
 BundleSource = Path | str  # a bundle directory, or a registry URI such as models:/audiencefit@champion
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from audiencefit.cli._app import app
+from audiencefit.cli._app import app, model_source
 from features.errors import InputError
 
 
@@ -63,8 +63,7 @@ def plan(
     from serving.schemas import PlanRequest
     from serving.state import load_serving_model
 
-    if (bundle is None) == (model is None):
-        raise InputError("give exactly one of --bundle or --model")
+    source = model_source(bundle, model, model_flag="--model", default=None)
     try:
         body = json.loads(brand.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -84,7 +83,6 @@ def plan(
     search = AudienceSearch(
         fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), query_embedder(fs)
     )
-    source: Path | str = bundle if bundle is not None else str(model)
     serving = load_serving_model(source, fs, get_settings())
     result = plan_for_brand(
         search,

@@ -9,10 +9,8 @@ from typing import Annotated
 
 import typer
 
-from audiencefit.cli._app import app
+from audiencefit.cli._app import DEFAULT_MODEL_URI, app, model_source
 from features.errors import InputError
-
-DEFAULT_MODEL_URI = "models:/audiencefit@champion"
 
 
 class EngineChoice(StrEnum):
@@ -68,17 +66,13 @@ def score(
     from serving.batch import LocalScorer, Scorer, read_brands, run_batch
     from serving.state import load_serving_model
 
-    if bundle is not None and model is not None:
-        raise InputError("give --bundle or --model, not both")
-    if bundle is not None and not bundle.is_dir():
-        raise InputError(f"--bundle {bundle}: not a directory")
+    source = model_source(bundle, model, model_flag="--model", default=DEFAULT_MODEL_URI)
     if not features.is_dir():
         raise InputError(f"--features {features}: not a directory")
     settings = get_settings()
     # Everything is checked before anything is written: brands, features, model and their compatibility.
     batch_brands = read_brands(brands)
     fs = load_feature_set(features)
-    source: Path | str = bundle if bundle is not None else (model or DEFAULT_MODEL_URI)
     serving_model = load_serving_model(source, fs, settings)
     embedder = query_embedder(fs)
     search: object

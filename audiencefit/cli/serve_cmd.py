@@ -22,10 +22,9 @@ from typing import Annotated
 
 import typer
 
-from audiencefit.cli._app import app
+from audiencefit.cli._app import DEFAULT_MODEL_URI, app, model_source
 from features.errors import InputError
 
-DEFAULT_MODEL_URI = "models:/audiencefit@champion"
 SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS")
 
 
@@ -61,10 +60,7 @@ def serve(
             "no API key configured: set AUDIENCEFIT_API_KEYS (comma-separated) before starting the server; "
             "every /v1 request must send one in the X-API-Key header"
         )
-    if bundle is not None and model_uri is not None:
-        raise InputError("give --bundle or --model-uri, not both")
-    if bundle is not None and not bundle.is_dir():
-        raise InputError(f"--bundle {bundle}: not a directory")
+    source = model_source(bundle, model_uri, model_flag="--model-uri", default=DEFAULT_MODEL_URI)
     if not features.is_dir():
         raise InputError(f"--features {features}: not a directory")
     for var in SINGLE_THREAD_ENV:
@@ -77,7 +73,7 @@ def serve(
     api = create_app(
         settings,
         features_dir=features,
-        bundle_source=bundle if bundle is not None else (model_uri or DEFAULT_MODEL_URI),
+        bundle_source=source,
         index_dir=index_dir,
         data_dir=data,
         threads=threads,
