@@ -265,31 +265,30 @@ class ModelSet:
         self.price_band_ = _fit_conformal_band(self.price_, price_frame, log_cost)
         return self
 
+    def _rows(self, frame: Rows) -> FeatureMatrix:
+        """``frame`` as one float matrix of this set's columns (converted once, read by every model)."""
+        return frame if isinstance(frame, FeatureMatrix) else FeatureMatrix(frame, self.columns)
+
     def predict_conversions(self, frame: Rows, *, threads: int = 1) -> np.ndarray:
         """Expected conversions only (the ``conversions`` column of :meth:`predict`, computed the same way)."""
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
-        if not isinstance(frame, FeatureMatrix):
-            frame = FeatureMatrix(frame, self.columns)
+        frame = self._rows(frame)
         mu: np.ndarray = np.exp(self.conversions_.predict_raw(frame, exposure_offset(frame), threads=threads))
         return mu
 
     def predict_engagement_rate(self, frame: Rows, *, threads: int = 1) -> np.ndarray:
         """Expected engagement rate only (the ``engagement_rate`` column of :meth:`predict`, the same numbers)."""
-        if not isinstance(frame, FeatureMatrix):
-            frame = FeatureMatrix(frame, self.columns)
+        frame = self._rows(frame)
         rate: np.ndarray = np.exp(self.engagement_["mean"].predict_raw(frame, threads=threads))
         return rate
 
     def predict_price(self, frame: Rows, quoted_price: np.ndarray | None = None, *, threads: int = 1) -> np.ndarray:
         """Expected price only (the ``price`` column of :meth:`predict`: a quoted price wins; the same numbers)."""
-        if not isinstance(frame, FeatureMatrix):
-            frame = FeatureMatrix(frame, self.columns)
-        model_price: np.ndarray = np.exp(self.price_["mean"].predict_raw(frame, threads=threads))
-        if quoted_price is None:
-            return model_price
-        quoted = np.asarray(quoted_price, dtype=np.float64)
-        price: np.ndarray = np.where(np.isfinite(quoted) & (quoted > 0), quoted, model_price)
+        frame = self._rows(frame)
+        model_price = np.exp(self.price_["mean"].predict_raw(frame, threads=threads))
+        quoted, has_quote = _quotes(quoted_price, len(model_price))
+        price: np.ndarray = np.where(has_quote, quoted, model_price)
         return price
 
     def price_bands(self, frame: Rows, *, threads: int = 1) -> dict[str, np.ndarray]:
@@ -297,8 +296,7 @@ class ModelSet:
 
         Price reads creator columns only (``PRICE_COLUMNS``), so callers may compute it once per creator.
         """
-        if not isinstance(frame, FeatureMatrix):
-            frame = FeatureMatrix(frame, self.columns)
+        frame = self._rows(frame)
         return _banded(self.price_, frame, self.price_band_, threads)
 
     def predict(
@@ -315,20 +313,14 @@ class ModelSet:
         """
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
-        if not isinstance(frame, FeatureMatrix):
-            frame = FeatureMatrix(frame, self.columns)
+        frame = self._rows(frame)
         er = _banded(self.engagement_, frame, self.er_band_, threads)
         mu = self.predict_conversions(frame, threads=threads)
         lo, hi = negbin_quantiles(mu, self.theta_, QUANTILES)
         if price is None:
             price = self.price_bands(frame, threads=threads)
         model_price = price["mean"]
-        if quoted_price is not None:
-            quoted = np.asarray(quoted_price, dtype=np.float64)
-            has_quote = np.isfinite(quoted) & (quoted > 0)
-        else:
-            quoted = np.full(len(mu), np.nan)
-            has_quote = np.zeros(len(mu), dtype=bool)
+        quoted, has_quote = _quotes(quoted_price, len(mu))
         expected_price = np.where(has_quote, quoted, model_price)
         return pl.DataFrame(
             {
@@ -410,6 +402,14 @@ def _fit_conformal_band(models: dict[str, GBMRegressor], frame: pl.DataFrame, y:
     scores = np.maximum(lo - y[cut:], y[cut:] - hi)
     level = min(1.0, (1 - (QUANTILES[0] + 1 - QUANTILES[1])) * (1 + 1 / len(scores)))
     return float(np.quantile(scores, level))
+
+
+def _quotes(quoted_price: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(quoted prices, which of them count): a quote counts when it is a positive number; it then wins."""
+    if quoted_price is None:
+        return np.full(n, np.nan), np.zeros(n, dtype=bool)
+    quoted = np.asarray(quoted_price, dtype=np.float64)
+    return quoted, np.isfinite(quoted) & (quoted > 0)
 
 
 def _banded(models: dict[str, GBMRegressor], frame: Rows, widen: float, threads: int = 1) -> dict[str, np.ndarray]:
