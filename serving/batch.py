@@ -37,12 +37,14 @@ import numpy as np
 import polars as pl
 from pydantic import Field, ValidationError
 
+from features.embed import Embedder
 from features.errors import InputError
 from features.featureset import FeatureSet
 from features.io import replace_dir, sha256_file
 from models.bundle import Bundle
 from models.pair_features import BrandQuery
 from models.query import embed_segments, validate_filters
+from models.retrieval import AudienceSearch
 from models.scoring import rank, score_creators
 from serving.pipeline import brand_query, to_filters, to_segments
 from serving.schemas import BrandIn, FiltersIn, Objective, SegmentIn
@@ -150,22 +152,28 @@ class BrandTask:
         return len(self.rows) * len(self.query.segments)
 
 
-def prepare_task(brand: BatchBrand, fs: FeatureSet, search: Any, top: int | None) -> BrandTask:
-    """Embed the brand's query and choose its creators: every one the filters allow, or the ``top`` best-fitting.
-
-    ``search`` is a :class:`models.retrieval.AudienceSearch` (needed only with ``top``) or an object with an
-    ``embedder`` attribute.
-    """
+def prepare_task(
+    brand: BatchBrand,
+    fs: FeatureSet,
+    embedder: Embedder,
+    *,
+    search: AudienceSearch | None = None,
+    top: int | None = None,
+) -> BrandTask:
+    """Embed the brand's query and choose its creators: every one the filters allow, or the ``top`` best-fitting
+    (found by ``search``, which ``top`` needs)."""
     from models.query import allowed_mask, describe_empty
 
     segments = to_segments(brand)
     filters = validate_filters(to_filters(brand.filters))
     if top is not None:
+        if search is None:
+            raise ValueError("top needs the audience search")
         found = search.search(segments, filters, top)
-        query = brand_query(search.embedder, brand, found.segments, found.segment_vectors)
+        query = brand_query(embedder, brand, found.segments, found.segment_vectors)
         return BrandTask(brand, query, np.asarray(found.rows, dtype=np.int64), found.empty_reason)
-    seg_vecs = embed_segments(segments, search.embedder)
-    query = brand_query(search.embedder, brand, segments, seg_vecs)
+    seg_vecs = embed_segments(segments, embedder)
+    query = brand_query(embedder, brand, segments, seg_vecs)
     allowed = allowed_mask(fs, filters)
     reason = None if allowed.any() else describe_empty(fs, filters)
     return BrandTask(brand, query, np.flatnonzero(allowed).astype(np.int64), reason)
@@ -377,7 +385,8 @@ def run_batch(
     fs: FeatureSet,
     bundle: Bundle,
     model_source: str,
-    search: Any,
+    embedder: Embedder,
+    search: AudienceSearch | None = None,
     out: Path,
     scorer: Scorer,
     top: int | None = None,
@@ -400,7 +409,7 @@ def run_batch(
         fingerprints[brand.brand_id] = fingerprint
         done = finished(out, brand.brand_id, key, fingerprint)
         if done is None:
-            pending.append(prepare_task(brand, fs, search, top))
+            pending.append(prepare_task(brand, fs, embedder, search=search, top=top))
             continue
         results[brand.brand_id] = BrandResult(
             brand.brand_id, "skipped", int(done["creators"]), int(done["pairs"]), int(done["rows"]), 0.0, done["sha256"]

@@ -75,7 +75,7 @@ def score(
     fs = load_feature_set(features)
     serving_model = load_serving_model(source, fs, settings)
     embedder = query_embedder(fs)
-    search: object
+    search = None
     if top is not None:
         from models.index import default_index_dir, load_index
         from models.retrieval import AudienceSearch
@@ -84,8 +84,6 @@ def score(
         search = AudienceSearch(
             fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), embedder
         )
-    else:
-        search = _EmbedderOnly(embedder)
     scorer: Scorer
     if engine is EngineChoice.ray:
         from serving.batch_ray import RayScorer
@@ -99,6 +97,7 @@ def score(
         fs=fs,
         bundle=serving_model.bundle,
         model_source=serving_model.source,
+        embedder=embedder,
         search=search,
         out=out,
         scorer=scorer,
@@ -107,13 +106,6 @@ def score(
     )
     scorer.close()
     _print_summary(summary.manifest)
-
-
-class _EmbedderOnly:
-    """What batch scoring needs from a search when it scores every eligible creator: the query embedder."""
-
-    def __init__(self, embedder: object) -> None:
-        self.embedder = embedder
 
 
 def _print_summary(manifest: dict[str, object]) -> None:
