@@ -15,8 +15,8 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import polars as pl
@@ -101,6 +101,35 @@ class BrandQuery:
     brand_terms: tuple[str, ...] = ()  # lower-case handles and hashtags, without @/#
 
 
+T = TypeVar("T")
+
+
+class IdentityCache(Generic[T]):
+    """Values keyed on an object's identity, dropped when the object is collected.
+
+    Objects that cannot be weakly referenced get a fresh value on every call (never a stale one: an id can be
+    reused once its object is gone, so every hit is checked against a weak reference).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[Any], T]] = {}
+
+    def get(self, owner: object, make: Callable[[], T]) -> T:
+        """The value for ``owner``, made by ``make()`` on first use."""
+        key = id(owner)
+        hit = self._entries.get(key)
+        if hit is not None and hit[0]() is owner:
+            return hit[1]
+        value = make()
+        try:
+            ref = weakref.ref(owner)
+        except TypeError:
+            return value
+        weakref.finalize(owner, self._entries.pop, key, None)
+        self._entries[key] = (ref, value)
+        return value
+
+
 class ViewArrays:
     """Per-view lookups, computed once per view (see :func:`view_arrays`) and read-only afterwards."""
 
@@ -141,7 +170,7 @@ class ViewArrays:
         self._creators = creators
         self._selected: dict[tuple[str, ...], pl.DataFrame] = {}
         self._numpy: dict[str, np.ndarray] = {}
-        self._per_creator: dict[int, tuple[Callable[[], object | None], dict[str, np.ndarray], np.ndarray]] = {}
+        self._per_creator: IdentityCache[tuple[dict[str, np.ndarray], np.ndarray]] = IdentityCache()
         self._terms_view = view.terms
         self._terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._lock = threading.Lock()
@@ -171,13 +200,7 @@ class ViewArrays:
         ``compute(rows)`` returns arrays aligned with ``rows``; rows not seen before are computed, the others are
         read back. Entries are dropped with their owner.
         """
-        key = id(owner)
-        entry = self._per_creator.get(key)
-        if entry is None or entry[0]() is not owner:
-            entry = (weakref.ref(owner), {}, np.zeros(self.n, dtype=bool))
-            self._per_creator[key] = entry
-            weakref.finalize(owner, self._per_creator.pop, key, None)
-        _, values, done = entry
+        values, done = self._per_creator.get(owner, lambda: ({}, np.zeros(self.n, dtype=bool)))
         missing = np.unique(rows[~done[rows]])
         if len(missing):
             for name, got in compute(missing).items():
@@ -224,13 +247,7 @@ class ViewArrays:
         )
 
 
-@dataclass
-class _Cached:
-    owner: Callable[[], object | None]
-    arrays: ViewArrays = field(repr=False)
-
-
-_ARRAYS: dict[int, _Cached] = {}
+_ARRAYS: IdentityCache[ViewArrays] = IdentityCache()
 
 
 def view_arrays(view: CreatorView) -> ViewArrays:
@@ -239,18 +256,7 @@ def view_arrays(view: CreatorView) -> ViewArrays:
     A feature set is loaded once per process and snapshots once per training date, so this is computed once per
     view; views that cannot be weakly referenced are recomputed on every call.
     """
-    key = id(view)
-    cached = _ARRAYS.get(key)
-    if cached is not None and cached.owner() is view:
-        return cached.arrays
-    arrays = ViewArrays(view)
-    try:
-        ref = weakref.ref(view)
-        weakref.finalize(view, _ARRAYS.pop, key, None)
-    except TypeError:
-        return arrays
-    _ARRAYS[key] = _Cached(ref, arrays)
-    return arrays
+    return _ARRAYS.get(view, lambda: ViewArrays(view))
 
 
 def authentic_share(view: CreatorView) -> np.ndarray:
