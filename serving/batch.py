@@ -43,7 +43,7 @@ from features.featureset import FeatureSet
 from features.io import replace_dir, sha256_file
 from models.bundle import Bundle
 from models.pair_features import BrandQuery
-from models.query import embed_segments, validate_filters
+from models.query import validate_filters
 from models.retrieval import AudienceSearch
 from models.scoring import rank, score_creators
 from serving.pipeline import brand_query, to_filters, to_segments
@@ -172,8 +172,7 @@ def prepare_task(
         found = search.search(segments, filters, top)
         query = brand_query(embedder, brand, found.segments, found.segment_vectors)
         return BrandTask(brand, query, np.asarray(found.rows, dtype=np.int64), found.empty_reason)
-    seg_vecs = embed_segments(segments, embedder)
-    query = brand_query(embedder, brand, segments, seg_vecs)
+    query = brand_query(embedder, brand, segments)
     allowed = allowed_mask(fs, filters)
     reason = None if allowed.any() else describe_empty(fs, filters)
     return BrandTask(brand, query, np.flatnonzero(allowed).astype(np.int64), reason)

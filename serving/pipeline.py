@@ -79,11 +79,16 @@ def brand_terms(brand: BrandIn) -> tuple[str, ...]:
     return tuple(sorted(t for t in terms if t))
 
 
-def brand_query(embedder: Embedder, brand: BrandIn, segments: list[Segment], seg_vecs: np.ndarray) -> BrandQuery:
+def brand_query(
+    embedder: Embedder, brand: BrandIn, segments: list[Segment], seg_vecs: np.ndarray | None = None
+) -> BrandQuery:
     """The embedded query for a brand: its segments' vectors, its description's vector, handles and hashtags.
 
-    The API and the batch jobs both build their queries here.
+    ``seg_vecs`` are the segments' vectors when a search has embedded them already. The API and the batch jobs
+    both build their queries here.
     """
+    if seg_vecs is None:
+        seg_vecs = embed_segments(segments, embedder)
     brand_vector = None
     if brand.description and brand.description.strip():
         # Without segments the description is the segment: embedded already.
@@ -120,8 +125,7 @@ def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) 
 def score_ids(state: AppState, model: ServingModel, brand: BrandIn, creator_ids: list[str]) -> list[CreatorScore]:
     """Predictions for known creator ids, in the order given (callers check the ids first)."""
     segments = to_segments(brand)
-    seg_vecs = embed_segments(segments, state.search.embedder)
-    query = brand_query(state.search.embedder, brand, segments, seg_vecs)
+    query = brand_query(state.search.embedder, brand, segments)
     rows = np.array([state.search.row(cid) for cid in creator_ids], dtype=np.int64)
     scored = score_creators(state.fs, model.bundle.models, query, rows).with_columns(row=pl.Series(rows))
     return build_rows(state, query, scored)
