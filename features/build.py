@@ -191,19 +191,17 @@ def compute_features(
         flagged = follower_flags(followers.lazy()).collect()
         authentic = flagged.filter(~pl.col("suspicious")).join(row, on="creator_id").sort("row", "follower_id")
         geo = _audience_geo(authentic)
-        # Only profiles with meaningful text are embedded and kept, so the vectors need no compacting copy
-        # (at 150k creators that copy alone was ~4 GB).
+        # Only profiles with meaningful text are embedded (the test embed_texts applies), so every returned vector
+        # is kept and needs no compacting copy (at 150k creators that copy alone was ~4 GB).
         bios = authentic["bio"].to_list()
         fol_texts = [prepare_text(t) for t in bios]
         keep = np.fromiter((is_meaningful(t) for t in fol_texts), dtype=bool, count=len(fol_texts))
         fol_texts = [t for t, k in zip(fol_texts, keep, strict=True) if k]
-        fol_vecs, ok, more = _embed_column(
+        fol_vecs, _, more = _embed_column(
             [b for b, k in zip(bios, keep, strict=True) if k], embedder, cache, settings, "follower", progress
         )
         del bios
-        if not ok.all():  # cannot happen (the same test embed_texts applies); kept as a guard
-            fol_vecs, fol_texts = fol_vecs[ok], [t for t, k in zip(fol_texts, ok, strict=True) if k]
-        fol_rows = authentic["row"].to_numpy()[keep][ok]
+        fol_rows = authentic["row"].to_numpy()[keep]
         embed_stats |= more | {"follower_texts": len(keep)}
         audience_vecs = aud.audience_with_content_prior(fol_vecs, fol_rows, content, settings.audience_prior_strength)
         sample_size = np.bincount(fol_rows, minlength=n).astype(np.int64)
