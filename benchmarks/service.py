@@ -7,7 +7,8 @@ Run: ``.venv/bin/python -m benchmarks.service [--creators 100000] [--duration 20
    :data:`FAST_BACKENDS` whose artifacts load; with none, the torch MiniLM on at most :data:`TORCH_MAX_CREATORS`
    creators, said in the output), its indexes, and a bundle from ``training.train.train_models``. Everything is
    kept under ``<data_dir>/bench/work/service-<n>-seed<seed>-<backend>/`` and reused by the next run.
-2. ``uvicorn`` serving ``serving.app.create_app`` in a subprocess on 127.0.0.1 and a free port.
+2. ``audiencefit serve`` (the product's command, with its thread settings) in a subprocess on 127.0.0.1 and a
+   free port.
 3. An asyncio ``httpx`` load generator: for each concurrency level, that many clients send requests back to back
    for ``--duration`` seconds (at most ``--max-requests``), each a brief of 1–3 segments drawn from :data:`BRIEFS`.
    Reported: p50/p95/p99 latency, requests per second, errors.
@@ -38,7 +39,6 @@ from typing import Any
 
 import numpy as np
 
-from audiencefit.cli.serve_cmd import SINGLE_THREAD_ENV
 from benchmarks.common import (
     Goal,
     Results,
@@ -103,26 +103,12 @@ BRIEFS = (
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def register_fast_backends() -> list[str]:
-    """Register the fast embedding backends (if their package is present) with ``features.embed``; their keys."""
-    from features.embed import known_backends, register_embedder
-
-    try:
-        from features.embed_backends import factories
-    except ImportError:
-        return []
-    for backend, factory in factories().items():
-        if backend not in known_backends():
-            register_embedder(backend, factory)
-    return sorted(factories())
-
-
 def pick_backend(requested: str | None) -> tuple[str, str]:
     """The embedding backend to build the features with, and why. Loads it once so a broken one is skipped."""
     from audiencefit.settings import get_settings
-    from features.embed import get_embedder
+    from features.embed import get_embedder, known_backends
 
-    fast = register_fast_backends()
+    fast = known_backends()  # registers the fast backends of features.embed_backends
     default = get_settings().embedder
     candidates = [requested] if requested else [*([default] if default != TORCH_BACKEND else []), *FAST_BACKENDS]
     for backend in candidates:
@@ -220,18 +206,6 @@ def free_port() -> int:
         return port
 
 
-def serve(features: Path, bundle: Path, port: int) -> None:
-    """The subprocess: register the fast backends (the app resolves the feature set's one), then run uvicorn."""
-    import uvicorn
-
-    from audiencefit.settings import get_settings
-    from serving.app import create_app
-
-    register_fast_backends()
-    app = create_app(get_settings(), features_dir=features, bundle_source=bundle)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
 @contextlib.contextmanager
 def running_server(prep: Prepared, log_dir: Path) -> Iterator[tuple[str, float]]:
     """Start the service, wait for ``/readyz``; yield (base URL, startup seconds); stop it (by its pid) after."""
@@ -243,10 +217,12 @@ def running_server(prep: Prepared, log_dir: Path) -> Iterator[tuple[str, float]]
         "AUDIENCEFIT_API_KEYS": BENCH_KEY,
         "AUDIENCEFIT_LOG_LEVEL": "WARNING",
         "AUDIENCEFIT_EMBEDDER": prep.backend,
-        # As `audiencefit serve` sets them (see audiencefit/cli/serve_cmd.py): one native thread per request thread.
-        **{var: os.environ.get(var, "1") for var in SINGLE_THREAD_ENV},
     }
-    cmd = [sys.executable, "-m", "benchmarks.service", "--serve", str(prep.features), str(prep.bundle), str(port)]
+    # The product's own command, with its thread settings (audiencefit/cli/serve_cmd.py).
+    cmd = [
+        sys.executable, "-c", "from audiencefit.cli import main; main()", "serve",
+        "--features", str(prep.features), "--bundle", str(prep.bundle), "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
     log_dir.mkdir(parents=True, exist_ok=True)
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
@@ -418,15 +394,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=5_000,
         help="train the bundle on a separate world of this many creators (same seed and backend); 0 = the served one",
     )
-    parser.add_argument("--serve", nargs=3, metavar=("FEATURES", "BUNDLE", "PORT"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.serve:
-        serve(Path(args.serve[0]), Path(args.serve[1]), int(args.serve[2]))
-        return 0
     backend, reason = pick_backend(args.embedder)
     n = args.creators
     notes: list[str] = []
