@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,21 +97,31 @@ def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = 
             f"{path}: feature version {version!r}, this code reads version {FEATURE_VERSION!r}; rebuild the features"
         )
     files: dict[str, str] = manifest.get("files", {})
-    problems: list[str] = []
-    for rel, expected in sorted(files.items()):
-        file = path / rel
-        if not file.is_file():
-            problems.append(f"{rel}: missing")
-        elif verify_checksums and sha256_file(file) != expected:
-            problems.append(f"{rel}: checksum mismatch (file changed or corrupted)")
+    problems = [f"{rel}: missing" for rel in sorted(files) if not (path / rel).is_file()]
     if problems:
         raise InputError(f"{path}: feature set is damaged: " + "; ".join(problems))
-
-    tables = {name: pl.read_parquet(path / f"{name}.parquet") for name in TABLE_FILES}
-    arrays = {
-        name: np.load(path / "vectors" / f"{name}.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
-        for name in VECTOR_FILES
-    }
+    # Checksums are computed on a second core while the files are read (hashing releases the GIL); nothing read
+    # is returned unless every checksum matches.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        digests = {rel: pool.submit(sha256_file, path / rel) for rel in sorted(files)} if verify_checksums else {}
+        try:
+            tables = {name: pl.read_parquet(path / f"{name}.parquet") for name in TABLE_FILES}
+            arrays = {
+                name: np.load(path / "vectors" / f"{name}.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
+                for name in VECTOR_FILES
+            }
+            unreadable = None
+        except Exception as exc:  # reported below, after the checksums that usually explain it
+            unreadable = exc
+        problems = [
+            f"{rel}: checksum mismatch (file changed or corrupted)"
+            for rel, digest in digests.items()
+            if digest.result() != files[rel]
+        ]
+    if problems:
+        raise InputError(f"{path}: feature set is damaged: " + "; ".join(problems))
+    if unreadable is not None:
+        raise InputError(f"{path}: feature set is unreadable: {unreadable}") from unreadable
     n = tables["creators"].height
     for name in ("bio", "content", "audience", "audience_dist"):
         if arrays[name].shape[0] != n:

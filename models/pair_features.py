@@ -141,8 +141,8 @@ class ViewArrays:
         self.creator_block = _creator_block(creators).to_numpy().astype(np.float64)  # nulls → NaN
         share = creators["suspicious_share"].fill_null(strategy="mean").fill_null(0.0).to_numpy()
         self.authentic = np.clip(1.0 - share, 0.0, 1.0).astype(np.float32)
-        self.has_content = np.linalg.norm(np.asarray(view.content, dtype=np.float32), axis=1) > 0
-        self.has_bio = np.linalg.norm(np.asarray(view.bio, dtype=np.float32), axis=1) > 0
+        self.has_content = _nonzero_rows(view.content)
+        self.has_bio = _nonzero_rows(view.bio)
         countries = creators["country"].to_list()
         self.country: list[str | None] = countries
         self.country_codes = {c: i for i, c in enumerate(sorted({x for x in countries if x is not None}))}
@@ -173,6 +173,7 @@ class ViewArrays:
         self._per_creator: IdentityCache[tuple[dict[str, np.ndarray], np.ndarray]] = IdentityCache()
         self._terms_view = view.terms
         self._terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._term_scans = 0
         self._lock = threading.Lock()
 
     def numpy(self, name: str) -> np.ndarray:
@@ -220,31 +221,50 @@ class ViewArrays:
         return got
 
     def term_counts(self, term: str) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, counts) of the creators who used ``term`` (an index over every term, built on first use)."""
+        """(rows, counts) of the creators who used ``term``, by row.
+
+        Rent or buy: the first lookups scan the terms table (~10 ms each at 100k creators); after
+        ``TERM_SCANS_BEFORE_INDEX`` of them a sorted index over every term is built (seconds at 100k creators) and
+        later lookups are binary searches. A batch job with a few brands never pays for the index; a service
+        answering many requests builds it once. Both ways give the same arrays.
+        """
         if self._terms is None:
             with self._lock:
-                if self._terms is None:
-                    self._terms = self._index_terms()
-        names, rows, counts = self._terms
+                if self._terms is None and self._term_scans >= TERM_SCANS_BEFORE_INDEX:
+                    self._terms = self._index_terms(self._terms_view)
+                self._term_scans += 1
+        if self._terms is None:
+            names, rows, counts = self._index_terms(self._terms_view.filter(pl.col("term") == term))
+        else:
+            names, rows, counts = self._terms
         start, stop = np.searchsorted(names, term, "left"), np.searchsorted(names, term, "right")
         return rows[start:stop], counts[start:stop]
 
-    def _index_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _index_terms(self, terms: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(term, row, count) sorted by term then row: a term's creators are one slice, found by binary search."""
         ids = pl.DataFrame(
             {"creator_id": list(self.row_of), "row": np.fromiter(self.row_of.values(), np.int64, len(self.row_of))}
         )
-        terms = (
-            self._terms_view.join(ids, on="creator_id", how="inner")
+        indexed = (
+            terms.join(ids, on="creator_id", how="inner")
             .group_by("term", "row")
             .agg(n=pl.col("count").sum())
             .sort("term", "row")
         )
         return (
-            terms["term"].to_numpy(),
-            terms["row"].to_numpy().astype(np.int64),
-            terms["n"].cast(pl.Float64).to_numpy(),
+            indexed["term"].to_numpy(),
+            indexed["row"].to_numpy().astype(np.int64),
+            indexed["n"].cast(pl.Float64).to_numpy(),
         )
+
+
+TERM_SCANS_BEFORE_INDEX = 64
+
+
+def _nonzero_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows that are not all zeros (a creator without the text has a zero vector)."""
+    out: np.ndarray = np.any(np.asarray(vectors) != 0, axis=1)
+    return out
 
 
 _ARRAYS: IdentityCache[ViewArrays] = IdentityCache()
@@ -398,9 +418,11 @@ def pair_feature_array(view: CreatorView, rows: np.ndarray, segment_index: np.nd
     lang_match = by_segment[pick]
     mentions = brand_mention_counts(view, unique_rows, query.brand_terms)[inverse]
 
-    block = arrays.creator_block[rows]
-    columns: dict[str, np.ndarray] = {name: block[:, j] for j, name in enumerate(CREATOR_COLUMNS)}
-    columns |= {
+    # One C-ordered float64 matrix, filled in place: the creator block (the first columns) by whole rows, each
+    # pair column once; the models read it as it is.
+    out = np.empty((len(rows), len(FEATURE_COLUMNS)), dtype=np.float64)
+    out[:, : len(CREATOR_COLUMNS)] = arrays.creator_block[rows]
+    columns: dict[str, np.ndarray] = {
         "audience_fit": scores.fit[pick].astype(np.float64),
         "audience_fit_raw": scores.raw[pick].astype(np.float64),
         "audience_share": scores.share[pick].astype(np.float64),
@@ -412,4 +434,6 @@ def pair_feature_array(view: CreatorView, rows: np.ndarray, segment_index: np.nd
         "language_match": lang_match,
         "brand_mentions": mentions.astype(np.float64),
     }
-    return np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in FEATURE_COLUMNS])
+    for j, name in enumerate(PAIR_COLUMNS, start=len(CREATOR_COLUMNS)):
+        out[:, j] = columns[name]
+    return out

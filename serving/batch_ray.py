@@ -31,12 +31,16 @@ class ChunkScorer:
     """A Ray Data actor: holds the feature set, the bundle and the run's queries; scores one chunk per call."""
 
     def __init__(self, features_dir: str, bundle_dir: str, tasks: list[tuple[Any, np.ndarray]]) -> None:
+        from audiencefit.settings import get_settings
         from features.featureset import load_feature_set
         from models.bundle import load_bundle
 
         self.fs = load_feature_set(Path(features_dir))
         self.bundle = load_bundle(Path(bundle_dir))
         self.bundle.check_compatible(self.fs)
+        settings = get_settings()
+        if settings.compiled_trees:  # the driver compiled them already: each worker loads the cached objects
+            self.bundle.models.compile(settings.forest_cache_dir)
         self.tasks = tasks
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:

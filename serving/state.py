@@ -58,6 +58,8 @@ def load_serving_model(source: BundleSource, fs: FeatureSet, settings: Settings)
     path = resolve_source(source, settings)
     bundle = load_bundle(path)
     bundle.check_compatible(fs)
+    if settings.compiled_trees:
+        bundle.models.compile(settings.forest_cache_dir)
     # A registry URI is shown with the version it resolved to (the cached directory is named <model>-v<version>).
     shown = f"{source} ({path.name})" if isinstance(source, str) and source.startswith("models:/") else str(source)
     return ServingModel(bundle=bundle, source=shown, loaded_at=_now())

@@ -13,6 +13,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Compiling a bundle's trees takes ~10 s, and compiled trees give LightGBM's numbers bit for bit
+# (tests/model/test_forest.py), so by default the suite serves with LightGBM's own predictor; the tests of compiled
+# trees, and one end-to-end test through the app and the batch job, turn them on. Compiled models go to one cache
+# for the whole session.
+os.environ.setdefault("AUDIENCEFIT_COMPILED_TREES", "false")
+if "AUDIENCEFIT_FOREST_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["AUDIENCEFIT_FOREST_CACHE"] = tempfile.mkdtemp(prefix="audiencefit-test-forests-")
 
 SMALL_WORLD_CREATORS = 150
 SMALL_WORLD_SEED = 11

@@ -91,8 +91,8 @@ def feature_importance(models: ModelSet) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "feature": list(models.columns),
-            "gain_conversions": np.asarray(conv.booster_.feature_importance(importance_type="gain"), dtype=np.float64),
-            "gain_engagement": np.asarray(eng.booster_.feature_importance(importance_type="gain"), dtype=np.float64),
+            "gain_conversions": np.asarray(conv.booster().feature_importance(importance_type="gain"), dtype=np.float64),
+            "gain_engagement": np.asarray(eng.booster().feature_importance(importance_type="gain"), dtype=np.float64),
         }
     )
 

@@ -75,7 +75,19 @@ def client(api_settings, small_features: Path, bundles):
     yield from make_client(api_settings, small_features, bundles[0])
 
 
-def test_batch_scores_equal_the_api(tmp_path, small_features, bundles, client):
+@pytest.fixture(params=[False, True], ids=["lightgbm", "compiled-trees"])
+def batch_predictor(request, monkeypatch):
+    """The batch job's tree predictor: LightGBM's own, or the trees compiled to native code (models.forest)."""
+    from audiencefit.settings import get_settings
+
+    monkeypatch.setenv("AUDIENCEFIT_COMPILED_TREES", str(request.param).lower())
+    get_settings.cache_clear()
+    yield request.param
+    get_settings.cache_clear()
+
+
+def test_batch_scores_equal_the_api(tmp_path, small_features, bundles, client, batch_predictor):
+    """The API serves with LightGBM's predictor here; the batch job with the same or with compiled trees."""
     out = tmp_path / "out"
     result = score("--brands", brands_file(tmp_path / "b.jsonl"), "--features", small_features,
                    "--bundle", bundles[0], "--out", out)  # fmt: skip

@@ -1,0 +1,103 @@
+"""Compiled tree models (models.forest): the same bits as LightGBM, a verified cache, the same predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy.stats import nbinom
+
+from models.bundle import load_bundle
+from models.estimators import negbin_quantiles
+from models.forest import compile_forest, forest_key
+from models.pair_features import FEATURE_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def bundle(model_world):
+    return load_bundle(model_world["bundle"])
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One compiled-model cache for the module: each model is compiled once (seconds), then loaded."""
+    return Path(tmp_path_factory.mktemp("forests"))
+
+
+@pytest.fixture(scope="module")
+def inputs(model_world) -> np.ndarray:
+    """Real training rows plus random rows with NaNs and values far outside the training range."""
+    real = pl.read_parquet(model_world["trainset"]).select(FEATURE_COLUMNS).to_numpy().astype(np.float64)
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0.0, 3.0, size=(2_000, len(FEATURE_COLUMNS))) * np.abs(np.nanmean(real, axis=0) + 1.0)
+    noise[rng.random(noise.shape) < 0.1] = np.nan
+    return np.vstack([real, noise])
+
+
+def test_every_compiled_model_predicts_lightgbms_numbers_bit_for_bit(bundle, inputs, cache):
+    for name, model in bundle.models.regressors().items():
+        x = np.ascontiguousarray(inputs[:, [FEATURE_COLUMNS.index(c) for c in model.columns]])
+        expected = model.booster().predict(x, raw_score=True, num_threads=1)
+        forest = compile_forest(model.to_text(), cache)
+        for threads in (1, 2):
+            got = forest.predict(x, threads)
+            assert np.array_equal(got, expected), f"{name}: compiled trees differ from LightGBM"
+
+
+def test_model_set_predictions_do_not_depend_on_the_predictor(model_world, inputs, cache):
+    frame = pl.DataFrame(inputs, schema=list(FEATURE_COLUMNS), orient="row")
+    plain = load_bundle(model_world["bundle"]).models
+    compiled = load_bundle(model_world["bundle"]).models
+    compiled.compile(cache)
+    assert all(m.compiled_ is not None for m in compiled.regressors().values())
+    assert all(m.compiled_ is None for m in plain.regressors().values())
+    assert compiled.predict(frame).equals(plain.predict(frame))
+
+
+def test_the_cache_is_reused_and_a_damaged_object_is_compiled_again(bundle, inputs, tmp_path):
+    model = bundle.models.conversions_
+    text = model.to_text()
+    x = np.ascontiguousarray(inputs[:, [FEATURE_COLUMNS.index(c) for c in model.columns]])
+    expected = model.booster().predict(x, raw_score=True)
+    first = compile_forest(text, tmp_path)
+    obj = tmp_path / f"{forest_key(text)}.o"
+    sidecar = json.loads((tmp_path / f"{forest_key(text)}.json").read_text())
+    assert obj.is_file() and sidecar["trees"] > 0
+    stamp = obj.stat().st_mtime_ns
+    again = compile_forest(text, tmp_path)  # loaded, not compiled: the object is untouched
+    assert obj.stat().st_mtime_ns == stamp
+    assert np.array_equal(again.predict(x), expected) and np.array_equal(first.predict(x), expected)
+    # A truncated object fails its checksum: it is never loaded, a fresh one replaces it.
+    obj.write_bytes(obj.read_bytes()[:100])
+    repaired = compile_forest(text, tmp_path)
+    assert np.array_equal(repaired.predict(x), expected)
+    assert len(obj.read_bytes()) > 100
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_the_cache_key_changes_with_the_model():
+    assert forest_key("tree a") != forest_key("tree b")
+    assert forest_key("tree a") == forest_key("tree a")
+
+
+def test_a_forest_refuses_a_matrix_of_the_wrong_width(bundle, cache):
+    model = bundle.models.conversions_
+    forest = compile_forest(model.to_text(), cache)
+    with pytest.raises(ValueError, match="feature columns"):
+        forest.predict(np.zeros((3, len(model.columns) + 1)))
+
+
+def test_negative_binomial_quantiles_equal_scipy_stats():
+    rng = np.random.default_rng(0)
+    mu = np.exp(rng.normal(0.0, 3.0, 50_000))
+    mu[:5] = [np.nan, 0.0, 1e-12, 1e9, np.inf]
+    for theta in (1e-3, 0.7, 3.2, 1e6):
+        lo, hi = negbin_quantiles(mu, theta, (0.1, 0.9))
+        p = theta / (theta + np.maximum(mu, 1e-9))
+        assert np.array_equal(lo, nbinom.ppf(0.1, theta, p), equal_nan=True)
+        assert np.array_equal(hi, nbinom.ppf(0.9, theta, p), equal_nan=True)
+    with pytest.raises(ValueError):
+        negbin_quantiles(mu, 1.0, (0.0, 0.9))
