@@ -351,16 +351,18 @@ class ModelSet:
         *,
         threads: int = 1,
         price: dict[str, np.ndarray] | None = None,
+        conversions: np.ndarray | None = None,
     ) -> pl.DataFrame:
         """Predictions with bands for feature rows (plus ``followers``); quoted prices win over the model's.
 
-        ``price`` is :meth:`price_bands` of the same rows when the caller has it already.
+        ``price`` is :meth:`price_bands` and ``conversions`` :meth:`predict_conversions` of the same rows when the
+        caller has them already.
         """
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
         frame = self._rows(frame)
         er = _banded(self.engagement_, frame, self.er_band_, threads)
-        mu = self.predict_conversions(frame, threads=threads)
+        mu = self.predict_conversions(frame, threads=threads) if conversions is None else conversions
         lo, hi = negbin_quantiles(mu, self.theta_, QUANTILES)
         if price is None:
             price = self.price_bands(frame, threads=threads)

@@ -174,6 +174,7 @@ class ViewArrays:
         self._terms_view = view.terms
         self._terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._term_scans = 0
+        self._ids: pl.DataFrame | None = None
         self._lock = threading.Lock()
 
     def numpy(self, name: str) -> np.ndarray:
@@ -242,11 +243,12 @@ class ViewArrays:
 
     def _index_terms(self, terms: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(term, row, count) sorted by term then row: a term's creators are one slice, found by binary search."""
-        ids = pl.DataFrame(
-            {"creator_id": list(self.row_of), "row": np.fromiter(self.row_of.values(), np.int64, len(self.row_of))}
-        )
+        if self._ids is None:
+            self._ids = pl.DataFrame(
+                {"creator_id": list(self.row_of), "row": np.fromiter(self.row_of.values(), np.int64, len(self.row_of))}
+            )
         indexed = (
-            terms.join(ids, on="creator_id", how="inner")
+            terms.join(self._ids, on="creator_id", how="inner")
             .group_by("term", "row")
             .agg(n=pl.col("count").sum())
             .sort("term", "row")
@@ -392,6 +394,14 @@ def pair_feature_array(view: CreatorView, rows: np.ndarray, segment_index: np.nd
 
     The same numbers without building a frame: scoring hands this straight to the models.
     """
+    return pair_feature_parts(view, rows, segment_index, query)[0]
+
+
+def pair_feature_parts(
+    view: CreatorView, rows: np.ndarray, segment_index: np.ndarray, query: BrandQuery
+) -> tuple[np.ndarray, FitScores, np.ndarray]:
+    """(:func:`pair_feature_array`, the :func:`fit_scores` it used for ``np.unique(rows)``, and each pair's index
+    into those unique rows): callers that also show the fit reuse it instead of computing it again."""
     arrays = view_arrays(view)
     rows = np.asarray(rows, dtype=np.int64)
     segment_index = np.asarray(segment_index, dtype=np.int64)
@@ -399,12 +409,18 @@ def pair_feature_array(view: CreatorView, rows: np.ndarray, segment_index: np.nd
     inverse = inverse.reshape(-1)
     scores = fit_scores(view, unique_rows, query)
     pick = (inverse, segment_index)
-    content_sim = _similarity(view.content, unique_rows, arrays.has_content, query.segment_vectors)[pick]
-    bio_sim = _similarity(view.bio, unique_rows, arrays.has_bio, query.segment_vectors)[pick]
+    # One product per stored matrix: the segments and, when there is one, the brand's description as a last target
+    # (each similarity is its own dot product, so stacking targets changes no number).
+    targets = query.segment_vectors
+    n_seg = len(query.segments)
     if query.brand_vector is not None:
         brand = np.asarray(query.brand_vector, dtype=np.float32)[None, :]
-        brand_sim = _similarity(view.content, unique_rows, arrays.has_content, brand)[inverse, 0]
-        brand_bio_sim = _similarity(view.bio, unique_rows, arrays.has_bio, brand)[inverse, 0]
+        targets = np.vstack([np.asarray(targets, dtype=np.float32), brand])
+    content = _similarity(view.content, unique_rows, arrays.has_content, targets)
+    bio = _similarity(view.bio, unique_rows, arrays.has_bio, targets)
+    content_sim, bio_sim = content[pick], bio[pick]
+    if query.brand_vector is not None:
+        brand_sim, brand_bio_sim = content[inverse, n_seg], bio[inverse, n_seg]
     else:
         brand_sim = brand_bio_sim = np.full(len(rows), np.nan)
     # Does the creator write in a language most creators of the segment's target countries use?
@@ -436,4 +452,4 @@ def pair_feature_array(view: CreatorView, rows: np.ndarray, segment_index: np.nd
     }
     for j, name in enumerate(PAIR_COLUMNS, start=len(CREATOR_COLUMNS)):
         out[:, j] = columns[name]
-    return out
+    return out, scores, inverse

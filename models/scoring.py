@@ -19,8 +19,10 @@ from models.pair_features import (
     FEATURE_COLUMNS,
     BrandQuery,
     CreatorView,
+    FitScores,
     fit_scores,
     pair_feature_array,
+    pair_feature_parts,
     view_arrays,
 )
 
@@ -52,13 +54,15 @@ def score_creators(
         return pl.DataFrame()
     pair_rows = np.repeat(rows, n_seg)
     seg_idx = np.tile(np.arange(n_seg), n)
-    # The features of pair_features, as the matrix it builds its frame from (same numbers, no frame round trip).
-    feats = pair_feature_array(view, pair_rows, seg_idx, query)
+    # The features of pair_features, as the matrix it builds its frame from (same numbers, no frame round trip),
+    # and the audience fit it computed on the way (shown per segment below).
+    feats, unique_scores, inverse = pair_feature_parts(view, pair_rows, seg_idx, query)
     # Every pair's conversions choose the creator's best segment; the full predictions (bands, engagement, price)
     # are then made for that pair only: the same numbers as predicting every pair, at a fraction of the cost.
     conv = models.predict_conversions(FeatureMatrix.of_array(feats, FEATURE_COLUMNS), threads=threads)
     best = np.argmax(conv.reshape(n, n_seg), axis=1)  # first segment wins ties: deterministic
-    picked = feats[np.arange(n) * n_seg + best]
+    picked_at = np.arange(n) * n_seg + best
+    picked = feats[picked_at]
     arrays = view_arrays(view)
     quoted = arrays.numpy("rate_per_post")[rows].astype(np.float64)
     # Price reads creator columns only: computed once per creator and model, whatever the brand (batch runs score
@@ -69,9 +73,14 @@ def score_creators(
         lambda r: models.price_bands(FeatureMatrix.of_array(arrays.creator_block[r], CREATOR_COLUMNS), threads=threads),
     )
     preds = models.predict(
-        FeatureMatrix.of_array(picked, FEATURE_COLUMNS), quoted_price=quoted, threads=threads, price=price
+        FeatureMatrix.of_array(picked, FEATURE_COLUMNS),
+        quoted_price=quoted,
+        threads=threads,
+        price=price,
+        conversions=conv[picked_at],
     )
-    scores = fit_scores(view, rows, query)
+    at = inverse[::n_seg]  # each creator's row in the unique rows the fit was computed for
+    scores = FitScores(unique_scores.fit[at], unique_scores.raw[at], unique_scores.share[at], unique_scores.country[at])
     weights = np.array([s.weight for s in query.segments], dtype=np.float32)
     labels = np.array([s.label for s in query.segments], dtype=object)
     columns = [

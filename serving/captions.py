@@ -9,6 +9,7 @@ the matched segment: cheap, and a marketer can see why the quote was chosen.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -46,8 +47,15 @@ def recent_captions(posts: pl.DataFrame, per_creator: int = CAPTIONS_PER_CREATOR
 class CaptionStore:
     """Recent captions per creator; :meth:`best` quotes those closest in words to a segment."""
 
-    def __init__(self, captions: dict[str, list[str]]) -> None:
+    def __init__(self, captions: dict[str, list[str]], remembered: int = 50_000) -> None:
         self._captions = captions
+        # Content words of the creators quoted lately (and of segment texts): requests quote the same creators and
+        # segments again, and splitting captions into words is most of what quoting costs.
+        self._caption_words = lru_cache(maxsize=remembered)(self._words_of)
+        self._segment_words = lru_cache(maxsize=4096)(words)
+
+    def _words_of(self, creator_id: str) -> list[tuple[str, frozenset[str]]]:
+        return [(caption, frozenset(words(caption))) for caption in self._captions.get(creator_id, [])]
 
     @classmethod
     def from_data_dir(cls, data_dir: Path, secret: str) -> CaptionStore:
@@ -62,12 +70,12 @@ class CaptionStore:
 
     def best(self, creator_id: str, segment_text: str, n: int = 2) -> list[str]:
         """Up to ``n`` recent captions sharing at least one content word with the segment, most shared first."""
-        target = words(segment_text)
+        target = self._segment_words(segment_text)
         if not target:
             return []
         scored = []
-        for age, caption in enumerate(self._captions.get(creator_id, [])):
-            overlap = len(target & words(caption))
+        for age, (caption, caption_words) in enumerate(self._caption_words(creator_id)):
+            overlap = len(target & caption_words)
             if overlap:
                 scored.append((-overlap, age, caption))
         return [caption for _, _, caption in sorted(scored)[:n]]
