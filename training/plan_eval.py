@@ -6,6 +6,10 @@ and scored candidates: the planner (``models.planner``), top-k by predicted conv
 truth (``docs/synthetic-world.md``, "Audience overlap"): true unique in-segment reach and true expected
 conversions, both discounted for people in several of the plan's audiences.
 
+A loss counts only when it is larger than a campaign could show (``NOISE_Z`` standard deviations of the difference
+of two plans' realised conversions, each a Poisson count; the creators both plans share cancel, see
+:func:`loses_beyond_noise`).
+
     python -m training.plan_eval --world DIR --features DIR --bundle DIR [--budgets 300,1000,3000] [--out FILE.md]
 """
 
@@ -32,6 +36,7 @@ from models.scoring import score_creators
 
 DEFAULT_BUDGETS = (300.0, 1_000.0, 3_000.0)
 METHODS = ("planner", "top-k predicted conversions", "top-k followers")
+NOISE_Z = 2.0  # ≈ a two-sided 95 % test
 
 
 @dataclass(frozen=True)
@@ -186,9 +191,12 @@ def evaluate(
                 ),
                 "top-k followers": fill_in_order(cand, np.lexsort((np.arange(len(cand)), -followers)), budget),
             }
+            ours = set(plans["planner"])
             for method, chosen in plans.items():
                 ids = [cand.creator_ids[i] for i in chosen]
                 reach, conv = true_plan_value(truth, ids, conv_true[chosen], weights)
+                both = sorted(ours.intersection(chosen))
+                shared = true_plan_value(truth, [cand.creator_ids[i] for i in both], conv_true[both], weights)[1]
                 rows_out.append(
                     {
                         "brand_id": brand,
@@ -198,13 +206,28 @@ def evaluate(
                         "cost": float(cand.price[chosen].sum()),
                         "true_reach": reach,
                         "true_conversions": conv,
+                        "shared_conversions": shared,
                     }
                 )
     return pl.DataFrame(rows_out)
 
 
+def loses_beyond_noise(planner: pl.Expr, other: pl.Expr, shared: pl.Expr, z: float = NOISE_Z) -> pl.Expr:
+    """Does the planner's plan lose to the other plan by more than a campaign could show?
+
+    Realised conversions are counts around the true expectations a (planner) and b (other); as Poisson counts,
+    the creators both plans share (expected conversions c together) bring the same people and purchases to both,
+    so the difference has variance (a − c) + (b − c). The planner loses beyond noise when b − a > z·√(a + b − 2c).
+    Poisson is the smallest spread a count can have (real campaigns are overdispersed), so this is the strictest
+    honest bar.
+    """
+    spread = (planner + other - 2.0 * shared).clip(lower_bound=0.0).sqrt()
+    return (other - planner) > z * spread
+
+
 def summarise(results: pl.DataFrame) -> pl.DataFrame:
-    """Per budget and method: mean true reach and conversions, and the planner's win rate / worst relative loss."""
+    """Per budget and method: mean true reach and conversions, the planner's win rate / worst relative loss, and
+    how many of its losses are larger than noise (:func:`loses_beyond_noise`)."""
     planner = results.filter(pl.col("method") == "planner").select(
         "brand_id", "budget", pl.col("true_reach").alias("p_reach"), pl.col("true_conversions").alias("p_conv")
     )
@@ -220,8 +243,33 @@ def summarise(results: pl.DataFrame) -> pl.DataFrame:
             planner_wins_conv=(pl.col("p_conv") >= pl.col("true_conversions") - 1e-9).mean(),
             planner_worst_conv_ratio=(pl.col("p_conv") / pl.col("true_conversions").clip(1e-9)).min(),
             planner_wins_reach=(pl.col("p_reach") >= pl.col("true_reach") - 1e-9).mean(),
+            planner_losses_beyond_noise=loses_beyond_noise(
+                pl.col("p_conv"), pl.col("true_conversions"), pl.col("shared_conversions")
+            ).sum(),
         )
         .sort("budget", "method")
+    )
+
+
+def losses(results: pl.DataFrame) -> pl.DataFrame:
+    """The (brand, budget, method) rows where the planner loses by more than noise, worst ratio first."""
+    planner = results.filter(pl.col("method") == "planner").select(
+        "brand_id", "budget", pl.col("true_conversions").alias("planner_conversions")
+    )
+    return (
+        results.join(planner, on=["brand_id", "budget"])
+        .filter(
+            loses_beyond_noise(pl.col("planner_conversions"), pl.col("true_conversions"), pl.col("shared_conversions"))
+        )
+        .select(
+            "brand_id",
+            "budget",
+            "method",
+            "planner_conversions",
+            "true_conversions",
+            ratio=pl.col("planner_conversions") / pl.col("true_conversions"),
+        )
+        .sort("ratio")
     )
 
 
@@ -259,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         results.write_parquet(args.out)
     sys.stdout.write(to_markdown(summarise(results)))
+    lost = losses(results)
+    sys.stdout.write(f"\nplanner losses beyond noise: {lost.height}\n")
+    if lost.height:
+        sys.stdout.write("\n" + to_markdown(lost))
     return 0
 
 
