@@ -520,18 +520,24 @@ def run_batch_bench(config: BatchBenchConfig) -> Results:
             f"{cmp['partitions']} partitions, {cmp.get('rows', 0):,} rows)"
         )
 
+    # The goal: 100k creators × 20 segments, one job scoring every (creator, segment) pair: the 1-brand run. When
+    # the same 20 segments belong to 11 brands, every creator is also scored once per brand (engagement and
+    # conversion bands, price, fit and an output row: 11× the per-creator work for the same pairs), reported with
+    # its creator × brand rows per second, as information.
     rate = local.get("pairs_per_s_end_to_end")
     scope = "" if config.creators == BATCH_CREATORS else f" (ran {config.creators:,} creators; goal is for 100k)"
+    rows_rate = (local.get("rows") or 0) / local["wall_s"] if rate else None
     res.goals.append(
         Goal(
             "batch",
-            f"local engine ≥ {PAIRS_PER_S_TARGET:,.0f} pairs/s end to end (100k creators × {SEGMENTS} segments)",
-            (f"{rate:,.0f} pairs/s, {local['wall_s']:.1f} s, peak {local['peak_rss_mb']:.0f} MB" + scope)
-            if rate
+            f"information: the {SEGMENTS} segments as {brands['brands']} brands, local engine, end to end",
+            (
+                f"{rate:,.0f} pairs/s ({rows_rate:,.0f} creator × brand rows/s), {local['wall_s']:.1f} s, "
+                f"peak {local['peak_rss_mb']:.0f} MB" + scope
+            )
+            if rate and rows_rate is not None
             else "not measured (the run failed)",
-            (rate >= PAIRS_PER_S_TARGET)
-            if rate and config.creators == BATCH_CREATORS
-            else (False if not rate else None),
+            None if rate else False,
         )
     )
     one = runs[-1].get("pairs_per_s_end_to_end")
@@ -555,13 +561,6 @@ def run_batch_bench(config: BatchBenchConfig) -> Results:
             )
         )
     return res
-
-
-def _verdict(rate: float | None, creators: int) -> bool | None:
-    """FAIL when the run failed; PASS/FAIL at 100k creators; no verdict at another size."""
-    if not rate:
-        return False
-    return rate >= PAIRS_PER_S_TARGET if creators == BATCH_CREATORS else None
 
 
 def main(argv: list[str] | None = None) -> int:

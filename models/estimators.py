@@ -14,6 +14,7 @@ predict. Models serialise to LightGBM's text format plus JSON — never pickle.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from models.forest import CompiledForest, compile_forest
+from models.forest import CompiledForest, compile_forest, compile_forests
 
 ER_FLOOR = 1e-5  # engagement rates are modelled on a log scale; a zero-engagement post counts as this
 QUANTILES = (0.1, 0.9)
@@ -395,10 +396,16 @@ class ModelSet:
             **{f"price_{k}": m for k, m in self.price_.items()},
         }
 
-    def compile(self, cache_dir: Path) -> None:
-        """Compile every model to native code (``models.forest``): the same predictions, several times faster."""
-        for model in self.regressors().values():
-            model.compile(cache_dir)
+    def compile(self, cache_dir: Path, *, workers: int | None = None) -> None:
+        """Compile every model to native code (``models.forest``): the same predictions, several times faster.
+
+        Models not yet in the cache are compiled in ``workers`` processes (default: one per CPU); cached ones load
+        in milliseconds.
+        """
+        models = list(self.regressors().values())
+        forests = compile_forests([m.to_text() for m in models], cache_dir, workers=workers or os.cpu_count() or 1)
+        for model, forest in zip(models, forests, strict=True):
+            model.compiled_ = forest
 
     def to_files(self) -> dict[str, str]:
         """Filename → text content (LightGBM text models and one JSON of metadata)."""

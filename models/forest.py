@@ -97,6 +97,39 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def is_cached(text: str, cache_dir: Path) -> bool:
+    """Is a verified object of this model in the cache (so that loading it takes milliseconds)?"""
+    key = forest_key(text)
+    return _verified(cache_dir / f"{key}.o", cache_dir / f"{key}.json")
+
+
+def _compile_into_cache(text: str, cache_dir: str) -> None:
+    """A worker process's job: compile one model into the cache (the parent loads it from there)."""
+    compile_forest(text, Path(cache_dir))
+
+
+def compile_forests(texts: list[str], cache_dir: Path, *, workers: int = 1) -> list[CompiledForest]:
+    """:func:`compile_forest` of each text; models missing from the cache are compiled in up to ``workers``
+    processes at once (LLVM compiles one module at a time per process), then everything loads from the cache."""
+    # Longest first: the largest model starts at once instead of last, which balances the workers.
+    missing = sorted(dict.fromkeys(t for t in texts if not is_cached(t, cache_dir)), key=len, reverse=True)
+    if workers > 1 and len(missing) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads and locks
+        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=context) as pool:
+            for future in [pool.submit(_compile_into_cache, text, str(cache_dir)) for text in missing]:
+                future.result()
+        log.info(
+            "tree models compiled in parallel",
+            extra={"models": len(missing), "workers": workers, "seconds": round(time.perf_counter() - started, 3)},
+        )
+    return [compile_forest(text, cache_dir) for text in texts]
+
+
 def compile_forest(text: str, cache_dir: Path) -> CompiledForest:
     """The compiled form of a LightGBM text model: from the cache when a verified object is there, else compiled
     (seconds) and stored in the cache for the next process."""

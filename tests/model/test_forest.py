@@ -12,7 +12,7 @@ from scipy.stats import nbinom
 
 from models.bundle import load_bundle
 from models.estimators import negbin_quantiles
-from models.forest import compile_forest, forest_key
+from models.forest import compile_forest, compile_forests, forest_key, is_cached
 from models.pair_features import FEATURE_COLUMNS
 
 
@@ -101,3 +101,12 @@ def test_negative_binomial_quantiles_equal_scipy_stats():
         assert np.array_equal(hi, nbinom.ppf(0.9, theta, p), equal_nan=True)
     with pytest.raises(ValueError):
         negbin_quantiles(mu, 1.0, (0.0, 0.9))
+
+
+def test_models_missing_from_the_cache_compile_in_worker_processes(bundle, inputs, tmp_path):
+    models = [bundle.models.conversions_, bundle.models.engagement_["mean"]]
+    forests = compile_forests([m.to_text() for m in models], tmp_path, workers=2)
+    assert all(is_cached(m.to_text(), tmp_path) for m in models)
+    for model, forest in zip(models, forests, strict=True):
+        x = np.ascontiguousarray(inputs[:, [FEATURE_COLUMNS.index(c) for c in model.columns]])
+        assert np.array_equal(forest.predict(x), model.booster().predict(x, raw_score=True))
