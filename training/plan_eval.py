@@ -30,7 +30,7 @@ from models.bundle import load_bundle
 from models.index import default_index_dir, load_index
 from models.pair_features import BrandQuery
 from models.planner import Candidates, Constraints, PlanError, candidates_from_scores, make_plan
-from models.query import Filters, Segment, query_embedder
+from models.query import Filters, Segment, embed_segments, query_embedder
 from models.retrieval import AudienceSearch
 from models.scoring import score_creators
 
@@ -156,6 +156,7 @@ def evaluate(
     """One row per (brand, budget, method) with true reach and conversions and the plan's cost."""
     truth = load_truth(world)
     models = load_bundle(bundle_dir).models
+    brands = {r["brand_id"]: r for r in pl.read_parquet(world / "brands.parquet").iter_rows(named=True)}
     rows_out = []
     for brand_id, segs in truth.segments.sort("segment_id").group_by("brand_id", maintain_order=True):
         brand = str(brand_id[0])
@@ -171,7 +172,19 @@ def evaluate(
         found = search.search(segments, Filters(), 300)
         if found.empty_reason:
             continue
-        query = BrandQuery(found.segments, found.segment_vectors)
+        # The brand asks as it would through the API: its description and its handles and hashtags too.
+        info = brands.get(brand, {})
+        description = (info.get("description") or "").strip()
+        brand_vector = embed_segments([Segment(text=description)], search.embedder)[0] if description else None
+        terms = tuple(
+            t.lower().lstrip("@#") for field in ("handles", "hashtags") for t in (info.get(field) or "").split()
+        )
+        query = BrandQuery(
+            found.segments,
+            found.segment_vectors,
+            brand_vector=brand_vector if brand_vector is not None and brand_vector.any() else None,
+            brand_terms=terms,
+        )
         scored = score_creators(fs, models, query, found.rows)
         cand = candidates_from_scores(fs, scored, found.rows, query)
         seg_ids = [s.segment_id or "" for s in segments]
