@@ -10,7 +10,9 @@ compiled trees are branches in machine code (×5–10 on our models, ``docs/benc
   (``Settings.forest_cache_dir``), named by the sha256 of the model text, the lleaves and llvmlite versions, the
   compile options and the host CPU. Each object has a sidecar holding its own sha256, checked before it is loaded:
   a truncated or altered object is compiled again, never executed. The bundle (what MLflow stores and ships) holds
-  only LightGBM text; native code is never shipped in, or loaded from, a model artifact.
+  only LightGBM text; native code is never shipped in, or loaded from, a model artifact. The sidecar detects
+  damage, not an attacker who can write both files: the cache must be writable only by the account running
+  audiencefit (as its virtualenv is).
 - Objects are written to a temporary name and renamed into place, so concurrent processes never read half a file.
 """
 

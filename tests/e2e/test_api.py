@@ -222,3 +222,19 @@ def test_no_bundle_means_not_ready(api_settings, small_features: Path, tmp_path:
         assert ready.status_code == 503
         assert ready.json()["model"] is False and "not a model bundle" in ready.json()["last_reload_error"]
         assert c.post("/v1/recommendations", json={"segments": SEGMENTS}).status_code == 503
+
+
+def test_compiled_trees_serve_the_same_answers(api_settings, small_features: Path, small_world: Path, bundles, client):
+    """The service with its trees compiled to native code answers exactly as with LightGBM's predictor."""
+    compiled_settings = api_settings.model_copy(update={"compiled_trees": True})
+    body = {"segments": SEGMENTS, "description": "Protein snacks for people who train", "k": 10}
+    for compiled in make_client(compiled_settings, small_features, bundles[0], data=small_world):
+        state = compiled.app.state.serving
+        assert all(m.compiled_ is not None for m in state.models.current.bundle.models.regressors().values())
+        plain = client.app.state.serving.models.current.bundle.models.regressors().values()
+        assert all(m.compiled_ is None for m in plain)
+        for objective in ("conversions", "engagement", "fit"):
+            a = compiled.post("/v1/recommendations", json=body | {"objective": objective})
+            b = client.post("/v1/recommendations", json=body | {"objective": objective})
+            assert a.status_code == b.status_code == 200, a.text
+            assert a.json()["creators"] == b.json()["creators"]
