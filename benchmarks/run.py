@@ -9,6 +9,8 @@ Run: ``.venv/bin/python -m benchmarks.run [--only features,index,retrieval,embed
 - ``features-large`` (only when asked for, with ``--creators N``): a cold build of an N-creator world, 30-min limit.
 - ``batch`` (only when asked for): ``audiencefit score`` of a ``--batch-creators``-creator world (default 100k) ×
   20 segments, local and Ray, pairs/s and peak memory (``benchmarks.batch``; preparing the world takes minutes).
+- ``trees`` (only when asked for): LightGBM's predictor vs the compiled tree models on the batch benchmark's
+  bundle: rows/s, bit-identical predictions, compile time (``benchmarks.trees``).
 
 ``--quick`` shrinks everything (500-creator world, 20k vectors) to check that the benchmarks run. Results go to
 ``<data_dir>/bench/<name>.json`` and ``summary.json``; see ``docs/benchmarks.md``. The exit code is 1 when a
@@ -30,8 +32,8 @@ from pathlib import Path
 from benchmarks.common import Goal, Results, bench_dir, console, machine_info, print_goals, write_results
 
 DEFAULT_ONLY = ("features", "retrieval", "index", "embed")
-KNOWN = (*DEFAULT_ONLY, "features-large", "batch")
-RUN_ORDER = ("features", "features-large", "retrieval", "index", "embed", "batch")
+KNOWN = (*DEFAULT_ONLY, "features-large", "batch", "trees")
+RUN_ORDER = ("features", "features-large", "retrieval", "index", "embed", "batch", "trees")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -95,6 +97,12 @@ def _batch(args: argparse.Namespace) -> Results:
     from benchmarks.batch import BatchBenchConfig, run_batch_bench
 
     return run_batch_bench(BatchBenchConfig(creators=args.batch_creators, seed=args.seed))
+
+
+def _trees(args: argparse.Namespace) -> Results:
+    from benchmarks.trees import run_trees
+
+    return run_trees(seed=args.seed)
 
 
 def _feature_set(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -170,6 +178,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], Results]] = {
     "index": _index,
     "embed": _embed,
     "batch": _batch,
+    "trees": _trees,
 }
 
 
