@@ -7,6 +7,8 @@ that belongs to each segment, and one combined fit (segment weights, and target 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -28,6 +30,8 @@ from models.query import (
     validate_filters,
     validate_segments,
 )
+
+MASKS_REMEMBERED = 256  # distinct filter sets whose row masks a search keeps (n bytes each)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,25 @@ class AudienceSearch:
         self.embedder = embedder
         self._ids = fs.creators["creator_id"].to_list()
         self._row_of = {cid: i for i, cid in enumerate(self._ids)}
+        # Requests repeat their filters (most use the defaults): each distinct filter's row mask is kept (read-only,
+        # least recently used out) instead of being computed again over every creator.
+        self._masks: OrderedDict[Filters, np.ndarray] = OrderedDict()
+        self._masks_lock = threading.Lock()
+
+    def allowed(self, filters: Filters) -> np.ndarray:
+        """``allowed_mask(fs, filters)`` for validated filters, remembered (the same array for the same filters)."""
+        with self._masks_lock:
+            mask = self._masks.get(filters)
+            if mask is not None:
+                self._masks.move_to_end(filters)
+                return mask
+        mask = allowed_mask(self.fs, filters)
+        mask.setflags(write=False)
+        with self._masks_lock:
+            self._masks[filters] = mask
+            while len(self._masks) > MASKS_REMEMBERED:
+                self._masks.popitem(last=False)
+        return mask
 
     def search(
         self,
@@ -89,7 +112,7 @@ class AudienceSearch:
             raise InputError(f"k must be at least 1, got {k}")
         segs = validate_segments(segments)
         flt = validate_filters(filters or Filters())
-        allowed = allowed_mask(self.fs, flt)
+        allowed = self.allowed(flt)
         seg_vecs = embed_segments(segs, self.embedder)
         if not allowed.any():
             return self._empty(segs, seg_vecs, describe_empty(self.fs, flt))

@@ -147,3 +147,16 @@ def test_search_cli_rejects_mismatched_weights(small_features):
     )
     assert result.exit_code != 0
     assert "--weight given 2 time(s) for 1 --segment(s)" in str(result.exception) + result.output
+
+
+def test_filter_masks_are_remembered_read_only_and_equal_a_fresh_mask(searcher):
+    from models.query import Filters, allowed_mask
+
+    default, narrow = Filters(), Filters(min_followers=5_000, platforms=("instagram",))
+    first = searcher.allowed(default)
+    assert searcher.allowed(Filters()) is first  # equal filters: the same remembered array
+    assert np.array_equal(first, allowed_mask(searcher.fs, default))
+    assert np.array_equal(searcher.allowed(narrow), allowed_mask(searcher.fs, narrow))
+    assert searcher.allowed(narrow).sum() < first.sum()
+    with pytest.raises(ValueError):
+        first[0] = not first[0]  # callers cannot change what later requests read
