@@ -115,6 +115,11 @@ def compile_forests(texts: list[str], cache_dir: Path, *, workers: int = 1) -> l
     processes at once (LLVM compiles one module at a time per process), then everything loads from the cache."""
     # Longest first: the largest model starts at once instead of last, which balances the workers.
     missing = sorted(dict.fromkeys(t for t in texts if not is_cached(t, cache_dir)), key=len, reverse=True)
+    if missing:
+        log.info(
+            "compiling tree models to native code (once per model and machine; seconds per model)",
+            extra={"models": len(missing), "cached": len(texts) - len(missing), "cache_dir": str(cache_dir)},
+        )
     if workers > 1 and len(missing) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
