@@ -214,7 +214,13 @@ def test_top_scores_only_the_best_fitting_candidates(tmp_path, small_features, b
     result = score("--brands", brands_file(tmp_path / "b.jsonl"), "--features", small_features,
                    "--bundle", bundles[0], "--out", out, "--top", "12")  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert pl.read_parquet(out / "brand_id=acme" / "part-0.parquet").height == 12
+    scored = pl.read_parquet(out / "brand_id=acme" / "part-0.parquet")
+    assert scored.height == 12
+    # A scored partition and an empty one (no eligible creator) have the same columns and types.
+    from serving.batch import OUTPUT_SCHEMA, empty_output
+
+    assert dict(scored.schema) == OUTPUT_SCHEMA
+    assert dict(empty_output().schema) == OUTPUT_SCHEMA
 
 
 @pytest.mark.parametrize(
