@@ -34,13 +34,14 @@ class ChunkScorer:
         from audiencefit.settings import get_settings
         from features.featureset import load_feature_set
         from models.bundle import load_bundle
+        from serving.state import compile_trees
 
         self.fs = load_feature_set(Path(features_dir))
         self.bundle = load_bundle(Path(bundle_dir))
         self.bundle.check_compatible(self.fs)
         settings = get_settings()
         if settings.compiled_trees:  # the driver compiled them already: each worker loads the cached objects
-            self.bundle.models.compile(settings.forest_cache_dir)
+            compile_trees(self.bundle, settings)
         self.tasks = tasks
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:

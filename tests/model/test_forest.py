@@ -110,3 +110,22 @@ def test_models_missing_from_the_cache_compile_in_worker_processes(bundle, input
     for model, forest in zip(models, forests, strict=True):
         x = np.ascontiguousarray(inputs[:, [FEATURE_COLUMNS.index(c) for c in model.columns]])
         assert np.array_equal(forest.predict(x), model.booster().predict(x, raw_score=True))
+
+
+def test_a_failed_compile_falls_back_to_lightgbm_with_the_same_numbers(model_world, inputs, monkeypatch, caplog):
+    from audiencefit.settings import Settings
+    from models import estimators
+    from serving.state import compile_trees
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("LLVM cannot target this CPU")
+
+    monkeypatch.setattr(estimators, "compile_forests", broken)
+    bundle = load_bundle(model_world["bundle"])
+    settings = Settings(data_dir=model_world["data"], compiled_trees=True)
+    with caplog.at_level("WARNING"):
+        assert compile_trees(bundle, settings) is False
+    assert "predicting with LightGBM" in caplog.text
+    assert all(m.compiled_ is None for m in bundle.models.regressors().values())
+    frame = pl.DataFrame(inputs[:200], schema=list(FEATURE_COLUMNS), orient="row")
+    assert bundle.models.predict(frame).equals(load_bundle(model_world["bundle"]).models.predict(frame))
