@@ -17,7 +17,9 @@ Run: ``.venv/bin/python -m benchmarks.service [--creators 100000] [--duration 20
    Briefs have 1–3 segments. "repeat": texts drawn from :data:`BRIEFS` (marketers re-running saved segments; the
    service remembers a text's vector after its first use). "novel": every text made new (a place, an age range and
    a campaign number added), so every segment is embedded during the request.
-   Reported: p50/p95/p99 latency, requests per second, errors.
+   Reported: p50/p95/p99 latency, requests per second, errors, and per level the CPU the server process used per
+   request and how many cores it kept busy (``/proc/<pid>/stat``), and the load generator's own CPU per request:
+   where the 2 cores go.
 4. The same briefs answered the way the public peer does it, in this process (no HTTP, so in the peer's favour):
    embed the brief, exact search over the bio vectors (a numpy dot over every creator), then a Python loop scoring
    each creator ``0.8·cos + 0.2·ER``; reported as the ratio of its latency to the service's at one client.
@@ -34,6 +36,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import socket
 import subprocess
 import sys
@@ -213,8 +216,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(prep: Prepared, log_dir: Path) -> Iterator[tuple[str, float]]:
-    """Start the service, wait for ``/readyz``; yield (base URL, startup seconds); stop it (by its pid) after."""
+def running_server(prep: Prepared, log_dir: Path) -> Iterator[tuple[str, float, int]]:
+    """Start the service, wait for ``/readyz``; yield (base URL, startup seconds, its pid); stop it after."""
     import httpx
 
     port = free_port()
@@ -244,7 +247,7 @@ def running_server(prep: Prepared, log_dir: Path) -> Iterator[tuple[str, float]]
                     if httpx.get(f"{base}/readyz", timeout=2.0).status_code == 200:
                         break
                 time.sleep(0.5)
-            yield base, time.perf_counter() - started
+            yield base, time.perf_counter() - started, proc.pid
         finally:
             proc.terminate()
             try:
@@ -301,10 +304,18 @@ class LevelResult:
     latencies_s: list[float]
     statuses: dict[str, int]
     target_rps: float | None = None
+    server_cpu_s: float | None = None  # CPU seconds the server process used during the timed part
+    loadgen_cpu_s: float | None = None  # CPU seconds this process (the load generator) used meanwhile
 
     def summary(self) -> dict[str, Any]:
         ok = len(self.latencies_s)
-        return {
+        per_request = 1000.0 / self.requests if self.requests else float("nan")
+        cpu = {
+            "server_cpu_ms_per_request": None if self.server_cpu_s is None else self.server_cpu_s * per_request,
+            "server_cores": None if self.server_cpu_s is None or not self.seconds else self.server_cpu_s / self.seconds,
+            "loadgen_cpu_ms_per_request": None if self.loadgen_cpu_s is None else self.loadgen_cpu_s * per_request,
+        }
+        return cpu | {
             "concurrency": self.concurrency,
             "mode": self.mode,
             "briefs": self.briefs,
@@ -317,6 +328,34 @@ class LevelResult:
             "latency_ms": latency_ms(self.latencies_s),
             "statuses": self.statuses,
         }
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds of the server process (``pid``) and of this process between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self._server = self._own = 0.0
+
+    def start(self) -> None:
+        self._server = process_cpu_s(self.pid) if self.pid else 0.0
+        self._own = own_cpu_s()
+
+    def stop(self, out: LevelResult) -> None:
+        if self.pid:
+            out.server_cpu_s = process_cpu_s(self.pid) - self._server
+        out.loadgen_cpu_s = own_cpu_s() - self._own
 
 
 async def _send(client: Any, body: dict[str, Any], since: float, out: LevelResult | None) -> None:
@@ -362,12 +401,20 @@ def _http(base: str, connections: int) -> Any:
 
 
 async def run_level(
-    base: str, concurrency: int, duration_s: float, max_requests: int, seed: int, novel: bool = False
+    base: str,
+    concurrency: int,
+    duration_s: float,
+    max_requests: int,
+    seed: int,
+    novel: bool = False,
+    meter: CpuMeter | None = None,
 ) -> LevelResult:
     """Closed loop: ``concurrency`` clients sending back to back for ``duration_s`` (at most ``max_requests``)."""
     out = LevelResult(concurrency, "closed", "novel" if novel else "repeat", 0, 0, 0.0, [], {})
     async with _http(base, concurrency) as client:
         await _client(client, random.Random(seed - 1), time.perf_counter() + 60, [WARMUP_REQUESTS], None)
+        if meter is not None:
+            meter.start()
         budget = [max_requests]
         started = time.perf_counter()
         deadline = started + duration_s
@@ -376,11 +423,19 @@ async def run_level(
             *(_client(client, random.Random(seed * 1000 + i), deadline, budget, out, maker) for i in range(concurrency))
         )
         out.seconds = time.perf_counter() - started
+        if meter is not None:
+            meter.stop(out)
     return out
 
 
 async def run_open(
-    base: str, rate: float, connections: int, duration_s: float, seed: int, novel: bool = False
+    base: str,
+    rate: float,
+    connections: int,
+    duration_s: float,
+    seed: int,
+    novel: bool = False,
+    meter: CpuMeter | None = None,
 ) -> LevelResult:
     """Open loop: requests arrive at ``rate`` per second (Poisson arrivals, seeded) over ``connections`` clients.
 
@@ -393,6 +448,8 @@ async def run_open(
     maker = Novel() if novel else None
     async with _http(base, connections) as client:
         await _client(client, random.Random(seed - 1), time.perf_counter() + 60, [WARMUP_REQUESTS], None)
+        if meter is not None:
+            meter.start()
         free = asyncio.Semaphore(connections)
 
         async def arrive(body: dict[str, Any], due: float) -> None:
@@ -415,6 +472,8 @@ async def run_open(
             tasks.append(asyncio.create_task(arrive(body, due)))
         await asyncio.gather(*tasks)
         out.seconds = time.perf_counter() - started
+        if meter is not None:
+            meter.stop(out)
     return out
 
 
@@ -525,7 +584,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     res.results["setup_s"] = prep.timings_s
     res.results["setup_reused"] = prep.reused
     levels: list[dict[str, Any]] = []
-    with running_server(prep, prep.features.parent / "logs") as (base, startup_s):
+    with running_server(prep, prep.features.parent / "logs") as (base, startup_s, pid):
+        meter = CpuMeter(pid)
         res.results["server_startup_s"] = startup_s
         console.print(f"service ready at {base} after {startup_s:.1f} s")
         runs: list[tuple[str, Any]] = [
@@ -540,9 +600,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                              (run_open, args.connections, novel)))  # fmt: skip
         for label, (runner, width, novel) in runs:
             if runner is run_level:
-                level = asyncio.run(run_level(base, width, args.duration, args.max_requests, args.seed + width, novel))
+                level = asyncio.run(
+                    run_level(base, width, args.duration, args.max_requests, args.seed + width, novel, meter)
+                )
             else:
-                level = asyncio.run(run_open(base, args.rate, width, args.duration, args.seed + 500, novel))
+                level = asyncio.run(run_open(base, args.rate, width, args.duration, args.seed + 500, novel, meter))
             levels.append(level.summary() | {"label": label})
             console.print(f"{label}: {level.requests} requests, {level.errors} errors")
     res.results["levels"] = levels
@@ -564,19 +626,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             fmt(lv["latency_ms"]["p50"], ".1f"),
             fmt(lv["latency_ms"]["p95"], ".1f"),
             fmt(lv["latency_ms"]["p99"], ".1f"),
+            fmt(lv["server_cpu_ms_per_request"], ".1f"),
+            fmt(lv["server_cores"], ".2f"),
+            fmt(lv["loadgen_cpu_ms_per_request"], ".1f"),
         )
         for lv in levels
     ]
     peer_rps = 1000.0 / peer["mean"] if peer["mean"] > 0 else float("nan")
     rows.append(
         ("peer way, 1 client (in process)", args.peer_requests, 0, fmt(peer_rps, ".1f"),
-         fmt(peer["p50"], ".1f"), fmt(peer["p95"], ".1f"), fmt(peer["p99"], ".1f"))
+         fmt(peer["p50"], ".1f"), fmt(peer["p95"], ".1f"), fmt(peer["p99"], ".1f"), "–", "–", "–")
     )  # fmt: skip
-    caption = f"{n:,} creators, {prep.embedder_id}, k={K}; " + "; ".join(notes)
-    print_table(
-        "POST /v1/recommendations", ("run", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"), rows,
-        caption=caption,
-    )  # fmt: skip
+    caption = (
+        f"{n:,} creators, {prep.embedder_id}, k={K}; server CPU: the serve process's user+system CPU per request and "
+        "the cores it kept busy; load gen: this process's CPU per request. " + "; ".join(notes)
+    )
+    columns = ("run", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req",
+               "server cores", "load gen CPU ms/req")  # fmt: skip
+    print_table("POST /v1/recommendations", columns, rows, caption=caption)
     if "peer_vs_service_1_client" in res.results:
         ratio = res.results["peer_vs_service_1_client"]
         console.print(
