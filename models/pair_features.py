@@ -331,6 +331,10 @@ class FitScores:
     share: np.ndarray
     country: np.ndarray
 
+    def take(self, index: np.ndarray) -> FitScores:
+        """These scores for rows ``index`` (e.g. each creator's row among the unique rows they were computed for)."""
+        return FitScores(self.fit[index], self.raw[index], self.share[index], self.country[index])
+
     def combined(self, weights: np.ndarray) -> np.ndarray:
         """One fit per row: segment fits × country share, averaged with the segment weights."""
         # float64, like row_products: the result must not depend on how many rows are scored together.

@@ -19,9 +19,6 @@ from models.pair_features import (
     FEATURE_COLUMNS,
     BrandQuery,
     CreatorView,
-    FitScores,
-    fit_scores,
-    pair_feature_array,
     pair_feature_parts,
     view_arrays,
 )
@@ -79,8 +76,7 @@ def score_creators(
         price=price,
         conversions=conv[picked_at],
     )
-    at = inverse[::n_seg]  # each creator's row in the unique rows the fit was computed for
-    scores = FitScores(unique_scores.fit[at], unique_scores.raw[at], unique_scores.share[at], unique_scores.country[at])
+    scores = unique_scores.take(inverse[::n_seg])  # each creator's row among the unique rows the fit was computed for
     weights = np.array([s.weight for s in query.segments], dtype=np.float32)
     labels = np.array([s.label for s in query.segments], dtype=object)
     columns = [
@@ -124,7 +120,8 @@ def top_creators(
     n, n_seg = len(rows), len(query.segments)
     if n == 0:
         return Top(pl.DataFrame(), 0, 0)
-    feats = pair_feature_array(view, np.repeat(rows, n_seg), np.tile(np.arange(n_seg), n), query)
+    pair_rows, seg_idx = np.repeat(rows, n_seg), np.tile(np.arange(n_seg), n)
+    feats, unique_scores, inverse = pair_feature_parts(view, pair_rows, seg_idx, query)
     conv = models.predict_conversions(FeatureMatrix.of_array(feats, FEATURE_COLUMNS)).reshape(n, n_seg)
     best = np.argmax(conv, axis=1)
     picked = FeatureMatrix.of_array(feats[np.arange(n) * n_seg + best], FEATURE_COLUMNS)
@@ -142,7 +139,7 @@ def top_creators(
         key = models.predict_engagement_rate(picked) * arrays.numpy("followers")[rows]
     else:
         weights = np.array([s.weight for s in query.segments], dtype=np.float32)
-        key = fit_scores(view, rows, query).combined(weights).astype(np.float64)
+        key = unique_scores.take(inverse[::n_seg]).combined(weights).astype(np.float64)
     ids = arrays.numpy("creator_id")[rows]
     kept = np.flatnonzero(keep)
     order = kept[np.lexsort((ids[kept], -key[kept]))][:k]  # rank's order: objective, then creator id
