@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from models.forest import CompiledForest, compile_forest, compile_forests
+from models.forest import CompiledForest, compile_forests
 
 ER_FLOOR = 1e-5  # engagement rates are modelled on a log scale; a zero-engagement post counts as this
 QUANTILES = (0.1, 0.9)
@@ -161,10 +161,6 @@ class GBMRegressor:
 
             self.booster_ = lgb.Booster(model_str=self.text_)
         return self.booster_
-
-    def compile(self, cache_dir: Path) -> None:
-        """Predict with the model compiled to native code from now on (the same numbers, several times faster)."""
-        self.compiled_ = compile_forest(self.to_text(), cache_dir)
 
     def predict_raw(self, frame: Rows, offset: np.ndarray | None = None, *, threads: int = 1) -> np.ndarray:
         """The model's score on its link scale (plus the offset).

@@ -18,6 +18,7 @@ compiled trees are branches in machine code (×5–10 on our models, ``docs/benc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -36,7 +37,9 @@ _COMPILE_LOCK = threading.Lock()  # LLVM's global state: one compilation at a ti
 _OPTIONS = {"raw_score": True, "fcodemodel": "large", "finline": True, "use_fp64": True}
 
 
+@functools.cache
 def _host() -> str:
+    """Target triple, CPU name and CPU features: part of every cache key, the same for the life of the process."""
     import llvmlite.binding as llvm
 
     llvm.initialize()
