@@ -268,7 +268,8 @@ class LocalScorer:
     def score_many(self, tasks: Sequence[BrandTask], progress: Progress) -> Iterator[tuple[int, pl.DataFrame]]:
         """(task index, its creators scored in row order), task after task; the next task's first chunks are
         already being scored while the current one's last chunks finish."""
-        work = iter([(i, piece) for i, task in enumerate(tasks) for piece in chunks(task.rows, self.chunk_rows)])
+        pieces = [chunks(task.rows, self.chunk_rows) for task in tasks]
+        work = iter([(i, piece) for i, task_pieces in enumerate(pieces) for piece in task_pieces])
         pending: deque[tuple[int, Future[pl.DataFrame]]] = deque()
 
         def submit() -> None:
@@ -278,9 +279,9 @@ class LocalScorer:
 
         for _ in range(2 * self.threads):
             submit()
-        for i, task in enumerate(tasks):
+        for i, task_pieces in enumerate(pieces):
             parts = []
-            for _ in range(len(chunks(task.rows, self.chunk_rows))):
+            for _ in task_pieces:
                 size, future = pending.popleft()
                 submit()
                 parts.append(future.result())
