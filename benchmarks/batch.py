@@ -567,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.batch [--batch-creators N]``: the batch benchmark on its own."""
     import argparse
 
-    from benchmarks.common import print_goals, write_results
+    from benchmarks.common import conclude
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.batch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-creators", type=int, default=BATCH_CREATORS)
@@ -586,10 +586,7 @@ def main(argv: list[str] | None = None) -> int:
             ray=not args.no_ray,
         )
     )
-    path = write_results(res)
-    print_goals(res.goals)
-    console.print(f"batch: results in {path} ({(time.perf_counter() - started) / 60:.1f} min)")
-    return 1 if any(g.passed is False for g in res.goals) else 0
+    return conclude(res, f" ({(time.perf_counter() - started) / 60:.1f} min)")
 
 
 if __name__ == "__main__":

@@ -402,6 +402,14 @@ def write_results(res: Results) -> Path:
     return path
 
 
+def conclude(res: Results, note: str = "") -> int:
+    """End of a benchmark run on its own: write the results, print the goals, and the exit code (1 on a FAIL)."""
+    path = write_results(res)
+    print_goals(res.goals)
+    console.print(f"{res.name}: results in {path}{note}")
+    return 1 if any(g.passed is False for g in res.goals) else 0
+
+
 def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()

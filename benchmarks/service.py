@@ -51,14 +51,13 @@ import numpy as np
 from benchmarks.common import (
     Goal,
     Results,
+    conclude,
     console,
     fmt,
     latency_ms,
-    print_goals,
     print_table,
     stopwatch,
     work_dir,
-    write_results,
 )
 
 BENCH_KEY = "bench-key-0123456789"
@@ -400,6 +399,13 @@ def _http(base: str, connections: int) -> Any:
     return httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=REQUEST_TIMEOUT_S)
 
 
+async def _warm_up(client: Any, seed: int, meter: CpuMeter | None) -> None:
+    """A level's untimed first requests (connections opened, caches filled), then its CPU meter starts."""
+    await _client(client, random.Random(seed - 1), time.perf_counter() + 60, [WARMUP_REQUESTS], None)
+    if meter is not None:
+        meter.start()
+
+
 async def run_level(
     base: str,
     concurrency: int,
@@ -412,9 +418,7 @@ async def run_level(
     """Closed loop: ``concurrency`` clients sending back to back for ``duration_s`` (at most ``max_requests``)."""
     out = LevelResult(concurrency, "closed", "novel" if novel else "repeat", 0, 0, 0.0, [], {})
     async with _http(base, concurrency) as client:
-        await _client(client, random.Random(seed - 1), time.perf_counter() + 60, [WARMUP_REQUESTS], None)
-        if meter is not None:
-            meter.start()
+        await _warm_up(client, seed, meter)
         budget = [max_requests]
         started = time.perf_counter()
         deadline = started + duration_s
@@ -447,9 +451,7 @@ async def run_open(
     rnd = random.Random(seed)
     maker = Novel() if novel else None
     async with _http(base, connections) as client:
-        await _client(client, random.Random(seed - 1), time.perf_counter() + 60, [WARMUP_REQUESTS], None)
-        if meter is not None:
-            meter.start()
+        await _warm_up(client, seed, meter)
         free = asyncio.Semaphore(connections)
 
         async def arrive(body: dict[str, Any], due: float) -> None:
@@ -676,10 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Goal("service", "no errors under load", f"{sum(lv['errors'] for lv in levels)} errors",
              all(lv["errors"] == 0 for lv in levels))
     )  # fmt: skip
-    print_goals(res.goals)
-    path = write_results(res)
-    console.print(f"results: {path}")
-    return 1 if any(g.passed is False for g in res.goals) else 0
+    return conclude(res)
 
 
 if __name__ == "__main__":

@@ -127,18 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.trees [--rows N]``: the tree benchmark on its own."""
     import argparse
 
-    from benchmarks.common import print_goals, write_results
+    from benchmarks.common import conclude
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.trees", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000, help="rows of random features per model")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--bundle", type=Path, default=None, help="bundle directory (default: the batch benchmark's)")
     args = parser.parse_args(argv)
-    res = run_trees(args.rows, args.seed, args.bundle)
-    path = write_results(res)
-    print_goals(res.goals)
-    console.print(f"trees: results in {path}")
-    return 1 if any(g.passed is False for g in res.goals) else 0
+    return conclude(run_trees(args.rows, args.seed, args.bundle))
 
 
 if __name__ == "__main__":
