@@ -215,8 +215,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(prep: Prepared, log_dir: Path) -> Iterator[tuple[str, float, int]]:
-    """Start the service, wait for ``/readyz``; yield (base URL, startup seconds, its pid); stop it after."""
+def running_server(prep: Prepared, log_dir: Path, workers: int | None = None) -> Iterator[tuple[str, float, int]]:
+    """Start the service (``workers`` processes; None: the command's default), wait until ``/readyz`` answers
+    200 on every worker; yield (base URL, startup seconds, its pid); stop it after."""
     import httpx
 
     port = free_port()
@@ -231,6 +232,8 @@ def running_server(prep: Prepared, log_dir: Path) -> Iterator[tuple[str, float, 
         sys.executable, "-c", "from audiencefit.cli import main; main()", "serve",
         "--features", str(prep.features), "--bundle", str(prep.bundle), "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     log_dir.mkdir(parents=True, exist_ok=True)
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
@@ -243,7 +246,8 @@ def running_server(prep: Prepared, log_dir: Path) -> Iterator[tuple[str, float, 
                 if time.perf_counter() - started > READY_TIMEOUT_S:
                     raise TimeoutError(f"the server was not ready within {READY_TIMEOUT_S:.0f} s")
                 with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/readyz", timeout=2.0).status_code == 200:
+                    # Each check is a new connection, so it may reach any worker: several 200s in a row.
+                    if all(httpx.get(f"{base}/readyz", timeout=2.0).status_code == 200 for _ in range(8)):
                         break
                 time.sleep(0.5)
             yield base, time.perf_counter() - started, proc.pid
@@ -330,9 +334,18 @@ class LevelResult:
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux ``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds a process and its live descendants (worker processes) have used so far (Linux
+    ``/proc``)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return total
 
 
 def own_cpu_s() -> float:
@@ -546,6 +559,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--connections", type=int, default=GOAL_CONCURRENCY, help="clients of the open-loop level")
     parser.add_argument("--peer-requests", type=int, default=300, help="briefs answered the peer's way")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="server worker processes (default: audiencefit serve's default)"
+    )
     parser.add_argument("--embedder", default=None, help="embedding backend (default: a fast one, see above)")
     parser.add_argument(
         "--train-creators",
@@ -586,9 +602,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     res.results["setup_s"] = prep.timings_s
     res.results["setup_reused"] = prep.reused
     levels: list[dict[str, Any]] = []
-    with running_server(prep, prep.features.parent / "logs") as (base, startup_s, pid):
+    with running_server(prep, prep.features.parent / "logs", args.workers) as (base, startup_s, pid):
         meter = CpuMeter(pid)
         res.results["server_startup_s"] = startup_s
+        res.results["server_workers"] = args.workers
         console.print(f"service ready at {base} after {startup_s:.1f} s")
         runs: list[tuple[str, Any]] = [
             (f"closed loop, {c} client(s), repeat briefs", (run_level, c, False)) for c in args.concurrency
@@ -640,7 +657,8 @@ def main(argv: Sequence[str] | None = None) -> int:
          fmt(peer["p50"], ".1f"), fmt(peer["p95"], ".1f"), fmt(peer["p99"], ".1f"), "–", "–", "–")
     )  # fmt: skip
     caption = (
-        f"{n:,} creators, {prep.embedder_id}, k={K}; server CPU: the serve process's user+system CPU per request and "
+        f"{n:,} creators, {prep.embedder_id}, k={K}, server workers {args.workers or 'default'}; server CPU: the "
+        "serve processes' user+system CPU per request and "
         "the cores it kept busy; load gen: this process's CPU per request. " + "; ".join(notes)
     )
     columns = ("run", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req",

@@ -117,7 +117,8 @@ class AudienceSearch:
         if not allowed.any():
             return self._empty(segs, seg_vecs, describe_empty(self.fs, flt))
         per_segment = candidates_per_segment or max(4 * k, 200)
-        _, found = self.audience.search(seg_vecs, per_segment, allowed)
+        # Only the rows are used: they are scored exactly just below, for every segment.
+        _, found = self.audience.search(seg_vecs, per_segment, allowed, exact_scores=False)
         rows = np.unique(found[found >= 0])
         scores = fit_scores(self.fs, rows, BrandQuery(segs, seg_vecs))
         combined = scores.combined(np.array([s.weight for s in segs], dtype=np.float32))

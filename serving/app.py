@@ -21,6 +21,7 @@ from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import admin, creators, health, plans, recommend
 from serving.state import AppState, BundleSource, ModelHolder, ServingModel, load_serving_model
+from serving.workers import WorkerSync
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class ServeConfig:
     embedder: Embedder | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
     threads: int = DEFAULT_THREADS
+    control_dir: Path | None = None  # shared with the other worker processes (serving.workers); None: one process
 
 
 def load_state(settings: Settings, config: ServeConfig) -> AppState:
@@ -92,9 +94,13 @@ def create_app(
     embedder: Embedder | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     threads: int = DEFAULT_THREADS,
+    control_dir: Path | None = None,
 ) -> FastAPI:
-    """The audiencefit API. ``bundle_source`` is a bundle directory or a registry URI (models:/name@alias)."""
-    config = ServeConfig(features_dir, bundle_source, index_dir, data_dir, embedder, max_body_bytes, threads)
+    """The audiencefit API. ``bundle_source`` is a bundle directory or a registry URI (models:/name@alias);
+    ``control_dir`` makes the app one of several worker processes (``serving.workers``)."""
+    config = ServeConfig(
+        features_dir, bundle_source, index_dir, data_dir, embedder, max_body_bytes, threads, control_dir
+    )
     metrics = Metrics()
 
     @asynccontextmanager
@@ -104,11 +110,17 @@ def create_app(
         if state.models.current is not None:
             current = state.models.current
             metrics.set_model(current.bundle.bundle_id, current.source, state.fs.feature_set_id)
+        sync = WorkerSync(config.control_dir, metrics) if config.control_dir is not None else None
+        if sync is not None:
+            await anyio.to_thread.run_sync(sync.start, state)
         app.state.serving = state
+        app.state.sync = sync
         try:
             yield
         finally:
             app.state.serving = None
+            if sync is not None:
+                await anyio.to_thread.run_sync(sync.stop)
 
     app = FastAPI(
         title="audiencefit",
@@ -119,6 +131,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.serving = None
+    app.state.sync = None
     app.include_router(recommend.router)
     app.include_router(plans.router)
     app.include_router(creators.router)

@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from serving.metrics import Metrics
 from serving.state import AppState, ServingModel
+from serving.workers import WorkerSync
 
 
 def get_state(request: Request) -> AppState:
@@ -38,3 +39,12 @@ def get_metrics(request: Request) -> Metrics:
 
 
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+def get_sync(request: Request) -> WorkerSync | None:
+    """The link to the other worker processes (None when the service runs as one process)."""
+    sync: WorkerSync | None = getattr(request.app.state, "sync", None)
+    return sync
+
+
+SyncDep = Annotated[WorkerSync | None, Depends(get_sync)]

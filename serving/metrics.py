@@ -2,7 +2,8 @@
 
 ``prometheus_client`` is not installed in this environment, so this is a minimal, thread-safe implementation of
 the three things the service exports: request counts, request latency histograms, and info about the model
-serving (plus reload outcomes). One :class:`Metrics` per app, so several apps in one process do not mix.
+serving (plus reload outcomes). One :class:`Metrics` per app, so several apps in one process do not mix; with
+several worker processes (``serving.workers``) each worker keeps its own and ``/metrics`` sums their snapshots.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -62,43 +65,71 @@ class Metrics:
         with self._lock:
             self._model = (bundle_id, source, feature_set_id)
 
-    def render(self) -> str:
-        """The exposition text."""
-        lines: list[str] = []
+    def snapshot(self) -> dict[str, Any]:
+        """This process's metrics as plain JSON-able data (what :func:`render` merges across worker processes)."""
         with self._lock:
-            lines += [
-                "# HELP audiencefit_http_requests_total HTTP requests by method, route and status.",
-                "# TYPE audiencefit_http_requests_total counter",
-            ]
-            for key, n in sorted(self._requests.items()):
-                lines.append(f"audiencefit_http_requests_total{_labels(('method', 'route', 'status'), key)} {n}")
-            lines += [
-                "# HELP audiencefit_http_request_duration_seconds Request latency by method and route.",
-                "# TYPE audiencefit_http_request_duration_seconds histogram",
-            ]
-            name = "audiencefit_http_request_duration_seconds"
-            for (method, route), hist in sorted(self._latency.items()):
-                cumulative = (*hist[: len(LATENCY_BUCKETS)], hist[-1])  # buckets are stored cumulative
-                for bound, count in zip((*LATENCY_BUCKETS, math.inf), cumulative, strict=True):
-                    lab = _labels(("method", "route", "le"), (method, route, _fmt(bound)))
-                    lines.append(f"{name}_bucket{lab} {_fmt(count)}")
-                lab = _labels(("method", "route"), (method, route))
-                lines.append(f"{name}_sum{lab} {hist[-2]!r}")
-                lines.append(f"{name}_count{lab} {_fmt(hist[-1])}")
-            lines += [
-                "# HELP audiencefit_model_reloads_total Model reload attempts by outcome.",
-                "# TYPE audiencefit_model_reloads_total counter",
-            ]
-            for outcome, n in sorted(self._reloads.items()):
-                lines.append(f"audiencefit_model_reloads_total{_labels(('outcome',), (outcome,))} {n}")
-            lines += [
-                "# HELP audiencefit_model_info The model bundle serving (value is always 1).",
-                "# TYPE audiencefit_model_info gauge",
-            ]
-            if self._model is not None:
-                lab = _labels(("bundle_id", "source", "feature_set_id"), self._model)
-                lines.append(f"audiencefit_model_info{lab} 1")
-        return "\n".join(lines) + "\n"
+            return {
+                "requests": [[*key, n] for key, n in sorted(self._requests.items())],
+                "latency": [[*key, list(hist)] for key, hist in sorted(self._latency.items())],
+                "reloads": [[outcome, n] for outcome, n in sorted(self._reloads.items())],
+                "model": list(self._model) if self._model is not None else None,
+            }
+
+    def render(self, others: Sequence[dict[str, Any]] = ()) -> str:
+        """The exposition text: this process's metrics plus ``others`` (other workers' snapshots), summed."""
+        return render([self.snapshot(), *others])
+
+
+def render(snapshots: Sequence[dict[str, Any]]) -> str:
+    """Exposition text for the sum of several processes' snapshots (counters and histograms add up; every distinct
+    model serving is listed, so a reload that has reached only some workers shows as two models)."""
+    requests: dict[tuple[str, ...], int] = defaultdict(int)
+    latency: dict[tuple[str, ...], list[float]] = {}
+    reloads: dict[str, int] = defaultdict(int)
+    models: set[tuple[str, ...]] = set()
+    for snap in snapshots:
+        for *key, n in snap.get("requests", []):
+            requests[tuple(key)] += int(n)
+        for method, route, hist in snap.get("latency", []):
+            into = latency.setdefault((method, route), [0.0] * (len(LATENCY_BUCKETS) + 2))
+            for i, value in enumerate(hist):
+                into[i] += value
+        for outcome, n in snap.get("reloads", []):
+            reloads[outcome] += int(n)
+        if snap.get("model"):
+            models.add(tuple(snap["model"]))
+    lines = [
+        "# HELP audiencefit_http_requests_total HTTP requests by method, route and status.",
+        "# TYPE audiencefit_http_requests_total counter",
+    ]
+    for key, n in sorted(requests.items()):
+        lines.append(f"audiencefit_http_requests_total{_labels(('method', 'route', 'status'), key)} {n}")
+    lines += [
+        "# HELP audiencefit_http_request_duration_seconds Request latency by method and route.",
+        "# TYPE audiencefit_http_request_duration_seconds histogram",
+    ]
+    name = "audiencefit_http_request_duration_seconds"
+    for (method, route), hist in sorted(latency.items()):
+        cumulative = (*hist[: len(LATENCY_BUCKETS)], hist[-1])  # buckets are stored cumulative
+        for bound, count in zip((*LATENCY_BUCKETS, math.inf), cumulative, strict=True):
+            lab = _labels(("method", "route", "le"), (method, route, _fmt(bound)))
+            lines.append(f"{name}_bucket{lab} {_fmt(count)}")
+        lab = _labels(("method", "route"), (method, route))
+        lines.append(f"{name}_sum{lab} {hist[-2]!r}")
+        lines.append(f"{name}_count{lab} {_fmt(hist[-1])}")
+    lines += [
+        "# HELP audiencefit_model_reloads_total Model reload attempts by outcome.",
+        "# TYPE audiencefit_model_reloads_total counter",
+    ]
+    for outcome, n in sorted(reloads.items()):
+        lines.append(f"audiencefit_model_reloads_total{_labels(('outcome',), (outcome,))} {n}")
+    lines += [
+        "# HELP audiencefit_model_info The model bundle serving (value is always 1).",
+        "# TYPE audiencefit_model_info gauge",
+    ]
+    for model in sorted(models):
+        lines.append(f"audiencefit_model_info{_labels(('bundle_id', 'source', 'feature_set_id'), model)} 1")
+    return "\n".join(lines) + "\n"
 
 
 class MetricsMiddleware:

@@ -238,6 +238,7 @@ class Readiness(BaseModel):
     feature_set_id: str | None
     last_reload_error: str | None
     last_reload_at: str | None
+    worker_pid: int = Field(description="The process that answered (each worker of `serve --workers` has its own).")
 
 
 class ReloadRequest(StrictModel):

@@ -2,8 +2,12 @@
 
 Threads and workers on the 2-core machine this targets:
 
-- One uvicorn worker (one process). Every worker would hold its own copy of the feature set, the indexes and the
-  embedding model, and the CPU-bound work already uses both cores.
+- ``--workers`` processes (default 2 = the cores here). A request is CPU-bound and largely Python, so one
+  process keeps only about 1.4 of 2 cores busy (the GIL); two use both. Each holds its own copy of the feature
+  set, indexes and embedding model (memory per worker: docs/benchmarks.md), and they stay one service through a
+  shared control directory: ``/metrics`` sums every worker and a reload on one is followed by all
+  (``serving.workers``). Tree models are compiled once, before the workers start. ``--workers 1`` runs a single
+  process (no control directory).
 - Routes that embed or score are sync ``def``; FastAPI runs them in the anyio thread pool, capped at
   ``--threads`` (default 4) so a burst queues instead of oversubscribing the cores. numpy/faiss/torch release the
   GIL in their kernels, so a few threads overlap usefully; many threads only add contention.
@@ -16,15 +20,27 @@ Threads and workers on the 2-core machine this targets:
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
+import socket
+import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from audiencefit.cli._app import DEFAULT_MODEL_URI, app, model_source
+from audiencefit.logs import JsonFormatter
 from features.errors import InputError
 
+if TYPE_CHECKING:
+    from audiencefit.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 2  # the cores of the machine this targets (see the module docstring)
 SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS")
 
 
@@ -48,8 +64,14 @@ def serve(
         Path | None, typer.Option("--index-dir", help="Index directory. Default: <features>/index.")
     ] = None,
     threads: Annotated[
-        int, typer.Option("--threads", min=1, max=64, help="Thread pool size for request handling.")
+        int, typer.Option("--threads", min=1, max=64, help="Thread pool size for request handling, per worker.")
     ] = 4,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, max=16, help="Worker processes (each loads its own copy of features, index, models)."
+        ),
+    ] = DEFAULT_WORKERS,
 ) -> None:
     """Serve the recommendation API (refuses to start without an API key configured)."""
     from audiencefit.settings import get_settings
@@ -68,14 +90,83 @@ def serve(
 
     import uvicorn
 
-    from serving.app import create_app
+    if workers == 1:
+        from serving.app import create_app
 
-    api = create_app(
-        settings,
-        features_dir=features,
-        bundle_source=source,
-        index_dir=index_dir,
-        data_dir=data,
-        threads=threads,
+        api = create_app(
+            settings,
+            features_dir=features,
+            bundle_source=source,
+            index_dir=index_dir,
+            data_dir=data,
+            threads=threads,
+        )
+        uvicorn.run(api, host=host, port=port, workers=1, log_config=None, proxy_headers=False)
+        return
+    from serving.workers import CONFIG_ENV, source_to_json
+
+    _compile_before_workers(source, settings)
+    control_dir = Path(tempfile.mkdtemp(prefix="audiencefit-serve-"))
+    root = logging.getLogger()
+    os.environ[CONFIG_ENV] = json.dumps(
+        {
+            "features_dir": str(features),
+            "bundle_source": source_to_json(source),
+            "index_dir": str(index_dir) if index_dir else None,
+            "data_dir": str(data) if data else None,
+            "threads": threads,
+            "control_dir": str(control_dir),
+            "log_level": logging.getLevelName(root.level),
+            "log_format": "json" if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers) else "console",
+        }
     )
-    uvicorn.run(api, host=host, port=port, workers=1, log_config=None, proxy_headers=False)
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        "serving.workers:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=False,
+    )
+    try:
+        Multiprocess(config, sockets=[_listening_socket(host, port)]).run()
+    finally:
+        shutil.rmtree(control_dir, ignore_errors=True)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The TCP socket the workers share, created with ``proto=IPPROTO_TCP``.
+
+    uvicorn's own ``bind_socket`` leaves ``proto`` at 0; accepted connections inherit it, and asyncio then does not
+    set ``TCP_NODELAY`` on them, so every keep-alive response waits ~40 ms for the client's delayed ACK (Nagle;
+    uvicorn issue #3149, measured here: 1 client p50 56 ms instead of 18 ms). One process (``--workers 1``) is not
+    affected: asyncio builds that socket itself.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    log.info("listening", extra={"url": f"http://{host}:{port}", "workers_sharing": True})
+    return sock
+
+
+def _compile_before_workers(source: Path | str, settings: Settings) -> None:
+    """Compile the bundle's tree models into the shared cache once, so the workers load them instead of each
+    compiling the same models at the same time. Any failure is left to the workers (they log it and serve)."""
+    if not settings.compiled_trees:
+        return
+    from models.bundle import load_bundle
+    from serving.state import compile_trees, resolve_source
+
+    try:
+        compile_trees(load_bundle(resolve_source(source, settings)), settings)
+    except Exception as exc:
+        log.warning("could not compile the tree models before starting the workers", extra={"error": str(exc)})

@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, Body, Response, status
 from fastapi.responses import JSONResponse
 
-from serving.deps import MetricsDep, StateDep
+from serving.deps import MetricsDep, StateDep, SyncDep
 from serving.schemas import ReloadRequest, ReloadResponse
 from serving.security import AdminKey
 from serving.state import BundleSource
@@ -18,8 +18,14 @@ log = logging.getLogger(__name__)
 
 
 @router.post("/reload", response_model=ReloadResponse, responses={409: {"model": ReloadResponse}})
-def reload(state: StateDep, metrics: MetricsDep, req: ReloadRequest | None = Body(None)) -> Response:  # noqa: B008
-    """Load, verify and swap in a bundle (path, registry URI, or the configured source); 409 keeps the old one."""
+def reload(
+    state: StateDep,
+    metrics: MetricsDep,
+    sync: SyncDep,
+    req: ReloadRequest | None = Body(None),  # noqa: B008
+) -> Response:
+    """Load, verify and swap in a bundle (path, registry URI, or the configured source); 409 keeps the old one.
+    With several worker processes the others follow within a second."""
     req = req or ReloadRequest()
     source: BundleSource | None = Path(req.bundle_path) if req.bundle_path else req.model_uri
     serving = state.models.current
@@ -36,6 +42,8 @@ def reload(state: StateDep, metrics: MetricsDep, req: ReloadRequest | None = Bod
         return JSONResponse(body.model_dump(), status_code=status.HTTP_409_CONFLICT)
     metrics.observe_reload("ok")
     metrics.set_model(new.bundle.bundle_id, new.source, state.fs.feature_set_id)
+    if sync is not None:
+        sync.publish_reload(source if source is not None else state.models.default_source)
     body = ReloadResponse(
         ok=True,
         serving_bundle_id=new.bundle.bundle_id,

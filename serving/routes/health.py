@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from serving.deps import MetricsDep, ModelDep, StateDep
+from serving.deps import MetricsDep, ModelDep, StateDep, SyncDep
 from serving.metrics import CONTENT_TYPE
 from serving.schemas import Health, ModelInfo, Readiness
 from serving.security import ApiKey
@@ -37,15 +38,16 @@ def readyz(request: Request) -> Response:
         feature_set_id=state.fs.feature_set_id if state else None,
         last_reload_error=state.models.last_error if state else getattr(request.app.state, "startup_error", None),
         last_reload_at=state.models.last_reload_at if state else None,
+        worker_pid=os.getpid(),
     )
     code = status.HTTP_200_OK if body.ready and body.index else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body.model_dump(), status_code=code)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(m: MetricsDep) -> Response:
-    """Prometheus metrics: request counts, latency histograms, the model serving."""
-    return Response(m.render(), media_type=CONTENT_TYPE)
+def metrics(m: MetricsDep, sync: SyncDep) -> Response:
+    """Prometheus metrics: request counts, latency histograms, the model serving (summed over worker processes)."""
+    return Response(m.render(sync.others() if sync is not None else ()), media_type=CONTENT_TYPE)
 
 
 @model_router.get("/model", response_model=ModelInfo)

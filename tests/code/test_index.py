@@ -52,13 +52,27 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return both[:20_000], both[20_000:]
 
 
-@pytest.mark.parametrize("index_type", ["ivf", "hnsw"])
-def test_approximate_index_recall_at_100_against_exact(data, index_type):
+@pytest.mark.parametrize(("index_type", "encoding"), [("ivf", "sq8"), ("ivf", "flat"), ("hnsw", "flat")])
+def test_approximate_index_recall_at_100_against_exact(data, index_type, encoding):
     vectors, queries = data
-    idx = make_index(vectors, index_type=index_type)
+    idx = make_index(vectors, index_type=index_type, ivf_encoding=encoding)
     assert idx.index_type == index_type
     _, rows = idx.search(queries, 100)
     assert mean_recall(rows, exact_top(vectors, queries, 100)) >= 0.98
+
+
+def test_encoded_index_returns_exact_scores_in_exact_order(data):
+    vectors, queries = data
+    idx = make_index(vectors, index_type="ivf", ivf_encoding="sq8")
+    assert idx.params["encoding"] == "sq8"
+    approx, rows_approx = idx.search(queries, 100, exact_scores=False)
+    scores, rows = idx.search(queries, 100)
+    exact = np.einsum("qkd,qd->qk", vectors[rows], queries)
+    np.testing.assert_array_equal(scores, exact.astype(np.float32))
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    # The same rows either way; only the 8-bit scores (and so the order) are approximate.
+    assert all(set(a) == set(b) for a, b in zip(rows.tolist(), rows_approx.tolist(), strict=True))
+    assert not np.array_equal(approx, scores)
 
 
 @pytest.mark.parametrize("index_type", ["ivf", "hnsw"])
