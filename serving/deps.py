@@ -1,4 +1,7 @@
-"""Injected dependencies: the loaded state and the serving model, as ``Annotated`` aliases for routes."""
+"""Injected dependencies: the loaded state and the serving model, as ``Annotated`` aliases for routes.
+
+All ``async def``: they only read attributes, and FastAPI would run a sync dependency in its thread pool (one
+thread hop per dependency per request)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from serving.state import AppState, ServingModel
 from serving.workers import WorkerSync
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     """The state loaded in the lifespan (503 while it is not loaded)."""
     state: AppState | None = getattr(request.app.state, "serving", None)
     if state is None:
@@ -22,7 +25,7 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_model(state: StateDep) -> ServingModel:
+async def get_model(state: StateDep) -> ServingModel:
     """The model serving right now, read once per request (a reload mid-request does not affect it)."""
     model = state.models.current
     if model is None:
@@ -33,7 +36,7 @@ def get_model(state: StateDep) -> ServingModel:
 ModelDep = Annotated[ServingModel, Depends(get_model)]
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
@@ -41,7 +44,7 @@ def get_metrics(request: Request) -> Metrics:
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-def get_sync(request: Request) -> WorkerSync | None:
+async def get_sync(request: Request) -> WorkerSync | None:
     """The link to the other worker processes (None when the service runs as one process)."""
     sync: WorkerSync | None = getattr(request.app.state, "sync", None)
     return sync

@@ -3,6 +3,9 @@
 Keys come from settings (``AUDIENCEFIT_API_KEYS``, ``AUDIENCEFIT_ADMIN_API_KEYS``). Comparison is constant-time
 and visits every configured key, so response timing says nothing about how much of a key was right.
 A missing key is 401, a wrong key 403. With no admin key configured, /admin is closed.
+
+The checks are ``async def``: they never block, and FastAPI runs a sync dependency in its thread pool (a thread
+hop per request, contending for the GIL under load).
 """
 
 from __future__ import annotations
@@ -43,12 +46,12 @@ def _check(key: str | None, accepted: list[str]) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid API key")
 
 
-def require_api_key(request: Request, key: Annotated[str | None, Security(_header)]) -> None:
+async def require_api_key(request: Request, key: Annotated[str | None, Security(_header)]) -> None:
     """Dependency for /v1 routes."""
     _check(key, _settings(request).api_keys)
 
 
-def require_admin_key(request: Request, key: Annotated[str | None, Security(_header)]) -> None:
+async def require_admin_key(request: Request, key: Annotated[str | None, Security(_header)]) -> None:
     """Dependency for /admin routes: only admin keys are accepted."""
     _check(key, _settings(request).admin_api_keys)
 

@@ -6,7 +6,7 @@ Routes are sync ``def``: FastAPI runs them in its thread pool, so embedding and 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from serving.deps import ModelDep, StateDep
 from serving.pipeline import recommend, score_ids, unknown_ids, versions
@@ -17,16 +17,19 @@ router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[ApiKey]
 
 
 @router.post("/recommendations", response_model=RecommendationResponse)
-def recommendations(req: RecommendationRequest, state: StateDep, model: ModelDep) -> RecommendationResponse:
+def recommendations(req: RecommendationRequest, state: StateDep, model: ModelDep) -> Response:
     """Creators whose audience fits the brand, ranked by the objective, with predictions and reasons."""
     result = recommend(state, model, req)
-    return RecommendationResponse(
+    body = RecommendationResponse(
         objective=req.objective,
         count=len(result.creators),
         creators=result.creators,
         empty_reason=result.empty_reason,
         versions=versions(state, model),
     )
+    # Serialised here, from the validated model: FastAPI would dump it, validate the dump again and serialise that
+    # (about 0.4 ms for k=20, on the hottest route). The declared response_model still documents the schema.
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.post(
