@@ -215,9 +215,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(prep: Prepared, log_dir: Path, workers: int | None = None) -> Iterator[tuple[str, float, int]]:
-    """Start the service (``workers`` processes; None: the command's default), wait until ``/readyz`` answers
-    200 on every worker; yield (base URL, startup seconds, its pid); stop it after."""
+def running_server(
+    prep: Prepared, log_dir: Path, workers: int | None = None, threads: int | None = None
+) -> Iterator[tuple[str, float, int]]:
+    """Start the service (``workers`` processes of ``threads`` threads; None: the command's defaults), wait until
+    ``/readyz`` answers 200; yield (base URL, startup seconds, its pid); stop it after."""
     import httpx
 
     port = free_port()
@@ -234,6 +236,8 @@ def running_server(prep: Prepared, log_dir: Path, workers: int | None = None) ->
     ]  # fmt: skip
     if workers is not None:
         cmd += ["--workers", str(workers)]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
     log_dir.mkdir(parents=True, exist_ok=True)
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
@@ -562,6 +566,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=None, help="server worker processes (default: audiencefit serve's default)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="request threads per worker (default: audiencefit serve's default)"
+    )
     parser.add_argument("--embedder", default=None, help="embedding backend (default: a fast one, see above)")
     parser.add_argument(
         "--train-creators",
@@ -602,10 +609,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     res.results["setup_s"] = prep.timings_s
     res.results["setup_reused"] = prep.reused
     levels: list[dict[str, Any]] = []
-    with running_server(prep, prep.features.parent / "logs", args.workers) as (base, startup_s, pid):
+    with running_server(prep, prep.features.parent / "logs", args.workers, args.threads) as (base, startup_s, pid):
         meter = CpuMeter(pid)
         res.results["server_startup_s"] = startup_s
         res.results["server_workers"] = args.workers
+        res.results["server_threads"] = args.threads
         console.print(f"service ready at {base} after {startup_s:.1f} s")
         runs: list[tuple[str, Any]] = [
             (f"closed loop, {c} client(s), repeat briefs", (run_level, c, False)) for c in args.concurrency
@@ -657,9 +665,9 @@ def main(argv: Sequence[str] | None = None) -> int:
          fmt(peer["p50"], ".1f"), fmt(peer["p95"], ".1f"), fmt(peer["p99"], ".1f"), "–", "–", "–")
     )  # fmt: skip
     caption = (
-        f"{n:,} creators, {prep.embedder_id}, k={K}, server workers {args.workers or 'default'}; server CPU: the "
-        "serve processes' user+system CPU per request and "
-        "the cores it kept busy; load gen: this process's CPU per request. " + "; ".join(notes)
+        f"{n:,} creators, {prep.embedder_id}, k={K}, server {args.workers or 'default'} workers × "
+        f"{args.threads or 'default'} threads; server CPU: the serve processes' user+system CPU per request and "
+        "the cores they kept busy; load gen: this process's CPU per request. " + "; ".join(notes)
     )
     columns = ("run", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req",
                "server cores", "load gen CPU ms/req")  # fmt: skip

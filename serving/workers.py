@@ -1,8 +1,9 @@
-"""Several worker processes behind one port (``audiencefit serve --workers N``).
+"""The worker processes of ``audiencefit serve --workers N``.
 
 Why: a request is CPU-bound and much of it is Python, so one process keeps only about 1.4 of 2 cores busy (the
 GIL); a second process uses the second core. Each worker loads its own state (feature set, indexes, embedder,
-bundle: nothing is shared but the files) and the kernel hands each connection to one of them.
+bundle: nothing is shared but the files) and answers the requests the front process (``serving.dispatch``) hands
+it, running them through the same FastAPI app as a single-process service.
 
 The workers share a control directory, which keeps them one service to the outside:
 
@@ -18,13 +19,18 @@ The workers share a control directory, which keeps them one service to the outsi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from serving.frames import decode_headers, encode_headers, read_frame, write_frame
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -34,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONFIG_ENV = "AUDIENCEFIT_SERVE_CONFIG"  # the parent's serve options, as JSON, for the worker processes
 SYNC_INTERVAL_S = 0.5
 RELOAD_FILE = "reload.json"
 
@@ -47,19 +52,10 @@ def source_from_json(data: dict[str, str]) -> BundleSource:
     return Path(data["path"]) if "path" in data else str(data["uri"])
 
 
-def app_from_env() -> FastAPI:
-    """The app of one worker process (uvicorn's factory): settings from the environment, serve options from
-    ``AUDIENCEFIT_SERVE_CONFIG`` (written by ``audiencefit serve``)."""
-    from audiencefit.logs import configure_logging
+def build_app(options: dict[str, Any]) -> FastAPI:
+    """One worker's app: settings from the environment, serve options from the front (``audiencefit serve``)."""
     from audiencefit.settings import get_settings
     from serving.app import create_app
-
-    raw = os.environ.get(CONFIG_ENV)
-    if not raw:
-        raise RuntimeError(f"{CONFIG_ENV} is not set: worker processes are started by 'audiencefit serve --workers'")
-    options: dict[str, Any] = json.loads(raw)
-    settings = get_settings()
-    configure_logging(options.get("log_level", settings.log_level), options.get("log_format", settings.log_format))
 
     def path(key: str) -> Path | None:
         value = options.get(key)
@@ -67,9 +63,9 @@ def app_from_env() -> FastAPI:
 
     features_dir, control_dir = path("features_dir"), path("control_dir")
     if features_dir is None or control_dir is None:
-        raise RuntimeError(f"{CONFIG_ENV} names no features_dir or control_dir")
+        raise RuntimeError("worker options name no features_dir or control_dir")
     return create_app(
-        settings,
+        get_settings(),
         features_dir=features_dir,
         bundle_source=source_from_json(options["bundle_source"]),
         index_dir=path("index_dir"),
@@ -77,6 +73,124 @@ def app_from_env() -> FastAPI:
         threads=int(options["threads"]),
         control_dir=control_dir,
     )
+
+
+def worker_main(options_json: str, front_socket: str) -> None:
+    """A worker process (started by the front, ``serving.dispatch``): load the app, connect to the front, answer
+    the requests it forwards until told to stop (SIGTERM/SIGINT) or the front goes away."""
+    from audiencefit.logs import configure_logging
+    from audiencefit.settings import get_settings
+
+    options: dict[str, Any] = json.loads(options_json)
+    settings = get_settings()
+    configure_logging(options.get("log_level", settings.log_level), options.get("log_format", settings.log_format))
+    asyncio.run(_serve(build_app(options), front_socket))
+
+
+async def _serve(app: Any, front_socket: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    lifespan = _Lifespan(app)
+    await lifespan.startup()  # the state is loaded before the worker tells the front it is there
+    reader, writer = await asyncio.open_unix_connection(front_socket)
+    await write_frame(writer, {"pid": os.getpid()})
+    lock = asyncio.Lock()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def answer(header: dict[str, Any], body: bytes) -> None:
+        status, headers, out = await _call(app, header, body)
+        async with lock:
+            await write_frame(writer, {"id": header["id"], "status": status, "headers": headers}, out)
+
+    async def read_requests() -> None:
+        while (frame := await read_frame(reader)) is not None:
+            task = asyncio.create_task(answer(*frame))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    reading = asyncio.create_task(read_requests())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    reading.cancel()
+    stopping.cancel()
+    if tasks:  # answer what was already taken
+        await asyncio.wait(tasks, timeout=30)
+    writer.close()
+    await lifespan.shutdown()
+
+
+async def _call(app: Any, header: dict[str, Any], body: bytes) -> tuple[int, list[list[str]], bytes]:
+    """Run one forwarded request through the app: (status, headers, body)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": header["method"],
+        "scheme": "http",
+        "path": header["path"],
+        "raw_path": header["raw_path"].encode("latin-1"),
+        "query_string": header["query"].encode("latin-1"),
+        "root_path": "",
+        "headers": decode_headers(header["headers"]),
+        "client": tuple(header["client"]) if header.get("client") else None,
+        "server": None,
+    }
+    done = asyncio.Event()
+    sent_body = False
+    status, headers, chunks = 500, [], []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent_body
+        if not sent_body:
+            sent_body = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status, headers = int(message["status"]), encode_headers(list(message.get("headers", [])))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    try:
+        await app(scope, receive, send)
+    except Exception:  # the app has logged it and sent its 500 (ServerErrorMiddleware); keep what was sent
+        log.exception("request failed in the worker")
+        if not chunks:
+            payload = b'{"detail":"internal server error"}'
+            return 500, [["content-type", "application/json"], ["content-length", str(len(payload))]], payload
+    finally:
+        done.set()
+    return status, headers, b"".join(chunks)
+
+
+class _Lifespan:
+    """Drives an ASGI app's lifespan (startup before the first request, shutdown after the last)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+        self.task = asyncio.create_task(self.app(scope, self.to_app.get, self.from_app.put))
+        await self.to_app.put({"type": "lifespan.startup"})
+        message = await self.from_app.get()
+        if message["type"] != "lifespan.startup.complete":
+            raise RuntimeError(f"worker start-up failed: {message.get('message', message['type'])}")
+
+    async def shutdown(self) -> None:
+        await self.to_app.put({"type": "lifespan.shutdown"})
+        await self.from_app.get()
+        if self.task is not None:
+            with contextlib.suppress(Exception):
+                await self.task
 
 
 class WorkerSync:

@@ -3,11 +3,13 @@
 Threads and workers on the 2-core machine this targets:
 
 - ``--workers`` processes (default 2 = the cores here). A request is CPU-bound and largely Python, so one
-  process keeps only about 1.4 of 2 cores busy (the GIL); two use both. Each holds its own copy of the feature
-  set, indexes and embedding model (memory per worker: docs/benchmarks.md), and they stay one service through a
-  shared control directory: ``/metrics`` sums every worker and a reload on one is followed by all
-  (``serving.workers``). Tree models are compiled once, before the workers start. ``--workers 1`` runs a single
-  process (no control directory).
+  process keeps only about 1.4 of 2 cores busy (the GIL); two use both. A front process takes the HTTP
+  connections and hands each request to the worker with the fewest in flight (``serving.dispatch``: connections
+  stay open, so sharing the socket between workers would split the load by connection, not by request). Each
+  worker holds its own copy of the feature set, indexes and embedding model, and they stay one service through
+  a shared control directory: ``/metrics`` sums every worker and a reload on one is followed by all
+  (``serving.workers``). Tree models are compiled once, before the workers start. ``--workers 1`` runs the app
+  in one process, with no front.
 - Routes that embed or score are sync ``def``; FastAPI runs them in the anyio thread pool, capped at
   ``--threads`` (default 4) so a burst queues instead of oversubscribing the cores. numpy/faiss/torch release the
   GIL in their kernels, so a few threads overlap usefully; many threads only add contention.
@@ -20,11 +22,9 @@ Threads and workers on the 2-core machine this targets:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -103,59 +103,27 @@ def serve(
         )
         uvicorn.run(api, host=host, port=port, workers=1, log_config=None, proxy_headers=False)
         return
-    from serving.workers import CONFIG_ENV, source_to_json
+    from serving.dispatch import front_app
+    from serving.workers import source_to_json
 
     _compile_before_workers(source, settings)
     control_dir = Path(tempfile.mkdtemp(prefix="audiencefit-serve-"))
     root = logging.getLogger()
-    os.environ[CONFIG_ENV] = json.dumps(
-        {
-            "features_dir": str(features),
-            "bundle_source": source_to_json(source),
-            "index_dir": str(index_dir) if index_dir else None,
-            "data_dir": str(data) if data else None,
-            "threads": threads,
-            "control_dir": str(control_dir),
-            "log_level": logging.getLevelName(root.level),
-            "log_format": "json" if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers) else "console",
-        }
-    )
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(
-        "serving.workers:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        proxy_headers=False,
-    )
+    options = {
+        "features_dir": str(features),
+        "bundle_source": source_to_json(source),
+        "index_dir": str(index_dir) if index_dir else None,
+        "data_dir": str(data) if data else None,
+        "threads": threads,
+        "control_dir": str(control_dir),
+        "log_level": logging.getLevelName(root.level),
+        "log_format": "json" if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers) else "console",
+    }
     try:
-        Multiprocess(config, sockets=[_listening_socket(host, port)]).run()
+        front = front_app(workers, control_dir, options)
+        uvicorn.run(front, host=host, port=port, workers=1, log_config=None, proxy_headers=False)
     finally:
         shutil.rmtree(control_dir, ignore_errors=True)
-
-
-def _listening_socket(host: str, port: int) -> socket.socket:
-    """The TCP socket the workers share, created with ``proto=IPPROTO_TCP``.
-
-    uvicorn's own ``bind_socket`` leaves ``proto`` at 0; accepted connections inherit it, and asyncio then does not
-    set ``TCP_NODELAY`` on them, so every keep-alive response waits ~40 ms for the client's delayed ACK (Nagle;
-    uvicorn issue #3149, measured here: 1 client p50 56 ms instead of 18 ms). One process (``--workers 1``) is not
-    affected: asyncio builds that socket itself.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    sock.set_inheritable(True)
-    log.info("listening", extra={"url": f"http://{host}:{port}", "workers_sharing": True})
-    return sock
 
 
 def _compile_before_workers(source: Path | str, settings: Settings) -> None:

@@ -1,5 +1,6 @@
-"""``audiencefit serve --workers 2``: both workers answer, /metrics sums them, a reload on one reaches the other,
-a corrupted bundle reaches none, and keep-alive connections are not held back by Nagle's algorithm."""
+"""``audiencefit serve --workers 2``: the front hands requests to both workers, /metrics sums them, a reload on one
+reaches the other, a corrupted bundle reaches none, a killed worker is replaced, and keep-alive connections are
+not held back by Nagle's algorithm."""
 
 from __future__ import annotations
 
@@ -136,3 +137,24 @@ def test_two_workers_are_one_service(two_workers: str, bundles, tmp_path: Path):
         for _ in range(10):
             assert client.get("/healthz").status_code == 200
         assert (time.perf_counter() - started) / 10 < 0.025
+
+
+def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(two_workers: str):
+    base = two_workers
+    headers = {"X-API-Key": API_KEY}
+    victim = sorted(_worker_pids(base, 8))[0]
+    os.kill(victim, 9)
+    statuses = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        resp = httpx.post(f"{base}/v1/recommendations", json=BODY, headers=headers, timeout=30)
+        statuses.append(resp.status_code)
+        pids = _worker_pids(base, 8)
+        if len(pids) == 2 and victim not in pids:
+            break
+        time.sleep(0.2)
+    pids = _worker_pids(base, 8)
+    assert len(pids) == 2 and victim not in pids, "the killed worker was not replaced"
+    # The other worker answered throughout; only a request in flight on the killed one could have failed.
+    assert statuses.count(200) >= len(statuses) - 1, statuses
+    assert httpx.post(f"{base}/v1/recommendations", json=BODY, headers=headers, timeout=30).status_code == 200
