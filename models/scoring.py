@@ -19,6 +19,7 @@ from models.pair_features import (
     FEATURE_COLUMNS,
     BrandQuery,
     CreatorView,
+    FitScores,
     pair_feature_parts,
     view_arrays,
 )
@@ -54,9 +55,26 @@ def score_creators(
     # The features of pair_features, as the matrix it builds its frame from (same numbers, no frame round trip),
     # and the audience fit it computed on the way (shown per segment below).
     feats, unique_scores, inverse = pair_feature_parts(view, pair_rows, seg_idx, query)
+    conv = models.predict_conversions(FeatureMatrix.of_array(feats, FEATURE_COLUMNS), threads=threads)
+    return _scored(view, models, query, rows, feats, unique_scores.take(inverse[::n_seg]), conv, threads=threads)
+
+
+def _scored(
+    view: CreatorView,
+    models: ModelSet,
+    query: BrandQuery,
+    rows: np.ndarray,
+    feats: np.ndarray,
+    scores: FitScores,
+    conv: np.ndarray,
+    *,
+    threads: int = 1,
+) -> pl.DataFrame:
+    """:func:`score_creators` from its pair features (``feats``: every creator's pairs, creator-major), each
+    creator's fit ``scores`` and every pair's expected conversions."""
+    n, n_seg = len(rows), len(query.segments)
     # Every pair's conversions choose the creator's best segment; the full predictions (bands, engagement, price)
     # are then made for that pair only: the same numbers as predicting every pair, at a fraction of the cost.
-    conv = models.predict_conversions(FeatureMatrix.of_array(feats, FEATURE_COLUMNS), threads=threads)
     best = np.argmax(conv.reshape(n, n_seg), axis=1)  # first segment wins ties: deterministic
     picked_at = np.arange(n) * n_seg + best
     picked = feats[picked_at]
@@ -76,7 +94,6 @@ def score_creators(
         price=price,
         conversions=conv[picked_at],
     )
-    scores = unique_scores.take(inverse[::n_seg])  # each creator's row among the unique rows the fit was computed for
     weights = np.array([s.weight for s in query.segments], dtype=np.float32)
     labels = np.array([s.label for s in query.segments], dtype=object)
     columns = [
@@ -144,8 +161,12 @@ def top_creators(
     kept = np.flatnonzero(keep)
     order = kept[np.lexsort((ids[kept], -key[kept]))][:k]  # rank's order: objective, then creator id
     chosen = rows[order]
-    scored = score_creators(view, models, query, chosen).with_columns(row=pl.Series(chosen, dtype=pl.Int64))
-    return Top(scored, mentioning, int(keep.sum()))
+    # The k returned are scored from the pair features and conversions computed above (a pair's features do not
+    # depend on which other pairs are computed with it, so these are score_creators' numbers).
+    pairs = (order[:, None] * n_seg + np.arange(n_seg)).reshape(-1)
+    scores = unique_scores.take(inverse[pairs[::n_seg]])
+    scored = _scored(view, models, query, chosen, feats[pairs], scores, conv.reshape(-1)[pairs])
+    return Top(scored.with_columns(row=pl.Series(chosen, dtype=pl.Int64)), mentioning, int(keep.sum()))
 
 
 def rank(scored: pl.DataFrame, objective: Objective, *, budget: float | None = None) -> pl.DataFrame:
