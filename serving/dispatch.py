@@ -7,9 +7,10 @@ clients at 100 req/s: 64 % / 36 %), and the busier worker sets the tail latency.
 asynchronous), forwards the request to the least busy worker over a Unix socket (``serving.frames``) and relays
 the answer: join-the-shortest-queue, whatever the client's connections.
 
-Workers connect to the front when their state is loaded; until all N have, ``/readyz`` answers 503 and other
-requests go to the workers already connected (503 while there are none). A worker that dies is started again; its
-requests in flight get 503. ``/healthz`` is answered by the front itself (the process is alive).
+The front starts listening once every worker has loaded its state and connected (a worker that exits while
+loading fails the start, as a single process would). A worker that dies later is started again: its requests in
+flight get 503, the others go to the remaining workers, and ``/readyz`` answers 503 until all N are back.
+``/healthz`` is answered by the front itself (the process is alive).
 """
 
 from __future__ import annotations
@@ -146,10 +147,18 @@ class Front:
             await send({"type": "lifespan.shutdown.complete"})
 
     async def _start(self) -> None:
+        """Start the workers and wait until every one has loaded its state and connected, as one process loads
+        its state before it listens; a worker that exits first fails the start (the log above says why)."""
         path = self.control_dir / SOCKET_NAME
         self._server = await asyncio.start_unix_server(self._accept, path=str(path))
         for slot in range(self.n_workers):
             self._spawn(slot)
+        while len(self.links) < self.n_workers:
+            dead = [p for p in self._processes if p is not None and not p.is_alive()]
+            if dead:
+                await self._stop()
+                raise RuntimeError(f"a worker process exited with code {dead[0].exitcode} while loading; see the log")
+            await asyncio.sleep(0.1)
         self._monitor = asyncio.create_task(self._watch())
 
     def _spawn(self, slot: int) -> None:

@@ -158,3 +158,14 @@ def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(two_workers
     # The other worker answered throughout; only a request in flight on the killed one could have failed.
     assert statuses.count(200) >= len(statuses) - 1, statuses
     assert httpx.post(f"{base}/v1/recommendations", json=BODY, headers=headers, timeout=30).status_code == 200
+
+
+def test_a_worker_that_cannot_load_fails_the_start(tmp_path: Path, bundles):
+    empty = tmp_path / "not-a-feature-set"
+    empty.mkdir()
+    env = {**os.environ, "AUDIENCEFIT_API_KEYS": API_KEY, "AUDIENCEFIT_DATA_DIR": str(tmp_path / "data")}
+    cmd = [sys.executable, "-c", "from audiencefit.cli import main; main()", "serve", "--workers", "2"]
+    cmd += ["--features", str(empty), "--bundle", str(bundles[0]), "--port", str(_free_port())]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "while loading" in done.stderr, done.stderr[-2000:]
