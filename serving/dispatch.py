@@ -85,11 +85,11 @@ class Front:
         if scope["path"] == "/readyz" and len(self.links) < self.n_workers:
             await _respond(send, 503, self._not_ready())
             return
-        link = self._pick()
+        body = await _read_body(receive)
+        link = self._pick()  # after the body is in: the choice is made when the request can be sent at once
         if link is None:
             await _respond(send, 503, {"detail": "the service is starting; try again shortly"})
             return
-        body = await _read_body(receive)
         header = {
             "id": next(self._ids),
             "method": scope["method"],
