@@ -80,6 +80,11 @@ class Metrics:
         return render([self.snapshot(), *others])
 
 
+def _family(name: str, help_text: str, kind: str) -> list[str]:
+    """The HELP and TYPE lines that open a metric family."""
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+
 def render(snapshots: Sequence[dict[str, Any]]) -> str:
     """Exposition text for the sum of several processes' snapshots (counters and histograms add up; every distinct
     model serving is listed, so a reload that has reached only some workers shows as two models)."""
@@ -98,17 +103,11 @@ def render(snapshots: Sequence[dict[str, Any]]) -> str:
             reloads[outcome] += int(n)
         if snap.get("model"):
             models.add(tuple(snap["model"]))
-    lines = [
-        "# HELP audiencefit_http_requests_total HTTP requests by method, route and status.",
-        "# TYPE audiencefit_http_requests_total counter",
-    ]
+    lines = _family("audiencefit_http_requests_total", "HTTP requests by method, route and status.", "counter")
     for key, n in sorted(requests.items()):
         lines.append(f"audiencefit_http_requests_total{_labels(('method', 'route', 'status'), key)} {n}")
-    lines += [
-        "# HELP audiencefit_http_request_duration_seconds Request latency by method and route.",
-        "# TYPE audiencefit_http_request_duration_seconds histogram",
-    ]
     name = "audiencefit_http_request_duration_seconds"
+    lines += _family(name, "Request latency by method and route.", "histogram")
     for (method, route), hist in sorted(latency.items()):
         cumulative = (*hist[: len(LATENCY_BUCKETS)], hist[-1])  # buckets are stored cumulative
         for bound, count in zip((*LATENCY_BUCKETS, math.inf), cumulative, strict=True):
@@ -117,16 +116,10 @@ def render(snapshots: Sequence[dict[str, Any]]) -> str:
         lab = _labels(("method", "route"), (method, route))
         lines.append(f"{name}_sum{lab} {hist[-2]!r}")
         lines.append(f"{name}_count{lab} {_fmt(hist[-1])}")
-    lines += [
-        "# HELP audiencefit_model_reloads_total Model reload attempts by outcome.",
-        "# TYPE audiencefit_model_reloads_total counter",
-    ]
+    lines += _family("audiencefit_model_reloads_total", "Model reload attempts by outcome.", "counter")
     for outcome, n in sorted(reloads.items()):
         lines.append(f"audiencefit_model_reloads_total{_labels(('outcome',), (outcome,))} {n}")
-    lines += [
-        "# HELP audiencefit_model_info The model bundle serving (value is always 1).",
-        "# TYPE audiencefit_model_info gauge",
-    ]
+    lines += _family("audiencefit_model_info", "The model bundle serving (value is always 1).", "gauge")
     for model in sorted(models):
         lines.append(f"audiencefit_model_info{_labels(('bundle_id', 'source', 'feature_set_id'), model)} 1")
     return "\n".join(lines) + "\n"
