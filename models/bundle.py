@@ -26,7 +26,11 @@ from features.io import replace_dir, sha256_file
 from models.estimators import ModelSet
 from models.pair_features import FEATURE_COLUMNS
 
-BUNDLE_FORMAT = 1
+# Format 2: the conversion model records its exposure (``models.json`` "exposure", see
+# ``models.estimators.exposure_offset``). Code that reads only format 1 would ignore it and predict with the wrong
+# offset, so it must refuse these bundles; this code still reads format 1 (exposure: followers).
+BUNDLE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 BUNDLE_FILE = "bundle.json"
 
 
@@ -101,8 +105,8 @@ def load_bundle(path: Path) -> Bundle:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{meta_path}: unreadable ({exc})") from exc
-    if meta.get("format") != BUNDLE_FORMAT:
-        raise InputError(f"{path}: bundle format {meta.get('format')!r}, this code reads {BUNDLE_FORMAT}")
+    if meta.get("format") not in READABLE_FORMATS:
+        raise InputError(f"{path}: bundle format {meta.get('format')!r}, this code reads {READABLE_FORMATS}")
     problems = []
     for rel, expected in sorted(meta.get("files", {}).items()):
         file = path / rel

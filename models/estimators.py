@@ -5,9 +5,11 @@ the work, fitted attributes end in ``_``. The feature list and order are part of
 predict. Models serialise to LightGBM's text format plus JSON — never pickle.
 
 - Engagement: log of the sponsored post's engagement rate; quantile models give p10/p90.
-- Conversions: Poisson loss with exposure: log(followers) is the offset, so trees learn a conversion rate per
-  follower and predictions scale with audience size. The band comes from a negative binomial whose dispersion is
-  fitted on the training residuals (counts are overdispersed: fit, audience and luck all vary).
+- Conversions: Poisson loss with exposure: the offset is log of the creator's estimated audience *in the segment*
+  (followers × audience fit × share in the target countries, :func:`exposure_offset`), so trees learn a conversion
+  rate per in-segment follower and predictions scale with the size of the relevant audience; the trees read only
+  the features that plausibly set that rate (``CONVERSION_COLUMNS``). The band comes from a negative binomial whose
+  dispersion is fitted on the training residuals (counts are overdispersed: fit, audience and luck all vary).
 - Price: log cost per sponsored post, from campaigns' costs; p10/p90 quantile models.
 """
 
@@ -26,6 +28,12 @@ from models.forest import CompiledForest, compile_forests
 
 ER_FLOOR = 1e-5  # engagement rates are modelled on a log scale; a zero-engagement post counts as this
 QUANTILES = (0.1, 0.9)
+# The conversion model's exposure (exposure_offset): followers alone (bundles before it was recorded), or the
+# estimated audience in the segment (the default for new models).
+FOLLOWER_EXPOSURE = "followers"
+SEGMENT_EXPOSURE = "segment_audience"
+EXPOSURES = (FOLLOWER_EXPOSURE, SEGMENT_EXPOSURE)
+EXPOSURE_FLOOR = 0.02  # smallest in-segment share the exposure assumes (see exposure_offset)
 
 
 def _lgb_params(objective: str, seed: int, **extra: Any) -> dict[str, Any]:
@@ -258,6 +266,7 @@ class ModelSet:
     price_: dict[str, GBMRegressor] = field(default_factory=dict)
     er_band_: float = 0.0  # conformal widening of the engagement band (log scale)
     price_band_: float = 0.0  # conformal widening of the price band (log scale)
+    exposure: str = SEGMENT_EXPOSURE  # what the conversion model's offset measures (see exposure_offset)
 
     # Directional knowledge enforced in the trees: more of the audience in the segment never lowers expected
     # conversions; a more suspicious (less authentic) audience never raises engagement or conversions.
@@ -290,8 +299,9 @@ class ModelSet:
         conv = frame["conversions"].to_numpy()
         ok = np.isfinite(conv)
         conv_frame = frame.filter(pl.Series(ok))
-        offset = exposure_offset(conv_frame)
-        self.conversions_ = GBMRegressor(self.columns, "poisson", self.seed, monotone=self.CONVERSION_SIGNS)
+        offset = exposure_offset(conv_frame, self.exposure)
+        columns = tuple(c for c in self.columns if c in CONVERSION_COLUMNS)
+        self.conversions_ = GBMRegressor(columns, "poisson", self.seed, monotone=self.CONVERSION_SIGNS)
         self.conversions_.fit(conv_frame, conv[ok], offset)
         mu = np.exp(self.conversions_.predict_raw(conv_frame, offset))
         self.theta_ = negbin_dispersion(conv[ok], mu)
@@ -316,7 +326,8 @@ class ModelSet:
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
         frame = self._rows(frame)
-        mu: np.ndarray = np.exp(self.conversions_.predict_raw(frame, exposure_offset(frame), threads=threads))
+        offset = exposure_offset(frame, self.exposure)
+        mu: np.ndarray = np.exp(self.conversions_.predict_raw(frame, offset, threads=threads))
         return mu
 
     def predict_engagement_rate(self, frame: Rows, *, threads: int = 1) -> np.ndarray:
@@ -414,6 +425,7 @@ class ModelSet:
             "theta": self.theta_,
             "er_band": self.er_band_,
             "price_band": self.price_band_,
+            "exposure": self.exposure,
             "models": {},
         }
         for name, model in self.regressors().items():
@@ -425,7 +437,11 @@ class ModelSet:
     @classmethod
     def from_files(cls, read: dict[str, str]) -> ModelSet:
         meta = json.loads(read["models.json"])
-        ms = cls(columns=tuple(meta["columns"]), seed=meta["seed"])
+        # Bundles written before the exposure was recorded used followers alone: they keep predicting as trained.
+        exposure = meta.get("exposure", FOLLOWER_EXPOSURE)
+        if exposure not in EXPOSURES:
+            raise ValueError(f"unknown conversion exposure {exposure!r}")
+        ms = cls(columns=tuple(meta["columns"]), seed=meta["seed"], exposure=exposure)
         ms.theta_ = float(meta["theta"])
         ms.er_band_ = float(meta.get("er_band", 0.0))
         ms.price_band_ = float(meta.get("price_band", 0.0))
@@ -494,10 +510,64 @@ PRICE_COLUMNS = (
 )
 
 
-def exposure_offset(frame: Rows) -> np.ndarray:
-    """log(followers): the exposure of a sponsored post (features carry log(1 + followers))."""
-    log_followers = (
-        frame.column("log_followers") if isinstance(frame, FeatureMatrix) else frame["log_followers"].to_numpy()
-    )
-    followers = np.expm1(log_followers.astype(np.float64))
-    return np.asarray(np.log(np.maximum(followers, 1.0)), dtype=np.float64)
+# What plausibly sets a sponsored post's conversions per in-segment follower: how relevant the audience is (fit,
+# share, countries, language), how relevant the content is to the segment and the brand (similarities, mentions),
+# how real the audience is, how much attention it pays (engagement, views, comments), size and platform. Left out:
+# posting cadence and trends, sponsored-post history, spikiness, recency, the follower sample's size and source.
+# With ~1,500 past campaigns, trees find splits in those that describe which creators marketers picked rather than
+# what converts, and they do not transfer to the creators a plan draws from (the follower sample of a point-in-time
+# snapshot is also smaller than the current one: training and serving values differ for the same creator).
+CONVERSION_COLUMNS = (
+    "log_followers",
+    "er_median",
+    "er_mean",
+    "comment_like_ratio",
+    "views_per_follower",
+    "suspicious_share",
+    "audience_quality",
+    "platform_code",
+    "audience_fit",
+    "audience_fit_raw",
+    "audience_share",
+    "content_sim",
+    "bio_sim",
+    "brand_content_sim",
+    "brand_bio_sim",
+    "country_share",
+    "language_match",
+    "brand_mentions",
+)
+
+
+def _column(frame: Rows, name: str) -> np.ndarray:
+    values = frame.column(name) if isinstance(frame, FeatureMatrix) else frame[name].to_numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
+def exposure_offset(frame: Rows, exposure: str = SEGMENT_EXPOSURE) -> np.ndarray:
+    """Log of the audience a sponsored post is exposed to: the conversion model's offset.
+
+    ``"followers"``: log(followers) (features carry log(1 + followers)); the trees then learn conversions per
+    follower, and how much of the audience is in the segment — the dominant driver — is left to them.
+
+    ``"segment_audience"``: log(followers × audience fit × share in the segment's target countries), the funnel
+    marketers reason with (audience × share in the segment × rate). ``audience_fit`` (the real-audience-weighted
+    similarity of the followers' interests to the segment) stands for the share of real followers in the segment
+    (``audience_share``, the cluster-based estimate, ranks conversions per follower of retrieved candidates far
+    worse; docs/evaluation.md). ``country_share`` is 1 for untargeted segments. Both are
+    computed the same way on point-in-time snapshots and at serving time. The trees then learn a rate per
+    *in-segment* follower. Why: past campaigns are creators marketers picked (on content and size), plans are made
+    over creators retrieval picked (on audience fit); trees fitted on ~1,500 campaigns extrapolate the
+    fit-to-conversions relation poorly to the other population, while a rate per relevant follower transfers
+    better because the audience term is no longer learned from the data. The estimate is floored at
+    ``EXPOSURE_FLOOR`` (a non-positive or tiny similarity is a noisy estimate, not an audience of zero); the trees
+    correct the level.
+    """
+    followers = np.maximum(np.expm1(_column(frame, "log_followers")), 1.0)
+    if exposure == FOLLOWER_EXPOSURE:
+        return np.asarray(np.log(followers), dtype=np.float64)
+    if exposure != SEGMENT_EXPOSURE:
+        raise ValueError(f"unknown conversion exposure {exposure!r}")
+    fit = np.clip(np.nan_to_num(_column(frame, "audience_fit"), nan=0.0), 0.0, 1.0)
+    countries = np.clip(np.nan_to_num(_column(frame, "country_share"), nan=1.0), 0.0, 1.0)
+    return np.asarray(np.log(followers * np.maximum(fit * countries, EXPOSURE_FLOOR)), dtype=np.float64)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from models.estimators import ModelSet
+from models.estimators import GBMRegressor, ModelSet
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -88,12 +88,14 @@ def feature_importance(models: ModelSet) -> pl.DataFrame:
     eng = models.engagement_.get("mean")
     if conv is None or eng is None:
         raise RuntimeError("ModelSet is not fitted")
+
+    def gains(model: GBMRegressor) -> np.ndarray:
+        # Each model's gains on the set's columns (0 for a column the model does not read).
+        got = dict(zip(model.columns, model.booster().feature_importance(importance_type="gain"), strict=True))
+        return np.array([float(got.get(c, 0.0)) for c in models.columns], dtype=np.float64)
+
     return pl.DataFrame(
-        {
-            "feature": list(models.columns),
-            "gain_conversions": np.asarray(conv.booster().feature_importance(importance_type="gain"), dtype=np.float64),
-            "gain_engagement": np.asarray(eng.booster().feature_importance(importance_type="gain"), dtype=np.float64),
-        }
+        {"feature": list(models.columns), "gain_conversions": gains(conv), "gain_engagement": gains(eng)}
     )
 
 
