@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from models.forest import CompiledForest, compile_forests
+from models.pair_features import PAIR_COLUMNS
 
 ER_FLOOR = 1e-5  # engagement rates are modelled on a log scale; a zero-engagement post counts as this
 QUANTILES = (0.1, 0.9)
@@ -526,16 +527,7 @@ CONVERSION_COLUMNS = (
     "suspicious_share",
     "audience_quality",
     "platform_code",
-    "audience_fit",
-    "audience_fit_raw",
-    "audience_share",
-    "content_sim",
-    "bio_sim",
-    "brand_content_sim",
-    "brand_bio_sim",
-    "country_share",
-    "language_match",
-    "brand_mentions",
+    *PAIR_COLUMNS,  # every (segment, creator) feature: how relevant the audience and the content are
 )
 
 
