@@ -158,9 +158,11 @@ async def _call(app: Any, header: dict[str, Any], body: bytes) -> tuple[int, lis
 
     try:
         await app(scope, receive, send)
-    except Exception:  # the app has logged it and sent its 500 (ServerErrorMiddleware); keep what was sent
-        log.exception("request failed in the worker")
+    except Exception:
+        # The app's error handler has logged the traceback and sent its 500 before re-raising (Starlette's
+        # ServerErrorMiddleware): that answer goes back. Only if nothing was sent is this a failure of its own.
         if not chunks:
+            log.exception("request failed in the worker before any response")
             payload = b'{"detail":"internal server error"}'
             return 500, [["content-type", "application/json"], ["content-length", str(len(payload))]], payload
     finally:
