@@ -39,9 +39,7 @@ class ChunkScorer:
         self.fs = load_feature_set(Path(features_dir))
         self.bundle = load_bundle(Path(bundle_dir))
         self.bundle.check_compatible(self.fs)
-        settings = get_settings()
-        if settings.compiled_trees:  # the driver compiled them already: each worker loads the cached objects
-            compile_trees(self.bundle, settings)
+        compile_trees(self.bundle, get_settings())  # the driver compiled them already: each worker loads the cache
         self.tasks = tasks
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:

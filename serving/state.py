@@ -58,20 +58,22 @@ def load_serving_model(source: BundleSource, fs: FeatureSet, settings: Settings)
     path = resolve_source(source, settings)
     bundle = load_bundle(path)
     bundle.check_compatible(fs)
-    if settings.compiled_trees:
-        compile_trees(bundle, settings)
+    compile_trees(bundle, settings)
     # A registry URI is shown with the version it resolved to (the cached directory is named <model>-v<version>).
     shown = f"{source} ({path.name})" if isinstance(source, str) and source.startswith("models:/") else str(source)
     return ServingModel(bundle=bundle, source=shown, loaded_at=_now())
 
 
 def compile_trees(bundle: Bundle, settings: Settings) -> bool:
-    """Compile the bundle's tree models to native code (``models.forest``); True when they are.
+    """Compile the bundle's tree models to native code (``models.forest``) when ``settings.compiled_trees`` asks
+    for it; True when they are.
 
     Compiled trees are an optimisation that gives LightGBM's numbers bit for bit, so when compiling fails (a
     platform LLVM cannot target, an unwritable cache) the bundle keeps LightGBM's own predictor and says so in the
     log: slower, never different.
     """
+    if not settings.compiled_trees:
+        return False
     try:
         bundle.models.compile(settings.forest_cache_dir)
     except Exception as exc:

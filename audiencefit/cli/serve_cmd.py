@@ -129,7 +129,7 @@ def serve(
 def _compile_before_workers(source: Path | str, settings: Settings) -> None:
     """Compile the bundle's tree models into the shared cache once, so the workers load them instead of each
     compiling the same models at the same time. Any failure is left to the workers (they log it and serve)."""
-    if not settings.compiled_trees:
+    if not settings.compiled_trees:  # nothing to compile: do not load the bundle here at all
         return
     from models.bundle import load_bundle
     from serving.state import compile_trees, resolve_source
