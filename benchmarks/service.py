@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -41,7 +42,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,8 +251,8 @@ def running_server(
                 if time.perf_counter() - started > READY_TIMEOUT_S:
                     raise TimeoutError(f"the server was not ready within {READY_TIMEOUT_S:.0f} s")
                 with contextlib.suppress(httpx.HTTPError):
-                    # Each check is a new connection, so it may reach any worker: several 200s in a row.
-                    if all(httpx.get(f"{base}/readyz", timeout=2.0).status_code == 200 for _ in range(8)):
+                    # With several workers the front listens only once every worker is loaded: one 200 means all.
+                    if httpx.get(f"{base}/readyz", timeout=2.0).status_code == 200:
                         break
                 time.sleep(0.5)
             yield base, time.perf_counter() - started, proc.pid
@@ -615,23 +616,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         res.results["server_workers"] = args.workers
         res.results["server_threads"] = args.threads
         console.print(f"service ready at {base} after {startup_s:.1f} s")
-        runs: list[tuple[str, Any]] = [
-            (f"closed loop, {c} client(s), repeat briefs", (run_level, c, False)) for c in args.concurrency
+
+        def closed_level(width: int, novel: bool) -> Coroutine[Any, Any, LevelResult]:
+            return run_level(base, width, args.duration, args.max_requests, args.seed + width, novel, meter)
+
+        def open_level(novel: bool) -> Coroutine[Any, Any, LevelResult]:
+            return run_open(base, args.rate, args.connections, args.duration, args.seed + 500, novel, meter)
+
+        # Each level is started only when its turn comes (a coroutine per label, made when it runs).
+        runs: list[tuple[str, Callable[[], Coroutine[Any, Any, LevelResult]]]] = [
+            (f"closed loop, {c} client(s), repeat briefs", functools.partial(closed_level, c, False))
+            for c in args.concurrency
         ]
         if GOAL_CONCURRENCY in args.concurrency:
-            runs.append((f"closed loop, {GOAL_CONCURRENCY} clients, novel briefs", (run_level, GOAL_CONCURRENCY, True)))
+            label = f"closed loop, {GOAL_CONCURRENCY} clients, novel briefs"
+            runs.append((label, functools.partial(closed_level, GOAL_CONCURRENCY, True)))
         if args.rate > 0:
             for novel in (False, True):
                 kind = "novel" if novel else "repeat"
-                runs.append((f"open loop, {args.rate:g} req/s over {args.connections} clients, {kind} briefs",
-                             (run_open, args.connections, novel)))  # fmt: skip
-        for label, (runner, width, novel) in runs:
-            if runner is run_level:
-                level = asyncio.run(
-                    run_level(base, width, args.duration, args.max_requests, args.seed + width, novel, meter)
-                )
-            else:
-                level = asyncio.run(run_open(base, args.rate, width, args.duration, args.seed + 500, novel, meter))
+                label = f"open loop, {args.rate:g} req/s over {args.connections} clients, {kind} briefs"
+                runs.append((label, functools.partial(open_level, novel)))
+        for label, start in runs:
+            level = asyncio.run(start())
             levels.append(level.summary() | {"label": label})
             console.print(f"{label}: {level.requests} requests, {level.errors} errors")
     res.results["levels"] = levels
