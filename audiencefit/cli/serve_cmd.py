@@ -18,6 +18,8 @@ Threads and workers on the 2-core machine this targets:
   request threads each doing its own small matrix work, one native thread per request thread avoids 4×2 threads
   fighting over 2 cores (and polars' pool spinning up for frames of a few hundred rows). Raise them
   (environment) for a single heavy client. torch is never imported by the service with the ONNX backends.
+- The front (or the single process) and every worker run on uvloop, and uvicorn parses HTTP with httptools:
+  with asyncio's loop and the pure-Python h11 parser the same requests cost 0.5–0.9 ms more CPU each.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 2  # the cores of the machine this targets (see the module docstring)
+# uvloop and httptools (C event loop and HTTP parser), named rather than left to uvicorn's "auto", so that a
+# missing one fails the start instead of quietly costing 0.5–0.9 ms of CPU per request (docs/benchmarks.md).
+UVICORN_FAST: dict[str, Any] = {"loop": "uvloop", "http": "httptools"}
 SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "POLARS_MAX_THREADS")
 
 
@@ -101,7 +106,7 @@ def serve(
             data_dir=data,
             threads=threads,
         )
-        uvicorn.run(api, host=host, port=port, workers=1, log_config=None, proxy_headers=False)
+        uvicorn.run(api, host=host, port=port, workers=1, log_config=None, proxy_headers=False, **UVICORN_FAST)
         return
     from serving.dispatch import front_app
     from serving.workers import source_to_json
@@ -121,7 +126,7 @@ def serve(
     }
     try:
         front = front_app(workers, control_dir, options)
-        uvicorn.run(front, host=host, port=port, workers=1, log_config=None, proxy_headers=False)
+        uvicorn.run(front, host=host, port=port, workers=1, log_config=None, proxy_headers=False, **UVICORN_FAST)
     finally:
         shutil.rmtree(control_dir, ignore_errors=True)
 
