@@ -8,10 +8,12 @@ Threads and workers on the 2-core machine this targets:
   stay open, so sharing the socket between workers would split the load by connection, not by request). Each
   worker holds its own copy of the feature set, indexes and embedding model, and they stay one service through
   a shared control directory: ``/metrics`` sums every worker and a reload on one is followed by all
-  (``serving.workers``). Tree models are compiled once, before the workers start. ``--workers 1`` runs the app
-  in one process, with no front.
+  (``serving.workers``). The front gives a worker ``--in-flight`` requests at a time (default 1) and keeps the
+  others in one first-come-first-served line, so a request goes to the first worker that frees up. Tree models
+  are compiled once, before the workers start. ``--workers 1`` runs the app in one process, with no front.
 - Routes that embed or score are sync ``def``; FastAPI runs them in the anyio thread pool, capped at
-  ``--threads`` (default 4) so a burst queues instead of oversubscribing the cores. numpy/faiss/torch release the
+  ``--threads`` (default 4) so a burst queues instead of oversubscribing the cores (with the front, a worker runs
+  at most ``--in-flight`` of them at once). numpy/faiss/torch release the
   GIL in their kernels, so a few threads overlap usefully; many threads only add contention.
 - Native thread pools are capped per process: ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
   and ``POLARS_MAX_THREADS`` default to 1 here (set before numpy, faiss, LightGBM and polars load): with several
@@ -36,6 +38,7 @@ import typer
 from audiencefit.cli._app import DEFAULT_MODEL_URI, app, model_source
 from audiencefit.logs import JsonFormatter
 from features.errors import InputError
+from serving.dispatch import DEFAULT_IN_FLIGHT
 
 if TYPE_CHECKING:
     from audiencefit.settings import Settings
@@ -77,6 +80,16 @@ def serve(
             "--workers", min=1, max=16, help="Worker processes (each loads its own copy of features, index, models)."
         ),
     ] = DEFAULT_WORKERS,
+    in_flight: Annotated[
+        int,
+        typer.Option(
+            "--in-flight",
+            min=1,
+            max=64,
+            help="Requests the front gives one worker at a time (with --workers > 1); the others wait in the "
+            "front, first come first served.",
+        ),
+    ] = DEFAULT_IN_FLIGHT,
 ) -> None:
     """Serve the recommendation API (refuses to start without an API key configured)."""
     from audiencefit.settings import get_settings
@@ -125,7 +138,7 @@ def serve(
         "log_format": "json" if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers) else "console",
     }
     try:
-        front = front_app(workers, control_dir, options)
+        front = front_app(workers, control_dir, options, in_flight=in_flight)
         uvicorn.run(front, host=host, port=port, workers=1, log_config=None, proxy_headers=False, **UVICORN_FAST)
     finally:
         shutil.rmtree(control_dir, ignore_errors=True)
