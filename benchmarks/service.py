@@ -454,17 +454,36 @@ class RawClient:
         payload = json.dumps(body).encode()
         request = f"POST {path} HTTP/1.1\r\n{self._head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload
         async with self._slots:
-            conn = self._idle.pop() if self._idle else None
+            conn = self._reusable()
             try:
+                if conn is not None:
+                    try:
+                        status = await asyncio.wait_for(self._exchange(*conn, request), REQUEST_TIMEOUT_S)
+                    except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                        # The server closed a kept-alive connection before this request reached it (its idle
+                        # timeout): sent again on a new connection, as HTTP clients do; anything else is an error.
+                        if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                            raise
+                        conn[1].close()
+                        conn = None
                 if conn is None:
                     conn = await asyncio.open_connection(self._host, self._port)
-                status = await asyncio.wait_for(self._exchange(*conn, request), REQUEST_TIMEOUT_S)
+                    status = await asyncio.wait_for(self._exchange(*conn, request), REQUEST_TIMEOUT_S)
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 if conn is not None:
                     conn[1].close()
                 return type(exc).__name__
             self._idle.append(conn)
             return status
+
+    def _reusable(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The most recently used open connection (others close after the server's keep-alive timeout)."""
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            writer.close()
+        return None
 
     @staticmethod
     async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> str:
