@@ -219,10 +219,15 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(
-    prep: Prepared, log_dir: Path, workers: int | None = None, threads: int | None = None
+    prep: Prepared,
+    log_dir: Path,
+    workers: int | None = None,
+    threads: int | None = None,
+    in_flight: int | None = None,
 ) -> Iterator[tuple[str, float, int]]:
-    """Start the service (``workers`` processes of ``threads`` threads; None: the command's defaults), wait until
-    ``/readyz`` answers 200; yield (base URL, startup seconds, its pid); stop it after."""
+    """Start the service (``workers`` processes of ``threads`` threads, ``in_flight`` requests each at a time;
+    None: the command's defaults), wait until ``/readyz`` answers 200; yield (base URL, startup seconds, its pid);
+    stop it after."""
     import httpx
 
     port = free_port()
@@ -241,6 +246,8 @@ def running_server(
         cmd += ["--workers", str(workers)]
     if threads is not None:
         cmd += ["--threads", str(threads)]
+    if in_flight is not None:
+        cmd += ["--in-flight", str(in_flight)]
     log_dir.mkdir(parents=True, exist_ok=True)
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
@@ -675,6 +682,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--threads", type=int, default=None, help="request threads per worker (default: audiencefit serve's default)"
     )
     parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=None,
+        help="requests the front gives one worker at a time (default: audiencefit serve's default)",
+    )
+    parser.add_argument(
         "--client",
         choices=sorted(CLIENTS),
         default="raw",
@@ -721,11 +734,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     res.results["setup_s"] = prep.timings_s
     res.results["setup_reused"] = prep.reused
     levels: list[dict[str, Any]] = []
-    with running_server(prep, prep.features.parent / "logs", args.workers, args.threads) as (base, startup_s, pid):
+    server = running_server(prep, prep.features.parent / "logs", args.workers, args.threads, args.in_flight)
+    with server as (base, startup_s, pid):
         meter = CpuMeter(pid)
         res.results["server_startup_s"] = startup_s
         res.results["server_workers"] = args.workers
         res.results["server_threads"] = args.threads
+        res.results["server_in_flight"] = args.in_flight
         console.print(f"service ready at {base} after {startup_s:.1f} s")
 
         def closed_level(width: int, novel: bool) -> Coroutine[Any, Any, LevelResult]:
@@ -787,9 +802,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     caption = (
         f"{n:,} creators, {prep.embedder_id}, k={K}, server {args.workers or 'default'} workers × "
-        f"{args.threads or 'default'} threads, {args.client} client; server CPU: the serve processes' user+system "
-        "CPU per request and "
-        "the cores they kept busy; load gen: this process's CPU per request. " + "; ".join(notes)
+        f"{args.threads or 'default'} threads, {args.in_flight or 'default'} in flight, {args.client} client; "
+        "server CPU: the serve processes' user+system CPU per request and the cores they kept busy; load gen: this "
+        "process's CPU per request. " + "; ".join(notes)
     )
     columns = ("run", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req",
                "server cores", "load gen CPU ms/req")  # fmt: skip
