@@ -146,8 +146,10 @@ class Front:
 
     def _wake(self) -> None:
         """Wake as many waiting requests, oldest first, as the workers have free room (a request that finished,
-        a worker that connected)."""
-        free = sum(max(0, self.in_flight - len(link.pending)) for link in self.links)
+        a worker that connected); all of them when no worker is left, to be answered 503 at once."""
+        free = (
+            sum(max(0, self.in_flight - len(link.pending)) for link in self.links) if self.links else len(self._waiting)
+        )
         for turn in self._waiting:
             if free <= 0:
                 break
@@ -247,6 +249,7 @@ class Front:
                     future.set_result((header, body))
         finally:
             self.links.remove(link)
+            self._wake()  # with no worker left, the requests in line are answered 503 instead of waiting
             for future in link.pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError(f"worker {link.pid} disconnected"))

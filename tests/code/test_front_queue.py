@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from serving.dispatch import Front, WorkerLink
+from serving.frames import write_frame
 
 
 class FakeLink(WorkerLink):
@@ -122,3 +123,43 @@ def test_a_client_leaving_the_line_gives_its_turn_away(tmp_path: Path):
 def test_in_flight_must_be_positive(tmp_path: Path):
     with pytest.raises(ValueError, match="in_flight"):
         Front(2, tmp_path, {}, in_flight=0)
+
+
+class _Sink:
+    """A worker socket's writing end that keeps what is written."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def test_requests_in_line_get_503_when_the_last_worker_goes(tmp_path: Path):
+    front = Front(1, tmp_path, {}, in_flight=1)
+    answers: list[int] = []
+
+    async def main() -> None:
+        reader, sink = asyncio.StreamReader(), _Sink()
+        await write_frame(sink, {"pid": 7})  # type: ignore[arg-type]
+        reader.feed_data(sink.data)
+        connected = asyncio.create_task(front._accept(reader, sink))  # type: ignore[arg-type]
+        while not front.links:
+            await asyncio.sleep(0)
+        busy = asyncio.create_task(_request(front, 0, answers))  # handed to the worker, never answered
+        waiting = [asyncio.create_task(_request(front, n, answers)) for n in (1, 2)]
+        await asyncio.sleep(0.01)
+        assert len(front._waiting) == 2
+        reader.feed_eof()  # the worker's socket closes
+        await asyncio.wait_for(asyncio.gather(busy, *waiting), timeout=2)
+        await connected
+
+    asyncio.run(main())
+    assert answers == [503, 503, 503]
+    assert not front._waiting
