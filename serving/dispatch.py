@@ -10,8 +10,9 @@ the answer: join-the-shortest-queue, whatever the client's connections.
 A worker is given at most ``in_flight`` requests at a time (default 1); the others wait in the front, first come
 first served, and go to the first worker that frees up. A request is CPU-bound Python, so two requests in one
 worker only share its GIL, and a request sent to a busy worker waits there even when the other worker frees up
-first. Measured at 100 req/s from 16 clients (docs/benchmarks.md): p95 57 → 46 ms, p99 85 → 75 ms against
-sending every request at once. A slow request (a plan) holds its worker; raise ``--in-flight`` if they are common.
+first. Measured on the 100k world (docs/benchmarks.md, "Session 5 figures"): with a closed loop of 16 clients,
+p99 160–163 ms against 201–224 ms when every request is sent at once; at 100 req/s the difference was within the
+machine's noise. A slow request (a plan) holds its worker; raise ``--in-flight`` if they are common.
 
 The front starts listening once every worker has loaded its state and connected (a worker that exits while
 loading fails the start, as a single process would). A worker that dies later is started again: its requests in
