@@ -10,14 +10,18 @@ A loss counts only when it is larger than a campaign could show (``NOISE_Z`` sta
 of two plans' realised conversions, each a Poisson count; the creators both plans share cancel, see
 :func:`loses_beyond_noise`).
 
-    python -m training.plan_eval --world DIR --features DIR --bundle DIR [--budgets 300,1000,3000] [--out FILE.md]
+    python -m training.plan_eval --world DIR --features DIR --bundle DIR [--budgets 300,1000,3000] [--out FILE]
+        [--oracle-noise 0,0.5,1,1.5 [--noise-seeds 8]]
+
+``--oracle-noise`` measures the floor of that count: the same plans made from the true conversions times
+log-normal noise of a given σ instead of the model's predictions, beside the model's own σ on the candidates.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -150,14 +154,25 @@ def fill_in_order(c: Candidates, order: np.ndarray, budget: float) -> list[int]:
     return chosen
 
 
-def evaluate(
-    world: Path, fs: FeatureSet, search: AudienceSearch, bundle_dir: Path, budgets: tuple[float, ...]
-) -> pl.DataFrame:
-    """One row per (brand, budget, method) with true reach and conversions and the plan's cost."""
+@dataclass(frozen=True)
+class BrandCase:
+    """One brand's retrieved and scored candidates with what evaluation needs from the truth."""
+
+    brand_id: str
+    candidates: Candidates
+    true_conversions: np.ndarray  # each candidate's true expected conversions for the brand alone
+    weights: np.ndarray  # (C,) communities inside the brand's segments
+    followers: np.ndarray
+
+
+def brand_cases(
+    world: Path, fs: FeatureSet, search: AudienceSearch, bundle_dir: Path
+) -> tuple[WorldTruth, list[BrandCase]]:
+    """The world's truth and, for every brand, the candidates the service would plan from."""
     truth = load_truth(world)
     models = load_bundle(bundle_dir).models
     brands = {r["brand_id"]: r for r in pl.read_parquet(world / "brands.parquet").iter_rows(named=True)}
-    rows_out = []
+    cases = []
     for brand_id, segs in truth.segments.sort("segment_id").group_by("brand_id", maintain_order=True):
         brand = str(brand_id[0])
         segments = [
@@ -188,9 +203,33 @@ def evaluate(
         scored = score_creators(fs, models, query, found.rows)
         cand = candidates_from_scores(fs, scored, found.rows, query)
         seg_ids = [s.segment_id or "" for s in segments]
-        conv_true = true_conversions(truth, brand, seg_ids, cand.creator_ids)
-        weights = segment_weights(truth, seg_ids)
-        followers = scored["followers"].fill_null(0).to_numpy()
+        cases.append(
+            BrandCase(
+                brand,
+                cand,
+                true_conversions(truth, brand, seg_ids, cand.creator_ids),
+                segment_weights(truth, seg_ids),
+                scored["followers"].fill_null(0).to_numpy(),
+            )
+        )
+    return truth, cases
+
+
+def compare_plans(
+    truth: WorldTruth,
+    cases: list[BrandCase],
+    budgets: tuple[float, ...],
+    predicted: list[np.ndarray] | None = None,
+) -> pl.DataFrame:
+    """One row per (brand, budget, method) with true reach and conversions and the plan's cost.
+
+    ``predicted`` (one array per case) replaces the model's conversions for the planner and for top-k by predicted
+    conversions alike (``--oracle-noise``); prices, audiences and the truth the plans are judged by stay the same.
+    """
+    rows_out = []
+    for n, case in enumerate(cases):
+        cand = case.candidates if predicted is None else replace(case.candidates, conversions=predicted[n])
+        conv_true = case.true_conversions
         for budget in budgets:
             try:
                 plan = make_plan(cand, Constraints(budget=budget))
@@ -202,17 +241,17 @@ def evaluate(
                 "top-k predicted conversions": fill_in_order(
                     cand, np.lexsort((np.arange(len(cand)), -cand.conversions)), budget
                 ),
-                "top-k followers": fill_in_order(cand, np.lexsort((np.arange(len(cand)), -followers)), budget),
+                "top-k followers": fill_in_order(cand, np.lexsort((np.arange(len(cand)), -case.followers)), budget),
             }
             ours = set(plans["planner"])
             for method, chosen in plans.items():
                 ids = [cand.creator_ids[i] for i in chosen]
-                reach, conv = true_plan_value(truth, ids, conv_true[chosen], weights)
+                reach, conv = true_plan_value(truth, ids, conv_true[chosen], case.weights)
                 both = sorted(ours.intersection(chosen))
-                shared = true_plan_value(truth, [cand.creator_ids[i] for i in both], conv_true[both], weights)[1]
+                shared = true_plan_value(truth, [cand.creator_ids[i] for i in both], conv_true[both], case.weights)[1]
                 rows_out.append(
                     {
-                        "brand_id": brand,
+                        "brand_id": case.brand_id,
                         "budget": budget,
                         "method": method,
                         "creators": len(ids),
@@ -223,6 +262,47 @@ def evaluate(
                     }
                 )
     return pl.DataFrame(rows_out)
+
+
+def evaluate(
+    world: Path, fs: FeatureSet, search: AudienceSearch, bundle_dir: Path, budgets: tuple[float, ...]
+) -> pl.DataFrame:
+    """One row per (brand, budget, method) with true reach and conversions and the plan's cost."""
+    truth, cases = brand_cases(world, fs, search, bundle_dir)
+    return compare_plans(truth, cases, budgets)
+
+
+def model_error(cases: list[BrandCase]) -> float:
+    """Standard deviation of log(predicted / true conversions) on the candidates, each brand's median removed (a
+    per-brand scale changes no plan)."""
+    logs = []
+    for case in cases:
+        ratio = np.log(np.maximum(case.candidates.conversions, 1e-9) / np.maximum(case.true_conversions, 1e-9))
+        logs.append(ratio - np.median(ratio))
+    return float(np.std(np.concatenate(logs))) if logs else float("nan")
+
+
+def oracle_noise(
+    truth: WorldTruth, cases: list[BrandCase], budgets: tuple[float, ...], sigmas: tuple[float, ...], seeds: int
+) -> pl.DataFrame:
+    """The floor of the loss count: plans made from the true conversions × exp(σ·z), z standard normal per
+    candidate, instead of the model's predictions. One row per (σ, noise seed): losses beyond noise and the
+    planner's mean true conversions per budget. A model whose error is σ cannot be expected to lose less often."""
+    rows = []
+    for sigma in sigmas:
+        for seed in range(seeds):
+            rng = np.random.default_rng(1_000 + seed)
+            predicted = [c.true_conversions * np.exp(sigma * rng.standard_normal(len(c.candidates))) for c in cases]
+            results = compare_plans(truth, cases, budgets, predicted)
+            planner = summarise(results).filter(pl.col("method") == "planner").sort("budget")
+            rows.append(
+                {"sigma": sigma, "noise_seed": seed, "losses": losses(results).height}
+                | {
+                    f"planner_conversions_{b:g}": v
+                    for b, v in zip(planner["budget"], planner["true_conversions"], strict=True)
+                }
+            )
+    return pl.DataFrame(rows)
 
 
 def loses_beyond_noise(planner: pl.Expr, other: pl.Expr, shared: pl.Expr, z: float = NOISE_Z) -> pl.Expr:
@@ -305,7 +385,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--budgets", default=",".join(str(b) for b in DEFAULT_BUDGETS))
     parser.add_argument("--out", type=Path, default=None, help="Write the per-plan rows as parquet.")
+    parser.add_argument(
+        "--oracle-noise",
+        default="",
+        help="Also plan from the true conversions × exp(σ·z) for these comma-separated σ (e.g. 0,0.5,1,1.5): "
+        "how many losses beyond noise any model with that error has; the model's own σ is printed beside.",
+    )
+    parser.add_argument("--noise-seeds", type=int, default=8, help="Noise draws per σ of --oracle-noise.")
     args = parser.parse_args(argv)
+    budgets = tuple(float(b) for b in args.budgets.split(","))
+    sigmas = tuple(float(x) for x in args.oracle_noise.split(",") if x.strip())
+    if any(x < 0 for x in sigmas) or args.noise_seeds < 1:
+        parser.error("--oracle-noise takes σ ≥ 0 and --noise-seeds at least 1")
     fs = load_feature_set(args.features)
     index_dir = default_index_dir(fs)
     if not index_dir.is_dir():
@@ -316,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     search = AudienceSearch(
         fs, load_index(fs, "audience", index_dir), load_index(fs, "content", index_dir), query_embedder(fs)
     )
-    results = evaluate(args.world, fs, search, args.bundle, tuple(float(b) for b in args.budgets.split(",")))
+    truth, cases = brand_cases(args.world, fs, search, args.bundle)
+    results = compare_plans(truth, cases, budgets)
     if args.out is not None:
         results.write_parquet(args.out)
     sys.stdout.write(to_markdown(summarise(results)))
@@ -324,6 +416,19 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(f"\nplanner losses beyond noise: {lost.height}\n")
     if lost.height:
         sys.stdout.write("\n" + to_markdown(lost))
+    if sigmas:
+        floor = oracle_noise(truth, cases, budgets, sigmas, args.noise_seeds)
+        table = floor.group_by("sigma", maintain_order=True).agg(
+            pl.col("losses").mean().alias("mean_losses"),
+            pl.col("losses").min().alias("min"),
+            pl.col("losses").max().alias("max"),
+            *[pl.col(c).mean() for c in floor.columns if c.startswith("planner_conversions_")],
+        )
+        sys.stdout.write(
+            f"\nplans from the true conversions × exp(σ·z), {args.noise_seeds} draws per σ; the model's σ on these "
+            f"candidates (each brand's median removed): {model_error(cases):.2f}, its losses: {lost.height}\n\n"
+        )
+        sys.stdout.write(to_markdown(table))
     return 0
 
 
