@@ -51,6 +51,7 @@ def load_state(settings: Settings, config: ServeConfig) -> AppState:
     from models.query import query_embedder
     from models.retrieval import AudienceSearch
     from serving.captions import CaptionStore
+    from serving.pipeline import warm_up
 
     fs = load_feature_set(config.features_dir)
     directory = config.index_dir or default_index_dir(fs)
@@ -81,7 +82,9 @@ def load_state(settings: Settings, config: ServeConfig) -> AppState:
             "bundle_id": holder.current.bundle.bundle_id if holder.current else None,
         },
     )
-    return AppState(settings=settings, fs=fs, search=search, models=holder, captions=captions)
+    state = AppState(settings=settings, fs=fs, search=search, models=holder, captions=captions)
+    warm_up(state)
+    return state
 
 
 def create_app(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import polars as pl
@@ -214,6 +215,17 @@ def test_unexpected_error_is_a_generic_500(client, monkeypatch):
     assert resp.status_code == 500
     assert resp.json() == {"detail": "internal server error"}
     assert "secret" not in resp.text
+
+
+def test_start_up_answers_one_brief_before_the_first_client(
+    api_settings, small_features: Path, small_world: Path, bundles, caplog
+):
+    caplog.set_level(logging.INFO, logger="serving.pipeline")
+    for c in make_client(api_settings, small_features, bundles[0], data=small_world):
+        warmed = [r for r in caplog.records if r.getMessage() == "warmed up with one brief"]
+        assert len(warmed) == 1 and warmed[0].creators > 0
+        # Not through HTTP: the metrics count clients' requests only.
+        assert 'route="/v1/recommendations"' not in c.get("/metrics").text
 
 
 def test_no_bundle_means_not_ready(api_settings, small_features: Path, tmp_path: Path):
