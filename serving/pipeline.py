@@ -134,13 +134,18 @@ def warm_up(state: AppState) -> None:
 
     The first request otherwise pays for what is built on first use: per-view arrays, the default filters' mask,
     the query text's vector, modules imported lazily (measured on the 100k world: 416 ms for the first request,
-    22–26 ms for the next ones). Does nothing without a model; its answer is discarded.
+    22–26 ms for the next ones). Does nothing without a model; its answer is discarded. A failure is logged and
+    the service starts as it would have without the warm-up (a bundle that loads is not refused here).
     """
     model = state.models.current
     if model is None:
         return
     started = time.perf_counter()
-    result = recommend(state, model, RecommendationRequest(description=WARM_UP_BRIEF))
+    try:
+        result = recommend(state, model, RecommendationRequest(description=WARM_UP_BRIEF))
+    except Exception:
+        log.exception("the warm-up brief failed; the first requests will show the same error")
+        return
     log.info(
         "warmed up with one brief",
         extra={"seconds": round(time.perf_counter() - started, 3), "creators": len(result.creators)},

@@ -228,6 +228,18 @@ def test_start_up_answers_one_brief_before_the_first_client(
         assert 'route="/v1/recommendations"' not in c.get("/metrics").text
 
 
+def test_a_failing_warm_up_does_not_stop_the_start(api_settings, small_features: Path, bundles, monkeypatch, caplog):
+    from serving import pipeline
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("warm-up boom")
+
+    monkeypatch.setattr(pipeline, "recommend", boom)
+    for c in make_client(api_settings, small_features, bundles[0]):
+        assert c.get("/readyz").status_code == 200
+    assert any("warm-up brief failed" in r.getMessage() for r in caplog.records)
+
+
 def test_no_bundle_means_not_ready(api_settings, small_features: Path, tmp_path: Path):
     for c in make_client(api_settings, small_features, tmp_path / "missing-bundle"):
         ready = c.get("/readyz")
