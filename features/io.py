@@ -120,6 +120,20 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same directory and a rename: readers (other
+    processes too) see the old file or the whole new one; a failed write leaves no temp file behind. No fsync:
+    for caches and control files that are rebuilt or rewritten anyway (see :func:`write_parquet_atomic`)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def replace_dir(tmp: Path, target: Path) -> None:
     """Put the fully written directory ``tmp`` in place of ``target`` with renames only.
 

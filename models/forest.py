@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from features.io import write_bytes_atomic
+
 log = logging.getLogger(__name__)
 
 _COMPILE_LOCK = threading.Lock()  # LLVM's global state: one compilation at a time per process
@@ -91,17 +93,6 @@ def _verified(obj: Path, sidecar: Path) -> bool:
         return False
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def is_cached(text: str, cache_dir: Path) -> bool:
     """Is a verified object of this model in the cache (so that loading it takes milliseconds)?"""
     key = forest_key(text)
@@ -150,7 +141,7 @@ def compile_forest(text: str, cache_dir: Path) -> CompiledForest:
     model_file, obj, sidecar = (cache_dir / f"{key}{suffix}" for suffix in (".txt", ".o", ".json"))
     with _COMPILE_LOCK:
         if not model_file.is_file() or model_file.read_text(encoding="utf-8") != text:
-            _write_atomic(model_file, text.encode("utf-8"))
+            write_bytes_atomic(model_file, text.encode("utf-8"))
         hit = obj.is_file() and _verified(obj, sidecar)
         started = time.perf_counter()
         model = lleaves.Model(model_file=str(model_file))
@@ -166,7 +157,7 @@ def compile_forest(text: str, cache_dir: Path) -> CompiledForest:
             try:
                 model.compile(cache=str(tmp), fblocksize=n_trees, **_OPTIONS)
                 data = tmp.read_bytes()
-                _write_atomic(sidecar, json.dumps({"sha256": _sha256(data), "trees": n_trees}).encode("utf-8"))
+                write_bytes_atomic(sidecar, json.dumps({"sha256": _sha256(data), "trees": n_trees}).encode("utf-8"))
                 os.replace(tmp, obj)
             finally:
                 tmp.unlink(missing_ok=True)

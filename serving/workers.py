@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.io import write_bytes_atomic
 from serving.frames import decode_headers, encode_headers, read_frame, write_frame
 
 if TYPE_CHECKING:
@@ -273,9 +274,7 @@ class WorkerSync:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, json.dumps(data).encode("utf-8"))  # other workers read it while it is replaced
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
