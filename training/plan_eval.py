@@ -264,14 +264,6 @@ def compare_plans(
     return pl.DataFrame(rows_out)
 
 
-def evaluate(
-    world: Path, fs: FeatureSet, search: AudienceSearch, bundle_dir: Path, budgets: tuple[float, ...]
-) -> pl.DataFrame:
-    """One row per (brand, budget, method) with true reach and conversions and the plan's cost."""
-    truth, cases = brand_cases(world, fs, search, bundle_dir)
-    return compare_plans(truth, cases, budgets)
-
-
 def model_error(cases: list[BrandCase]) -> float:
     """Standard deviation of log(predicted / true conversions) on the candidates, each brand's median removed (a
     per-brand scale changes no plan)."""
