@@ -79,11 +79,17 @@ class Settings(BaseSettings):
     )
     index_type: Literal["ivf", "hnsw"] = Field("ivf", description="Approximate index above index_exact_max.")
     ivf_nlist: int | None = Field(None, ge=1, description="IVF lists; default about sqrt(creators).")
-    ivf_nprobe: int = Field(96, ge=1, description="IVF lists visited per query.")
-    ivf_encoding: Literal["sq8", "flat"] = Field(
-        "sq8",
-        description="How IVF lists store vectors: sq8 = one byte per dimension (a list scan reads 4x fewer bytes; "
-        "the rows found are re-scored exactly), flat = float32.",
+    ivf_nprobe: int | None = Field(
+        None,
+        ge=1,
+        description="IVF lists visited per query; default 108 for int8 lists, 96 for sq8 and flat (the same top-k "
+        "overlap with exact search on the 100k world, docs/benchmarks.md).",
+    )
+    ivf_encoding: Literal["int8", "sq8", "flat"] = Field(
+        "int8",
+        description="How IVF lists store vectors: int8 = one integer byte per dimension, scanned with an integer "
+        "query (fastest; the rows found are re-scored exactly), sq8 = FAISS's 8-bit scalar quantizer (decoded to "
+        "floats while scanning), flat = float32.",
     )
     hnsw_m: int = Field(32, ge=4, le=128, description="HNSW graph degree.")
     hnsw_ef_construction: int = Field(120, ge=8, description="HNSW build-time beam width.")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from audiencefit.settings import Settings
+from features.errors import InputError
 from models.index import VectorIndex, build_faiss
 
 
@@ -52,7 +55,9 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return both[:20_000], both[20_000:]
 
 
-@pytest.mark.parametrize(("index_type", "encoding"), [("ivf", "sq8"), ("ivf", "flat"), ("hnsw", "flat")])
+@pytest.mark.parametrize(
+    ("index_type", "encoding"), [("ivf", "int8"), ("ivf", "sq8"), ("ivf", "flat"), ("hnsw", "flat")]
+)
 def test_approximate_index_recall_at_100_against_exact(data, index_type, encoding):
     vectors, queries = data
     idx = make_index(vectors, index_type=index_type, ivf_encoding=encoding)
@@ -61,10 +66,11 @@ def test_approximate_index_recall_at_100_against_exact(data, index_type, encodin
     assert mean_recall(rows, exact_top(vectors, queries, 100)) >= 0.98
 
 
-def test_encoded_index_returns_exact_scores_in_exact_order(data):
+@pytest.mark.parametrize("encoding", ["int8", "sq8"])
+def test_encoded_index_returns_exact_scores_in_exact_order(data, encoding):
     vectors, queries = data
-    idx = make_index(vectors, index_type="ivf", ivf_encoding="sq8")
-    assert idx.params["encoding"] == "sq8"
+    idx = make_index(vectors, index_type="ivf", ivf_encoding=encoding)
+    assert idx.params["encoding"] == encoding
     approx, rows_approx = idx.search(queries, 100, exact_scores=False)
     scores, rows = idx.search(queries, 100)
     exact = np.einsum("qkd,qd->qk", vectors[rows], queries)
@@ -144,3 +150,41 @@ def test_exact_subset_equals_a_stable_full_sort_including_ties(allowed_share):
     expected = rows[np.argsort(-full, axis=1, kind="stable")[:, :25]]
     np.testing.assert_array_equal(found, expected)
     np.testing.assert_allclose(scores, np.take_along_axis(full, np.argsort(-full, axis=1, kind="stable")[:, :25], 1))
+
+
+def test_int8_index_scans_the_float_index_lists_and_approximates_the_inner_product(data):
+    vectors, queries = data
+    idx = make_index(vectors, index_type="ivf", ivf_encoding="int8")
+    flat = make_index(vectors, index_type="ivf", ivf_encoding="flat")
+    # The same k-means lists as the float index: with every list visited, only the codes' rounding differs.
+    import faiss
+
+    a, b = faiss.extract_index_ivf(idx.index), faiss.extract_index_ivf(flat.index)
+    assert [a.invlists.list_size(i) for i in range(a.nlist)] == [b.invlists.list_size(i) for i in range(b.nlist)]
+    approx, rows = idx.search(queries, 100, exact_scores=False)
+    exact = np.einsum("qkd,qd->qk", vectors[rows], queries)
+    assert np.abs(approx - exact).max() < 0.02  # back on the inner product's scale
+    assert np.all(np.diff(approx, axis=1) <= 1e-6)
+
+
+def test_int8_index_survives_a_save_and_load(tmp_path, data, monkeypatch):
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from models.index import load_index, save_index
+
+    vectors, queries = data
+    idx = make_index(vectors, index_type="ivf", ivf_encoding="int8")
+    save_index(idx, tmp_path)
+    assert '"encoding": "int8"' in (tmp_path / "audience.json").read_text(encoding="utf-8")
+    view = SimpleNamespace(feature_set_id="fs-test", creators=SimpleNamespace(height=len(vectors)), path=tmp_path)
+    monkeypatch.setattr("models.index.index_vectors", lambda fs, kind: vectors)
+    loaded = load_index(view, "audience", tmp_path)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(loaded.search(queries, 50)[1], idx.search(queries, 50)[1])
+    with pytest.raises(InputError, match="int8 index: its offsets and scales must be 384 finite numbers"):
+        replace(loaded, params={**loaded.params, "int8_scale": [1.0, 2.0]})
+    manifest = json.loads((tmp_path / "audience.json").read_text(encoding="utf-8"))
+    manifest["params"]["int8_scale"][3] = 0.0
+    (tmp_path / "audience.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(InputError, match=r"audience\.json: int8 index: .*; rebuild the index"):
+        load_index(view, "audience", tmp_path)  # type: ignore[arg-type]
