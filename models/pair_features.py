@@ -353,6 +353,21 @@ def fit_scores(view: CreatorView, rows: np.ndarray, query: BrandQuery) -> FitSco
     return FitScores(fit.astype(np.float32), raw.astype(np.float32), share.astype(np.float32), country)
 
 
+def combined_fit_estimate(view: CreatorView, rows: np.ndarray, query: BrandQuery, weights: np.ndarray) -> np.ndarray:
+    """``fit_scores(view, rows, query).combined(weights)`` to within float32 rounding, for choosing among many rows.
+
+    Only what the combined fit reads (no audience share), with float32 products from numpy's own loop: ~2× cheaper
+    over a request's ~1,600 candidates, and still the same number for a row whatever other rows are scored with it
+    and whatever BLAS or thread count the machine has (no BLAS call).
+    """
+    seg = np.asarray(query.segment_vectors, dtype=np.float32)
+    raw = np.einsum("nd,sd->ns", view.audience[rows], seg)
+    fit = raw * authentic_share(view)[rows][:, None]
+    country = np.stack([country_factors(view, rows, s.countries) for s in query.segments], axis=1)
+    w = np.asarray(weights, dtype=np.float64)
+    return np.asarray((fit.astype(np.float64) * country) @ w / w.sum(), dtype=np.float32)
+
+
 def brand_mention_counts(view: CreatorView, rows: np.ndarray, brand_terms: Sequence[str]) -> np.ndarray:
     """How often each creator used one of the brand's handles or hashtags (posts, before the feature cut-off)."""
     rows = np.asarray(rows, dtype=np.int64)

@@ -20,7 +20,7 @@ from features.embed import Embedder
 from features.errors import InputError
 from features.featureset import FeatureSet
 from models.index import VectorIndex
-from models.pair_features import BrandQuery, fit_scores
+from models.pair_features import BrandQuery, combined_fit_estimate, fit_scores
 from models.query import (
     Filters,
     Segment,
@@ -117,13 +117,18 @@ class AudienceSearch:
         if not allowed.any():
             return self._empty(segs, seg_vecs, describe_empty(self.fs, flt))
         per_segment = candidates_per_segment or max(4 * k, 200)
-        # Only the rows are used: they are scored exactly just below, for every segment.
+        # Only the rows are used: they are scored again just below, for every segment.
         _, found = self.audience.search(seg_vecs, per_segment, allowed, exact_scores=False)
-        rows = np.unique(found[found >= 0])
-        scores = fit_scores(self.fs, rows, BrandQuery(segs, seg_vecs))
-        combined = scores.combined(np.array([s.weight for s in segs], dtype=np.float32))
-        order = np.lexsort((rows, -combined))[:k]  # ties broken by row: deterministic
-        rows = rows[order]
+        union = np.unique(found[found >= 0])
+        query = BrandQuery(segs, seg_vecs)
+        weights = np.array([s.weight for s in segs], dtype=np.float32)
+        # The k best of the union by an estimate of the combined fit, then their exact scores and order.
+        estimate = combined_fit_estimate(self.fs, union, query, weights)
+        kept = np.sort(union[np.lexsort((union, -estimate))[:k]])  # ties broken by row: deterministic
+        scores = fit_scores(self.fs, kept, query)
+        combined = scores.combined(weights)
+        order = np.lexsort((kept, -combined))
+        rows = kept[order]
         return Candidates(
             segments=segs,
             rows=rows,

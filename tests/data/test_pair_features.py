@@ -29,3 +29,24 @@ def test_term_lookups_give_the_same_counts_before_and_after_the_index_is_built(s
         expected = fs.terms.filter(pl.col("term") == term).group_by("creator_id").agg(pl.col("count").sum())
         want = dict(zip([row_of[c] for c in expected["creator_id"]], expected["count"].to_list(), strict=True))
         assert dict(zip(rows.tolist(), counts.tolist(), strict=True)) == {r: float(n) for r, n in want.items()}
+
+
+def test_the_combined_fit_estimate_matches_the_exact_one_and_ignores_which_rows_are_scored(small_features):
+    from models.pair_features import BrandQuery, combined_fit_estimate, fit_scores
+    from models.query import Segment
+
+    fs = load_feature_set(small_features)
+    rng = np.random.default_rng(5)
+    seg = rng.normal(size=(3, fs.audience.shape[1])).astype(np.float32)
+    seg /= np.linalg.norm(seg, axis=1, keepdims=True)
+    countries = fs.creators["country"].drop_nulls().unique().sort().to_list()[:2]
+    query = BrandQuery(
+        [Segment("a"), Segment("b", weight=2.0, countries=tuple(countries)), Segment("c", weight=0.5)], seg
+    )
+    weights = np.array([1.0, 2.0, 0.5], dtype=np.float32)
+    rows = np.sort(rng.choice(fs.creators.height, min(400, fs.creators.height), replace=False))
+    estimate = combined_fit_estimate(fs, rows, query, weights)
+    np.testing.assert_allclose(estimate, fit_scores(fs, rows, query).combined(weights), rtol=1e-5, atol=1e-6)
+    # A row's estimate does not depend on the other rows scored with it (the search's cut is reproducible).
+    for part in (rows[:1], rows[7:130], rows[::3]):
+        np.testing.assert_array_equal(combined_fit_estimate(fs, part, query, weights), estimate[np.isin(rows, part)])
