@@ -98,9 +98,12 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     threads: int = DEFAULT_THREADS,
     control_dir: Path | None = None,
+    compute_inline: bool = False,
 ) -> FastAPI:
     """The audiencefit API. ``bundle_source`` is a bundle directory or a registry URI (models:/name@alias);
-    ``control_dir`` makes the app one of several worker processes (``serving.workers``)."""
+    ``control_dir`` makes the app one of several worker processes (``serving.workers``); ``compute_inline`` runs
+    the recommendation routes' work on the event loop, for a worker that is given one request at a time
+    (``serving.deps.get_compute``)."""
     config = ServeConfig(
         features_dir, bundle_source, index_dir, data_dir, embedder, max_body_bytes, threads, control_dir
     )
@@ -135,6 +138,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.serving = None
     app.state.sync = None
+    app.state.compute_inline = compute_inline
     app.include_router(recommend.router)
     app.include_router(plans.router)
     app.include_router(creators.router)

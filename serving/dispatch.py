@@ -214,7 +214,7 @@ class Front:
         from serving.workers import worker_main
 
         ctx = multiprocessing.get_context("spawn")
-        options = json.dumps(self.options)
+        options = json.dumps(self.options | {"in_flight": self.in_flight})
         process = ctx.Process(
             target=worker_main, args=(options, str(self.control_dir / SOCKET_NAME)), name=f"audiencefit-worker-{slot}"
         )

@@ -73,6 +73,8 @@ def build_app(options: dict[str, Any]) -> FastAPI:
         data_dir=path("data_dir"),
         threads=int(options["threads"]),
         control_dir=control_dir,
+        # One request at a time from the front: nothing else waits on this worker's loop while it computes.
+        compute_inline=int(options.get("in_flight", 0)) == 1,
     )
 
 

@@ -11,10 +11,12 @@ Threads and workers on the 2-core machine this targets:
   (``serving.workers``). The front gives a worker ``--in-flight`` requests at a time (default 1) and keeps the
   others in one first-come-first-served line, so a request goes to the first worker that frees up. Tree models
   are compiled once, before the workers start. ``--workers 1`` runs the app in one process, with no front.
-- Routes that embed or score are sync ``def``; FastAPI runs them in the anyio thread pool, capped at
-  ``--threads`` (default 4) so a burst queues instead of oversubscribing the cores (with the front, a worker runs
-  at most ``--in-flight`` of them at once). numpy/faiss/torch release the
-  GIL in their kernels, so a few threads overlap usefully; many threads only add contention.
+- Routes that embed or score run that work in the anyio thread pool, capped at ``--threads`` (default 4) so a
+  burst queues instead of oversubscribing the cores, and the event loop keeps taking requests meanwhile. numpy/
+  faiss/torch release the GIL in their kernels, so a few threads overlap usefully; many threads only add
+  contention. A worker given one request at a time (``--in-flight 1``, the default) runs ``/v1/recommendations``
+  and ``/v1/score`` on its own event loop instead: nothing else waits on that loop (the front's loop takes the
+  connections), and the thread hop would only add CPU and latency (``serving.deps.get_compute``).
 - Native thread pools are capped per process: ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
   and ``POLARS_MAX_THREADS`` default to 1 here (set before numpy, faiss, LightGBM and polars load): with several
   request threads each doing its own small matrix work, one native thread per request thread avoids 4×2 threads
