@@ -1,11 +1,14 @@
 """``make bench``: every benchmark, then a summary of each goal with the measured figure and PASS/FAIL.
 
-Run: ``.venv/bin/python -m benchmarks.run [--only features,index,retrieval,embed] [--quick]``
+Run: ``.venv/bin/python -m benchmarks.run [--only features,index,retrieval,embed,service] [--quick]``
 
 - ``features``: ``audiencefit features build`` on the 5,000-creator world (seed 7), cold and warm.
 - ``retrieval``: retrieval quality against the baselines and 2-segment search latency on that feature set.
 - ``index``: flat / IVF / HNSW at 100k and 1M synthetic creators, with filters, and parameter sweeps.
 - ``embed``: the embedding backend comparison (``benchmarks.embed``).
+- ``service``: the running service (``audiencefit serve``, front + workers) under the asyncio load generator on the
+  100k-creator world: 1 and 16 clients, 100 req/s over 16 clients, repeat and novel briefs, the peer's way
+  (``benchmarks.service``; the first run prepares the world, features, bundle and index: minutes).
 - ``features-large`` (only when asked for, with ``--creators N``): a cold build of an N-creator world, 30-min limit.
 - ``batch`` (only when asked for): ``audiencefit score`` of a ``--batch-creators``-creator world (default 100k) ×
   20 segments, local and Ray, pairs/s and peak memory (``benchmarks.batch``; preparing the world takes minutes).
@@ -31,9 +34,9 @@ from pathlib import Path
 
 from benchmarks.common import Goal, Results, bench_dir, console, machine_info, print_goals, write_results
 
-DEFAULT_ONLY = ("features", "retrieval", "index", "embed")
+DEFAULT_ONLY = ("features", "retrieval", "index", "embed", "service")
 KNOWN = (*DEFAULT_ONLY, "features-large", "batch", "trees")
-RUN_ORDER = ("features", "features-large", "retrieval", "index", "embed", "batch", "trees")
+RUN_ORDER = ("features", "features-large", "retrieval", "index", "embed", "service", "batch", "trees")
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -171,12 +174,20 @@ def _embed(args: argparse.Namespace) -> Results:
     return res
 
 
+def _service(args: argparse.Namespace) -> Results:
+    from benchmarks.service import run_service
+
+    size = ["--creators", "5000", "--duration", "5", "--peer-requests", "50"] if args.quick else []
+    return run_service([*size, "--seed", str(args.seed)])
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], Results]] = {
     "features": _features,
     "features-large": _features_large,
     "retrieval": _retrieval,
     "index": _index,
     "embed": _embed,
+    "service": _service,
     "batch": _batch,
     "trees": _trees,
 }

@@ -704,6 +704,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run on its own: the results are written and the goals printed; exit code 1 on a FAIL."""
+    return conclude(run_service(argv))
+
+
+def run_service(argv: Sequence[str] | None = None) -> Results:
+    """The benchmark (``make bench`` runs it as ``service``): every level, the peer's way, the goals."""
     args = parse_args(argv)
     backend, reason = pick_backend(args.embedder)
     n = args.creators
@@ -841,7 +847,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Goal("service", "no errors under load", f"{sum(lv['errors'] for lv in levels)} errors",
              all(lv["errors"] == 0 for lv in levels))
     )  # fmt: skip
-    return conclude(res)
+    return res
 
 
 if __name__ == "__main__":
