@@ -203,7 +203,7 @@ def measure_search(
 
 def _build(kind: str, vectors: np.ndarray, settings_overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     from audiencefit.settings import get_settings
-    from models.index import VectorIndex, build_faiss
+    from models.index import VectorIndex, build_faiss, shown_params
 
     n = len(vectors)
     overrides = {"index_exact_max": n} if kind == "flat" else {"index_exact_max": 0, "index_type": kind}
@@ -213,7 +213,7 @@ def _build(kind: str, vectors: np.ndarray, settings_overrides: dict[str, Any]) -
     idx = VectorIndex("audience", index, vectors, "bench", index_type, params)
     return idx, {
         "type": index_type,
-        "params": params,
+        "params": shown_params(params),
         "build_s": t["s"],
         "build_peak_mb": mem.peak_delta_mb,
         "retained_mb": mem.retained_mb,

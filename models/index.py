@@ -186,6 +186,11 @@ class VectorIndex:
         return faiss.SearchParameters(sel=sel) if sel is not None else None
 
 
+def shown_params(params: dict[str, Any]) -> dict[str, Any]:
+    """An index's parameters for logs and reports: without the int8 codec's per-dimension arrays."""
+    return {k: v for k, v in params.items() if not isinstance(v, list)}
+
+
 def _rescore(vectors: np.ndarray, queries: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact scores of the rows an encoded index found, each query's rows re-ordered by them (ties by row)."""
     scores = np.einsum("qkd,qd->qk", vectors[rows], queries)
@@ -356,8 +361,7 @@ def build_and_save(fs: FeatureSet, settings: Settings, directory: Path | None = 
         for kind in ("audience", "content"):
             idx = build_index(fs, kind, settings)
             save_index(idx, tmp)
-            shown = {k: v for k, v in idx.params.items() if not isinstance(v, list)}  # not the int8 codec's arrays
-            summary["indexes"][kind] = {"type": idx.index_type, "rows": idx.n, **shown}
+            summary["indexes"][kind] = {"type": idx.index_type, "rows": idx.n, **shown_params(idx.params)}
         replace_dir(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
