@@ -51,7 +51,7 @@ def load_embedder(
     """The embedder registered as ``backend`` (a key of :data:`SPECS`), building its artifacts first if needed.
 
     ``batch_size`` (texts per onnxruntime call) defaults to the ``embed_batch_size`` setting; ``threads``
-    (onnxruntime intra-op threads) to the number of cores this process may use.
+    (onnxruntime intra-op threads) to the ``embed_threads`` setting, whose default is the cores this process may use.
     """
     spec = SPECS.get(backend)
     if spec is None:
@@ -61,6 +61,7 @@ def load_embedder(
 
         settings = get_settings()
     batch = settings.embed_batch_size if batch_size is None else batch_size
+    threads = settings.embed_threads if threads is None else threads
     artifact_dir = ensure_artifacts(spec, settings, build=build)
     if spec.kind in ("onnx-fp32", "onnx-int8"):
         from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder

@@ -22,6 +22,7 @@ import pytest
 from features.embed_backends import SPECS, ArtifactError, BackendSpec, backend_id, ensure_artifacts, load_embedder
 from features.embed_backends.artifacts import check_artifacts, read_manifest, source_sha256
 from features.embed_backends.corpus import social_texts
+from features.embed_backends.onnx_minilm import available_cores
 from features.embed_backends.static import apply_linear_map, fit_linear_map
 
 SMALL_STATIC = BackendSpec(
@@ -292,3 +293,12 @@ def test_full_static_and_hybrid_agreement_with_torch(
     assert cosines.mean() >= mean_min
     run_a, run_b, skin = embedder.embed([RUN_A, RUN_B, SKIN])
     assert run_a @ run_b > run_a @ skin
+
+
+def test_the_embed_threads_setting_sizes_the_onnxruntime_pool(built: Built) -> None:
+    settings = built.settings.model_copy(update={"embed_threads": 1})
+    one = load_embedder("minilm-onnx-fp32", settings, build=False)
+    assert one._session.get_session_options().intra_op_num_threads == 1
+    default = built.embedders["minilm-onnx-fp32"]
+    assert default._session.get_session_options().intra_op_num_threads == available_cores()
+    np.testing.assert_allclose(one.embed([RUN_A, SKIN]), default.embed([RUN_A, SKIN]), atol=1e-6)
