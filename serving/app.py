@@ -4,7 +4,9 @@ embedder, recent captions and the model bundle are loaded once in the lifespan a
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -87,6 +89,24 @@ def load_state(settings: Settings, config: ServeConfig) -> AppState:
     return state
 
 
+def freeze_loaded_objects() -> None:
+    """Keep what start-up loaded out of the cyclic garbage collector's full collections (``gc.freeze``).
+
+    The loaded state holds a few hundred thousand container objects (creator ids, caption lists, per-view lookups)
+    that live as long as the process. A full collection walks every one of them: measured on the 100k world, 121 ms
+    for 254k objects, once every ~2,000 requests per process, and the requests queued behind such a pause set the
+    p99. Frozen objects are still freed by reference counting; only cycles among them would never be collected, and
+    nothing loaded at start-up is dropped before the process ends.
+    """
+    started = time.perf_counter()
+    gc.collect()
+    gc.freeze()
+    log.info(
+        "start-up objects frozen for the garbage collector",
+        extra={"objects": gc.get_freeze_count(), "seconds": round(time.perf_counter() - started, 3)},
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -113,6 +133,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.threads
         state = await anyio.to_thread.run_sync(load_state, settings, config)
+        freeze_loaded_objects()
         if state.models.current is not None:
             current = state.models.current
             metrics.set_model(current.bundle.bundle_id, current.source, state.fs.feature_set_id)

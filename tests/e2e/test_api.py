@@ -228,6 +228,26 @@ def test_start_up_answers_one_brief_before_the_first_client(
         assert 'route="/v1/recommendations"' not in c.get("/metrics").text
 
 
+def test_what_start_up_loaded_is_frozen_and_quote_caches_are_not_walked_by_the_gc(
+    api_settings, small_features: Path, small_world: Path, bundles
+):
+    import gc
+
+    for c in make_client(api_settings, small_features, bundles[0], data=small_world):
+        state = c.app.state.serving
+        assert gc.get_freeze_count() > 0
+        ids = state.search._ids  # a list of every creator id, loaded at start-up
+        assert not any(o is ids for o in gc.get_objects())  # in the permanent generation, not walked
+        # A creator's quote words, cached by a request after start-up, end up untracked by the collector.
+        store = state.captions
+        creator_id = next(reversed(store._captions))  # not among the warm-up's quotes
+        store.best(creator_id, SEGMENTS[0]["text"], 2)
+        for _ in range(3):  # the collector untracks the innermost tuples first, then one level per collection
+            gc.collect()
+        entry = store._caption_words(creator_id)
+        assert entry and not gc.is_tracked(entry)
+
+
 def test_a_failing_warm_up_does_not_stop_the_start(api_settings, small_features: Path, bundles, monkeypatch, caplog):
     from serving import pipeline
 
