@@ -8,6 +8,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENTS, make_client
 
@@ -133,6 +134,29 @@ def test_invalid_requests_are_422(client, body):
     resp = client.post("/v1/recommendations", json=body)
     assert resp.status_code == 422, resp.text
     assert "Traceback" not in resp.text
+
+
+def test_a_worker_computing_inline_answers_as_the_thread_pool_does(
+    client, api_settings, small_features: Path, small_world: Path, bundles
+):
+    from serving.app import create_app
+
+    app = create_app(
+        api_settings, features_dir=small_features, bundle_source=bundles[0], data_dir=small_world, compute_inline=True
+    )
+    ids = pl.read_parquet(small_features / "creators.parquet")["creator_id"].to_list()[:3]
+    requests = [
+        ("/v1/recommendations", {"segments": SEGMENTS, "k": 5}),
+        ("/v1/recommendations", {"segments": [{"text": "!!! ???"}]}),  # refused by the domain validation: 422
+        ("/v1/score", {"segments": SEGMENTS, "creator_ids": ids}),
+        ("/v1/score", {"segments": SEGMENTS, "creator_ids": [ids[0], "nobody-1"]}),  # 404
+    ]
+    with TestClient(app, raise_server_exceptions=False) as inline:
+        inline.headers["X-API-Key"] = API_KEY
+        for path, body in requests:
+            got, want = inline.post(path, json=body), client.post(path, json=body)
+            assert (got.status_code, got.json()) == (want.status_code, want.json()), path
+    assert [want.status_code for want in (client.post(p, json=b) for p, b in requests)] == [200, 422, 200, 404]
 
 
 def test_score_known_and_unknown_ids(client, small_features: Path):
