@@ -42,17 +42,23 @@ async def recommendations(
     return Response(await compute(recommendation_json, state, model, req), media_type="application/json")
 
 
+def score_json(state: AppState, model: ServingModel, req: ScoreRequest) -> str:
+    """The response body of ``POST /v1/score`` for known creator ids, serialised (as the recommendations' body,
+    so that validating and serialising up to 500 creators happens where the scoring does, not on the event loop)."""
+    creators = score_ids(state, model, req, req.creator_ids)
+    return ScoreResponse(count=len(creators), creators=creators, versions=versions(state, model)).model_dump_json()
+
+
 @router.post(
     "/score",
     response_model=ScoreResponse,
     responses={404: {"description": "Unknown creator ids; the detail lists them all."}},
 )
-async def score(req: ScoreRequest, state: StateDep, model: ModelDep, compute: ComputeDep) -> ScoreResponse:
+async def score(req: ScoreRequest, state: StateDep, model: ModelDep, compute: ComputeDep) -> Response:
     """Predictions and reasons for the given creators, in the order given."""
     missing = unknown_ids(state, req.creator_ids)
     if missing:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, {"message": f"{len(missing)} unknown creator id(s)", "unknown_ids": missing}
         )
-    creators = await compute(score_ids, state, model, req, req.creator_ids)
-    return ScoreResponse(count=len(creators), creators=creators, versions=versions(state, model))
+    return Response(await compute(score_json, state, model, req), media_type="application/json")
