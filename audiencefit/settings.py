@@ -90,8 +90,8 @@ class Settings(BaseSettings):
     ivf_nprobe: int | None = Field(
         None,
         ge=1,
-        description="IVF lists visited per query; default 108 for int8 lists, 96 for sq8 and flat (the same top-k "
-        "overlap with exact search on the 100k world, docs/benchmarks.md).",
+        description="IVF lists visited per query; default 108 for int8 lists, 96 for sq8 and flat (int8 at 108 has at "
+        "least sq8's top-k overlap with exact search at 96 on the 100k world, docs/benchmarks.md).",
     )
     ivf_encoding: Literal["int8", "sq8", "flat"] = Field(
         "int8",
