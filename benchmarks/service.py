@@ -837,10 +837,9 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
         if lv["mode"] != "open" or lv["concurrency"] != GOAL_CONCURRENCY or (lv["target_rps"] or 0) < GOAL_RPS:
             continue
         p99, rps = lv["latency_ms"]["p99"], lv["rps"]
-        ok = p99 <= GOAL_P99_MS and rps >= GOAL_RPS * 0.98 and lv["errors"] == 0
         if lv["briefs"] == "novel":
-            # Information, not the goal (module docstring): every text is new, so the embedding alone needs more
-            # CPU at this rate than the machine has; the measured CPU per request says how far.
+            # Information, not the goal (module docstring): every text is new, so embedding it and answering the
+            # request need more CPU at this rate than the machine has; the measured CPU per request says how far.
             cpu = lv["server_cpu_ms_per_request"]
             res.goals.append(
                 Goal("service", f"capacity for briefs never seen before, {GOAL_RPS:.0f} req/s offered "
@@ -848,6 +847,7 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
                      "per request", None)
             )  # fmt: skip
             continue
+        ok = p99 <= GOAL_P99_MS and rps >= GOAL_RPS * 0.98 and lv["errors"] == 0
         res.goals.append(
             Goal("service", f"p99 ≤ {GOAL_P99_MS:.0f} ms at ≥ {GOAL_RPS:.0f} req/s, {GOAL_CONCURRENCY} clients, "
                  f"{lv['briefs']} briefs", f"p99 {p99:.1f} ms at {rps:.1f} req/s{suffix}",

@@ -1,6 +1,7 @@
 """From a validated request to ranked, explained creators: validate → retrieve → score → rank → explain.
 
-Synchronous and CPU-bound (embedding, scoring); the routes call it from FastAPI's thread pool.
+Synchronous and CPU-bound (embedding, scoring); the routes call it through ``serving.deps.get_compute``: in the
+thread pool, or on the event loop of a worker that the front gives one request at a time.
 """
 
 from __future__ import annotations
