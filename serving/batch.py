@@ -43,6 +43,7 @@ from features.embed import Embedder
 from features.errors import InputError
 from features.featureset import FeatureSet
 from features.io import replace_dir, sha256_file
+from features.untrusted_json import parse_json
 from models.bundle import Bundle
 from models.pair_features import BrandQuery
 from models.query import validate_filters
@@ -89,9 +90,9 @@ def read_brands(path: Path) -> list[BatchBrand]:
     problems: list[str] = []
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"--brands {path}: not valid JSON ({exc})") from exc
+            data = parse_json(text)
+        except ValueError as exc:
+            raise InputError(f"--brands {path}: {exc}") from None
         if not isinstance(data, list):
             raise InputError(f"--brands {path}: expected a JSON list of brands, got {type(data).__name__}")
         items = [(f"item {i}", obj) for i, obj in enumerate(data)]
@@ -100,9 +101,9 @@ def read_brands(path: Path) -> list[BatchBrand]:
             if not line.strip():
                 continue
             try:
-                items.append((f"line {number}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                problems.append(f"line {number}: not valid JSON ({exc.msg})")
+                items.append((f"line {number}", parse_json(line)))
+            except ValueError as exc:
+                problems.append(f"line {number}: {exc}")
     if not items and not problems:
         raise InputError(f"--brands {path}: no brands in the file")
     if len(items) > MAX_BRANDS:

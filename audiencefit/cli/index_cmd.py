@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from audiencefit.cli._app import app, index_app
+from audiencefit.cli._types import finite
 from features.errors import InputError
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ LanguageOpt = Annotated[
     list[str] | None, typer.Option("--language", help="Allowed creator language, ISO 639-1 (repeatable).")
 ]
 MinQualityOpt = Annotated[
-    float, typer.Option("--min-quality", min=0, max=100, help="Minimum audience quality score (0–100).")
+    float,
+    typer.Option("--min-quality", parser=finite(min=0, max=100), help="Minimum audience quality score (0–100)."),
 ]
 ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", help="Creator id to leave out (repeatable).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")]
@@ -109,7 +111,8 @@ def search(
         typer.Option("--segment", help="Target audience in free text (repeatable; one per segment)."),
     ],
     weight: Annotated[
-        list[float] | None, typer.Option("--weight", help="Weight of each --segment, in order (default 1 each).")
+        list[float] | None,
+        typer.Option("--weight", parser=finite(min=0), help="Weight of each --segment, in order (default 1 each)."),
     ] = None,
     target_country: Annotated[
         list[str] | None,

@@ -12,7 +12,9 @@ from typing import Annotated
 import typer
 
 from audiencefit.cli._app import app, model_source
+from audiencefit.cli._types import finite, finite_number
 from features.errors import InputError
+from features.untrusted_json import parse_json
 
 
 class PlanObjectiveChoice(StrEnum):
@@ -27,7 +29,9 @@ def plan(
         Path,
         typer.Option("--brand", help="Brand JSON: description and/or segments, filters (as a recommendation request)."),
     ],
-    budget: Annotated[float, typer.Option("--budget", min=0.01, help="Total spend available.")],
+    budget: Annotated[
+        float, typer.Option("--budget", parser=finite(min=0.01), help="Total spend available (at least 0.01).")
+    ],
     bundle: Annotated[Path | None, typer.Option("--bundle", help="Model bundle directory.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Registered model URI instead of --bundle.")] = None,
     objective: Annotated[
@@ -53,6 +57,8 @@ def plan(
     ] = None,
 ) -> None:
     """Plan a campaign: creators, cost, unique reach per segment, conversions with bands (JSON on stdout)."""
+    from pydantic import ValidationError
+
     from audiencefit.settings import get_settings
     from features.featureset import load_feature_set
     from models.index import default_index_dir, load_index
@@ -65,19 +71,27 @@ def plan(
 
     source = model_source(bundle, model, model_flag="--model", default=None)
     try:
-        body = json.loads(brand.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"--brand {brand}: {exc}") from exc
+        body = parse_json(brand.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InputError(f"--brand {brand}: {exc}") from None
+    if not isinstance(body, dict):
+        raise InputError(
+            f"--brand {brand}: expected a JSON object (a recommendation request), got {type(body).__name__}"
+        )
     targets: dict[str, float] = {}
     for item in min_segment_reach or []:
         name, _, value = item.partition("=")
         try:
-            targets[name] = float(value)
-        except ValueError:
-            raise InputError(f"--min-segment-reach {item!r}: expected SEGMENT=PEOPLE") from None
+            targets[name] = finite_number(value)
+        except ValueError as exc:
+            raise InputError(f"--min-segment-reach {item!r}: expected SEGMENT=PEOPLE ({exc})") from None
     body.update(budget=budget, objective=objective.value, min_creators=min_creators, max_creators=max_creators)
     body["min_segment_reach"] = targets
-    req = PlanRequest.model_validate(body)
+    try:
+        req = PlanRequest.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(brand)'}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"--brand {brand}: {problems}") from None
     fs = load_feature_set(features)
     directory = default_index_dir(fs)
     search = AudienceSearch(

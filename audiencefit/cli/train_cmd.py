@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from audiencefit.cli._app import app
+from audiencefit.cli._types import finite
 
 if TYPE_CHECKING:
     import polars as pl
@@ -33,7 +34,11 @@ def train(
     features: Annotated[Path, typer.Option("--features", help="Feature set directory (from 'features build').")],
     test_share: Annotated[
         float,
-        typer.Option("--test-share", min=0.05, max=0.5, help="Share of the newest campaigns held out for testing."),
+        typer.Option(
+            "--test-share",
+            parser=finite(min=0.05, max=0.5),
+            help="Share of the newest campaigns held out for testing.",
+        ),
     ] = 0.2,
     register: Annotated[
         bool,
@@ -65,7 +70,9 @@ def promote(
     margin: Annotated[
         float,
         typer.Option(
-            "--margin", min=0.0, help="How much better (absolute, in the metric's units) the challenger must be."
+            "--margin",
+            parser=finite(min=0.0),
+            help="How much better (absolute, in the metric's units) the challenger must be.",
         ),
     ] = 0.0,
     metric: Annotated[

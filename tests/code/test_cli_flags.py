@@ -1,0 +1,69 @@
+"""Every float flag refuses non-finite values at parse time (click's FloatRange lets NaN through any bound)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+import audiencefit.cli  # noqa: F401  (registers the commands)
+from audiencefit.cli._app import app
+from audiencefit.cli._types import finite, finite_number
+
+NON_FINITE = ["nan", "NaN", "inf", "-inf", "Infinity", "1e309"]
+
+# (arguments before the flag, the flag): each command is given its required flags with values that are never read,
+# since a flag's value is converted before the command runs.
+FLOAT_FLAGS = [
+    (["plan", "--features", "f", "--brand", "b.json"], "--budget"),
+    (["train", "--data", "d", "--features", "f"], "--test-share"),
+    (["promote"], "--margin"),
+    (["search", "--features", "f", "--segment", "runners"], "--weight"),
+    (["search", "--features", "f", "--segment", "runners"], "--min-quality"),
+]
+
+
+@pytest.mark.parametrize(("args", "flag"), FLOAT_FLAGS)
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_a_float_flag_refuses_non_finite_values_with_exit_2(args: list[str], flag: str, value: str) -> None:
+    result = CliRunner().invoke(app, [*args, flag, value])
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{flag}'" in result.output
+    assert "finite" in result.output or "not in the range" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "value"),
+    [
+        (["plan", "--features", "f", "--brand", "b.json", "--budget"], "0.001"),
+        (["search", "--features", "f", "--segment", "x", "--min-quality"], "-1"),
+        (["search", "--features", "f", "--segment", "x", "--min-quality"], "101"),
+        (["train", "--data", "d", "--features", "f", "--test-share"], "0.9"),
+    ],
+)
+def test_a_float_flag_keeps_its_bounds(args: list[str], value: str) -> None:
+    result = CliRunner().invoke(app, [*args, value])
+    assert result.exit_code == 2, result.output
+    assert "not in the range" in result.output
+
+
+def test_finite_float_converts_ordinary_values() -> None:
+    assert finite(min=0, max=1)("0.25") == 0.25
+    assert finite()(3.0) == 3.0
+    assert finite_number("1e3") == 1000.0
+    for bad in ["nan", "inf", "1e309", "ten"]:
+        with pytest.raises(ValueError, match="number"):
+            finite_number(bad)
+
+
+def test_min_segment_reach_refuses_non_finite_people(tmp_path) -> None:
+    brand = tmp_path / "brand.json"
+    brand.write_text('{"segments": [{"text": "runners"}]}')
+    result = CliRunner().invoke(
+        app,
+        [
+            *("plan", "--features", str(tmp_path), "--brand", str(brand), "--budget", "100"),
+            *("--bundle", str(tmp_path), "--min-segment-reach", "runners=nan"),
+        ],
+    )
+    assert result.exit_code != 0
+    assert "--min-segment-reach" in str(result.exception) or "--min-segment-reach" in result.output
