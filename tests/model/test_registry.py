@@ -197,3 +197,67 @@ def test_better_challenger_passes_the_bar() -> None:
     assert cmp(1.0, 2.0, False).passed
     assert not cmp(2.0, 1.0, False).passed
     assert not cmp(float("nan"), 1.0, False).passed
+
+
+def _register_copy(settings, tmp: Path, name: str, edit) -> str:
+    """Register, as model ``name``, a copy of v1's logged model whose MLmodel dict ``edit`` changes; its URI."""
+    import mlflow.artifacts
+    import yaml
+
+    from models.registry import client
+
+    c = client(settings)
+    location = c.get_model_version_download_uri("audiencefit", "1")
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp / name)))
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    edit(mlmodel)
+    (local / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    c.create_registered_model(name)
+    version = c.create_model_version(name, source=local.as_uri())
+    return f"models:/{name}/{version.version}"
+
+
+def test_mlmodel_artifact_path_climbing_out_is_refused_and_nothing_moves(tracked, settings, store: Path, tmp_path):
+    from models.registry import cache_dir, resolve_bundle
+
+    # Where '../../../../victim' leads from the download directory (<cache>/.<name>-v1.tmp-*/model).
+    victim = settings.data_dir.parent / "victim"
+    victim.mkdir()
+    (victim / "bundle.json").write_text("{}")
+    (victim / "keep.txt").write_text("not the registry's to move")
+
+    def climb(mlmodel: dict) -> None:
+        mlmodel["flavors"]["python_function"]["artifacts"]["bundle"]["path"] = "../../../../victim"
+
+    uri = _register_copy(settings, tmp_path, "climber", climb)
+    with pytest.raises(InputError, match=r"MLmodel, field 'flavors\.python_function\.artifacts\.bundle\.path'.*climbs"):
+        resolve_bundle(uri, settings=settings)
+    assert (victim / "keep.txt").read_text() == "not the registry's to move"  # still in place
+    assert (victim / "bundle.json").is_file()
+    assert not (cache_dir(settings) / "climber-v1").exists()
+    assert not [p for p in cache_dir(settings).iterdir() if p.name.startswith(".climber")]  # no temp left
+
+
+def test_mlmodel_bundle_with_unlisted_or_outside_files_never_reaches_the_cache(tracked, settings, tmp_path):
+    import json
+
+    from models.registry import cache_dir, resolve_bundle
+
+    def absolute(mlmodel: dict) -> None:
+        mlmodel["flavors"]["python_function"]["artifacts"]["bundle"]["path"] = str(tmp_path)
+
+    with pytest.raises(InputError, match="absolute path"):
+        resolve_bundle(_register_copy(settings, tmp_path, "absolute", absolute), settings=settings)
+
+    # A bundle whose bundle.json lists a file outside it: refused before the copy, the cache stays empty.
+    def keep(mlmodel: dict) -> None:
+        pass
+
+    uri = _register_copy(settings, tmp_path, "outsider", keep)
+    rel = next((tmp_path / "outsider").rglob("bundle.json"))
+    meta = json.loads(rel.read_text())
+    meta["files"]["../../../../etc/passwd"] = "0" * 64
+    rel.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="climbs out"):
+        resolve_bundle(uri, settings=settings)
+    assert not (cache_dir(settings) / "outsider-v1").exists()
