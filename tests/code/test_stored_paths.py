@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from features.errors import InputError
-from features.stored_paths import UnsafePathError, checksum_table, contained_path, read_verified
 
 
 @pytest.mark.parametrize(
@@ -19,11 +18,15 @@ from features.stored_paths import UnsafePathError, checksum_table, contained_pat
     ["../x", "a/../../x", "/etc/passwd", "C:/x", "a\\..\\x", "a\x00b", "", ".", "a//b", "./a", "a/./b", 3, None],
 )
 def test_paths_that_are_not_plain_relative_are_refused(tmp_path: Path, rel: object) -> None:
+    from features.stored_paths import UnsafePathError, contained_path
+
     with pytest.raises(UnsafePathError, match=r"^m\.json, field 'files': entry .* refused$"):
         contained_path(tmp_path, rel, where="m.json, field 'files'")
 
 
 def test_symlinks_are_followed_and_must_stay_inside(tmp_path: Path) -> None:
+    from features.stored_paths import UnsafePathError, contained_path
+
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "sub").mkdir(parents=True)
     outside.mkdir()
@@ -39,6 +42,8 @@ def test_symlinks_are_followed_and_must_stay_inside(tmp_path: Path) -> None:
 
 
 def test_read_verified_reads_once_and_checks(tmp_path: Path) -> None:
+    from features.stored_paths import read_verified
+
     (tmp_path / "f").write_bytes(b"data")
     digest = hashlib.sha256(b"data").hexdigest()
     assert read_verified(tmp_path, "f", digest, where="w") == b"data"
@@ -50,6 +55,8 @@ def test_read_verified_reads_once_and_checks(tmp_path: Path) -> None:
 
 
 def test_checksum_table_shape(tmp_path: Path) -> None:
+    from features.stored_paths import checksum_table
+
     assert checksum_table({"a/b": "f" * 64}, where="w") == {"a/b": "f" * 64}
     for bad in (None, {}, [], {"a": "xyz"}, {"a": 3}, {"../a": "f" * 64}):
         with pytest.raises(InputError, match=r"^w"):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from features.errors import InputError
-from features.featureset import content_id, load_feature_set
+from features.featureset import load_feature_set
 
 
 @pytest.fixture()
@@ -66,6 +66,8 @@ def test_symlink_pointing_outside_is_refused(copy: Path, tmp_path: Path) -> None
 
 
 def test_feature_set_id_is_computed_from_the_content(copy: Path, small_features: Path) -> None:
+    from features.featureset import content_id
+
     manifest = _manifest(copy)
     assert load_feature_set(small_features).feature_set_id == manifest["feature_set_id"]
     assert manifest["feature_set_id"] == content_id(manifest["recipe_id"], manifest["files"])

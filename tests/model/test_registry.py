@@ -220,8 +220,9 @@ def _register_copy(settings, tmp: Path, name: str, edit) -> str:
 def test_mlmodel_artifact_path_climbing_out_is_refused_and_nothing_moves(tracked, settings, store: Path, tmp_path):
     from models.registry import cache_dir, resolve_bundle
 
-    # Where '../../../../victim' leads from the download directory (<cache>/.<name>-v1.tmp-*/model).
-    victim = settings.data_dir.parent / "victim"
+    # Where '../../../../victim' leads from the downloaded model (<data_dir>/registry-cache/.<name>-v1.tmp-*/model/
+    # artifacts): <data_dir>/victim.
+    victim = settings.data_dir / "victim"
     victim.mkdir()
     (victim / "bundle.json").write_text("{}")
     (victim / "keep.txt").write_text("not the registry's to move")
