@@ -17,6 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from audiencefit.settings import Settings
 from features.errors import InputError
@@ -31,6 +33,7 @@ MODEL_NAME = "audiencefit"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 CACHE_DIRNAME = "registry-cache"
+ARTIFACTS_DIRNAME = "mlartifacts"  # where a local store keeps artifacts (training.tracking.artifact_root)
 BUNDLE_ARTIFACT = "bundle"  # key of the bundle in the pyfunc model's artifacts
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -144,6 +147,22 @@ def _bundle_path_in_model(model_dir: Path) -> Path:
     return contained_path(model_dir, rel, where=where)
 
 
+def _local_source(location: str, settings: Settings) -> None:
+    """Refuse a version whose storage location (stored in the registry) is a local path outside the local store's
+    artifact directory, ``<data_dir>/mlartifacts`` (where ``audiencefit train`` logs): the registry must not be
+    able to make the service copy an arbitrary directory of this machine. Remote locations (an MLflow server's
+    ``mlflow-artifacts:``, cloud storage) are the server's to control."""
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return
+    raw = url2pathname(parsed.path) if parsed.scheme == "file" else location
+    root = (settings.data_dir / ARTIFACTS_DIRNAME).resolve()
+    if "\x00" in raw or not Path(os.path.abspath(raw)).resolve().is_relative_to(root):
+        raise InputError(
+            f"the registered version's storage location is not under the local artifact store {root}; refused"
+        )
+
+
 def _cache_target(settings: Settings, ref: ModelRef) -> Path:
     """``<cache>/<name>-v<version>``; names and versions that could not be one plain directory name are refused
     (they come from the registry)."""
@@ -177,6 +196,7 @@ def resolve_bundle(model_uri: str = f"models:/{MODEL_NAME}@{CHAMPION}", *, setti
     try:
         # The version's storage location, not a models:/ URI: those resolve through MLflow's global registry URI.
         location = client(settings).get_model_version_download_uri(ref.name, ref.version)
+        _local_source(str(location), settings)
         local = Path(
             mlflow.artifacts.download_artifacts(
                 artifact_uri=location, dst_path=str(tmp / "model"), tracking_uri=settings.tracking_uri

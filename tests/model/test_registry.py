@@ -199,7 +199,7 @@ def test_better_challenger_passes_the_bar() -> None:
     assert not cmp(float("nan"), 1.0, False).passed
 
 
-def _register_copy(settings, tmp: Path, name: str, edit) -> str:
+def _register_copy(settings, name: str, edit) -> str:
     """Register, as model ``name``, a copy of v1's logged model whose MLmodel dict ``edit`` changes; its URI."""
     import mlflow.artifacts
     import yaml
@@ -208,7 +208,9 @@ def _register_copy(settings, tmp: Path, name: str, edit) -> str:
 
     c = client(settings)
     location = c.get_model_version_download_uri("audiencefit", "1")
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp / name)))
+    # The copy lies in the local artifact store: a version stored elsewhere is refused (test below).
+    dst = settings.data_dir / "mlartifacts" / "copies" / name
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dst)))
     mlmodel = yaml.safe_load((local / "MLmodel").read_text())
     edit(mlmodel)
     (local / "MLmodel").write_text(yaml.safe_dump(mlmodel))
@@ -230,7 +232,7 @@ def test_mlmodel_artifact_path_climbing_out_is_refused_and_nothing_moves(tracked
     def climb(mlmodel: dict) -> None:
         mlmodel["flavors"]["python_function"]["artifacts"]["bundle"]["path"] = "../../../../victim"
 
-    uri = _register_copy(settings, tmp_path, "climber", climb)
+    uri = _register_copy(settings, "climber", climb)
     with pytest.raises(InputError, match=r"MLmodel, field 'flavors\.python_function\.artifacts\.bundle\.path'.*climbs"):
         resolve_bundle(uri, settings=settings)
     assert (victim / "keep.txt").read_text() == "not the registry's to move"  # still in place
@@ -248,17 +250,35 @@ def test_mlmodel_bundle_with_unlisted_or_outside_files_never_reaches_the_cache(t
         mlmodel["flavors"]["python_function"]["artifacts"]["bundle"]["path"] = str(tmp_path)
 
     with pytest.raises(InputError, match="absolute path"):
-        resolve_bundle(_register_copy(settings, tmp_path, "absolute", absolute), settings=settings)
+        resolve_bundle(_register_copy(settings, "absolute", absolute), settings=settings)
 
     # A bundle whose bundle.json lists a file outside it: refused before the copy, the cache stays empty.
     def keep(mlmodel: dict) -> None:
         pass
 
-    uri = _register_copy(settings, tmp_path, "outsider", keep)
-    rel = next((tmp_path / "outsider").rglob("bundle.json"))
+    uri = _register_copy(settings, "outsider", keep)
+    rel = next((settings.data_dir / "mlartifacts" / "copies" / "outsider").rglob("bundle.json"))
     meta = json.loads(rel.read_text())
     meta["files"]["../../../../etc/passwd"] = "0" * 64
     rel.write_text(json.dumps(meta))
     with pytest.raises(InputError, match="climbs out"):
         resolve_bundle(uri, settings=settings)
     assert not (cache_dir(settings) / "outsider-v1").exists()
+
+
+def test_version_stored_outside_the_local_artifact_store_is_refused(tracked, settings, tmp_path):
+    import shutil
+
+    import mlflow.artifacts
+
+    from models.registry import cache_dir, client, resolve_bundle
+
+    c = client(settings)
+    location = c.get_model_version_download_uri("audiencefit", "1")
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp_path / "elsewhere")))
+    c.create_registered_model("elsewhere")
+    c.create_model_version("elsewhere", source=local.as_uri())
+    with pytest.raises(InputError, match="not under the local artifact store"):
+        resolve_bundle("models:/elsewhere/1", settings=settings)
+    assert not (cache_dir(settings) / "elsewhere-v1").exists()
+    shutil.rmtree(tmp_path / "elsewhere")
