@@ -31,7 +31,7 @@ import polars as pl
 
 from features.errors import InputError
 from features.io import sha256_file
-from features.stored_paths import checksum_table, contained_path, read_regular
+from features.stored_paths import MAX_MANIFEST_BYTES, checksum_table, contained_path, read_regular
 
 # Bump when the meaning, columns or layout of a feature changes: models record the version they were trained on
 # and refuse a feature set of another version.
@@ -103,7 +103,8 @@ def read_manifest(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     if not manifest_path.is_file():
         raise InputError(f"{path}: not a feature set (no {MANIFEST}); build one with 'audiencefit features build'")
     try:
-        manifest = json.loads(read_regular(contained_path(path, MANIFEST, where=str(path)), shown=str(manifest_path)))
+        manifest_file = contained_path(path, MANIFEST, where=str(path))
+        manifest = json.loads(read_regular(manifest_file, shown=str(manifest_path), max_bytes=MAX_MANIFEST_BYTES))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{manifest_path}: unreadable manifest ({exc})") from exc
     if not isinstance(manifest, dict):

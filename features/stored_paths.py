@@ -25,6 +25,7 @@ from features.errors import InputError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_NAME_CHARS = 1_024
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest (bundle.json, manifest.json, an index's JSON) is kilobytes
 
 
 class UnsafePathError(InputError):
@@ -104,10 +105,13 @@ def _open_regular(path: Path, *, shown: str) -> BinaryIO:
     return fh
 
 
-def read_regular(path: Path, *, shown: str) -> bytes:
+def read_regular(path: Path, *, shown: str, max_bytes: int | None = None) -> bytes:
     """The bytes of a regular file, opened without following a final symlink; ``InputError`` naming ``shown``
-    (a path relative to the checked directory) when it is missing, a symlink or not a regular file."""
+    (a path relative to the checked directory) when it is missing, a symlink, not a regular file or larger than
+    ``max_bytes``."""
     with _open_regular(path, shown=shown) as fh:
+        if max_bytes is not None and os.fstat(fh.fileno()).st_size > max_bytes:
+            raise InputError(f"{shown}: larger than {max_bytes:,} bytes; refused")
         return fh.read()
 
 

@@ -23,7 +23,14 @@ from typing import Any
 from features.errors import InputError
 from features.featureset import FEATURE_VERSION, FeatureSet
 from features.io import replace_dir, sha256_file
-from features.stored_paths import UnsafePathError, checksum_table, contained_path, read_regular, read_verified
+from features.stored_paths import (
+    MAX_MANIFEST_BYTES,
+    UnsafePathError,
+    checksum_table,
+    contained_path,
+    read_regular,
+    read_verified,
+)
 from models.estimators import ModelSet
 from models.pair_features import FEATURE_COLUMNS
 
@@ -121,7 +128,7 @@ def _meta_bytes(path: Path) -> bytes:
     """The bytes of bundle.json (a regular file inside ``path``, not a symlink leading out)."""
     meta_path = contained_path(path, BUNDLE_FILE, where=str(path))
     try:
-        return read_regular(meta_path, shown=str(path / BUNDLE_FILE))
+        return read_regular(meta_path, shown=str(path / BUNDLE_FILE), max_bytes=MAX_MANIFEST_BYTES)
     except InputError:
         raise InputError(f"{path}: not a model bundle (no readable {BUNDLE_FILE})") from None
 

@@ -42,7 +42,7 @@ from audiencefit.settings import Settings
 from features.errors import InputError
 from features.featureset import FeatureSet
 from features.io import replace_dir, sha256_file
-from features.stored_paths import UnsafePathError, contained_path, read_regular, sha256_contained
+from features.stored_paths import MAX_MANIFEST_BYTES, UnsafePathError, contained_path, read_regular, sha256_contained
 from models.pair_features import authentic_share
 
 log = logging.getLogger(__name__)
@@ -352,7 +352,8 @@ def load_index(fs: FeatureSet, kind: IndexKind, directory: Path) -> VectorIndex:
         raise InputError(f"{directory}: no {kind} index; build it with 'audiencefit index build --features {fs.path}'")
     where = str(directory)
     try:
-        raw = read_regular(contained_path(directory, manifest_path.name, where=where), shown=str(manifest_path))
+        manifest_file = contained_path(directory, manifest_path.name, where=where)
+        raw = read_regular(manifest_file, shown=str(manifest_path), max_bytes=MAX_MANIFEST_BYTES)
         manifest = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{manifest_path}: unreadable ({exc}); rebuild the index") from exc

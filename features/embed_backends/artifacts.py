@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.errors import InputError
 from features.io import sha256_file
-from features.stored_paths import checksum_table, sha256_contained
+from features.stored_paths import UnsafePathError, checksum_table, sha256_contained
 
 if TYPE_CHECKING:
     from audiencefit.settings import Settings
@@ -200,11 +200,17 @@ def check_artifacts(artifact_dir: Path, expected_id: str) -> str | None:
     where = f"{artifact_dir / MANIFEST}, field 'files'"
     try:
         files = checksum_table(manifest.get("files"), where=where)
-        for name, expected_sha in sorted(files.items()):
-            if sha256_contained(artifact_dir, name, where=where) != expected_sha:
-                return f"corrupted file {name} (sha256 differs from the manifest)"
     except InputError as exc:
         return str(exc)
+    for name, expected_sha in sorted(files.items()):
+        try:
+            digest = sha256_contained(artifact_dir, name, where=where)
+        except UnsafePathError as exc:
+            return str(exc)
+        except InputError:
+            return f"missing file {name} (or not a regular file)"
+        if digest != expected_sha:
+            return f"corrupted file {name} (sha256 differs from the manifest)"
     for path in sorted(artifact_dir.rglob("*")):
         rel = path.relative_to(artifact_dir).as_posix()
         if path.is_symlink():
