@@ -282,3 +282,26 @@ def test_version_stored_outside_the_local_artifact_store_is_refused(tracked, set
         resolve_bundle("models:/elsewhere/1", settings=settings)
     assert not (cache_dir(settings) / "elsewhere-v1").exists()
     shutil.rmtree(tmp_path / "elsewhere")
+
+
+def test_service_serves_and_reloads_the_champion_from_the_registry(tracked, settings, small_features: Path) -> None:
+    """``make run``'s last step: serve models:/audiencefit@champion; reloads by URI and by the configured source."""
+    from fastapi.testclient import TestClient
+
+    from models.registry import current_version
+    from serving.app import create_app
+    from training.promote import _set_champion
+
+    if current_version("champion", settings=settings) is None:
+        _set_champion(settings, "audiencefit", "1", None, "test")
+    api = settings.model_copy(update={"api_keys": ["k" * 20], "admin_api_keys": ["a" * 20]})
+    app = create_app(api, features_dir=small_features, bundle_source="models:/audiencefit@champion")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        ready = client.get("/readyz").json()
+        assert ready["ready"] is True and ready["last_reload_error"] is None, ready
+        admin = {"X-API-Key": "a" * 20}
+        for body in ({"source": "configured"}, {"model_uri": "models:/audiencefit/1"}):
+            resp = client.post("/admin/reload", json=body, headers=admin)
+            assert resp.status_code == 200, resp.text
+        cached = settings.data_dir / "registry-cache" / "audiencefit-v1"
+        assert client.post("/admin/reload", json={"bundle_path": str(cached)}, headers=admin).status_code == 200
