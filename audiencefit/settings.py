@@ -114,6 +114,20 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field("console", description="'json' for one JSON object per line.")
 
+    # -- H2: where stored models may be loaded from
+    reload_roots: Annotated[list[Path] | None, NoDecode] = Field(
+        None,
+        description="Comma-separated directories POST /admin/reload may load a bundle path from (the path, symlinks "
+        "resolved, must lie under one; others are refused with 403). Unset: <data_dir>/bundles, "
+        "<data_dir>/registry-cache and the directory holding the bundle the service started with. Set but empty: "
+        "no bundle paths, only registry URIs and the configured source.",
+    )
+
+    @field_validator("reload_roots", mode="before")
+    @classmethod
+    def _parse_roots(cls, value: object) -> list[str] | None:
+        return None if value is None else _split_csv(value)
+
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
     def _parse_keys(cls, value: object) -> list[str]:

@@ -28,7 +28,7 @@ from features.dataset import Dataset, load_dataset
 from features.embed import Embedder, backend_of, embed_texts, get_embedder
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
-from features.featureset import FEATURE_VERSION, FOLLOWER_KEYS, MANIFEST, TABLE_FILES, schema_hash
+from features.featureset import FEATURE_VERSION, FOLLOWER_KEYS, MANIFEST, TABLE_FILES, content_id, schema_hash
 from features.io import replace_dir, sha256_file
 from features.quality import audience_quality, follower_flags
 from features.stats import creator_stats, creator_terms, filter_as_of, filter_followers_as_of
@@ -335,9 +335,12 @@ def build_feature_set(
         }
         # Everything that changes the features' values is part of the id.
         identity = json.dumps([FEATURE_VERSION, fingerprint, embedder.id, as_of.isoformat() if as_of else None, used])
+        recipe_id = hashlib.sha256(identity.encode()).hexdigest()[:16]
         manifest: dict[str, Any] = {
             "feature_version": FEATURE_VERSION,
-            "feature_set_id": hashlib.sha256(identity.encode()).hexdigest()[:16],
+            # The id covers the recipe and every file's sha256: loading recomputes it (features.featureset).
+            "feature_set_id": content_id(recipe_id, checksums),
+            "recipe_id": recipe_id,
             "schema_hash": schema_hash(features.creators),
             "input_fingerprint": fingerprint,
             "embedder_id": embedder.id,

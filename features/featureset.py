@@ -31,6 +31,7 @@ import polars as pl
 
 from features.errors import InputError
 from features.io import sha256_file
+from features.stored_paths import MAX_MANIFEST_BYTES, checksum_table, contained_path, read_regular
 
 # Bump when the meaning, columns or layout of a feature changes: models record the version they were trained on
 # and refuse a feature set of another version.
@@ -82,34 +83,86 @@ class FeatureSet:
         return {cid: i for i, cid in enumerate(self.creators["creator_id"].to_list())}
 
 
-def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = False) -> FeatureSet:
-    """Load and check a feature set; any missing file, version or checksum mismatch is an ``InputError``."""
+def content_id(recipe_id: str, files: dict[str, str]) -> str:
+    """The feature set id: a hash of what it was built from (``recipe_id``: input fingerprint, embedder, as-of,
+    settings) and of what it holds (every file's sha256), so no file can change without changing the id."""
+    text = json.dumps({"recipe": recipe_id, "files": files}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def loaded_files(follower_keys: bool) -> list[str]:
+    """The files :func:`load_feature_set` opens (relative paths); every one must be listed in the manifest."""
+    names = [f"{name}.parquet" for name in TABLE_FILES] + [f"vectors/{name}.npy" for name in VECTOR_FILES]
+    return names + ([f"{FOLLOWER_KEYS}.parquet"] if follower_keys else [])
+
+
+def read_manifest(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The checked manifest of the feature set at ``path`` and its ``files`` table; the id is recomputed from the
+    content (a stated id that differs is refused). Every listed path is a plain relative path inside ``path``."""
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise InputError(f"{path}: not a feature set (no {MANIFEST}); build one with 'audiencefit features build'")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest_file = contained_path(path, MANIFEST, where=str(path))
+        manifest = json.loads(read_regular(manifest_file, shown=str(manifest_path), max_bytes=MAX_MANIFEST_BYTES))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise InputError(f"{manifest_path}: not a JSON object")
     version = str(manifest.get("feature_version"))
     if version != FEATURE_VERSION:
         raise InputError(
             f"{path}: feature version {version!r}, this code reads version {FEATURE_VERSION!r}; rebuild the features"
         )
-    files: dict[str, str] = manifest.get("files", {})
-    problems = [f"{rel}: missing" for rel in sorted(files) if not (path / rel).is_file()]
+    where = f"{manifest_path}, field 'files'"
+    if "files" not in manifest:
+        raise InputError(f"{where}: missing, so nothing can be verified; rebuild the features")
+    files = checksum_table(manifest["files"], where=where)
+    for rel in files:
+        contained_path(path, rel, where=where)
+    stated = manifest.get("feature_set_id")
+    # Feature sets written before the recipe was stored apart: their stated id is the recipe's.
+    recipe = manifest.get("recipe_id", stated)
+    if not isinstance(recipe, str) or not recipe:
+        raise InputError(f"{manifest_path}: no recipe_id (or feature_set_id); rebuild the features")
+    computed = content_id(recipe, files)
+    if "recipe_id" in manifest and stated != computed:
+        raise InputError(
+            f"{manifest_path}: states feature_set_id {str(stated)[:40]!r}, but its content hashes to {computed!r} "
+            "(edited after it was built); rebuild the features"
+        )
+    manifest["feature_set_id"] = computed
+    manifest["files"] = files
+    return manifest, files
+
+
+def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = False) -> FeatureSet:
+    """Load and check a feature set; any missing file, version or checksum mismatch is an ``InputError``.
+
+    Only files the manifest lists (with their sha256) are opened, each inside ``path`` (symlinks resolved);
+    ``verify_checksums=False`` skips hashing them (the listing and the paths are still checked)."""
+    manifest, files = read_manifest(path)
+    where = f"{path / MANIFEST}, field 'files'"
+    needed = loaded_files(follower_keys=f"{FOLLOWER_KEYS}.parquet" in files)
+    unlisted = [rel for rel in needed if rel not in files]
+    if unlisted:
+        raise InputError(f"{where}: does not list {', '.join(unlisted)} (every file loaded must be listed)")
+    resolved = {rel: contained_path(path, rel, where=where) for rel in files}
+    problems = [f"{rel}: missing" for rel in sorted(files) if not resolved[rel].is_file()]
     if problems:
         raise InputError(f"{path}: feature set is damaged: " + "; ".join(problems))
     # Checksums are computed on a second core while the files are read (hashing releases the GIL); nothing read
     # is returned unless every checksum matches.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        digests = {rel: pool.submit(sha256_file, path / rel) for rel in sorted(files)} if verify_checksums else {}
+        digests = {rel: pool.submit(sha256_file, resolved[rel]) for rel in sorted(files)} if verify_checksums else {}
         try:
-            tables = {name: pl.read_parquet(path / f"{name}.parquet") for name in TABLE_FILES}
+            tables = {name: pl.read_parquet(resolved[f"{name}.parquet"]) for name in TABLE_FILES}
             arrays = {
-                name: np.load(path / "vectors" / f"{name}.npy", allow_pickle=False, mmap_mode="r" if mmap else None)
+                name: np.load(resolved[f"vectors/{name}.npy"], allow_pickle=False, mmap_mode="r" if mmap else None)
                 for name in VECTOR_FILES
             }
+            keys_file = resolved.get(f"{FOLLOWER_KEYS}.parquet")
+            follower_keys = pl.read_parquet(keys_file) if keys_file is not None else None
             unreadable = None
         except Exception as exc:  # reported below, after the checksums that usually explain it
             unreadable = exc
@@ -138,5 +191,5 @@ def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = 
         audience=arrays["audience"],
         audience_dist=arrays["audience_dist"],
         centroids=arrays["centroids"],
-        follower_keys=pl.read_parquet(keys) if (keys := path / f"{FOLLOWER_KEYS}.parquet").is_file() else None,
+        follower_keys=follower_keys,
     )

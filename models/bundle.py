@@ -17,21 +17,35 @@ import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from features.errors import InputError
 from features.featureset import FEATURE_VERSION, FeatureSet
 from features.io import replace_dir, sha256_file
+from features.stored_paths import (
+    MAX_MANIFEST_BYTES,
+    UnsafePathError,
+    checksum_table,
+    contained_path,
+    read_regular,
+    read_verified,
+)
 from models.estimators import ModelSet
 from models.pair_features import FEATURE_COLUMNS
 
 # Format 2: the conversion model records its exposure (``models.json`` "exposure", see
 # ``models.estimators.exposure_offset``). Code that reads only format 1 would ignore it and predict with the wrong
 # offset, so it must refuse these bundles; this code still reads format 1 (exposure: followers).
-BUNDLE_FORMAT = 2
-READABLE_FORMATS = (1, 2)
+# Format 3: ``bundle_id`` is the hash of bundle.json's whole canonical content (every field but the id itself,
+# including each file's sha256), so no stated field can change without changing the id. Formats 1 and 2 still
+# load when their ``files`` list every model file; their id is recomputed as it was defined then (the hash of the
+# ``files`` table), and a stated id must match it.
+BUNDLE_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 BUNDLE_FILE = "bundle.json"
+MODELS_DIR = "models"
+ID_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -69,12 +83,12 @@ def save_bundle(models: ModelSet, out_dir: Path, *, embedder_id: str, extra: dic
     """Write the bundle atomically (temporary directory, then rename); returns its metadata."""
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "models").mkdir(parents=True)
+    (tmp / MODELS_DIR).mkdir(parents=True)
     try:
         for name, text in models.to_files().items():
-            (tmp / "models" / name).write_text(text, encoding="utf-8")
-        files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted((tmp / "models").iterdir())}
-        meta: dict[str, Any] = {
+            (tmp / MODELS_DIR / name).write_text(text, encoding="utf-8")
+        files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted((tmp / MODELS_DIR).iterdir())}
+        stated: dict[str, Any] = {
             "format": BUNDLE_FORMAT,
             "feature_version": FEATURE_VERSION,
             "feature_columns": list(models.columns),
@@ -83,7 +97,9 @@ def save_bundle(models: ModelSet, out_dir: Path, *, embedder_id: str, extra: dic
             "files": files,
             **extra,
         }
-        meta["bundle_id"] = sha256_of_text(json.dumps(files, sort_keys=True))[:16]
+        # The id is computed from the JSON as it will be read back (tuples become lists, keys strings).
+        meta: dict[str, Any] = json.loads(json.dumps(stated))
+        meta["bundle_id"] = content_id(meta)
         (tmp / BUNDLE_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
         replace_dir(tmp, out_dir)
     except BaseException:
@@ -96,31 +112,122 @@ def sha256_of_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_bundle(path: Path) -> Bundle:
-    """Load and verify a bundle; a missing file, a checksum mismatch or a foreign feature list is refused."""
-    meta_path = path / BUNDLE_FILE
-    if not meta_path.is_file():
-        raise InputError(f"{path}: not a model bundle (no {BUNDLE_FILE})")
+def content_id(meta: dict[str, Any]) -> str:
+    """The bundle id that ``meta`` (bundle.json, parsed) determines; a stated ``bundle_id`` is never used.
+
+    Format 3: hash of the canonical JSON of every field but ``bundle_id``. Formats 1–2: hash of the ``files``
+    table, as those formats defined it (their other fields are not covered, which is why format 3 exists).
+    """
+    if meta.get("format") in (1, 2):
+        return sha256_of_text(json.dumps(meta["files"], sort_keys=True))[:ID_CHARS]
+    body = {k: v for k, v in meta.items() if k != "bundle_id"}
+    return sha256_of_text(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True))[:ID_CHARS]
+
+
+def _meta_bytes(path: Path) -> bytes:
+    """The bytes of bundle.json (a regular file inside ``path``, not a symlink leading out)."""
+    meta_path = contained_path(path, BUNDLE_FILE, where=str(path))
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        return read_regular(meta_path, shown=str(path / BUNDLE_FILE), max_bytes=MAX_MANIFEST_BYTES)
+    except InputError:
+        raise InputError(f"{path}: not a model bundle (no readable {BUNDLE_FILE})") from None
+
+
+def read_meta(path: Path, raw: bytes | None = None) -> dict[str, Any]:
+    """bundle.json of the bundle at ``path`` (or ``raw``, its bytes), checked: a readable format and a well-formed
+    ``files`` table whose every entry is a plain relative path inside the bundle (nothing outside it is opened)."""
+    meta_path = path / BUNDLE_FILE
+    raw = _meta_bytes(path) if raw is None else raw
+    try:
+        meta = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{meta_path}: unreadable ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise InputError(f"{meta_path}: not a JSON object")
     if meta.get("format") not in READABLE_FORMATS:
         raise InputError(f"{path}: bundle format {meta.get('format')!r}, this code reads {READABLE_FORMATS}")
+    where = f"{meta_path}, field 'files'"
+    files = checksum_table(meta.get("files"), where=where) if "files" in meta else None
+    if files is None:
+        raise InputError(
+            f"{where}: missing, so nothing in the bundle can be verified; retrain with 'audiencefit train' "
+            "(bundles must list every file with its sha256)"
+        )
+    for rel in files:
+        contained_path(path, rel, where=where)
+    meta["files"] = files
+    return meta
+
+
+def _model_name(rel: str) -> str | None:
+    """``models/<name>`` → ``<name>`` (the files ``ModelSet.from_files`` reads); None for any other entry."""
+    head, _, name = rel.partition("/")
+    return name if head == MODELS_DIR and name and "/" not in name else None
+
+
+def verified_files(path: Path, meta: dict[str, Any]) -> dict[str, bytes]:
+    """Every file ``meta["files"]`` lists, read once and checked against its sha256; ``InputError`` listing the
+    damaged ones."""
+    where = f"{path / BUNDLE_FILE}, field 'files'"
+    out: dict[str, bytes] = {}
     problems = []
-    for rel, expected in sorted(meta.get("files", {}).items()):
-        file = path / rel
-        if not file.is_file():
-            problems.append(f"{rel}: missing")
-        elif sha256_file(file) != expected:
-            problems.append(f"{rel}: checksum mismatch")
+    for rel, expected in sorted(meta["files"].items()):
+        try:
+            out[rel] = read_verified(path, rel, expected, where=where)
+        except UnsafePathError:
+            raise
+        except InputError as exc:
+            problems.append(str(exc))
     if problems:
         raise InputError(f"{path}: model bundle is damaged: " + "; ".join(problems))
+    return out
+
+
+def load_bundle(path: Path) -> Bundle:
+    """Load and verify a bundle. Every file loaded is listed in bundle.json ``files`` and matches its sha256
+    (read once, the checked bytes are the ones used); the id is computed from the content and must equal any
+    stated one; a foreign feature list is refused. Nothing outside the bundle directory is opened."""
+    meta = read_meta(path)
+    stated = meta.get("bundle_id")
+    computed = content_id(meta)
+    if stated is not None and stated != computed:
+        raise InputError(
+            f"{path / BUNDLE_FILE}: states bundle_id {str(stated)[:40]!r}, but its content hashes to {computed!r} "
+            "(edited after it was written); retrain or restore the bundle"
+        )
+    meta["bundle_id"] = computed
+    data = verified_files(path, meta)
     if tuple(meta.get("feature_columns", ())) != FEATURE_COLUMNS:
         raise InputError(f"{path}: trained on another feature list than this code builds; retrain")
+    texts: dict[str, str] = {}
+    for rel, raw in data.items():
+        name = _model_name(rel)
+        if name is not None:
+            try:
+                texts[name] = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}: {rel} is not UTF-8 text ({exc})") from None
     try:
-        files = {p.name: p.read_text(encoding="utf-8") for p in (path / "models").iterdir()}
-        models = ModelSet.from_files(files)
-    except (KeyError, ValueError) as exc:
+        models = ModelSet.from_files(texts)
+    except KeyError as exc:
+        raise InputError(
+            f"{path}: the models need {MODELS_DIR}/{exc.args[0]}, which {BUNDLE_FILE} 'files' does not list "
+            "(every file loaded must be listed with its sha256); retrain with 'audiencefit train'"
+        ) from None
+    except (ValueError, TypeError) as exc:
         raise InputError(f"{path}: model files unreadable ({exc})") from exc
     return Bundle(path=path, meta=meta, models=models)
+
+
+def copy_bundle(src: Path, dst: Path) -> None:
+    """Copy the bundle at ``src`` to the new directory ``dst``: only bundle.json and the files it lists, each
+    checked to lie inside ``src`` and to match its sha256 before it is written. Nothing at ``src`` is moved or
+    deleted, and nothing that bundle.json does not list (or that lies outside ``src``) is read."""
+    raw_meta = _meta_bytes(src)
+    data = verified_files(src, read_meta(src, raw_meta))
+    dst.mkdir(parents=False, exist_ok=False)
+    for rel, raw in data.items():
+        out = dst / PurePosixPath(rel)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(raw)
+    (dst / BUNDLE_FILE).write_bytes(raw_meta)

@@ -42,6 +42,7 @@ from audiencefit.settings import Settings
 from features.errors import InputError
 from features.featureset import FeatureSet
 from features.io import replace_dir, sha256_file
+from features.stored_paths import MAX_MANIFEST_BYTES, UnsafePathError, contained_path, read_regular, sha256_contained
 from models.pair_features import authentic_share
 
 log = logging.getLogger(__name__)
@@ -340,28 +341,46 @@ def save_index(idx: VectorIndex, directory: Path) -> Path:
 
 
 def load_index(fs: FeatureSet, kind: IndexKind, directory: Path) -> VectorIndex:
-    """Load a stored index; refuses one built from another feature set or whose file changed."""
+    """Load a stored index; refuses one built from another feature set (its id is a hash of the feature set's
+    content, see ``features.featureset.content_id``), whose file changed, or whose files lie outside
+    ``directory`` (symlinks resolved)."""
     import faiss
 
     manifest_path = directory / f"{kind}.json"
     path = directory / f"{kind}.faiss"
     if not manifest_path.is_file() or not path.is_file():
         raise InputError(f"{directory}: no {kind} index; build it with 'audiencefit index build --features {fs.path}'")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    where = str(directory)
+    try:
+        manifest_file = contained_path(directory, manifest_path.name, where=where)
+        raw = read_regular(manifest_file, shown=str(manifest_path), max_bytes=MAX_MANIFEST_BYTES)
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{manifest_path}: unreadable ({exc}); rebuild the index") from exc
+    if not isinstance(manifest, dict):
+        raise InputError(f"{manifest_path}: not a JSON object; rebuild the index")
     if manifest.get("feature_set_id") != fs.feature_set_id:
         raise InputError(
-            f"{path}: built from feature set {manifest.get('feature_set_id')!r}, but the loaded feature set is "
-            f"{fs.feature_set_id!r}; rebuild the index"
+            f"{path}: built from feature set {str(manifest.get('feature_set_id'))[:40]!r}, but the loaded feature set "
+            f"is {fs.feature_set_id!r}; rebuild the index"
         )
-    if sha256_file(path) != manifest.get("sha256"):
+    try:
+        digest = sha256_contained(directory, path.name, where=where)
+    except UnsafePathError:
+        raise
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}; rebuild the index") from None
+    if digest != manifest.get("sha256"):
         raise InputError(f"{path}: checksum mismatch (file changed or corrupted); rebuild the index")
-    index = faiss.read_index(str(path))
+    # The checked file, by its resolved name (a symlink swapped in after the check would be another path).
+    index = faiss.read_index(str(contained_path(directory, path.name, where=where)))
     if index.ntotal != fs.creators.height:
         raise InputError(f"{path}: holds {index.ntotal} rows, the feature set has {fs.creators.height}")
+    params = manifest.get("params", {})
+    if not isinstance(params, dict) or manifest.get("index_type") not in ("flat", "ivf", "hnsw"):
+        raise InputError(f"{manifest_path}: index_type or params malformed; rebuild the index")
     try:
-        return VectorIndex(
-            kind, index, index_vectors(fs, kind), fs.feature_set_id, manifest["index_type"], manifest.get("params", {})
-        )
+        return VectorIndex(kind, index, index_vectors(fs, kind), fs.feature_set_id, manifest["index_type"], params)
     except InputError as exc:
         raise InputError(f"{manifest_path}: {exc}; rebuild the index") from None
 

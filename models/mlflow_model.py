@@ -26,7 +26,13 @@ class AudiencefitModel(PythonModel):
     bundle: Bundle | None = None
 
     def load_context(self, context: PythonModelContext) -> None:
-        self.bundle = load_bundle(Path(context.artifacts["bundle"]))
+        # MLflow joins the MLmodel's (stored, untrusted) relative path to the model directory without normalising
+        # it; a path that climbs out is refused here (``models.registry`` checks it fully, symlinks included, when
+        # the service downloads a version).
+        raw = str(context.artifacts["bundle"])
+        if ".." in Path(raw).parts or "\x00" in raw:
+            raise ValueError(f"MLmodel artifact 'bundle' path {raw!r} climbs out of the model directory; refused")
+        self.bundle = load_bundle(Path(raw))
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None

@@ -1,9 +1,10 @@
 """Which model serves: MLflow registry aliases resolved to a verified bundle directory on local disk.
 
 Serving calls :func:`resolve_bundle` with ``models:/audiencefit@champion``; the bundle of the model version the
-alias points to is downloaded once into ``<data_dir>/registry-cache/<name>-v<version>`` (temporary directory, then
-rename, so a half-finished download is never used) and read from there afterwards. MLflow stays the source of
-truth: moving the alias changes what the next resolve returns. This module must not import ``training``.
+alias points to is downloaded once, and its verified files are copied into
+``<data_dir>/registry-cache/<name>-v<version>`` (a temporary directory inside the cache, then a rename, so a
+half-finished copy is never used) and read from there afterwards. MLflow stays the source of truth: moving the
+alias changes what the next resolve returns. This module must not import ``training``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from audiencefit.settings import Settings
 from features.errors import InputError
+from features.stored_paths import contained_path
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -29,8 +33,10 @@ MODEL_NAME = "audiencefit"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 CACHE_DIRNAME = "registry-cache"
+ARTIFACTS_DIRNAME = "mlartifacts"  # where a local store keeps artifacts (training.tracking.artifact_root)
 BUNDLE_ARTIFACT = "bundle"  # key of the bundle in the pyfunc model's artifacts
 
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 
 
@@ -123,25 +129,66 @@ def cache_dir(settings: Settings) -> Path:
 
 
 def _bundle_path_in_model(model_dir: Path) -> Path:
-    """Where the pyfunc model keeps its bundle artifact (read from its MLmodel file)."""
+    """Where the pyfunc model keeps its bundle artifact (read from its MLmodel file, which the registry's content
+    decides: the path must stay inside the downloaded model's directory, symlinks resolved)."""
     from mlflow.models import Model
 
-    flavor = Model.load(str(model_dir)).flavors.get("python_function", {})
-    rel = flavor.get("artifacts", {}).get(BUNDLE_ARTIFACT, {}).get("path")
+    try:
+        flavors = Model.load(str(model_dir)).flavors
+    except Exception as exc:  # a missing or malformed MLmodel: MLflow raises several kinds
+        raise InputError(f"{model_dir}: the logged model has no readable MLmodel ({type(exc).__name__})") from None
+    flavor = flavors.get("python_function", {}) if isinstance(flavors, dict) else {}
+    artifacts = flavor.get("artifacts", {}) if isinstance(flavor, dict) else {}
+    entry = artifacts.get(BUNDLE_ARTIFACT, {}) if isinstance(artifacts, dict) else {}
+    rel = entry.get("path") if isinstance(entry, dict) else None
+    where = f"{model_dir / 'MLmodel'}, field 'flavors.python_function.artifacts.{BUNDLE_ARTIFACT}.path'"
     if not rel:
-        raise InputError(f"{model_dir}: logged model has no {BUNDLE_ARTIFACT!r} artifact")
-    return model_dir / str(rel)
+        raise InputError(f"{where}: missing (the logged model has no {BUNDLE_ARTIFACT!r} artifact)")
+    return contained_path(model_dir, rel, where=where)
+
+
+def _local_source(location: str, settings: Settings) -> None:
+    """Refuse a version whose storage location (stored in the registry) is a local path outside the local store's
+    artifact directory, ``<data_dir>/mlartifacts`` (where ``audiencefit train`` logs): the registry must not be
+    able to make the service copy an arbitrary directory of this machine. Remote locations (an MLflow server's
+    ``mlflow-artifacts:``, cloud storage) are the server's to control."""
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return
+    raw = url2pathname(parsed.path) if parsed.scheme == "file" else location
+    root = (settings.data_dir / ARTIFACTS_DIRNAME).resolve()
+    if "\x00" in raw or not Path(os.path.abspath(raw)).resolve().is_relative_to(root):
+        raise InputError(
+            f"the registered version's storage location is not under the local artifact store {root}; refused"
+        )
+
+
+def _cache_target(settings: Settings, ref: ModelRef) -> Path:
+    """``<cache>/<name>-v<version>``; names and versions that could not be one plain directory name are refused
+    (they come from the registry)."""
+    if not _SAFE_NAME.match(ref.name) or not ref.version.isdigit() or ref.name in (".", ".."):
+        raise InputError(f"registered model {ref.name[:80]!r} v{ref.version[:20]!r}: not a name the cache can hold")
+    root = cache_dir(settings)
+    target = root / f"{ref.name}-v{ref.version}"
+    if target.is_symlink():
+        raise InputError(f"{target}: the registry cache holds a symlink here, not a directory; remove it")
+    return target
 
 
 def resolve_bundle(model_uri: str = f"models:/{MODEL_NAME}@{CHAMPION}", *, settings: Settings) -> Path:
     """Local directory of the bundle of the model version ``model_uri`` names (downloaded once, then cached).
 
-    The directory is not verified here; ``models.bundle.load_bundle`` checks every checksum when it loads.
+    The downloaded artifact is never moved: the bundle's ``bundle.json`` and the files it lists are copied into the
+    cache after each is checked to lie inside the download and to match its sha256 (``models.bundle.copy_bundle``),
+    so stored content cannot make this move, read or delete anything outside the download and the cache.
+    ``models.bundle.load_bundle`` verifies the cached copy again when it loads.
     """
     import mlflow.artifacts
 
+    from models.bundle import copy_bundle
+
     ref = get_version(model_uri, settings=settings)
-    target = cache_dir(settings) / f"{ref.name}-v{ref.version}"
+    target = _cache_target(settings, ref)
     if (target / "bundle.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -149,15 +196,15 @@ def resolve_bundle(model_uri: str = f"models:/{MODEL_NAME}@{CHAMPION}", *, setti
     try:
         # The version's storage location, not a models:/ URI: those resolve through MLflow's global registry URI.
         location = client(settings).get_model_version_download_uri(ref.name, ref.version)
+        _local_source(str(location), settings)
         local = Path(
             mlflow.artifacts.download_artifacts(
                 artifact_uri=location, dst_path=str(tmp / "model"), tracking_uri=settings.tracking_uri
             )
         )
-        bundle = _bundle_path_in_model(local)
-        os.replace(bundle, tmp / "bundle")
+        copy_bundle(_bundle_path_in_model(local), tmp / "bundle")
         try:
-            os.replace(tmp / "bundle", target)
+            os.replace(tmp / "bundle", target)  # both inside the cache: our own copy into its final name
         except OSError:
             # Another process finished the same download first; its copy is as good as ours.
             if not (target / "bundle.json").is_file():

@@ -22,7 +22,7 @@ from features.errors import InputError
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import admin, creators, health, plans, recommend
-from serving.state import AppState, BundleSource, ModelHolder, ServingModel, load_serving_model
+from serving.state import AppState, BundleSource, ModelHolder, ServingModel, load_serving_model, reload_roots
 from serving.workers import WorkerSync
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def load_state(settings: Settings, config: ServeConfig) -> AppState:
     def loader(source: BundleSource) -> ServingModel:
         return load_serving_model(source, fs, settings)
 
-    holder = ModelHolder(loader, config.bundle_source)
+    holder = ModelHolder(loader, config.bundle_source, reload_roots(settings, config.bundle_source))
     with contextlib.suppress(Exception):  # recorded in holder.last_error and logged; /readyz reports it
         holder.reload()
     log.info(

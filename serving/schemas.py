@@ -241,16 +241,36 @@ class Readiness(BaseModel):
     worker_pid: int = Field(description="The process that answered (each worker of `serve --workers` has its own).")
 
 
-class ReloadRequest(StrictModel):
-    """Where the new bundle comes from: a bundle directory, a registry URI, or (neither) the configured source."""
+RELOAD_SOURCES = "exactly one of 'bundle_path', 'model_uri' or 'source': \"configured\""
 
-    bundle_path: str | None = Field(None, min_length=1, max_length=4_096)
-    model_uri: str | None = Field(None, min_length=1, max_length=512)
+
+class ReloadRequest(StrictModel):
+    """Where the new bundle comes from: exactly one of a bundle directory, a registry URI, or
+    ``{"source": "configured"}`` for the source the service was started with. No default: an empty body is refused."""
+
+    bundle_path: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4_096,
+        description="Absolute path of a bundle directory under a reload root (setting AUDIENCEFIT_RELOAD_ROOTS).",
+    )
+    model_uri: str | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        pattern=r"^models:/[^/@]+(@[\w-]+|/\d+)$",
+        description="A registered model version: models:/<name>@<alias> or models:/<name>/<version>.",
+    )
+    source: Literal["configured"] | None = Field(
+        None, description='"configured": reload the source the service was started with (its --bundle or --model-uri).'
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ReloadRequest:
-        if self.bundle_path and self.model_uri:
-            raise ValueError("give bundle_path or model_uri, not both")
+        given = [name for name in ("bundle_path", "model_uri", "source") if getattr(self, name) is not None]
+        if len(given) != 1:
+            shown = ", ".join(given) if given else "none"
+            raise ValueError(f"give {RELOAD_SOURCES} (got {shown})")
         return self
 
 

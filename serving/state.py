@@ -9,6 +9,7 @@ one reference (an atomic assignment in CPython); reloads are serialised by a loc
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,17 +41,57 @@ class ServingModel:
     loaded_at: str
 
 
+class ReloadRefusedError(AudiencefitError):
+    """A reload source the service may not load (a bundle path outside the reload roots): nothing was read."""
+
+
+def reload_roots(settings: Settings, start_source: BundleSource | None) -> tuple[Path, ...]:
+    """The directories ``POST /admin/reload`` may load a bundle path from, resolved.
+
+    ``settings.reload_roots`` when set (``AUDIENCEFIT_RELOAD_ROOTS``; empty: no path at all); otherwise
+    ``<data_dir>/bundles`` (where ``audiencefit train`` writes), ``<data_dir>/registry-cache`` and the directory
+    holding the bundle the service was started with (so its sibling bundles can be loaded).
+    """
+    if settings.reload_roots is not None:
+        roots = list(settings.reload_roots)
+    else:
+        from models.registry import CACHE_DIRNAME
+
+        roots = [settings.data_dir / "bundles", settings.data_dir / CACHE_DIRNAME]
+        if isinstance(start_source, Path):
+            roots.append(start_source.absolute().parent)
+    return tuple(dict.fromkeys(Path(os.path.abspath(r)).resolve() for r in roots))
+
+
+def check_reload_path(path: Path, roots: tuple[Path, ...]) -> Path:
+    """``path`` resolved, if it is absolute and lies (lexically and after resolving symlinks) under one of
+    ``roots``; otherwise :class:`ReloadRefusedError`, whose message is the same whether the path exists or not."""
+    refused = ReloadRefusedError(
+        "bundle_path must be an absolute path of a directory under a reload root (setting AUDIENCEFIT_RELOAD_ROOTS)"
+        + ("" if roots else "; none is configured, so bundles can only be reloaded from the registry")
+    )
+    text = str(path)
+    if not path.is_absolute() or "\x00" in text:
+        raise refused
+    lexical = Path(os.path.normpath(text))
+    if not any(lexical.is_relative_to(root) for root in roots):
+        raise refused  # judged on the text alone: the file system is not consulted for paths outside the roots
+    resolved = lexical.resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise refused
+    return resolved
+
+
 def resolve_source(source: BundleSource, settings: Settings) -> Path:
-    """The local bundle directory for a source: a path as is, a ``models:/`` URI through the registry."""
+    """The local bundle directory for a source: a path as is, a ``models:/`` URI through the registry (any other
+    text is refused by the registry's URI parser, never taken as a path)."""
     if isinstance(source, Path):
         return source
-    if source.startswith("models:/"):
-        try:
-            from models.registry import resolve_bundle
-        except ImportError as exc:
-            raise AudiencefitError(f"cannot resolve {source!r}: the model registry is not available ({exc})") from exc
-        return Path(resolve_bundle(source, settings=settings))
-    return Path(source)
+    try:
+        from models.registry import resolve_bundle
+    except ImportError as exc:
+        raise AudiencefitError(f"cannot resolve {source!r}: the model registry is not available ({exc})") from exc
+    return Path(resolve_bundle(source, settings=settings))
 
 
 def load_serving_model(source: BundleSource, fs: FeatureSet, settings: Settings) -> ServingModel:
@@ -90,9 +131,15 @@ def compile_trees(bundle: Bundle, settings: Settings) -> bool:
 class ModelHolder:
     """The serving bundle, swapped atomically by :meth:`reload`; failures leave the old bundle serving."""
 
-    def __init__(self, loader: Callable[[BundleSource], ServingModel], default_source: BundleSource) -> None:
+    def __init__(
+        self,
+        loader: Callable[[BundleSource], ServingModel],
+        default_source: BundleSource,
+        roots: tuple[Path, ...] | None = None,
+    ) -> None:
         self._loader = loader
         self.default_source = default_source
+        self.roots = roots  # where a bundle path other than the default may come from (None: anywhere)
         self.current: ServingModel | None = None
         self.last_error: str | None = None
         self.last_reload_at: str | None = None
@@ -100,12 +147,23 @@ class ModelHolder:
 
     def reload(self, source: BundleSource | None = None) -> tuple[ServingModel | None, ServingModel]:
         """Load ``source`` (default: the configured one) and swap it in: (previous, new). Raises on failure,
-        recording the error for /readyz; the previous bundle keeps serving."""
+        recording the error for /readyz; the previous bundle keeps serving. A bundle path other than the
+        configured one must lie under ``roots`` (:class:`ReloadRefusedError` otherwise, before anything is read): the
+        route and the worker processes that follow a published reload check it alike."""
         with self._lock:
             previous = self.current
+            chosen = source if source is not None else self.default_source
+            if isinstance(chosen, Path) and chosen != self.default_source and self.roots is not None:
+                try:
+                    chosen = check_reload_path(chosen, self.roots)
+                except ReloadRefusedError:  # a refused request, not a failed load: last_error stays as it was
+                    log.warning(
+                        "model reload refused: bundle path outside the reload roots", extra={"source": str(chosen)}
+                    )
+                    raise
             self.last_reload_at = _now()
             try:
-                new = self._loader(source if source is not None else self.default_source)
+                new = self._loader(chosen)
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error(

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.errors import InputError
 from features.io import sha256_file
+from features.stored_paths import UnsafePathError, checksum_table, sha256_contained
 
 if TYPE_CHECKING:
     from audiencefit.settings import Settings
@@ -194,15 +195,28 @@ def check_artifacts(artifact_dir: Path, expected_id: str) -> str | None:
         return str(exc)
     if manifest.get("id") != expected_id:
         return f"stale: built as {manifest.get('id')!r}, parameters now give {expected_id!r}"
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        return f"{MANIFEST} lists no files"
-    for name, expected_sha in files.items():
-        path = artifact_dir / name
-        if not path.is_file():
-            return f"missing file {name}"
-        if sha256_file(path) != expected_sha:
+    # The manifest's file names are stored content: each must stay inside the directory (symlinks resolved), and
+    # every file there must be listed, so whatever a backend opens (its fixed file names) has been checked.
+    where = f"{artifact_dir / MANIFEST}, field 'files'"
+    try:
+        files = checksum_table(manifest.get("files"), where=where)
+    except InputError as exc:
+        return str(exc)
+    for name, expected_sha in sorted(files.items()):
+        try:
+            digest = sha256_contained(artifact_dir, name, where=where)
+        except UnsafePathError as exc:
+            return str(exc)
+        except InputError:
+            return f"missing file {name} (or not a regular file)"
+        if digest != expected_sha:
             return f"corrupted file {name} (sha256 differs from the manifest)"
+    for path in sorted(artifact_dir.rglob("*")):
+        rel = path.relative_to(artifact_dir).as_posix()
+        if path.is_symlink():
+            return f"{rel} is a symlink (artifacts hold regular files only)"
+        if path.is_file() and rel != MANIFEST and rel not in files and not path.name.startswith("."):
+            return f"{rel} is not listed in {MANIFEST}"
     return None
 
 

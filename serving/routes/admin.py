@@ -5,32 +5,58 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, HTTPException, Response, status
 from fastapi.responses import JSONResponse
 
+from features.errors import InputError
 from serving.deps import MetricsDep, StateDep, SyncDep
-from serving.schemas import ReloadRequest, ReloadResponse
+from serving.schemas import RELOAD_SOURCES, ReloadRequest, ReloadResponse
 from serving.security import AdminKey
-from serving.state import BundleSource
+from serving.state import BundleSource, ReloadRefusedError
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminKey])
 log = logging.getLogger(__name__)
 
+DESCRIPTION = f"""The body names {RELOAD_SOURCES}:
 
-@router.post("/reload", response_model=ReloadResponse, responses={409: {"model": ReloadResponse}})
+- `{{"bundle_path": "/abs/dir"}}`: a bundle directory, which must lie under a reload root (setting
+  `AUDIENCEFIT_RELOAD_ROOTS`; default `<data_dir>/bundles`, `<data_dir>/registry-cache` and the directory of the
+  bundle the service started with). Outside them: 403, the same answer whether the path exists or not.
+- `{{"model_uri": "models:/audiencefit@champion"}}`: a registered model version (alias or number).
+- `{{"source": "configured"}}`: the source the service was started with.
+
+No body, `{{}}`, two sources or an unknown field: 422. The bundle is verified (every file listed in bundle.json with
+its sha256, nothing outside its directory, the id recomputed from the content) and checked against the feature set
+before it is swapped in; if anything fails, 409 and the previous bundle keeps serving. With several worker
+processes the others load the same source, with the same checks, within a second."""
+
+
+@router.post(
+    "/reload",
+    response_model=ReloadResponse,
+    responses={
+        403: {"description": "Wrong admin key, or a bundle_path outside the reload roots."},
+        409: {"model": ReloadResponse},
+    },
+    description=DESCRIPTION,
+    openapi_extra={"requestBody": {"required": True}},
+)
 def reload(
     state: StateDep,
     metrics: MetricsDep,
     sync: SyncDep,
-    req: ReloadRequest | None = Body(None),  # noqa: B008
+    req: ReloadRequest | None = Body(None),  # noqa: B008  (None answered below with a 422 naming the choices)
 ) -> Response:
-    """Load, verify and swap in a bundle (path, registry URI, or the configured source); 409 keeps the old one.
-    With several worker processes the others follow within a second."""
-    req = req or ReloadRequest()
-    source: BundleSource | None = Path(req.bundle_path) if req.bundle_path else req.model_uri
+    """Load, verify and swap in a bundle (path, registry URI, or the configured source); 409 keeps the old one."""
+    if req is None:
+        raise InputError(f"a JSON body is required: {RELOAD_SOURCES}")
+    source: BundleSource | None = Path(req.bundle_path) if req.bundle_path is not None else req.model_uri
     serving = state.models.current
     try:
         previous, new = state.models.reload(source)
+    except ReloadRefusedError as exc:
+        metrics.observe_reload("refused")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except Exception:
         metrics.observe_reload("failed")
         body = ReloadResponse(

@@ -111,7 +111,11 @@ def test_index_from_another_feature_set_is_refused(small_features, tmp_path):
     other = tmp_path / "fs"
     shutil.copytree(small_features, other)
     manifest = json.loads((other / "manifest.json").read_text())
-    manifest["feature_set_id"] = "0000000000000000"
+    # Another recipe: the id (a hash of the recipe and of every file) changes with it.
+    from features.featureset import content_id
+
+    manifest["recipe_id"] = "0000000000000000"
+    manifest["feature_set_id"] = content_id(manifest["recipe_id"], manifest["files"])
     (other / "manifest.json").write_text(json.dumps(manifest))
     fs = load_feature_set(other)
     with pytest.raises(InputError, match="built from feature set"):

@@ -18,7 +18,8 @@ def _bundle_id(path: Path) -> str:
 
 
 def _corrupt_copy(bundle: Path, out: Path) -> Path:
-    """A copy of ``bundle`` with one byte flipped in a model file (its checksum no longer matches)."""
+    """A copy of ``bundle`` with one byte flipped in a model file (its checksum no longer matches); ``out`` must
+    lie under a reload root (the directory of the bundles the tests start with is one)."""
     shutil.copytree(bundle, out)
     model_file = sorted((out / "models").glob("*.txt"))[0]
     data = bytearray(model_file.read_bytes())
@@ -59,7 +60,7 @@ class Driver(threading.Thread):
 
 def test_reloads_under_load(api_settings, small_features: Path, bundles, tmp_path: Path):
     first, second = bundles
-    corrupted = _corrupt_copy(second, tmp_path / "corrupted")
+    corrupted = _corrupt_copy(second, first.parent / f"corrupted-{tmp_path.name}")
     admin = {"X-API-Key": ADMIN_KEY}
     for client in make_client(api_settings, small_features, first):
         assert client.get("/v1/model").json()["bundle_id"] == _bundle_id(first)
@@ -91,8 +92,8 @@ def test_reloads_under_load(api_settings, small_features: Path, bundles, tmp_pat
             assert client.get("/v1/model").json()["bundle_id"] == _bundle_id(second)
             driver.wait_for(3)
 
-            # 3. Back to the configured source (no body): swapped in, error cleared.
-            resp = client.post("/admin/reload", headers=admin)
+            # 3. Back to the configured source (said explicitly): swapped in, error cleared.
+            resp = client.post("/admin/reload", json={"source": "configured"}, headers=admin)
             assert resp.status_code == 200, resp.text
             assert resp.json()["serving_bundle_id"] == _bundle_id(first)
             assert client.get("/v1/model").json()["bundle_id"] == _bundle_id(first)
@@ -115,10 +116,11 @@ def test_reloads_under_load(api_settings, small_features: Path, bundles, tmp_pat
 def test_incompatible_bundle_is_refused(api_settings, small_features: Path, bundles, tmp_path: Path):
     """A bundle trained on another embedding space fails the compatibility check and does not serve."""
     first, _ = bundles
-    other = tmp_path / "other-embedder"
+    other = first.parent / f"other-embedder-{tmp_path.name}"
     shutil.copytree(first, other)
     meta = json.loads((other / "bundle.json").read_text())
     meta["embedder_id"] = "another-embedder/v9"
+    del meta["bundle_id"]  # a stated id would no longer match the content (see test_bundle_integrity)
     (other / "bundle.json").write_text(json.dumps(meta))
     for client in make_client(api_settings, small_features, first):
         resp = client.post("/admin/reload", json={"bundle_path": str(other)}, headers={"X-API-Key": ADMIN_KEY})

@@ -122,7 +122,7 @@ def test_two_workers_are_one_service(two_workers: str, bundles, tmp_path: Path):
     assert len(_bundles_serving(base, 24)) == 2
 
     # A corrupted bundle is refused by the worker asked, published to none: every worker keeps the good one.
-    corrupted = _corrupt_copy(bundles[1], tmp_path / "corrupted")
+    corrupted = _corrupt_copy(bundles[1], bundles[1].parent / f"corrupted-{tmp_path.name}")
     resp = httpx.post(f"{base}/admin/reload", json={"bundle_path": str(corrupted)}, headers=admin, timeout=60)
     assert resp.status_code == 409
     time.sleep(1.5)  # three sync intervals

@@ -197,3 +197,111 @@ def test_better_challenger_passes_the_bar() -> None:
     assert cmp(1.0, 2.0, False).passed
     assert not cmp(2.0, 1.0, False).passed
     assert not cmp(float("nan"), 1.0, False).passed
+
+
+def _register_copy(settings, name: str, edit) -> str:
+    """Register, as model ``name``, a copy of v1's logged model whose MLmodel dict ``edit`` changes; its URI."""
+    import mlflow.artifacts
+    import yaml
+
+    from models.registry import client
+
+    c = client(settings)
+    location = c.get_model_version_download_uri("audiencefit", "1")
+    # The copy lies in the local artifact store: a version stored elsewhere is refused (test below).
+    dst = settings.data_dir / "mlartifacts" / "copies" / name
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dst)))
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text())
+    edit(mlmodel)
+    (local / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    c.create_registered_model(name)
+    version = c.create_model_version(name, source=local.as_uri())
+    return f"models:/{name}/{version.version}"
+
+
+def test_mlmodel_artifact_path_climbing_out_is_refused_and_nothing_moves(tracked, settings, store: Path, tmp_path):
+    from models.registry import cache_dir, resolve_bundle
+
+    # Where '../../../../victim' leads from the downloaded model (<data_dir>/registry-cache/.<name>-v1.tmp-*/model/
+    # artifacts): <data_dir>/victim.
+    victim = settings.data_dir / "victim"
+    victim.mkdir()
+    (victim / "bundle.json").write_text("{}")
+    (victim / "keep.txt").write_text("not the registry's to move")
+
+    def climb(mlmodel: dict) -> None:
+        mlmodel["flavors"]["python_function"]["artifacts"]["bundle"]["path"] = "../../../../victim"
+
+    uri = _register_copy(settings, "climber", climb)
+    with pytest.raises(InputError, match=r"MLmodel, field 'flavors\.python_function\.artifacts\.bundle\.path'.*climbs"):
+        resolve_bundle(uri, settings=settings)
+    assert (victim / "keep.txt").read_text() == "not the registry's to move"  # still in place
+    assert (victim / "bundle.json").is_file()
+    assert not (cache_dir(settings) / "climber-v1").exists()
+    assert not [p for p in cache_dir(settings).iterdir() if p.name.startswith(".climber")]  # no temp left
+
+
+def test_mlmodel_bundle_with_unlisted_or_outside_files_never_reaches_the_cache(tracked, settings, tmp_path):
+    import json
+
+    from models.registry import cache_dir, resolve_bundle
+
+    def absolute(mlmodel: dict) -> None:
+        mlmodel["flavors"]["python_function"]["artifacts"]["bundle"]["path"] = str(tmp_path)
+
+    with pytest.raises(InputError, match="absolute path"):
+        resolve_bundle(_register_copy(settings, "absolute", absolute), settings=settings)
+
+    # A bundle whose bundle.json lists a file outside it: refused before the copy, the cache stays empty.
+    def keep(mlmodel: dict) -> None:
+        pass
+
+    uri = _register_copy(settings, "outsider", keep)
+    rel = next((settings.data_dir / "mlartifacts" / "copies" / "outsider").rglob("bundle.json"))
+    meta = json.loads(rel.read_text())
+    meta["files"]["../../../../etc/passwd"] = "0" * 64
+    rel.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="climbs out"):
+        resolve_bundle(uri, settings=settings)
+    assert not (cache_dir(settings) / "outsider-v1").exists()
+
+
+def test_version_stored_outside_the_local_artifact_store_is_refused(tracked, settings, tmp_path):
+    import shutil
+
+    import mlflow.artifacts
+
+    from models.registry import cache_dir, client, resolve_bundle
+
+    c = client(settings)
+    location = c.get_model_version_download_uri("audiencefit", "1")
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp_path / "elsewhere")))
+    c.create_registered_model("elsewhere")
+    c.create_model_version("elsewhere", source=local.as_uri())
+    with pytest.raises(InputError, match="not under the local artifact store"):
+        resolve_bundle("models:/elsewhere/1", settings=settings)
+    assert not (cache_dir(settings) / "elsewhere-v1").exists()
+    shutil.rmtree(tmp_path / "elsewhere")
+
+
+def test_service_serves_and_reloads_the_champion_from_the_registry(tracked, settings, small_features: Path) -> None:
+    """``make run``'s last step: serve models:/audiencefit@champion; reloads by URI and by the configured source."""
+    from fastapi.testclient import TestClient
+
+    from models.registry import current_version
+    from serving.app import create_app
+    from training.promote import _set_champion
+
+    if current_version("champion", settings=settings) is None:
+        _set_champion(settings, "audiencefit", "1", None, "test")
+    api = settings.model_copy(update={"api_keys": ["k" * 20], "admin_api_keys": ["a" * 20]})
+    app = create_app(api, features_dir=small_features, bundle_source="models:/audiencefit@champion")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        ready = client.get("/readyz").json()
+        assert ready["ready"] is True and ready["last_reload_error"] is None, ready
+        admin = {"X-API-Key": "a" * 20}
+        for body in ({"source": "configured"}, {"model_uri": "models:/audiencefit/1"}):
+            resp = client.post("/admin/reload", json=body, headers=admin)
+            assert resp.status_code == 200, resp.text
+        cached = settings.data_dir / "registry-cache" / "audiencefit-v1"
+        assert client.post("/admin/reload", json={"bundle_path": str(cached)}, headers=admin).status_code == 200
