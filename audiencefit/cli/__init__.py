@@ -17,7 +17,7 @@ from audiencefit.cli import (  # noqa: F401  (registers commands)
     validate,
 )
 from audiencefit.cli._app import app
-from audiencefit.logs import configure_logging
+from audiencefit.logs import configure_logging, settings_secrets
 from audiencefit.settings import get_settings
 from features.errors import AudiencefitError
 
@@ -29,11 +29,16 @@ def _root(
 ) -> None:
     """audiencefit command line."""
     settings = get_settings()
-    configure_logging("DEBUG" if verbose else settings.log_level, "json" if log_json else settings.log_format)
+    configure_logging(
+        "DEBUG" if verbose else settings.log_level,
+        "json" if log_json else settings.log_format,
+        secrets=settings_secrets(settings),
+    )
 
 
 def main() -> None:
-    """Entry point: run the CLI; audiencefit errors print their message and exit with their code."""
+    """Entry point: run the CLI; audiencefit errors (bad settings included, for every command) print their
+    message, with no traceback, and exit with their code."""
     try:
         app()
     except AudiencefitError as exc:
