@@ -29,14 +29,13 @@ _HEADER_VALUE = re.compile(
 )
 _MIN_SCRUBBED = 4  # shorter "secrets" (a development key like "k") would redact ordinary words
 
-_secrets: tuple[str, ...] = ()
+_secrets: list[str] = []  # longest first: a key containing another is replaced whole
 
 
 def register_secrets(values: Iterable[str]) -> None:
     """Values that must never appear in a log line (every formatter replaces them by ``***``)."""
-    global _secrets
     found = {v for v in values if len(v) >= _MIN_SCRUBBED} | set(_secrets)
-    _secrets = tuple(sorted(found, key=len, reverse=True))  # longest first: a key containing another is whole
+    _secrets[:] = sorted(found, key=len, reverse=True)
 
 
 def scrub(text: str) -> str:

@@ -18,7 +18,7 @@ SECRET_KEY = "live-key-Ab3De5Gh7Jk9"
 def captured(request: pytest.FixtureRequest) -> Iterator[tuple[io.StringIO, str]]:
     fmt = request.param
     root = logging.getLogger()
-    saved = root.handlers[:], root.level, getattr(logs, "_secrets", ())
+    saved = root.handlers[:], root.level, list(getattr(logs, "_secrets", ()))
     logs.configure_logging("INFO", fmt)
     getattr(logs, "register_secrets", lambda values: None)([SECRET_KEY])  # what configure_logging(secrets=) does
     stream = io.StringIO()
@@ -26,7 +26,8 @@ def captured(request: pytest.FixtureRequest) -> Iterator[tuple[io.StringIO, str]
     try:
         yield stream, fmt
     finally:
-        root.handlers[:], logs._secrets = saved[0], saved[2]  # type: ignore[attr-defined]
+        root.handlers[:] = saved[0]
+        getattr(logs, "_secrets", [])[:] = saved[2]
         root.setLevel(saved[1])
 
 

@@ -19,6 +19,7 @@ def _run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     base = {k: v for k, v in os.environ.items() if not k.startswith("AUDIENCEFIT_")}
     return subprocess.run(
         [sys.executable, "-c", "from audiencefit.cli import main; main()", *args],
+        check=False,
         cwd=ROOT,
         env={**base, **env},
         capture_output=True,
