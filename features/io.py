@@ -25,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from audiencefit.children import pid_alive
 from features.errors import InputError, Issue
 from features.schemas import TableSchema
 
@@ -217,21 +218,6 @@ def _remove(path: Path) -> None:
 # What replace_dir and staging_dir leave beside a target when killed: .<name>.tmp-<pid>[-<random>] and
 # .<name>.old-<pid>[-<random>] (the forms without a random part are those of earlier versions).
 _LEFTOVER = re.compile(r"\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)(?:-[A-Za-z0-9_]+)?")
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process ``pid`` exists (ours included; one we may not signal counts as alive)."""
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def leftovers(target: Path) -> list[tuple[Path, str]]:

@@ -120,8 +120,16 @@ def compile_forests(texts: list[str], cache_dir: Path, *, workers: int = 1) -> l
 
         cache_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
+        from audiencefit.children import die_with_parent
+
         context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads and locks
-        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=context) as pool:
+        # Each compile process dies with this one, even by SIGKILL (a killed worker left them running for good).
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(missing)),
+            mp_context=context,
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             for future in [pool.submit(_compile_into_cache, text, str(cache_dir)) for text in missing]:
                 future.result()
         log.info(
