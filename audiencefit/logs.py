@@ -4,8 +4,9 @@ Both formats carry a record's traceback (``exc_info``) and stack (``stack_info``
 
 - uvicorn's access log shows the path with every query value replaced by ``***`` (a client may send its key as
   ``?api_key=...``; the routes take few query parameters, so nothing useful is lost);
-- every line is scrubbed of the configured secrets (API keys, admin keys, the follower-id secret) and of any
-  ``X-API-Key`` header value, wherever they appear (message, extra fields, traceback).
+- every line is scrubbed of the configured secrets (API keys, admin keys, the follower-id secret), of any
+  ``X-API-Key`` header value and of passwords in URLs (``scheme://user:password@host``), wherever they appear
+  (message, extra fields, traceback).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ _HEADER_VALUE = re.compile(
     r"""(x-api-key['"\\]*\s*[:=,]\s*['"\\]*b?['"\\]*)([^'"\\\s,)}\]]+)""",
     re.IGNORECASE,
 )
+# user:password@ in a URL (an MLflow tracking URI, a database URL): the password goes.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
 _MIN_SCRUBBED = 4  # shorter "secrets" (a development key like "k") would redact ordinary words
 
 _secrets: list[str] = []  # longest first: a key containing another is replaced whole
@@ -45,7 +48,14 @@ def scrub(text: str) -> str:
             text = text.replace(value, REDACTED)
     if "api-key" in text.lower():
         text = _HEADER_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
+    if "@" in text:
+        text = redact_url(text)
     return text
+
+
+def redact_url(text: str) -> str:
+    """``https://user:pw@host/x`` → ``https://user:***@host/x`` (every URL in ``text``)."""
+    return _URL_PASSWORD.sub(lambda m: m["head"] + REDACTED + "@", text)
 
 
 def redact_query(path: str) -> str:

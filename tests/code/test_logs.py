@@ -80,3 +80,53 @@ def test_redact_query_keeps_paths_without_query():
     assert logs.redact_query("/healthz") == "/healthz"
     assert logs.redact_query("/v1/x?") == "/v1/x?"
     assert logs.redact_query("/v1/x?=") == "/v1/x?=***"
+
+
+@pytest.mark.parametrize("captured", ["console"], indirect=True)
+def test_a_real_uvicorn_access_log_line_is_redacted(captured):
+    """Through uvicorn itself (as ``audiencefit serve`` runs it: log_config=None, our handler on the root)."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        resp = httpx.get(
+            f"http://127.0.0.1:{port}/v1/creators?api_key={SECRET_KEY}x&limit=5",
+            headers={"X-API-Key": SECRET_KEY},
+            timeout=5,
+        )
+        assert resp.status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    stream, _ = captured
+    text = stream.getvalue()
+    assert "/v1/creators?api_key=***&limit=***" in text
+    assert SECRET_KEY not in text
+
+
+@pytest.mark.parametrize("captured", ["console", "json"], indirect=True)
+def test_url_passwords_are_redacted(captured):
+    stream, _ = captured
+    logging.getLogger("t").info("tracking", extra={"uri": "https://alice:pa55word@mlflow.example/x"})
+    text = stream.getvalue()
+    assert "pa55word" not in text and "https://alice:***@mlflow.example/x" in text
+    assert logs.redact_url("sqlite:////tmp/a@b.db") == "sqlite:////tmp/a@b.db"
