@@ -40,10 +40,11 @@ import numpy as np
 import polars as pl
 from pydantic import Field, ValidationError
 
+from audiencefit.children import pid_alive
 from features.embed import Embedder
 from features.errors import InputError
 from features.featureset import FeatureSet
-from features.io import pid_alive, remove_leftovers_in, replace_dir, sha256_file, staging_dir
+from features.io import remove_leftovers_in, replace_dir, sha256_file, staging_dir
 from models.bundle import Bundle
 from models.pair_features import BrandQuery
 from models.query import validate_filters
