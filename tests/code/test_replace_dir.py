@@ -162,3 +162,17 @@ def test_replace_dir_keeps_layout_plain(tmp_path: Path):
     assert target.is_dir() and not target.is_symlink()
     assert _version(target) == "two"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_half_written_tree_objects_of_dead_compiles_are_removed(tmp_path: Path):
+    from models.forest import _remove_dead_partials
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".abc123.{dead.pid}-x1y2.o"
+    live = tmp_path / f".abc123.{os.getpid()}-x1y2.o"
+    other = tmp_path / f".def456.{dead.pid}-x1y2.o"
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    _remove_dead_partials(tmp_path, "abc123")
+    assert not stale.exists() and live.exists() and other.exists()
