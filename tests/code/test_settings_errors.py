@@ -1,4 +1,5 @@
-"""Settings errors name the setting and what is wrong, never a value; production refuses weak secrets and keys."""
+"""CLI errors: settings errors name the setting and what is wrong, never a value (production refuses weak secrets
+and keys); operating-system errors are one line naming the path."""
 
 from __future__ import annotations
 
@@ -113,3 +114,12 @@ def test_development_keeps_its_defaults():
 
     settings = load_settings(environment="development", api_keys="k")
     assert settings.api_key_values() == ["k"]
+
+
+def test_an_operating_system_error_is_one_line_naming_the_path(tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = _run_cli({}, "demo-data", "--creators", "5", "--out", str(blocker / "world"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and str(blocker) in result.stderr
