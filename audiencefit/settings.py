@@ -52,9 +52,10 @@ class Settings(BaseSettings):
         Path("audiencefit-data"),
         description="Root for data and artifacts: demo world, feature sets, embedding cache, MLflow store.",
     )
-    mlflow_tracking_uri: str | None = Field(
+    mlflow_tracking_uri: SecretStr | None = Field(
         None,
-        description="MLflow tracking URI. The standard MLFLOW_TRACKING_URI wins; default: SQLite under data_dir.",
+        description="MLflow tracking URI. The standard MLFLOW_TRACKING_URI wins; default: SQLite under data_dir. "
+        "Held as a secret (a URI can carry a password): never shown in a repr, a dump or an error.",
     )
     follower_id_secret: SecretStr = Field(
         SecretStr(DEV_FOLLOWER_SECRET),
@@ -195,8 +196,8 @@ class Settings(BaseSettings):
         env_uri = os.environ.get("MLFLOW_TRACKING_URI")
         if env_uri:
             return env_uri
-        if self.mlflow_tracking_uri:
-            return self.mlflow_tracking_uri
+        if self.mlflow_tracking_uri is not None and self.mlflow_tracking_uri.get_secret_value():
+            return self.mlflow_tracking_uri.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
 
 

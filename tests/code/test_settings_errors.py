@@ -99,13 +99,19 @@ def test_production_refuses_an_admin_key_that_is_also_a_v1_key():
 def test_production_accepts_strong_values_and_keys_are_secret():
     from audiencefit.settings import load_settings
 
+    uri = "https://alice:pa55word-Xy@mlflow.example"
     settings = load_settings(
-        environment="production", follower_id_secret=STRONG, api_keys=f"{API_KEY}", admin_api_keys=ADMIN_KEY
+        environment="production",
+        follower_id_secret=STRONG,
+        api_keys=f"{API_KEY}",
+        admin_api_keys=ADMIN_KEY,
+        mlflow_tracking_uri=uri,
     )
+    assert settings.tracking_uri == uri or os.environ.get("MLFLOW_TRACKING_URI")
     assert settings.api_key_values() == [API_KEY]
     assert settings.admin_key_values() == [ADMIN_KEY]
     shown = repr(settings) + str(settings) + str(settings.model_dump()) + settings.model_dump_json()
-    for secret in (STRONG, API_KEY, ADMIN_KEY):
+    for secret in (STRONG, API_KEY, ADMIN_KEY, "pa55word-Xy"):
         assert secret not in shown
 
 
