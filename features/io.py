@@ -139,12 +139,14 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def staging_dir(target: Path) -> Path:
+def staging_dir(target: Path, *, clean: bool = True) -> Path:
     """A new empty directory beside ``target`` to write its next version in (``.<name>.tmp-<pid>-<random>``),
-    after removing what killed runs left beside ``target`` (:func:`remove_leftovers`). Put it in place with
-    :func:`replace_dir`; on failure remove it (``shutil.rmtree``)."""
+    after removing what killed runs left beside ``target`` (:func:`remove_leftovers`; ``clean=False`` for a
+    caller that already did, as batch scoring does once per run rather than once per partition). Put it in place
+    with :func:`replace_dir`; on failure remove it (``shutil.rmtree``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(target)
+    if clean:
+        remove_leftovers(target)
     path = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     path.chmod(0o755)  # mkdtemp makes it private; an output directory is an ordinary directory
     return path

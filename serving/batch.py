@@ -348,7 +348,7 @@ def write_partition(out: Path, brand_id: str, frame: pl.DataFrame, meta: dict[st
     """Write ``frame`` and its metadata to a hidden temporary directory, then rename it into place."""
     out.mkdir(parents=True, exist_ok=True)
     target = partition_dir(out, brand_id)
-    tmp = staging_dir(target)
+    tmp = staging_dir(target, clean=False)  # run_batch removed the leftovers of killed runs once (clean_leftovers)
     try:
         data = tmp / PARTITION_FILE
         with data.open("wb") as fh:

@@ -176,3 +176,28 @@ def test_half_written_tree_objects_of_dead_compiles_are_removed(tmp_path: Path):
         path.write_bytes(b"partial")
     _remove_dead_partials(tmp_path, "abc123")
     assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_batch_output_cleanup_spares_live_runs(tmp_path: Path):
+    """``score`` removes what killed runs left in --out, never the partition a live run is writing."""
+    from serving.batch import clean_leftovers
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        out = tmp_path / "out"
+        names = {
+            "brand_id=a": True,  # a finished partition
+            f".brand_id=a.tmp-{dead.pid}-xyz": False,
+            f".brand_id=b.tmp-{live.pid}-xyz": True,
+            f".tmp-c-{dead.pid}": False,  # the staging name of earlier versions
+            f".tmp-d-{live.pid}": True,
+        }
+        for name in names:
+            (out / name).mkdir(parents=True)
+        clean_leftovers(out)
+        assert {p.name for p in out.iterdir()} == {name for name, kept in names.items() if kept}
+    finally:
+        live.kill()
+        live.wait()
