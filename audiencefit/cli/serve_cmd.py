@@ -157,12 +157,15 @@ def serve(
 
 
 CONTROL_PREFIX = "audiencefit-serve-"
+MAX_SOCKET_PATH = 100  # AF_UNIX socket paths are limited to 107 bytes on Linux (103 on macOS)
 
 
 def make_control_dir() -> Path:
     """A new private control directory (``<tmp>/audiencefit-serve-<pid>-<random>``), after removing those of
     earlier runs that were killed (SIGKILL gives no chance to clean up): theirs name a process that is gone."""
     root = Path(tempfile.gettempdir())
+    if len(f"{root}/{CONTROL_PREFIX}{os.getpid()}-xxxxxxxx/front.sock") > MAX_SOCKET_PATH and Path("/tmp").is_dir():
+        root = Path("/tmp")  # the front's Unix socket lives there: a long TMPDIR would fail the start
     for stale in root.glob(f"{CONTROL_PREFIX}*"):
         parts = stale.name[len(CONTROL_PREFIX) :].split("-", 1)
         try:
@@ -171,7 +174,7 @@ def make_control_dir() -> Path:
             continue
         if mine and len(parts) == 2 and parts[0].isdigit() and not pid_alive(int(parts[0])):
             shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{CONTROL_PREFIX}{os.getpid()}-"))
+    return Path(tempfile.mkdtemp(prefix=f"{CONTROL_PREFIX}{os.getpid()}-", dir=root))
 
 
 @contextlib.contextmanager

@@ -113,3 +113,32 @@ def test_die_with_parent_watchdog_without_prctl(tmp_path: Path):
     finally:
         if _alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_serve_control_dir_fits_a_unix_socket_and_replaces_stale_ones(tmp_path: Path, monkeypatch):
+    import shutil
+    import tempfile
+
+    from audiencefit.cli.serve_cmd import make_control_dir
+
+    long_tmp = tmp_path / ("x" * 90)
+    long_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long_tmp))
+    made = make_control_dir()
+    try:
+        assert len(str(made / "front.sock")) <= 107 and made.parent == Path("/tmp")
+    finally:
+        shutil.rmtree(made)
+
+    short_tmp = Path(tempfile.mkdtemp(dir="/tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(short_tmp))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (short_tmp / f"audiencefit-serve-{dead.pid}-abcd").mkdir()
+    (short_tmp / f"audiencefit-serve-{os.getppid()}-live").mkdir()
+    try:
+        made = make_control_dir()
+        kept = sorted(p.name for p in short_tmp.iterdir())
+        assert kept == sorted([made.name, f"audiencefit-serve-{os.getppid()}-live"])
+    finally:
+        shutil.rmtree(short_tmp)
