@@ -37,7 +37,9 @@ _secrets: list[str] = []  # longest first: a key containing another is replaced 
 
 def register_secrets(values: Iterable[str]) -> None:
     """Values that must never appear in a log line (every formatter replaces them by ``***``)."""
-    found = {v for v in values if len(v) >= _MIN_SCRUBBED} | set(_secrets)
+    kept = [v for v in values if len(v) >= _MIN_SCRUBBED]
+    # As written in a JSON line too (a quote or backslash in a key is escaped there).
+    found = set(kept) | {json.dumps(v, ensure_ascii=False)[1:-1] for v in kept} | set(_secrets)
     _secrets[:] = sorted(found, key=len, reverse=True)
 
 

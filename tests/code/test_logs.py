@@ -130,3 +130,12 @@ def test_url_passwords_are_redacted(captured):
     text = stream.getvalue()
     assert "pa55word" not in text and "https://alice:***@mlflow.example/x" in text
     assert logs.redact_url("sqlite:////tmp/a@b.db") == "sqlite:////tmp/a@b.db"
+
+
+@pytest.mark.parametrize("captured", ["json"], indirect=True)
+def test_a_secret_with_quotes_is_scrubbed_from_json_lines(captured):
+    stream, _ = captured
+    quoted = 'k3y-with-"quote"-and-\\-backslash'
+    logs.register_secrets([quoted])
+    logging.getLogger("t").info("seen", extra={"value": quoted})
+    assert "quote" not in stream.getvalue()
