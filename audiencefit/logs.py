@@ -1,14 +1,88 @@
-"""Structured logging: one JSON object per line (``AUDIENCEFIT_LOG_FORMAT=json``) or readable console lines."""
+"""Structured logging: one JSON object per line (``AUDIENCEFIT_LOG_FORMAT=json``) or readable console lines.
+
+Both formats carry a record's traceback (``exc_info``) and stack (``stack_info``). No line carries a secret:
+
+- uvicorn's access log shows the path with every query value replaced by ``***`` (a client may send its key as
+  ``?api_key=...``; the routes take few query parameters, so nothing useful is lost);
+- every line is scrubbed of the configured secrets (API keys, admin keys, the follower-id secret), of any
+  ``X-API-Key`` header value and of passwords in URLs (``scheme://user:password@host``), wherever they appear
+  (message, extra fields, traceback).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+REDACTED = "***"
+ACCESS_LOGGER = "uvicorn.access"
+# The X-API-Key header as it can appear in a logged text: 'x-api-key': 'v', (b'x-api-key', b'v'), X-API-Key: v.
+_HEADER_VALUE = re.compile(
+    r"""(x-api-key['"\\]*\s*[:=,]\s*['"\\]*b?['"\\]*)([^'"\\\s,)}\]]+)""",
+    re.IGNORECASE,
+)
+# user:password@ in a URL (an MLflow tracking URI, a database URL): the password goes.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@")
+_MIN_SCRUBBED = 4  # shorter "secrets" (a development key like "k") would redact ordinary words
+
+_secrets: list[str] = []  # longest first: a key containing another is replaced whole
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Values that must never appear in a log line (every formatter replaces them by ``***``)."""
+    kept = [v for v in values if len(v) >= _MIN_SCRUBBED]
+    # As written in a JSON line too (a quote or backslash in a key is escaped there).
+    found = set(kept) | {json.dumps(v, ensure_ascii=False)[1:-1] for v in kept} | set(_secrets)
+    _secrets[:] = sorted(found, key=len, reverse=True)
+
+
+def scrub(text: str) -> str:
+    """``text`` without any registered secret or X-API-Key header value."""
+    for value in _secrets:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    if "api-key" in text.lower():
+        text = _HEADER_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
+    if "@" in text:
+        text = redact_url(text)
+    return text
+
+
+def redact_url(text: str) -> str:
+    """``https://user:pw@host/x`` → ``https://user:***@host/x`` (every URL in ``text``)."""
+    return _URL_PASSWORD.sub(lambda m: m["head"] + REDACTED + "@", text)
+
+
+def redact_query(path: str) -> str:
+    """``/v1/x?api_key=abc&n=2`` → ``/v1/x?api_key=***&n=***``: the names stay, every value goes."""
+    base, sep, query = path.partition("?")
+    if not sep or not query:
+        return path
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not pairs:
+        return f"{base}?{REDACTED}"
+    return f"{base}?" + urlencode([(name, REDACTED) for name, _ in pairs], safe="*")
+
+
+class AccessLogFilter(logging.Filter):
+    """Redacts the query string of uvicorn's access-log lines (args: client, method, path, http version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_")}
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,29 +93,49 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                payload[key] = value
+        payload.update(_extras(record))
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str, ensure_ascii=False)
+        elif record.exc_text:
+            payload["exc"] = record.exc_text
+        if record.stack_info:
+            payload["stack"] = self.formatStack(record.stack_info)
+        return scrub(json.dumps(payload, default=str, ensure_ascii=False))
 
 
 class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(
-            f"{k}={v}" for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_")
-        )
+        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
         line = f"{record.levelname.lower():7s} {record.name}: {record.getMessage()}"
-        return f"{line}  {extras}" if extras else line
+        if extras:
+            line = f"{line}  {extras}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        elif record.exc_text:
+            line = f"{line}\n{record.exc_text}"
+        if record.stack_info:
+            line = f"{line}\n{self.formatStack(record.stack_info)}"
+        return scrub(line)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
-    """Install one stderr handler on the root logger (idempotent)."""
+def configure_logging(level: str = "INFO", fmt: str = "console", secrets: Iterable[str] = ()) -> None:
+    """Install one stderr handler on the root logger (idempotent); ``secrets`` are scrubbed from every line, and
+    the access log's query values are redacted."""
+    register_secrets(secrets)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(f, AccessLogFilter) for f in access.filters):
+        access.addFilter(AccessLogFilter())
     for noisy in ("httpx", "urllib3", "sentence_transformers", "alembic", "numexpr", "faiss.loader"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def settings_secrets(settings: Any) -> list[str]:
+    """The secret values held by a :class:`~audiencefit.settings.Settings` (to pass to :func:`configure_logging`)."""
+    values = [settings.follower_id_secret.get_secret_value()]
+    values += settings.api_key_values() + settings.admin_key_values()
+    return values

@@ -11,10 +11,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
+
+from features.errors import AudiencefitError
 
 DEV_FOLLOWER_SECRET = "audiencefit-development-only-secret"
+MIN_SECRET_CHARS = 16  # production: the follower-id secret and every API key
+MIN_DISTINCT_CHARS = 8  # production: "aaaaaaaaaaaaaaaa" has the length of a secret, not its strength
+ENV_PREFIX = "AUDIENCEFIT_"
+
+
+class SettingsError(AudiencefitError):
+    """A setting is missing, malformed or unsafe. The message names each setting (``AUDIENCEFIT_X``) and what is
+    wrong with it, never the value: settings hold secrets (pydantic's own message shows every input value)."""
+
+    exit_code = 2
 
 
 def _split_csv(value: object) -> list[str]:
@@ -39,19 +52,27 @@ class Settings(BaseSettings):
         Path("audiencefit-data"),
         description="Root for data and artifacts: demo world, feature sets, embedding cache, MLflow store.",
     )
-    mlflow_tracking_uri: str | None = Field(
+    mlflow_tracking_uri: SecretStr | None = Field(
         None,
-        description="MLflow tracking URI. The standard MLFLOW_TRACKING_URI wins; default: SQLite under data_dir.",
+        description="MLflow tracking URI. The standard MLFLOW_TRACKING_URI wins; default: SQLite under data_dir. "
+        "Held as a secret (a URI can carry a password): never shown in a repr, a dump or an error.",
     )
     follower_id_secret: SecretStr = Field(
         SecretStr(DEV_FOLLOWER_SECRET),
-        description="Key of the keyed hash (HMAC-SHA256) that pseudonymises follower ids at ingestion.",
+        description="Key of the keyed hash (HMAC-SHA256) that pseudonymises follower ids at ingestion. Production "
+        f"refuses the built-in development value (also padded or inside a longer value), fewer than {MIN_SECRET_CHARS} "
+        f"characters (whitespace not counted), fewer than {MIN_DISTINCT_CHARS} distinct characters, and leading or "
+        "trailing whitespace.",
     )
-    api_keys: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated API keys accepted on /v1 routes (header X-API-Key)."
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated API keys accepted on /v1 routes (header X-API-Key); in production each has at "
+        f"least {MIN_SECRET_CHARS} characters. Held as secrets: never shown in a repr, a dump, a log or an error.",
     )
-    admin_api_keys: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated admin keys accepted on /admin routes."
+    admin_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated admin keys accepted on /admin routes (same rules as api_keys; in production "
+        "none may also be a /v1 key).",
     )
     embedder: str = Field(
         "minilm-aligned",
@@ -131,16 +152,36 @@ class Settings(BaseSettings):
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
     def _parse_keys(cls, value: object) -> list[str]:
+        if isinstance(value, (list, tuple)):
+            value = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in value]
         return _split_csv(value)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment == "production":
-            if self.follower_id_secret.get_secret_value() == DEV_FOLLOWER_SECRET:
-                raise ValueError("AUDIENCEFIT_FOLLOWER_ID_SECRET must be set in production")
-            if len(self.follower_id_secret.get_secret_value()) < 16:
-                raise ValueError("AUDIENCEFIT_FOLLOWER_ID_SECRET must have at least 16 characters")
+            problems = _secret_problems(self.follower_id_secret.get_secret_value(), default=DEV_FOLLOWER_SECRET)
+            for field in ("api_keys", "admin_api_keys"):
+                keys: list[SecretStr] = getattr(self, field)
+                problems += [
+                    f"{ENV_PREFIX}{field.upper()}: key {n} of {len(keys)} {problem}"
+                    for n, key in enumerate(keys, start=1)
+                    for problem in _key_problems(key.get_secret_value())
+                ]
+            if {k.get_secret_value() for k in self.api_keys} & {k.get_secret_value() for k in self.admin_api_keys}:
+                problems.append(
+                    f"{ENV_PREFIX}ADMIN_API_KEYS: a key is also in {ENV_PREFIX}API_KEYS; admin keys must be their own"
+                )
+            if problems:
+                raise ValueError("unsafe in production: " + "; ".join(problems))
         return self
+
+    def api_key_values(self) -> list[str]:
+        """The /v1 API keys in clear, for the key check only."""
+        return [key.get_secret_value() for key in self.api_keys]
+
+    def admin_key_values(self) -> list[str]:
+        """The /admin keys in clear, for the key check only."""
+        return [key.get_secret_value() for key in self.admin_api_keys]
 
     # Derived locations: one place says where each artifact lives.
     @property
@@ -169,12 +210,68 @@ class Settings(BaseSettings):
         env_uri = os.environ.get("MLFLOW_TRACKING_URI")
         if env_uri:
             return env_uri
-        if self.mlflow_tracking_uri:
-            return self.mlflow_tracking_uri
+        if self.mlflow_tracking_uri is not None and self.mlflow_tracking_uri.get_secret_value():
+            return self.mlflow_tracking_uri.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+
+def _secret_problems(value: str, *, default: str) -> list[str]:
+    """What makes ``value`` unfit as the production follower-id secret (never the value itself)."""
+    name = f"{ENV_PREFIX}FOLLOWER_ID_SECRET"
+    stripped = value.strip()
+    if not stripped:
+        return [f"{name} is empty or only whitespace; set a random secret of at least {MIN_SECRET_CHARS} characters"]
+    if default.lower() in value.lower():
+        return [f"{name} is (or contains) the built-in development secret; set your own random secret"]
+    problems = []
+    if stripped != value:
+        problems.append(f"{name} has leading or trailing whitespace (a quoting mistake?)")
+    if len("".join(stripped.split())) < MIN_SECRET_CHARS:
+        problems.append(f"{name} must have at least {MIN_SECRET_CHARS} characters, whitespace not counted")
+    elif len(set(stripped)) < MIN_DISTINCT_CHARS:
+        problems.append(f"{name} must have at least {MIN_DISTINCT_CHARS} distinct characters")
+    return problems
+
+
+def _key_problems(key: str) -> list[str]:
+    problems = []
+    if len(key) < MIN_SECRET_CHARS:
+        problems.append(f"is shorter than {MIN_SECRET_CHARS} characters")
+    elif len(set(key)) < MIN_DISTINCT_CHARS:
+        problems.append(f"has fewer than {MIN_DISTINCT_CHARS} distinct characters")
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        problems.append("contains whitespace or control characters (it could not be sent in an HTTP header)")
+    if DEV_FOLLOWER_SECRET in key.lower():
+        problems.append("contains the built-in development secret")
+    return problems
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem: the environment variable and what is wrong, never the input value."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(part) for part in error.get("loc", ())]
+        message = str(error.get("msg", "invalid value"))
+        message = message.removeprefix("Value error, ")
+        if loc:
+            lines.append(f"{ENV_PREFIX}{loc[0].upper()}: {message}")
+        else:
+            lines.append(message)
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """``Settings(**overrides)`` (the environment fills the rest); a bad value raises :class:`SettingsError`,
+    whose message names the setting and never shows a value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+    except SourceError as exc:  # a value pydantic-settings could not even decode (it names the field, not the value)
+        raise SettingsError(f"invalid settings: {exc}") from None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment; bad values raise :class:`SettingsError`."""
+    return load_settings()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from features.embed import Embedder, backend_of, embed_texts, get_embedder
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
 from features.featureset import FEATURE_VERSION, FOLLOWER_KEYS, MANIFEST, TABLE_FILES, content_id, schema_hash
-from features.io import replace_dir, sha256_file
+from features.io import replace_dir, sha256_file, staging_dir
 from features.quality import audience_quality, follower_flags
 from features.stats import creator_stats, creator_terms, filter_as_of, filter_followers_as_of
 from features.text import is_meaningful, prepare_text
@@ -321,9 +320,7 @@ def build_feature_set(
 
     fingerprint = input_fingerprint(dataset.source_files)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = staging_dir(out_dir)
     try:
         checksums = _write(features, tmp)
         used = {

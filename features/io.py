@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +25,7 @@ from typing import Any
 
 import polars as pl
 
+from audiencefit.children import pid_alive
 from features.errors import InputError, Issue
 from features.schemas import TableSchema
 
@@ -134,18 +139,131 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def replace_dir(tmp: Path, target: Path) -> None:
-    """Put the fully written directory ``tmp`` in place of ``target`` with renames only.
+def staging_dir(target: Path, *, clean: bool = True) -> Path:
+    """A new empty directory beside ``target`` to write its next version in (``.<name>.tmp-<pid>-<random>``),
+    after removing what killed runs left beside ``target`` (:func:`remove_leftovers`; ``clean=False`` for a
+    caller that already did, as batch scoring does once per run rather than once per partition). Put it in place
+    with :func:`replace_dir`; on failure remove it (``shutil.rmtree``)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if clean:
+        remove_leftovers(target)
+    path = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    path.chmod(0o755)  # mkdtemp makes it private; an output directory is an ordinary directory
+    return path
 
-    A reader sees the old directory or the new one, never a mix; the old one is removed after the swap.
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Put the fully written directory ``tmp`` in place of ``target`` in one atomic step.
+
+    An existing ``target`` is exchanged with ``tmp`` by one ``renameat2(RENAME_EXCHANGE)`` (Linux): at every
+    instant, a SIGKILL included, ``target`` is the complete old or the complete new directory; the old one, now
+    at ``tmp``, is removed afterwards (what a kill leaves there, the next :func:`staging_dir` removes). A missing
+    ``target`` is created by one rename. Where the kernel or file system cannot exchange, the old directory is
+    first renamed aside (``.<name>.old-<pid>``): a kill between the two renames leaves no ``target``, and the next
+    run's :func:`remove_leftovers` puts the old directory back. Paths stay plain directories: readers, and
+    directories written by earlier versions, need nothing special.
     """
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
+    if not os.path.lexists(target):
+        try:
+            os.rename(tmp, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            # Another process created it meanwhile: exchange with its version instead.
+        else:
+            _fsync_dir(target.parent)
+            return
+    if _exchange(tmp, target):
+        _fsync_dir(target.parent)
+        _remove(tmp)  # the old version
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+    os.rename(target, old)
+    os.rename(tmp, target)
     _fsync_dir(target.parent)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
+
+
+# renameat2(2): RENAME_EXCHANGE swaps two paths atomically (Linux 3.15+, glibc 2.28+; ext4, xfs, btrfs, tmpfs...).
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_NO_EXCHANGE = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV})
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` atomically; False when this system cannot (nothing changed then)."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in _NO_EXCHANGE:
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# What replace_dir and staging_dir leave beside a target when killed: .<name>.tmp-<pid>[-<random>] and
+# .<name>.old-<pid>[-<random>] (the forms without a random part are those of earlier versions).
+_LEFTOVER = re.compile(r"\.(?P<kind>tmp|old)-(?P<pid>[0-9]+)(?:-[A-Za-z0-9_]+)?")
+
+
+def leftovers(target: Path) -> list[tuple[Path, str]]:
+    """The (path, kind) of what killed runs left beside ``target``: only ``.<name>.tmp-<pid>…`` and
+    ``.<name>.old-<pid>…`` entries whose process is gone (a live process's staging directory is never listed)."""
+    parent = target.parent
+    if not parent.is_dir():
+        return []
+    prefix = f".{target.name}"
+    found = []
+    for entry in parent.iterdir():
+        if not entry.name.startswith(prefix):
+            continue
+        match = _LEFTOVER.fullmatch(entry.name[len(prefix) :])
+        if match and not pid_alive(int(match["pid"])):
+            found.append((entry, match["kind"]))
+    return sorted(found)
+
+
+def remove_leftovers_in(directory: Path) -> int:
+    """:func:`remove_leftovers` for every target in ``directory`` that killed runs left something beside."""
+    if not directory.is_dir():
+        return 0
+    targets = {
+        match["target"]
+        for entry in directory.iterdir()
+        if (match := re.fullmatch(r"\.(?P<target>.+?)" + _LEFTOVER.pattern, entry.name))
+    }
+    return sum(remove_leftovers(directory / name) for name in sorted(targets))
+
+
+def remove_leftovers(target: Path) -> int:
+    """Clean up after killed runs of :func:`replace_dir`: a missing ``target`` gets its old version back (the
+    newest ``.old-`` leftover), every other leftover of a dead process is removed. Returns how many were removed."""
+    found = leftovers(target)
+    if not os.path.lexists(target):
+        olds = sorted((p for p, kind in found if kind == "old"), key=lambda p: p.stat().st_mtime)
+        if olds:
+            with contextlib.suppress(OSError):
+                os.rename(olds[-1], target)
+                found = [(p, k) for p, k in found if p != olds[-1]]
+    for path, _ in found:
+        _remove(path)
+    return len(found)
 
 
 def _fsync_dir(directory: Path) -> None:

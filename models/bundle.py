@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from typing import Any
 
 from features.errors import InputError
 from features.featureset import FEATURE_VERSION, FeatureSet
-from features.io import replace_dir, sha256_file
+from features.io import replace_dir, sha256_file, staging_dir
 from features.stored_paths import (
     MAX_MANIFEST_BYTES,
     UnsafePathError,
@@ -81,10 +80,9 @@ class Bundle:
 
 def save_bundle(models: ModelSet, out_dir: Path, *, embedder_id: str, extra: dict[str, Any]) -> dict[str, Any]:
     """Write the bundle atomically (temporary directory, then rename); returns its metadata."""
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / MODELS_DIR).mkdir(parents=True)
+    tmp = staging_dir(out_dir)
     try:
+        (tmp / MODELS_DIR).mkdir()
         for name, text in models.to_files().items():
             (tmp / MODELS_DIR / name).write_text(text, encoding="utf-8")
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted((tmp / MODELS_DIR).iterdir())}

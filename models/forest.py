@@ -120,8 +120,16 @@ def compile_forests(texts: list[str], cache_dir: Path, *, workers: int = 1) -> l
 
         cache_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
+        from audiencefit.children import die_with_parent
+
         context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads and locks
-        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=context) as pool:
+        # Each compile process dies with this one, even by SIGKILL (a killed worker left them running for good).
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(missing)),
+            mp_context=context,
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             for future in [pool.submit(_compile_into_cache, text, str(cache_dir)) for text in missing]:
                 future.result()
         log.info(
@@ -150,7 +158,9 @@ def compile_forest(text: str, cache_dir: Path) -> CompiledForest:
             model.compile(cache=str(obj), fblocksize=n_trees, **_OPTIONS)
         else:
             # lleaves writes the object where it is told once compiled: a private name, renamed when complete.
-            fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".o")
+            # Named after this process, so that the next compile removes what a killed one left (pid gone).
+            _remove_dead_partials(cache_dir, key)
+            fd, tmp_name = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.{os.getpid()}-", suffix=".o")
             os.close(fd)
             tmp = Path(tmp_name)
             tmp.unlink()
@@ -166,3 +176,13 @@ def compile_forest(text: str, cache_dir: Path) -> CompiledForest:
             extra={"key": key, "trees": n_trees, "cached": hit, "seconds": round(time.perf_counter() - started, 3)},
         )
         return CompiledForest(model, int(model.num_feature()), key)
+
+
+def _remove_dead_partials(cache_dir: Path, key: str) -> None:
+    """Remove the half-written objects of ``key`` whose compiling process is gone (``.<key>.<pid>-<random>.o``)."""
+    from audiencefit.children import pid_alive
+
+    for partial in cache_dir.glob(f".{key}.*-*.o"):
+        pid = partial.name[len(key) + 2 :].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            partial.unlink(missing_ok=True)

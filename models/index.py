@@ -41,7 +41,7 @@ import numpy as np
 from audiencefit.settings import Settings
 from features.errors import InputError
 from features.featureset import FeatureSet
-from features.io import replace_dir, sha256_file
+from features.io import replace_dir, sha256_file, staging_dir
 from features.stored_paths import MAX_MANIFEST_BYTES, UnsafePathError, contained_path, read_regular, sha256_contained
 from models.pair_features import authentic_share
 
@@ -392,8 +392,7 @@ def default_index_dir(fs: FeatureSet) -> Path:
 def build_and_save(fs: FeatureSet, settings: Settings, directory: Path | None = None) -> dict[str, Any]:
     """Build the audience and content indexes and store them (atomically, as a directory swap)."""
     directory = directory or default_index_dir(fs)
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = staging_dir(directory)
     summary: dict[str, Any] = {"feature_set_id": fs.feature_set_id, "indexes": {}}
     try:
         for kind in ("audience", "content"):

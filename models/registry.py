@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from urllib.request import url2pathname
 
 from audiencefit.settings import Settings
 from features.errors import InputError
+from features.io import staging_dir
 from features.stored_paths import contained_path
 
 if TYPE_CHECKING:
@@ -191,8 +191,7 @@ def resolve_bundle(model_uri: str = f"models:/{MODEL_NAME}@{CHAMPION}", *, setti
     target = _cache_target(settings, ref)
     if (target / "bundle.json").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp = staging_dir(target)  # also removes what killed downloads left here
     try:
         # The version's storage location, not a models:/ URI: those resolve through MLflow's global registry URI.
         location = client(settings).get_model_version_download_uri(ref.name, ref.version)

@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections import deque
@@ -39,10 +40,11 @@ import numpy as np
 import polars as pl
 from pydantic import Field, ValidationError
 
+from audiencefit.children import pid_alive
 from features.embed import Embedder
 from features.errors import InputError
 from features.featureset import FeatureSet
-from features.io import replace_dir, sha256_file
+from features.io import remove_leftovers_in, replace_dir, sha256_file, staging_dir
 from features.untrusted_json import parse_json
 from models.bundle import Bundle
 from models.pair_features import BrandQuery
@@ -345,9 +347,9 @@ def finished(out: Path, brand_id: str, key: str, fingerprint: str) -> dict[str, 
 
 def write_partition(out: Path, brand_id: str, frame: pl.DataFrame, meta: dict[str, Any]) -> str:
     """Write ``frame`` and its metadata to a hidden temporary directory, then rename it into place."""
-    tmp = out / f"{TMP_PREFIX}{brand_id}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    target = partition_dir(out, brand_id)
+    tmp = staging_dir(target, clean=False)  # run_batch removed the leftovers of killed runs once (clean_leftovers)
     try:
         data = tmp / PARTITION_FILE
         with data.open("wb") as fh:
@@ -356,20 +358,26 @@ def write_partition(out: Path, brand_id: str, frame: pl.DataFrame, meta: dict[st
             os.fsync(fh.fileno())
         sha = sha256_file(data)
         (tmp / PARTITION_META).write_text(json.dumps({**meta, "sha256": sha}, indent=2, sort_keys=True))
-        replace_dir(tmp, partition_dir(out, brand_id))
+        replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return sha
 
 
 def clean_leftovers(out: Path) -> int:
-    """Remove temporary directories a killed run left behind; returns how many."""
+    """Remove what killed runs left behind (never the staging directory of a run still alive); returns how many.
+
+    Partitions are staged as ``.brand_id=<id>.tmp-<pid>-…`` (:func:`features.io.staging_dir`); earlier versions
+    used ``.tmp-<id>-<pid>``."""
     if not out.is_dir():
         return 0
-    stale = [p for p in out.iterdir() if p.is_dir() and (p.name.startswith(TMP_PREFIX) or ".old-" in p.name)]
-    for p in stale:
-        shutil.rmtree(p, ignore_errors=True)
-    return len(stale)
+    removed = remove_leftovers_in(out)
+    for p in out.iterdir():
+        legacy = re.fullmatch(rf"{re.escape(TMP_PREFIX)}.*-([0-9]+)", p.name)
+        if legacy and p.is_dir() and not pid_alive(int(legacy[1])):
+            shutil.rmtree(p, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def check_out_dir(out: Path) -> None:

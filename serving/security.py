@@ -48,12 +48,12 @@ def _check(key: str | None, accepted: list[str]) -> None:
 
 async def require_api_key(request: Request, key: Annotated[str | None, Security(_header)]) -> None:
     """Dependency for /v1 routes."""
-    _check(key, _settings(request).api_keys)
+    _check(key, _settings(request).api_key_values())
 
 
 async def require_admin_key(request: Request, key: Annotated[str | None, Security(_header)]) -> None:
     """Dependency for /admin routes: only admin keys are accepted."""
-    _check(key, _settings(request).admin_api_keys)
+    _check(key, _settings(request).admin_key_values())
 
 
 ApiKey = Depends(require_api_key)

@@ -80,13 +80,23 @@ def build_app(options: dict[str, Any]) -> FastAPI:
 
 def worker_main(options_json: str, front_socket: str) -> None:
     """A worker process (started by the front, ``serving.dispatch``): load the app, connect to the front, answer
-    the requests it forwards until told to stop (SIGTERM/SIGINT) or the front goes away."""
-    from audiencefit.logs import configure_logging
-    from audiencefit.settings import get_settings
+    the requests it forwards until told to stop (SIGTERM/SIGINT) or the front goes away (its socket closes, or,
+    while the worker still loads or compiles, the front process ends: even a SIGKILLed front takes its workers,
+    and their compile processes, with it)."""
+    from audiencefit.children import die_with_parent
 
     options: dict[str, Any] = json.loads(options_json)
+    die_with_parent(options.get("parent_pid"))
+
+    from audiencefit.logs import configure_logging, settings_secrets
+    from audiencefit.settings import get_settings
+
     settings = get_settings()
-    configure_logging(options.get("log_level", settings.log_level), options.get("log_format", settings.log_format))
+    configure_logging(
+        options.get("log_level", settings.log_level),
+        options.get("log_format", settings.log_format),
+        secrets=settings_secrets(settings),
+    )
     import uvloop  # the front's loop too (audiencefit serve): less CPU per request than asyncio's
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

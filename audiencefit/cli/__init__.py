@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -17,7 +18,7 @@ from audiencefit.cli import (  # noqa: F401  (registers commands)
     validate,
 )
 from audiencefit.cli._app import app
-from audiencefit.logs import configure_logging
+from audiencefit.logs import configure_logging, settings_secrets
 from audiencefit.settings import get_settings
 from features.errors import AudiencefitError
 
@@ -29,13 +30,34 @@ def _root(
 ) -> None:
     """audiencefit command line."""
     settings = get_settings()
-    configure_logging("DEBUG" if verbose else settings.log_level, "json" if log_json else settings.log_format)
+    configure_logging(
+        "DEBUG" if verbose else settings.log_level,
+        "json" if log_json else settings.log_format,
+        secrets=settings_secrets(settings),
+    )
 
 
 def main() -> None:
-    """Entry point: run the CLI; audiencefit errors print their message and exit with their code."""
+    """Entry point: run the CLI. audiencefit errors (bad settings included, for every command) print their
+    message, with no traceback, and exit with their code; an operating-system error (permission, missing file,
+    full disk) prints what failed on which path and exits 1 (its traceback is logged at DEBUG, ``-v``); Ctrl-C
+    exits 130."""
     try:
         app()
     except AudiencefitError as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        logging.getLogger("audiencefit.cli").debug("operating-system error", exc_info=True)
+        sys.stderr.write(f"error: {describe_os_error(exc)}\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``[Errno 13] Permission denied: 'x'`` → ``permission denied: x`` (both paths of a failed rename)."""
+    what = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{what}: {' -> '.join(paths)}" if paths else what

@@ -30,15 +30,19 @@ Threads and workers on the 2-core machine this targets:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from audiencefit.children import pid_alive
 from audiencefit.cli._app import DEFAULT_MODEL_URI, app, model_source
 from audiencefit.logs import JsonFormatter
 from features.errors import InputError
@@ -131,7 +135,7 @@ def serve(
     _compile_before_workers(source, settings)
     # One onnxruntime thread per worker, as for the native pools above: the workers already use every core.
     os.environ.setdefault("AUDIENCEFIT_EMBED_THREADS", "1")
-    control_dir = Path(tempfile.mkdtemp(prefix="audiencefit-serve-"))
+    control_dir = make_control_dir()
     root = logging.getLogger()
     options = {
         "features_dir": str(features),
@@ -140,14 +144,54 @@ def serve(
         "data_dir": str(data) if data else None,
         "threads": threads,
         "control_dir": str(control_dir),
+        "parent_pid": os.getpid(),  # the workers end with this process, even if it is SIGKILLed
         "log_level": logging.getLevelName(root.level),
         "log_format": "json" if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers) else "console",
     }
     try:
         front = front_app(workers, control_dir, options, in_flight=in_flight)
-        uvicorn.run(front, host=host, port=port, workers=1, log_config=None, proxy_headers=False, **UVICORN_FAST)
+        with exit_on_stop_signals():
+            uvicorn.run(front, host=host, port=port, workers=1, log_config=None, proxy_headers=False, **UVICORN_FAST)
     finally:
         shutil.rmtree(control_dir, ignore_errors=True)
+
+
+CONTROL_PREFIX = "audiencefit-serve-"
+MAX_SOCKET_PATH = 100  # AF_UNIX socket paths are limited to 107 bytes on Linux (103 on macOS)
+
+
+def make_control_dir() -> Path:
+    """A new private control directory (``<tmp>/audiencefit-serve-<pid>-<random>``), after removing those of
+    earlier runs that were killed (SIGKILL gives no chance to clean up): theirs name a process that is gone."""
+    root = Path(tempfile.gettempdir())
+    if len(f"{root}/{CONTROL_PREFIX}{os.getpid()}-xxxxxxxx/front.sock") > MAX_SOCKET_PATH and Path("/tmp").is_dir():
+        root = Path("/tmp")  # the front's Unix socket lives there: a long TMPDIR would fail the start
+    for stale in root.glob(f"{CONTROL_PREFIX}*"):
+        parts = stale.name[len(CONTROL_PREFIX) :].split("-", 1)
+        try:
+            mine = stale.is_dir() and not stale.is_symlink() and stale.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if mine and len(parts) == 2 and parts[0].isdigit() and not pid_alive(int(parts[0])):
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{CONTROL_PREFIX}{os.getpid()}-", dir=root))
+
+
+@contextlib.contextmanager
+def exit_on_stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT end the process through ``SystemExit`` (so ``finally`` blocks run) once uvicorn has shut
+    down: uvicorn re-raises the signal it caught after its graceful shutdown, and with the default handler in
+    place SIGTERM would end the process there, before the control directory is removed."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _compile_before_workers(source: Path | str, settings: Settings) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from audiencefit.cli._app import app
 from audiencefit.cli._types import finite
+from audiencefit.logs import redact_url
 
 if TYPE_CHECKING:
     import polars as pl
@@ -60,7 +61,7 @@ def train(
     wins = ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in result.wins.items())
     sys.stdout.write(f"beats every baseline: {wins}\n")
     sys.stdout.write(f"price: {', '.join(f'{k}={v:.3f}' for k, v in result.price.items())}\n")
-    sys.stdout.write(f"mlflow run: {tracked.run_id} (tracking {settings.tracking_uri})\n")
+    sys.stdout.write(f"mlflow run: {tracked.run_id} (tracking {redact_url(settings.tracking_uri)})\n")
     if tracked.model_version is not None:
         sys.stdout.write(f"registered: models:/audiencefit/{tracked.model_version} (alias challenger)\n")
 

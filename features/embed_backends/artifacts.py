@@ -19,9 +19,7 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from features.errors import InputError
-from features.io import sha256_file
+from features.io import replace_dir, sha256_file, staging_dir
 from features.stored_paths import UnsafePathError, checksum_table, sha256_contained
 
 if TYPE_CHECKING:
@@ -277,17 +275,6 @@ def _write_manifest(tmp: Path, spec: BackendSpec, expected_id: str, info: Mappin
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
 
 
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """Replace ``target`` by ``tmp`` with renames only (a reader sees the old or the new directory, never half)."""
-    old: Path | None = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        target.rename(old)
-    tmp.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def ensure_artifacts(backend: str | BackendSpec, settings: Settings | None = None, *, build: bool = True) -> Path:
     """The checked artifact directory of ``backend``, building it first when missing, stale or corrupted.
 
@@ -310,14 +297,14 @@ def ensure_artifacts(backend: str | BackendSpec, settings: Settings | None = Non
         dep_dirs = {dep: ensure_artifacts(dep, settings) for dep in spec.depends}
         logger.warning("building embedding artifact", extra={"backend": spec.key, "dir": str(target), "why": problem})
         started = time.perf_counter()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.key}.tmp-", dir=root))
+        tmp = staging_dir(target)
         try:
             info = _builder(spec.kind)(spec, tmp, dep_dirs)
             _write_manifest(tmp, spec, expected, info, time.perf_counter() - started)
             problem = check_artifacts(tmp, expected)
             if problem is not None:
                 raise ArtifactError(f"freshly built artifact for {spec.key} failed its check: {problem}")
-            _swap_into_place(tmp, target)
+            replace_dir(tmp, target)  # a reader sees the old or the new directory, never half
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -12,6 +11,8 @@ from types import TracebackType
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from features.io import replace_dir, staging_dir
 
 
 def arrow_schema(schema: pl.Schema) -> pa.Schema:
@@ -92,26 +93,17 @@ def is_empty_dir(path: Path) -> bool:
 def staged_directory(out_dir: Path) -> Iterator[Path]:
     """Yield a fresh sibling directory of ``out_dir``; on success it replaces ``out_dir``, on failure it vanishes.
 
-    Readers never see a half-written world: the finished directory appears with one rename (two when an old
-    world is being replaced).
+    Readers never see a half-written world, and a killed run leaves the old or the new world in place
+    (:func:`features.io.replace_dir`); what it leaves beside it, the next run removes.
     """
-    parent = out_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".staging", dir=parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the world is an ordinary data directory
+    staging = staging_dir(out_dir)
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if out_dir.exists() or out_dir.is_symlink():
-        trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=parent))
-        trash.rmdir()
-        out_dir.rename(trash)
-        staging.rename(out_dir)
-        if trash.is_dir() and not trash.is_symlink():
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            trash.unlink()
-    else:
-        staging.rename(out_dir)
+    try:
+        replace_dir(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -1,0 +1,141 @@
+"""Log lines carry tracebacks in both formats and never a secret (access-log query values, X-API-Key)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from audiencefit import logs
+
+SECRET_KEY = "live-key-Ab3De5Gh7Jk9"
+
+
+@pytest.fixture()
+def captured(request: pytest.FixtureRequest) -> Iterator[tuple[io.StringIO, str]]:
+    fmt = request.param
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, list(getattr(logs, "_secrets", ()))
+    logs.configure_logging("INFO", fmt)
+    getattr(logs, "register_secrets", lambda values: None)([SECRET_KEY])  # what configure_logging(secrets=) does
+    stream = io.StringIO()
+    root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    try:
+        yield stream, fmt
+    finally:
+        root.handlers[:] = saved[0]
+        getattr(logs, "_secrets", [])[:] = saved[2]
+        root.setLevel(saved[1])
+
+
+@pytest.mark.parametrize("captured", ["console", "json"], indirect=True)
+def test_exceptions_and_stacks_are_logged_in_both_formats(captured):
+    stream, fmt = captured
+    try:
+        raise RuntimeError("boom-in-depth")
+    except RuntimeError:
+        logging.getLogger("t").exception("it failed", extra={"path": "/v1/x"})
+    logging.getLogger("t").warning("with stack", stack_info=True)
+    text = stream.getvalue()
+    assert "Traceback (most recent call last)" in text
+    assert "RuntimeError: boom-in-depth" in text
+    assert "test_exceptions_and_stacks_are_logged_in_both_formats" in text  # the stack_info frame
+    if fmt == "json":
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        assert "RuntimeError" in lines[0]["exc"] and "stack" in lines[1]
+
+
+@pytest.mark.parametrize("captured", ["console", "json"], indirect=True)
+def test_access_log_redacts_query_values(captured):
+    stream, _ = captured
+    access = logging.getLogger("uvicorn.access")
+    path = f"/v1/recommendations?api_key={SECRET_KEY[:-1]}Z&token=abc%20def&k"
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", path, "1.1", 200)
+    text = stream.getvalue()
+    assert "/v1/recommendations?api_key=***&token=***&k=***" in text
+    assert "abc" not in text and SECRET_KEY[:-1] not in text
+
+
+@pytest.mark.parametrize("captured", ["console", "json"], indirect=True)
+def test_no_line_carries_a_configured_secret_or_the_api_key_header(captured):
+    stream, _ = captured
+    log = logging.getLogger("t")
+    log.info("request", extra={"headers": [(b"x-api-key", b"other-key-0000"), (b"host", b"h")]})
+    log.info("headers %s", {"X-API-Key": "third-key-1111"})
+    log.warning(f"bad key {SECRET_KEY}")
+    try:
+        raise ValueError(f"refused {SECRET_KEY}")
+    except ValueError:
+        log.exception("failed")
+    text = stream.getvalue()
+    for secret in (SECRET_KEY, "other-key-0000", "third-key-1111"):
+        assert secret not in text
+    assert "***" in text
+
+
+def test_redact_query_keeps_paths_without_query():
+    assert logs.redact_query("/healthz") == "/healthz"
+    assert logs.redact_query("/v1/x?") == "/v1/x?"
+    assert logs.redact_query("/v1/x?=") == "/v1/x?=***"
+
+
+@pytest.mark.parametrize("captured", ["console"], indirect=True)
+def test_a_real_uvicorn_access_log_line_is_redacted(captured):
+    """Through uvicorn itself (as ``audiencefit serve`` runs it: log_config=None, our handler on the root)."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        resp = httpx.get(
+            f"http://127.0.0.1:{port}/v1/creators?api_key={SECRET_KEY}x&limit=5",
+            headers={"X-API-Key": SECRET_KEY},
+            timeout=5,
+        )
+        assert resp.status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    stream, _ = captured
+    text = stream.getvalue()
+    assert "/v1/creators?api_key=***&limit=***" in text
+    assert SECRET_KEY not in text
+
+
+@pytest.mark.parametrize("captured", ["console", "json"], indirect=True)
+def test_url_passwords_are_redacted(captured):
+    stream, _ = captured
+    logging.getLogger("t").info("tracking", extra={"uri": "https://alice:pa55word@mlflow.example/x"})
+    text = stream.getvalue()
+    assert "pa55word" not in text and "https://alice:***@mlflow.example/x" in text
+    assert logs.redact_url("sqlite:////tmp/a@b.db") == "sqlite:////tmp/a@b.db"
+
+
+@pytest.mark.parametrize("captured", ["json"], indirect=True)
+def test_a_secret_with_quotes_is_scrubbed_from_json_lines(captured):
+    stream, _ = captured
+    quoted = 'k3y-with-"quote"-and-\\-backslash'
+    logs.register_secrets([quoted])
+    logging.getLogger("t").info("seen", extra={"value": quoted})
+    assert "quote" not in stream.getvalue()
