@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from features.errors import Issue
+from features.export import TimeWindow
 from features.schemas import TABLE_ORDER, TABLES, Column, ForeignKey, TableSchema
 
 WARNING_PREFIX = "warning: "
@@ -72,14 +73,17 @@ def describe_dtype(dtype: pl.DataType) -> str:
     return str(dtype)
 
 
-def validate_table(raw: pl.DataFrame, schema: TableSchema, file: str) -> tuple[pl.DataFrame, list[Issue]]:
+def validate_table(
+    raw: pl.DataFrame, schema: TableSchema, file: str, *, window: TimeWindow | None = None
+) -> tuple[pl.DataFrame, list[Issue]]:
     """Check ``raw`` against ``schema`` and normalise it; return ``(frame, issues)`` with every problem found.
 
     The frame has exactly ``schema.polars_schema`` (its column order), one row per raw row in the same order, so
     row ``i`` of the frame is data row ``i + 1`` of the file. Values that failed a check are null in it. Text is
     stripped and empty text becomes null; vocabulary and language columns are lower-cased, country codes
-    upper-cased; timestamps are converted to UTC (naive ones are taken as UTC). Issues include warnings (see
-    :func:`is_warning`); the input is valid when there is no other issue.
+    upper-cased; timestamps are converted to UTC (naive ones are taken as UTC). With ``window``, every timestamp
+    and date outside it is an issue (see ``features.export``). Issues include warnings (see :func:`is_warning`);
+    the input is valid when there is no other issue.
     """
     report = _Reporter(schema.name, file)
     issues = _check_columns(raw.columns, schema, report)
@@ -88,6 +92,9 @@ def validate_table(raw: pl.DataFrame, schema: TableSchema, file: str) -> tuple[p
         if column.name in raw.columns:
             series, column_issues = _parse_column(raw.get_column(column.name), column, report)
             issues.extend(column_issues)
+            if window is not None and (isinstance(column.dtype, pl.Datetime) or column.dtype == pl.Date):
+                series, window_issues = _check_window(series, column, window, report)
+                issues.extend(window_issues)
         else:
             series = pl.repeat(None, raw.height, dtype=column.dtype, eager=True)
         parsed.append(series.alias(column.name))
@@ -496,6 +503,30 @@ def _parse_date(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.S
         bad, text, column.name, lambda v: f"expected a date YYYY-MM-DD, got {_show(v)}", "not a YYYY-MM-DD date"
     )
     return values, issues
+
+
+def _check_window(
+    values: pl.Series, column: Column, window: TimeWindow, report: _Reporter
+) -> tuple[pl.Series, list[Issue]]:
+    """Timestamps and dates outside the plausible window: an issue each (up to the cap), and null in the frame."""
+    if column.dtype == pl.Date:
+        low: Any = window.earliest_date
+        high: Any = window.latest_date
+        shown = values.dt.strftime("%Y-%m-%d")
+        kind = "date"
+    else:
+        low, high = window.earliest, window.latest
+        shown = values.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        kind = "timestamp"
+    early = (values < low).fill_null(False)
+    late = (values > high).fill_null(False)
+    issues = report.rows(
+        early, shown, column.name, lambda v: f"{kind} {v} is {window.before_text()}", f"{kind} too early"
+    )
+    issues += report.rows(
+        late, shown, column.name, lambda v: f"{kind} {v} is {window.after_text()}", f"{kind} after the export"
+    )
+    return _null_where(values, early | late), issues
 
 
 def _null_where(values: pl.Series, mask: pl.Series) -> pl.Series:

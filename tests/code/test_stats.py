@@ -101,7 +101,7 @@ def test_single_post() -> None:
     assert s["er_trend"] is None
     assert s["likes_spikiness"] == pytest.approx(1.0)
     assert s["comment_like_ratio"] == pytest.approx(0.1)
-    assert s["days_since_last_post"] == 0.0  # as_of None: relative to the latest post overall (its own)
+    assert s["days_since_last_post"] is None  # as_of None: no stated instant, no recency
 
 
 # ---------------------------------------------------------------- trend, cadence
@@ -221,11 +221,18 @@ def test_naive_as_of_is_utc() -> None:
     assert s["days_since_last_post"] == pytest.approx(0.5)
 
 
-def test_days_since_last_post_without_as_of_uses_latest_post_overall() -> None:
+def test_days_since_last_post_is_never_measured_from_the_newest_timestamp_in_the_data() -> None:
+    # Issue #17: one post dated 9999-12-31 made every other creator 2.9 million days inactive.
     creators = creators_frame({"creator_id": "a", "followers": 1000}, {"creator_id": "b", "followers": 1000})
-    out = creator_stats(creators, posts_frame(post("a", 0, 1), post("b", 3, 1)), as_of=None)
-    assert one(out, "a")["days_since_last_post"] == pytest.approx(3.0)
-    assert one(out, "b")["days_since_last_post"] == pytest.approx(0.0)
+    posts = posts_frame(
+        post("a", 0, 1), {"creator_id": "b", "posted_at": datetime(9999, 12, 31, tzinfo=UTC), "likes": 1}
+    )
+    out = creator_stats(creators, posts, as_of=None)
+    assert one(out, "a")["days_since_last_post"] is None
+    assert one(out, "b")["days_since_last_post"] is None
+    stated = creator_stats(creators, posts_frame(post("a", 0, 1), post("b", 3, 1)), as_of=T0 + timedelta(days=4))
+    assert one(stated, "a")["days_since_last_post"] == pytest.approx(4.0)
+    assert one(stated, "b")["days_since_last_post"] == pytest.approx(1.0)
 
 
 def test_filter_as_of_none_keeps_everything() -> None:

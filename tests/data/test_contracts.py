@@ -378,6 +378,33 @@ def case_truncated_parquet(d: Path) -> None:
     (d / "posts.parquet").write_bytes(data[: len(data) // 2])
 
 
+def case_post_dated_9999(d: Path) -> None:
+    write_dataset(d, "csv", _mutated("posts", 2, posted_at="9999-12-31"))
+
+
+def case_post_dated_before_the_platforms(d: Path) -> None:
+    write_dataset(d, "jsonl", _mutated("posts", 1, posted_at="1970-01-01T00:00:00Z"))
+
+
+def case_follower_observed_after_the_stated_export(d: Path) -> None:
+    write_dataset(d, "parquet", _mutated("followers", 2, observed_at="2025-07-02T00:00:00Z"))
+    (d / "export.json").write_text('{"exported_at": "2025-06-30T00:00:00Z"}', encoding="utf-8")
+
+
+def case_campaign_starting_after_the_export(d: Path) -> None:
+    write_dataset(d, "csv", _mutated("campaigns", 1, start_date="9999-12-31"))
+
+
+def case_malformed_export_manifest(d: Path) -> None:
+    write_dataset(d, "csv")
+    (d / "export.json").write_text('{"exported_at": "yesterday"}', encoding="utf-8")
+
+
+def case_export_manifest_in_the_future(d: Path) -> None:
+    write_dataset(d, "csv")
+    (d / "export.json").write_text('{"exported_at": "9999-12-31"}', encoding="utf-8")
+
+
 def case_unknown_platform(d: Path) -> None:
     write_dataset(d, "parquet", _mutated("creators", 2, platform="MySpace"))
 
@@ -504,6 +531,39 @@ MALFORMED: list[tuple[str, Callable[[Path], None], list[str]]] = [
         "oversized_field",
         case_oversized_field,
         ["creators.jsonl, row 1, column 'bio': value is longer than 5,000 characters, the maximum (it has 5,001)"],
+    ),
+    (
+        "post_dated_9999",
+        case_post_dated_9999,
+        ["posts.csv, row 2, column 'posted_at': timestamp 9999-12-31T00:00:00Z is after the export instant"],
+    ),
+    (
+        "post_dated_before_the_platforms",
+        case_post_dated_before_the_platforms,
+        ["posts.jsonl, row 1, column 'posted_at': timestamp 1970-01-01T00:00:00Z is before 2004-01-01"],
+    ),
+    (
+        "follower_observed_after_the_stated_export",
+        case_follower_observed_after_the_stated_export,
+        [
+            "followers.parquet, row 2, column 'observed_at': timestamp 2025-07-02T00:00:00Z is after the export "
+            "instant 2025-06-30T00:00:00Z (from export.json; one day of tolerance)"
+        ],
+    ),
+    (
+        "campaign_starting_after_the_export",
+        case_campaign_starting_after_the_export,
+        ["campaigns.csv, row 1, column 'start_date': date 9999-12-31 is after the export instant"],
+    ),
+    (
+        "malformed_export_manifest",
+        case_malformed_export_manifest,
+        ["export.json: exported_at 'yesterday': not an ISO 8601 date or timestamp"],
+    ),
+    (
+        "export_manifest_in_the_future",
+        case_export_manifest_in_the_future,
+        ["export.json: exported_at 9999-12-31T00:00:00Z is in the future"],
     ),
     (
         "deeply_nested_json",
@@ -653,6 +713,26 @@ def test_features_build_reports_malformed_files_like_validate(tmp_path, monkeypa
     assert problem in err
     assert "Traceback" not in err
     assert not (tmp_path / "fs").exists()
+
+
+def test_the_export_instant_is_stated_by_flag_or_manifest_and_shown(tmp_path):
+    data_dir = write_dataset(tmp_path / "in", "csv")
+    result = run_cli("validate", str(data_dir))
+    assert result.exit_code == 0, result.output
+    assert "Export instant:" in result.output and "(from the modification time of" in result.output
+
+    (data_dir / "export.json").write_text('{"exported_at": "2025-03-15T00:00:00Z"}', encoding="utf-8")
+    result = run_cli("validate", str(data_dir))
+    assert result.exit_code == 0, result.output  # the manifest is not reported as an unknown table
+    assert "Export instant: 2025-03-15T00:00:00Z (from export.json)" in result.output
+    assert "file ignored" not in result.output
+
+    # The flag wins over the manifest; posts of 2025-02 are after a stated export of 2025-01-07.
+    result = run_cli("validate", str(data_dir), "--export-time", "2025-01-07")
+    assert result.exit_code == 2, result.output
+    assert "Export instant: 2025-01-07T00:00:00Z (from --export-time)" in result.output
+    assert "posts.csv, row 3, column 'posted_at': timestamp 2025-02-01T12:00:00Z is after the export" in result.output
+    assert "posts.csv, row 2, column 'posted_at'" not in result.output  # 2025-01-07 17:30Z: within one day
 
 
 def test_a_header_name_over_128_kib_is_read_and_shown_shortened(tmp_path):
