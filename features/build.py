@@ -31,7 +31,14 @@ from features.errors import InputError
 from features.featureset import FEATURE_VERSION, FOLLOWER_KEYS, MANIFEST, TABLE_FILES, schema_hash
 from features.io import replace_dir, sha256_file
 from features.quality import audience_quality, follower_flags
-from features.stats import creator_stats, creator_terms, filter_as_of, filter_followers_as_of
+from features.stats import (
+    creator_stats,
+    creator_terms,
+    filter_as_of,
+    filter_followers_as_of,
+    newest_posts,
+    sample_followers,
+)
 from features.text import is_meaningful, prepare_text
 
 log = logging.getLogger(__name__)
@@ -169,10 +176,12 @@ def compute_features(
     posts = filter_as_of(dataset.posts.lazy(), as_of)
 
     stats = creator_stats(creators.lazy(), posts, as_of=as_of, recent_n=settings.recent_posts)
-    terms = creator_terms(posts, as_of=as_of).collect()
+    terms = creator_terms(newest_posts(posts, settings.max_posts_per_creator), as_of=as_of).collect()
     followers: pl.DataFrame | None = None
     if dataset.followers is not None and dataset.followers.height:
-        followers = filter_followers_as_of(dataset.followers.lazy(), as_of).collect()
+        # Bounded per creator before anything is flagged or embedded (see sample_followers).
+        window = filter_followers_as_of(dataset.followers.lazy(), as_of)
+        followers = sample_followers(window, settings.max_followers_per_creator).collect()
     quality = audience_quality(creators.lazy(), stats, followers.lazy() if followers is not None else None)
 
     # Bio and content vectors.
@@ -346,6 +355,8 @@ def build_feature_set(
             "content_posts": CONTENT_POSTS,
             "audience_clusters": settings.audience_clusters,
             "audience_prior_strength": settings.audience_prior_strength,
+            "max_followers_per_creator": settings.max_followers_per_creator,
+            "max_posts_per_creator": settings.max_posts_per_creator,
             "seed": settings.seed,
         }
         # Everything that changes the features' values is part of the id.

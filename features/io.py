@@ -32,7 +32,7 @@ JSON_EXTENSIONS = frozenset({".jsonl", ".ndjson", ".json"})
 
 MAX_PARSE_ISSUES = 20  # per file: enough to see the pattern, few enough to read
 _UTF8_BOM = b"\xef\xbb\xbf"
-_HEADER_PROBE_BYTES = 1 << 20
+HEADER_PROBE_BYTES = 1 << 20
 # The standard library CSV reader refuses fields over 128 KiB by default; only the contracts' own length limits
 # (``Column.max_length``, checked in ``features.validate``) should decide how long a value may be.
 _CSV_FIELD_LIMIT = (1 << 31) - 1
@@ -255,12 +255,12 @@ def _read_csv(data: bytes, schema: TableSchema, name: str) -> pl.DataFrame:
     def fail_all(problems: list[str]) -> InputError:
         return InputError([Issue(table=schema.name, file=name, problem=p) for p in problems])
 
-    head_text = data[:_HEADER_PROBE_BYTES].decode("utf-8", errors="ignore")
+    head_text = data[:HEADER_PROBE_BYTES].decode("utf-8", errors="ignore")
     first_line = head_text.lstrip("\r\n").split("\n", 1)[0]
     if first_line.lstrip().startswith(("{", "[")):
         raise fail_all(["expected CSV but line 1 looks like JSON; name a JSON Lines file .jsonl"])
-    if len(data) > _HEADER_PROBE_BYTES and "\n" not in head_text:
-        raise fail_all([f"line 1: the header line is longer than {_HEADER_PROBE_BYTES:,} bytes; is this a CSV file?"])
+    if len(data) > HEADER_PROBE_BYTES and "\n" not in head_text:
+        raise fail_all([f"line 1: the header line is longer than {HEADER_PROBE_BYTES:,} bytes; is this a CSV file?"])
     try:
         with _csv_field_limit():
             header = next(csv.reader(_lines(head_text)), [])

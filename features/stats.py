@@ -87,6 +87,28 @@ def filter_followers_as_of(followers: pl.LazyFrame, as_of: datetime | None) -> p
     return followers.filter(pl.col("observed_at").is_null() | (pl.col("observed_at") < _as_of_lit(as_of)))
 
 
+def sample_followers(followers: pl.LazyFrame, cap: int) -> pl.LazyFrame:
+    """At most ``cap`` followers per creator: those with the smallest ``follower_id``, in the input order.
+
+    ``follower_id`` holds the keyed-hash pseudonym (``features.pseudonymise``), so this is a uniform random sample,
+    the same in every build under one secret (no random state), and coordinated: a person kept in one creator's
+    sample is kept in every other sample it ranks in, so audience overlap between samples stays measurable.
+    Creators with at most ``cap`` followers keep every row.
+    """
+    if cap < 1:
+        raise ValueError(f"cap must be at least 1, got {cap}")
+    rank = pl.col("follower_id").rank("ordinal").over("creator_id")
+    return followers.filter(rank <= cap)
+
+
+def newest_posts(posts: pl.LazyFrame, cap: int) -> pl.LazyFrame:
+    """At most ``cap`` posts per creator: the newest (ties on ``posted_at`` broken by ``post_id``), in input order."""
+    if cap < 1:
+        raise ValueError(f"cap must be at least 1, got {cap}")
+    newer = pl.struct(pl.col("posted_at"), pl.col("post_id")).rank("ordinal", descending=True).over("creator_id")
+    return posts.filter(newer <= cap)
+
+
 def follower_tier(followers: pl.Expr) -> pl.Expr:
     """Size tier label of a follower count (null count → null tier)."""
     expr: pl.Expr = pl.lit(None, dtype=pl.String())

@@ -11,7 +11,14 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from features.schemas import CREATORS, FOLLOWERS, POSTS
-from features.stats import creator_stats, creator_terms, filter_as_of, filter_followers_as_of
+from features.stats import (
+    creator_stats,
+    creator_terms,
+    filter_as_of,
+    filter_followers_as_of,
+    newest_posts,
+    sample_followers,
+)
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -308,3 +315,25 @@ def test_no_captions_gives_empty_frame_with_schema() -> None:
     out = creator_terms(posts_frame(post("a", 0, 1)), as_of=None).collect()
     assert out.height == 0
     assert out.columns == ["creator_id", "kind", "term", "count", "last_used_at"]
+
+
+# ---------------------------------------------------------------- per-creator bounds (issue #17, item 10)
+
+
+def test_sample_followers_keeps_the_smallest_pseudonyms_per_creator_in_input_order() -> None:
+    followers = pl.LazyFrame(
+        {"creator_id": ["a"] * 5 + ["b"] * 3 + ["c"], "follower_id": ["e", "a", "d", "b", "c", "d", "z", "a", "q"]}
+    )
+    kept = sample_followers(followers, 3).collect()
+    assert kept.rows() == [("a", "a"), ("a", "b"), ("a", "c"), ("b", "d"), ("b", "z"), ("b", "a"), ("c", "q")]
+    # Coordinated: person 'a' is kept for both creators; 'd' ranks 4th for creator a and is dropped there only.
+    assert sample_followers(followers, 100).collect().equals(followers.collect())  # under the cap: unchanged
+    with pytest.raises(ValueError, match="at least 1"):
+        sample_followers(followers, 0)
+
+
+def test_newest_posts_keeps_the_last_posts_per_creator() -> None:
+    posts = posts_frame(post("a", 0, 1), post("a", 2, 1), post("a", 1, 1), post("b", 0, 1))
+    kept = newest_posts(posts, 2).collect()
+    assert kept["post_id"].to_list() == ["a-1", "a-2", "b-3"]
+    assert newest_posts(posts, 10).collect().equals(posts.collect())
