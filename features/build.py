@@ -28,6 +28,7 @@ from features.dataset import Dataset, load_dataset
 from features.embed import Embedder, backend_of, embed_texts, get_embedder
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
+from features.export import format_instant
 from features.featureset import FEATURE_VERSION, FOLLOWER_KEYS, MANIFEST, TABLE_FILES, schema_hash
 from features.io import replace_dir, sha256_file
 from features.quality import audience_quality, follower_flags
@@ -337,6 +338,14 @@ def build_feature_set(
         export_time=export_time,
     )
     export = dataset.export
+    if as_of is not None and export is not None:
+        # A cut-off after the export would measure recency from an instant no data can reach (the 9999 bug again).
+        window = export.window
+        if not window.earliest <= as_of <= window.latest:
+            raise InputError(
+                f"--as-of {format_instant(as_of)}: outside {window.earliest.date()} … the export instant "
+                f"{format_instant(export.instant)} (from {export.source}) plus one day"
+            )
     stats_as_of = as_of or (export.instant if export is not None else None)
     backend = backend_of(embedder) or settings.embedder if embedder is not None else settings.embedder
     embedder = embedder or get_embedder(backend)

@@ -215,6 +215,7 @@ def test_followers_beyond_the_cap_are_sampled_deterministically(
     first = build_feature_set(small_world, tmp_path / "a", settings=capped, embedder=hashing_embedder)
     second = build_feature_set(small_world, tmp_path / "b", settings=capped, embedder=hashing_embedder)
     assert first["settings"]["max_followers_per_creator"] == 4
+    assert first["feature_set_id"] == second["feature_set_id"]
     a, b = load_feature_set(tmp_path / "a"), load_feature_set(tmp_path / "b")
     assert a.creators.equals(b.creators) and np.array_equal(a.audience, b.audience)  # same input, same features
 
@@ -228,3 +229,15 @@ def test_followers_beyond_the_cap_are_sampled_deterministically(
     uncapped = build_feature_set(small_world, tmp_path / "c", settings=isolated_settings, embedder=hashing_embedder)
     assert uncapped["feature_set_id"] != first["feature_set_id"]  # the cap is part of the feature set's identity
     assert load_feature_set(tmp_path / "c").creators["follower_sample_size"].max() > 4
+
+
+def test_a_cut_off_after_the_export_instant_is_refused(small_world, tmp_path, isolated_settings, hashing_embedder):
+    with pytest.raises(InputError, match="--as-of 9999-12-31T00:00:00Z: outside 2004-01-01 … the export instant"):
+        build_feature_set(
+            small_world,
+            tmp_path / "fs",
+            as_of=datetime(9999, 12, 31, tzinfo=UTC),
+            settings=isolated_settings,
+            embedder=hashing_embedder,
+        )
+    assert not (tmp_path / "fs").exists()
