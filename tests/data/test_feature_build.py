@@ -214,17 +214,17 @@ def test_followers_beyond_the_cap_are_sampled_deterministically(
     capped = isolated_settings.model_copy(update={"max_followers_per_creator": 4})
     first = build_feature_set(small_world, tmp_path / "a", settings=capped, embedder=hashing_embedder)
     second = build_feature_set(small_world, tmp_path / "b", settings=capped, embedder=hashing_embedder)
-    assert first["settings"]["max_followers_per_creator"] == 4
-    assert first["feature_set_id"] == second["feature_set_id"]
     a, b = load_feature_set(tmp_path / "a"), load_feature_set(tmp_path / "b")
-    assert a.creators.equals(b.creators) and np.array_equal(a.audience, b.audience)  # same input, same features
-
     raw = pl.read_parquet(small_world / "followers.parquet")
     assert raw.group_by("creator_id").len()["len"].max() > 4  # the world has creators above the cap
     assert a.creators["follower_sample_size"].max() == 4
     assert a.creators["audience_sample_size"].max() <= 4
     keys = a.follower_keys
     assert keys is not None and keys.group_by("creator_id").len()["len"].max() == 4
+
+    assert a.creators.equals(b.creators) and np.array_equal(a.audience, b.audience)  # same input, same features
+    assert first["feature_set_id"] == second["feature_set_id"]
+    assert first["settings"]["max_followers_per_creator"] == 4
 
     uncapped = build_feature_set(small_world, tmp_path / "c", settings=isolated_settings, embedder=hashing_embedder)
     assert uncapped["feature_set_id"] != first["feature_set_id"]  # the cap is part of the feature set's identity
