@@ -185,6 +185,10 @@ def _scan(
         raise InputError(f"data directory not found: {data_dir}")
     if not data_dir.is_dir():
         raise InputError(f"not a directory: {data_dir}")
+    try:
+        next(iter(data_dir.iterdir()), None)
+    except OSError as exc:
+        raise InputError(f"cannot read the data directory {data_dir}: {exc.strerror or exc}") from exc
 
     paths: dict[str, Path] = {}
     issues: dict[str, list[Issue]] = {t: [] for t in TABLE_ORDER}
