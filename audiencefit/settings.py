@@ -149,6 +149,21 @@ class Settings(BaseSettings):
     def _parse_roots(cls, value: object) -> list[str] | None:
         return None if value is None else _split_csv(value)
 
+    # -- H4: per-creator bounds of the feature build
+    max_followers_per_creator: int = Field(
+        5_000,
+        ge=1,
+        description="Followers per creator the feature build uses (quality, audience vector, geography, overlap); "
+        "beyond it a deterministic sample is taken: the followers with the smallest pseudonyms (a keyed hash, so a "
+        "uniform sample, the same in every build). One creator with 1M followers otherwise took 5.2 GB.",
+    )
+    max_posts_per_creator: int = Field(
+        10_000,
+        ge=1,
+        description="Newest posts per creator whose captions give the hashtag and mention counts (terms); "
+        "statistics already use the last recent_posts posts and captions the last 12.",
+    )
+
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
     def _parse_keys(cls, value: object) -> list[str]:

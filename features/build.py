@@ -27,10 +27,18 @@ from features.dataset import Dataset, load_dataset
 from features.embed import Embedder, backend_of, embed_texts, get_embedder
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
+from features.export import format_instant
 from features.featureset import FEATURE_VERSION, FOLLOWER_KEYS, MANIFEST, TABLE_FILES, content_id, schema_hash
 from features.io import replace_dir, sha256_file, staging_dir
 from features.quality import audience_quality, follower_flags
-from features.stats import creator_stats, creator_terms, filter_as_of, filter_followers_as_of
+from features.stats import (
+    creator_stats,
+    creator_terms,
+    filter_as_of,
+    filter_followers_as_of,
+    newest_posts,
+    sample_followers,
+)
 from features.text import is_meaningful, prepare_text
 
 log = logging.getLogger(__name__)
@@ -154,17 +162,26 @@ def compute_features(
     settings: Settings,
     progress: bool = True,
 ) -> CreatorFeatures:
-    """Every creator feature as of ``as_of`` (all data when None), from validated frames."""
+    """Every creator feature as of ``as_of``, from validated frames.
+
+    ``as_of`` None means as of the dataset's export instant (``Dataset.export``, see ``features.export``): posts and
+    followers timestamped after it (the validation's tolerance allows a day) are not used, and recency
+    (``days_since_last_post``) is measured from it, never from the newest timestamp in the data.
+    """
+    if as_of is None and dataset.export is not None:
+        as_of = dataset.export.instant
     creators = dataset.creators.sort("creator_id")
     n = creators.height
     row = pl.DataFrame({"creator_id": creators["creator_id"], "row": np.arange(n, dtype=np.int64)})
     posts = filter_as_of(dataset.posts.lazy(), as_of)
 
     stats = creator_stats(creators.lazy(), posts, as_of=as_of, recent_n=settings.recent_posts)
-    terms = creator_terms(posts, as_of=as_of).collect()
+    terms = creator_terms(newest_posts(posts, settings.max_posts_per_creator), as_of=as_of).collect()
     followers: pl.DataFrame | None = None
     if dataset.followers is not None and dataset.followers.height:
-        followers = filter_followers_as_of(dataset.followers.lazy(), as_of).collect()
+        # Bounded per creator before anything is flagged or embedded (see sample_followers).
+        window = filter_followers_as_of(dataset.followers.lazy(), as_of)
+        followers = sample_followers(window, settings.max_followers_per_creator).collect()
     quality = audience_quality(creators.lazy(), stats, followers.lazy() if followers is not None else None)
 
     # Bio and content vectors.
@@ -295,12 +312,15 @@ def build_feature_set(
     out_dir: Path,
     *,
     as_of: datetime | None = None,
+    export_time: datetime | None = None,
     settings: Settings | None = None,
     embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """Validate ``data_dir``, compute features as of ``as_of``, write them atomically to ``out_dir``.
 
-    Returns the manifest. Invalid input raises ``InputError`` before anything is written.
+    ``export_time`` states when the data was exported (default: the directory's ``export.json``, else the files'
+    modification time; ``features.export``): timestamps after it are refused, and without ``as_of`` the features
+    are taken as of it. Returns the manifest. Invalid input raises ``InputError`` before anything is written.
     """
     settings = settings or get_settings()
     started = time.perf_counter()
@@ -311,12 +331,25 @@ def build_feature_set(
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
         raise InputError(f"--out {out_dir}: a non-empty directory that is not a feature set; refusing to replace it")
     dataset = load_dataset(
-        data_dir, secret=settings.follower_id_secret.get_secret_value(), tables=("creators", "posts", "followers")
+        data_dir,
+        secret=settings.follower_id_secret.get_secret_value(),
+        tables=("creators", "posts", "followers"),
+        export_time=export_time,
     )
+    export = dataset.export
+    if as_of is not None and export is not None:
+        # A cut-off after the export would measure recency from an instant no data can reach (the 9999 bug again).
+        window = export.window
+        if not window.earliest <= as_of <= window.latest:
+            raise InputError(
+                f"--as-of {format_instant(as_of)}: outside {window.earliest.date()} … the export instant "
+                f"{format_instant(export.instant)} (from {export.source}) plus one day"
+            )
+    stats_as_of = as_of or (export.instant if export is not None else None)
     backend = backend_of(embedder) or settings.embedder if embedder is not None else settings.embedder
     embedder = embedder or get_embedder(backend)
     cache = EmbeddingCache(settings.embedding_cache_dir, embedder.id, embedder.dim)
-    features = compute_features(dataset, as_of=as_of, embedder=embedder, cache=cache, settings=settings)
+    features = compute_features(dataset, as_of=stats_as_of, embedder=embedder, cache=cache, settings=settings)
 
     fingerprint = input_fingerprint(dataset.source_files)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -328,10 +361,14 @@ def build_feature_set(
             "content_posts": CONTENT_POSTS,
             "audience_clusters": settings.audience_clusters,
             "audience_prior_strength": settings.audience_prior_strength,
+            "max_followers_per_creator": settings.max_followers_per_creator,
+            "max_posts_per_creator": settings.max_posts_per_creator,
             "seed": settings.seed,
         }
         # Everything that changes the features' values is part of the id.
-        identity = json.dumps([FEATURE_VERSION, fingerprint, embedder.id, as_of.isoformat() if as_of else None, used])
+        identity = json.dumps(
+            [FEATURE_VERSION, fingerprint, embedder.id, stats_as_of.isoformat() if stats_as_of else None, used]
+        )
         recipe_id = hashlib.sha256(identity.encode()).hexdigest()[:16]
         manifest: dict[str, Any] = {
             "feature_version": FEATURE_VERSION,
@@ -344,6 +381,9 @@ def build_feature_set(
             "embedder_backend": backend,
             "embedding_dim": embedder.dim,
             "as_of": as_of.isoformat() if as_of else None,
+            "export_instant": export.instant.isoformat() if export else None,
+            "export_instant_source": export.source if export else None,
+            "stats_as_of": stats_as_of.isoformat() if stats_as_of else None,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "row_counts": {
                 "creators": features.creators.height,

@@ -6,10 +6,15 @@ Regenerate with ``.venv/bin/python -m features.contracts_doc > docs/data-contrac
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-from features.io import TABLE_EXTENSIONS
+import polars as pl
+
+from audiencefit.settings import Settings
+from features.export import EARLIEST_PLAUSIBLE, EXPORT_KEY, EXPORT_MANIFEST, EXPORT_TOLERANCE
+from features.io import HEADER_PROBE_BYTES, MAX_JSON_DEPTH, TABLE_EXTENSIONS
 from features.pseudonymise import PSEUDONYM_LENGTH, PSEUDONYMISED_COLUMNS
-from features.schemas import TABLE_ORDER, TABLES, Column, TableSchema
+from features.schemas import TABLE_ORDER, TABLES, TEXT_MAX, Column, TableSchema
 from features.validate import (
     LOWER_CASE_COLUMNS,
     MAX_ROWS_PER_PROBLEM,
@@ -60,6 +65,13 @@ column. Check a directory with `audiencefit validate DIR`: it reports every prob
 - **JSON Lines** (`.jsonl`, `.ndjson`, `.json`): UTF-8, one JSON object per line; blank lines are skipped. A `.json`
   file may instead hold one JSON array of objects. Numbers may be given as JSON numbers or strings.
 - CSV and JSON values are read as text and then parsed per column, so every bad value is reported with its row.
+- A file that cannot be read as its format says is one problem naming the file and, where there is one, the line:
+  not UTF-8 (UTF-16/UTF-32 included), a NUL byte anywhere (`contains a NUL byte (0x00) at offset O (line L)`),
+  malformed CSV or JSON, JSON nested more than {MAX_JSON_DEPTH} levels deep, a CSV header line longer than
+  {HEADER_PROBE_BYTES:,} bytes, a parquet file that is not parquet or is truncated. Values may be of any length
+  when read (CSV rows longer than a megabyte included); each column's "max length" below is then checked, e.g.
+  `value is longer than {TEXT_MAX:,} characters, the maximum (it has 10,000,000)`.
+- `{EXPORT_MANIFEST}` (optional) states when the data was exported: `{{"{EXPORT_KEY}": "2026-06-30T00:00:00Z"}}`.
 
 ## Values
 
@@ -78,6 +90,37 @@ column. Check a directory with `audiencefit validate DIR`: it reports every prob
 - A primary key must be unique and present in every row. A foreign key value must exist in the referenced table.
   Where a table reaches another by two paths they must agree (a campaign's `brand_id` is its segment's brand).
 
+## Time: the export instant
+
+Every timestamp and date must lie between {EARLIEST_PLAUSIBLE.date()} (no platform of the vocabulary existed
+earlier) and the export instant plus {_tolerance()} (local times mistaken for UTC, clock skew); others are listed
+like any invalid value (`timestamp 9999-12-31T00:00:00Z is after the export instant …`). The export instant is, in
+this order: `--export-time` (on `audiencefit validate` and `audiencefit features build`); `"{EXPORT_KEY}"` in
+`{EXPORT_MANIFEST}` in the data directory (the synthetic demo world writes one: 2026-06-30T00:00:00Z); else the
+newest modification time of the table files (capped at the current time; a file cannot hold a post published after
+it was written). `audiencefit validate` prints the instant it used and where it came from.
+
+Features are computed as of the export instant unless `features build --as-of` sets an earlier cut-off: recency
+(`days_since_last_post`) is measured from it, never from the newest timestamp found in the data, and posts or
+followers timestamped after it (within the tolerance) are not used. The feature set's manifest records
+`export_instant`, `export_instant_source` and `stats_as_of`.
+
+## Per-creator bounds
+
+`features build` bounds the work per creator, whatever the export holds:
+
+- at most `AUDIENCEFIT_MAX_FOLLOWERS_PER_CREATOR` ({_default("max_followers_per_creator"):,}) followers per
+  creator are used (audience quality, audience vector and geography, overlap keys). Beyond it a deterministic
+  sample is taken: the followers with the smallest pseudonyms. The pseudonym is a keyed hash, so this is a uniform
+  random sample that is the same in every build under one secret, and coordinated across creators (a person kept
+  in one sample is kept in every sample it ranks in), which keeps audience overlap measurable;
+- hashtag and mention counts come from each creator's newest `AUDIENCEFIT_MAX_POSTS_PER_CREATOR`
+  ({_default("max_posts_per_creator"):,}) posts; engagement statistics use the last `AUDIENCEFIT_RECENT_POSTS`
+  ({_default("recent_posts")}) posts and the content vector the last captions only.
+
+Both bounds are recorded in the feature set's manifest (`settings`) and are part of its id. Inputs under the bounds
+give the same features as without them.
+
 ## Pseudonymisation
 
 {hashed} is replaced at ingestion by `HMAC-SHA256(secret, id)` as hex, first {PSEUDONYM_LENGTH} characters, with
@@ -93,6 +136,15 @@ instead. For each column and kind of problem the first {MAX_ROWS_PER_PROBLEM} ro
 rest. Warnings start with `{WARNING_PREFIX.strip()}` and never make the input invalid. `audiencefit validate`
 exits with 0 when every table is valid and 2 otherwise; other commands fail with exit code 2 and the same list.
 """
+
+
+def _tolerance() -> str:
+    hours = int(EXPORT_TOLERANCE.total_seconds() // 3600)
+    return "one day" if hours == 24 else f"{hours} hours"
+
+
+def _default(setting: str) -> Any:
+    return Settings.model_fields[setting].default
 
 
 def _table_section(schema: TableSchema) -> str:
@@ -157,6 +209,8 @@ def _constraints(schema: TableSchema, column: Column) -> list[str]:
         out.append(f"max length {column.max_length}")
     if column.allowed is not None:
         out.append("one of " + ", ".join(f"`{v}`" for v in column.allowed))
+    if isinstance(column.dtype, pl.Datetime) or column.dtype == pl.Date:
+        out.append(f"from {EARLIEST_PLAUSIBLE.date()} to the export instant + {_tolerance()}")
     if column.name in UPPER_CASE_COLUMNS:
         out.append("upper-cased")
     elif column.allowed is not None or column.name in LOWER_CASE_COLUMNS:

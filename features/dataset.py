@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from features.errors import InputError, Issue
+from features.export import EXPORT_MANIFEST, ExportInstant, resolve_export_instant
 from features.io import TABLE_EXTENSIONS, find_table_file, read_raw
 from features.pseudonymise import PSEUDONYMISED_COLUMNS, pseudonymise_ids
 from features.schemas import TABLE_ORDER, TABLES
@@ -29,7 +31,8 @@ class Dataset:
     """The validated input tables, each cast to exactly its contract's ``polars_schema``.
 
     Optional tables that were not provided are None. ``followers.follower_id`` holds pseudonyms, not raw ids.
-    ``source_files`` maps each loaded table to the file it came from.
+    ``source_files`` maps each loaded table to the file it came from; ``export`` is the export instant every
+    timestamp was checked against and "as of" which statistics are taken (``features.export``).
     """
 
     creators: pl.DataFrame
@@ -40,6 +43,7 @@ class Dataset:
     campaigns: pl.DataFrame | None = None
     source_files: dict[str, Path] = field(default_factory=dict)
     warnings: tuple[Issue, ...] = ()
+    export: ExportInstant | None = None
 
     def table(self, name: str) -> pl.DataFrame | None:
         """A table by its contract name (``"creators"``, …); None when that optional table was not provided."""
@@ -72,19 +76,23 @@ class TableReport:
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """Every table found or required in a directory, in ``TABLE_ORDER``, plus warnings about other files."""
+    """Every table found or required in a directory, in ``TABLE_ORDER``, plus warnings about other files, problems
+    of the directory itself (a malformed ``export.json``) and the export instant the timestamps were checked against
+    (None when it could not be determined)."""
 
     data_dir: Path
     tables: list[TableReport]
     warnings: list[Issue] = field(default_factory=list)
+    problems: list[Issue] = field(default_factory=list)
+    export: ExportInstant | None = None
 
     @property
     def ok(self) -> bool:
-        return all(t.ok for t in self.tables)
+        return not self.problems and all(t.ok for t in self.tables)
 
     @property
     def errors(self) -> list[Issue]:
-        return [issue for t in self.tables for issue in t.issues]
+        return list(self.problems) + [issue for t in self.tables for issue in t.issues]
 
     @property
     def all_warnings(self) -> list[Issue]:
@@ -94,23 +102,30 @@ class ValidationReport:
         return next((t for t in self.tables if t.table == name), None)
 
 
-def validate_dir(data_dir: Path) -> ValidationReport:
-    """Validate every table present in ``data_dir`` (and report required ones that are absent); reads only."""
-    report, _frames, _paths = _scan(data_dir, None)
+def validate_dir(data_dir: Path, *, export_time: datetime | None = None) -> ValidationReport:
+    """Validate every table present in ``data_dir`` (and report required ones that are absent); reads only.
+
+    Timestamps are checked against the export instant: ``export_time`` when given, else the directory's
+    ``export.json``, else the files' modification time (``features.export``).
+    """
+    report, _frames, _paths = _scan(data_dir, None, export_time)
     return report
 
 
-def load_dataset(data_dir: Path, *, secret: str, tables: Sequence[str] | None = None) -> Dataset:
+def load_dataset(
+    data_dir: Path, *, secret: str, tables: Sequence[str] | None = None, export_time: datetime | None = None
+) -> Dataset:
     """Find, read and validate the tables in ``data_dir``; pseudonymise follower ids; return a :class:`Dataset`.
 
     ``tables`` restricts which optional tables are loaded (default: all that are present). ``creators`` and
     ``posts`` are always loaded, and so is every table a loaded table refers to (campaigns need brands and segments,
-    segments need brands). Optional tables that are absent are None. Any problem anywhere raises one InputError
-    listing all of them; warnings are logged and kept in ``Dataset.warnings``.
+    segments need brands). Optional tables that are absent are None. Timestamps are checked against the export
+    instant, as in :func:`validate_dir`. Any problem anywhere raises one InputError listing all of them; warnings
+    are logged and kept in ``Dataset.warnings``.
     """
     if not secret:
         raise InputError("the follower id secret is empty; set AUDIENCEFIT_FOLLOWER_ID_SECRET")
-    report, frames, paths = _scan(data_dir, tables)
+    report, frames, paths = _scan(data_dir, tables, export_time)
     if not report.ok:
         raise InputError(report.errors)
     for warning in report.all_warnings:
@@ -131,6 +146,7 @@ def load_dataset(data_dir: Path, *, secret: str, tables: Sequence[str] | None = 
         campaigns=frames.get("campaigns"),
         source_files=dict(paths),
         warnings=tuple(report.all_warnings),
+        export=report.export,
     )
 
 
@@ -162,13 +178,17 @@ def _tables_to_load(selected: Sequence[str] | None, paths: dict[str, Path]) -> s
 
 
 def _scan(
-    data_dir: Path, selected: Sequence[str] | None
+    data_dir: Path, selected: Sequence[str] | None, export_time: datetime | None = None
 ) -> tuple[ValidationReport, dict[str, pl.DataFrame], dict[str, Path]]:
     """Validate the tables of ``data_dir``; return the report, the validated frames and their source files."""
     if not data_dir.exists():
         raise InputError(f"data directory not found: {data_dir}")
     if not data_dir.is_dir():
         raise InputError(f"not a directory: {data_dir}")
+    try:
+        next(iter(data_dir.iterdir()), None)
+    except OSError as exc:
+        raise InputError(f"cannot read the data directory {data_dir}: {exc.strerror or exc}") from exc
 
     paths: dict[str, Path] = {}
     issues: dict[str, list[Issue]] = {t: [] for t in TABLE_ORDER}
@@ -188,6 +208,12 @@ def _scan(
             paths[table] = path
 
     load = _tables_to_load(selected, paths)
+    problems: list[Issue] = []
+    export: ExportInstant | None = None
+    try:
+        export = resolve_export_instant(data_dir, export_time, [p for t, p in paths.items() if t in load])
+    except InputError as exc:
+        problems = exc.issues or [Issue(table="-", problem=str(exc))]
     frames: dict[str, pl.DataFrame] = {}
     for table in TABLE_ORDER:
         if table not in load or table in ambiguous:
@@ -202,7 +228,7 @@ def _scan(
         except InputError as exc:
             issues[table].extend(exc.issues)
             continue
-        frame, table_issues = validate_table(raw, schema, path.name)
+        frame, table_issues = validate_table(raw, schema, path.name, window=export.window if export else None)
         errors, table_warnings = split_issues(table_issues)
         issues[table].extend(errors)
         warnings[table].extend(table_warnings)
@@ -224,7 +250,13 @@ def _scan(
         for t in TABLE_ORDER
         if t in loaded_paths or issues[t] or t in ambiguous
     ]
-    report = ValidationReport(data_dir=data_dir, tables=reports, warnings=_ignored_files(data_dir, paths, ambiguous))
+    report = ValidationReport(
+        data_dir=data_dir,
+        tables=reports,
+        warnings=_ignored_files(data_dir, paths, ambiguous),
+        problems=problems,
+        export=export,
+    )
     return report, frames, loaded_paths
 
 
@@ -252,7 +284,7 @@ def _ignored_files(data_dir: Path, paths: dict[str, Path], ambiguous: set[str]) 
     for path in sorted(data_dir.iterdir()):
         name = path.name
         lowered = name.lower()
-        if not path.is_file() or name.startswith(".") or name in used:
+        if not path.is_file() or name.startswith(".") or name in used or name == EXPORT_MANIFEST:
             continue
         if any(lowered.startswith(f"{t}.") for t in ambiguous):
             continue  # already reported as a duplicate table file

@@ -13,6 +13,7 @@ import csv
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -35,7 +36,16 @@ JSON_EXTENSIONS = frozenset({".jsonl", ".ndjson", ".json"})
 
 MAX_PARSE_ISSUES = 20  # per file: enough to see the pattern, few enough to read
 _UTF8_BOM = b"\xef\xbb\xbf"
-_HEADER_PROBE_BYTES = 1 << 20
+HEADER_PROBE_BYTES = 1 << 20
+# The standard library CSV reader refuses fields over 128 KiB by default; only the contracts' own length limits
+# (``Column.max_length``, checked in ``features.validate``) should decide how long a value may be.
+_CSV_FIELD_LIMIT = (1 << 31) - 1
+_ARROW_MAX_BLOCK = (1 << 31) - 1
+# Python's JSON parser recurses per level and gives up near 1,000; table values are scalars, so any nesting this
+# deep is a malformed file. Reported with the line where the nesting passes this depth.
+MAX_JSON_DEPTH = 100
+
+log = logging.getLogger(__name__)
 
 
 def find_table_file(data_dir: Path, table: str) -> Path | None:
@@ -83,17 +93,29 @@ def read_raw(path: Path, schema: TableSchema) -> pl.DataFrame:
     suffix = path.suffix.lower()
     if suffix not in TABLE_EXTENSIONS:
         raise fail(f"unsupported file extension {path.suffix!r}; use one of {', '.join(TABLE_EXTENSIONS)}")
-    if path.stat().st_size == 0:
-        raise fail("file is empty (0 bytes); a table without rows still needs its header (CSV) or schema (parquet)")
-    if suffix == ".parquet":
-        return _read_parquet(path, fail)
-    data = path.read_bytes()
-    _check_text(data, suffix, fail)
-    if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM) :]
-    if suffix == ".csv":
-        return _read_csv(data, schema, name)
-    return _read_json(data, schema, name, suffix)
+    try:
+        if path.stat().st_size == 0:
+            raise fail("file is empty (0 bytes); a table without rows still needs its header (CSV) or schema (parquet)")
+        if suffix == ".parquet":
+            return _read_parquet(path, fail)
+        data = path.read_bytes()
+        _check_text(data, suffix, fail)
+        if data.startswith(_UTF8_BOM):
+            data = data[len(_UTF8_BOM) :]
+        if b"\n" not in data and b"\r" in data:
+            data = data.replace(b"\r", b"\n")  # classic Mac line endings: line numbers count '\r' then
+        if suffix == ".csv":
+            return _read_csv(data, schema, name)
+        return _read_json(data, schema, name, suffix)
+    except InputError:
+        raise
+    except OSError as exc:
+        raise fail(f"cannot read the file: {exc.strerror or exc}") from exc
+    except (Exception, pl.exceptions.PanicException) as exc:
+        # Every known malformation has its own message above; this keeps an unforeseen one a listed problem
+        # (exit code 2) instead of a traceback.
+        log.debug("unexpected reader failure", exc_info=True)
+        raise fail(f"could not read the file ({type(exc).__name__}: {_first_line(str(exc))})") from exc
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -284,6 +306,8 @@ def _sniff(head: bytes) -> str | None:
         return "a gzip-compressed file"
     if head.startswith(b"PK\x03\x04"):
         return "a zip archive (an Excel workbook?)"
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return "UTF-32 text"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "UTF-16 text"
     if head.startswith(b"\xd0\xcf\x11\xe0"):
@@ -296,6 +320,8 @@ def _read_parquet(path: Path, fail: Any) -> pl.DataFrame:
         head = handle.read(4)
         handle.seek(max(path.stat().st_size - 4, 0))
         tail = handle.read(4)
+    if head == b"PAR1" and tail != b"PAR1":
+        raise fail("truncated or damaged parquet file: it starts like parquet but has no PAR1 footer at the end")
     if head != b"PAR1" or tail != b"PAR1":
         with path.open("rb") as handle:
             probe = handle.read(64)
@@ -307,7 +333,7 @@ def _read_parquet(path: Path, fail: Any) -> pl.DataFrame:
         raise fail(f"not a parquet file (no PAR1 magic bytes){described}")
     try:
         return pl.read_parquet(path)
-    except Exception as exc:  # polars raises several exception types for corrupt files
+    except (Exception, pl.exceptions.PanicException) as exc:  # several exception types (even panics) for corrupt files
         raise fail(f"could not read parquet file: {_first_line(str(exc))}") from exc
 
 
@@ -316,7 +342,7 @@ def _check_text(data: bytes, suffix: str, fail: Any) -> None:
     kind = _sniff(data[:8])
     if kind is not None:
         hint = "; rename it to .parquet" if kind == "a parquet file" else ""
-        if kind == "UTF-16 text":
+        if kind in ("UTF-16 text", "UTF-32 text"):
             hint = "; re-export it as UTF-8"
         raise fail(f"expected {'CSV' if suffix == '.csv' else 'JSON Lines'} text but the file is {kind}{hint}")
     try:
@@ -327,8 +353,16 @@ def _check_text(data: bytes, suffix: str, fail: Any) -> None:
             f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); "
             "re-export the file as UTF-8"
         ) from exc
-    if b"\x00" in data[:_HEADER_PROBE_BYTES]:
-        raise fail("contains NUL bytes: this is a binary file, not text")
+    nul = data.find(b"\x00")
+    if nul != -1:
+        # Anywhere in the file, not only near the start: a NUL inside a value would otherwise pass as text.
+        line = data.count(b"\n", 0, nul) + 1
+        count = data.count(b"\x00")
+        more = f" ({count:,} NUL bytes in all)" if count > 1 else ""
+        raise fail(
+            f"contains a NUL byte (0x00) at offset {nul} (line {line}){more}: binary data, not text; "
+            "re-export the file as UTF-8 text"
+        )
 
 
 def _read_csv(data: bytes, schema: TableSchema, name: str) -> pl.DataFrame:
@@ -338,11 +372,17 @@ def _read_csv(data: bytes, schema: TableSchema, name: str) -> pl.DataFrame:
     def fail_all(problems: list[str]) -> InputError:
         return InputError([Issue(table=schema.name, file=name, problem=p) for p in problems])
 
-    head_text = data[:_HEADER_PROBE_BYTES].decode("utf-8", errors="ignore")
+    head_text = data[:HEADER_PROBE_BYTES].decode("utf-8", errors="ignore")
     first_line = head_text.lstrip("\r\n").split("\n", 1)[0]
     if first_line.lstrip().startswith(("{", "[")):
         raise fail_all(["expected CSV but line 1 looks like JSON; name a JSON Lines file .jsonl"])
-    header = next(csv.reader(_lines(head_text)), [])
+    if len(data) > HEADER_PROBE_BYTES and "\n" not in head_text:
+        raise fail_all([f"line 1: the header line is longer than {HEADER_PROBE_BYTES:,} bytes; is this a CSV file?"])
+    try:
+        with _csv_field_limit():
+            header = next(csv.reader(_lines(head_text)), [])
+    except csv.Error as exc:
+        raise fail_all([f"line 1: malformed CSV header ({exc})"]) from exc
     if not header or all(not h.strip() for h in header):
         raise fail_all(["no header line: the first line must name the columns"])
     if len(header) == 1:
@@ -359,14 +399,26 @@ def _read_csv(data: bytes, schema: TableSchema, name: str) -> pl.DataFrame:
         invalid_rows.append(str(row.text))
         return "skip"
 
-    try:
-        table = pa_csv.read_csv(
+    def read(block_size: int | None) -> Any:
+        invalid_rows.clear()
+        return pa_csv.read_csv(
             pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(block_size=block_size) if block_size else None,
             parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
             convert_options=pa_csv.ConvertOptions(
                 column_types={h: pa.string() for h in header}, strings_can_be_null=False
             ),
         )
+
+    try:
+        try:
+            table = read(None)
+        except pa.ArrowInvalid as exc:
+            # A row longer than pyarrow's block (1 MiB): read again in one block. Such a value is legal CSV; its
+            # length is judged against the contract by the validation, like any other value.
+            if "straddl" not in str(exc):
+                raise
+            table = read(min(len(data) + 1, _ARROW_MAX_BLOCK))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         problems = _locate_csv_problems(data.decode("utf-8"), len(header))
         raise fail_all(problems or [f"malformed CSV: {_first_line(str(exc))}"]) from exc
@@ -385,22 +437,35 @@ def _read_csv(data: bytes, schema: TableSchema, name: str) -> pl.DataFrame:
 def _locate_csv_problems(text: str, n_fields: int) -> list[str]:
     """Line-numbered CSV structure problems, found with the standard library reader (slow path, errors only)."""
     problems: list[str] = []
-    reader = csv.reader(_lines(text), strict=True)
-    next(reader, None)  # header
-    while len(problems) < MAX_PARSE_ISSUES:
-        start_line = reader.line_num + 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(f"line {start_line}: malformed CSV ({exc})")
-            break  # the reader cannot resynchronise after a quoting error
-        if not record:
-            continue  # blank line
-        if len(record) != n_fields:
-            problems.append(f"line {start_line}: expected {n_fields} fields (as in the header), found {len(record)}")
+    with _csv_field_limit():
+        reader = csv.reader(_lines(text), strict=True)
+        next(reader, None)  # header
+        while len(problems) < MAX_PARSE_ISSUES:
+            start_line = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                problems.append(f"line {start_line}: malformed CSV ({exc})")
+                break  # the reader cannot resynchronise after a quoting error
+            if not record:
+                continue  # blank line
+            if len(record) != n_fields:
+                problems.append(
+                    f"line {start_line}: expected {n_fields} fields (as in the header), found {len(record)}"
+                )
     return problems
+
+
+@contextlib.contextmanager
+def _csv_field_limit() -> Iterator[None]:
+    """Lift the standard library's 128 KiB field limit while reading (it is process-wide, so restore it)."""
+    previous = csv.field_size_limit(_CSV_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def _lines(text: str) -> Iterator[str]:
@@ -428,9 +493,11 @@ def _read_json(data: bytes, schema: TableSchema, name: str, suffix: str) -> pl.D
     if stripped.startswith("[") and suffix == ".json":
         # A single JSON array of objects, as many tools export; accepted for .json only.
         try:
-            records = json.loads(text)
+            records = _loads(text)
         except json.JSONDecodeError as exc:
             raise fail_all([f"line {exc.lineno}: malformed JSON ({exc.msg}, column {exc.colno})"]) from exc
+        except RecursionError as exc:
+            raise fail_all([_too_deep(text, 1)]) from exc
         bad = [i + 1 for i, r in enumerate(records) if not isinstance(r, dict)]
         if bad:
             raise fail_all([f"element {i} of the JSON array is not an object" for i in bad[:MAX_PARSE_ISSUES]])
@@ -447,9 +514,11 @@ def _read_json(data: bytes, schema: TableSchema, name: str, suffix: str) -> pl.D
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = _loads(line)
         except json.JSONDecodeError as exc:
             problems.append(f"line {number}: malformed JSON ({exc.msg}, column {exc.colno})")
+        except RecursionError:
+            problems.append(_too_deep(line, number))
         else:
             if isinstance(record, dict):
                 records.append(record)
@@ -461,6 +530,37 @@ def _read_json(data: bytes, schema: TableSchema, name: str, suffix: str) -> pl.D
     if problems:
         raise fail_all(problems)
     return _records_to_text_frame(records)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` keeping integers as their digits: values become text anyway, and Python refuses to convert
+    integers of more than 4,300 digits (a ValueError that is no JSON syntax error)."""
+    return json.loads(text, parse_int=str)
+
+
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}\n]')
+
+
+def _too_deep(text: str, first_line: int) -> str:
+    """The message for JSON nested deeper than the parser can follow, with the line where that happens."""
+    depth = 0
+    line = first_line
+    for token in _JSON_TOKEN.finditer(text):
+        char = token.group()
+        if char == "\n":
+            line += 1
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                break
+        elif char in "]}":
+            depth -= 1
+        else:
+            line += char.count("\n")  # a string (JSON strings cannot hold raw line breaks; defensive)
+    return (
+        f"line {line}: JSON nested more than {MAX_JSON_DEPTH} levels deep; a table value must be text, a number, "
+        "a boolean or null"
+    )
 
 
 def _read_ndjson_fast(data: bytes) -> pl.DataFrame | None:
@@ -500,7 +600,10 @@ def _json_value_as_text(value: Any) -> str | None:
         return value
     if isinstance(value, (int, float)):
         return repr(value)
-    return json.dumps(value, ensure_ascii=False)
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except RecursionError:  # nested too deeply to print; the column check reports the row as a bad value
+        return "[a value nested too deeply to show]"
 
 
 def _first_line(message: str) -> str:

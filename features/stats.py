@@ -87,6 +87,28 @@ def filter_followers_as_of(followers: pl.LazyFrame, as_of: datetime | None) -> p
     return followers.filter(pl.col("observed_at").is_null() | (pl.col("observed_at") < _as_of_lit(as_of)))
 
 
+def sample_followers(followers: pl.LazyFrame, cap: int) -> pl.LazyFrame:
+    """At most ``cap`` followers per creator: those with the smallest ``follower_id``, in the input order.
+
+    ``follower_id`` holds the keyed-hash pseudonym (``features.pseudonymise``), so this is a uniform random sample,
+    the same in every build under one secret (no random state), and coordinated: a person kept in one creator's
+    sample is kept in every other sample it ranks in, so audience overlap between samples stays measurable.
+    Creators with at most ``cap`` followers keep every row.
+    """
+    if cap < 1:
+        raise ValueError(f"cap must be at least 1, got {cap}")
+    rank = pl.col("follower_id").rank("ordinal").over("creator_id")
+    return followers.filter(rank <= cap)
+
+
+def newest_posts(posts: pl.LazyFrame, cap: int) -> pl.LazyFrame:
+    """At most ``cap`` posts per creator: the newest (ties on ``posted_at`` broken by ``post_id``), in input order."""
+    if cap < 1:
+        raise ValueError(f"cap must be at least 1, got {cap}")
+    newer = pl.struct(pl.col("posted_at"), pl.col("post_id")).rank("ordinal", descending=True).over("creator_id")
+    return posts.filter(newer <= cap)
+
+
 def follower_tier(followers: pl.Expr) -> pl.Expr:
     """Size tier label of a follower count (null count → null tier)."""
     expr: pl.Expr = pl.lit(None, dtype=pl.String())
@@ -186,8 +208,9 @@ def creator_stats(
       empty, ER is undefined, or the organic median is 0.
     - ``likes_spikiness``: max likes / median likes (1 = flat; large = a spike); null when median likes is 0.
     - ``views_per_follower``: median of views / followers over posts reporting views; null with no views.
-    - ``last_post_at``; ``days_since_last_post``: (as_of − last post) in days, or relative to the latest
-      post in ``posts`` overall when ``as_of`` is None.
+    - ``last_post_at``; ``days_since_last_post``: (as_of − last post) in days; null when ``as_of`` is None.
+      Recency needs a stated instant (``features.build`` passes the export instant): the newest timestamp in the
+      data is no such instant, since one post dated 9999-12-31 would make every other creator look inactive.
     - ``follower_tier``: 'sub-1k' < 1k ≤ 'nano' < 10k ≤ 'micro' < 100k ≤ 'mid' < 500k ≤ 'macro' < 1M ≤ 'mega'.
     - ``log_followers``: ln(1 + followers) (defined at 0); ``following_ratio``: following / followers, null
       when followers is 0 or following is unknown.
@@ -198,10 +221,7 @@ def creator_stats(
     totals = window.group_by("creator_id").agg(pl.len().alias("n_posts_total"))
     per_creator = _post_level(_recent_posts(window, recent_n), creators).group_by("creator_id").agg(_aggregations())
 
-    if as_of is None:
-        reference = window.select(pl.col("posted_at").max().alias("_ref"))
-    else:
-        reference = pl.LazyFrame({"_ref": [_utc(as_of)]}, schema={"_ref": UTC_DATETIME})
+    reference = pl.LazyFrame({"_ref": [_utc(as_of) if as_of is not None else None]}, schema={"_ref": UTC_DATETIME})
 
     followers = pl.col("followers")
     stats_cols = [

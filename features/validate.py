@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from features.errors import Issue
+from features.export import TimeWindow
 from features.schemas import TABLE_ORDER, TABLES, Column, ForeignKey, TableSchema
 
 WARNING_PREFIX = "warning: "
@@ -72,14 +73,17 @@ def describe_dtype(dtype: pl.DataType) -> str:
     return str(dtype)
 
 
-def validate_table(raw: pl.DataFrame, schema: TableSchema, file: str) -> tuple[pl.DataFrame, list[Issue]]:
+def validate_table(
+    raw: pl.DataFrame, schema: TableSchema, file: str, *, window: TimeWindow | None = None
+) -> tuple[pl.DataFrame, list[Issue]]:
     """Check ``raw`` against ``schema`` and normalise it; return ``(frame, issues)`` with every problem found.
 
     The frame has exactly ``schema.polars_schema`` (its column order), one row per raw row in the same order, so
     row ``i`` of the frame is data row ``i + 1`` of the file. Values that failed a check are null in it. Text is
     stripped and empty text becomes null; vocabulary and language columns are lower-cased, country codes
-    upper-cased; timestamps are converted to UTC (naive ones are taken as UTC). Issues include warnings (see
-    :func:`is_warning`); the input is valid when there is no other issue.
+    upper-cased; timestamps are converted to UTC (naive ones are taken as UTC). With ``window``, every timestamp
+    and date outside it is an issue (see ``features.export``). Issues include warnings (see :func:`is_warning`);
+    the input is valid when there is no other issue.
     """
     report = _Reporter(schema.name, file)
     issues = _check_columns(raw.columns, schema, report)
@@ -88,6 +92,9 @@ def validate_table(raw: pl.DataFrame, schema: TableSchema, file: str) -> tuple[p
         if column.name in raw.columns:
             series, column_issues = _parse_column(raw.get_column(column.name), column, report)
             issues.extend(column_issues)
+            if window is not None and (isinstance(column.dtype, pl.Datetime) or column.dtype == pl.Date):
+                series, window_issues = _check_window(series, column, window, report)
+                issues.extend(window_issues)
         else:
             series = pl.repeat(None, raw.height, dtype=column.dtype, eager=True)
         parsed.append(series.alias(column.name))
@@ -184,6 +191,11 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _short(text: str) -> str:
+    """A name from the file, shortened when long (a header can hold anything)."""
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
 def _format_bound(bound: float) -> str:
     return str(int(bound)) if float(bound).is_integer() else str(bound)
 
@@ -196,7 +208,7 @@ def _check_columns(present: Sequence[str], schema: TableSchema, report: _Reporte
     known = set(schema.column_names)
     extra = [c for c in present if c not in known]
     if present:
-        listed = ", ".join(present[:12]) + (", …" if len(present) > 12 else "")
+        listed = ", ".join(_short(c) for c in present[:12]) + (", …" if len(present) > 12 else "")
         found = f"found: {listed}"
     else:
         found = "the file has no columns"
@@ -216,7 +228,7 @@ def _check_columns(present: Sequence[str], schema: TableSchema, report: _Reporte
             issues.append(report.issue(f"required column is missing ({found}{hint_text})", column=column.name))
     if extra:
         issues.append(
-            report.issue(f"{WARNING_PREFIX}ignored {len(extra)} unknown column(s): {', '.join(map(repr, extra))}")
+            report.issue(f"{WARNING_PREFIX}ignored {len(extra)} unknown column(s): {', '.join(map(_show, extra))}")
         )
     return issues
 
@@ -243,9 +255,18 @@ def _closest(name: str, candidates: Sequence[str]) -> str | None:
 def _parse_column(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.Series, list[Issue]]:
     """Cast one raw column to its contract type and check its constraints."""
     target = column.dtype
-    if raw.dtype.is_nested() or raw.dtype in (pl.Binary, pl.Object):
-        problem = f"column has type {raw.dtype} in the file; expected {describe_dtype(target)}"
-        return pl.repeat(None, raw.len(), dtype=target, eager=True), [report.issue(problem, column=column.name)]
+    wrong_type = f"column has type {raw.dtype} in the file; expected {describe_dtype(target)}"
+    if raw.dtype.is_nested() or raw.dtype in (pl.Binary, pl.Object) or isinstance(raw.dtype, pl.Duration):
+        return pl.repeat(None, raw.len(), dtype=target, eager=True), [report.issue(wrong_type, column=column.name)]
+    try:
+        return _parse_typed(raw, column, report)
+    except pl.exceptions.PolarsError:
+        # A file type none of the parsers expects (parquet can hold many): one clear issue, not a traceback.
+        return pl.repeat(None, raw.len(), dtype=target, eager=True), [report.issue(wrong_type, column=column.name)]
+
+
+def _parse_typed(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.Series, list[Issue]]:
+    target = column.dtype
     if target == pl.String:
         return _parse_text(raw, column, report)
     if target.is_integer():
@@ -283,6 +304,15 @@ def _parse_text(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.S
         text = text.str.to_lowercase()
     issues = _required(text, column, report)
     bad = pl.repeat(False, text.len(), eager=True)
+    nul = text.str.contains("\x00", literal=True).fill_null(False)
+    bad = bad | nul
+    issues += report.rows(
+        nul,
+        text,
+        column.name,
+        lambda v: f"contains a NUL character (0x00) at character {v.index(chr(0)) + 1:,}; text may not hold NUL",
+        "contains a NUL character",
+    )
     if column.max_length is not None:
         limit = column.max_length
         too_long = text.str.len_chars() > limit
@@ -291,8 +321,8 @@ def _parse_text(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.S
             too_long,
             text,
             column.name,
-            lambda v: f"value is {len(v)} characters long; the maximum is {limit} (oversized field)",
-            f"longer than {limit} characters",
+            lambda v: f"value is longer than {limit:,} characters, the maximum (it has {len(v):,})",
+            f"longer than {limit:,} characters",
         )
     if column.allowed is not None:
         allowed = column.allowed
@@ -340,9 +370,20 @@ def _parse_number(raw: pl.Series, column: Column, report: _Reporter, *, integer:
         nan = floats.is_nan().fill_null(False)
         nan_hint = "; leave the value empty if it is unknown" if column.nullable else ""
         issues += report.rows(nan, text, name, lambda _v: f"NaN (not a number) is not allowed{nan_hint}", "NaN")
-        infinite = floats.is_infinite().fill_null(False)
+        # 'inf' spelt out is refused as infinite; digits that only overflow a float (1e400, 5,000 nines) are
+        # out of range, and said so.
+        overflowing = floats.is_infinite().fill_null(False)
+        spelt = text.str.contains(r"(?i)inf").fill_null(False)
         issues += report.rows(
-            infinite, text, name, lambda v: f"infinite value {_show(v)} is not allowed", "infinite value"
+            overflowing & spelt, text, name, lambda v: f"infinite value {_show(v)} is not allowed", "infinite value"
+        )
+        limit = "a 64-bit integer" if integer else "a 64-bit number"
+        issues += report.rows(
+            overflowing & ~spelt,
+            text,
+            name,
+            lambda v: f"{_show(v)} ({len(v):,} characters) is out of range for {limit}",
+            "out of range",
         )
         if integer:
             fractional = finite & ~whole
@@ -462,6 +503,30 @@ def _parse_date(raw: pl.Series, column: Column, report: _Reporter) -> tuple[pl.S
         bad, text, column.name, lambda v: f"expected a date YYYY-MM-DD, got {_show(v)}", "not a YYYY-MM-DD date"
     )
     return values, issues
+
+
+def _check_window(
+    values: pl.Series, column: Column, window: TimeWindow, report: _Reporter
+) -> tuple[pl.Series, list[Issue]]:
+    """Timestamps and dates outside the plausible window: an issue each (up to the cap), and null in the frame."""
+    if column.dtype == pl.Date:
+        low: Any = window.earliest_date
+        high: Any = window.latest_date
+        shown = values.dt.strftime("%Y-%m-%d")
+        kind = "date"
+    else:
+        low, high = window.earliest, window.latest
+        shown = values.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        kind = "timestamp"
+    early = (values < low).fill_null(False)
+    late = (values > high).fill_null(False)
+    issues = report.rows(
+        early, shown, column.name, lambda v: f"{kind} {v} is {window.before_text()}", f"{kind} too early"
+    )
+    issues += report.rows(
+        late, shown, column.name, lambda v: f"{kind} {v} is {window.after_text()}", f"{kind} after the export"
+    )
+    return _null_where(values, early | late), issues
 
 
 def _null_where(values: pl.Series, mask: pl.Series) -> pl.Series:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,17 +10,21 @@ import typer
 
 from audiencefit.cli._app import features_app
 from features.errors import InputError
+from features.export import parse_instant
 
 
-def parse_as_of(value: str | None) -> datetime | None:
+def parse_as_of(value: str | None, flag: str = "--as-of") -> datetime | None:
     """An ISO 8601 date or instant; naive values are UTC."""
     if value is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise InputError(f"--as-of {value!r}: not an ISO 8601 date or timestamp (e.g. 2026-03-01T00:00:00Z)") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parse_instant(value, flag)
+
+
+EXPORT_TIME_HELP = (
+    "When the data was exported (ISO 8601; naive = UTC). Timestamps after it (plus one day) are refused and "
+    "statistics such as days_since_last_post are taken as of it. Default: 'exported_at' in DIR/export.json, else "
+    "the newest modification time of the table files."
+)
 
 
 @features_app.command("build")
@@ -35,6 +39,7 @@ def build(
             "--as-of", help="Only use posts and followers observed before this ISO 8601 instant (point in time)."
         ),
     ] = None,
+    export_time: Annotated[str | None, typer.Option("--export-time", help=EXPORT_TIME_HELP)] = None,
     embedder: Annotated[
         str | None,
         typer.Option("--embedder", help="Embedding backend id (default: the AUDIENCEFIT_EMBEDDER setting)."),
@@ -48,6 +53,7 @@ def build(
     from features.embed import known_backends
 
     cut = parse_as_of(as_of)
+    exported = parse_as_of(export_time, "--export-time")
     if not data.is_dir():
         raise InputError(f"--data {data}: not a directory")
     settings = get_settings()
@@ -56,7 +62,7 @@ def build(
             raise InputError(f"--embedder {embedder!r}: unknown; known: {', '.join(known_backends())}")
         # Through the settings, so the manifest records this backend (queries are embedded with it).
         settings = settings.model_copy(update={"embedder": embedder})
-    manifest = build_feature_set(data, out, as_of=cut, settings=settings)
+    manifest = build_feature_set(data, out, as_of=cut, export_time=exported, settings=settings)
     counts = manifest["row_counts"]
     logging.getLogger("audiencefit.cli").info(
         "features built",

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from audiencefit.cli._app import app
+from audiencefit.cli.features_cmd import EXPORT_TIME_HELP, parse_as_of
 
 
 @app.command(
@@ -26,14 +27,16 @@ def validate_command(
     max_issues: Annotated[
         int, typer.Option("--max-issues", min=0, help="Print at most N problems per file (0 prints all of them).")
     ] = 100,
+    export_time: Annotated[str | None, typer.Option("--export-time", help=EXPORT_TIME_HELP)] = None,
 ) -> None:
     """Validate the input tables in DIR."""
     from rich.console import Console
     from rich.table import Table
 
     from features.dataset import validate_dir
+    from features.export import format_instant
 
-    report = validate_dir(data_dir)
+    report = validate_dir(data_dir, export_time=parse_as_of(export_time, "--export-time"))
     console = Console(highlight=False, soft_wrap=True)
     summary = Table(title=f"Input tables in {data_dir}", title_justify="left")
     for heading, justify in (("table", "left"), ("file", "left"), ("rows", "right"), ("status", "left")):
@@ -47,6 +50,12 @@ def validate_command(
             table.status + problems,
         )
     console.print(summary, markup=False)
+    if report.export is not None:
+        typer.echo(f"Export instant: {format_instant(report.export.instant)} (from {report.export.source})")
+    if report.problems:
+        typer.echo(f"\n{data_dir}: invalid")
+        for problem in report.problems:
+            typer.echo(f"  {problem}")
 
     for table in report.tables:
         if not table.issues and not table.warnings:
@@ -66,7 +75,7 @@ def validate_command(
 
     n_errors = len(report.errors)
     if n_errors:
-        n_files = sum(1 for t in report.tables if t.issues)
+        n_files = sum(1 for t in report.tables if t.issues) + (1 if report.problems else 0)
         typer.echo(f"\nINVALID: {n_errors} problem(s) in {n_files} table(s). Nothing was written.")
         raise typer.Exit(code=2)
     typer.echo(f"\nVALID: {len(report.tables)} table(s) match the data contracts.")

@@ -16,6 +16,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from features.errors import InputError
+from features.export import write_export_manifest
 from features.schemas import TABLE_ORDER
 from features.synthetic import story, tables
 from features.synthetic.text import Picker
@@ -82,9 +83,10 @@ def generate_world(
 ) -> WorldSummary:
     """Write a synthetic world to ``out_dir`` and return its row counts.
 
-    Writes ``{creators,posts,followers,brands,segments,campaigns}.parquet`` with exactly the contract dtypes, and
-    ``truth/`` (latent variables, true fit, expected outcomes) that the pipeline never reads. The world is built in
-    a sibling directory and renamed into place at the end. ``out_dir`` must be missing or empty unless
+    Writes ``{creators,posts,followers,brands,segments,campaigns}.parquet`` with exactly the contract dtypes,
+    ``export.json`` stating the world's fixed export instant (``features.export``), and ``truth/`` (latent
+    variables, true fit, expected outcomes) that the pipeline never reads. The world is built in a sibling
+    directory and renamed into place at the end. ``out_dir`` must be missing or empty unless
     ``overwrite`` is true, in which case its previous content is replaced. Deterministic per ``seed``.
     """
     out_dir = Path(out_dir)
@@ -152,6 +154,8 @@ def generate_world(
             "rows": rows,
         }
         (staging / "truth" / "world.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        # The world states its export instant, so statistics are taken as of it whenever the files were written.
+        write_export_manifest(staging, story.EXPORT_INSTANT)
 
     summary = WorldSummary(path=out_dir, **{name: rows[name] for name in TABLE_ORDER})
     logger.debug("synthetic world written", extra={"path": str(out_dir), "seed": seed, **summary.rows()})

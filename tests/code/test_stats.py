@@ -11,7 +11,14 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from features.schemas import CREATORS, FOLLOWERS, POSTS
-from features.stats import creator_stats, creator_terms, filter_as_of, filter_followers_as_of
+from features.stats import (
+    creator_stats,
+    creator_terms,
+    filter_as_of,
+    filter_followers_as_of,
+    newest_posts,
+    sample_followers,
+)
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -101,7 +108,7 @@ def test_single_post() -> None:
     assert s["er_trend"] is None
     assert s["likes_spikiness"] == pytest.approx(1.0)
     assert s["comment_like_ratio"] == pytest.approx(0.1)
-    assert s["days_since_last_post"] == 0.0  # as_of None: relative to the latest post overall (its own)
+    assert s["days_since_last_post"] is None  # as_of None: no stated instant, no recency
 
 
 # ---------------------------------------------------------------- trend, cadence
@@ -221,11 +228,18 @@ def test_naive_as_of_is_utc() -> None:
     assert s["days_since_last_post"] == pytest.approx(0.5)
 
 
-def test_days_since_last_post_without_as_of_uses_latest_post_overall() -> None:
+def test_days_since_last_post_is_never_measured_from_the_newest_timestamp_in_the_data() -> None:
+    # Issue #17: one post dated 9999-12-31 made every other creator 2.9 million days inactive.
     creators = creators_frame({"creator_id": "a", "followers": 1000}, {"creator_id": "b", "followers": 1000})
-    out = creator_stats(creators, posts_frame(post("a", 0, 1), post("b", 3, 1)), as_of=None)
-    assert one(out, "a")["days_since_last_post"] == pytest.approx(3.0)
-    assert one(out, "b")["days_since_last_post"] == pytest.approx(0.0)
+    posts = posts_frame(
+        post("a", 0, 1), {"creator_id": "b", "posted_at": datetime(9999, 12, 31, tzinfo=UTC), "likes": 1}
+    )
+    out = creator_stats(creators, posts, as_of=None)
+    assert one(out, "a")["days_since_last_post"] is None
+    assert one(out, "b")["days_since_last_post"] is None
+    stated = creator_stats(creators, posts_frame(post("a", 0, 1), post("b", 3, 1)), as_of=T0 + timedelta(days=4))
+    assert one(stated, "a")["days_since_last_post"] == pytest.approx(4.0)
+    assert one(stated, "b")["days_since_last_post"] == pytest.approx(1.0)
 
 
 def test_filter_as_of_none_keeps_everything() -> None:
@@ -301,3 +315,25 @@ def test_no_captions_gives_empty_frame_with_schema() -> None:
     out = creator_terms(posts_frame(post("a", 0, 1)), as_of=None).collect()
     assert out.height == 0
     assert out.columns == ["creator_id", "kind", "term", "count", "last_used_at"]
+
+
+# ---------------------------------------------------------------- per-creator bounds (issue #17, item 10)
+
+
+def test_sample_followers_keeps_the_smallest_pseudonyms_per_creator_in_input_order() -> None:
+    followers = pl.LazyFrame(
+        {"creator_id": ["a"] * 5 + ["b"] * 3 + ["c"], "follower_id": ["e", "a", "d", "b", "c", "d", "z", "a", "q"]}
+    )
+    kept = sample_followers(followers, 3).collect()
+    assert kept.rows() == [("a", "a"), ("a", "b"), ("a", "c"), ("b", "d"), ("b", "z"), ("b", "a"), ("c", "q")]
+    # Coordinated: person 'a' is kept for both creators; 'd' ranks 4th for creator a and is dropped there only.
+    assert sample_followers(followers, 100).collect().equals(followers.collect())  # under the cap: unchanged
+    with pytest.raises(ValueError, match="at least 1"):
+        sample_followers(followers, 0)
+
+
+def test_newest_posts_keeps_the_last_posts_per_creator() -> None:
+    posts = posts_frame(post("a", 0, 1), post("a", 2, 1), post("a", 1, 1), post("b", 0, 1))
+    kept = newest_posts(posts, 2).collect()
+    assert kept["post_id"].to_list() == ["a-1", "a-2", "b-3"]
+    assert newest_posts(posts, 10).collect().equals(posts.collect())

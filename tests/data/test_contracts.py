@@ -331,6 +331,80 @@ def case_oversized_field(d: Path) -> None:
     write_dataset(d, "jsonl", _mutated("creators", 1, bio="x" * 5001))
 
 
+def case_deeply_nested_json(d: Path) -> None:
+    write_dataset(d, "csv")
+    (d / "creators.csv").unlink()
+    depth = 200_000
+    (d / "creators.json").write_text("[" * depth + "]" * depth, encoding="utf-8")
+
+
+def case_deeply_nested_json_line(d: Path) -> None:
+    write_dataset(d, "csv", formats={"posts": "jsonl"})
+    with (d / "posts.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('{"caption": ' + "[" * 200_000 + "]" * 200_000 + "}\n")
+
+
+def case_ten_megabyte_caption(d: Path) -> None:
+    write_dataset(d, "csv", _mutated("posts", 3, caption="y" * 10_000_000))
+
+
+def case_nul_byte_past_the_first_mib(d: Path) -> None:
+    tables = base_tables()
+    template = tables["posts"][0]
+    tables["posts"] += [{**template, "post_id": f"x{i}", "caption": "z" * 100} for i in range(12_000)]
+    tables["posts"][-1]["caption"] = "before\x00after"
+    write_dataset(d, "csv", tables)
+
+
+def case_nul_character_in_json_text(d: Path) -> None:
+    write_dataset(d, "jsonl", _mutated("creators", 2, bio="a\x00b"))
+
+
+def case_integer_with_5000_digits(d: Path) -> None:
+    write_dataset(d, "csv", formats={"posts": "jsonl"})
+    text = (d / "posts.jsonl").read_text(encoding="utf-8")
+    (d / "posts.jsonl").write_text(text.replace('"likes": 500', '"likes": ' + "9" * 5000, 1), encoding="utf-8")
+
+
+def case_header_name_over_128_kib(d: Path) -> None:
+    write_dataset(d, "csv")
+    text = (d / "brands.csv").read_text(encoding="utf-8")
+    (d / "brands.csv").write_text(text.replace("hashtags", "h" * 200_000, 1), encoding="utf-8")
+
+
+def case_truncated_parquet(d: Path) -> None:
+    write_dataset(d, "parquet")
+    data = (d / "posts.parquet").read_bytes()
+    (d / "posts.parquet").write_bytes(data[: len(data) // 2])
+
+
+def case_post_dated_9999(d: Path) -> None:
+    write_dataset(d, "csv", _mutated("posts", 2, posted_at="9999-12-31"))
+
+
+def case_post_dated_before_the_platforms(d: Path) -> None:
+    write_dataset(d, "jsonl", _mutated("posts", 1, posted_at="1970-01-01T00:00:00Z"))
+
+
+def case_follower_observed_after_the_stated_export(d: Path) -> None:
+    write_dataset(d, "parquet", _mutated("followers", 2, observed_at="2025-07-02T00:00:00Z"))
+    (d / "export.json").write_text('{"exported_at": "2025-06-30T00:00:00Z"}', encoding="utf-8")
+
+
+def case_campaign_starting_after_the_export(d: Path) -> None:
+    write_dataset(d, "csv", _mutated("campaigns", 1, start_date="9999-12-31"))
+
+
+def case_malformed_export_manifest(d: Path) -> None:
+    write_dataset(d, "csv")
+    (d / "export.json").write_text('{"exported_at": "yesterday"}', encoding="utf-8")
+
+
+def case_export_manifest_in_the_future(d: Path) -> None:
+    write_dataset(d, "csv")
+    (d / "export.json").write_text('{"exported_at": "9999-12-31"}', encoding="utf-8")
+
+
 def case_unknown_platform(d: Path) -> None:
     write_dataset(d, "parquet", _mutated("creators", 2, platform="MySpace"))
 
@@ -456,7 +530,75 @@ MALFORMED: list[tuple[str, Callable[[Path], None], list[str]]] = [
     (
         "oversized_field",
         case_oversized_field,
-        ["creators.jsonl, row 1, column 'bio': value is 5001 characters long; the maximum is 5000 (oversized field)"],
+        ["creators.jsonl, row 1, column 'bio': value is longer than 5,000 characters, the maximum (it has 5,001)"],
+    ),
+    (
+        "post_dated_9999",
+        case_post_dated_9999,
+        ["posts.csv, row 2, column 'posted_at': timestamp 9999-12-31T00:00:00Z is after the export instant"],
+    ),
+    (
+        "post_dated_before_the_platforms",
+        case_post_dated_before_the_platforms,
+        ["posts.jsonl, row 1, column 'posted_at': timestamp 1970-01-01T00:00:00Z is before 2004-01-01"],
+    ),
+    (
+        "follower_observed_after_the_stated_export",
+        case_follower_observed_after_the_stated_export,
+        [
+            "followers.parquet, row 2, column 'observed_at': timestamp 2025-07-02T00:00:00Z is after the export "
+            "instant 2025-06-30T00:00:00Z (from export.json; one day of tolerance)"
+        ],
+    ),
+    (
+        "campaign_starting_after_the_export",
+        case_campaign_starting_after_the_export,
+        ["campaigns.csv, row 1, column 'start_date': date 9999-12-31 is after the export instant"],
+    ),
+    (
+        "malformed_export_manifest",
+        case_malformed_export_manifest,
+        ["export.json: exported_at 'yesterday': not an ISO 8601 date or timestamp"],
+    ),
+    (
+        "export_manifest_in_the_future",
+        case_export_manifest_in_the_future,
+        ["export.json: exported_at 9999-12-31T00:00:00Z is in the future"],
+    ),
+    (
+        "deeply_nested_json",
+        case_deeply_nested_json,
+        ["creators.json: line 1: JSON nested more than 100 levels deep"],
+    ),
+    (
+        "deeply_nested_json_line",
+        case_deeply_nested_json_line,
+        ["posts.jsonl: line 5: JSON nested more than 100 levels deep"],
+    ),
+    (
+        "ten_megabyte_caption",
+        case_ten_megabyte_caption,
+        ["posts.csv, row 3, column 'caption': value is longer than 5,000 characters, the maximum (it has 10,000,000)"],
+    ),
+    (
+        "nul_byte_past_the_first_mib",
+        case_nul_byte_past_the_first_mib,
+        ["posts.csv: contains a NUL byte", "(line 12005)"],
+    ),
+    (
+        "nul_character_in_json_text",
+        case_nul_character_in_json_text,
+        ["creators.jsonl, row 2, column 'bio': contains a NUL character (0x00) at character 2"],
+    ),
+    (
+        "integer_with_5000_digits",
+        case_integer_with_5000_digits,
+        ["posts.jsonl, row 1, column 'likes':", "is out of range for a 64-bit integer"],
+    ),
+    (
+        "truncated_parquet",
+        case_truncated_parquet,
+        ["posts.parquet: truncated or damaged parquet file"],
     ),
     (
         "unknown_platform",
@@ -547,6 +689,58 @@ def test_malformed_input_is_refused_with_every_problem_named(tmp_path, build, ex
         assert fragment in message
 
     assert snapshot(data_dir) == before, "validation must never write to the input directory"
+
+
+@pytest.mark.parametrize(
+    "build", [case_deeply_nested_json, case_ten_megabyte_caption, case_nul_byte_past_the_first_mib]
+)
+def test_features_build_reports_malformed_files_like_validate(tmp_path, monkeypatch, capsys, build):
+    """Both commands read through the same reader: the same listed problem, exit code 2, no traceback."""
+    from audiencefit.cli import main
+
+    data_dir = tmp_path / "in"
+    data_dir.mkdir()
+    build(data_dir)
+    validated = run_cli("validate", str(data_dir))
+    problem = next(line.strip() for line in validated.output.splitlines() if line.startswith("  "))
+    monkeypatch.setattr(
+        "sys.argv", ["audiencefit", "features", "build", "--data", str(data_dir), "--out", str(tmp_path / "fs")]
+    )
+    with pytest.raises(SystemExit) as excinfo:
+        main()
+    assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert problem in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "fs").exists()
+
+
+def test_the_export_instant_is_stated_by_flag_or_manifest_and_shown(tmp_path):
+    data_dir = write_dataset(tmp_path / "in", "csv")
+    result = run_cli("validate", str(data_dir))
+    assert result.exit_code == 0, result.output
+    assert "Export instant:" in result.output and "(from the modification time of" in result.output
+
+    (data_dir / "export.json").write_text('{"exported_at": "2025-03-15T00:00:00Z"}', encoding="utf-8")
+    result = run_cli("validate", str(data_dir))
+    assert result.exit_code == 0, result.output  # the manifest is not reported as an unknown table
+    assert "Export instant: 2025-03-15T00:00:00Z (from export.json)" in result.output
+    assert "file ignored" not in result.output
+
+    # The flag wins over the manifest; posts of 2025-02 are after a stated export of 2025-01-07.
+    result = run_cli("validate", str(data_dir), "--export-time", "2025-01-07")
+    assert result.exit_code == 2, result.output
+    assert "Export instant: 2025-01-07T00:00:00Z (from --export-time)" in result.output
+    assert "posts.csv, row 3, column 'posted_at': timestamp 2025-02-01T12:00:00Z is after the export" in result.output
+    assert "posts.csv, row 2, column 'posted_at'" not in result.output  # 2025-01-07 17:30Z: within one day
+
+
+def test_a_header_name_over_128_kib_is_read_and_shown_shortened(tmp_path):
+    case_header_name_over_128_kib(tmp_path)
+    result = run_cli("validate", str(tmp_path))
+    assert result.exit_code == 0, result.output[-2000:]
+    assert "brands.csv, column 'hashtags': warning: optional column is absent" in result.output
+    assert len(result.output) < 20_000  # the 200,000-character name is shortened, not printed
 
 
 def test_several_problems_are_reported_together_not_just_the_first(tmp_path):

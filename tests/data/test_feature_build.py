@@ -157,3 +157,87 @@ def test_damaged_feature_set_is_refused(small_world, tmp_path, isolated_settings
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="feature version"):
         load_feature_set(out)
+
+
+# --- the export instant (issue #17, item 8) --------------------------------------------------------------------
+
+
+def test_statistics_are_taken_as_of_the_stated_export_instant(
+    small_world, tmp_path, isolated_settings, hashing_embedder
+):
+    manifest = build_feature_set(small_world, tmp_path / "fs", settings=isolated_settings, embedder=hashing_embedder)
+    assert manifest["export_instant"] == "2026-06-30T00:00:00+00:00"  # the synthetic world states it
+    assert manifest["export_instant_source"] == "export.json"
+    assert manifest["as_of"] is None and manifest["stats_as_of"] == manifest["export_instant"]
+    creators = load_feature_set(tmp_path / "fs").creators.filter(pl.col("last_post_at").is_not_null())
+    export = datetime(2026, 6, 30, tzinfo=UTC)
+    expected = [(export - t).total_seconds() / 86_400 for t in creators["last_post_at"].to_list()]
+    assert creators["days_since_last_post"].to_list() == pytest.approx(expected)
+
+    raw = _copy_world(small_world, tmp_path / "raw")  # no export.json: a stated --export-time
+    stated = datetime(2026, 7, 10, tzinfo=UTC)
+    manifest = build_feature_set(
+        raw, tmp_path / "fs2", export_time=stated, settings=isolated_settings, embedder=hashing_embedder
+    )
+    assert manifest["export_instant_source"] == "--export-time"
+    again = load_feature_set(tmp_path / "fs2").creators.filter(pl.col("last_post_at").is_not_null())
+    assert again["days_since_last_post"].to_list() == pytest.approx([d + 10 for d in expected])
+
+
+def test_posts_dated_9999_are_refused_not_turned_into_millions_of_inactive_days(
+    small_world, tmp_path, isolated_settings, hashing_embedder
+):
+    raw = _copy_world(small_world, tmp_path / "raw")
+    posts = pl.read_parquet(raw / "posts.parquet")
+    future = posts.head(5).with_columns(
+        pl.concat_str(pl.lit("future-"), pl.col("post_id")).alias("post_id"),
+        pl.lit(datetime(9999, 12, 31, tzinfo=UTC)).cast(posts.schema["posted_at"]).alias("posted_at"),
+    )
+    pl.concat([posts, future]).write_parquet(raw / "posts.parquet")
+    out = tmp_path / "fs"
+    with pytest.raises(InputError) as err:
+        build_feature_set(raw, out, settings=isolated_settings, embedder=hashing_embedder)
+    message = str(err.value)
+    assert (
+        f"posts.parquet, row {posts.height + 1}, column 'posted_at': timestamp 9999-12-31T00:00:00Z is after" in message
+    )
+    assert message.count("9999-12-31") == 5
+    assert not out.exists()
+
+
+# --- per-creator bounds (issue #17, item 10) -------------------------------------------------------------------
+
+
+def test_followers_beyond_the_cap_are_sampled_deterministically(
+    small_world, tmp_path, isolated_settings, hashing_embedder
+):
+    capped = isolated_settings.model_copy(update={"max_followers_per_creator": 4})
+    first = build_feature_set(small_world, tmp_path / "a", settings=capped, embedder=hashing_embedder)
+    second = build_feature_set(small_world, tmp_path / "b", settings=capped, embedder=hashing_embedder)
+    a, b = load_feature_set(tmp_path / "a"), load_feature_set(tmp_path / "b")
+    raw = pl.read_parquet(small_world / "followers.parquet")
+    assert raw.group_by("creator_id").len()["len"].max() > 4  # the world has creators above the cap
+    assert a.creators["follower_sample_size"].max() == 4
+    assert a.creators["audience_sample_size"].max() <= 4
+    keys = a.follower_keys
+    assert keys is not None and keys.group_by("creator_id").len()["len"].max() == 4
+
+    assert a.creators.equals(b.creators) and np.array_equal(a.audience, b.audience)  # same input, same features
+    assert first["feature_set_id"] == second["feature_set_id"]
+    assert first["settings"]["max_followers_per_creator"] == 4
+
+    uncapped = build_feature_set(small_world, tmp_path / "c", settings=isolated_settings, embedder=hashing_embedder)
+    assert uncapped["feature_set_id"] != first["feature_set_id"]  # the cap is part of the feature set's identity
+    assert load_feature_set(tmp_path / "c").creators["follower_sample_size"].max() > 4
+
+
+def test_a_cut_off_after_the_export_instant_is_refused(small_world, tmp_path, isolated_settings, hashing_embedder):
+    with pytest.raises(InputError, match="--as-of 9999-12-31T00:00:00Z: outside 2004-01-01 … the export instant"):
+        build_feature_set(
+            small_world,
+            tmp_path / "fs",
+            as_of=datetime(9999, 12, 31, tzinfo=UTC),
+            settings=isolated_settings,
+            embedder=hashing_embedder,
+        )
+    assert not (tmp_path / "fs").exists()
