@@ -123,7 +123,7 @@ def serve(
             data_dir=data,
             threads=threads,
         )
-        uvicorn.run(api, host=host, port=port, workers=1, log_config=None, proxy_headers=False, **UVICORN_FAST)
+        uvicorn.run(api, host=host, port=port, **_uvicorn_options(settings))
         return
     from serving.dispatch import front_app
     from serving.workers import source_to_json
@@ -144,10 +144,27 @@ def serve(
         "log_format": "json" if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers) else "console",
     }
     try:
-        front = front_app(workers, control_dir, options, in_flight=in_flight)
-        uvicorn.run(front, host=host, port=port, workers=1, log_config=None, proxy_headers=False, **UVICORN_FAST)
+        front = front_app(workers, control_dir, options, settings, in_flight=in_flight)
+        uvicorn.run(front, host=host, port=port, **_uvicorn_options(settings))
     finally:
         shutil.rmtree(control_dir, ignore_errors=True)
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn takes connections, for the front or the single process: httptools with a deadline and a size cap
+    on each request's head (``serving.protocol``; uvicorn has neither), at most ``http_max_connections`` at once
+    (503 above). The body's size and time limits, and the key check before it, are the app's (``serving.gate``,
+    ``serving.limits``)."""
+    from serving.protocol import guarded_protocol
+
+    return {
+        "workers": 1,
+        "log_config": None,
+        "proxy_headers": False,
+        **UVICORN_FAST,
+        "http": guarded_protocol(settings.http_header_timeout_s, settings.http_max_header_bytes),
+        "limit_concurrency": settings.http_max_connections,
+    }
 
 
 def _compile_before_workers(source: Path | str, settings: Settings) -> None:
