@@ -164,6 +164,7 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         **UVICORN_FAST,
         "http": guarded_protocol(settings.http_header_timeout_s, settings.http_max_header_bytes),
         "limit_concurrency": settings.http_max_connections,
+        "server_header": False,  # no "server: uvicorn": nothing about the software to anyone without a key
     }
 
 

@@ -291,11 +291,9 @@ def client(api_settings, small_features: Path, bundles):
 
 
 def test_every_route_refuses_the_methods_it_does_not_take(client):
-    from serving.app import api_routes
-
-    for route in api_routes():
-        path = re.sub(r"\{[^}]+\}", "x", route.path)  # type: ignore[attr-defined]
-        takes = set(route.methods)  # type: ignore[attr-defined]
+    for template, item in client.app.openapi()["paths"].items():
+        path = re.sub(r"\{[^}]+\}", "x", template)
+        takes = {method.upper() for method in item}
         for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"):
             if method in takes:
                 continue
