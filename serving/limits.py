@@ -31,6 +31,8 @@ class _TooLargeError(Exception):
 
 
 class BodySizeLimitMiddleware:
+    """ASGI middleware: the app gets a request only with its whole body (see the module docstring)."""
+
     def __init__(
         self, app: ASGIApp, max_bytes: int = DEFAULT_MAX_BODY, timeout_s: float | None = DEFAULT_BODY_TIMEOUT_S
     ) -> None:

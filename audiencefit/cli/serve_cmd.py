@@ -26,6 +26,11 @@ Threads and workers on the 2-core machine this targets:
   defaults to 1 there): 6.7 instead of 7.4 ms of CPU per new query text.
 - The front (or the single process) and every worker run on uvloop, and uvicorn parses HTTP with httptools:
   with asyncio's loop and the pure-Python h11 parser the same requests cost 0.5–0.9 ms more CPU each.
+- How requests arrive (the front, or the single process): a request's head must arrive within
+  ``AUDIENCEFIT_HTTP_HEADER_TIMEOUT_S`` and fit in ``AUDIENCEFIT_HTTP_MAX_HEADER_BYTES`` (``serving.protocol``), at
+  most ``AUDIENCEFIT_HTTP_MAX_CONNECTIONS`` are taken at once; the key, route and method are checked before the
+  body is read (``serving.gate``), and the body must arrive whole within ``AUDIENCEFIT_HTTP_BODY_TIMEOUT_S``
+  (``serving.limits``): a cut-off body is dropped, never computed.
 """
 
 from __future__ import annotations
@@ -164,6 +169,7 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         **UVICORN_FAST,
         "http": guarded_protocol(settings.http_header_timeout_s, settings.http_max_header_bytes),
         "limit_concurrency": settings.http_max_connections,
+        "ws": "none",  # no route takes a WebSocket: an upgrade request is an HTTP request like any other
         "server_header": False,  # no "server: uvicorn": nothing about the software to anyone without a key
     }
 
