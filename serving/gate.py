@@ -37,6 +37,7 @@ class RouteRule:
 
     regex: re.Pattern[str]
     methods: frozenset[str] | None
+    route: BaseRoute
 
 
 def route_rules(routes: Iterable[BaseRoute]) -> list[RouteRule]:
@@ -47,7 +48,7 @@ def route_rules(routes: Iterable[BaseRoute]) -> list[RouteRule]:
         if regex is None:
             continue
         methods = getattr(route, "methods", None)
-        rules.append(RouteRule(regex, frozenset(methods) if methods else None))
+        rules.append(RouteRule(regex, frozenset(methods) if methods else None, route))
     return rules
 
 
@@ -55,17 +56,18 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
-def allowed_methods(rules: Sequence[RouteRule], path: str) -> frozenset[str] | None:
-    """The methods some route takes at ``path`` (an empty set: every method; None: no route matches)."""
+def allowed_methods(rules: Sequence[RouteRule], path: str) -> tuple[frozenset[str] | None, BaseRoute | None]:
+    """The methods some route takes at ``path`` (an empty set: every method; None: no route matches), and the
+    first route that matches."""
     found: set[str] = set()
-    matched = False
+    first: BaseRoute | None = None
     for rule in rules:
         if rule.regex.match(path):
             if rule.methods is None:
-                return frozenset()
-            matched = True
+                return frozenset(), rule.route
+            first = first or rule.route
             found |= rule.methods
-    return frozenset(found) if matched else None
+    return (frozenset(found), first) if first is not None else (None, None)
 
 
 class RequestGate:
@@ -90,11 +92,13 @@ class RequestGate:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        methods, route = allowed_methods(self._route_rules(), path)
+        if route is not None:
+            scope["route"] = route  # metrics label what the gate answers by its route, as the router would
         refusal = self._key_refusal(path, scope)
         if refusal is not None:
             await refusal(send)
             return
-        methods = allowed_methods(self._route_rules(), path)
         if methods is None:
             await respond(send, 404, {"detail": "Not Found"})
             return
