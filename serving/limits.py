@@ -3,9 +3,9 @@
 - Larger than ``max_bytes``: 413, from ``Content-Length`` before reading anything, or counted as a chunked body
   (no length header) streams in, buffering at most ``max_bytes``.
 - Not all in within ``timeout_s`` of the headers (a slow client): 408, and the connection is closed.
-- Cut off: a client that disconnects before the last byte, or a body shorter than its ``Content-Length``, is
-  dropped. The app never sees the request: a partial body is never computed (an empty reload body, half a
-  brief), and there is nobody left to answer.
+- Cut off: a client that disconnects before the last byte is dropped: the app never sees the request (a partial
+  body is never computed: an empty reload body, half a brief), and there is nobody left to answer. A body that
+  ends short of its ``Content-Length`` without a disconnect (not from uvicorn, which counts) is refused, 400.
 
 The app then gets the whole body in one ``http.request`` message; later ``receive`` calls reach the server's own
 (``http.disconnect`` when the client goes).
@@ -62,9 +62,12 @@ class BodySizeLimitMiddleware:
         except _TooLargeError:
             await _too_large(send, self.max_bytes)
             return
-        if body is None or (declared is not None and len(body) != declared):
-            # Nobody to answer (the client is gone), and nothing to compute: a cut-off body is not a request.
-            log.info("request dropped: its body was cut off", extra=_where(scope, None))
+        if body is None:  # nobody to answer (the client is gone), and nothing to compute
+            log.info("request dropped: the client left before the end of its body", extra=_where(scope, None))
+            return
+        if declared is not None and len(body) != declared:  # never from uvicorn, which counts; from anything else
+            detail = f"request body of {len(body)} bytes, not the {declared} its Content-Length says"
+            await respond(send, 400, {"detail": detail}, [(b"connection", b"close")])
             return
         await self.app(scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive), send)
 

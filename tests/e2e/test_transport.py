@@ -343,3 +343,24 @@ def test_the_app_never_sees_a_cut_off_body(client):
     chunked = [(b"x-api-key", ADMIN_KEY.encode()), (b"content-type", b"application/json")]
     assert asyncio.run(send_cut_off(app, "/admin/reload", chunked, [b"{", b"}"])) == []
     assert models.last_reload_at == before
+
+
+def test_a_body_shorter_than_its_length_is_refused_not_computed():
+    from serving.limits import BodySizeLimitMiddleware
+
+    called = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope["path"])
+
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b'{"bundle_p', "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/admin/reload", "headers": [(b"content-length", b"45")]}
+    asyncio.run(BodySizeLimitMiddleware(app)(scope, receive, send))
+    assert called == [] and sent[0]["status"] == 400
