@@ -162,6 +162,32 @@ class Settings(BaseSettings):
         ge=1,
         description="Newest posts per creator whose captions give the hashtag and mention counts (terms); "
         "statistics already use the last recent_posts posts and captions the last 12.",
+    # -- H1: HTTP transport limits (audiencefit serve: the front or the single process)
+    http_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Seconds a client has to send a request's line and headers, counted from the connection's "
+        "opening or the request's first byte; slower clients get 408 and the connection is closed.",
+    )
+    http_body_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a whole request body once its headers are in; slower clients "
+        "get 408 and the connection is closed (the request is never computed).",
+    )
+    http_max_header_bytes: int = Field(
+        16_384,
+        ge=1_024,
+        le=1 << 20,
+        description="Largest request line plus headers, in bytes; larger ones get 431 and the connection is closed.",
+    )
+    http_max_connections: int = Field(
+        1_024,
+        ge=1,
+        le=100_000,
+        description="Concurrent connections (and requests) one server process takes; a request over it gets 503.",
     )
 
     @field_validator("api_keys", "admin_api_keys", mode="before")

@@ -7,18 +7,20 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.routing import BaseRoute
 
 from audiencefit.settings import Settings
 from features.embed import Embedder
 from features.errors import InputError
+from serving.gate import RequestGate
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import admin, creators, health, plans, recommend
@@ -27,6 +29,7 @@ from serving.workers import WorkerSync
 
 log = logging.getLogger(__name__)
 
+ROUTERS = (recommend.router, plans.router, creators.router, health.router, health.model_router, admin.router)
 DEFAULT_THREADS = 4  # thread pool size for sync routes: CPU-bound work on 2 cores gains nothing from more
 
 
@@ -149,29 +152,40 @@ def create_app(
             if sync is not None:
                 await anyio.to_thread.run_sync(sync.stop)
 
+    app = _bare_app(lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.serving = None
+    app.state.sync = None
+    app.state.compute_inline = compute_inline
+    app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(Exception, _internal_error)
+    # Last added is outermost: metrics see every response, including the gate's 401/403/404/405 and the 408/413
+    # of the body reader; the gate answers before any body is read, the body reader before any route runs.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_body_bytes, timeout_s=settings.http_body_timeout_s)
+    app.add_middleware(RequestGate, settings=settings, routes=lambda: api_routes(app))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _bare_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
+    """The FastAPI app with every route and nothing loaded or wired (``create_app`` adds the rest)."""
     app = FastAPI(
         title="audiencefit",
         version="1",
         summary="Micro-influencer recommendations by audience fit, with engagement and conversion predictions.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.serving = None
-    app.state.sync = None
-    app.state.compute_inline = compute_inline
-    app.include_router(recommend.router)
-    app.include_router(plans.router)
-    app.include_router(creators.router)
-    app.include_router(health.router)
-    app.include_router(health.model_router)
-    app.include_router(admin.router)
-    app.add_exception_handler(InputError, _input_error)
-    app.add_exception_handler(Exception, _internal_error)
-    # Last added is outermost: metrics see every response, including 413s from the size limit.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
+
+
+def api_routes(app: FastAPI | None = None) -> list[BaseRoute]:
+    """Every route the app answers, flat, with its path pattern and methods (for ``serving.gate``): FastAPI's own
+    (the OpenAPI schema and docs) and the routers'. Without ``app``: as a worker's app has them (the front)."""
+    own = [route for route in (app or _bare_app()).routes if hasattr(route, "path_regex")]
+    return own + [route for router in ROUTERS for route in router.routes]
 
 
 async def _input_error(request: Request, exc: Exception) -> JSONResponse:

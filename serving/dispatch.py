@@ -17,7 +17,11 @@ machine's noise. A slow request (a plan) holds its worker; raise ``--in-flight``
 The front starts listening once every worker has loaded its state and connected (a worker that exits while
 loading fails the start, as a single process would). A worker that dies later is started again: its requests in
 flight get 503, the others go to the remaining workers, and ``/readyz`` answers 503 until all N are back.
-``/healthz`` is answered by the front itself (the process is alive).
+``/healthz`` is answered by the front itself (the process is alive), ``GET`` only, like every route.
+
+Before a request is forwarded (``front_app``): its key, route and method are checked before its body is read
+(``serving.gate``), its body is read whole within the size and time limits (``serving.limits``), and a client
+that disconnects mid-body or while its request waits in line is dropped: a request is forwarded whole or never.
 """
 
 from __future__ import annotations
@@ -32,18 +36,30 @@ import multiprocessing
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Message, Receive, Scope, Send
 
 from serving.frames import decode_headers, encode_headers, read_frame, write_frame
+from serving.gate import RequestGate, respond
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
+
+if TYPE_CHECKING:
+    from audiencefit.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "front.sock"
 RESTART_DELAY_S = 1.0
 DEFAULT_IN_FLIGHT = 1
+OWN_PATHS = frozenset({"/healthz", "/readyz"})  # what the front may answer itself
+
+
+class _Gone:
+    """A client that disconnected while its request waited for a worker."""
+
+
+_GONE = _Gone()
 
 
 @dataclass
@@ -94,14 +110,26 @@ class Front:
             return
         if scope["type"] != "http":
             return
-        if scope["path"] == "/healthz":
-            await _respond(send, 200, {"status": "ok"})
-            return
-        if scope["path"] == "/readyz" and len(self.links) < self.n_workers:
-            await _respond(send, 503, self._not_ready())
-            return
+        if scope["path"] in OWN_PATHS:  # answered here (/readyz only while a worker is missing): GET only
+            if scope["method"] != "GET":
+                await _respond(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"GET")])
+                return
+            if scope["path"] == "/healthz":
+                await _respond(send, 200, {"status": "ok"})
+                return
+            if len(self.links) < self.n_workers:
+                await _respond(send, 503, self._not_ready())
+                return
         body = await _read_body(receive)
-        link = await self._acquire()  # after the body is in: the choice is made when the request can be sent
+        if body is None:  # the client went away before its body was complete: nothing to compute
+            return
+        # After the body is in: the choice is made when the request can be sent. A client that leaves while
+        # waiting for a worker gives its turn away and is never forwarded.
+        link: WorkerLink | _Gone | None = self._pick()
+        if isinstance(link, WorkerLink) and (len(link.pending) >= self.in_flight or self._waiting):
+            link = await self._acquire_while_connected(receive)
+        if isinstance(link, _Gone):
+            return
         if link is None:
             await _respond(send, 503, {"detail": "the service is starting; try again shortly"})
             return
@@ -125,6 +153,31 @@ class Front:
             {"type": "http.response.start", "status": answer["status"], "headers": decode_headers(answer["headers"])}
         )
         await send({"type": "http.response.body", "body": out})
+
+    async def _acquire_while_connected(self, receive: Receive) -> WorkerLink | _Gone | None:
+        """:meth:`_acquire`, given up (``_GONE``) when the client disconnects while waiting in line."""
+        task = asyncio.current_task()
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            message = await receive()  # after the whole body, the next message is http.disconnect
+            if message["type"] == "http.disconnect" and task is not None:
+                gone = True
+                task.cancel()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            return await self._acquire()
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            if task is not None:
+                task.uncancel()
+            log.info("request dropped: the client disconnected while waiting for a worker")
+            return _GONE
+        finally:
+            watcher.cancel()
 
     async def _acquire(self) -> WorkerLink | None:
         """A worker with room for one more request (None when no worker is connected); when every worker is full,
@@ -167,6 +220,7 @@ class Front:
         return min(order, key=lambda link: len(link.pending))
 
     def _not_ready(self) -> dict[str, Any]:
+        """The front's own ``/readyz`` answer while a worker is missing (the ``Readiness`` schema)."""
         return {
             "ready": False,
             "features": False,
@@ -174,9 +228,11 @@ class Front:
             "model": False,
             "bundle_id": None,
             "feature_set_id": None,
-            "last_reload_error": f"{len(self.links)} of {self.n_workers} worker processes ready",
+            "last_reload_failed": False,
             "last_reload_at": None,
             "worker_pid": os.getpid(),
+            "workers_ready": len(self.links),
+            "workers": self.n_workers,
         }
 
     # -- lifespan: the Unix socket, the worker processes and their monitor -------------------------------------
@@ -281,27 +337,33 @@ def front_app(
     workers: int,
     control_dir: Path,
     options: dict[str, Any],
+    settings: Settings,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     in_flight: int = DEFAULT_IN_FLIGHT,
 ) -> Any:
-    """The front's ASGI app: request bodies are limited here too, before they are buffered and forwarded."""
-    return BodySizeLimitMiddleware(Front(workers, control_dir, options, in_flight), max_bytes=max_body_bytes)
+    """The front's ASGI app. Before a request is forwarded: its key, route and method are checked before its
+    body is read (``serving.gate``, with the workers' own route table), then its body is read whole, within
+    the size and time limits (``serving.limits``); a cut-off body is dropped, never forwarded."""
+    from serving.app import api_routes
+
+    front = Front(workers, control_dir, options, in_flight)
+    limited = BodySizeLimitMiddleware(front, max_bytes=max_body_bytes, timeout_s=settings.http_body_timeout_s)
+    return RequestGate(limited, settings, api_routes)
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body, or None when the client disconnected before its end (never forward part of one)."""
     chunks = []
     while True:
         message: Message = await receive()
         if message["type"] != "http.request":
-            break
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, payload: dict[str, Any]) -> None:
-    body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _respond(
+    send: Send, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await respond(send, status, payload, headers or ())

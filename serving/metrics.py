@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CLIENT_CLOSED = 499  # the status recorded for a request dropped without an answer
 
 
 def _escape(value: str) -> str:
@@ -120,8 +121,11 @@ def render(snapshots: Sequence[dict[str, Any]]) -> str:
     for outcome, n in sorted(reloads.items()):
         lines.append(f"audiencefit_model_reloads_total{_labels(('outcome',), (outcome,))} {n}")
     lines += _family("audiencefit_model_info", "The model bundle serving (value is always 1).", "gauge")
-    for model in sorted(models):
-        lines.append(f"audiencefit_model_info{_labels(('bundle_id', 'source', 'feature_set_id'), model)} 1")
+    # Ids only: /metrics needs no key, and where the bundle was loaded from (a path, a registry URI) is what an
+    # admin sent to /admin/reload (GET /v1/model, with a key, says it).
+    for bundle_id, feature_set_id in sorted({(m[0], m[-1]) for m in models}):
+        lab = _labels(("bundle_id", "feature_set_id"), (bundle_id, feature_set_id))
+        lines.append(f"audiencefit_model_info{lab} 1")
     return "\n".join(lines) + "\n"
 
 
@@ -137,16 +141,21 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status = 500  # an exception escaped: Starlette's error middleware answers 500
+
+        answered = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                answered = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+            if not answered:  # dropped unanswered (the client went away mid-body): nginx's 499
+                status = CLIENT_CLOSED
         finally:
             route = scope.get("route")
             template = str(getattr(route, "path", "unmatched"))

@@ -230,15 +230,22 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
+    """What a probe needs, and nothing an admin sent: no reload input, error text or path (``/readyz`` needs no
+    key; the reason for a failed reload is in the 409 answer to ``/admin/reload`` and in the log)."""
+
     ready: bool
     features: bool
     index: bool
     model: bool
     bundle_id: str | None
     feature_set_id: str | None
-    last_reload_error: str | None
-    last_reload_at: str | None
+    last_reload_failed: bool = Field(description="The last reload attempt failed (the previous bundle serves).")
+    last_reload_at: str | None = Field(description="When the last reload was attempted (UTC, ISO 8601).")
     worker_pid: int = Field(description="The process that answered (each worker of `serve --workers` has its own).")
+    workers_ready: int | None = Field(
+        None, description="`serve --workers N` while starting or replacing a worker: how many of the N are ready."
+    )
+    workers: int | None = Field(None, description="`serve --workers N` while a worker is missing: N.")
 
 
 RELOAD_SOURCES = "exactly one of 'bundle_path', 'model_uri' or 'source': \"configured\""

@@ -26,6 +26,11 @@ Threads and workers on the 2-core machine this targets:
   defaults to 1 there): 6.7 instead of 7.4 ms of CPU per new query text.
 - The front (or the single process) and every worker run on uvloop, and uvicorn parses HTTP with httptools:
   with asyncio's loop and the pure-Python h11 parser the same requests cost 0.5–0.9 ms more CPU each.
+- How requests arrive (the front, or the single process): a request's head must arrive within
+  ``AUDIENCEFIT_HTTP_HEADER_TIMEOUT_S`` and fit in ``AUDIENCEFIT_HTTP_MAX_HEADER_BYTES`` (``serving.protocol``), at
+  most ``AUDIENCEFIT_HTTP_MAX_CONNECTIONS`` are taken at once; the key, route and method are checked before the
+  body is read (``serving.gate``), and the body must arrive whole within ``AUDIENCEFIT_HTTP_BODY_TIMEOUT_S``
+  (``serving.limits``): a cut-off body is dropped, never computed.
 """
 
 from __future__ import annotations
@@ -127,7 +132,7 @@ def serve(
             data_dir=data,
             threads=threads,
         )
-        uvicorn.run(api, host=host, port=port, workers=1, log_config=None, proxy_headers=False, **UVICORN_FAST)
+        uvicorn.run(api, host=host, port=port, **_uvicorn_options(settings))
         return
     from serving.dispatch import front_app
     from serving.workers import source_to_json
@@ -149,9 +154,9 @@ def serve(
         "log_format": "json" if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers) else "console",
     }
     try:
-        front = front_app(workers, control_dir, options, in_flight=in_flight)
+        front = front_app(workers, control_dir, options, settings, in_flight=in_flight)
         with exit_on_stop_signals():
-            uvicorn.run(front, host=host, port=port, workers=1, log_config=None, proxy_headers=False, **UVICORN_FAST)
+            uvicorn.run(front, host=host, port=port, **_uvicorn_options(settings))
     finally:
         shutil.rmtree(control_dir, ignore_errors=True)
 
@@ -192,6 +197,25 @@ def exit_on_stop_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn takes connections, for the front or the single process: httptools with a deadline and a size cap
+    on each request's head (``serving.protocol``; uvicorn has neither), at most ``http_max_connections`` at once
+    (503 above). The body's size and time limits, and the key check before it, are the app's (``serving.gate``,
+    ``serving.limits``)."""
+    from serving.protocol import guarded_protocol
+
+    return {
+        "workers": 1,
+        "log_config": None,
+        "proxy_headers": False,
+        **UVICORN_FAST,
+        "http": guarded_protocol(settings.http_header_timeout_s, settings.http_max_header_bytes),
+        "limit_concurrency": settings.http_max_connections,
+        "ws": "none",  # no route takes a WebSocket: an upgrade request is an HTTP request like any other
+        "server_header": False,  # no "server: uvicorn": nothing about the software to anyone without a key
+    }
 
 
 def _compile_before_workers(source: Path | str, settings: Settings) -> None:

@@ -1,4 +1,9 @@
-"""``/healthz``, ``/readyz``, ``/metrics`` (no key: probes and scrapers) and ``GET /v1/model`` (API key)."""
+"""``/healthz``, ``/readyz``, ``/metrics`` (no key: probes and scrapers) and ``GET /v1/model`` (API key).
+
+The keyless three reveal no admin input, error text, path or exception message: ``/healthz`` says the process
+answers, ``/readyz`` which part is loaded, the bundle and feature set ids and whether the last reload failed (and
+when), ``/metrics`` request counts and latencies by route template, reload outcomes and the bundle serving (ids,
+not its source). All take ``GET`` only (405 with ``Allow`` otherwise, ``serving.gate``)."""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(request: Request) -> Response:
-    """Readiness: features, indexes and a model are loaded (503 otherwise); includes the last reload error."""
+    """Readiness: features, indexes and a model are loaded (503 otherwise); whether the last reload failed."""
     state: AppState | None = getattr(request.app.state, "serving", None)
     model = state.models.current if state else None
     body = Readiness(
@@ -36,7 +41,7 @@ def readyz(request: Request) -> Response:
         model=model is not None,
         bundle_id=model.bundle.bundle_id if model else None,
         feature_set_id=state.fs.feature_set_id if state else None,
-        last_reload_error=state.models.last_error if state else getattr(request.app.state, "startup_error", None),
+        last_reload_failed=state is not None and state.models.last_error is not None,
         last_reload_at=state.models.last_reload_at if state else None,
         worker_pid=os.getpid(),
     )

@@ -36,16 +36,25 @@ class FakeLink(WorkerLink):
         return {"status": 200, "headers": []}, body
 
 
-async def _request(front: Front, n: int, answers: list[int]) -> None:
+async def _request(
+    front: Front, n: int, answers: list[int], gone: asyncio.Event | None = None, cut_off: bool = False
+) -> None:
+    """One client: its body, then it stays until ``gone`` is set (then ``http.disconnect``); ``cut_off``: it
+    sends half its body and disconnects."""
     scope = {"type": "http", "method": "POST", "path": "/v1/recommendations", "headers": [], "query_string": b""}
     sent = False
 
     async def receive() -> dict[str, Any]:
         nonlocal sent
         if sent:
-            await asyncio.Event().wait()  # the client does not go away
+            if not cut_off:
+                await (gone or asyncio.Event()).wait()  # without ``gone`` the client does not go away
+            return {"type": "http.disconnect"}
         sent = True
-        return {"type": "http.request", "body": json.dumps({"n": n}).encode(), "more_body": False}
+        body = json.dumps({"n": n}).encode()
+        if cut_off:
+            return {"type": "http.request", "body": body[: len(body) // 2], "more_body": True}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -163,3 +172,33 @@ def test_requests_in_line_get_503_when_the_last_worker_goes(tmp_path: Path):
     asyncio.run(main())
     assert answers == [503, 503, 503]
     assert not front._waiting
+
+
+def test_a_client_that_disconnects_while_waiting_is_never_forwarded(tmp_path: Path):
+    log: list[tuple[str, int, int]] = []
+    link = FakeLink(1, 0.03, log)
+    front = _front(tmp_path, [link], in_flight=1)
+    answers: list[int] = []
+
+    async def main() -> None:
+        gone = asyncio.Event()
+        busy = asyncio.create_task(_request(front, 0, answers))
+        await asyncio.sleep(0.005)
+        leaving = asyncio.create_task(_request(front, 1, answers, gone=gone))
+        staying = asyncio.create_task(_request(front, 2, answers))
+        await asyncio.sleep(0.005)
+        gone.set()  # the client closes its connection while its request waits in line
+        await asyncio.wait_for(asyncio.gather(busy, leaving, staying), timeout=2)
+
+    asyncio.run(main())
+    assert answers == [200, 200]
+    assert [n for _, _, n in log] == [0, 2]  # request 1 never reached the worker
+    assert not front._waiting
+
+
+def test_a_cut_off_body_is_never_forwarded(tmp_path: Path):
+    log: list[tuple[str, int, int]] = []
+    front = _front(tmp_path, [FakeLink(1, 0.0, log)], in_flight=1)
+    answers: list[int] = []
+    asyncio.run(asyncio.wait_for(_request(front, 0, answers, cut_off=True), timeout=2))
+    assert answers == [] and log == []

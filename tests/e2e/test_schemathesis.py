@@ -4,6 +4,9 @@ Each operation gets schema-valid (positive) and schema-violating (negative) requ
 ``/v1/score`` also get requests naming real creators, so the fuzzer reaches the scoring code and not only the 404.
 Every response must not be a 5xx and must conform to the response schema declared for its status. The test counts
 the requests it actually sent and requires at least ``MIN_REQUESTS`` of them.
+
+Cut-off bodies (a client that disconnects before its body's end) are covered at the end of this file, and over
+real sockets against ``serve`` in tests/e2e/test_transport.py.
 """
 
 from __future__ import annotations
@@ -183,3 +186,15 @@ def test_fuzz_every_operation(app, creator_ids: list[str]) -> None:
     print(f"statuses: {sorted(statuses.items())}")
     assert not failures, f"{len(failures)} failing responses:\n" + "\n\n".join(failures[:10])
     assert total >= MIN_REQUESTS
+
+
+def test_cut_off_bodies_are_never_computed(app) -> None:
+    """A body cut off before its ``Content-Length``, or a chunked one whose client leaves, reaches no route."""
+    import asyncio
+
+    from tests.e2e.test_transport import send_cut_off
+
+    for path, key in (("/admin/reload", ADMIN_KEY), ("/v1/recommendations", API_KEY), ("/v1/plans", API_KEY)):
+        base = [(b"x-api-key", key.encode()), (b"content-type", b"application/json")]
+        assert asyncio.run(send_cut_off(app, path, [*base, (b"content-length", b"45")], [b'{"segments'])) == []
+        assert asyncio.run(send_cut_off(app, path, base, [b"{", b"}"])) == []

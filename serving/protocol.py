@@ -1,0 +1,150 @@
+"""uvicorn's httptools protocol with the limits it lacks: a deadline for a request's head, a cap on its size, and
+a bounded wait for the rest of a body nobody will read.
+
+uvicorn bounds only the idle time after a response (``timeout_keep_alive``): a connection that never sends a
+byte, or sends a request line and then one header byte a minute, is held forever, and httptools buffers headers
+of any size. Here (``guarded_protocol``):
+
+- The request line and headers must arrive within ``header_timeout_s`` of the connection opening or of the
+  request's first byte (whichever is later: the keep-alive time between requests stays uvicorn's): otherwise 408
+  and the connection is closed.
+- More than ``max_header_bytes`` of request line and headers: 431 and the connection is closed.
+- A request answered before its body was read (401, 404, 405, 413 from ``serving.gate`` / ``serving.limits``):
+  the rest of the body is read and thrown away, so that the client gets its answer rather than a reset, but for
+  at most ``header_timeout_s`` and ``DISCARD_MAX_BYTES``; then the connection is closed.
+
+The body's own deadline is the ASGI side's (``serving.limits``), where the request is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+log = logging.getLogger(__name__)
+
+DISCARD_MAX_BYTES = 1 << 20
+
+
+def guarded_protocol(header_timeout_s: float, max_header_bytes: int) -> type[HttpToolsProtocol]:
+    """uvicorn's ``http`` protocol class with these limits (``uvicorn.run(..., http=guarded_protocol(...))``)."""
+
+    class Configured(GuardedHttpToolsProtocol):
+        pass
+
+    Configured.header_timeout_s = header_timeout_s
+    Configured.max_header_bytes = max_header_bytes
+    return Configured
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 16_384
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._reading_head = True  # between requests or inside a request's line and headers
+        self._head_bytes = 0
+        self._discarded = 0
+
+    # -- the head: a deadline and a size cap -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._reading_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self._reading_head and self._head_bytes > self.max_header_bytes and not self.transport.is_closing():
+            log.info("request head too large", extra={"client": _client(self), "bytes": self._head_bytes})
+            self._refuse(431, f"request line and headers larger than {self.max_header_bytes} bytes")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_head = True
+        if self._deadline is None:  # a new request on a kept-alive connection: its head has its own deadline
+            self._arm(self._head_timed_out)
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        self._head_bytes = 0
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        discarding = self.cycle is not None and self.cycle.response_complete
+        super().on_message_complete()
+        self._reading_head = True
+        if discarding:  # the rest of an unread body is in: back to waiting for the next request
+            self._disarm()
+            if not self.transport.is_closing() and self.timeout_keep_alive_task is None:
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+
+    def _head_timed_out(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request's head is late while the previous one is answered: close after that answer.
+            self.cycle.keep_alive = False
+            return
+        log.info("request head not received in time", extra={"client": _client(self)})
+        self._refuse(408, f"request line and headers not received within {self.header_timeout_s:g} seconds")
+
+    # -- a body answered before it was read: discard the rest, for a bounded time --------------------------------
+
+    def on_body(self, body: bytes) -> None:
+        if self.cycle is not None and self.cycle.response_complete:
+            self._discarded += len(body)
+            if self._discarded > DISCARD_MAX_BYTES:
+                self.transport.close()
+            return
+        super().on_body(body)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        cycle = self.cycle  # the newest request: with pipelining, it may not be the one just answered
+        if cycle is not None and cycle.response_complete and cycle.more_body and not self.transport.is_closing():
+            self._discarded = 0
+            self._arm(self.transport.close)
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def _arm(self, callback: Any) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.header_timeout_s, callback)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer straight on the transport (no request to hand to the app) and close."""
+        body = message.encode("ascii")
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+
+def _client(protocol: HttpToolsProtocol) -> str:
+    return f"{protocol.client[0]}:{protocol.client[1]}" if protocol.client else "-"
