@@ -14,11 +14,14 @@ from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audiencefit.settings import Settings
 from features.embed import Embedder
 from features.errors import InputError
+from serving.errors import MAX_MESSAGE, safe_text, undecodable_body, validation_error
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.routes import admin, creators, health, plans, recommend
@@ -166,6 +169,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(health.model_router)
     app.include_router(admin.router)
+    app.add_exception_handler(RequestValidationError, validation_error)  # 422 bodies stay valid JSON
+    app.add_exception_handler(StarletteHTTPException, undecodable_body)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(Exception, _internal_error)
     # Last added is outermost: metrics see every response, including 413s from the size limit.
@@ -178,7 +183,7 @@ async def _input_error(request: Request, exc: Exception) -> JSONResponse:
     """A request the domain code refuses (e.g. a segment with no words): 422 with the reason, shaped like FastAPI's
     own validation errors so that the one declared 422 schema (``HTTPValidationError``) holds for every 422."""
     where = "body" if request.method in ("POST", "PUT", "PATCH") else "query"
-    detail = [{"type": "value_error", "loc": [where], "msg": str(exc)}]
+    detail = [{"type": "value_error", "loc": [where], "msg": safe_text(str(exc), MAX_MESSAGE)}]
     return JSONResponse({"detail": detail}, status_code=422)
 
 
