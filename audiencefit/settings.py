@@ -114,6 +114,34 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field("console", description="'json' for one JSON object per line.")
 
+    # -- H5: rate limits (serving.ratelimit; what one key can cost: docs/architecture.md)
+    rate_limit_enabled: bool = Field(
+        True, description="Limit requests per API key (and per client address without a valid key): 429 past it."
+    )
+    rate_limit_per_second: float = Field(
+        20.0, gt=0, le=100_000, description="Requests per second one API key may send, sustained (every route)."
+    )
+    rate_limit_burst: int = Field(
+        40,
+        ge=1,
+        le=100_000,
+        description="Requests one API key may send at once; the window is burst / rate seconds (rounded up).",
+    )
+    rate_limit_plans_per_second: float = Field(
+        1.0, gt=0, le=100_000, description="POST /v1/plans per second per API key, sustained (plans cost the most)."
+    )
+    rate_limit_plans_burst: int = Field(3, ge=1, le=100_000, description="POST /v1/plans one API key may send at once.")
+    rate_limit_address_per_second: float = Field(
+        10.0,
+        gt=0,
+        le=100_000,
+        description="Requests per second from one client address without a valid API key (health checks, metrics, "
+        "refused keys), sustained.",
+    )
+    rate_limit_address_burst: int = Field(
+        20, ge=1, le=100_000, description="Requests one client address without a valid API key may send at once."
+    )
+
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
     def _parse_keys(cls, value: object) -> list[str]:

@@ -24,12 +24,18 @@ from features.errors import InputError
 from serving.errors import MAX_MESSAGE, safe_text, undecodable_body, validation_error
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.ratelimit import RateLimitMiddleware, RateLimits
 from serving.routes import admin, creators, health, plans, recommend
 from serving.state import AppState, BundleSource, ModelHolder, ServingModel, load_serving_model
 from serving.workers import WorkerSync
 
 log = logging.getLogger(__name__)
 
+RATE_LIMITED = {
+    "description": "Rate limit exceeded (per API key, or per client address without one); see Retry-After.",
+    "headers": {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
+    "content": {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}},
+}
 DEFAULT_THREADS = 4  # thread pool size for sync routes: CPU-bound work on 2 cores gains nothing from more
 
 
@@ -157,6 +163,7 @@ def create_app(
         version="1",
         summary="Micro-influencer recommendations by audience fit, with engagement and conversion predictions.",
         lifespan=lifespan,
+        responses={429: RATE_LIMITED},
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -175,6 +182,9 @@ def create_app(
     app.add_exception_handler(Exception, _internal_error)
     # Last added is outermost: metrics see every response, including 413s from the size limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_body_bytes)
+    rate_limits = RateLimits.from_settings(settings)
+    if rate_limits is not None and config.control_dir is None:  # a worker: its front limits (serving.ratelimit)
+        app.add_middleware(RateLimitMiddleware, limits=rate_limits)  # before the body is read
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

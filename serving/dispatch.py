@@ -32,12 +32,15 @@ import multiprocessing
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Message, Receive, Scope, Send
 
 from serving.frames import decode_headers, encode_headers, read_frame, write_frame
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
+
+if TYPE_CHECKING:
+    from audiencefit.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -283,9 +286,15 @@ def front_app(
     options: dict[str, Any],
     max_body_bytes: int = DEFAULT_MAX_BODY,
     in_flight: int = DEFAULT_IN_FLIGHT,
+    settings: Settings | None = None,
 ) -> Any:
-    """The front's ASGI app: request bodies are limited here too, before they are buffered and forwarded."""
-    return BodySizeLimitMiddleware(Front(workers, control_dir, options, in_flight), max_bytes=max_body_bytes)
+    """The front's ASGI app: request bodies are limited here too, before they are buffered and forwarded; rate
+    limits (``serving.ratelimit``, from ``settings``, default the environment's) apply here, once for all workers."""
+    from audiencefit.settings import get_settings
+    from serving.ratelimit import rate_limited
+
+    front = BodySizeLimitMiddleware(Front(workers, control_dir, options, in_flight), max_bytes=max_body_bytes)
+    return rate_limited(front, settings if settings is not None else get_settings())
 
 
 async def _read_body(receive: Receive) -> bytes:
