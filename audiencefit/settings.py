@@ -119,10 +119,10 @@ class Settings(BaseSettings):
         True, description="Limit requests per API key (and per client address without a valid key): 429 past it."
     )
     rate_limit_per_second: float = Field(
-        20.0, gt=0, le=100_000, description="Requests per second one API key may send, sustained (every route)."
+        10.0, gt=0, le=100_000, description="Requests per second one API key may send, sustained (every route)."
     )
     rate_limit_burst: int = Field(
-        40,
+        20,
         ge=1,
         le=100_000,
         description="Requests one API key may send at once; the window is burst / rate seconds (rounded up).",

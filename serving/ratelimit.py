@@ -24,6 +24,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
@@ -49,7 +50,7 @@ class Budget:
     def window_s(self) -> int:
         return max(1, math.ceil(self.burst / self.per_second))
 
-    @property
+    @cached_property
     def item(self) -> RateLimitItem:
         return RateLimitItemPerSecond(self.burst, self.window_s, namespace=self.name)
 

@@ -2,15 +2,25 @@
 cost is bounded before any work starts; violations are 422 responses.
 
 Request fields are strict: a JSON value must already have the field's type (``true`` is not the integer 1, ``"20"``
-is not a number, ``2.5`` or ``2.0`` is not an integer), numbers must be finite (``NaN``, ``Infinity`` and ``1e309``,
-which Python's JSON parser reads as infinity, are refused) and text must be valid Unicode (no lone surrogate such
-as ``"\\ud800"``). Each violation is a 422 naming the field (``serving.app`` keeps the 422 body valid JSON)."""
+is not a number, ``2.5`` is not an integer; ``2.0`` is, as JSON Schema says), numbers must be finite (``NaN``,
+``Infinity`` and ``1e309``, which Python's JSON parser reads as infinity, are refused) and text must be valid Unicode
+(no lone surrogate such as ``"\\ud800"``). Each violation is a 422 naming the field (``serving.errors`` keeps the
+422 body valid JSON)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from models.planner import MAX_CREATORS as PLAN_MAX_CREATORS
 
@@ -38,6 +48,18 @@ def _valid_unicode(value: str) -> str:
     return value
 
 
+def _check_text(value: object) -> None:
+    if isinstance(value, str):
+        _valid_unicode(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_text(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+
+
 Text = Annotated[str, AfterValidator(_valid_unicode)]
 """Any request text: valid Unicode (lengths are set per field)."""
 Code = Annotated[Text, StringConstraints(max_length=CODE_MAX)]
@@ -46,9 +68,27 @@ CreatorIdIn = Annotated[Text, StringConstraints(min_length=1, max_length=ID_MAX)
 
 class StrictModel(BaseModel):
     """Unknown fields are an error (a typo in a filter must not be silently ignored); JSON types must match the
-    field's exactly (strict: no ``true`` as 1, no ``"3"`` as 3); numbers must be finite."""
+    field's exactly (strict: no ``true`` as 1, no ``"3"`` as 3, no ``2.5`` as an integer); numbers must be finite."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _whole_numbers(cls, value: object, info: ValidationInfo) -> object:
+        """A number with no fraction (``20.0``) is an integer, as JSON Schema (and so the OpenAPI schema) says;
+        anything else goes to the strict check (``true``, ``"20"``, ``2.5``, ``NaN`` are refused)."""
+        if isinstance(value, float) and value.is_integer() and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and field.annotation in (int, int | None):
+                return int(value)
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _all_text_valid(cls, value: object) -> object:
+        """Every text in every field is valid Unicode, including fields not typed ``Text`` (which name the item)."""
+        _check_text(value)
+        return value
 
 
 class SegmentIn(StrictModel):
