@@ -162,6 +162,7 @@ class Settings(BaseSettings):
         ge=1,
         description="Newest posts per creator whose captions give the hashtag and mention counts (terms); "
         "statistics already use the last recent_posts posts and captions the last 12.",
+    )
     # -- H1: HTTP transport limits (audiencefit serve: the front or the single process)
     http_header_timeout_s: float = Field(
         10.0,
@@ -188,6 +189,33 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
         description="Concurrent connections (and requests) one server process takes; a request over it gets 503.",
+    )
+    # -- H5: rate limits (serving.ratelimit; what one key can cost: docs/architecture.md)
+    rate_limit_enabled: bool = Field(
+        True, description="Limit requests per API key (and per client address without a valid key): 429 past it."
+    )
+    rate_limit_per_second: float = Field(
+        10.0, gt=0, le=100_000, description="Requests per second one API key may send, sustained (every route)."
+    )
+    rate_limit_burst: int = Field(
+        20,
+        ge=1,
+        le=100_000,
+        description="Requests one API key may send at once; the window is burst / rate seconds (rounded up).",
+    )
+    rate_limit_plans_per_second: float = Field(
+        1.0, gt=0, le=100_000, description="POST /v1/plans per second per API key, sustained (plans cost the most)."
+    )
+    rate_limit_plans_burst: int = Field(3, ge=1, le=100_000, description="POST /v1/plans one API key may send at once.")
+    rate_limit_address_per_second: float = Field(
+        10.0,
+        gt=0,
+        le=100_000,
+        description="Requests per second from one client address without a valid API key (health checks, metrics, "
+        "refused keys), sustained.",
+    )
+    rate_limit_address_burst: int = Field(
+        20, ge=1, le=100_000, description="Requests one client address without a valid API key may send at once."
     )
 
     @field_validator("api_keys", "admin_api_keys", mode="before")

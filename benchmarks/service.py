@@ -242,6 +242,12 @@ def running_server(
         "AUDIENCEFIT_API_KEYS": BENCH_KEY,
         "AUDIENCEFIT_LOG_LEVEL": "WARNING",
         "AUDIENCEFIT_EMBEDDER": prep.backend,
+        # One key drives the whole load here: per-key limits (serving.ratelimit) far above it, so the limiter runs
+        # but never refuses.
+        "AUDIENCEFIT_RATE_LIMIT_PER_SECOND": "100000",
+        "AUDIENCEFIT_RATE_LIMIT_BURST": "100000",
+        "AUDIENCEFIT_RATE_LIMIT_ADDRESS_PER_SECOND": "100000",
+        "AUDIENCEFIT_RATE_LIMIT_ADDRESS_BURST": "100000",
     }
     # The product's own command, with its thread settings (audiencefit/cli/serve_cmd.py).
     cmd = [

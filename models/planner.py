@@ -12,11 +12,19 @@ N[c] people, independently of the others):
 Both are monotone submodular, so greedy selection by marginal gain per cost (with lazy evaluation: a candidate's
 gain can only shrink as the set grows), compared with the best single creator, is within a constant factor of the
 optimum under a budget. Ties are broken by creator id: the same input gives the same plan.
+
+Work per plan is bounded whatever the budget: at most ``MAX_CANDIDATES`` candidates, at most ``MAX_CREATORS``
+creators in a plan, and at most ``MAX_WORK`` units of greedy work (one unit = one creator's term in one evaluation of
+the objective, i.e. a pass over the communities). Evaluating a set of s creators costs s units, so the work grows as
+candidates × plan size². Measured on a 1,500-creator test world (docs/architecture.md): a budget of 1e9 took
+1.5–1.7 s and planned 300 creators before these bounds, 0.24–0.5 s and 100 creators with them. A greedy pass that runs
+out of work stops with the creators it has chosen (a valid plan, within the budget).
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -34,7 +42,12 @@ from models.retrieval import AudienceSearch
 from models.scoring import score_creators
 
 PlanObjective = Literal["conversions", "reach"]
-DEFAULT_CANDIDATES = 300
+MAX_CANDIDATES = 300  # creators retrieved and scored for a plan
+DEFAULT_CANDIDATES = MAX_CANDIDATES
+MAX_CREATORS = 100  # the most creators one plan may have (also the plan size when max_creators is not given)
+MAX_WORK = 40_000  # greedy work units per plan (module docstring); a 100-creator plan took 20–25k (1,500 creators)
+
+log = logging.getLogger(__name__)
 
 
 class PlanError(InputError):
@@ -161,6 +174,10 @@ def _check(c: Candidates, k: Constraints) -> None:
         raise PlanError("budget", f"must be a positive amount, got {k.budget}")
     if k.min_creators < 1:
         raise PlanError("min_creators", f"must be at least 1, got {k.min_creators}")
+    if k.max_creators is not None and k.max_creators > MAX_CREATORS:
+        raise PlanError("max_creators", f"at most {MAX_CREATORS} creators per plan, got {k.max_creators}")
+    if k.min_creators > MAX_CREATORS:
+        raise PlanError("min_creators", f"at most {MAX_CREATORS} creators per plan, got {k.min_creators}")
     if k.max_creators is not None and k.max_creators < k.min_creators:
         raise PlanError(
             "max_creators", f"max_creators ({k.max_creators}) is below min_creators ({k.min_creators}): contradictory"
@@ -208,9 +225,11 @@ def _greedy(
     chosen: list[int],
     *,
     lazy: bool,
+    work: _Work,
     stop_when: float | None = None,
 ) -> tuple[list[int], dict[int, float]]:
-    """Add creators by marginal gain per cost while the budget and ``max_creators`` allow (and the gain is > 0).
+    """Add creators by marginal gain per cost while the budget, ``max_creators`` (at most ``MAX_CREATORS``) and the
+    work left allow (and the gain is > 0).
 
     With ``stop_when``, stops once the value reaches it. Returns the set and each added creator's gain per cost.
     """
@@ -218,10 +237,11 @@ def _greedy(
     ratios: dict[int, float] = {}
     spent = float(sum(c.price[i] for i in chosen))
     current = float(value(chosen))
-    cap = k.max_creators if k.max_creators is not None else len(c)
+    cap = min(k.max_creators if k.max_creators is not None else MAX_CREATORS, MAX_CREATORS, len(c))
     ids = c.creator_ids
 
     def gain(j: int) -> float:
+        work.left -= len(chosen) + 1
         return float(value([*chosen, j])) - current
 
     pool = [j for j in range(len(c)) if j not in set(chosen)]
@@ -233,8 +253,11 @@ def _greedy(
     while len(chosen) < cap and (stop_when is None or current < stop_when - 1e-9):
         remaining = k.budget - spent
         pick: tuple[float, int] | None = None
+        if work.left <= 0:
+            log.info("plan stopped at its work limit", extra={"creators": len(chosen), "work": MAX_WORK})
+            break
         if lazy:
-            while heap:
+            while heap and work.left > 0:
                 _, _, j = heapq.heappop(heap)
                 if c.price[j] > remaining + 1e-9:
                     continue  # never affordable again
@@ -273,15 +296,30 @@ def _greedy(
     return chosen, ratios
 
 
-def select(c: Candidates, k: Constraints, objective: PlanObjective = "conversions", *, lazy: bool = True) -> list[int]:
+@dataclass
+class _Work:
+    """Greedy work units left for one plan (``MAX_WORK``), shared by its passes."""
+
+    left: int
+
+
+def select(
+    c: Candidates,
+    k: Constraints,
+    objective: PlanObjective = "conversions",
+    *,
+    lazy: bool = True,
+    max_work: int = MAX_WORK,
+) -> list[int]:
     """The creators (candidate indices, in the order picked) of the plan; raises ``PlanError`` when infeasible."""
-    return _select(c, k, objective, lazy=lazy)[0]
+    return _select(c, k, objective, lazy=lazy, max_work=max_work)[0]
 
 
 def _select(
-    c: Candidates, k: Constraints, objective: PlanObjective, *, lazy: bool
+    c: Candidates, k: Constraints, objective: PlanObjective, *, lazy: bool, max_work: int = MAX_WORK
 ) -> tuple[list[int], dict[int, float]]:
     _check(c, k)
+    work = _Work(max_work)
     rho = c.per_person
     chosen: list[int] = []
     ratios: dict[int, float] = {}
@@ -293,7 +331,7 @@ def _select(
         def covered(sel: list[int]) -> float:
             return float(np.minimum(segment_reach(c, sel), targets).sum())
 
-        chosen, ratios = _greedy(c, k, covered, [], lazy=lazy, stop_when=float(targets.sum()))
+        chosen, ratios = _greedy(c, k, covered, [], lazy=lazy, work=work, stop_when=float(targets.sum()))
         reached = segment_reach(c, chosen)
         short = [(s, t, r) for s, t, r in zip(labels, targets, reached, strict=True) if r < t - 1e-6]
         if short:
@@ -307,7 +345,7 @@ def _select(
     def objective_value(sel: list[int]) -> float:
         return _value(c, sel, objective, rho)
 
-    chosen, more = _greedy(c, k, objective_value, chosen, lazy=lazy)
+    chosen, more = _greedy(c, k, objective_value, chosen, lazy=lazy, work=work)
     ratios |= more
     # The best single affordable creator can beat greedy-by-ratio (one expensive, excellent creator).
     if not k.min_segment_reach and k.min_creators <= 1:
@@ -328,9 +366,16 @@ def _band(expected: float, lo: np.ndarray, hi: np.ndarray, mid: np.ndarray, scal
     return max(0.0, expected - down), expected + up
 
 
-def make_plan(c: Candidates, k: Constraints, objective: PlanObjective = "conversions", *, lazy: bool = True) -> Plan:
+def make_plan(
+    c: Candidates,
+    k: Constraints,
+    objective: PlanObjective = "conversions",
+    *,
+    lazy: bool = True,
+    max_work: int = MAX_WORK,
+) -> Plan:
     """Select the plan and describe it: per creator price and marginal value, totals with bands, reach."""
-    chosen, ratios = _select(c, k, objective, lazy=lazy)
+    chosen, ratios = _select(c, k, objective, lazy=lazy, max_work=max_work)
     rho = c.per_person
     total_conv = conversions_value(c, chosen, rho)
     total_reach = reach_value(c, chosen)

@@ -14,15 +14,19 @@ from pathlib import Path
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
 from audiencefit.settings import Settings
 from features.embed import Embedder
 from features.errors import InputError
+from serving.errors import MAX_MESSAGE, safe_text, undecodable_body, validation_error
 from serving.gate import RequestGate
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.ratelimit import RateLimitMiddleware, RateLimits
 from serving.routes import admin, creators, health, plans, recommend
 from serving.state import AppState, BundleSource, ModelHolder, ServingModel, load_serving_model, reload_roots
 from serving.workers import WorkerSync
@@ -30,6 +34,11 @@ from serving.workers import WorkerSync
 log = logging.getLogger(__name__)
 
 ROUTERS = (recommend.router, plans.router, creators.router, health.router, health.model_router, admin.router)
+RATE_LIMITED = {
+    "description": "Rate limit exceeded (per API key, or per client address without one); see Retry-After.",
+    "headers": {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
+    "content": {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}},
+}
 DEFAULT_THREADS = 4  # thread pool size for sync routes: CPU-bound work on 2 cores gains nothing from more
 
 
@@ -158,12 +167,18 @@ def create_app(
     app.state.serving = None
     app.state.sync = None
     app.state.compute_inline = compute_inline
+    app.add_exception_handler(RequestValidationError, validation_error)  # 422 bodies stay valid JSON
+    app.add_exception_handler(StarletteHTTPException, undecodable_body)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(Exception, _internal_error)
-    # Last added is outermost: metrics see every response, including the gate's 401/403/404/405 and the 408/413
-    # of the body reader; the gate answers before any body is read, the body reader before any route runs.
+    # Last added is outermost: metrics see every response, including the rate limiter's 429, the gate's
+    # 401/403/404/405 and the 408/413 of the body reader. The limiter counts and the gate answers before any body is
+    # read, the body reader before any route runs.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_body_bytes, timeout_s=settings.http_body_timeout_s)
     app.add_middleware(RequestGate, settings=settings, routes=lambda: api_routes(app))
+    rate_limits = RateLimits.from_settings(settings)
+    if rate_limits is not None and config.control_dir is None:  # a worker: its front limits (serving.ratelimit)
+        app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
@@ -175,6 +190,7 @@ def _bare_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] |
         version="1",
         summary="Micro-influencer recommendations by audience fit, with engagement and conversion predictions.",
         lifespan=lifespan,
+        responses={429: RATE_LIMITED},
     )
     for router in ROUTERS:
         app.include_router(router)
@@ -192,7 +208,7 @@ async def _input_error(request: Request, exc: Exception) -> JSONResponse:
     """A request the domain code refuses (e.g. a segment with no words): 422 with the reason, shaped like FastAPI's
     own validation errors so that the one declared 422 schema (``HTTPValidationError``) holds for every 422."""
     where = "body" if request.method in ("POST", "PUT", "PATCH") else "query"
-    detail = [{"type": "value_error", "loc": [where], "msg": str(exc)}]
+    detail = [{"type": "value_error", "loc": [where], "msg": safe_text(str(exc), MAX_MESSAGE)}]
     return JSONResponse({"detail": detail}, status_code=422)
 
 

@@ -341,14 +341,16 @@ def front_app(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     in_flight: int = DEFAULT_IN_FLIGHT,
 ) -> Any:
-    """The front's ASGI app. Before a request is forwarded: its key, route and method are checked before its
-    body is read (``serving.gate``, with the workers' own route table), then its body is read whole, within
-    the size and time limits (``serving.limits``); a cut-off body is dropped, never forwarded."""
+    """The front's ASGI app. Before a request is forwarded: rate limits are counted (``serving.ratelimit``, once for
+    all workers), its key, route and method are checked before its body is read (``serving.gate``, with the
+    workers' own route table), then its body is read whole, within the size and time limits (``serving.limits``);
+    a cut-off body is dropped, never forwarded."""
     from serving.app import api_routes
+    from serving.ratelimit import rate_limited
 
     front = Front(workers, control_dir, options, in_flight)
     limited = BodySizeLimitMiddleware(front, max_bytes=max_body_bytes, timeout_s=settings.http_body_timeout_s)
-    return RequestGate(limited, settings, api_routes)
+    return rate_limited(RequestGate(limited, settings, api_routes), settings)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

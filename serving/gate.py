@@ -110,9 +110,9 @@ class RequestGate:
 
     def _key_refusal(self, path: str, scope: Scope) -> Callable[[Send], Any] | None:
         if _under(path, "/v1"):
-            accepted = self.settings.api_keys
+            accepted = self.settings.api_key_values()
         elif _under(path, "/admin"):
-            accepted = self.settings.admin_api_keys
+            accepted = self.settings.admin_key_values()
         else:
             return None
         key = header(scope, _KEY_HEADER)

@@ -1,11 +1,28 @@
 """HTTP request and response models. Requests forbid unknown fields and cap every list and text, so a request's
-cost is bounded before any work starts; violations are 422 responses."""
+cost is bounded before any work starts; violations are 422 responses.
+
+Request fields are strict: a JSON value must already have the field's type (``true`` is not the integer 1, ``"20"``
+is not a number, ``2.5`` is not an integer; ``2.0`` is, as JSON Schema says), numbers must be finite (``NaN``,
+``Infinity`` and ``1e309``, which Python's JSON parser reads as infinity, are refused) and text must be valid Unicode
+(no lone surrogate such as ``"\\ud800"``). Each violation is a 422 naming the field (``serving.errors`` keeps the
+422 body valid JSON)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from models.planner import MAX_CREATORS as PLAN_MAX_CREATORS
 
 MAX_K = 200
 MAX_SEGMENTS = 10
@@ -14,23 +31,73 @@ MAX_TEXT = 2_000
 MAX_EXCLUDE = 1_000
 MAX_BRAND_TERMS = 50
 ID_MAX = 128
+MAX_BUDGET = 1e9  # the most a plan or a recommendation's budget may say (currency units)
+CODE_MAX = 32  # a country, language or platform code
+MAX_FOLLOWERS = 10**12
 
 Objective = Literal["conversions", "engagement", "fit"]
 
 
-class StrictModel(BaseModel):
-    """Unknown fields are an error (a typo in a filter must not be silently ignored)."""
+def _valid_unicode(value: str) -> str:
+    """Refuse text that is not valid Unicode: a lone surrogate (``"\\ud800"`` in JSON) cannot be encoded as UTF-8,
+    so it could be neither embedded, logged nor echoed in a response."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"text is not valid Unicode: a lone surrogate at character {exc.start}") from None
+    return value
 
-    model_config = ConfigDict(extra="forbid")
+
+def _check_text(value: object) -> None:
+    if isinstance(value, str):
+        _valid_unicode(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_text(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+"""Any request text: valid Unicode (lengths are set per field)."""
+Code = Annotated[Text, StringConstraints(max_length=CODE_MAX)]
+CreatorIdIn = Annotated[Text, StringConstraints(min_length=1, max_length=ID_MAX)]
+
+
+class StrictModel(BaseModel):
+    """Unknown fields are an error (a typo in a filter must not be silently ignored); JSON types must match the
+    field's exactly (strict: no ``true`` as 1, no ``"3"`` as 3, no ``2.5`` as an integer); numbers must be finite."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _whole_numbers(cls, value: object, info: ValidationInfo) -> object:
+        """A number with no fraction (``20.0``) is an integer, as JSON Schema (and so the OpenAPI schema) says;
+        anything else goes to the strict check (``true``, ``"20"``, ``2.5``, ``NaN`` are refused)."""
+        if isinstance(value, float) and value.is_integer() and info.field_name is not None:
+            field = cls.model_fields.get(info.field_name)
+            if field is not None and field.annotation in (int, int | None):
+                return int(value)
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _all_text_valid(cls, value: object) -> object:
+        """Every text in every field is valid Unicode, including fields not typed ``Text`` (which name the item)."""
+        _check_text(value)
+        return value
 
 
 class SegmentIn(StrictModel):
     """A target audience in free text, with an optional weight and target countries."""
 
-    text: str = Field(max_length=MAX_TEXT, description="Who the audience is, in free text.")
+    text: Text = Field(max_length=MAX_TEXT, description="Who the audience is, in free text.")
     weight: float = Field(1.0, ge=1e-6, le=1_000, description="Relative importance among the segments.")
-    countries: list[str] = Field(default_factory=list, max_length=250, description="ISO 3166-1 alpha-2 codes.")
-    id: str | None = Field(None, min_length=1, max_length=64, description="Optional label used in the response.")
+    countries: list[Code] = Field(default_factory=list, max_length=250, description="ISO 3166-1 alpha-2 codes.")
+    id: Text | None = Field(None, min_length=1, max_length=64, description="Optional label used in the response.")
 
     @field_validator("text")
     @classmethod
@@ -43,22 +110,24 @@ class SegmentIn(StrictModel):
 class FiltersIn(StrictModel):
     """Which creators may be recommended; applied inside the search."""
 
-    min_followers: int = Field(1_000, ge=0, le=10**12)
-    max_followers: int = Field(100_000, ge=0, le=10**12)
-    platforms: list[str] = Field(default_factory=list, max_length=20)
-    countries: list[str] = Field(default_factory=list, max_length=250)
-    languages: list[str] = Field(default_factory=list, max_length=100)
+    min_followers: int = Field(1_000, ge=0, le=MAX_FOLLOWERS)
+    max_followers: int = Field(100_000, ge=0, le=MAX_FOLLOWERS)
+    platforms: list[Code] = Field(default_factory=list, max_length=20)
+    countries: list[Code] = Field(default_factory=list, max_length=250)
+    languages: list[Code] = Field(default_factory=list, max_length=100)
     min_audience_quality: float = Field(0.0, ge=0, le=100)
-    exclude: list[str] = Field(default_factory=list, max_length=MAX_EXCLUDE, description="Creator ids to leave out.")
+    exclude: list[CreatorIdIn] = Field(
+        default_factory=list, max_length=MAX_EXCLUDE, description="Creator ids to leave out."
+    )
 
 
 class BrandIn(StrictModel):
     """What the brand says about itself: a description, target segments, handles and hashtags."""
 
-    description: str | None = Field(None, max_length=MAX_TEXT, description="The brand and what it sells.")
+    description: Text | None = Field(None, max_length=MAX_TEXT, description="The brand and what it sells.")
     segments: list[SegmentIn] = Field(default_factory=list, max_length=MAX_SEGMENTS)
-    brand_handles: list[str] = Field(default_factory=list, max_length=MAX_BRAND_TERMS)
-    branded_hashtags: list[str] = Field(default_factory=list, max_length=MAX_BRAND_TERMS)
+    brand_handles: list[Text] = Field(default_factory=list, max_length=MAX_BRAND_TERMS)
+    branded_hashtags: list[Text] = Field(default_factory=list, max_length=MAX_BRAND_TERMS)
 
     @model_validator(mode="after")
     def _needs_a_target(self) -> BrandIn:
@@ -76,7 +145,9 @@ class RecommendationRequest(BrandIn):
     k: int = Field(20, ge=1, le=MAX_K, description="How many creators to return.")
     filters: FiltersIn = Field(default_factory=FiltersIn)
     objective: Objective = "conversions"
-    budget: float | None = Field(None, gt=0, description="Leave out creators whose expected price exceeds this.")
+    budget: float | None = Field(
+        None, gt=0, le=MAX_BUDGET, description="Leave out creators whose expected price exceeds this."
+    )
     require_mention: bool = Field(False, description="Keep only creators who mentioned a brand handle or hashtag.")
 
     @model_validator(mode="after")
@@ -89,7 +160,7 @@ class RecommendationRequest(BrandIn):
 class ScoreRequest(BrandIn):
     """Predictions for given creators (in the order given)."""
 
-    creator_ids: list[str] = Field(min_length=1, max_length=MAX_SCORE_IDS)
+    creator_ids: list[CreatorIdIn] = Field(min_length=1, max_length=MAX_SCORE_IDS)
 
 
 class Band(BaseModel):
@@ -290,8 +361,7 @@ class ReloadResponse(BaseModel):
 
 # ------------------------------------------------------------------------------------------- campaign plans
 
-MAX_PLAN_CREATORS = 100
-MAX_BUDGET = 1e9
+MAX_PLAN_CREATORS = PLAN_MAX_CREATORS
 
 PlanObjective = Literal["conversions", "reach"]
 
@@ -303,7 +373,7 @@ class PlanRequest(BrandIn):
     objective: PlanObjective = Field("conversions", description="Maximise expected conversions or unique reach.")
     min_creators: int = Field(1, ge=1, le=MAX_PLAN_CREATORS)
     max_creators: int | None = Field(None, ge=1, le=MAX_PLAN_CREATORS)
-    min_segment_reach: dict[str, float] = Field(
+    min_segment_reach: dict[Annotated[Text, StringConstraints(max_length=64)], Annotated[float, Field(ge=0)]] = Field(
         default_factory=dict,
         max_length=MAX_SEGMENTS,
         description="Segment id → unique in-segment people the plan must reach (a constraint met first).",

@@ -97,8 +97,24 @@ def api_settings(tmp_path_factory: pytest.TempPathFactory):
     from audiencefit.settings import Settings
 
     return Settings(
-        data_dir=tmp_path_factory.mktemp("api-data"), api_keys=[API_KEY, "other-key"], admin_api_keys=[ADMIN_KEY]
+        data_dir=tmp_path_factory.mktemp("api-data"),
+        api_keys=[API_KEY, "other-key"],
+        admin_api_keys=[ADMIN_KEY],
+        **UNLIMITED,
     )
+
+
+# Rate limits high enough never to refuse a test's requests (the limiter still runs); tests/e2e/test_rate_limits.py
+# sets low ones.
+UNLIMITED = {
+    "rate_limit_per_second": 100_000.0,
+    "rate_limit_burst": 100_000,
+    "rate_limit_plans_per_second": 100_000.0,
+    "rate_limit_plans_burst": 100_000,
+    "rate_limit_address_per_second": 100_000.0,
+    "rate_limit_address_burst": 100_000,
+}
+UNLIMITED_ENV = {f"AUDIENCEFIT_{name.upper()}": str(value) for name, value in UNLIMITED.items()}
 
 
 def make_client(settings, features: Path, bundle: Path, data: Path | None = None) -> Iterator[TestClient]:

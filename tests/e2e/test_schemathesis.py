@@ -5,12 +5,17 @@ Each operation gets schema-valid (positive) and schema-violating (negative) requ
 Every response must not be a 5xx and must conform to the response schema declared for its status. The test counts
 the requests it actually sent and requires at least ``MIN_REQUESTS`` of them.
 
+The ``poisoned`` mode sends what no schema generates: a schema-valid body written as raw JSON text with one value
+(a number, a text, or an unknown field) replaced by ``NaN``, ``Infinity``, ``-Infinity``, ``1e309`` or a lone
+surrogate ``"\ud800"``, or a query parameter set to such a value. Every one must be a 422 with a valid JSON body.
+
 Cut-off bodies (a client that disconnects before its body's end) are covered at the end of this file, and over
 real sockets against ``serve`` in tests/e2e/test_transport.py.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -56,7 +61,14 @@ PLAN: tuple[tuple[str, str, str, int, bool], ...] = (
     ("GET", "/metrics", "positive", 5, False),
     ("POST", "/admin/reload", "positive", 60, False),
     ("POST", "/admin/reload", "negative", 40, False),
+    ("POST", "/v1/recommendations", "poisoned", 150, False),
+    ("POST", "/v1/score", "poisoned", 80, True),
+    ("POST", "/v1/plans", "poisoned", 120, False),
+    ("GET", "/v1/creators/{creator_id}/lookalikes", "poisoned", 30, True),
+    ("POST", "/admin/reload", "poisoned", 30, False),
 )
+POISON = ("NaN", "Infinity", "-Infinity", "1e309", "-1e309", '"\\ud800"', '"text \\udfff"')
+_SLOT = "__poisoned_value__"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +93,7 @@ def creator_ids(small_features: Path) -> list[str]:
 def _strategy(operation: Any, mode: str, known: list[str] | None) -> st.SearchStrategy[Any]:
     from schemathesis import GenerationMode
 
-    generation = GenerationMode.NEGATIVE if mode == "negative" else GenerationMode.POSITIVE
+    generation = GenerationMode.NEGATIVE if mode == "negative" else GenerationMode.POSITIVE  # poisoned: positive
     if known is not None and "{other_id}" in operation.path:
         strategy = st.tuples(st.sampled_from(known), st.sampled_from(known)).flatmap(
             lambda ids: operation.as_strategy(
@@ -94,14 +106,53 @@ def _strategy(operation: Any, mode: str, known: list[str] | None) -> st.SearchSt
         )
     else:
         strategy = operation.as_strategy(generation_mode=generation)
-    if mode == "realistic":
+    if mode in ("realistic", "poisoned"):
         # Schema-valid bodies with words the embedder knows and real country codes: random text is mostly refused
         # by the domain checks (422), which would leave ranking, bands and explanations unfuzzed.
         strategy = st.tuples(strategy, st.randoms(use_true_random=False)).map(_realistic)
     if known is not None and operation.path == "/v1/score":
         # The generated body with its creator ids replaced by real ones (random ids are all 404).
         strategy = st.tuples(strategy, st.lists(st.sampled_from(known), min_size=1, max_size=8)).map(_with_ids)
+    if mode == "poisoned":
+        strategy = st.tuples(strategy, st.randoms(use_true_random=False)).map(_poisoned)
     return strategy
+
+
+def _slots(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths to every number and text in a JSON value (booleans and nulls are neither)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _slots(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _slots(v, (*path, i))]
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return [path]
+    return []
+
+
+def _poisoned(pair: tuple[Any, random.Random]) -> tuple[Any, list[Any]]:
+    """The case with one value made non-finite or invalid text, and where the 422 must say it is: in the body as raw
+    JSON text (a JSON encoder refuses such values), or in a query parameter for an operation without a body."""
+    case, rnd = pair
+    if case.method.upper() == "GET":
+        name = rnd.choice(sorted({*(case.query or {}), "k"}))
+        case.query = {**(case.query or {}), name: rnd.choice(POISON[:5])}  # text in a URL is UTF-8: no surrogates
+        return case, ["query", name]
+    token = rnd.choice(POISON)
+    body = json.loads(json.dumps(case.body)) if isinstance(case.body, dict) else {}
+    slots = _slots(body)
+    if slots and rnd.random() < 0.85:
+        *parents, last = rnd.choice(slots)
+        target = body
+        for key in parents:
+            target = target[key]
+        target[last] = _SLOT
+        where = ["body", *parents, last]
+    else:
+        body["unexpected_field"] = _SLOT
+        where = ["body", "unexpected_field"]
+    case.body = json.dumps(body).replace(f'"{_SLOT}"', token).encode("utf-8")
+    case.media_type = "application/json"
+    return case, where
 
 
 def _realistic(pair: tuple[Any, random.Random]) -> Any:
@@ -153,9 +204,16 @@ def _runner(
         )
         @given(case=_strategy(operation, mode, known))
         def fuzz(case: Any) -> None:
+            case, where = case if isinstance(case, tuple) else (case, None)
             sent[f"{method} {path}"] += 1
             response = case.call(headers={"X-API-Key": key})
             statuses[(f"{method} {path}", response.status_code)] += 1
+            if where is not None and not _refused_with_json(response, where):
+                failures.append(
+                    f"{method} {path} [{mode}] -> {response.status_code}, not a 422 with a JSON body: "
+                    f"{response.text[:300]}\n{case.as_curl_command()}"
+                )
+                return
             try:
                 case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
             except (AssertionError, BaseExceptionGroup) as exc:  # schemathesis' Failure / FailureGroup
@@ -164,6 +222,19 @@ def _runner(
         fuzz()
 
     return run
+
+
+def _refused_with_json(response: Any, where: list[Any]) -> bool:
+    """A 422 whose body is strict JSON (no NaN or Infinity tokens) and names the location ``where``."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(token)
+
+    try:
+        body = json.loads(response.text, parse_constant=refuse)
+    except ValueError:
+        return False
+    return response.status_code == 422 and any(error.get("loc") == where for error in body["detail"])
 
 
 def test_fuzz_every_operation(app, creator_ids: list[str]) -> None:

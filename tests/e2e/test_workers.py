@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, API_KEY
+from tests.e2e.conftest import ADMIN_KEY, API_KEY, UNLIMITED_ENV
 from tests.e2e.test_hot_swap import BODY, _bundle_id, _corrupt_copy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +48,7 @@ def two_workers(tmp_path: Path, small_features: Path, bundles) -> Iterator[str]:
         "AUDIENCEFIT_ADMIN_API_KEYS": ADMIN_KEY,
         "AUDIENCEFIT_DATA_DIR": str(tmp_path / "data"),
         "AUDIENCEFIT_LOG_LEVEL": "WARNING",
+        **UNLIMITED_ENV,  # the readiness polls below would exceed the per-address limit
     }
     cmd = [sys.executable, "-c", "from audiencefit.cli import main; main()", "serve", "--workers", "2"]
     cmd += ["--threads", "2", "--features", str(small_features), "--bundle", str(bundles[0]), "--port", str(port)]

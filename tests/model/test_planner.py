@@ -127,3 +127,20 @@ def test_infeasible_constraints_are_named(constraints: Constraints, name: str) -
         make_plan(candidates(), constraints)
     assert err.value.constraint == name
     assert str(err.value).startswith(f"{name}: ")
+
+
+def test_plan_size_and_work_are_bounded_whatever_the_budget() -> None:
+    """A budget that buys every candidate used to plan all of them (work ~ candidates x plan size^2); now a plan has
+    at most MAX_CREATORS creators, and a greedy pass that runs out of work stops with a valid plan."""
+    from models import planner
+
+    c = candidates(n=160, seed=3)
+    huge = Constraints(budget=1e12)
+    plan = make_plan(c, huge, max_work=10**9)
+    assert len(plan.creators) == planner.MAX_CREATORS  # 160 without the cap
+    assert len(make_plan(c, huge).creators) <= planner.MAX_CREATORS
+    with pytest.raises(PlanError, match="max_creators"):
+        make_plan(c, Constraints(budget=1e12, max_creators=planner.MAX_CREATORS + 1))
+    small = make_plan(c, huge, max_work=2_000)  # the first few picks evaluate every candidate once
+    assert 1 <= len(small.creators) < len(plan.creators)
+    assert small.total_cost <= huge.budget
