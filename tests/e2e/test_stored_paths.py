@@ -185,7 +185,7 @@ def test_reload_by_path_outside_the_roots_is_refused(api_settings, small_feature
         assert all(a == answers[0] for a in answers)  # the same answer whether the path exists or not
         assert "AUDIENCEFIT_RELOAD_ROOTS" in answers[0]["detail"]
         ready = client.get("/readyz").json()
-        assert ready["last_reload_error"] is None and ready["bundle_id"] == _meta(first)["bundle_id"]
+        assert ready["last_reload_failed"] is False and ready["bundle_id"] == _meta(first)["bundle_id"]
 
 
 def test_reload_roots_setting(api_settings, small_features: Path, bundles, tmp_path) -> None:

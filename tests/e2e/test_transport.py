@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENTS, make_client
+from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENTS, UNLIMITED_ENV, make_client
 from tests.e2e.test_workers import ROOT, SITECUSTOMIZE, _free_port
 
 HEADER_TIMEOUT_S = 1.0
@@ -53,6 +53,10 @@ def server(request, tmp_path_factory: pytest.TempPathFactory, small_features: Pa
         "AUDIENCEFIT_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         "AUDIENCEFIT_HTTP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         "AUDIENCEFIT_HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+        # The tests probe the transport, not the rate limits (tests/e2e/test_rate_limits.py), and reload bundle
+        # paths from their own temporary directories.
+        **UNLIMITED_ENV,
+        "AUDIENCEFIT_RELOAD_ROOTS": str(tmp_path_factory.getbasetemp()),
     }
     cmd = [sys.executable, "-c", "from audiencefit.cli import main; main()", "serve", "--workers", str(workers)]
     cmd += ["--threads", "2", "--features", str(small_features), "--bundle", str(bundles[0]), "--port", str(port)]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
 from features.errors import InputError
 
@@ -294,11 +295,11 @@ def test_service_serves_and_reloads_the_champion_from_the_registry(tracked, sett
 
     if current_version("champion", settings=settings) is None:
         _set_champion(settings, "audiencefit", "1", None, "test")
-    api = settings.model_copy(update={"api_keys": ["k" * 20], "admin_api_keys": ["a" * 20]})
+    api = settings.model_copy(update={"api_keys": [SecretStr("k" * 20)], "admin_api_keys": [SecretStr("a" * 20)]})
     app = create_app(api, features_dir=small_features, bundle_source="models:/audiencefit@champion")
     with TestClient(app, raise_server_exceptions=False) as client:
         ready = client.get("/readyz").json()
-        assert ready["ready"] is True and ready["last_reload_error"] is None, ready
+        assert ready["ready"] is True and ready["last_reload_failed"] is False, ready
         admin = {"X-API-Key": "a" * 20}
         for body in ({"source": "configured"}, {"model_uri": "models:/audiencefit/1"}):
             resp = client.post("/admin/reload", json=body, headers=admin)
