@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+
+from tests.processes import alive, until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,27 +38,6 @@ PARENT = textwrap.dedent(
 )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (dead, not yet reaped by its parent) is gone for this purpose.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
-
-
-def _until(check, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
-
-
 def test_compile_processes_die_when_their_parent_is_killed(tmp_path: Path):
     site, pids = tmp_path / "site", tmp_path / "pids"
     site.mkdir()
@@ -67,17 +47,17 @@ def test_compile_processes_die_when_their_parent_is_killed(tmp_path: Path):
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "cache")], env=env, cwd=ROOT)
     children: list[int] = []
     try:
-        assert _until(lambda: len(list(pids.iterdir())) == 2, 60), "the compile processes did not start"
+        assert until(lambda: len(list(pids.iterdir())) == 2, 60), "the compile processes did not start"
         children = [int(p.name) for p in pids.iterdir()]
-        assert all(_alive(pid) for pid in children)
+        assert all(alive(pid) for pid in children)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-        assert _until(lambda: not any(_alive(pid) for pid in children), 5), "compile processes outlived their parent"
+        assert until(lambda: not any(alive(pid) for pid in children), 5), "compile processes outlived their parent"
     finally:
         parent.kill()
         parent.wait()
         for pid in children:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -109,9 +89,9 @@ def test_die_with_parent_watchdog_without_prctl(tmp_path: Path):
     try:
         middle.kill()
         middle.wait()
-        assert _until(lambda: not _alive(child), 5)
+        assert until(lambda: not alive(child), 5)
     finally:
-        if _alive(child):
+        if alive(child):
             os.kill(child, signal.SIGKILL)
 
 

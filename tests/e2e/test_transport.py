@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENTS, UNLIMITED_ENV, make_client
-from tests.e2e.test_workers import ROOT, SITECUSTOMIZE, _free_port
+from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENTS, make_client
+from tests.e2e.serve_process import ROOT, running_serve, serve_env
 
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.5
@@ -39,41 +36,17 @@ def server(request, tmp_path_factory: pytest.TempPathFactory, small_features: Pa
     """``audiencefit serve --workers N`` with short transport timeouts: its base URL."""
     workers = int(request.param)
     tmp = tmp_path_factory.mktemp(f"serve-{workers}")
-    site = tmp / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
-        "AUDIENCEFIT_API_KEYS": API_KEY,
-        "AUDIENCEFIT_ADMIN_API_KEYS": ADMIN_KEY,
-        "AUDIENCEFIT_DATA_DIR": str(tmp / "data"),
-        "AUDIENCEFIT_LOG_LEVEL": "WARNING",
-        "AUDIENCEFIT_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
-        "AUDIENCEFIT_HTTP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
-        "AUDIENCEFIT_HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-        # The tests probe the transport, not the rate limits (tests/e2e/test_rate_limits.py), and reload bundle
-        # paths from their own temporary directories.
-        **UNLIMITED_ENV,
-        "AUDIENCEFIT_RELOAD_ROOTS": str(tmp_path_factory.getbasetemp()),
-    }
-    cmd = [sys.executable, "-c", "from audiencefit.cli import main; main()", "serve", "--workers", str(workers)]
-    cmd += ["--threads", "2", "--features", str(small_features), "--bundle", str(bundles[0]), "--port", str(port)]
-    log = tmp / "server.log"
-    base = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while len(_reload_times(base)) < workers:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the server did not become ready: {log.read_text()[-3000:]}")
-                time.sleep(0.3)
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    env = serve_env(
+        tmp,
+        AUDIENCEFIT_HTTP_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+        AUDIENCEFIT_HTTP_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
+        AUDIENCEFIT_HTTP_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+        # Bundle paths reloaded by the tests live in their own temporary directories.
+        AUDIENCEFIT_RELOAD_ROOTS=str(tmp_path_factory.getbasetemp()),
+    )
+    ready = lambda base: len(_reload_times(base)) >= workers  # noqa: E731
+    with running_serve(tmp, small_features, bundles[0], workers=workers, env=env, ready=ready) as server:
+        yield server.base
 
 
 def _reload_times(base: str, tries: int = 10) -> dict[int, str | None]:

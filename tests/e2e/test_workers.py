@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,69 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, API_KEY, UNLIMITED_ENV
+from tests.e2e.conftest import ADMIN_KEY, API_KEY
+from tests.e2e.serve_process import ROOT, free_port, running_serve, serve_command, serve_env, worker_pids
 from tests.e2e.test_hot_swap import BODY, _bundle_id, _corrupt_copy
-
-ROOT = Path(__file__).resolve().parents[2]
-# Worker processes are spawned fresh: the test embedder is registered in each through sitecustomize.
-SITECUSTOMIZE = f"""
-import sys
-sys.path.insert(0, {str(ROOT)!r})
-from tests.conftest import _register_hashing_backend
-_register_hashing_backend()
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.processes import until
 
 
 @pytest.fixture()
 def two_workers(tmp_path: Path, small_features: Path, bundles) -> Iterator[str]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
-        "AUDIENCEFIT_API_KEYS": API_KEY,
-        "AUDIENCEFIT_ADMIN_API_KEYS": ADMIN_KEY,
-        "AUDIENCEFIT_DATA_DIR": str(tmp_path / "data"),
-        "AUDIENCEFIT_LOG_LEVEL": "WARNING",
-        **UNLIMITED_ENV,  # the readiness polls below would exceed the per-address limit
-    }
-    cmd = [sys.executable, "-c", "from audiencefit.cli import main; main()", "serve", "--workers", "2"]
-    cmd += ["--threads", "2", "--features", str(small_features), "--bundle", str(bundles[0]), "--port", str(port)]
-    log = tmp_path / "server.log"
-    base = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while len(_worker_pids(base, 12)) < 2:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"two workers did not become ready: {log.read_text()[-3000:]}")
-                time.sleep(0.3)
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
-def _worker_pids(base: str, tries: int) -> set[int]:
-    """The workers that answered ``tries`` readiness checks, each on a new connection."""
-    pids = set()
-    for _ in range(tries):
-        try:
-            resp = httpx.get(f"{base}/readyz", timeout=5)
-        except httpx.HTTPError:
-            continue
-        if resp.status_code == 200:
-            pids.add(resp.json()["worker_pid"])
-    return pids
+    with running_serve(tmp_path, small_features, bundles[0], workers=2, env=serve_env(tmp_path)) as server:
+        yield server.base
 
 
 def _bundles_serving(base: str, tries: int = 16) -> dict[int, str]:
@@ -91,12 +36,7 @@ def _bundles_serving(base: str, tries: int = 16) -> dict[int, str]:
 
 
 def _until(check, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
+    return until(check, timeout, interval=0.2)
 
 
 def _counted(base: str, route: str) -> int:
@@ -143,18 +83,18 @@ def test_two_workers_are_one_service(two_workers: str, bundles, tmp_path: Path):
 def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(two_workers: str):
     base = two_workers
     headers = {"X-API-Key": API_KEY}
-    victim = sorted(_worker_pids(base, 8))[0]
+    victim = sorted(worker_pids(base, 8))[0]
     os.kill(victim, 9)
     statuses = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         resp = httpx.post(f"{base}/v1/recommendations", json=BODY, headers=headers, timeout=30)
         statuses.append(resp.status_code)
-        pids = _worker_pids(base, 8)
+        pids = worker_pids(base, 8)
         if len(pids) == 2 and victim not in pids:
             break
         time.sleep(0.2)
-    pids = _worker_pids(base, 8)
+    pids = worker_pids(base, 8)
     assert len(pids) == 2 and victim not in pids, "the killed worker was not replaced"
     # The other worker answered throughout; only a request in flight on the killed one could have failed.
     assert statuses.count(200) >= len(statuses) - 1, statuses
@@ -165,8 +105,7 @@ def test_a_worker_that_cannot_load_fails_the_start(tmp_path: Path, bundles):
     empty = tmp_path / "not-a-feature-set"
     empty.mkdir()
     env = {**os.environ, "AUDIENCEFIT_API_KEYS": API_KEY, "AUDIENCEFIT_DATA_DIR": str(tmp_path / "data")}
-    cmd = [sys.executable, "-c", "from audiencefit.cli import main; main()", "serve", "--workers", "2"]
-    cmd += ["--features", str(empty), "--bundle", str(bundles[0]), "--port", str(_free_port())]
+    cmd = serve_command(empty, bundles[0], workers=2, port=free_port())
     done = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "while loading" in done.stderr, done.stderr[-2000:]
