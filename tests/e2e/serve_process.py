@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,17 +34,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def worker_pids(base: str, tries: int) -> set[int]:
-    """The workers that answered ``tries`` readiness checks, each on a new connection."""
-    pids = set()
+def readiness(base: str, tries: int) -> dict[int, dict[str, Any]]:
+    """worker pid → its ``/readyz`` answer, for the workers that answered ``tries`` readiness checks (200), each on a
+    new connection."""
+    out: dict[int, dict[str, Any]] = {}
     for _ in range(tries):
         try:
             resp = httpx.get(f"{base}/readyz", timeout=5)
         except httpx.HTTPError:
             continue
         if resp.status_code == 200:
-            pids.add(resp.json()["worker_pid"])
-    return pids
+            body = resp.json()
+            out[body["worker_pid"]] = body
+    return out
+
+
+def worker_pids(base: str, tries: int) -> set[int]:
+    """The workers that answered ``tries`` readiness checks, each on a new connection."""
+    return set(readiness(base, tries))
 
 
 def serve_env(tmp_path: Path, sitecustomize: str = SITECUSTOMIZE, **extra: str) -> dict[str, str]:

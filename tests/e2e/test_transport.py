@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENTS, make_client
-from tests.e2e.serve_process import ROOT, running_serve, serve_env
+from tests.e2e.serve_process import ROOT, readiness, running_serve, serve_env
 
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.5
@@ -51,15 +51,7 @@ def server(request, tmp_path_factory: pytest.TempPathFactory, small_features: Pa
 
 def _reload_times(base: str, tries: int = 10) -> dict[int, str | None]:
     """worker pid → when it last reloaded, from readiness checks on new connections."""
-    out: dict[int, str | None] = {}
-    for _ in range(tries):
-        try:
-            resp = httpx.get(f"{base}/readyz", timeout=5)
-        except httpx.HTTPError:
-            continue
-        if resp.status_code == 200:
-            out[resp.json()["worker_pid"]] = resp.json()["last_reload_at"]
-    return out
+    return {pid: body["last_reload_at"] for pid, body in readiness(base, tries).items()}
 
 
 def _reloads_counted(base: str) -> int:
