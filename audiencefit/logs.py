@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 REDACTED = "***"
@@ -35,11 +35,16 @@ _MIN_SCRUBBED = 4  # shorter "secrets" (a development key like "k") would redact
 _secrets: list[str] = []  # longest first: a key containing another is replaced whole
 
 
+def _spellings(value: str) -> set[str]:
+    """``value`` as a log line can spell it: as is, in a Python repr (an error message quoting it), and each of
+    those escaped again in a JSON line (a quote or backslash in a key is escaped there)."""
+    plain = {value, repr(value)[1:-1]}
+    return plain | {json.dumps(v, ensure_ascii=False)[1:-1] for v in plain}
+
+
 def register_secrets(values: Iterable[str]) -> None:
     """Values that must never appear in a log line (every formatter replaces them by ``***``)."""
-    kept = [v for v in values if len(v) >= _MIN_SCRUBBED]
-    # As written in a JSON line too (a quote or backslash in a key is escaped there).
-    found = set(kept) | {json.dumps(v, ensure_ascii=False)[1:-1] for v in kept} | set(_secrets)
+    found = {spelling for v in values if len(v) >= _MIN_SCRUBBED for spelling in _spellings(v)} | set(_secrets)
     _secrets[:] = sorted(found, key=len, reverse=True)
 
 
@@ -77,8 +82,18 @@ class AccessLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+            record.args = (*args[:2], redact_query(_unescaped_secrets(args[2])), *args[3:])
         return True
+
+
+def _unescaped_secrets(path: str) -> str:
+    """A path as the client sent it can percent-encode a secret any way it likes (``plus%2Bkey``, ``%70lus+key``):
+    when the decoded path holds one, the path is shown decoded, scrubbed and encoded again (canonically, so no
+    control character reaches the log); otherwise as it came."""
+    decoded = unquote(path, errors="replace")
+    if decoded == path or scrub(decoded) == decoded:
+        return path
+    return quote(scrub(decoded), safe="/?&=*%")
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:

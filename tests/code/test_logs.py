@@ -139,3 +139,42 @@ def test_a_secret_with_quotes_is_scrubbed_from_json_lines(captured):
     logs.register_secrets([quoted])
     logging.getLogger("t").info("seen", extra={"value": quoted})
     assert "quote" not in stream.getvalue()
+
+
+@pytest.mark.parametrize("captured", ["console", "json"], indirect=True)
+def test_a_secret_quoted_in_an_error_message_is_scrubbed(captured):
+    """An error that quotes the secret with ``%r`` escapes its quote and backslash once more (probe: the reload
+    ``error`` field of a JSON line carried the key)."""
+    stream, _ = captured
+    quoted = 'quo"te\\key-0123456789abcdef'
+    logs.register_secrets([quoted])
+    logging.getLogger("t").error("reload failed", extra={"error": f"InputError: no registered model {quoted!r}"})
+    assert "0123456789abcdef" not in stream.getvalue()
+
+
+@pytest.mark.parametrize("captured", ["console", "json"], indirect=True)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/creators/plus%2Bkey%3D0123456789abcdef",
+        "/v1/creators/%70lus+key%3d0123456789abcdef",
+        "/v1/creators/plus%2bkey%3D0123456789abcdef?k=1",
+    ],
+)
+def test_a_percent_encoded_secret_in_an_access_log_path_is_scrubbed(captured, path):
+    stream, _ = captured
+    logs.register_secrets(["plus+key=0123456789abcdef"])
+    access = logging.getLogger(logs.ACCESS_LOGGER)
+    access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", path, "1.1", 404)
+    line = stream.getvalue()
+    assert "0123456789abcdef" not in line and "/v1/creators/***" in line, line
+
+
+@pytest.mark.parametrize("captured", ["console"], indirect=True)
+def test_a_path_decoded_for_scrubbing_carries_no_line_break(captured):
+    stream, _ = captured
+    logs.register_secrets(["plus+key=0123456789abcdef"])
+    logging.getLogger(logs.ACCESS_LOGGER).info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/v1/x%0Afake-line/plus%2Bkey%3D0123456789abcdef", "1.1", 404
+    )
+    assert stream.getvalue().count("\n") == 1
