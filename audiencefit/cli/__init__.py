@@ -39,9 +39,10 @@ def _root(
 
 def main() -> None:
     """Entry point: run the CLI. audiencefit errors (bad settings included, for every command) print their
-    message, with no traceback, and exit with their code; an operating-system error (permission, missing file,
-    full disk) prints what failed on which path and exits 1 (its traceback is logged at DEBUG, ``-v``); Ctrl-C
-    exits 130."""
+    message, with no traceback, and exit with their code; an operating-system error prints what failed on which
+    path (its traceback is logged at DEBUG, ``-v``) and exits 2 when a path given to the command cannot be used as
+    one (missing, a file where a directory is needed or the reverse, not permitted), 1 otherwise (e.g. a full
+    disk); Ctrl-C exits 130."""
     try:
         app()
     except AudiencefitError as exc:
@@ -50,10 +51,14 @@ def main() -> None:
     except OSError as exc:
         logging.getLogger("audiencefit.cli").debug("operating-system error", exc_info=True)
         sys.stderr.write(f"error: {describe_os_error(exc)}\n")
-        sys.exit(1)
+        sys.exit(2 if isinstance(exc, BAD_PATH_ERRORS) else 1)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+
+
+# A path the user gave (a flag, a setting) that cannot be used as asked: bad input, exit 2 like any other.
+BAD_PATH_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 def describe_os_error(exc: OSError) -> str:

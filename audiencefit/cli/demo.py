@@ -28,11 +28,17 @@ _PROGRESS_FROM = 5000
 def demo_data_command(
     *,
     creators: Annotated[
-        int, typer.Option("--creators", min=1, help="Number of creator accounts to generate (e.g. 5000).")
+        int,
+        typer.Option("--creators", min=1, max=10_000_000, help="Number of creator accounts to generate (e.g. 5000)."),
     ] = 5000,
     seed: Annotated[
         int | None,
-        typer.Option("--seed", min=0, help="Random seed; the same seed gives byte-identical files. Default: settings."),
+        typer.Option(
+            "--seed",
+            min=0,
+            max=2**63 - 1,
+            help="Random seed; the same seed gives byte-identical files. Default: settings.",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -43,12 +49,13 @@ def demo_data_command(
         typer.Option(
             "--followers-per-creator",
             min=0,
+            max=100_000,
             help="Typical size of each creator's follower sample (varies per creator; ~10% of creators get none).",
         ),
     ] = 20,
     brands: Annotated[
         int | None,
-        typer.Option("--brands", min=1, help="Number of brands. Default: max(10, creators / 125)."),
+        typer.Option("--brands", min=1, max=100_000, help="Number of brands. Default: max(10, creators / 125)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace DIR even when it already holds files.")] = False,
 ) -> None:

@@ -20,8 +20,12 @@ if TYPE_CHECKING:
 FeaturesOpt = Annotated[Path, typer.Option("--features", help="Feature set directory (from 'features build').")]
 IndexDirOpt = Annotated[Path | None, typer.Option("--index-dir", help="Index directory. Default: <features>/index.")]
 KOpt = Annotated[int, typer.Option("--k", min=1, max=1000, help="How many creators to return (1–1000).")]
-MinFollowersOpt = Annotated[int, typer.Option("--min-followers", min=0, help="Smallest follower count allowed.")]
-MaxFollowersOpt = Annotated[int, typer.Option("--max-followers", min=0, help="Largest follower count allowed.")]
+MinFollowersOpt = Annotated[
+    int, typer.Option("--min-followers", min=0, max=2**62, help="Smallest follower count allowed.")
+]
+MaxFollowersOpt = Annotated[
+    int, typer.Option("--max-followers", min=0, max=2**62, help="Largest follower count allowed.")
+]
 PlatformOpt = Annotated[list[str] | None, typer.Option("--platform", help="Allowed platform (repeatable).")]
 CountryOpt = Annotated[
     list[str] | None, typer.Option("--country", help="Allowed creator country, ISO alpha-2 (repeatable).")

@@ -16,6 +16,10 @@ from audiencefit.cli._types import finite, finite_number
 from features.errors import InputError
 from features.untrusted_json import parse_json
 
+# models.planner.MAX_CREATORS, not imported: the planner pulls numpy and polars into every CLI start (0.56 s);
+# tests/code/test_cli_flags.py checks that the two agree.
+MAX_CREATORS = 100
+
 
 class PlanObjectiveChoice(StrEnum):
     conversions = "conversions"
@@ -43,10 +47,13 @@ def plan(
         ),
     ] = PlanObjectiveChoice.conversions,
     min_creators: Annotated[
-        int, typer.Option("--min-creators", min=1, help="At least this many creators in the plan.")
+        int, typer.Option("--min-creators", min=1, max=MAX_CREATORS, help="At least this many creators in the plan.")
     ] = 1,
     max_creators: Annotated[
-        int | None, typer.Option("--max-creators", min=1, help="At most this many creators (default: no limit).")
+        int | None,
+        typer.Option(
+            "--max-creators", min=1, max=MAX_CREATORS, help=f"At most this many creators (default {MAX_CREATORS})."
+        ),
     ] = None,
     min_segment_reach: Annotated[
         list[str] | None,

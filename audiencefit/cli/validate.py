@@ -25,7 +25,10 @@ def validate_command(
         typer.Argument(metavar="DIR", help="Directory holding the input tables, e.g. creators.csv and posts.parquet."),
     ],
     max_issues: Annotated[
-        int, typer.Option("--max-issues", min=0, help="Print at most N problems per file (0 prints all of them).")
+        int,
+        typer.Option(
+            "--max-issues", min=0, max=1_000_000, help="Print at most N problems per file (0 prints all of them)."
+        ),
     ] = 100,
     export_time: Annotated[str | None, typer.Option("--export-time", help=EXPORT_TIME_HELP)] = None,
 ) -> None:

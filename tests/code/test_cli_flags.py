@@ -67,3 +67,28 @@ def test_min_segment_reach_refuses_non_finite_people(tmp_path) -> None:
     )
     assert result.exit_code != 0
     assert "--min-segment-reach" in str(result.exception) or "--min-segment-reach" in result.output
+
+
+def test_plan_flags_share_the_planners_creator_limit() -> None:
+    from audiencefit.cli import plan_cmd
+    from models.planner import MAX_CREATORS
+
+    assert plan_cmd.MAX_CREATORS == MAX_CREATORS
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo-data", "--creators", "99999999999999999999"],
+        ["demo-data", "--creators", "10", "--followers-per-creator", "99999999999999999999"],
+        ["demo-data", "--creators", "10", "--brands", "99999999999999999999"],
+        ["demo-data", "--creators", "10", "--seed", "99999999999999999999"],
+        ["search", "--features", "f", "--segment", "x", "--max-followers", "99999999999999999999"],
+        ["plan", "--features", "f", "--brand", "b.json", "--budget", "10", "--max-creators", "101"],
+        ["validate", "d", "--max-issues", "99999999999999999999"],
+    ],
+)
+def test_an_integer_flag_too_large_for_the_machine_is_refused_with_exit_2(args: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--" in result.output and "less than or equal to" in result.output

@@ -126,6 +126,6 @@ def test_an_operating_system_error_is_one_line_naming_the_path(tmp_path: Path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     result = _run_cli({}, "demo-data", "--creators", "5", "--out", str(blocker / "world"))
-    assert result.returncode == 1
+    assert result.returncode == 2  # a path given by the user that cannot be a directory: bad input
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and str(blocker) in result.stderr
