@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -21,7 +22,7 @@ from starlette.routing import BaseRoute
 
 from audiencefit.settings import Settings
 from features.embed import Embedder
-from features.errors import InputError
+from features.errors import AudiencefitError, InputError
 from serving.errors import MAX_MESSAGE, safe_text, undecodable_body, validation_error
 from serving.gate import RequestGate
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
@@ -131,11 +132,14 @@ def create_app(
     threads: int = DEFAULT_THREADS,
     control_dir: Path | None = None,
     compute_inline: bool = False,
+    exit_on_load_error: bool = False,
 ) -> FastAPI:
     """The audiencefit API. ``bundle_source`` is a bundle directory or a registry URI (models:/name@alias);
     ``control_dir`` makes the app one of several worker processes (``serving.workers``); ``compute_inline`` runs
     the recommendation routes' work on the event loop, for a worker that is given one request at a time
-    (``serving.deps.get_compute``)."""
+    (``serving.deps.get_compute``); ``exit_on_load_error`` ends the process when the state cannot load (bad
+    input: a directory that is not a feature set, unreadable raw data): one log line naming what is wrong and the
+    error's exit code (2), instead of the traceback the ASGI server would print for a failed start."""
     config = ServeConfig(
         features_dir, bundle_source, index_dir, data_dir, embedder, max_body_bytes, threads, control_dir
     )
@@ -144,7 +148,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.threads
-        state = await anyio.to_thread.run_sync(load_state, settings, config)
+        try:
+            state = await anyio.to_thread.run_sync(load_state, settings, config)
+        except AudiencefitError as exc:
+            if not exit_on_load_error:
+                raise
+            log.error("the service cannot start", extra={"error": str(exc)})
+            logging.shutdown()  # flush: os._exit skips it
+            os._exit(exc.exit_code)
         freeze_loaded_objects()
         if state.models.current is not None:
             current = state.models.current

@@ -75,6 +75,7 @@ def build_app(options: dict[str, Any]) -> FastAPI:
         control_dir=control_dir,
         # One request at a time from the front: nothing else waits on this worker's loop while it computes.
         compute_inline=int(options.get("in_flight", 0)) == 1,
+        exit_on_load_error=True,  # the front's start then fails with this worker's exit code, no traceback
     )
 
 

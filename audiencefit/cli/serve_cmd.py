@@ -131,6 +131,7 @@ def serve(
             index_dir=index_dir,
             data_dir=data,
             threads=threads,
+            exit_on_load_error=True,
         )
         uvicorn.run(api, host=host, port=port, **_uvicorn_options(settings))
         return

@@ -101,11 +101,17 @@ def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(two_workers
     assert httpx.post(f"{base}/v1/recommendations", json=BODY, headers=headers, timeout=30).status_code == 200
 
 
-def test_a_worker_that_cannot_load_fails_the_start(tmp_path: Path, bundles):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_service_that_cannot_load_fails_the_start_in_one_line(tmp_path: Path, bundles, workers: int):
+    """Bad input at start (here a directory that is no feature set): the reason in one log line, no traceback;
+    one process exits 2, the front of several reports the worker's exit while loading."""
     empty = tmp_path / "not-a-feature-set"
     empty.mkdir()
     env = {**os.environ, "AUDIENCEFIT_API_KEYS": API_KEY, "AUDIENCEFIT_DATA_DIR": str(tmp_path / "data")}
-    cmd = serve_command(empty, bundles[0], workers=2, port=free_port())
+    cmd = serve_command(empty, bundles[0], workers=workers, port=free_port())
     done = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    assert "while loading" in done.stderr, done.stderr[-2000:]
+    assert done.returncode == (2 if workers == 1 else 3), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "not a feature set" in done.stderr
+    if workers == 2:
+        assert "exited with code 2 while loading" in done.stderr, done.stderr[-2000:]
