@@ -115,8 +115,9 @@ async def validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def undecodable_body(request: Request, exc: Exception) -> Response:
-    """FastAPI answers a JSON body that is not valid UTF-8 with a bare 400; say where the bad byte is, as a 422
-    like any other invalid JSON. Every other HTTP error keeps FastAPI's own answer."""
+    """FastAPI answers a JSON body that is not valid UTF-8, nested deeper than Python's parser follows or holding
+    an integer longer than it converts with a bare 400 ("There was an error parsing the body"); answer a 422 that
+    says what is wrong, like any other invalid JSON. Every other HTTP error keeps FastAPI's own answer."""
     if not isinstance(exc, StarletteHTTPException):
         raise exc
     cause = exc.__cause__
@@ -128,5 +129,11 @@ async def undecodable_body(request: Request, exc: Exception) -> Response:
                 "msg": f"the body is not valid {cause.encoding.upper()}: byte {cause.start} cannot be decoded",
             }
         ]
+        return JSONResponse({"detail": detail}, status_code=422)
+    if exc.status_code == 400 and isinstance(cause, RecursionError | ValueError):
+        # Python's JSON parser gives up on nesting deeper than its recursion limit and on integers of more than
+        # 4,300 digits; no field of any request nests or counts that far.
+        reason = "nested too deeply" if isinstance(cause, RecursionError) else "holds an integer with too many digits"
+        detail = [{"type": "json_invalid", "loc": ["body"], "msg": f"the JSON body {reason} to be a request"}]
         return JSONResponse({"detail": detail}, status_code=422)
     return await http_exception_handler(request, exc)

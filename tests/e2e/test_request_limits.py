@@ -137,6 +137,21 @@ def test_surrogates_and_bad_bytes_sent_raw_are_refused_with_json(client):
 
 
 @pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"description": "running shoes", "k": ' + "1" * 4301 + "}", "too many digits"),
+        ('{"description": "running shoes", "u": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+        ('{"segments": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    ],
+)
+def test_json_beyond_the_parser_is_a_422_not_a_400(client, body: str, message: str):
+    """Python's JSON parser gives up on very deep nesting and on integers over 4,300 digits (FastAPI: a bare 400)."""
+    resp = client.post("/v1/recommendations", content=body.encode(), headers={"Content-Type": "application/json"})
+    assert resp.status_code == 422, resp.text
+    assert message in _strict_json(resp)["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
     ("field", "value"),
     [
         ("k", "true"),
