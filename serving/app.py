@@ -202,6 +202,7 @@ def _bare_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] |
         summary="Micro-influencer recommendations by audience fit, with engagement and conversion predictions.",
         lifespan=lifespan,
         responses={429: RATE_LIMITED},
+        swagger_ui_oauth2_redirect_url=None,  # no OAuth: one keyless route fewer
     )
     for router in ROUTERS:
         app.include_router(router)

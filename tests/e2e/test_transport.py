@@ -333,3 +333,13 @@ def test_a_body_shorter_than_its_length_is_refused_not_computed():
     scope = {"type": "http", "method": "POST", "path": "/admin/reload", "headers": [(b"content-length", b"45")]}
     asyncio.run(BodySizeLimitMiddleware(app)(scope, receive, send))
     assert called == [] and sent[0]["status"] == 400
+
+
+def test_the_keyless_routes_are_exactly_the_documented_ones():
+    """docs/security.md lists the keyless endpoints; a route added outside /v1 and /admin must be listed there."""
+    from serving.app import api_routes
+
+    keyless = {route.path for route in api_routes() if not route.path.startswith(("/v1", "/admin"))}
+    assert keyless == {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"}
+    documented = (ROOT / "docs" / "security.md").read_text()
+    assert all(f"`{path}`" in documented for path in keyless)
