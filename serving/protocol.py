@@ -8,7 +8,13 @@ of any size. Here (``guarded_protocol``):
 - The request line and headers must arrive within ``header_timeout_s`` of the connection opening or of the
   request's first byte (whichever is later: the keep-alive time between requests stays uvicorn's): otherwise 408
   and the connection is closed.
-- More than ``max_header_bytes`` of request line and headers: 431 and the connection is closed.
+- More than ``max_header_bytes`` of request line and headers: 431 and the connection is closed, and the request
+  never reaches the app, however its head arrives (in one packet or many, behind other pipelined requests). The
+  head is counted as the parser hands it over (the URL, and each header's name, value and separators), checked
+  before it is complete, so a head that fits in one read is refused before ``on_headers_complete`` dispatches it;
+  and, for a head still incomplete after a read (httptools buffers a header until its end), as the bytes received
+  since it began. A head refused behind pipelined requests still unanswered gets its 431 after their answers.
+  Nothing a refused connection sends afterwards is parsed.
 - A request answered before its body was read (401, 404, 405, 413 from ``serving.gate`` / ``serving.limits``):
   the rest of the body is read and thrown away, so that the client gets its answer rather than a reset, but for
   at most ``header_timeout_s`` and ``DISCARD_MAX_BYTES``; then the connection is closed.
@@ -22,11 +28,16 @@ import asyncio
 import logging
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 log = logging.getLogger(__name__)
 
 DISCARD_MAX_BYTES = 1 << 20
+
+
+class _HeadTooLargeError(Exception):
+    """Raised in a parser callback once the head is refused: httptools stops parsing the data it was fed."""
 
 
 def guarded_protocol(header_timeout_s: float, max_header_bytes: int) -> type[HttpToolsProtocol]:
@@ -48,7 +59,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
         self._reading_head = True  # between requests or inside a request's line and headers
-        self._head_bytes = 0
+        self._head_received = 0  # bytes received since the current head's first read (while it is incomplete)
+        self._head_parsed = 0  # the current head as parsed so far: URL, header names, values and separators
+        self._refused: tuple[int, str] | None = None  # a refusal: sent, or waiting for earlier pipelined answers
         self._discarded = 0
 
     # -- the head: a deadline and a size cap -------------------------------------------------------------------
@@ -62,26 +75,66 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        # uvicorn's, but a refused connection is not parsed any further, and the refusal, raised from a parser
+        # callback to stop httptools, is not answered 400 as an invalid request.
+        if self._refused is not None:
+            return
         if self._reading_head:
-            self._head_bytes += len(data)
-        super().data_received(data)
-        if self._reading_head and self._head_bytes > self.max_header_bytes and not self.transport.is_closing():
-            log.info("request head too large", extra={"client": _client(self), "bytes": self._head_bytes})
-            self._refuse(431, f"request line and headers larger than {self.max_header_bytes} bytes")
+            self._head_received += len(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self._refused is not None:
+                return
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        except httptools.HttpParserUpgrade:
+            if self._refused is not None:
+                return
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        # A head still incomplete after this read: httptools holds its unfinished header, uncounted so far.
+        if self._reading_head and self._head_received > self.max_header_bytes and not self.transport.is_closing():
+            self._head_too_large(self._head_received)
 
     def on_message_begin(self) -> None:
+        if self._refused is not None:
+            return
         super().on_message_begin()
         self._reading_head = True
+        self._head_parsed = 0
         if self._deadline is None:  # a new request on a kept-alive connection: its head has its own deadline
             self._arm(self._head_timed_out)
 
+    def on_url(self, url: bytes) -> None:
+        if self._refused is not None:
+            return
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused is not None:
+            return
+        self._count_head(len(name) + len(value) + 4)  # "name: value\r\n"
+        super().on_header(name, value)
+
     def on_headers_complete(self) -> None:
+        if self._refused is not None:
+            return
         self._reading_head = False
-        self._head_bytes = 0
+        self._head_received = 0
         self._disarm()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        if self._refused is not None:
+            return
         discarding = self.cycle is not None and self.cycle.response_complete
         super().on_message_complete()
         self._reading_head = True
@@ -91,6 +144,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.timeout_keep_alive_task = self.loop.call_later(
                     self.timeout_keep_alive, self.timeout_keep_alive_handler
                 )
+
+    def _count_head(self, n: int) -> None:
+        self._head_parsed += n
+        if self._head_parsed > self.max_header_bytes:
+            self._head_too_large(self._head_parsed)
+            raise _HeadTooLargeError  # stops httptools: nothing after this head is parsed
+
+    def _head_too_large(self, size: int) -> None:
+        log.info("request head too large", extra={"client": _client(self), "bytes": size})
+        self._refused = (431, f"request line and headers larger than {self.max_header_bytes} bytes")
+        self._reading_head = False
+        self._disarm()
+        if self.cycle is not None and not self.cycle.response_complete:
+            # Pipelined behind requests still unanswered: the 431 follows their answers (on_response_complete).
+            self.flow.pause_reading()
+            return
+        self._refuse(*self._refused)
 
     def _head_timed_out(self) -> None:
         self._deadline = None
@@ -106,6 +176,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # -- a body answered before it was read: discard the rest, for a bounded time --------------------------------
 
     def on_body(self, body: bytes) -> None:
+        if self._refused is not None:
+            return
         if self.cycle is not None and self.cycle.response_complete:
             self._discarded += len(body)
             if self._discarded > DISCARD_MAX_BYTES:
@@ -116,6 +188,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         cycle = self.cycle  # the newest request: with pipelining, it may not be the one just answered
+        if self._refused is not None:
+            if self.transport.is_closing():
+                return
+            if cycle is not None and not cycle.response_complete:  # more pipelined answers before the refusal
+                self.flow.pause_reading()
+                return
+            self._unset_keepalive_if_required()
+            self._refuse(*self._refused)
+            return
         if cycle is not None and cycle.response_complete and cycle.more_body and not self.transport.is_closing():
             self._discarded = 0
             self._arm(self.transport.close)

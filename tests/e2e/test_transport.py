@@ -186,6 +186,57 @@ def test_a_huge_head_gets_431(server: str):
         assert _status(data) == 431
 
 
+def _responses(data: bytes) -> list[int]:
+    """The statuses of the responses in ``data``, in order."""
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+
+
+def _last_head(data: bytes) -> bytes:
+    """The head of the last response in ``data``, lower case."""
+    return data[data.rindex(b"HTTP/1.1 ") :].split(b"\r\n\r\n", 1)[0].lower()
+
+
+def _requests_counted(base: str, route: str) -> int:
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    pattern = rf'audiencefit_http_requests_total\{{method="[A-Z]+",route="{re.escape(route)}",status="\d+"\}} (\d+)'
+    return sum(int(n) for n in re.findall(pattern, text))
+
+
+ONE_PACKET_HEADS = {
+    "100-kB-header": b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+    "20-kB-request-line": b"GET /healthz?" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: test\r\n\r\n",
+    "3000-small-headers": b"GET /healthz HTTP/1.1\r\nHost: test\r\n" + b"X-A: b\r\n" * 3000 + b"\r\n",
+    "keyless-model": b"GET /v1/model HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("head", list(ONE_PACKET_HEADS.values()), ids=list(ONE_PACKET_HEADS))
+def test_a_huge_head_in_one_packet_gets_431_and_never_reaches_the_app(server: str, head: bytes):
+    model_requests = _requests_counted(server, "/v1/model")
+    with _connect(server) as sock:
+        sock.sendall(head)  # the whole head in one write: parsed in one read if it fits
+        data, _ = _read_until_closed(sock, 5)
+    assert _responses(data) == [431], data[:300]
+    assert b"\r\nconnection: close" in _last_head(data)
+    time.sleep(1.0)  # worker metrics are shared every 0.5 s
+    assert _requests_counted(server, "/v1/model") == model_requests
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/v1/model"])
+def test_a_huge_pipelined_head_after_a_normal_request_gets_431_after_its_answer(server: str, path: str):
+    model_requests = _requests_counted(server, "/v1/model")
+    first = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+    huge = f"GET {path} HTTP/1.1\r\nHost: test\r\nX-Big: ".encode() + b"a" * 100_000 + b"\r\n\r\n"
+    after = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"  # never parsed: the connection is refused by then
+    with _connect(server) as sock:
+        sock.sendall(first + huge + after)
+        data, _ = _read_until_closed(sock, 5)
+    assert _responses(data) == [200, 431], data[:300]
+    assert b"\r\nconnection: close" in _last_head(data)
+    time.sleep(1.0)
+    assert _requests_counted(server, "/v1/model") == model_requests
+
+
 @pytest.mark.parametrize(
     ("path", "key", "status"),
     [
