@@ -112,13 +112,13 @@ class Front:
             return
         if scope["path"] in OWN_PATHS:  # answered here (/readyz only while a worker is missing): GET only
             if scope["method"] != "GET":
-                await _respond(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"GET")])
+                await respond(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"GET")])
                 return
             if scope["path"] == "/healthz":
-                await _respond(send, 200, {"status": "ok"})
+                await respond(send, 200, {"status": "ok"})
                 return
             if len(self.links) < self.n_workers:
-                await _respond(send, 503, self._not_ready())
+                await respond(send, 503, self._not_ready())
                 return
         body = await _read_body(receive)
         if body is None:  # the client went away before its body was complete: nothing to compute
@@ -131,7 +131,7 @@ class Front:
         if isinstance(link, _Gone):
             return
         if link is None:
-            await _respond(send, 503, {"detail": "the service is starting; try again shortly"})
+            await respond(send, 503, {"detail": "the service is starting; try again shortly"})
             return
         header = {
             "id": next(self._ids),
@@ -145,7 +145,7 @@ class Front:
         try:
             answer, out = await link.call(header["id"], header, body)
         except ConnectionError:
-            await _respond(send, 503, {"detail": "the worker answering this request stopped; try again"})
+            await respond(send, 503, {"detail": "the worker answering this request stopped; try again"})
             return
         finally:
             self._wake()
@@ -363,9 +363,3 @@ async def _read_body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def _respond(
-    send: Send, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    await respond(send, status, payload, headers or ())

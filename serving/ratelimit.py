@@ -20,7 +20,6 @@ costs nothing. ``Retry-After`` is the whole seconds until the oldest request in 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from audiencefit.settings import Settings
+from serving.gate import header, respond
 from serving.security import API_KEY_HEADER, key_matches
 
 PLANS_PATH = "/v1/plans"
@@ -107,12 +107,9 @@ class RateLimitMiddleware:
 
     def _identity(self, scope: Scope) -> tuple[str, Budget]:
         """(identity, its budget): a hash of a valid key, else the client's address."""
-        for name, value in scope.get("headers", []):
-            if name == _HEADER:
-                key = value.decode("latin-1")
-                if key and key_matches(key, self.limits.keys):
-                    return "key:" + hashlib.sha256(value).hexdigest(), self.limits.per_key
-                break  # the first X-API-Key header is the one the routes check
+        key = header(scope, _HEADER)  # the first X-API-Key header: the one the gate and the routes check
+        if key and key_matches(key, self.limits.keys):
+            return "key:" + hashlib.sha256(key.encode("latin-1")).hexdigest(), self.limits.per_key
         client = scope.get("client")
         return f"address:{client[0] if client else 'unknown'}", self.limits.per_address
 
@@ -124,19 +121,9 @@ class RateLimitMiddleware:
 async def _too_many(send: Send, retry_after: int, budget: Budget, per: str) -> None:
     what = "POST /v1/plans requests" if budget.name == "plans" else "requests"
     detail = f"rate limit exceeded: at most {budget.describe().replace('requests', what)} per {per}"
-    body = json.dumps({"detail": f"{detail}; retry after {retry_after} s"}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(retry_after).encode()),
-            ],
-        }
+    await respond(
+        send, 429, {"detail": f"{detail}; retry after {retry_after} s"}, [(b"retry-after", str(retry_after).encode())]
     )
-    await send({"type": "http.response.body", "body": body})
 
 
 def rate_limited(app: ASGIApp, settings: Settings) -> ASGIApp:
