@@ -1,0 +1,298 @@
+"""The recommendation log: what the service showed, to whom, with which model, and how likely each pick was.
+
+Every recommendation and plan the service answers gets an id; what it showed is written here so that outcomes of
+the campaigns that follow (``campaigns.recommendation_id``) can be joined back to what was shown and how each
+creator came to be shown (its propensity). Training reads it (:func:`read_shown`); the service writes it through
+:class:`RecommendationLog`, which never blocks or fails a request: records go through a bounded queue to one
+background thread, and a full queue or a failing database drops the record and counts it.
+
+Storage is a SQL database reached by URL through SQLAlchemy Core (SQLite by default, any SQLAlchemy URL in a real
+deployment, e.g. ``postgresql+psycopg://…``): two tables, ``recommendations`` (one row per answer) and ``shown``
+(one row per creator shown). SQLite files are opened in WAL mode with a busy timeout, so several worker
+processes can append to one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+KINDS = ("recommendation", "plan")
+
+metadata = sa.MetaData()
+RECOMMENDATIONS = sa.Table(
+    "recommendations",
+    metadata,
+    sa.Column("recommendation_id", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.String(40), nullable=False),  # ISO 8601 UTC
+    sa.Column("kind", sa.String(20), nullable=False),  # KINDS
+    sa.Column("brand_id", sa.String(128), nullable=True),  # the client's own reference, when it gave one
+    sa.Column("segments", sa.Text, nullable=False),  # JSON list of {"id", "text", "weight", "countries"}
+    sa.Column("objective", sa.String(20), nullable=False),
+    sa.Column("k", sa.Integer, nullable=True),
+    sa.Column("budget", sa.Float, nullable=True),
+    sa.Column("exploration", sa.Float, nullable=False),  # share of exploratory picks asked for (0 = none)
+    sa.Column("candidates", sa.Integer, nullable=False),  # how many candidates the picks were made from
+    sa.Column("bundle_id", sa.String(64), nullable=False),
+    sa.Column("model_source", sa.String(512), nullable=False),
+    sa.Column("feature_set_id", sa.String(64), nullable=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+)
+SHOWN = sa.Table(
+    "shown",
+    metadata,
+    sa.Column("recommendation_id", sa.String(64), sa.ForeignKey("recommendations.recommendation_id"), nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),  # 1-based, as in the response
+    sa.Column("creator_id", sa.String(128), nullable=False),
+    sa.Column("segment", sa.String(128), nullable=False),  # the matched segment's label
+    sa.Column("score", sa.Float, nullable=False),  # the ranking key of the objective
+    sa.Column("conversions", sa.Float, nullable=True),  # predicted expected conversions
+    sa.Column("engagement_rate", sa.Float, nullable=True),  # predicted engagement rate
+    sa.Column("price", sa.Float, nullable=True),  # expected price
+    sa.Column("propensity", sa.Float, nullable=False),  # P(this creator is shown | the request), in (0, 1]
+    sa.Column("explored", sa.Boolean, nullable=False),  # picked by exploration, not by rank
+    sa.PrimaryKeyConstraint("recommendation_id", "creator_id"),
+)
+
+
+@dataclass(frozen=True)
+class ShownCreator:
+    """One creator of an answer, as shown."""
+
+    rank: int
+    creator_id: str
+    segment: str
+    score: float
+    conversions: float | None
+    engagement_rate: float | None
+    price: float | None
+    propensity: float
+    explored: bool = False
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One answer of the service: a recommendation list or a plan."""
+
+    recommendation_id: str
+    created_at: str
+    kind: str
+    segments: list[dict[str, Any]]
+    objective: str
+    bundle_id: str
+    model_source: str
+    feature_set_id: str
+    candidates: int
+    creators: list[ShownCreator] = field(default_factory=list)
+    brand_id: str | None = None
+    k: int | None = None
+    budget: float | None = None
+    exploration: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        for c in self.creators:
+            if not 0.0 < c.propensity <= 1.0:
+                raise ValueError(f"propensity of {c.creator_id!r} must be in (0, 1], got {c.propensity}")
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for ``url`` with the tables created; SQLite in WAL mode with a busy timeout."""
+    try:
+        engine = sa.create_engine(url, future=True)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ValueError(f"recommendation log URL {url!r} is not usable: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(conn: Any, _record: Any) -> None:
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    metadata.create_all(engine)
+    return engine
+
+
+def write_now(engine: sa.Engine, records: Sequence[Shown]) -> None:
+    """Write ``records`` in one transaction (all or none)."""
+    if not records:
+        return
+    heads = []
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        head = asdict(r)
+        head.pop("creators")
+        head["segments"] = json.dumps(r.segments, ensure_ascii=False, sort_keys=True)
+        head["schema_version"] = SCHEMA_VERSION
+        heads.append(head)
+        rows.extend({"recommendation_id": r.recommendation_id, **asdict(c)} for c in r.creators)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(RECOMMENDATIONS), heads)
+        if rows:
+            conn.execute(sa.insert(SHOWN), rows)
+
+
+class RecommendationLog:
+    """Append-only log of what the service showed, written off the request path.
+
+    ``submit`` never blocks and never raises: the record goes to a bounded queue, and one daemon thread writes
+    queued records in batches. When the queue is full the record is dropped and counted (``dropped``); when the
+    database fails the batch is dropped, counted (``failed``) and logged. ``close`` writes what is queued.
+    """
+
+    def __init__(self, url: str, *, queue_size: int = 10_000, batch: int = 200) -> None:
+        self.url = url
+        self._engine = make_engine(url)
+        self._queue: queue.Queue[Shown | None] = queue.Queue(maxsize=queue_size)
+        self._batch = batch
+        self.written = 0
+        self.dropped = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name="recommendation-log", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: Shown) -> bool:
+        """Queue ``record``; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            return False
+        return True
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                self._queue.task_done()
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                write_now(self._engine, batch)
+                self.written += len(batch)
+            except Exception:  # the log must never take the service down
+                self.failed += len(batch)
+                log.exception("recommendation log write failed", extra={"records": len(batch)})
+            for _ in range(len(batch) + (1 if stop else 0)):
+                self._queue.task_done()
+            if stop:
+                return
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued record is written or dropped; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread and the engine."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+        self._engine.dispose()
+
+    def counts(self) -> dict[str, int]:
+        return {"written": self.written, "dropped": self.dropped, "failed": self.failed}
+
+
+SHOWN_SCHEMA = pl.Schema(
+    {
+        "recommendation_id": pl.String(),
+        "created_at": pl.String(),
+        "kind": pl.String(),
+        "brand_id": pl.String(),
+        "objective": pl.String(),
+        "exploration": pl.Float64(),
+        "bundle_id": pl.String(),
+        "feature_set_id": pl.String(),
+        "rank": pl.Int64(),
+        "creator_id": pl.String(),
+        "segment": pl.String(),
+        "score": pl.Float64(),
+        "conversions": pl.Float64(),
+        "engagement_rate": pl.Float64(),
+        "price": pl.Float64(),
+        "propensity": pl.Float64(),
+        "explored": pl.Boolean(),
+    }
+)
+
+
+def read_shown(url: str, recommendation_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """Every creator shown (``SHOWN_SCHEMA``), optionally only for the given answers; ordered by answer, rank."""
+    engine = make_engine(url)
+    try:
+        r, s = RECOMMENDATIONS.c, SHOWN.c
+        stmt = (
+            sa.select(
+                r.recommendation_id,
+                r.created_at,
+                r.kind,
+                r.brand_id,
+                r.objective,
+                r.exploration,
+                r.bundle_id,
+                r.feature_set_id,
+                s.rank,
+                s.creator_id,
+                s.segment,
+                s.score,
+                s.conversions,
+                s.engagement_rate,
+                s.price,
+                s.propensity,
+                s.explored,
+            )
+            .join(SHOWN, SHOWN.c.recommendation_id == RECOMMENDATIONS.c.recommendation_id)
+            .order_by(r.created_at, r.recommendation_id, s.rank)
+        )
+        if recommendation_ids is not None:
+            stmt = stmt.where(r.recommendation_id.in_(list(recommendation_ids)))
+        with engine.connect() as conn:
+            rows = [tuple(row) for row in conn.execute(stmt)]
+    finally:
+        engine.dispose()
+    return pl.DataFrame(rows, schema=SHOWN_SCHEMA, orient="row")
+
+
+def read_answers(url: str) -> pl.DataFrame:
+    """One row per answer (the ``recommendations`` table), segments as JSON text."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(sa.select(RECOMMENDATIONS).order_by(RECOMMENDATIONS.c.created_at))
+            cols = list(result.keys())
+            rows = [tuple(row) for row in result]
+    finally:
+        engine.dispose()
+    return pl.DataFrame(rows, schema=cols, orient="row")
