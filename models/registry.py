@@ -37,6 +37,7 @@ ARTIFACTS_DIRNAME = "mlartifacts"  # where a local store keeps artifacts (traini
 BUNDLE_ARTIFACT = "bundle"  # key of the bundle in the pyfunc model's artifacts
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
 
 
@@ -164,12 +165,19 @@ def _local_source(location: str, settings: Settings) -> None:
 
 
 def _cache_target(settings: Settings, ref: ModelRef) -> Path:
-    """``<cache>/<name>-v<version>``; names and versions that could not be one plain directory name are refused
-    (they come from the registry)."""
+    """``<cache>/<name>-v<version>-<run id>``; names, versions and run ids that could not be one plain directory
+    name are refused (they come from the registry).
+
+    The run id is part of the name because version numbers restart in every tracking store: a data directory used
+    with two stores (a simulation's, a fresh ``mlflow.db``, a server) must not serve one store's v1 for another's.
+    """
     if not _SAFE_NAME.match(ref.name) or not ref.version.isdigit() or ref.name in (".", ".."):
         raise InputError(f"registered model {ref.name[:80]!r} v{ref.version[:20]!r}: not a name the cache can hold")
+    run = ref.run_id or "norun"
+    if not _RUN_ID.match(run):
+        raise InputError(f"registered model {ref.name[:80]!r} v{ref.version}: run id {run[:40]!r} is not a plain id")
     root = cache_dir(settings)
-    target = root / f"{ref.name}-v{ref.version}"
+    target = root / f"{ref.name}-v{ref.version}-{run}"
     if target.is_symlink():
         raise InputError(f"{target}: the registry cache holds a symlink here, not a directory; remove it")
     return target

@@ -84,7 +84,7 @@ def test_resolve_bundle_downloads_once_and_loads(tracked, trained, settings, mon
     from models.registry import resolve_bundle
 
     path = resolve_bundle("models:/audiencefit@challenger", settings=settings)
-    assert path == settings.data_dir / "registry-cache" / "audiencefit-v1"
+    assert path == settings.data_dir / "registry-cache" / f"audiencefit-v1-{tracked.run_id}"
     bundle = load_bundle(path)
     test = trained.split.test
     assert bundle.models.predict(test).equals(trained.models.predict(test))
@@ -304,5 +304,29 @@ def test_service_serves_and_reloads_the_champion_from_the_registry(tracked, sett
         for body in ({"source": "configured"}, {"model_uri": "models:/audiencefit/1"}):
             resp = client.post("/admin/reload", json=body, headers=admin)
             assert resp.status_code == 200, resp.text
-        cached = settings.data_dir / "registry-cache" / "audiencefit-v1"
+        cached = next((settings.data_dir / "registry-cache").glob("audiencefit-v1-*"))
         assert client.post("/admin/reload", json={"bundle_path": str(cached)}, headers=admin).status_code == 200
+
+
+def test_registry_cache_tells_two_tracking_stores_apart(
+    tracked, trained, settings, store: Path, small_world: Path, small_features: Path, monkeypatch
+) -> None:
+    """Version numbers restart in every tracking store: the same data directory used with another store (a fresh
+    mlflow.db, a simulation's) must not serve the first store's cached v1 for the second store's v1."""
+    from models.bundle import load_bundle
+    from models.registry import resolve_bundle
+    from training.tracking import log_training
+    from training.train import train_models
+
+    first = resolve_bundle("models:/audiencefit/1", settings=settings)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'other-mlflow.db'}")
+    other = settings.model_copy(update={"seed": 1})
+    retrained = train_models(small_world, small_features, other, out_dir=store / "other-bundle", progress=False)
+    assert retrained.bundle_meta["bundle_id"] != trained.bundle_meta["bundle_id"]
+    assert log_training(retrained, other).model_version == "1"
+    second = resolve_bundle("models:/audiencefit/1", settings=other)
+    assert second != first and second.parent == first.parent
+    assert load_bundle(second).bundle_id == retrained.bundle_meta["bundle_id"]
+    monkeypatch.undo()
+    assert resolve_bundle("models:/audiencefit/1", settings=settings) == first
+    assert load_bundle(first).bundle_id == trained.bundle_meta["bundle_id"]
