@@ -224,8 +224,14 @@ def draw_creators(rng: np.random.Generator, n: int, followers_per_creator: int) 
 
 def followers_at(creators: Creators, idx: IntArr, instant_us: IntArr) -> FloatArr:
     """Follower count of creators ``idx`` at ``instant_us``, by their growth rate back from the export."""
+    return followers_back(creators.followers[idx], creators.growth[idx], instant_us)
+
+
+def followers_back(followers_at_export: IntArr, growth: FloatArr, instant_us: IntArr) -> FloatArr:
+    """Follower count at ``instant_us`` of creators with ``followers_at_export`` and yearly log ``growth``."""
     years = (EXPORT_US - instant_us) / (365.25 * DAY_US)
-    return creators.followers[idx].astype(np.float64) * np.exp(-creators.growth[idx] * years)
+    out: FloatArr = followers_at_export.astype(np.float64) * np.exp(-growth * years)
+    return out
 
 
 # ----------------------------------------------------------------------------------------- brands, segments
