@@ -16,7 +16,7 @@ matched to (``matched_segment``, the pair the forecast is for):
   drawn once with ``world_truth.draw_outcomes`` (fixed seed) starting at the world's export; outcomes the draw
   leaves untracked (as brands do) are left out.
 
-    python -m training.served_eval --world DIR --features DIR --bundle DIR [--candidates 300] [--out FILE]
+    python -m training.served_eval --world DIR --features DIR --bundle DIR [--candidates 300] [--seed N] [--out FILE]
 """
 
 from __future__ import annotations
@@ -276,15 +276,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", type=Path, required=True)
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="Seed of the drawn outcomes (coverage).")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="Seed of the drawn outcomes (coverage); default: the settings' seed, as training uses.",
+    )
     parser.add_argument("--out", type=Path, default=None, help="Write the per-candidate rows as parquet.")
     args = parser.parse_args(argv)
+    from audiencefit.settings import get_settings
     from models.bundle import load_bundle
 
+    seed = get_settings().seed if args.seed is None else args.seed
     fs = load_feature_set(args.features)
-    result = served_population(
-        args.world, fs, load_bundle(args.bundle).models, candidates=args.candidates, seed=args.seed
-    )
+    result = served_population(args.world, fs, load_bundle(args.bundle).models, candidates=args.candidates, seed=seed)
     if args.out is not None:
         result.candidates.write_parquet(args.out)
     for name, value in result.metrics.items():

@@ -63,9 +63,9 @@ def train(
 
         served = result.served
         _print_table(
-            pl.DataFrame({"metric": list(served.metrics), "value": list(served.metrics.values())}),
-            f"on the population the service ranks: top {settings.served_eval_candidates} candidates of "
-            f"{served.per_brand.height} brands against the world's truth ({served.seconds:.0f} s)",
+            pl.DataFrame([{k.removeprefix("served_"): v for k, v in served.metrics.items()}]),
+            f"served_*: on the population the service ranks (top {settings.served_eval_candidates} candidates of "
+            f"{served.per_brand.height} brands) against the world's truth, {served.seconds:.0f} s",
         )
     wins = ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in result.wins.items())
     sys.stdout.write(f"beats every baseline: {wins}\n")

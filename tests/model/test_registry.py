@@ -107,6 +107,39 @@ def test_training_on_a_synthetic_world_measures_the_served_population(tracked, t
     assert "served_population.csv" in {a.path for a in c.list_artifacts(tracked.run_id)}
 
 
+def test_served_population_is_deterministic_for_a_seed(trained, settings, small_world: Path, small_features) -> None:
+    from features.featureset import load_feature_set
+    from training.served_eval import served_population
+
+    fs = load_feature_set(small_features)
+    n = settings.served_eval_candidates
+    again = served_population(small_world, fs, trained.models, candidates=n, seed=settings.seed)
+    assert again.metrics == trained.served.metrics
+    assert again.candidates.equals(trained.served.candidates)
+    other = served_population(small_world, fs, trained.models, candidates=n, seed=settings.seed + 1)
+    assert not other.candidates["drawn_conv"].equals(again.candidates["drawn_conv"])
+    assert other.metrics["served_sigma_log_conv"] == again.metrics["served_sigma_log_conv"]  # no draw in it
+
+
+def test_train_command_prints_the_served_population_after_the_test_split(trained, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import audiencefit.cli  # noqa: F401  (registers the commands)
+    import training.tracking
+    import training.train
+    from audiencefit.cli._app import app
+    from training.tracking import TrackedRun
+
+    monkeypatch.setattr(training.train, "train_models", lambda *a, **k: trained)
+    monkeypatch.setattr(training.tracking, "log_training", lambda *a, **k: TrackedRun("r1", "e1", "models:/m", None))
+    out = CliRunner().invoke(app, ["train", "--data", "d", "--features", "f", "--no-register"])
+    assert out.exit_code == 0, out.output
+    split = out.output.index("evaluation on held-out campaigns")
+    served = out.output.index("on the population the service ranks")
+    assert split < served < out.output.index("beats every baseline")
+    assert f"{trained.served.metrics['served_sigma_log_conv']:.3f}" in out.output[served:]
+
+
 def test_served_population_is_skipped_without_truth_or_index(
     trained, settings, small_world: Path, small_features: Path, tmp_path: Path, caplog
 ) -> None:
