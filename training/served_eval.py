@@ -196,9 +196,10 @@ def _coverage(lo: np.ndarray, hi: np.ndarray, drawn: np.ndarray) -> float:
     return float(np.mean((drawn[seen] >= lo[seen]) & (drawn[seen] <= hi[seen])))
 
 
-def population_metrics(candidates: pl.DataFrame) -> tuple[dict[str, float], pl.DataFrame]:
-    """The ``served_`` metrics (see the module docstring) and one row per brand, from per-candidate forecasts,
-    truth and drawn outcomes (columns of :func:`_brand_truth`)."""
+def population_metrics(candidates: pl.DataFrame, prefix: str = PREFIX) -> tuple[dict[str, float], pl.DataFrame]:
+    """The metrics of the module docstring, named ``<prefix><metric>``, and one row per brand, from per-candidate
+    forecasts, truth and realised outcomes (columns of :func:`_brand_truth`: brand_id, pred_/true_/drawn_ conv and
+    er, pred_*_p10/p90; a realised outcome may be NaN)."""
     if candidates.height == 0:
         raise InputError("no served candidates to evaluate")
     rows: list[dict[str, Any]] = []
@@ -235,7 +236,7 @@ def population_metrics(candidates: pl.DataFrame) -> tuple[dict[str, float], pl.D
         )
     ndcg = per_brand["ndcg20"].to_numpy()
     metrics["ndcg20"] = float(np.nanmean(ndcg)) if np.isfinite(ndcg).any() else float("nan")
-    ordered = {f"{PREFIX}{name}": metrics[name] for name in METRICS}
+    ordered = {f"{prefix}{name}": metrics[name] for name in METRICS}
     return ordered, per_brand
 
 

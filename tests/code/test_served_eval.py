@@ -46,6 +46,8 @@ def test_a_constant_factor_is_bias_without_spread() -> None:
     # Ranked by a constant multiple of the truth: the ideal order.
     assert metrics["served_ndcg20"] == pytest.approx(1.0)
     assert per_brand["brand_id"].to_list() == ["a", "b"] and per_brand["candidates"].to_list() == [30, 30]
+    renamed, _ = population_metrics(frame(true, true * math.exp(0.5), ["a"] * 30 + ["b"] * 30), "recommended_")
+    assert renamed == {k.replace("served_", "recommended_"): v for k, v in metrics.items()}
 
 
 def test_a_scale_per_brand_leaves_sigma_but_not_sd() -> None:
