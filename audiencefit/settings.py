@@ -218,6 +218,15 @@ class Settings(BaseSettings):
         20, ge=1, le=100_000, description="Requests one client address without a valid API key may send at once."
     )
 
+    # -- #18 H1: the error on the population the service ranks (training.served_eval)
+    served_eval_candidates: int = Field(
+        300,
+        ge=0,
+        le=10_000,
+        description="Training on a synthetic world also scores the top this-many candidates per brand and compares "
+        "them with the truth (served_* metrics); 0 turns it off.",
+    )
+
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
     def _parse_keys(cls, value: object) -> list[str]:

@@ -28,120 +28,16 @@ import numpy as np
 import polars as pl
 
 from features.featureset import FeatureSet, load_feature_set
-from features.synthetic.locale import COUNTRY_CODES
-from features.synthetic.story import PLATFORM_CTR, PLATFORM_REACH, PLATFORMS, community_audience
 from models.bundle import load_bundle
-from models.index import default_index_dir, load_index
-from models.pair_features import BrandQuery
+from models.index import default_index_dir
 from models.planner import Candidates, Constraints, PlanError, candidates_from_scores, make_plan
-from models.query import Filters, Segment, embed_segments, query_embedder
 from models.retrieval import AudienceSearch
-from models.scoring import score_creators
+from training.served_eval import DEFAULT_CANDIDATES, audience_search, served_candidates
+from training.world_truth import WorldTruth, load_truth, segment_weights, true_conversions, true_plan_value
 
 DEFAULT_BUDGETS = (300.0, 1_000.0, 3_000.0)
 METHODS = ("planner", "top-k predicted conversions", "top-k followers")
 NOISE_Z = 2.0  # ≈ a two-sided 95 % test
-
-
-@dataclass(frozen=True)
-class WorldTruth:
-    """What evaluation needs from ``truth/``: each creator's audience per community, pools, true conversions."""
-
-    creator_row: dict[str, int]
-    audience: np.ndarray  # (n, C) true real audience per community
-    pool: np.ndarray  # (C,)
-    community_topic: np.ndarray  # (C,)
-    community_country: list[str]
-    real: np.ndarray
-    platform: np.ndarray
-    fit: pl.DataFrame  # segment_id, creator_id, true_fit
-    segments: pl.DataFrame  # segment_id, brand_id, topic_mix, countries
-    conversion_factor: dict[str, float]
-
-
-def load_truth(world: Path) -> WorldTruth:
-    tc = pl.read_parquet(world / "truth" / "creators.parquet")
-    com = pl.read_parquet(world / "truth" / "communities.parquet").sort("community")
-    country_index = {c: i for i, c in enumerate(COUNTRY_CODES)}
-    audience = community_audience(
-        tc["real_followers"].to_numpy(),
-        np.asarray(tc["audience_topics"].to_list(), dtype=np.float64),
-        np.array([country_index[c] for c in tc["country"].to_list()], dtype=np.int64),
-        tc["home_share"].to_numpy(),
-    ).reshape(tc.height, -1)
-    creators = pl.read_parquet(world / "creators.parquet").select("creator_id", "platform")
-    platform = creators.join(tc.select("creator_id"), on="creator_id", how="right")["platform"].to_list()
-    segs = pl.read_parquet(world / "truth" / "segments.parquet").join(
-        pl.read_parquet(world / "segments.parquet").select("segment_id", "countries", "description", "weight"),
-        on="segment_id",
-    )
-    brands = pl.read_parquet(world / "truth" / "brands.parquet")
-    return WorldTruth(
-        creator_row={c: i for i, c in enumerate(tc["creator_id"].to_list())},
-        audience=audience,
-        pool=com["pool_size"].to_numpy().astype(np.float64),
-        community_topic=com["topic_id"].to_numpy(),
-        community_country=com["country"].to_list(),
-        real=tc["real_followers"].to_numpy(),
-        platform=np.array([PLATFORMS.index(p) for p in platform], dtype=np.int64),
-        fit=pl.read_parquet(world / "truth" / "fit.parquet"),
-        segments=segs,
-        conversion_factor=dict(zip(brands["brand_id"].to_list(), brands["conversion_factor"].to_list(), strict=True)),
-    )
-
-
-def segment_weights(truth: WorldTruth, segment_ids: list[str]) -> np.ndarray:
-    """(C,) 1 for communities inside any of the segments (one of its topics, in its target countries), else 0."""
-    out = np.zeros(len(truth.pool))
-    for rec in truth.segments.filter(pl.col("segment_id").is_in(segment_ids)).iter_rows(named=True):
-        topics = {t for t, w in enumerate(rec["topic_mix"]) if w > 0}
-        targets = set((rec["countries"] or "").split())
-        inside = np.array(
-            [
-                t in topics and (not targets or g in targets)
-                for t, g in zip(truth.community_topic.tolist(), truth.community_country, strict=True)
-            ]
-        )
-        out = np.maximum(out, inside.astype(np.float64))
-    return out
-
-
-def true_conversions(truth: WorldTruth, brand_id: str, segment_ids: list[str], creator_ids: list[str]) -> np.ndarray:
-    """Each creator's expected conversions for the brand alone (the world's campaign formula at the export, for the
-    brand's best segment)."""
-    fit = (
-        truth.fit.filter(pl.col("segment_id").is_in(segment_ids) & pl.col("creator_id").is_in(creator_ids))
-        .group_by("creator_id")
-        .agg(pl.col("true_fit").max())
-    )
-    best = dict(zip(fit["creator_id"].to_list(), fit["true_fit"].cast(pl.Float64).to_list(), strict=True))
-    rows = np.array([truth.creator_row[c] for c in creator_ids], dtype=np.int64)
-    f = np.array([best.get(c, 0.0) for c in creator_ids])
-    real, platform = truth.real[rows], truth.platform[rows]
-    reach = real * np.clip(0.3 * (np.maximum(real, 1.0) / 5000.0) ** -0.12 * PLATFORM_REACH[platform], 0.03, 0.85)
-    ctr = 0.012 * PLATFORM_CTR[platform] * (0.08 + 2.6 * f)
-    cvr = np.clip(0.06 * truth.conversion_factor[brand_id] * (0.2 + 2.4 * f), 0.0, 0.5)
-    out: np.ndarray = reach * ctr * cvr
-    return out
-
-
-def true_plan_value(
-    truth: WorldTruth, creator_ids: list[str], conversions: np.ndarray, weights: np.ndarray
-) -> tuple[float, float]:
-    """(true unique in-segment reach, true expected conversions) of a plan: people in several audiences count once
-    and buy at most once, from the most persuasive creator reaching them."""
-    if not creator_ids:
-        return 0.0, 0.0
-    rows = np.array([truth.creator_row[c] for c in creator_ids], dtype=np.int64)
-    share = np.clip(truth.audience[rows] / truth.pool[None, :], 0.0, 1.0)
-    reach = float(weights @ (truth.pool * (1.0 - np.prod(1.0 - share, axis=0))))
-    rho = conversions / np.maximum(truth.real[rows], 1e-9)
-    missed = np.ones(len(truth.pool))
-    total = 0.0
-    for i in np.argsort(-rho, kind="stable"):
-        total += rho[i] * float((share[i] * missed) @ truth.pool)
-        missed *= 1.0 - share[i]
-    return reach, total
 
 
 def fill_in_order(c: Candidates, order: np.ndarray, budget: float) -> list[int]:
@@ -171,45 +67,16 @@ def brand_cases(
     """The world's truth and, for every brand, the candidates the service would plan from."""
     truth = load_truth(world)
     models = load_bundle(bundle_dir).models
-    brands = {r["brand_id"]: r for r in pl.read_parquet(world / "brands.parquet").iter_rows(named=True)}
     cases = []
-    for brand_id, segs in truth.segments.sort("segment_id").group_by("brand_id", maintain_order=True):
-        brand = str(brand_id[0])
-        segments = [
-            Segment(
-                text=r["description"],
-                weight=r["weight"],
-                countries=tuple((r["countries"] or "").split()),
-                segment_id=r["segment_id"],
-            )
-            for r in segs.iter_rows(named=True)
-        ]
-        found = search.search(segments, Filters(), 300)
-        if found.empty_reason:
-            continue
-        # The brand asks as it would through the API: its description and its handles and hashtags too.
-        info = brands.get(brand, {})
-        description = (info.get("description") or "").strip()
-        brand_vector = embed_segments([Segment(text=description)], search.embedder)[0] if description else None
-        terms = tuple(
-            t.lower().lstrip("@#") for field in ("handles", "hashtags") for t in (info.get(field) or "").split()
-        )
-        query = BrandQuery(
-            found.segments,
-            found.segment_vectors,
-            brand_vector=brand_vector if brand_vector is not None and brand_vector.any() else None,
-            brand_terms=terms,
-        )
-        scored = score_creators(fs, models, query, found.rows)
-        cand = candidates_from_scores(fs, scored, found.rows, query)
-        seg_ids = [s.segment_id or "" for s in segments]
+    for served in served_candidates(world, truth, fs, search, models, DEFAULT_CANDIDATES):
+        cand = candidates_from_scores(fs, served.scored, served.rows, served.query)
         cases.append(
             BrandCase(
-                brand,
+                served.brand_id,
                 cand,
-                true_conversions(truth, brand, seg_ids, cand.creator_ids),
-                segment_weights(truth, seg_ids),
-                scored["followers"].fill_null(0).to_numpy(),
+                true_conversions(truth, served.brand_id, served.segment_ids, cand.creator_ids),
+                segment_weights(truth, served.segment_ids),
+                served.scored["followers"].fill_null(0).to_numpy(),
             )
         )
     return truth, cases
@@ -396,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         from models.index import build_and_save
 
         build_and_save(fs, get_settings())
-    search = AudienceSearch(
-        fs, load_index(fs, "audience", index_dir), load_index(fs, "content", index_dir), query_embedder(fs)
-    )
+    search = audience_search(fs)
     truth, cases = brand_cases(args.world, fs, search, args.bundle)
     results = compare_plans(truth, cases, budgets)
     if args.out is not None:

@@ -1,11 +1,12 @@
 """MLflow tracking and registration of a training run.
 
 ``log_training`` takes what ``train_models`` produced and records it: parameters, the model's metrics (its row
-of the evaluation table, price metrics, ``beats_<metric>`` as 0/1), the evaluation table (CSV and Markdown), the
-held-out test set (``test_set.parquet``, reused by ``promote`` so champion and challenger are scored on the same
-rows), the analyst's plots, and the bundle as a pyfunc model logged from code (``models/mlflow_model.py``) —
-the bundle is a directory of text files, so nothing is pickled. The model version is registered as
-``audiencefit`` and given the alias ``challenger``; only ``promote`` moves ``champion``.
+of the evaluation table, price metrics, ``beats_<metric>`` as 0/1, the ``served_*`` metrics on the population the
+service ranks when training measured them, with ``served_population.csv`` per brand), the evaluation table (CSV
+and Markdown), the held-out test set (``test_set.parquet``, reused by ``promote`` so champion and challenger are
+scored on the same rows), the analyst's plots, and the bundle as a pyfunc model logged from code
+(``models/mlflow_model.py``) — the bundle is a directory of text files, so nothing is pickled. The model version is
+registered as ``audiencefit`` and given the alias ``challenger``; only ``promote`` moves ``champion``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "audiencefit-training"
 MODEL_ARTIFACT = "model"
 TEST_SET_ARTIFACT = "test_set.parquet"
+SERVED_ARTIFACT = "served_population.csv"  # per brand, when training measured the served population
 EXAMPLE_ROWS = 5
 MLFLOW_MODEL_CODE = Path(__file__).resolve().parent.parent / "models" / "mlflow_model.py"
 
@@ -74,6 +76,8 @@ def model_metrics(result: TrainResult) -> dict[str, float]:
     metrics = {k: float(v) for k, v in row.items() if k != "method" and isinstance(v, int | float)}
     metrics.update({k: float(v) for k, v in result.price.items()})
     metrics.update({f"beats_{k}": 1.0 if v else 0.0 for k, v in result.wins.items()})
+    if result.served is not None:
+        metrics.update(result.served.metrics)
     return {k: v for k, v in metrics.items() if math.isfinite(v)}
 
 
@@ -155,6 +159,9 @@ def log_training(
         test.write_parquet(tmp / TEST_SET_ARTIFACT)
         for file in ("evaluation.csv", "evaluation.md", TEST_SET_ARTIFACT):
             mlflow.log_artifact(str(tmp / file))
+        if result.served is not None:
+            result.served.per_brand.write_csv(tmp / SERVED_ARTIFACT)
+            mlflow.log_artifact(str(tmp / SERVED_ARTIFACT))
         plots = tmp / "plots"
         plots.mkdir()
         for path in _log_plots(result, plots):

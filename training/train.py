@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,14 @@ from audiencefit.settings import Settings
 from features.dataset import load_dataset
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
-from features.featureset import load_feature_set
+from features.featureset import FeatureSet, load_feature_set
 from models.bundle import save_bundle
 from models.estimators import ModelSet
+from models.index import default_index_dir
 from models.pair_features import FEATURE_COLUMNS
 from models.query import query_embedder
 from training.evaluate import Split, beats_baselines, evaluation_table, price_metrics, time_group_split
+from training.served_eval import ServedPopulation, served_population
 from training.trainset import TrainingSet, build_training_set
 
 log = logging.getLogger(__name__)
@@ -46,11 +49,34 @@ class TrainResult:
     wins: dict[str, bool]  # headline metric → the model beats every baseline
     price: dict[str, float]
     params: dict[str, Any]
+    # The error on the population the service ranks (training.served_eval); None when the data is not a synthetic
+    # world with its truth, or the feature set has no index.
+    served: ServedPopulation | None = None
 
 
 def data_fingerprint(frame: pl.DataFrame) -> str:
     """Hash of the training set's content (row order fixed), recorded with the model."""
     return hashlib.sha256(frame.hash_rows(seed=0).to_numpy().tobytes()).hexdigest()[:16]
+
+
+def served_check(data_dir: Path, fs: FeatureSet, models: ModelSet, settings: Settings) -> ServedPopulation | None:
+    """``training.served_eval`` on a synthetic world (``truth/`` beside the tables) whose feature set has its index;
+    otherwise None, with one info line saying why."""
+    if settings.served_eval_candidates == 0:
+        log.info("served population not measured: served_eval_candidates is 0")
+        return None
+    if not (data_dir / "truth").is_dir():
+        log.info("served population not measured: no truth/ in the data dir (not a synthetic world)")
+        return None
+    if not default_index_dir(fs).is_dir():
+        log.info("served population not measured: the feature set has no index (audiencefit index builds it)")
+        return None
+    served = served_population(data_dir, fs, models, candidates=settings.served_eval_candidates, seed=settings.seed)
+    log.info(
+        "served population measured",
+        extra={"brands": served.per_brand.height, "seconds": round(served.seconds, 1), **served.metrics},
+    )
+    return served
 
 
 def train_models(
@@ -81,6 +107,7 @@ def train_models(
     table = evaluation_table(models, split)
     wins = beats_baselines(table)
     price = price_metrics(models, split.test)
+    served = served_check(data_dir, fs, models, settings)
     params: dict[str, Any] = {
         "seed": settings.seed,
         "test_share": test_share,
@@ -104,6 +131,7 @@ def train_models(
             "evaluation": table.to_dicts(),
             "beats_baselines": wins,
             "price_metrics": price,
+            **({"served_population": served_meta(served)} if served is not None else {}),
         },
     )
     log.info(
@@ -117,4 +145,14 @@ def train_models(
             **{f"beats_{k}": v for k, v in wins.items()},
         },
     )
-    return TrainResult(out, meta, training_set, split, models, table, wins, price, params)
+    return TrainResult(out, meta, training_set, split, models, table, wins, price, params, served)
+
+
+def served_meta(served: ServedPopulation) -> dict[str, Any]:
+    """What a bundle records of the served population: the metrics (NaN as null) and how it was measured."""
+    return {
+        "metrics": {k: (v if math.isfinite(v) else None) for k, v in served.metrics.items()},
+        "brands": served.per_brand.height,
+        "candidates": served.candidates.height,
+        "seconds": round(served.seconds, 1),
+    }

@@ -58,6 +58,15 @@ def train(
     result = train_models(data, features, settings, test_share=test_share)
     tracked = log_training(result, settings, register=register)
     _print_table(result.table, "evaluation on held-out campaigns (model first, then baselines)")
+    if result.served is not None:
+        import polars as pl
+
+        served = result.served
+        _print_table(
+            pl.DataFrame([{k.removeprefix("served_"): v for k, v in served.metrics.items()}]),
+            f"served_*: on the population the service ranks (top {settings.served_eval_candidates} candidates of "
+            f"{served.per_brand.height} brands) against the world's truth, {served.seconds:.0f} s",
+        )
     wins = ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in result.wins.items())
     sys.stdout.write(f"beats every baseline: {wins}\n")
     sys.stdout.write(f"price: {', '.join(f'{k}={v:.3f}' for k, v in result.price.items())}\n")

@@ -224,8 +224,14 @@ def draw_creators(rng: np.random.Generator, n: int, followers_per_creator: int) 
 
 def followers_at(creators: Creators, idx: IntArr, instant_us: IntArr) -> FloatArr:
     """Follower count of creators ``idx`` at ``instant_us``, by their growth rate back from the export."""
+    return followers_back(creators.followers[idx], creators.growth[idx], instant_us)
+
+
+def followers_back(followers_at_export: IntArr, growth: FloatArr, instant_us: IntArr) -> FloatArr:
+    """Follower count at ``instant_us`` of creators with ``followers_at_export`` and yearly log ``growth``."""
     years = (EXPORT_US - instant_us) / (365.25 * DAY_US)
-    return creators.followers[idx].astype(np.float64) * np.exp(-creators.growth[idx] * years)
+    out: FloatArr = followers_at_export.astype(np.float64) * np.exp(-growth * years)
+    return out
 
 
 # ----------------------------------------------------------------------------------------- brands, segments
@@ -429,42 +435,129 @@ def draw_campaigns(rng: np.random.Generator, creators: Creators, brands: Brands)
         seg_list.append(np.full(k, s, dtype=np.int64))
     seg = np.concatenate(seg_list)
     ci = np.concatenate(creator_list).astype(np.int64)
-    m = len(seg)
 
     lo = np.maximum(EXPORT_DAY - 548, EXPORT_DAY - creators.window_days[ci].astype(np.int64) + 30)
     start_day = rng.integers(lo, EXPORT_DAY - 14 + 1).astype(np.int64)
     order = np.lexsort((ci, seg, start_day))
     seg, ci, start_day = seg[order], ci[order], start_day[order]
+    fit = true_fit(creators, ci, brands, seg)
+    drivers = CampaignDrivers(
+        followers=followers_at(creators, ci, start_day * DAY_US),
+        authenticity=creators.authenticity[ci],
+        er_real=creators.er_real[ci],
+        platform=creators.platform[ci],
+        comment_ratio=creators.comment_ratio[ci],
+        price_noise=creators.price_noise[ci],
+        overlap=interest_overlap(creators.audience[ci], brands, seg),
+        fit=fit,
+        conversion_factor=brands.conversion_factor[brands.seg_brand[seg]],
+        order_value=brands.order_value[brands.seg_brand[seg]],
+    )
+    out = campaign_outcomes(rng, start_day, drivers)
+    return Campaigns(
+        segment=seg,
+        brand=brands.seg_brand[seg],
+        creator=ci,
+        start_day=start_day,
+        post_us=out.post_us,
+        fit=fit,
+        cost=out.cost,
+        impressions=out.impressions,
+        reach=out.reach,
+        likes=out.likes,
+        comments=out.comments,
+        clicks=out.clicks,
+        conversions=out.conversions,
+        revenue=out.revenue,
+        expected_reach=out.expected_reach,
+        expected_engagement_rate=out.expected_engagement_rate,
+        expected_clicks=out.expected_clicks,
+        expected_conversions=out.expected_conversions,
+        expected_revenue=out.expected_revenue,
+    )
+
+
+@dataclass(frozen=True)
+class CampaignDrivers:
+    """What one sponsored post's outcome depends on, one entry per campaign (creator × segment × start)."""
+
+    followers: FloatArr  # the creator's follower count at the start (:func:`followers_at`)
+    authenticity: FloatArr
+    er_real: FloatArr
+    platform: IntArr
+    comment_ratio: FloatArr
+    price_noise: FloatArr
+    overlap: FloatArr  # interest overlap of the creator's real audience with the segment
+    fit: FloatArr  # true fit with the segment (:func:`true_fit`)
+    conversion_factor: FloatArr  # of the segment's brand
+    order_value: FloatArr  # of the segment's brand
+
+
+@dataclass(frozen=True)
+class CampaignOutcomes:
+    """Realised outcomes (-1 / NaN where the brand did not track them) and their expectations."""
+
+    post_us: IntArr
+    cost: FloatArr
+    impressions: IntArr
+    reach: IntArr
+    likes: IntArr
+    comments: IntArr
+    clicks: IntArr
+    conversions: IntArr
+    revenue: FloatArr
+    expected_reach: FloatArr
+    expected_engagement_rate: FloatArr
+    expected_clicks: FloatArr
+    expected_conversions: FloatArr
+    expected_revenue: FloatArr
+
+
+def expected_engagement_rate(d: CampaignDrivers) -> FloatArr:
+    """Expected (likes + comments) of the sponsored post per follower at the start."""
+    real0 = d.followers * d.authenticity
+    out: FloatArr = real0 * d.er_real * 0.75 * (0.55 + 0.9 * d.overlap) / d.followers
+    return out
+
+
+def expected_conversion_parts(d: CampaignDrivers) -> tuple[FloatArr, FloatArr, FloatArr]:
+    """(expected reach, click rate per reached account, conversion rate per click) of the sponsored post."""
+    real0 = d.followers * d.authenticity
+    reach_rate = np.clip(0.3 * (real0 / 5000.0) ** -0.12 * PLATFORM_REACH[d.platform], 0.03, 0.85)
+    ctr = 0.012 * PLATFORM_CTR[d.platform] * (0.08 + 2.6 * d.fit)
+    cvr = np.clip(0.06 * d.conversion_factor * (0.2 + 2.4 * d.fit), 0.0, 0.5)
+    return real0 * reach_rate, ctr, cvr
+
+
+def campaign_outcomes(rng: np.random.Generator, start_day: IntArr, d: CampaignDrivers) -> CampaignOutcomes:
+    """Draw each campaign's post time, outcomes and price from its drivers: the one outcome model of the world,
+    used for past campaigns (:func:`draw_campaigns`) and for campaigns contracted later
+    (``training.world_truth.draw_outcomes``)."""
+    m = len(start_day)
     post_us = start_day * DAY_US + (rng.uniform(0.3, 6.0, m) * DAY_US).astype(np.int64)
 
-    platform = creators.platform[ci]
-    f0 = followers_at(creators, ci, start_day * DAY_US)
-    real0 = f0 * creators.authenticity[ci]
-    fit = true_fit(creators, ci, brands, seg)
-    overlap = interest_overlap(creators.audience[ci], brands, seg)
-    brand = brands.seg_brand[seg]
+    platform = d.platform
+    f0 = d.followers
+    real0 = f0 * d.authenticity
 
-    reach_rate = np.clip(0.3 * (real0 / 5000.0) ** -0.12 * PLATFORM_REACH[platform], 0.03, 0.85)
-    expected_reach = real0 * reach_rate
+    expected_reach, ctr, cvr = expected_conversion_parts(d)
     reach = rng.poisson(expected_reach * _mean_one_lognormal(rng, 0.3, m))
     impressions = np.round(reach * (1.1 + rng.gamma(2.0, 0.2, m))).astype(np.int64)
 
-    expected_eng = real0 * creators.er_real[ci] * 0.75 * (0.55 + 0.9 * overlap)
+    expected_eng = real0 * d.er_real * 0.75 * (0.55 + 0.9 * d.overlap)
     interactions = rng.poisson(expected_eng * _mean_one_lognormal(rng, 0.35, m))
-    c_ratio = creators.comment_ratio[ci]
+    c_ratio = d.comment_ratio
     comments = rng.binomial(interactions, c_ratio / (1.0 + c_ratio))
     likes = interactions - comments
 
-    ctr = 0.012 * PLATFORM_CTR[platform] * (0.08 + 2.6 * fit)
     clicks = rng.poisson(reach * ctr * _mean_one_lognormal(rng, 0.4, m))
-    cvr = np.clip(0.06 * brands.conversion_factor[brand] * (0.2 + 2.4 * fit), 0.0, 0.5)
     conversions = rng.binomial(clicks, np.clip(cvr * _mean_one_lognormal(rng, 0.3, m), 0.0, 0.9))
-    order_value = brands.order_value[brand]
+    order_value = d.order_value
     basket_noise = np.exp(rng.normal(0.0, 0.25, m) / np.sqrt(np.maximum(conversions, 1)))
     revenue = np.round(conversions * order_value * basket_noise, 2)
 
-    er0 = creators.er_real[ci] * creators.authenticity[ci]
-    cost = np.round(price_per_post(f0, er0, platform, creators.price_noise[ci]) * _mean_one_lognormal(rng, 0.2, m), 2)
+    er0 = d.er_real * d.authenticity
+    cost = np.round(price_per_post(f0, er0, platform, d.price_noise) * _mean_one_lognormal(rng, 0.2, m), 2)
     expected_clicks = expected_reach * ctr
     expected_conversions = expected_clicks * cvr
 
@@ -473,13 +566,8 @@ def draw_campaigns(rng: np.random.Generator, creators: Creators, brands: Brands)
     no_engagement = rng.random(m) < 0.03
     no_clicks = rng.random(m) < 0.05
     no_revenue = no_clicks | (rng.random(m) < 0.03)
-    return Campaigns(
-        segment=seg,
-        brand=brand,
-        creator=ci,
-        start_day=start_day,
+    return CampaignOutcomes(
         post_us=post_us,
-        fit=fit,
         cost=np.maximum(cost, 10.0),
         impressions=np.where(no_reach, -1, impressions),
         reach=np.where(no_reach, -1, reach).astype(np.int64),

@@ -59,6 +59,10 @@ TRUTH_SCHEMAS: dict[str, pl.Schema] = {
             "home_share": pl.Float64(),
             "yearly_growth": pl.Float64(),
             "quoted_price": pl.Float64(),
+            # What a campaign's outcome depends on besides the above (features.synthetic.story.CampaignDrivers).
+            "er_real": pl.Float64(),
+            "comment_ratio": pl.Float64(),
+            "price_noise": pl.Float64(),
         }
     ),
     "truth/fit": pl.Schema({"segment_id": pl.String(), "creator_id": pl.String(), "true_fit": pl.Float32()}),
@@ -263,21 +267,40 @@ def campaign_id(i: int) -> str:
 
 def campaigns_frame(campaigns: Campaigns, bt: BrandTexts) -> pl.DataFrame:
     """The ``campaigns`` input table (outcome columns null where the brand did not track them)."""
+    return campaign_rows(
+        [campaign_id(i) for i in range(campaigns.n)],
+        [bt.ids[b] for b in campaigns.brand.tolist()],
+        [bt.seg_ids[s] for s in campaigns.segment.tolist()],
+        [creator_id(c) for c in campaigns.creator.tolist()],
+        campaigns.start_day,
+        campaigns,
+    )
+
+
+def campaign_rows(
+    campaign_ids: list[str],
+    brand_ids: list[str],
+    segment_ids: list[str],
+    creator_ids: list[str],
+    start_day: IntArr,
+    outcomes: Campaigns | story.CampaignOutcomes,
+) -> pl.DataFrame:
+    """Rows of the ``campaigns`` input table from drawn outcomes (-1 / NaN become nulls)."""
     frame = pl.DataFrame(
         {
-            "campaign_id": [campaign_id(i) for i in range(campaigns.n)],
-            "brand_id": [bt.ids[b] for b in campaigns.brand.tolist()],
-            "segment_id": [bt.seg_ids[s] for s in campaigns.segment.tolist()],
-            "creator_id": [creator_id(c) for c in campaigns.creator.tolist()],
-            "start_date": campaigns.start_day.astype(np.int32),
-            "cost": campaigns.cost,
-            "impressions": campaigns.impressions,
-            "reach": campaigns.reach,
-            "likes": campaigns.likes,
-            "comments": campaigns.comments,
-            "clicks": campaigns.clicks,
-            "conversions": campaigns.conversions,
-            "revenue": campaigns.revenue,
+            "campaign_id": campaign_ids,
+            "brand_id": brand_ids,
+            "segment_id": segment_ids,
+            "creator_id": creator_ids,
+            "start_date": start_day.astype(np.int32),
+            "cost": outcomes.cost,
+            "impressions": outcomes.impressions,
+            "reach": outcomes.reach,
+            "likes": outcomes.likes,
+            "comments": outcomes.comments,
+            "clicks": outcomes.clicks,
+            "conversions": outcomes.conversions,
+            "revenue": outcomes.revenue,
         }
     )
     ints = ["impressions", "reach", "likes", "comments", "clicks", "conversions"]
@@ -396,6 +419,9 @@ def truth_creators_frame(creators: Creators, lo: int, hi: int) -> pl.DataFrame:
                     creators.price_noise[sl],
                 ),
             ),
+            pl.Series("er_real", creators.er_real[sl]),
+            pl.Series("comment_ratio", creators.comment_ratio[sl]),
+            pl.Series("price_noise", creators.price_noise[sl]),
         ]
     )
 

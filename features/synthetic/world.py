@@ -24,7 +24,8 @@ from features.synthetic.writer import SinkSet, is_empty_dir, staged_directory
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "2"  # 2: real followers are members of shared (topic, country) communities
+GENERATOR_VERSION = "3"  # 2: real followers are members of shared (topic, country) communities; 3: truth/creators
+# holds what a campaign outcome depends on (er_real, comment_ratio, price_noise); the input tables are unchanged
 CHUNK = 5000  # creators per chunk; fixed, because the random streams are per chunk
 FIT_ROWS = 2_000_000  # rows of truth/fit per write, to bound memory
 

@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 
 from features.featureset import load_feature_set
 from models.overlap import audience_model, estimate_overlaps
-from training.plan_eval import load_truth
+from training.world_truth import load_truth
 
 
 def test_world_shares_real_followers_between_creators(small_world: Path) -> None:

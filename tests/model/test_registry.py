@@ -77,6 +77,95 @@ def test_train_registers_version_with_challenger_alias(tracked, trained, setting
     assert not [p for p in files if p.suffix in {".pkl", ".pickle"} or "cloudpickle" in p.name]
 
 
+def test_training_on_a_synthetic_world_measures_the_served_population(tracked, trained, settings) -> None:
+    """train_models scores the top candidates of every brand and compares them with the world's truth; the
+    metrics go into the bundle's meta, the result and the MLflow run (with one CSV row per brand)."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from training.served_eval import METRICS
+
+    served = trained.served
+    assert served is not None
+    names = [f"served_{m}" for m in METRICS]
+    assert list(served.metrics) == names
+    assert served.per_brand.height >= 5
+    assert served.candidates.height <= settings.served_eval_candidates * served.per_brand.height
+    # A model, not an oracle: some error, and a ranking better than nothing.
+    assert 0.0 < served.metrics["served_sigma_log_conv"] < 5.0
+    assert 0.0 < served.metrics["served_ndcg20"] <= 1.0
+    assert 0.0 <= served.metrics["served_coverage_conv_p10_p90"] <= 1.0
+    meta = json.loads((trained.bundle_dir / "bundle.json").read_text())
+    assert meta["served_population"]["metrics"]["served_sigma_log_conv"] == pytest.approx(
+        served.metrics["served_sigma_log_conv"]
+    )
+    c = MlflowClient(tracking_uri=settings.tracking_uri)
+    run = c.get_run(tracked.run_id)
+    for name in names:
+        assert run.data.metrics[name] == pytest.approx(served.metrics[name]), name
+    assert "served_population.csv" in {a.path for a in c.list_artifacts(tracked.run_id)}
+
+
+def test_served_population_is_deterministic_for_a_seed(trained, settings, small_world: Path, small_features) -> None:
+    from features.featureset import load_feature_set
+    from training.served_eval import served_population
+
+    fs = load_feature_set(small_features)
+    n = settings.served_eval_candidates
+    again = served_population(small_world, fs, trained.models, candidates=n, seed=settings.seed)
+    assert again.metrics == trained.served.metrics
+    assert again.candidates.equals(trained.served.candidates)
+    other = served_population(small_world, fs, trained.models, candidates=n, seed=settings.seed + 1)
+    assert not other.candidates["drawn_conv"].equals(again.candidates["drawn_conv"])
+    assert other.metrics["served_sigma_log_conv"] == again.metrics["served_sigma_log_conv"]  # no draw in it
+
+
+def test_train_command_prints_the_served_population_after_the_test_split(trained, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import audiencefit.cli  # noqa: F401  (registers the commands)
+    import training.tracking
+    import training.train
+    from audiencefit.cli._app import app
+    from training.tracking import TrackedRun
+
+    monkeypatch.setattr(training.train, "train_models", lambda *a, **k: trained)
+    monkeypatch.setattr(training.tracking, "log_training", lambda *a, **k: TrackedRun("r1", "e1", "models:/m", None))
+    out = CliRunner().invoke(app, ["train", "--data", "d", "--features", "f", "--no-register"])
+    assert out.exit_code == 0, out.output
+    split = out.output.index("evaluation on held-out campaigns")
+    served = out.output.index("on the population the service ranks")
+    assert split < served < out.output.index("beats every baseline")
+    assert f"{trained.served.metrics['served_sigma_log_conv']:.3f}" in out.output[served:]
+
+
+def test_served_population_is_skipped_without_truth_or_index(
+    trained, settings, small_world: Path, small_features: Path, tmp_path: Path, caplog
+) -> None:
+    import logging
+    import shutil
+
+    from features.featureset import load_feature_set
+    from training.train import served_check
+
+    fs = load_feature_set(small_features)
+    no_truth = tmp_path / "world"
+    shutil.copytree(small_world, no_truth, ignore=shutil.ignore_patterns("truth"))
+    no_index = tmp_path / "features"
+    shutil.copytree(small_features, no_index, ignore=shutil.ignore_patterns("index"))
+    with caplog.at_level(logging.INFO, logger="training.train"):
+        assert served_check(no_truth, fs, trained.models, settings) is None
+        assert served_check(small_world, load_feature_set(no_index), trained.models, settings) is None
+        assert (
+            served_check(small_world, fs, trained.models, settings.model_copy(update={"served_eval_candidates": 0}))
+            is None
+        )
+    said = [r.getMessage() for r in caplog.records if r.name == "training.train"]
+    assert any("no truth/" in m for m in said) and any("no index" in m for m in said)
+    assert any("served_eval_candidates is 0" in m for m in said)
+
+
 def test_resolve_bundle_downloads_once_and_loads(tracked, trained, settings, monkeypatch) -> None:
     import mlflow.artifacts
 
