@@ -278,6 +278,7 @@ def campaigns_frame(campaigns: Campaigns, bt: BrandTexts) -> pl.DataFrame:
             "clicks": campaigns.clicks,
             "conversions": campaigns.conversions,
             "revenue": campaigns.revenue,
+            "recommendation_id": pl.Series([None] * campaigns.n, dtype=pl.String),  # past picks, not ours
         }
     )
     ints = ["impressions", "reach", "likes", "comments", "clicks", "conversions"]
