@@ -259,6 +259,22 @@ def log_ratio_spread(log_ratio: np.ndarray, brands: np.ndarray) -> dict[str, flo
     return {"sigma": sigma, "sd": float(np.std(r)), "bias": float(np.mean(r))}
 
 
+FLOOR_DRAWS = 20
+
+
+def poisson_floor(pred: np.ndarray, brands: np.ndarray, draws: int = FLOOR_DRAWS, seed: int = 0) -> dict[str, float]:
+    """What the conversion metrics would read for a perfect forecast: actual counts drawn Poisson(pred) (the
+    smallest noise a count has), mean over ``draws`` seeded draws. ``floor_{sigma,sd,bias}_log_conv``: the count's
+    own noise (and the +0.5's Jensen gap, which makes the bias positive) that no model can remove."""
+    rng = np.random.default_rng(seed)
+    pred = np.maximum(np.asarray(pred, dtype=np.float64), 0.0)
+    runs = [
+        log_ratio_spread(np.log((pred + COUNT_PSEUDO) / (rng.poisson(pred) + COUNT_PSEUDO)), brands)
+        for _ in range(draws)
+    ]
+    return {f"floor_{k}_log_conv": float(np.mean([r[k] for r in runs])) for k in ("sigma", "sd", "bias")}
+
+
 def recommended_metrics(
     models: ModelSet, test: pl.DataFrame, *, min_rows: int = MIN_RECOMMENDED_ROWS
 ) -> RecommendedEval:
@@ -289,6 +305,7 @@ def recommended_metrics(
     if ok.any():
         ratio = np.log((conv_pred[ok] + COUNT_PSEUDO) / (conv_true[ok] + COUNT_PSEUDO))
         out.update({f"{k}_log_conv": v for k, v in log_ratio_spread(ratio, brands[ok]).items()})
+        out.update(poisson_floor(conv_pred[ok], brands[ok]))
         out["ndcg20"] = brand_ndcg(rec.filter(pl.Series(ok)), conv_pred[ok])
         if f.conv_band is not None:
             lo, hi = f.conv_band

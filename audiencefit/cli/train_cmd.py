@@ -49,7 +49,7 @@ def _print_loop(result: TrainResult) -> None:
     if rec.reason is not None:
         sys.stdout.write(f"recommended_* metrics absent: {rec.reason}\n")
     else:
-        values = ", ".join(f"{k}={v:.3f}" for k, v in rec.metrics.items())
+        values = ", ".join(f"{k}={v:.0f}" if k.endswith("_rows") else f"{k}={v:.3f}" for k, v in rec.metrics.items())
         sys.stdout.write(f"on test campaigns from recommendations: {values}\n")
 
 

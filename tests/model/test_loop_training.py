@@ -356,6 +356,9 @@ def test_recommended_metrics_are_absent_below_the_minimum_and_named_above_it(loo
             "ndcg20",
             "coverage_conv_p10_p90",
             "coverage_er_p10_p90",
+            "floor_sigma_log_conv",
+            "floor_sd_log_conv",
+            "floor_bias_log_conv",
         )
     }
     assert set(present.metrics) == expected
@@ -376,3 +379,9 @@ def test_recommended_metrics_are_absent_below_the_minimum_and_named_above_it(loo
     shifted = log_ratio_spread(r + brand_code[ok], brands)
     assert shifted["sigma"] == pytest.approx(m["recommended_sigma_log_conv"])
     assert shifted["sd"] != pytest.approx(m["recommended_sd_log_conv"])
+    # The floor: a perfect forecast still shows the counts' Poisson noise, and the +0.5 makes its bias positive.
+    assert m["recommended_floor_sd_log_conv"] > 0 and m["recommended_floor_bias_log_conv"] > 0
+    from training.evaluate import poisson_floor
+
+    huge = poisson_floor(np.full(200, 1e6), np.array(["b"] * 200))
+    assert huge["floor_sd_log_conv"] < 0.01 and abs(huge["floor_bias_log_conv"]) < 0.001
