@@ -31,6 +31,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from audiencefit.logs import redact_url
+from features.errors import InputError
 from models.reclog import RECOMMENDATIONS, SHOWN_SCHEMA, make_engine, read_shown
 
 log = logging.getLogger(__name__)
@@ -237,18 +238,27 @@ def attach_shown(frame: pl.DataFrame, url: str) -> tuple[pl.DataFrame, ShownJoin
     """:func:`join_shown` against the log at ``url``, reading only the answers the campaigns name.
 
     Without any recommendation_id nothing is read. A SQLite log file that does not exist is not created: every id
-    is then missing (a warning). A URL that cannot be used at all raises ``ValueError``.
+    is then missing (a warning). A URL that cannot be used, or a log that cannot be read, raises ``InputError``
+    naming the (redacted) URL: training on without the log would silently drop the correction.
     """
     name = redact_url(url)
     ids = frame["recommendation_id"].drop_nulls().unique().sort().to_list()
     if not ids:
         return join_shown(frame, SHOWN_SCHEMA.to_frame(), None, log_name=name)
-    if _sqlite_file_missing(url):
-        out, report = join_shown(frame, SHOWN_SCHEMA.to_frame(), None, log_name=name)
-        return out, replace(report, log_found=False)
-    parts = [read_shown(url, ids[start : start + ID_CHUNK]) for start in range(0, len(ids), ID_CHUNK)]
+    try:
+        if _sqlite_file_missing(url):
+            out, report = join_shown(frame, SHOWN_SCHEMA.to_frame(), None, log_name=name)
+            return out, replace(report, log_found=False)
+        parts = [read_shown(url, ids[start : start + ID_CHUNK]) for start in range(0, len(ids), ID_CHUNK)]
+        answers = read_answers_of(url, ids)
+    except (ValueError, sa.exc.SQLAlchemyError) as exc:
+        detail = redact_url(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise InputError(
+            f"the recommendation log {name} cannot be read ({detail}); {len(ids)} campaign recommendation ids need it "
+            "(set AUDIENCEFIT_RECOMMENDATION_LOG_URL)"
+        ) from exc
     shown = pl.concat(parts) if parts else SHOWN_SCHEMA.to_frame()
-    return join_shown(frame, shown, read_answers_of(url, ids), log_name=name)
+    return join_shown(frame, shown, answers, log_name=name)
 
 
 def propensities(frame: pl.DataFrame) -> np.ndarray:

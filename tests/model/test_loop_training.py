@@ -184,6 +184,18 @@ def test_join_without_ids_reads_nothing_and_a_missing_log_file_is_a_warning(tmp_
     assert not absent.parent.exists()  # reading never creates a log
 
 
+def test_an_unusable_log_is_an_input_error_naming_it_without_its_password(tmp_path: Path) -> None:
+    from features.errors import InputError
+
+    frame = _campaigns([("k1", "b1", "s1", "c1", "r1")])
+    with pytest.raises(InputError, match="recommendation log nodialect://u:\\*\\*\\*@host/db cannot be read") as err:
+        attach_shown(frame, "nodialect://u:hunter2@host/db")
+    assert "hunter2" not in str(err.value)
+    (tmp_path / "log.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(InputError, match="cannot be read"):
+        attach_shown(frame, f"sqlite:///{tmp_path / 'log.db'}")
+
+
 def test_join_is_pure_on_frames() -> None:
     shown = pl.DataFrame(
         {"recommendation_id": ["r1"], "creator_id": ["c1"], "propensity": [0.5], "rank": [3], "explored": [True]},
