@@ -70,6 +70,7 @@ class TableSchema:
 
 ID_MAX = 128
 TEXT_MAX = 5000
+RECOMMENDATION_ID_MAX = 64  # the recommendation log's key (models.reclog) is at most this long
 
 CREATORS = TableSchema(
     name="creators",
@@ -219,6 +220,15 @@ CAMPAIGNS = TableSchema(
             "conversions", pl.Int64(), "Purchases attributed via discount code or UTM link.", nullable=True, min_value=0
         ),
         Column("revenue", pl.Float64(), "Revenue of those conversions.", nullable=True, unit="USD", min_value=0),
+        Column(
+            "recommendation_id",
+            pl.String(),
+            "Id of the audiencefit recommendation or plan this creator was contracted from, as the service "
+            "returned it; empty when the creator was not picked from one. Training joins it to the recommendation "
+            "log to correct for how the creator came to be shown (docs/evaluation.md).",
+            nullable=True,
+            max_length=RECOMMENDATION_ID_MAX,
+        ),
     ),
 )
 

@@ -107,24 +107,43 @@ def _constraints(columns: tuple[str, ...], signs: dict[str, int]) -> list[int]:
     return [signs.get(c, 0) for c in columns]
 
 
-def _fit_rounds(params: dict[str, Any], x: np.ndarray, y: np.ndarray, init: np.ndarray | None, rounds: int) -> Any:
+def _fit_rounds(
+    params: dict[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    init: np.ndarray | None,
+    rounds: int,
+    weight: np.ndarray | None = None,
+) -> Any:
     """Train with early stopping on the newest 15% of rows (rows are time-ordered), then refit on all rows
-    with the number of rounds that was best on that hold-out."""
+    with the number of rounds that was best on that hold-out. ``weight``: per-row sample weights (the hold-out
+    loss is weighted too)."""
     import lightgbm as lgb
+
+    def part(a: np.ndarray | None, rows: slice) -> np.ndarray | None:
+        return None if a is None else a[rows]
 
     n = len(y)
     cut = int(n * 0.85)
     best = rounds
     if n >= 200:
-        train = lgb.Dataset(x[:cut], y[:cut], init_score=None if init is None else init[:cut], free_raw_data=False)
+        head, tail = slice(0, cut), slice(cut, n)
+        train = lgb.Dataset(
+            x[head], y[head], init_score=part(init, head), weight=part(weight, head), free_raw_data=False
+        )
         valid = lgb.Dataset(
-            x[cut:], y[cut:], init_score=None if init is None else init[cut:], reference=train, free_raw_data=False
+            x[tail],
+            y[tail],
+            init_score=part(init, tail),
+            weight=part(weight, tail),
+            reference=train,
+            free_raw_data=False,
         )
         booster = lgb.train(
             params, train, rounds, valid_sets=[valid], callbacks=[lgb.early_stopping(50, verbose=False)]
         )
         best = max(20, int(booster.best_iteration or rounds))
-    full = lgb.Dataset(x, y, init_score=init, free_raw_data=False)
+    full = lgb.Dataset(x, y, init_score=init, weight=weight, free_raw_data=False)
     return lgb.train(params, full, best)
 
 
@@ -143,7 +162,10 @@ class GBMRegressor:
     text_: str | None = None  # the LightGBM text model, when loaded from one (the booster is then built on demand)
     compiled_: CompiledForest | None = None  # the same model compiled to native code (models.forest): same bits
 
-    def fit(self, frame: pl.DataFrame, y: np.ndarray, offset: np.ndarray | None = None) -> GBMRegressor:
+    def fit(
+        self, frame: pl.DataFrame, y: np.ndarray, offset: np.ndarray | None = None, weight: np.ndarray | None = None
+    ) -> GBMRegressor:
+        """Fit on ``frame``'s rows (time-ordered) with optional log offset and per-row sample ``weight``."""
         extra: dict[str, Any] = {}
         if self.monotone:
             extra["monotone_constraints"] = _constraints(self.columns, self.monotone)
@@ -154,9 +176,10 @@ class GBMRegressor:
         init = None
         if offset is not None:
             # Start every row at (overall rate × exposure): the trees then learn only the deviations.
-            self.base_ = float(np.log(max(float(np.sum(y)), 1e-9) / float(np.sum(np.exp(offset)))))
+            w = np.ones(len(y)) if weight is None else weight
+            self.base_ = float(np.log(max(float(np.sum(w * y)), 1e-9) / float(np.sum(w * np.exp(offset)))))
             init = offset + self.base_
-        self.booster_ = _fit_rounds(params, _matrix(frame, self.columns), y, init, self.rounds)
+        self.booster_ = _fit_rounds(params, _matrix(frame, self.columns), y, init, self.rounds, weight)
         self.text_ = self.compiled_ = None
         return self
 
@@ -227,10 +250,12 @@ def _feature_names(text: str) -> list[str]:
     raise ValueError("not a LightGBM text model (no feature_names line)")
 
 
-def negbin_dispersion(y: np.ndarray, mu: np.ndarray) -> float:
-    """Method-of-moments θ of a negative binomial (Var = μ + μ²/θ); large θ ≈ Poisson."""
-    excess = float(np.sum((y - mu) ** 2 - mu))
-    denom = float(np.sum(mu**2))
+def negbin_dispersion(y: np.ndarray, mu: np.ndarray, weight: np.ndarray | None = None) -> float:
+    """Method-of-moments θ of a negative binomial (Var = μ + μ²/θ); large θ ≈ Poisson. With ``weight``, each row's
+    moment counts by its sample weight (the dispersion of the weighted population)."""
+    w = np.ones(len(y)) if weight is None else weight
+    excess = float(np.sum(w * ((y - mu) ** 2 - mu)))
+    denom = float(np.sum(w * mu**2))
     if excess <= 0 or denom <= 0:
         return 1e6
     return max(denom / excess, 1e-3)
@@ -285,8 +310,18 @@ class ModelSet:
         "er_residual": 1,
     }
 
-    def fit(self, frame: pl.DataFrame) -> ModelSet:
-        """``frame`` holds the feature columns plus labels engagement_rate, conversions, cost and followers."""
+    def fit(self, frame: pl.DataFrame, sample_weight: np.ndarray | None = None) -> ModelSet:
+        """``frame`` holds the feature columns plus labels engagement_rate, conversions, cost and followers.
+
+        ``sample_weight`` (one per row, positive; e.g. inverse-propensity weights, ``training.weights``) weights
+        every model's loss, the conversion model's base rate, the negative binomial dispersion and the conformal
+        calibration of the bands; None fits every row equally (the same models as before weights existed).
+        """
+        weight = _check_weights(sample_weight, frame.height)
+
+        def rows(ok: np.ndarray) -> np.ndarray | None:
+            return None if weight is None else weight[ok]
+
         er = frame["engagement_rate"].to_numpy()
         ok = np.isfinite(er)
         log_er = np.log(np.maximum(er[ok], ER_FLOOR))
@@ -295,7 +330,7 @@ class ModelSet:
             "mean": GBMRegressor(self.columns, "regression", self.seed, monotone=self.ENGAGEMENT_SIGNS),
             **{f"q{int(q * 100)}": GBMRegressor(self.columns, "quantile", self.seed, alpha=q) for q in QUANTILES},
         }
-        self.er_band_ = _fit_conformal_band(self.engagement_, er_frame, log_er)
+        self.er_band_ = _fit_conformal_band(self.engagement_, er_frame, log_er, rows(ok))
 
         conv = frame["conversions"].to_numpy()
         ok = np.isfinite(conv)
@@ -303,9 +338,9 @@ class ModelSet:
         offset = exposure_offset(conv_frame, self.exposure)
         columns = tuple(c for c in self.columns if c in CONVERSION_COLUMNS)
         self.conversions_ = GBMRegressor(columns, "poisson", self.seed, monotone=self.CONVERSION_SIGNS)
-        self.conversions_.fit(conv_frame, conv[ok], offset)
+        self.conversions_.fit(conv_frame, conv[ok], offset, rows(ok))
         mu = np.exp(self.conversions_.predict_raw(conv_frame, offset))
-        self.theta_ = negbin_dispersion(conv[ok], mu)
+        self.theta_ = negbin_dispersion(conv[ok], mu, rows(ok))
 
         cost = frame["cost"].to_numpy()
         ok = np.isfinite(cost) & (cost > 0)
@@ -315,7 +350,7 @@ class ModelSet:
             "mean": GBMRegressor(PRICE_COLUMNS, "regression", self.seed),
             **{f"q{int(q * 100)}": GBMRegressor(PRICE_COLUMNS, "quantile", self.seed, alpha=q) for q in QUANTILES},
         }
-        self.price_band_ = _fit_conformal_band(self.price_, price_frame, log_cost)
+        self.price_band_ = _fit_conformal_band(self.price_, price_frame, log_cost, rows(ok))
         return self
 
     def _rows(self, frame: Rows) -> FeatureMatrix:
@@ -456,28 +491,60 @@ class ModelSet:
 CALIBRATION_SHARE = 0.2
 
 
-def _fit_conformal_band(models: dict[str, GBMRegressor], frame: pl.DataFrame, y: np.ndarray) -> float:
+def _check_weights(weight: np.ndarray | None, n: int) -> np.ndarray | None:
+    """``weight`` as float64, checked: one finite positive value per row."""
+    if weight is None:
+        return None
+    w = np.asarray(weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have one value per training row ({n}), got shape {w.shape}")
+    if not np.all(np.isfinite(w) & (w > 0)):
+        raise ValueError(
+            f"sample_weight must be finite and positive; {int(np.sum(~(np.isfinite(w) & (w > 0))))} are not"
+        )
+    return w
+
+
+def weighted_conformal_quantile(scores: np.ndarray, weight: np.ndarray, coverage: float) -> float:
+    """The conformal threshold under covariate shift (Tibshirani et al., 2019): the ``coverage`` quantile of the
+    calibration scores weighted by ``weight``, plus the test point's own mass at +∞ (taken as the mean weight, the
+    weight a new row has on average); the largest score when that quantile falls on the test point."""
+    order = np.argsort(scores, kind="stable")
+    s, w = scores[order], weight[order]
+    cumulative = np.cumsum(w) / (float(np.sum(w)) + float(np.mean(w)))
+    at = int(np.searchsorted(cumulative, coverage, side="left"))
+    return float(s[min(at, len(s) - 1)])
+
+
+def _fit_conformal_band(
+    models: dict[str, GBMRegressor], frame: pl.DataFrame, y: np.ndarray, weight: np.ndarray | None = None
+) -> float:
     """Fit the mean and quantile models; return the conformal widening of the p10–p90 band.
 
     Conformalised quantile regression (Romano et al., 2019): the quantile models are fitted on the older
     80% of rows, their band is checked on the newest 20%, and the band is widened (or narrowed) by the
-    quantile of the misses so that it covers 80% of new rows; the mean model is fitted on every row.
+    quantile of the misses so that it covers 80% of new rows; the mean model is fitted on every row. With
+    ``weight``, every model is fitted weighted and the misses are weighted too (weighted conformal prediction:
+    the band then covers 80% of the weighted population, :func:`weighted_conformal_quantile`).
     """
     n = len(y)
     cut = int(n * (1 - CALIBRATION_SHARE))
-    models["mean"].fit(frame, y)
+    models["mean"].fit(frame, y, weight=weight)
     quantiles = {k: m for k, m in models.items() if k != "mean"}
     if n < 100:
         for model in quantiles.values():
-            model.fit(frame, y)
+            model.fit(frame, y, weight=weight)
         return 0.0
     early = frame.head(cut)
     for model in quantiles.values():
-        model.fit(early, y[:cut])
+        model.fit(early, y[:cut], weight=None if weight is None else weight[:cut])
     late = frame.slice(cut)
     lo, hi = quantiles["q10"].predict_raw(late), quantiles["q90"].predict_raw(late)
     scores = np.maximum(lo - y[cut:], y[cut:] - hi)
-    level = min(1.0, (1 - (QUANTILES[0] + 1 - QUANTILES[1])) * (1 + 1 / len(scores)))
+    coverage = 1 - (QUANTILES[0] + 1 - QUANTILES[1])
+    if weight is not None and not np.all(weight[cut:] == weight[cut]):
+        return weighted_conformal_quantile(scores, weight[cut:], coverage)
+    level = min(1.0, coverage * (1 + 1 / len(scores)))
     return float(np.quantile(scores, level))
 
 

@@ -225,3 +225,99 @@ def price_metrics(models: ModelSet, test: pl.DataFrame) -> dict[str, float]:
         "price_mae_log": float(np.mean(np.abs(np.log(price) - np.log(c)))),
         "price_coverage_p10_p90": float(np.mean((c >= lo) & (c <= hi))),
     }
+
+
+# --- error on the creators the service showed (campaigns that came from recommendations) --------------------------
+
+MIN_RECOMMENDED_ROWS = 30  # fewer test rows from recommendations: no recommended_ metrics (a σ from fewer is noise)
+MIN_BRAND_ROWS_FOR_SIGMA = 3  # a brand's median from 1–2 rows would remove most of their error
+COUNT_PSEUDO = 0.5  # log((pred + 0.5) / (actual + 0.5)) for conversion counts, which are often 0
+RECOMMENDED_PREFIX = "recommended_"
+
+
+@dataclass(frozen=True)
+class RecommendedEval:
+    """``recommended_*`` metrics on the test rows that came from recommendations, or why there are none."""
+
+    rows: int  # test rows from recommendations
+    metrics: dict[str, float]  # empty when ``reason`` is set
+    reason: str | None = None
+
+
+def log_ratio_spread(log_ratio: np.ndarray, brands: np.ndarray) -> dict[str, float]:
+    """``sigma`` (sd after removing each brand's median, over brands with ≥ ``MIN_BRAND_ROWS_FOR_SIGMA`` rows: what
+    ranking within a brand sees), ``sd`` (raw) and ``bias`` (mean) of log(predicted / actual). NaN when undefined."""
+    r = np.asarray(log_ratio, dtype=np.float64)
+    if len(r) == 0:
+        return {"sigma": float("nan"), "sd": float("nan"), "bias": float("nan")}
+    centred = []
+    for brand in np.unique(brands):
+        in_brand = r[brands == brand]
+        if len(in_brand) >= MIN_BRAND_ROWS_FOR_SIGMA:
+            centred.append(in_brand - np.median(in_brand))
+    sigma = float(np.std(np.concatenate(centred))) if centred else float("nan")
+    return {"sigma": sigma, "sd": float(np.std(r)), "bias": float(np.mean(r))}
+
+
+FLOOR_DRAWS = 20
+
+
+def poisson_floor(pred: np.ndarray, brands: np.ndarray, draws: int = FLOOR_DRAWS, seed: int = 0) -> dict[str, float]:
+    """What the conversion metrics would read for a perfect forecast: actual counts drawn Poisson(pred) (the
+    smallest noise a count has), mean over ``draws`` seeded draws. ``floor_{sigma,sd,bias}_log_conv``: the count's
+    own noise (and the +0.5's Jensen gap, which makes the bias positive) that no model can remove."""
+    rng = np.random.default_rng(seed)
+    pred = np.maximum(np.asarray(pred, dtype=np.float64), 0.0)
+    runs = [
+        log_ratio_spread(np.log((pred + COUNT_PSEUDO) / (rng.poisson(pred) + COUNT_PSEUDO)), brands)
+        for _ in range(draws)
+    ]
+    return {f"floor_{k}_log_conv": float(np.mean([r[k] for r in runs])) for k in ("sigma", "sd", "bias")}
+
+
+def recommended_metrics(
+    models: ModelSet, test: pl.DataFrame, *, min_rows: int = MIN_RECOMMENDED_ROWS
+) -> RecommendedEval:
+    """The agreed error metrics of the served population on real outcomes: test rows with ``from_recommendation``.
+
+    Conversions: log((pred + 0.5) / (actual + 0.5)) (``COUNT_PSEUDO``: an actual count is often 0, and its Poisson
+    noise is part of what is measured, unlike the synthetic world's ``served_`` metrics against expected values);
+    engagement rate: log(pred / actual), both floored at ``ER_FLOOR`` as in the evaluation table. ``ndcg20`` is the
+    mean over brands of NDCG@20 by predicted conversions among these rows (brands with ≥ 2 rows and a conversion);
+    coverage is the share of actual values inside p10–p90.
+    """
+    if "from_recommendation" in test.columns:
+        rec = test.filter(pl.col("from_recommendation").fill_null(False))
+    else:
+        rec = test.clear()
+    if rec.height < min_rows:
+        return RecommendedEval(
+            rec.height,
+            {},
+            f"only {rec.height} test campaigns came from recommendations (at least {min_rows} are needed)",
+        )
+    f = model_forecast(models, rec)
+    brands = rec["brand_id"].to_numpy()
+    out: dict[str, float] = {"rows": float(rec.height)}
+    conv_true = rec["conversions"].to_numpy().astype(np.float64)
+    ok = np.isfinite(conv_true)
+    conv_pred = np.asarray(f.conversions, dtype=np.float64)
+    if ok.any():
+        ratio = np.log((conv_pred[ok] + COUNT_PSEUDO) / (conv_true[ok] + COUNT_PSEUDO))
+        out.update({f"{k}_log_conv": v for k, v in log_ratio_spread(ratio, brands[ok]).items()})
+        out.update(poisson_floor(conv_pred[ok], brands[ok]))
+        out["ndcg20"] = brand_ndcg(rec.filter(pl.Series(ok)), conv_pred[ok])
+        if f.conv_band is not None:
+            lo, hi = f.conv_band
+            out["coverage_conv_p10_p90"] = float(np.mean((conv_true[ok] >= lo[ok]) & (conv_true[ok] <= hi[ok])))
+    er_true = rec["engagement_rate"].to_numpy().astype(np.float64)
+    ok = np.isfinite(er_true)
+    if ok.any() and f.engagement_rate is not None:
+        er_pred = np.maximum(np.asarray(f.engagement_rate, dtype=np.float64), ER_FLOOR)
+        ratio = np.log(er_pred[ok] / np.maximum(er_true[ok], ER_FLOOR))
+        out.update({f"{k}_log_er": v for k, v in log_ratio_spread(ratio, brands[ok]).items()})
+        if f.er_band is not None:
+            lo, hi = f.er_band
+            out["coverage_er_p10_p90"] = float(np.mean((er_true[ok] >= lo[ok]) & (er_true[ok] <= hi[ok])))
+    metrics = {f"{RECOMMENDED_PREFIX}{k}": v for k, v in out.items() if np.isfinite(v)}
+    return RecommendedEval(rec.height, metrics)

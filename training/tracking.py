@@ -71,13 +71,15 @@ def ensure_experiment(settings: Settings, name: str = EXPERIMENT) -> str:
 
 
 def model_metrics(result: TrainResult) -> dict[str, float]:
-    """The model's row of the evaluation table, price metrics and ``beats_<metric>`` (1 = beats every baseline)."""
+    """The model's row of the evaluation table, price metrics, ``beats_<metric>`` (1 = beats every baseline) and
+    the ``recommended_*`` metrics on test campaigns that came from recommendations (when there are enough)."""
     row = result.table.row(0, named=True)
     metrics = {k: float(v) for k, v in row.items() if k != "method" and isinstance(v, int | float)}
     metrics.update({k: float(v) for k, v in result.price.items()})
     metrics.update({f"beats_{k}": 1.0 if v else 0.0 for k, v in result.wins.items()})
     if result.served is not None:
         metrics.update(result.served.metrics)
+    metrics.update(result.recommended.metrics)  # recommended_*: absent below the minimum of such test rows
     return {k: v for k, v in metrics.items() if math.isfinite(v)}
 
 
@@ -150,6 +152,11 @@ def log_training(
                 "bundle_id": str(result.bundle_meta["bundle_id"]),
                 "feature_set_id": str(result.params["feature_set_id"]),
                 "embedder_id": str(result.params["embedder_id"]),
+                **(
+                    {"recommended_metrics_absent": result.recommended.reason}
+                    if result.recommended.reason is not None
+                    else {}
+                ),
             }
         )
         mlflow.log_params(result.params)

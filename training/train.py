@@ -28,9 +28,19 @@ from models.estimators import ModelSet
 from models.index import default_index_dir
 from models.pair_features import FEATURE_COLUMNS
 from models.query import query_embedder
-from training.evaluate import Split, beats_baselines, evaluation_table, price_metrics, time_group_split
+from training.evaluate import (
+    RecommendedEval,
+    Split,
+    beats_baselines,
+    evaluation_table,
+    price_metrics,
+    recommended_metrics,
+    time_group_split,
+)
+from training.shown import ShownJoin, attach_shown, propensities
 from training.served_eval import ServedPopulation, served_population
 from training.trainset import TrainingSet, build_training_set
+from training.weights import PropensityWeights, ipw_weights
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,9 @@ class TrainResult:
     wins: dict[str, bool]  # headline metric → the model beats every baseline
     price: dict[str, float]
     params: dict[str, Any]
+    shown: ShownJoin  # how the campaigns' recommendation ids met the recommendation log
+    weights: PropensityWeights  # the training rows' sample weights (all 1 without rows from recommendations)
+    recommended: RecommendedEval  # recommended_* metrics on test rows from recommendations, or why there are none
     # The error on the population the service ranks (training.served_eval); None when the data is not a synthetic
     # world with its truth, or the feature set has no index.
     served: ServedPopulation | None = None
@@ -97,16 +110,25 @@ def train_models(
     dataset = load_dataset(data_dir, secret=settings.follower_id_secret.get_secret_value())
     cache = EmbeddingCache(settings.embedding_cache_dir, embedder.id, embedder.dim)
     training_set = build_training_set(dataset, embedder=embedder, cache=cache, settings=settings, progress=progress)
+    # Close the loop: rows whose creator the service showed get what was shown (propensity, rank, model).
+    joined, shown = attach_shown(training_set.frame, settings.recommendation_log_url_value())
+    for warning in shown.warnings():
+        log.warning(warning)
+    training_set = TrainingSet(joined)
     split = time_group_split(training_set.frame, test_share)
     if split.train.height < MIN_TRAIN_ROWS or split.test.height < MIN_TEST_ROWS:
         raise InputError(
             f"too few past campaigns to train and evaluate honestly: {split.train.height} training rows "
             f"(need {MIN_TRAIN_ROWS}) and {split.test.height} test rows (need {MIN_TEST_ROWS})"
         )
-    models = ModelSet(FEATURE_COLUMNS, seed=settings.seed).fit(split.train)
+    weights = ipw_weights(propensities(split.train), settings.ipw_max_weight)
+    models = ModelSet(FEATURE_COLUMNS, seed=settings.seed).fit(
+        split.train, sample_weight=None if weights.uniform else weights.weights
+    )
     table = evaluation_table(models, split)
     wins = beats_baselines(table)
     price = price_metrics(models, split.test)
+    recommended = recommended_metrics(models, split.test)
     served = served_check(data_dir, fs, models, settings)
     params: dict[str, Any] = {
         "seed": settings.seed,
@@ -120,6 +142,9 @@ def train_models(
         "embedder_id": embedder.id,
         "feature_set_id": fs.feature_set_id,
         "data_fingerprint": data_fingerprint(training_set.frame),
+        **shown.summary(),
+        **weights.summary(),
+        "recommended_test_rows": recommended.rows,
     }
     out = out_dir or settings.data_dir / "bundles" / "latest"
     meta = save_bundle(
@@ -131,6 +156,8 @@ def train_models(
             "evaluation": table.to_dicts(),
             "beats_baselines": wins,
             "price_metrics": price,
+            "recommended_metrics": recommended.metrics,
+            "recommended_metrics_absent": recommended.reason,
             **({"served_population": served_meta(served)} if served is not None else {}),
         },
     )
@@ -145,7 +172,9 @@ def train_models(
             **{f"beats_{k}": v for k, v in wins.items()},
         },
     )
-    return TrainResult(out, meta, training_set, split, models, table, wins, price, params, served)
+    return TrainResult(
+        out, meta, training_set, split, models, table, wins, price, params, shown, weights, recommended, served
+    )
 
 
 def served_meta(served: ServedPopulation) -> dict[str, Any]:

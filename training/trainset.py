@@ -30,7 +30,18 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_ANCHOR = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday; snapshots fall on this grid
 LABEL_COLUMNS = ("engagement_rate", "conversions", "clicks", "cost", "revenue")
-KEY_COLUMNS = ("campaign_id", "brand_id", "segment_id", "creator_id", "start_date", "as_of", "followers")
+# recommendation_id: the service's answer the creator was contracted from (null for other picks); training joins it
+# to the recommendation log (training.shown) to weight the row by how the creator came to be shown.
+KEY_COLUMNS = (
+    "campaign_id",
+    "brand_id",
+    "segment_id",
+    "creator_id",
+    "start_date",
+    "as_of",
+    "followers",
+    "recommendation_id",
+)
 
 
 def snapshot_for(start: datetime, every_days: int) -> datetime:
@@ -134,7 +145,9 @@ def build_training_set(
                 rows = np.array([row_of[c] for c in group["creator_id"].to_list()], dtype=np.int64)
                 seg_idx = np.array([seg_pos[s] for s in group["segment_id"].to_list()], dtype=np.int64)
                 feats = pair_features(view, rows, seg_idx, query)
-                keys = group.select("campaign_id", "brand_id", "segment_id", "creator_id", "start_date", "as_of")
+                keys = group.select(
+                    "campaign_id", "brand_id", "segment_id", "creator_id", "start_date", "as_of", "recommendation_id"
+                )
                 parts.append(pl.concat([keys, feats], how="horizontal"))
             bar.advance(task)
     frame = (

@@ -15,6 +15,8 @@ from audiencefit.logs import redact_url
 if TYPE_CHECKING:
     import polars as pl
 
+    from training.train import TrainResult
+
 
 def _print_table(frame: pl.DataFrame, title: str) -> None:
     from rich.console import Console
@@ -27,6 +29,28 @@ def _print_table(frame: pl.DataFrame, title: str) -> None:
         table.add_row(*("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
     console = Console() if sys.stdout.isatty() else Console(width=200)
     console.print(table)
+
+
+def _print_loop(result: TrainResult) -> None:
+    """What came from our own recommendations: the log join, the weights, the error on those creators."""
+    shown, weights, rec = result.shown, result.weights, result.recommended
+    if shown.with_id:
+        sys.stdout.write(
+            f"recommendation log: {shown.joined} of {shown.with_id} campaign rows with a recommendation_id joined "
+            f"({shown.missing_id} unknown ids, {shown.creator_not_shown} creators not shown, "
+            f"{shown.segment_mismatch} segment and {shown.brand_mismatch} brand disagreements)\n"
+        )
+        for warning in shown.warnings():
+            sys.stdout.write(f"  warning: {warning}\n")
+    sys.stdout.write(
+        f"propensity weights: {weights.recommended} training rows from recommendations, effective sample size "
+        f"{weights.ess_recommended:.1f}, {weights.clipped} clipped at {weights.max_weight:g}\n"
+    )
+    if rec.reason is not None:
+        sys.stdout.write(f"recommended_* metrics absent: {rec.reason}\n")
+    else:
+        values = ", ".join(f"{k}={v:.0f}" if k.endswith("_rows") else f"{k}={v:.3f}" for k, v in rec.metrics.items())
+        sys.stdout.write(f"on test campaigns from recommendations: {values}\n")
 
 
 @app.command("train")
@@ -70,6 +94,7 @@ def train(
     wins = ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in result.wins.items())
     sys.stdout.write(f"beats every baseline: {wins}\n")
     sys.stdout.write(f"price: {', '.join(f'{k}={v:.3f}' for k, v in result.price.items())}\n")
+    _print_loop(result)
     sys.stdout.write(f"mlflow run: {tracked.run_id} (tracking {redact_url(settings.tracking_uri)})\n")
     if tracked.model_version is not None:
         sys.stdout.write(f"registered: models:/audiencefit/{tracked.model_version} (alias challenger)\n")

@@ -301,6 +301,7 @@ def campaign_rows(
             "clicks": outcomes.clicks,
             "conversions": outcomes.conversions,
             "revenue": outcomes.revenue,
+            "recommendation_id": pl.Series([None] * len(campaign_ids), dtype=pl.String),  # past picks, not ours
         }
     )
     ints = ["impressions", "reach", "likes", "comments", "clicks", "conversions"]

@@ -790,6 +790,37 @@ def test_valid_dataset_is_normalised(tmp_path):
     assert dataset.segments["countries"].to_list() == ["FR CH IT", None]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_campaigns_validate_with_and_without_recommendation_id(tmp_path, fmt):
+    # Without the column (every export before #18): valid, read as all-empty, one warning naming it.
+    assert "recommendation_id" not in base_tables()["campaigns"][0]
+    without = write_dataset(tmp_path / "without", fmt)
+    assert run_cli("validate", str(without)).exit_code == 0
+    report = validate_dir(without)
+    assert report.ok
+    warned = [w for w in report.all_warnings if w.column == "recommendation_id"]
+    assert len(warned) == 1 and "optional column is absent" in str(warned[0])
+    campaigns = load_dataset(without, secret=SECRET).campaigns
+    assert campaigns is not None and campaigns["recommendation_id"].to_list() == [None, None]
+
+    # With it: one row from a recommendation, one not (blank); no warning about the column.
+    tables = base_tables()
+    tables["campaigns"][0]["recommendation_id"] = " rec-0001 "
+    tables["campaigns"][1]["recommendation_id"] = None
+    with_id = write_dataset(tmp_path / "with", fmt, tables)
+    report = validate_dir(with_id)
+    assert report.ok, report.errors
+    assert not [w for w in report.all_warnings if w.column == "recommendation_id"]
+    campaigns = load_dataset(with_id, secret=SECRET).campaigns
+    assert campaigns is not None and campaigns["recommendation_id"].to_list() == ["rec-0001", None]
+
+    # Longer than the log's key: an error naming the column.
+    tables["campaigns"][0]["recommendation_id"] = "r" * 65
+    report = validate_dir(write_dataset(tmp_path / "long", fmt, tables))
+    assert not report.ok
+    assert any(e.column == "recommendation_id" and "longer than 64" in str(e) for e in report.errors)
+
+
 def test_mixed_formats_and_optional_tables_absent(tmp_path):
     tables = base_tables()
     for optional in ("followers", "brands", "segments", "campaigns"):
