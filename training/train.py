@@ -77,7 +77,9 @@ def train_models(
             f"too few past campaigns to train and evaluate honestly: {split.train.height} training rows "
             f"(need {MIN_TRAIN_ROWS}) and {split.test.height} test rows (need {MIN_TEST_ROWS})"
         )
-    models = ModelSet(FEATURE_COLUMNS, seed=settings.seed).fit(split.train)
+    models = ModelSet(FEATURE_COLUMNS, seed=settings.seed, conversion_structure=settings.conversion_structure).fit(
+        split.train
+    )
     table = evaluation_table(models, split)
     wins = beats_baselines(table)
     price = price_metrics(models, split.test)
@@ -90,6 +92,7 @@ def train_models(
         "train_end": str(split.train["start_date"].max()),
         "test_start": str(split.test["start_date"].min()),
         "n_features": len(FEATURE_COLUMNS),
+        "conversion_structure": settings.conversion_structure,
         "embedder_id": embedder.id,
         "feature_set_id": fs.feature_set_id,
         "data_fingerprint": data_fingerprint(training_set.frame),
