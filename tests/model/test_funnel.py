@@ -171,3 +171,12 @@ def test_a_stage_learns_only_from_campaigns_reporting_its_count_and_exposure(tra
     with pytest.raises(ValueError, match=rf"funnel stage 'clicks' needs at least {MIN_STAGE_ROWS} campaigns"):
         models._fit_stage(STAGE["clicks"], no_reach)
     models._fit_stage(STAGE["conversions"], no_reach)
+
+
+def test_feature_importance_reads_every_funnel_stage(funnel: ModelSet) -> None:
+    from training.plots import feature_importance
+
+    table = feature_importance(funnel)
+    assert table["gain_conversions"].sum() == pytest.approx(1.0)  # each stage's share of its gain, averaged
+    reach_only = {"views_per_follower", "er_median"} & set(FUNNEL_STAGES[0].columns)
+    assert table.filter(pl.col("feature").is_in(list(reach_only)))["gain_conversions"].sum() > 0
