@@ -18,8 +18,11 @@ from models.estimators import (
     FUNNEL_STAGES,
     FUNNEL_STRUCTURE,
     MIN_STAGE_ROWS,
+    QUANTILES,
     ModelSet,
+    calibrated_dispersion,
     exposure_offset,
+    negbin_quantiles,
 )
 from models.pair_features import FEATURE_COLUMNS
 
@@ -180,3 +183,19 @@ def test_feature_importance_reads_every_funnel_stage(funnel: ModelSet) -> None:
     assert table["gain_conversions"].sum() == pytest.approx(1.0)  # each stage's share of its gain, averaged
     reach_only = {"views_per_follower", "er_median"} & set(FUNNEL_STAGES[0].columns)
     assert table.filter(pl.col("feature").is_in(list(reach_only)))["gain_conversions"].sum() > 0
+
+
+def test_the_funnels_band_is_calibrated_on_newer_rows() -> None:
+    """θ gives the narrowest band covering 80% of held-out counts (the next narrower one covers less); the band of
+    the θ the counts were drawn with covers more than 80% (inclusive bounds on counts), and is at least as wide."""
+    rng = np.random.default_rng(7)
+    mu = np.exp(rng.uniform(-1.0, 3.0, 3_000))
+    y = rng.negative_binomial(2.0, 2.0 / (2.0 + mu)).astype(np.float64)
+
+    def covered(theta: float) -> float:
+        lo, hi = negbin_quantiles(mu, theta, QUANTILES)
+        return float(np.mean((y >= np.minimum(lo, mu)) & (y <= np.maximum(hi, mu))))
+
+    theta = calibrated_dispersion(y, mu)
+    assert theta >= 2.0
+    assert covered(2.0) >= covered(theta) >= 0.8 > covered(theta * 1.2)
