@@ -217,6 +217,14 @@ class Settings(BaseSettings):
     rate_limit_address_burst: int = Field(
         20, ge=1, le=100_000, description="Requests one client address without a valid API key may send at once."
     )
+    # -- #18 H4: how the conversion model is built (training; a bundle records its own structure)
+    conversion_structure: Literal["direct", "funnel"] = Field(
+        "direct",
+        description="How 'audiencefit train' builds expected conversions: 'direct' = one Poisson model of "
+        "conversions over the estimated audience in the segment; 'funnel' = reach × click rate × conversion rate, "
+        "each stage learned from the campaigns' own reach, clicks and conversions (docs/evaluation.md). Serving "
+        "follows whatever the loaded bundle was trained with.",
+    )
 
     # -- #18 H1: the error on the population the service ranks (training.served_eval)
     served_eval_candidates: int = Field(

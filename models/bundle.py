@@ -30,7 +30,7 @@ from features.stored_paths import (
     read_regular,
     read_verified,
 )
-from models.estimators import ModelSet
+from models.estimators import DIRECT_STRUCTURE, ModelSet
 from models.pair_features import FEATURE_COLUMNS
 
 # Format 2: the conversion model records its exposure (``models.json`` "exposure", see
@@ -40,8 +40,13 @@ from models.pair_features import FEATURE_COLUMNS
 # including each file's sha256), so no stated field can change without changing the id. Formats 1 and 2 still
 # load when their ``files`` list every model file; their id is recomputed as it was defined then (the hash of the
 # ``files`` table), and a stated id must match it.
+# Format 4: as format 3, with the funnel conversion model (``models.json`` "conversion_structure": "funnel", see
+# ``models.estimators.FUNNEL_STAGES``): code that reads only up to format 3 would look for the one conversion model
+# and not find it, so it must refuse these bundles. Bundles with the direct conversion model are still written as
+# format 3 (nothing in them changed).
 BUNDLE_FORMAT = 3
-READABLE_FORMATS = (1, 2, 3)
+FUNNEL_BUNDLE_FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 BUNDLE_FILE = "bundle.json"
 MODELS_DIR = "models"
 ID_CHARS = 16
@@ -87,7 +92,7 @@ def save_bundle(models: ModelSet, out_dir: Path, *, embedder_id: str, extra: dic
             (tmp / MODELS_DIR / name).write_text(text, encoding="utf-8")
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted((tmp / MODELS_DIR).iterdir())}
         stated: dict[str, Any] = {
-            "format": BUNDLE_FORMAT,
+            "format": BUNDLE_FORMAT if models.conversion_structure == DIRECT_STRUCTURE else FUNNEL_BUNDLE_FORMAT,
             "feature_version": FEATURE_VERSION,
             "feature_columns": list(models.columns),
             "embedder_id": embedder_id,

@@ -10,6 +10,10 @@ predict. Models serialise to LightGBM's text format plus JSON — never pickle.
   rate per in-segment follower and predictions scale with the size of the relevant audience; the trees read only
   the features that plausibly set that rate (``CONVERSION_COLUMNS``). The band comes from a negative binomial whose
   dispersion is fitted on the training residuals (counts are overdispersed: fit, audience and luck all vary).
+  Or, with ``conversion_structure="funnel"``, the product of three stages learned from the campaigns' own counts
+  (reach per follower, clicks per reached account, conversions per click; :data:`FUNNEL_STAGES`), each with the
+  directions the funnel fixes enforced in its trees; a negative-binomial band around the product whose θ is
+  calibrated on the newest training rows (conformal, as the other bands).
 - Price: log cost per sponsored post, from campaigns' costs; p10/p90 quantile models.
 """
 
@@ -35,6 +39,11 @@ FOLLOWER_EXPOSURE = "followers"
 SEGMENT_EXPOSURE = "segment_audience"
 EXPOSURES = (FOLLOWER_EXPOSURE, SEGMENT_EXPOSURE)
 EXPOSURE_FLOOR = 0.02  # smallest in-segment share the exposure assumes (see exposure_offset)
+# How expected conversions are built: one Poisson model of conversions over an exposure ("direct", every bundle
+# before the field was recorded), or reach × click rate × conversion rate, each stage from its own counts ("funnel").
+DIRECT_STRUCTURE = "direct"
+FUNNEL_STRUCTURE = "funnel"
+CONVERSION_STRUCTURES = (DIRECT_STRUCTURE, FUNNEL_STRUCTURE)
 
 
 def _lgb_params(objective: str, seed: int, **extra: Any) -> dict[str, Any]:
@@ -261,6 +270,18 @@ def negbin_dispersion(y: np.ndarray, mu: np.ndarray, weight: np.ndarray | None =
     return max(denom / excess, 1e-3)
 
 
+def calibrated_dispersion(y: np.ndarray, mu: np.ndarray, coverage: float = QUANTILES[1] - QUANTILES[0]) -> float:
+    """The largest θ (narrowest band) whose negative-binomial p10–p90 around ``mu`` (widened to hold ``mu``, as
+    predictions are) covers at least ``coverage`` of ``y``, with the conformal finite-sample correction; the widest
+    band of the grid when none does."""
+    level = min(1.0, coverage * (1 + 1 / max(len(y), 1)))
+    for theta in np.geomspace(1e4, 1e-2, 121):
+        lo, hi = negbin_quantiles(mu, float(theta), QUANTILES)
+        if float(np.mean((y >= np.minimum(lo, mu)) & (y <= np.maximum(hi, mu)))) >= level:
+            return float(theta)
+    return 1e-2
+
+
 def negbin_quantiles(mu: np.ndarray, theta: float, qs: tuple[float, ...]) -> list[np.ndarray]:
     """``scipy.stats.nbinom.ppf(q, theta, theta / (theta + mu))`` for each q in (0, 1), the same numbers (tested),
     through the ufunc it calls: scipy.stats alone takes longer to import than a batch job's quantiles take."""
@@ -293,6 +314,8 @@ class ModelSet:
     er_band_: float = 0.0  # conformal widening of the engagement band (log scale)
     price_band_: float = 0.0  # conformal widening of the price band (log scale)
     exposure: str = SEGMENT_EXPOSURE  # what the conversion model's offset measures (see exposure_offset)
+    conversion_structure: str = DIRECT_STRUCTURE  # one model of conversions, or the funnel's stages (FUNNEL_STAGES)
+    funnel_: dict[str, GBMRegressor] = field(default_factory=dict)  # stage name → model (funnel structure only)
 
     # Directional knowledge enforced in the trees: more of the audience in the segment never lowers expected
     # conversions; a more suspicious (less authentic) audience never raises engagement or conversions.
@@ -332,15 +355,25 @@ class ModelSet:
         }
         self.er_band_ = _fit_conformal_band(self.engagement_, er_frame, log_er, rows(ok))
 
+        if self.conversion_structure not in CONVERSION_STRUCTURES:
+            raise ValueError(f"unknown conversion structure {self.conversion_structure!r}")
         conv = frame["conversions"].to_numpy()
         ok = np.isfinite(conv)
         conv_frame = frame.filter(pl.Series(ok))
-        offset = exposure_offset(conv_frame, self.exposure)
-        columns = tuple(c for c in self.columns if c in CONVERSION_COLUMNS)
-        self.conversions_ = GBMRegressor(columns, "poisson", self.seed, monotone=self.CONVERSION_SIGNS)
-        self.conversions_.fit(conv_frame, conv[ok], offset, rows(ok))
-        mu = np.exp(self.conversions_.predict_raw(conv_frame, offset))
-        self.theta_ = negbin_dispersion(conv[ok], mu, rows(ok))
+        if self.conversion_structure == FUNNEL_STRUCTURE:
+            # The funnel's stages are fitted unweighted (propensity weights apply to the direct model only).
+            self.conversions_ = None
+            self.funnel_ = {stage.name: self._fit_stage(stage, frame) for stage in FUNNEL_STAGES}
+        else:
+            offset = exposure_offset(conv_frame, self.exposure)
+            columns = tuple(c for c in self.columns if c in CONVERSION_COLUMNS)
+            self.conversions_ = GBMRegressor(columns, "poisson", self.seed, monotone=self.CONVERSION_SIGNS)
+            self.conversions_.fit(conv_frame, conv[ok], offset, rows(ok))
+            self.funnel_ = {}
+        if self.conversion_structure == FUNNEL_STRUCTURE and conv_frame.height >= 100:
+            self.theta_ = self._calibrated_funnel_theta(frame)
+        else:
+            self.theta_ = negbin_dispersion(conv[ok], self.predict_conversions(conv_frame), rows(ok))
 
         cost = frame["cost"].to_numpy()
         ok = np.isfinite(cost) & (cost > 0)
@@ -357,8 +390,59 @@ class ModelSet:
         """``frame`` as one float matrix of this set's columns (converted once, read by every model)."""
         return frame if isinstance(frame, FeatureMatrix) else FeatureMatrix(frame, self.columns)
 
+    def _fit_stage(self, stage: FunnelStage, frame: pl.DataFrame) -> GBMRegressor:
+        """One funnel stage: Poisson on the stage's count over log of its exposure, on the rows reporting both (a
+        campaign that did not report its reach still teaches the later stages when it reported their counts)."""
+        count = frame[stage.count].to_numpy().astype(np.float64)
+        # The exposure: followers (from the features, as predictions read them) or the previous stage's count.
+        exposure = np.exp(follower_offset(frame)) if stage.exposure is None else frame[stage.exposure].to_numpy()
+        exposure = exposure.astype(np.float64)
+        # An exposure of zero carries no information on the rate (its count is zero too): left out.
+        ok = np.isfinite(count) & np.isfinite(exposure) & (exposure > 0)
+        rows = frame.filter(pl.Series(ok))
+        if rows.height < MIN_STAGE_ROWS:
+            reported = repr(stage.count) if stage.exposure is None else f"{stage.count!r} and {stage.exposure!r}"
+            raise ValueError(
+                f"funnel stage {stage.name!r} needs at least {MIN_STAGE_ROWS} campaigns reporting {reported}, "
+                f"got {rows.height}"
+            )
+        offset = np.log(exposure[ok]) + stage_share(rows, stage)
+        columns = tuple(c for c in self.columns if c in stage.columns)
+        return GBMRegressor(columns, "poisson", self.seed, monotone=dict(stage.signs)).fit(rows, count[ok], offset)
+
+    def _calibrated_funnel_theta(self, frame: pl.DataFrame) -> float:
+        """θ of the funnel's band, calibrated like the other bands (conformal): the stages are fitted on the older
+        80% of the rows, θ is the largest whose p10–p90 covers 80% of the newest rows' conversions.
+
+        The funnel's product is not fitted to conversions, so its residuals on the rows it was trained on are as
+        large as on new rows and a moment estimate there gives too wide a band (86% coverage on test, both worlds).
+        """
+        cut = int(frame.height * (1 - CALIBRATION_SHARE))
+        early = ModelSet(self.columns, seed=self.seed, conversion_structure=FUNNEL_STRUCTURE)
+        early.funnel_ = {stage.name: early._fit_stage(stage, frame.head(cut)) for stage in FUNNEL_STAGES}
+        late = frame.slice(cut)
+        y = late["conversions"].to_numpy().astype(np.float64)
+        ok = np.isfinite(y)
+        return calibrated_dispersion(y[ok], early.predict_conversions(late.filter(pl.Series(ok))))
+
+    def predict_stages(self, frame: Rows, *, threads: int = 1) -> dict[str, np.ndarray]:
+        """The funnel's expected counts per stage (reach, clicks, conversions), each the previous stage's expectation
+        times the stage's learned rate; the last one is :meth:`predict_conversions`."""
+        if not self.funnel_:
+            raise RuntimeError("ModelSet has no funnel (conversion_structure='direct')")
+        frame = self._rows(frame)
+        log_expected = follower_offset(frame)
+        out: dict[str, np.ndarray] = {}
+        for stage in FUNNEL_STAGES:
+            offset = log_expected if stage.exposure is None else log_expected + stage_share(frame, stage)
+            log_expected = self.funnel_[stage.name].predict_raw(frame, offset, threads=threads)
+            out[stage.count] = np.exp(log_expected)
+        return out
+
     def predict_conversions(self, frame: Rows, *, threads: int = 1) -> np.ndarray:
         """Expected conversions only (the ``conversions`` column of :meth:`predict`, computed the same way)."""
+        if self.conversion_structure == FUNNEL_STRUCTURE:
+            return self.predict_stages(frame, threads=threads)["conversions"]
         if self.conversions_ is None:
             raise RuntimeError("ModelSet is not fitted")
         frame = self._rows(frame)
@@ -402,7 +486,7 @@ class ModelSet:
         ``price`` is :meth:`price_bands` and ``conversions`` :meth:`predict_conversions` of the same rows when the
         caller has them already.
         """
-        if self.conversions_ is None:
+        if not self.is_fitted():
             raise RuntimeError("ModelSet is not fitted")
         frame = self._rows(frame)
         er = _banded(self.engagement_, frame, self.er_band_, threads)
@@ -429,13 +513,25 @@ class ModelSet:
             }
         )
 
+    def is_fitted(self) -> bool:
+        if self.conversion_structure == FUNNEL_STRUCTURE:
+            return all(stage.name in self.funnel_ for stage in FUNNEL_STAGES)
+        return self.conversions_ is not None
+
+    def conversion_models(self) -> dict[str, GBMRegressor]:
+        """The model(s) behind expected conversions by file name: ``conversions_mean``, or one per funnel stage."""
+        if not self.is_fitted():
+            raise RuntimeError("ModelSet is not fitted")
+        if self.conversion_structure == FUNNEL_STRUCTURE:
+            return {f"funnel_{stage.name}": self.funnel_[stage.name] for stage in FUNNEL_STAGES}
+        assert self.conversions_ is not None
+        return {"conversions_mean": self.conversions_}
+
     def regressors(self) -> dict[str, GBMRegressor]:
         """Every model of the set by its file name (without ``.txt``)."""
-        if self.conversions_ is None:
-            raise RuntimeError("ModelSet is not fitted")
         return {
             **{f"engagement_{k}": m for k, m in self.engagement_.items()},
-            "conversions_mean": self.conversions_,
+            **self.conversion_models(),
             **{f"price_{k}": m for k, m in self.price_.items()},
         }
 
@@ -452,8 +548,6 @@ class ModelSet:
 
     def to_files(self) -> dict[str, str]:
         """Filename → text content (LightGBM text models and one JSON of metadata)."""
-        if self.conversions_ is None:
-            raise RuntimeError("ModelSet is not fitted")
         files: dict[str, str] = {}
         meta: dict[str, Any] = {
             "columns": list(self.columns),
@@ -464,6 +558,9 @@ class ModelSet:
             "exposure": self.exposure,
             "models": {},
         }
+        if self.conversion_structure != DIRECT_STRUCTURE:
+            # Recorded only when it is not the structure every earlier bundle has: direct bundles stay as they were.
+            meta["conversion_structure"] = self.conversion_structure
         for name, model in self.regressors().items():
             files[f"{name}.txt"] = model.to_text()
             meta["models"][name] = model.meta()
@@ -477,14 +574,26 @@ class ModelSet:
         exposure = meta.get("exposure", FOLLOWER_EXPOSURE)
         if exposure not in EXPOSURES:
             raise ValueError(f"unknown conversion exposure {exposure!r}")
-        ms = cls(columns=tuple(meta["columns"]), seed=meta["seed"], exposure=exposure)
+        # Bundles written before the structure was recorded have one direct conversion model.
+        structure = meta.get("conversion_structure", DIRECT_STRUCTURE)
+        if structure not in CONVERSION_STRUCTURES:
+            raise ValueError(f"unknown conversion structure {structure!r}")
+        ms = cls(columns=tuple(meta["columns"]), seed=meta["seed"], exposure=exposure, conversion_structure=structure)
         ms.theta_ = float(meta["theta"])
         ms.er_band_ = float(meta.get("er_band", 0.0))
         ms.price_band_ = float(meta.get("price_band", 0.0))
         models = {name: GBMRegressor.from_text(m, read[f"{name}.txt"]) for name, m in meta["models"].items()}
         ms.engagement_ = {k.removeprefix("engagement_"): m for k, m in models.items() if k.startswith("engagement_")}
         ms.price_ = {k.removeprefix("price_"): m for k, m in models.items() if k.startswith("price_")}
-        ms.conversions_ = models["conversions_mean"]
+        if structure == FUNNEL_STRUCTURE:
+            missing = [s.name for s in FUNNEL_STAGES if f"funnel_{s.name}" not in models]
+            if missing:
+                raise ValueError(f"funnel conversion model without its stage(s) {missing}")
+            ms.funnel_ = {s.name: models[f"funnel_{s.name}"] for s in FUNNEL_STAGES}
+        elif "conversions_mean" not in models:
+            raise ValueError("direct conversion model 'conversions_mean' missing")
+        else:
+            ms.conversions_ = models["conversions_mean"]
         return ms
 
 
@@ -596,6 +705,100 @@ CONVERSION_COLUMNS = (
     "platform_code",
     *PAIR_COLUMNS,  # every (segment, creator) feature: how relevant the audience and the content are
 )
+
+
+# The funnel (conversion_structure="funnel"): a sponsored post reaches a share of the followers, a share of the
+# accounts reached click, a share of the clicks buy. Each stage is a Poisson model of the campaigns' own count over
+# log of its exposure (followers, reach, clicks), so each learns a *rate*, from every campaign that reported the
+# count and its exposure: reach and clicks are tens to thousands per campaign where conversions are a handful, so
+# the rates' dependence on audience and content fit is learned from far more signal than one model of conversions
+# sees. Predicted conversions are followers × reach rate × click rate × conversion rate. The directions enforced
+# are facts of the funnel, not of any data set: a larger account reaches a smaller share of its followers; more
+# views per follower are more reach; fake accounts neither see, click nor buy; an audience (and content) closer to
+# the segment clicks at least as often; an audience closer to the segment and in the brand's countries buys at
+# least as often per click.
+MIN_STAGE_ROWS = 20  # fewer reporting campaigns than this cannot fit a stage (one leaf's worth of rows)
+REACH_COLUMNS = (
+    "log_followers",
+    "er_median",
+    "er_mean",
+    "views_per_follower",
+    "suspicious_share",
+    "audience_quality",
+    "platform_code",
+)
+
+
+@dataclass(frozen=True)
+class FunnelStage:
+    """One stage: ``count`` over ``exposure`` (a label column; None = the creator's followers, from the features),
+    read from ``columns`` with monotone ``signs``; ``segment_share`` multiplies the exposure by the estimated
+    share of the audience in the segment (as :func:`exposure_offset` does)."""
+
+    name: str
+    count: str
+    exposure: str | None
+    columns: tuple[str, ...]
+    signs: tuple[tuple[str, int], ...]
+    segment_share: bool = False
+
+
+FUNNEL_STAGES = (
+    FunnelStage(
+        "reach",
+        "reach",
+        None,
+        REACH_COLUMNS,
+        (("log_followers", -1), ("views_per_follower", 1), ("suspicious_share", -1), ("audience_quality", 1)),
+    ),
+    FunnelStage(
+        "clicks",
+        "clicks",
+        "reach",
+        CONVERSION_COLUMNS,
+        (
+            ("audience_fit", 1),
+            ("audience_fit_raw", 1),
+            ("audience_share", 1),
+            ("content_sim", 1),
+            ("brand_content_sim", 1),
+            ("suspicious_share", -1),
+            ("audience_quality", 1),
+        ),
+    ),
+    FunnelStage(
+        "conversions",
+        "conversions",
+        "clicks",
+        CONVERSION_COLUMNS,
+        (
+            ("audience_fit", 1),
+            ("audience_fit_raw", 1),
+            ("audience_share", 1),
+            ("country_share", 1),
+            ("suspicious_share", -1),
+            ("audience_quality", 1),
+        ),
+    ),
+)
+
+
+def follower_offset(frame: Rows) -> np.ndarray:
+    """log(followers) from the features' log(1 + followers), at least log(1)."""
+    return np.asarray(np.log(np.maximum(np.expm1(_column(frame, "log_followers")), 1.0)), dtype=np.float64)
+
+
+def segment_share(frame: Rows) -> np.ndarray:
+    """Log of the estimated share of the audience in the segment: audience fit × share in the target countries,
+    floored at ``EXPOSURE_FLOOR`` (see :func:`exposure_offset`)."""
+    fit = np.clip(np.nan_to_num(_column(frame, "audience_fit"), nan=0.0), 0.0, 1.0)
+    countries = np.clip(np.nan_to_num(_column(frame, "country_share"), nan=1.0), 0.0, 1.0)
+    return np.asarray(np.log(np.maximum(fit * countries, EXPOSURE_FLOOR)), dtype=np.float64)
+
+
+def stage_share(frame: Rows, stage: FunnelStage) -> np.ndarray | float:
+    """The stage's extra log exposure: the segment share when the stage uses it, else 0."""
+    return segment_share(frame) if stage.segment_share else 0.0
 
 
 def _column(frame: Rows, name: str) -> np.ndarray:

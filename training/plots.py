@@ -83,10 +83,11 @@ def gain_chart(scores: dict[str, np.ndarray], actual: np.ndarray) -> Figure:
 
 
 def feature_importance(models: ModelSet) -> pl.DataFrame:
-    """Total gain per feature of the conversion model and of the mean engagement model."""
-    conv = models.conversions_
+    """Total gain per feature of the conversion model and of the mean engagement model (a funnel's stages: each
+    stage's share of its own gain, averaged, so a stage counted in larger units does not dominate)."""
+    conv = list(models.conversion_models().values())
     eng = models.engagement_.get("mean")
-    if conv is None or eng is None:
+    if eng is None:
         raise RuntimeError("ModelSet is not fitted")
 
     def gains(model: GBMRegressor) -> np.ndarray:
@@ -95,8 +96,17 @@ def feature_importance(models: ModelSet) -> pl.DataFrame:
         return np.array([float(got.get(c, 0.0)) for c in models.columns], dtype=np.float64)
 
     return pl.DataFrame(
-        {"feature": list(models.columns), "gain_conversions": gains(conv), "gain_engagement": gains(eng)}
+        {
+            "feature": list(models.columns),
+            "gain_conversions": gains(conv[0]) if len(conv) == 1 else np.mean([_share(gains(m)) for m in conv], axis=0),
+            "gain_engagement": gains(eng),
+        }
     )
+
+
+def _share(gains: np.ndarray) -> np.ndarray:
+    total = float(gains.sum())
+    return gains / total if total > 0 else gains
 
 
 def importance_plot(models: ModelSet, top: int = 15) -> Figure:

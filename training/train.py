@@ -122,7 +122,7 @@ def train_models(
             f"(need {MIN_TRAIN_ROWS}) and {split.test.height} test rows (need {MIN_TEST_ROWS})"
         )
     weights = ipw_weights(propensities(split.train), settings.ipw_max_weight)
-    models = ModelSet(FEATURE_COLUMNS, seed=settings.seed).fit(
+    models = ModelSet(FEATURE_COLUMNS, seed=settings.seed, conversion_structure=settings.conversion_structure).fit(
         split.train, sample_weight=None if weights.uniform else weights.weights
     )
     table = evaluation_table(models, split)
@@ -139,6 +139,7 @@ def train_models(
         "train_end": str(split.train["start_date"].max()),
         "test_start": str(split.test["start_date"].min()),
         "n_features": len(FEATURE_COLUMNS),
+        "conversion_structure": settings.conversion_structure,
         "embedder_id": embedder.id,
         "feature_set_id": fs.feature_set_id,
         "data_fingerprint": data_fingerprint(training_set.frame),

@@ -29,7 +29,7 @@ from models.query import Segment
 log = logging.getLogger(__name__)
 
 SNAPSHOT_ANCHOR = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday; snapshots fall on this grid
-LABEL_COLUMNS = ("engagement_rate", "conversions", "clicks", "cost", "revenue")
+LABEL_COLUMNS = ("engagement_rate", "conversions", "clicks", "reach", "cost", "revenue")
 # recommendation_id: the service's answer the creator was contracted from (null for other picks); training joins it
 # to the recommendation log (training.shown) to weight the row by how the creator came to be shown.
 KEY_COLUMNS = (
@@ -85,7 +85,8 @@ def brand_queries(dataset: Dataset, embedder: Embedder, cache: EmbeddingCache | 
 
 
 def campaign_labels(campaigns: pl.DataFrame, creators: pl.DataFrame) -> pl.DataFrame:
-    """Outcome labels per campaign row: sponsored engagement rate ((likes+comments)/followers), counts, cost."""
+    """Outcome labels per campaign row: sponsored engagement rate ((likes+comments)/followers), the funnel's counts
+    (reach, clicks, conversions), cost and revenue."""
     return campaigns.join(creators.select("creator_id", "followers"), on="creator_id", how="left").select(
         "campaign_id",
         "followers",
@@ -94,6 +95,7 @@ def campaign_labels(campaigns: pl.DataFrame, creators: pl.DataFrame) -> pl.DataF
         ),
         conversions=pl.col("conversions").cast(pl.Float64),
         clicks=pl.col("clicks").cast(pl.Float64),
+        reach=pl.col("reach").cast(pl.Float64),
         cost=pl.col("cost"),
         revenue=pl.col("revenue"),
     )
