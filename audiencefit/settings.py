@@ -251,8 +251,7 @@ class Settings(BaseSettings):
             # Never the value (it may hold a password), nor SQLAlchemy's message (it quotes the value).
             raise ValueError(
                 f"not a usable SQLAlchemy database URL ({type(exc).__name__}); expected e.g. "
-                "sqlite:////abs/path/recommendations.db or postgresql+psycopg://user:password@host/db "
-                "with its driver installed"
+                "sqlite:////abs/path/recommendations.db or postgresql+psycopg://user:password@host/db"
             ) from None
         return SecretStr(value.get_secret_value().strip())
 
