@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import polars as pl
@@ -132,7 +132,7 @@ def make_engine(url: str) -> sa.Engine:
         if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
             # One in-memory database shared by every thread (the writer's included), not one per connection.
             options = {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
-        engine = sa.create_engine(parsed, **options)
+        engine = sa.create_engine(parsed, hide_parameters=True, **options)  # errors never quote the records
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         kind = type(exc).__name__
         raise ValueError(f"recommendation log URL {display_url(url)} is not usable ({kind})") from None
@@ -159,6 +159,10 @@ def make_engine(url: str) -> sa.Engine:
     return engine
 
 
+_HEAD_FIELDS = tuple(f.name for f in fields(Shown) if f.name != "creators")
+_CREATOR_FIELDS = tuple(f.name for f in fields(ShownCreator))
+
+
 def write_now(engine: sa.Engine, records: Sequence[Shown]) -> None:
     """Write ``records`` in one transaction (all or none)."""
     if not records:
@@ -166,12 +170,14 @@ def write_now(engine: sa.Engine, records: Sequence[Shown]) -> None:
     heads = []
     rows: list[dict[str, Any]] = []
     for r in records:
-        head = asdict(r)
-        head.pop("creators")
+        # Field by field, not dataclasses.asdict (which deep-copies: 0.7 ms for a record of 20 creators, on the
+        # writer thread that shares the GIL with the requests).
+        head = {name: getattr(r, name) for name in _HEAD_FIELDS}
         head["segments"] = json.dumps(r.segments, ensure_ascii=False, sort_keys=True)
         head["schema_version"] = SCHEMA_VERSION
         heads.append(head)
-        rows.extend({"recommendation_id": r.recommendation_id, **asdict(c)} for c in r.creators)
+        rid = r.recommendation_id
+        rows.extend({"recommendation_id": rid, **{n: getattr(c, n) for n in _CREATOR_FIELDS}} for c in r.creators)
     with engine.begin() as conn:
         conn.execute(sa.insert(RECOMMENDATIONS), heads)
         if rows:

@@ -125,3 +125,13 @@ def test_bad_inputs_are_refused() -> None:
 def test_derived_seed_depends_on_the_content_only() -> None:
     assert derive_seed(b"a request") == derive_seed(b"a request") != derive_seed(b"another")
     assert 0 <= derive_seed(b"x") < 2**63
+
+
+@pytest.mark.parametrize("m", [1, 3, 8, 9, 20])
+def test_top_per_row_finds_each_rows_largest(m: int) -> None:
+    from models.explore import top_per_row
+
+    x = np.random.default_rng(m).standard_normal((50, 40)).astype(np.float32)
+    got = top_per_row(x, m)
+    want = np.argsort(-x, axis=1)[:, :m]
+    assert [set(r) for r in got.tolist()] == [set(r) for r in want.tolist()]
