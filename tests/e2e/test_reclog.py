@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import re
+import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -12,6 +16,8 @@ from models import reclog
 from models.explore import DRAWS
 from models.reclog import read_answers, read_shown
 from tests.e2e.conftest import API_KEY, SEGMENTS
+from tests.e2e.serve_process import ROOT, free_port, running_serve, serve_command, serve_env, worker_pids
+from tests.processes import until
 
 
 def _rec(client: TestClient, **body: object):
@@ -166,3 +172,45 @@ def test_a_log_that_cannot_open_stops_the_start(api_settings, small_features: Pa
         pass
     assert err.value.exit_code == 2
     assert "AUDIENCEFIT_RECOMMENDATION_LOG_URL" in str(err.value) and "OperationalError" in str(err.value)
+
+
+def test_two_worker_processes_append_to_one_log_and_flush_at_shutdown(tmp_path: Path, small_features: Path, bundles):
+    """``serve --workers 2``: each worker opens its own writer on the one SQLite file (WAL); every answer is in the
+    log, read after the service has stopped (SIGTERM), and /metrics sums the workers' counts."""
+    ids = []
+    with running_serve(tmp_path, small_features, bundles[0], workers=2, env=serve_env(tmp_path)) as server:
+        assert len(worker_pids(server.base, 12)) == 2
+        for i in range(16):  # each on a new connection: the front hands them to both workers
+            resp = httpx.post(
+                f"{server.base}/v1/recommendations",
+                json={"segments": SEGMENTS, "k": 3, "brand_id": f"b{i}"},
+                headers={"X-API-Key": API_KEY},
+                timeout=30,
+            )
+            assert resp.status_code == 200, resp.text
+            ids.append(resp.json()["recommendation_id"])
+
+        def written() -> int:
+            text = httpx.get(f"{server.base}/metrics", timeout=5).text
+            found = re.search(r'audiencefit_recommendation_log_records_total\{outcome="written"\} (\d+)', text)
+            return int(found.group(1)) if found else -1
+
+        assert until(lambda: written() == 16, 15, interval=0.3), written()
+    url = f"sqlite:///{tmp_path / 'data' / 'recommendations.db'}"
+    shown = read_shown(url)
+    assert set(shown["recommendation_id"].to_list()) == set(ids)
+    assert sorted(read_answers(url)["brand_id"].to_list()) == sorted(f"b{i}" for i in range(16))
+
+
+def test_serve_with_a_log_that_cannot_open_exits_2_in_one_line(tmp_path: Path, small_features: Path, bundles):
+    url = f"sqlite:///{tmp_path / 'missing' / 'recs.db'}"
+    env = {
+        **os.environ,
+        "AUDIENCEFIT_API_KEYS": API_KEY,
+        "AUDIENCEFIT_DATA_DIR": str(tmp_path / "data"),
+        "AUDIENCEFIT_RECOMMENDATION_LOG_URL": url,
+    }
+    cmd = serve_command(small_features, bundles[0], workers=1, port=free_port())
+    done = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "the recommendation log cannot be opened" in done.stderr
