@@ -228,6 +228,11 @@ class RecommendationLog:
             self.dropped += 1
         return False
 
+    def count_failure(self, records: int = 1) -> None:
+        """Count records that failed before reaching the log (e.g. a record that could not be built)."""
+        with self._lock:
+            self.failed += records
+
     def _run(self) -> None:
         while True:
             first = self._queue.get()

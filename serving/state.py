@@ -237,7 +237,15 @@ class AppState:
     captions: CaptionStore | None
     reclog: RecommendationLog | None = None  # what the service showed (None: logging disabled)
 
-    def log_shown(self, record: Shown) -> None:
-        """Hand ``record`` to the recommendation log: never blocks, never raises (a full queue drops it, counted)."""
-        if self.reclog is not None:
-            self.reclog.submit(record)
+    def log_shown(self, build: Callable[[], Shown]) -> None:
+        """Build the record of an answer and hand it to the recommendation log: never blocks, never raises (a full
+        queue drops it; a record that cannot be built is logged and counted as failed, the answer still goes)."""
+        if self.reclog is None:
+            return
+        try:
+            record = build()
+        except Exception:
+            self.reclog.count_failure()
+            log.exception("could not build the recommendation log record; the answer is sent without it")
+            return
+        self.reclog.submit(record)

@@ -76,8 +76,7 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
         )
         for c in plan.creators
     ]
-    if state.reclog is not None:
-        state.log_shown(plan_record(state, model, req, plan, creators, recommendation_id))
+    state.log_shown(lambda: plan_record(state, model, req, plan, creators, recommendation_id))
     return PlanResponse(
         recommendation_id=recommendation_id,
         objective=plan.objective,

@@ -214,3 +214,18 @@ def test_serve_with_a_log_that_cannot_open_exits_2_in_one_line(tmp_path: Path, s
     done = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "the recommendation log cannot be opened" in done.stderr
+
+
+def test_a_record_that_cannot_be_built_never_fails_the_request(client: TestClient, monkeypatch: pytest.MonkeyPatch):
+    from serving.routes import recommend
+
+    log = _log(client)
+    before = log.counts()["failed"]
+
+    def broken(*args: object) -> reclog.Shown:
+        raise ValueError("a record that cannot be built")
+
+    monkeypatch.setattr(recommend, "shown_record", broken)
+    resp = _rec(client, k=2)
+    assert resp.status_code == 200 and len(resp.json()["recommendation_id"]) == 32
+    assert log.counts()["failed"] == before + 1
