@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 REDACTED = "***"
@@ -153,4 +153,18 @@ def settings_secrets(settings: Any) -> list[str]:
     """The secret values held by a :class:`~audiencefit.settings.Settings` (to pass to :func:`configure_logging`)."""
     values = [settings.follower_id_secret.get_secret_value()]
     values += settings.api_key_values() + settings.admin_key_values()
+    log_url = getattr(settings, "recommendation_log_url", None)
+    if log_url is not None:
+        values += url_passwords(log_url.get_secret_value())
     return values
+
+
+def url_passwords(url: str) -> list[str]:
+    """The passwords a database URL carries: after ``user:`` and in a ``password=`` query parameter."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password] if parts.password else []
+        found += [v for k, v in parse_qsl(parts.query) if "pass" in k.lower() and v]
+    except ValueError:
+        return []
+    return [unquote(p) for p in found] + found

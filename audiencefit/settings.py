@@ -256,6 +256,50 @@ class Settings(BaseSettings):
             return self.recommendation_log_url.get_secret_value()
         return f"sqlite:///{(self.data_dir / 'recommendations.db').resolve()}"
 
+    # -- H2 (#18): the recommendation log (models/reclog.py): what the service showed, for training to learn from
+    recommendation_log_enabled: bool = Field(
+        True,
+        description="Log every recommendation and plan served (ids, creators, ranks, scores, propensities, model "
+        "version) to the recommendation log; off: answers still carry ids, nothing is written.",
+    )
+    recommendation_log_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy database URL of the recommendation log (e.g. postgresql+psycopg://user:pw@host/db); "
+        "default: SQLite at <data_dir>/recommendations.db (WAL: several worker processes append). Held as a secret "
+        "(it may carry a password): never shown in a repr, a dump, a log line or an error.",
+    )
+    recommendation_log_queue: int = Field(
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="Records waiting to be written, per serving process; when full, new ones are dropped and "
+        "counted (a request never waits for the log).",
+    )
+
+    @field_validator("recommendation_log_url")
+    @classmethod
+    def _check_log_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        import sqlalchemy as sa
+
+        try:
+            sa.make_url(value.get_secret_value().strip()).get_dialect()
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
+            # Never the value (it may hold a password), nor SQLAlchemy's message (it quotes the value).
+            raise ValueError(
+                f"not a usable SQLAlchemy database URL ({type(exc).__name__}); expected e.g. "
+                "sqlite:////abs/path/recommendations.db or postgresql+psycopg://user:password@host/db"
+            ) from None
+        return SecretStr(value.get_secret_value().strip())
+
+    @property
+    def recommendation_log_target(self) -> str:
+        """The recommendation log's URL in force: the setting, else SQLite under data_dir."""
+        if self.recommendation_log_url is not None:
+            return self.recommendation_log_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'recommendations.db').resolve()}"
+
     @field_validator("api_keys", "admin_api_keys", mode="before")
     @classmethod
     def _parse_keys(cls, value: object) -> list[str]:

@@ -456,6 +456,11 @@ class ModelSet:
         rate: np.ndarray = np.exp(self.engagement_["mean"].predict_raw(frame, threads=threads))
         return rate
 
+    def engagement_rate_bands(self, frame: Rows, *, threads: int = 1) -> dict[str, np.ndarray]:
+        """The engagement rate's ``mean``, ``q10`` and ``q90`` (band widened as in :meth:`predict`, before the
+        band is clipped to contain the mean)."""
+        return _banded(self.engagement_, self._rows(frame), self.er_band_, threads)
+
     def predict_price(self, frame: Rows, quoted_price: np.ndarray | None = None, *, threads: int = 1) -> np.ndarray:
         """Expected price only (the ``price`` column of :meth:`predict`: a quoted price wins; the same numbers)."""
         frame = self._rows(frame)

@@ -86,6 +86,7 @@ class Candidates:
     pool: np.ndarray  # (C,) people per community
     segment_weights: np.ndarray  # (n_segments, C)
     segment_labels: list[str]
+    matched_segments: list[str] | None = None  # each creator's best segment (score_creators' matched_segment)
 
     def __len__(self) -> int:
         return len(self.creator_ids)
@@ -108,6 +109,7 @@ class PlanCreator:
     marginal_conversions: float  # what removing it from the plan would lose
     marginal_reach: float  # unique in-segment people it alone brings to the plan
     gain_per_cost: float  # objective gain per unit of price when it was picked
+    matched_segment: str = ""  # the segment it is expected to convert best in ("" when unknown)
 
 
 @dataclass(frozen=True)
@@ -395,6 +397,7 @@ def make_plan(
                 marginal_conversions=total_conv - conversions_value(c, rest, rho),
                 marginal_reach=total_reach - reach_value(c, rest),
                 gain_per_cost=float(ratios.get(j, 0.0)),
+                matched_segment=c.matched_segments[j] if c.matched_segments is not None else "",
             )
         )
     idx = np.array(chosen, dtype=np.int64)
@@ -456,6 +459,7 @@ def candidates_from_scores(fs: FeatureSet, scored: pl.DataFrame, rows: np.ndarra
         pool=model.pool,
         segment_weights=weights,
         segment_labels=[s.label for s in query.segments],
+        matched_segments=scored["matched_segment"].to_list(),
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from models.estimators import FeatureMatrix, ModelSet
+from models.explore import Exploration, Sampler, gamma_sampler, lognormal_sampler, select
 from models.pair_features import (
     CREATOR_COLUMNS,
     FEATURE_COLUMNS,
@@ -110,9 +111,10 @@ def _scored(
 class Top:
     """The best ``k`` creators, fully scored, and how many candidates each filter left."""
 
-    scored: pl.DataFrame  # score_creators' columns plus ``row``, in rank order
+    scored: pl.DataFrame  # score_creators' columns plus ``row``, ``propensity``, ``explored``, in response order
     mentioning: int  # candidates left by require_mention (all of them without it)
     affordable: int  # of those, the ones whose expected price is within the budget (all without one)
+    pool_propensity: np.ndarray | None = None  # with exploration: P(shown) of every candidate not shown by rank
 
 
 def top_creators(
@@ -125,6 +127,7 @@ def top_creators(
     k: int,
     budget: float | None = None,
     require_mention: bool = False,
+    exploration: Exploration | None = None,
 ) -> Top:
     """``rank(score_creators(rows), objective, budget).head(k)``, with bands and explanations' inputs computed
     only for the ``k`` creators returned.
@@ -132,7 +135,14 @@ def top_creators(
     Ranking needs one number per candidate (expected conversions, engagements or fit, and the expected price
     under a budget); those come from the same models on the same features, so the rows and their order are
     exactly those of scoring every candidate fully (tested), at a fraction of the cost for a request.
+
+    With ``exploration``, ``round(share·k)`` of the ``k`` are Thompson-sampled from the other eligible candidates
+    (``models.explore``) with the forecast's own uncertainty: the conversion model's Gamma rate for conversions,
+    the engagement band for engagements (objective ``fit`` has no forecast to be unsure about: refused). Every row
+    carries its ``propensity`` (1 for those shown by rank) and whether it was ``explored``.
     """
+    if exploration is not None and exploration.share > 0 and objective == "fit":
+        raise ValueError("exploration samples a forecast's uncertainty: use objective 'conversions' or 'engagement'")
     rows = np.asarray(rows, dtype=np.int64)
     n, n_seg = len(rows), len(query.segments)
     if n == 0:
@@ -159,14 +169,44 @@ def top_creators(
         key = unique_scores.take(inverse[::n_seg]).combined(weights).astype(np.float64)
     ids = arrays.numpy("creator_id")[rows]
     kept = np.flatnonzero(keep)
-    order = kept[np.lexsort((ids[kept], -key[kept]))][:k]  # rank's order: objective, then creator id
+    sampler: Sampler | None = None
+    if exploration is None or exploration.share == 0:
+        exploration = None
+    elif objective == "conversions":
+        sampler = gamma_sampler(key[kept], models.theta_)
+    elif objective == "engagement":
+        sampler = _engagement_sampler(models, picked, kept, arrays.numpy("followers")[rows][kept])
+    # rank's order (objective, then creator id), with the exploratory slots filled after the others
+    selection = select(key[kept], ids[kept], k, exploration, sampler)
+    order = kept[selection.order]
     chosen = rows[order]
     # The k returned are scored from the pair features and conversions computed above (a pair's features do not
     # depend on which other pairs are computed with it, so these are score_creators' numbers).
     pairs = (order[:, None] * n_seg + np.arange(n_seg)).reshape(-1)
     scores = unique_scores.take(inverse[pairs[::n_seg]])
     scored = _scored(view, models, query, chosen, feats[pairs], scores, conv.reshape(-1)[pairs])
-    return Top(scored.with_columns(row=pl.Series(chosen, dtype=pl.Int64)), mentioning, int(keep.sum()))
+    scored = scored.with_columns(
+        row=pl.Series(chosen, dtype=pl.Int64),
+        propensity=pl.Series(selection.propensity, dtype=pl.Float64),
+        explored=pl.Series(selection.explored, dtype=pl.Boolean),
+    )
+    pool = selection.pool_propensity if selection.slots else None
+    return Top(scored, mentioning, int(keep.sum()), pool)
+
+
+def _engagement_sampler(models: ModelSet, picked: FeatureMatrix, kept: np.ndarray, followers: np.ndarray) -> Sampler:
+    """Engagements (rate × followers) drawn log-normally within the engagement band; the band (two quantile
+    models) is predicted only for the candidates exploration draws from."""
+
+    def sample(rng: np.random.Generator, pool: np.ndarray, draws: int) -> np.ndarray:
+        rows = FeatureMatrix.of_array(np.ascontiguousarray(picked.array[kept[pool]]), tuple(picked.index))
+        band = models.engagement_rate_bands(rows)
+        size = np.asarray(followers[pool], dtype=np.float64)
+        every = np.arange(len(pool))
+        inner = lognormal_sampler(band["mean"] * size, band["q10"] * size, band["q90"] * size)
+        return inner(rng, every, draws)
+
+    return sample
 
 
 def rank(scored: pl.DataFrame, objective: Objective, *, budget: float | None = None) -> pl.DataFrame:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -31,6 +32,9 @@ from serving.ratelimit import RateLimitMiddleware, RateLimits
 from serving.routes import admin, creators, health, plans, recommend
 from serving.state import AppState, BundleSource, ModelHolder, ServingModel, load_serving_model, reload_roots
 from serving.workers import WorkerSync
+
+if TYPE_CHECKING:
+    from models.reclog import RecommendationLog
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +64,27 @@ class ServeConfig:
 def load_state(settings: Settings, config: ServeConfig) -> AppState:
     """Load everything heavy. Features, indexes and embedder must load; a bad bundle leaves the service up but not
     ready (``/readyz`` says why) so that ``/admin/reload`` can fix it."""
+    from serving.pipeline import warm_up
+    from serving.state import open_recommendation_log
+
+    reclog = open_recommendation_log(settings)  # first: a bad log URL fails the start before anything loads
+    try:
+        state = _load(settings, config, reclog)
+    except BaseException:
+        if reclog is not None:
+            reclog.close()
+        raise
+    warm_up(state)  # its answer is not logged (it is not shown to anyone)
+    return state
+
+
+def _load(settings: Settings, config: ServeConfig, reclog: RecommendationLog | None) -> AppState:
     from features.embed import for_queries
     from features.featureset import load_feature_set
     from models.index import default_index_dir, load_index
     from models.query import query_embedder
     from models.retrieval import AudienceSearch
     from serving.captions import CaptionStore
-    from serving.pipeline import warm_up
 
     fs = load_feature_set(config.features_dir)
     directory = config.index_dir or default_index_dir(fs)
@@ -97,9 +115,7 @@ def load_state(settings: Settings, config: ServeConfig) -> AppState:
             "bundle_id": holder.current.bundle.bundle_id if holder.current else None,
         },
     )
-    state = AppState(settings=settings, fs=fs, search=search, models=holder, captions=captions)
-    warm_up(state)
-    return state
+    return AppState(settings=settings, fs=fs, search=search, models=holder, captions=captions, reclog=reclog)
 
 
 def freeze_loaded_objects() -> None:
@@ -160,6 +176,8 @@ def create_app(
         if state.models.current is not None:
             current = state.models.current
             metrics.set_model(current.bundle.bundle_id, current.source, state.fs.feature_set_id)
+        if state.reclog is not None:
+            metrics.set_log_counts(state.reclog.counts)
         sync = WorkerSync(config.control_dir, metrics) if config.control_dir is not None else None
         if sync is not None:
             await anyio.to_thread.run_sync(sync.start, state)
@@ -169,6 +187,8 @@ def create_app(
             yield
         finally:
             app.state.serving = None
+            if state.reclog is not None:  # write what is queued (before the last metrics snapshot)
+                await anyio.to_thread.run_sync(state.reclog.close)
             if sync is not None:
                 await anyio.to_thread.run_sync(sync.stop)
 

@@ -1,9 +1,10 @@
 """Prometheus metrics in the text exposition format (version 0.0.4).
 
 ``prometheus_client`` is not installed in this environment, so this is a minimal, thread-safe implementation of
-the three things the service exports: request counts, request latency histograms, and info about the model
-serving (plus reload outcomes). One :class:`Metrics` per app, so several apps in one process do not mix; with
-several worker processes (``serving.workers``) each worker keeps its own and ``/metrics`` sums their snapshots.
+the things the service exports: request counts, request latency histograms, info about the model serving (plus
+reload outcomes) and the recommendation log's record counts. One :class:`Metrics` per app, so several apps in one
+process do not mix; with several worker processes (``serving.workers``) each worker keeps its own and ``/metrics``
+sums their snapshots.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,6 +48,7 @@ class Metrics:
         self._latency: dict[tuple[str, str], list[float]] = {}  # (method, route) → [bucket counts..., sum, count]
         self._reloads: dict[str, int] = defaultdict(int)
         self._model: tuple[str, str, str] | None = None
+        self._log_counts: Callable[[], dict[str, int]] | None = None
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -66,6 +68,10 @@ class Metrics:
         with self._lock:
             self._model = (bundle_id, source, feature_set_id)
 
+    def set_log_counts(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Where the recommendation log's counts come from (``RecommendationLog.counts``)."""
+        self._log_counts = counts
+
     def snapshot(self) -> dict[str, Any]:
         """This process's metrics as plain JSON-able data (what :func:`render` merges across worker processes)."""
         with self._lock:
@@ -74,6 +80,7 @@ class Metrics:
                 "latency": [[*key, list(hist)] for key, hist in sorted(self._latency.items())],
                 "reloads": [[outcome, n] for outcome, n in sorted(self._reloads.items())],
                 "model": list(self._model) if self._model is not None else None,
+                "recommendation_log": self._log_counts() if self._log_counts is not None else None,
             }
 
     def render(self, others: Sequence[dict[str, Any]] = ()) -> str:
@@ -93,7 +100,10 @@ def render(snapshots: Sequence[dict[str, Any]]) -> str:
     latency: dict[tuple[str, ...], list[float]] = {}
     reloads: dict[str, int] = defaultdict(int)
     models: set[tuple[str, ...]] = set()
+    reclog: dict[str, int] = {}
     for snap in snapshots:
+        for outcome, n in (snap.get("recommendation_log") or {}).items():
+            reclog[outcome] = reclog.get(outcome, 0) + int(n)
         for *key, n in snap.get("requests", []):
             requests[tuple(key)] += int(n)
         for method, route, hist in snap.get("latency", []):
@@ -120,6 +130,15 @@ def render(snapshots: Sequence[dict[str, Any]]) -> str:
     lines += _family("audiencefit_model_reloads_total", "Model reload attempts by outcome.", "counter")
     for outcome, n in sorted(reloads.items()):
         lines.append(f"audiencefit_model_reloads_total{_labels(('outcome',), (outcome,))} {n}")
+    if reclog:
+        name = "audiencefit_recommendation_log_records_total"
+        what = "Recommendation log records by outcome (written, dropped: queue full, failed: database error)."
+        lines += _family(name, what, "counter")
+        for outcome in ("written", "dropped", "failed"):
+            lines.append(f"{name}{_labels(('outcome',), (outcome,))} {reclog.get(outcome, 0)}")
+        name = "audiencefit_recommendation_log_queued"
+        lines += _family(name, "Recommendation log records waiting to be written.", "gauge")
+        lines.append(f"{name} {reclog.get('queued', 0)}")
     lines += _family("audiencefit_model_info", "The model bundle serving (value is always 1).", "gauge")
     # Ids only: /metrics needs no key, and where the bundle was loaded from (a path, a registry URI) is what an
     # admin sent to /admin/reload (GET /v1/model, with a key, says it).

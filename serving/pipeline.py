@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -17,8 +19,10 @@ import polars as pl
 
 from features.embed import Embedder
 from features.errors import InputError
+from models.explore import Exploration, derive_seed
 from models.pair_features import BrandQuery
 from models.query import Filters, Segment, embed_segments, validate_segments
+from models.reclog import Shown, ShownCreator
 from models.scoring import score_creators, top_creators
 from serving.explain import Explainer, cluster_terms
 from serving.schemas import (
@@ -27,6 +31,7 @@ from serving.schemas import (
     CreatorScore,
     FiltersIn,
     RecommendationRequest,
+    RecommendedCreator,
     SegmentFit,
     Versions,
 )
@@ -40,8 +45,22 @@ CANDIDATES_PER_RESULT = 5
 
 @dataclass(frozen=True)
 class Scored:
-    creators: list[CreatorScore]
+    creators: list[RecommendedCreator]
     empty_reason: str | None
+    segments: list[Segment]  # as validated (what the log records)
+    candidates: int = 0  # eligible candidates the creators were picked from
+    exploration: float = 0.0  # the share of exploratory slots asked for
+
+
+def exploration_of(req: RecommendationRequest) -> Exploration | None:
+    """The request's exploration with its seed: the one given, else one derived from the request's content (so
+    the same request is answered the same way); None without exploration."""
+    if req.exploration is None or req.exploration.share == 0:
+        return None
+    seed = req.exploration.seed
+    if seed is None:
+        seed = derive_seed(req.model_dump_json().encode("utf-8"))
+    return Exploration(share=req.exploration.share, seed=seed)
 
 
 def versions(state: AppState, model: ServingModel) -> Versions:
@@ -105,10 +124,11 @@ def brand_query(
 def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) -> Scored:
     """The top ``req.k`` creators for the brand, ranked by the objective; empty with a reason when none fits."""
     segments = to_segments(req)
+    share = req.exploration.share if req.exploration is not None else 0.0
     n_candidates = max(CANDIDATES_PER_RESULT * req.k, MIN_CANDIDATES)
     found = state.search.search(segments, to_filters(req.filters), n_candidates)
     if found.empty_reason:
-        return Scored([], found.empty_reason)
+        return Scored([], found.empty_reason, segments, 0, share)
     query = brand_query(state.search.embedder, req, found.segments, found.segment_vectors)
     top = top_creators(
         state.fs,
@@ -119,12 +139,72 @@ def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) 
         k=req.k,
         budget=req.budget,
         require_mention=req.require_mention,
+        exploration=exploration_of(req),
     )
+    segs = list(found.segments)
     if top.mentioning == 0:
-        return Scored([], f"none of the {len(found)} best-fitting creators mentioned {list(query.brand_terms)}")
+        reason = f"none of the {len(found)} best-fitting creators mentioned {list(query.brand_terms)}"
+        return Scored([], reason, segs, 0, share)
     if top.affordable == 0:
-        return Scored([], f"no candidate's expected price is within the budget of {req.budget:,.2f}")
-    return Scored(build_rows(state, query, top.scored), None)
+        return Scored([], f"no candidate's expected price is within the budget of {req.budget:,.2f}", segs, 0, share)
+    shown = [
+        RecommendedCreator(**fields, propensity=float(rec["propensity"]), explored=bool(rec["explored"]))
+        for rec, fields in row_fields(state, query, top.scored)
+    ]
+    return Scored(shown, None, segs, top.affordable, share)
+
+
+def objective_key(objective: str, creator: CreatorScore) -> float:
+    """The number a recommendation is ranked by (``models.scoring.rank``), for one shown creator."""
+    if objective == "conversions":
+        return creator.conversions.expected
+    if objective == "engagement":
+        return creator.engagement_rate.expected * float(creator.followers or 0)
+    return creator.fit
+
+
+def segments_json(segments: list[Segment]) -> list[dict[str, Any]]:
+    return [{"id": s.label, "text": s.text, "weight": s.weight, "countries": list(s.countries)} for s in segments]
+
+
+def shown_record(
+    state: AppState, model: ServingModel, req: RecommendationRequest, result: Scored, recommendation_id: str
+) -> Shown:
+    """What the recommendation log keeps of one answer (``models.reclog``)."""
+    return Shown(
+        recommendation_id=recommendation_id,
+        created_at=now_iso(),
+        kind="recommendation",
+        segments=segments_json(result.segments),
+        objective=req.objective,
+        bundle_id=model.bundle.bundle_id,
+        model_source=model.source,
+        feature_set_id=state.fs.feature_set_id,
+        candidates=result.candidates,
+        brand_id=req.brand_id,
+        k=req.k,
+        budget=req.budget,
+        exploration=result.exploration,
+        creators=[
+            ShownCreator(
+                rank=c.rank,
+                creator_id=c.creator_id,
+                segment=c.matched_segment,
+                score=objective_key(req.objective, c),
+                conversions=c.conversions.expected,
+                engagement_rate=c.engagement_rate.expected,
+                price=c.price.expected,
+                propensity=c.propensity,
+                explored=c.explored,
+            )
+            for c in result.creators
+        ],
+    )
+
+
+def now_iso() -> str:
+    """Now, UTC, ISO 8601 with milliseconds (the log's ``created_at``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 WARM_UP_BRIEF = "people who follow creators for everyday tips and honest product reviews"
@@ -187,6 +267,13 @@ def _band(rec: dict[str, Any], name: str) -> Band:
 
 def build_rows(state: AppState, query: BrandQuery, scored: pl.DataFrame) -> list[CreatorScore]:
     """Response rows (with explanations) for scored creators, in frame order."""
+    return [CreatorScore(**fields) for _, fields in row_fields(state, query, scored)]
+
+
+def row_fields(
+    state: AppState, query: BrandQuery, scored: pl.DataFrame
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(the scored row, the fields of its response row with explanations), for scored creators in frame order."""
     labels = [s.label for s in query.segments]
     explainer = Explainer.for_request(
         state.fs,
@@ -196,12 +283,12 @@ def build_rows(state: AppState, query: BrandQuery, scored: pl.DataFrame) -> list
         query.segment_vectors,
         state.captions,
     )
-    out = []
     for i, rec in enumerate(scored.iter_rows(named=True)):
         mentions = int(rec["brand_mentions"] or 0)
         quality = _num(rec["audience_quality"])
-        out.append(
-            CreatorScore(
+        yield (
+            rec,
+            dict(
                 rank=i + 1,
                 creator_id=rec["creator_id"],
                 handle=rec["handle"],
@@ -234,6 +321,5 @@ def build_rows(state: AppState, query: BrandQuery, scored: pl.DataFrame) -> list
                     audience_quality=quality,
                     audience_source=rec["audience_source"],
                 ),
-            )
+            ),
         )
-    return out

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from models.explore import MAX_SHARE as MAX_EXPLORATION_SHARE
 from models.planner import MAX_CREATORS as PLAN_MAX_CREATORS
 
 MAX_K = 200
@@ -34,6 +35,8 @@ ID_MAX = 128
 MAX_BUDGET = 1e9  # the most a plan or a recommendation's budget may say (currency units)
 CODE_MAX = 32  # a country, language or platform code
 MAX_FOLLOWERS = 10**12
+BRAND_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"  # the batch jobs' brand id charset, up to 128 characters
+MAX_SEED = 2**63 - 1
 
 Objective = Literal["conversions", "engagement", "fit"]
 
@@ -139,8 +142,29 @@ class BrandIn(StrictModel):
         return self
 
 
+class ExplorationIn(StrictModel):
+    """A share of the answer given to creators the model is unsure about (``models.explore``): with ``k`` results,
+    ``round(share·k)`` slots are Thompson-sampled from the candidates not ranked into the others, using the
+    forecast's own uncertainty. Each creator's ``propensity`` says how likely it was to be shown."""
+
+    share: float = Field(
+        ge=0, le=MAX_EXPLORATION_SHARE, description="Share of the results that are exploratory (0 = none)."
+    )
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="Seed of the draws; default: derived from the request's content."
+    )
+
+
+BrandIdIn = Annotated[str, StringConstraints(pattern=BRAND_ID_PATTERN)]
+
+
 class RecommendationRequest(BrandIn):
     """Find the creators whose audience best fits the brand, ranked by the objective."""
+
+    brand_id: BrandIdIn | None = Field(
+        None, description="Your own reference for the brand (letters, digits, '_', '.', '-'; up to 128), logged."
+    )
+    exploration: ExplorationIn | None = Field(None, description="Exploratory picks (default: none).")
 
     k: int = Field(20, ge=1, le=MAX_K, description="How many creators to return.")
     filters: FiltersIn = Field(default_factory=FiltersIn)
@@ -154,6 +178,11 @@ class RecommendationRequest(BrandIn):
     def _mention_needs_terms(self) -> RecommendationRequest:
         if self.require_mention and not (self.brand_handles or self.branded_hashtags):
             raise ValueError("require_mention needs brand_handles or branded_hashtags")
+        if self.exploration is not None and self.exploration.share > 0 and self.objective == "fit":
+            raise ValueError(
+                "exploration samples the forecast's uncertainty: objective 'fit' has none "
+                "(use 'conversions' or 'engagement', or exploration share 0)"
+            )
         return self
 
 
@@ -218,6 +247,16 @@ class CreatorScore(BaseModel):
     explanation: Explanation
 
 
+class RecommendedCreator(CreatorScore):
+    """A creator of a recommendation, with how it came to be shown."""
+
+    propensity: float = Field(
+        description="Probability this creator had of being shown for this request: 1 for those ranked in, "
+        "the share of the Thompson draws that picked it for exploratory ones."
+    )
+    explored: bool = Field(description="Shown by exploration (an exploratory slot), not by rank.")
+
+
 class Versions(BaseModel):
     bundle_id: str
     model_source: str
@@ -227,9 +266,13 @@ class Versions(BaseModel):
 
 
 class RecommendationResponse(BaseModel):
+    recommendation_id: str = Field(
+        description="Id of this answer (what was shown is logged under it); give it back with the campaigns that "
+        "follow (campaigns.recommendation_id)."
+    )
     objective: Objective
     count: int
-    creators: list[CreatorScore]
+    creators: list[RecommendedCreator]
     empty_reason: str | None = None
     versions: Versions
 
@@ -294,6 +337,11 @@ class ModelInfo(BaseModel):
     training: dict[str, object]
     evaluation: list[dict[str, object]]
     beats_baselines: dict[str, bool]
+    recommendation_log: dict[str, object] | None = Field(
+        None,
+        description="This process's recommendation log: backend and records written, dropped (queue full), failed "
+        "(database error) and queued; null when logging is disabled. Never the URL.",
+    )
 
 
 class Health(BaseModel):
@@ -369,6 +417,13 @@ PlanObjective = Literal["conversions", "reach"]
 class PlanRequest(BrandIn):
     """The best set of creators for a budget, aware of audience overlap."""
 
+    brand_id: BrandIdIn | None = Field(
+        None, description="Your own reference for the brand (letters, digits, '_', '.', '-'; up to 128), logged."
+    )
+    exploration: ExplorationIn | None = Field(
+        None, description="Plans take share 0 only (their propensities are not known yet): any other is a 422."
+    )
+
     budget: float = Field(gt=0, le=MAX_BUDGET, description="Total spend available (sum of expected prices).")
     objective: PlanObjective = Field("conversions", description="Maximise expected conversions or unique reach.")
     min_creators: int = Field(1, ge=1, le=MAX_PLAN_CREATORS)
@@ -379,6 +434,15 @@ class PlanRequest(BrandIn):
         description="Segment id → unique in-segment people the plan must reach (a constraint met first).",
     )
     filters: FiltersIn = Field(default_factory=FiltersIn)
+
+    @model_validator(mode="after")
+    def _no_plan_exploration(self) -> PlanRequest:
+        if self.exploration is not None and self.exploration.share > 0:
+            raise ValueError(
+                "exploration: plans take share 0 only (a plan is chosen as a set under a budget, and the probability "
+                "of each creator being in a Thompson-sampled set is not computed); explore with /v1/recommendations"
+            )
+        return self
 
 
 class PlannedCreator(BaseModel):
@@ -391,9 +455,14 @@ class PlannedCreator(BaseModel):
     engagements: float = Field(description="Expected engagements (likes + comments) of its post.")
     marginal_conversions: float = Field(description="Conversions the plan loses without this creator.")
     marginal_reach: float = Field(description="Unique in-segment people the plan loses without this creator.")
+    propensity: float = Field(
+        description="Probability this creator had of being in the plan: 1 (plans are chosen deterministically)."
+    )
+    explored: bool = Field(description="Picked by exploration: never for plans.")
 
 
 class PlanResponse(BaseModel):
+    recommendation_id: str = Field(description="Id of this answer (what was shown is logged under it).")
     objective: PlanObjective
     count: int
     creators: list[PlannedCreator]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from audiencefit.settings import Settings
 from features.errors import AudiencefitError
@@ -22,6 +23,9 @@ from features.featureset import FeatureSet
 from models.bundle import Bundle, load_bundle
 from models.retrieval import AudienceSearch
 from serving.captions import CaptionStore
+
+if TYPE_CHECKING:
+    from models.reclog import RecommendationLog, Shown
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +192,40 @@ class ModelHolder:
             return previous, new
 
 
+class RecommendationLogError(AudiencefitError):
+    """The recommendation log cannot be opened (a bad URL, a database that cannot be reached or written): the
+    service does not start (exit 2, like a bad setting)."""
+
+    exit_code = 2
+
+
+def open_recommendation_log(settings: Settings) -> RecommendationLog | None:
+    """The recommendation log of this process (each worker opens its own writer), or None when disabled.
+
+    The default SQLite file's directory (``data_dir``) is created; the URL is never shown with its password.
+    """
+    if not settings.recommendation_log_enabled:
+        return None
+    from models.reclog import RecommendationLog, display_url
+
+    url = settings.recommendation_log_target
+    try:
+        if settings.recommendation_log_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        reclog = RecommendationLog(url, queue_size=settings.recommendation_log_queue)
+    except Exception as exc:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        raise RecommendationLogError(
+            f"the recommendation log cannot be opened at {display_url(url)} (setting AUDIENCEFIT_RECOMMENDATION_LOG_URL"
+            f", or AUDIENCEFIT_RECOMMENDATION_LOG_ENABLED=false): {type(exc).__name__}: {text[:300]}"
+        ) from None
+    log.info(
+        "recommendation log open",
+        extra={"backend": reclog.backend, "queue": settings.recommendation_log_queue},
+    )
+    return reclog
+
+
 @dataclass
 class AppState:
     """Everything heavy, loaded once in the app's lifespan."""
@@ -197,3 +235,17 @@ class AppState:
     search: AudienceSearch
     models: ModelHolder
     captions: CaptionStore | None
+    reclog: RecommendationLog | None = None  # what the service showed (None: logging disabled)
+
+    def log_shown(self, build: Callable[[], Shown]) -> None:
+        """Build the record of an answer and hand it to the recommendation log: never blocks, never raises (a full
+        queue drops it; a record that cannot be built is logged and counted as failed, the answer still goes)."""
+        if self.reclog is None:
+            return
+        try:
+            record = build()
+        except Exception:
+            self.reclog.count_failure()
+            log.exception("could not build the recommendation log record; the answer is sent without it")
+            return
+        self.reclog.submit(record)

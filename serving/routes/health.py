@@ -70,4 +70,7 @@ def model_info(state: StateDep, model: ModelDep) -> ModelInfo:
         training=dict(meta.get("training", {})),
         evaluation=list(meta.get("evaluation", [])),
         beats_baselines=dict(meta.get("beats_baselines", {})),
+        recommendation_log=(
+            {"backend": state.reclog.backend, **state.reclog.counts()} if state.reclog is not None else None
+        ),
     )

@@ -1,17 +1,24 @@
 """``POST /v1/plans``: the best set of creators for a budget, aware of audience overlap (``models.planner``).
 
+Every plan gets a ``recommendation_id`` and is written to the recommendation log (``models.reclog``) like a
+recommendation; its creators are chosen deterministically (propensity 1). Exploration on plans takes share 0 only
+(a 422 otherwise): the probability that a creator is in a plan drawn from the forecast's uncertainty is not computed.
+
 A constraint that cannot be met (budget below the cheapest eligible creator, contradictory creator counts, an
 unknown or unreachable segment) is a 422 whose message starts with the constraint's name.
 """
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter
 
 from models.planner import Constraints, Plan, plan_for_brand
 from models.query import Segment, embed_segments
+from models.reclog import Shown, ShownCreator
 from serving.deps import ModelDep, StateDep
-from serving.pipeline import brand_terms, to_filters, to_segments, versions
+from serving.pipeline import brand_terms, now_iso, segments_json, to_filters, to_segments, versions
 from serving.schemas import Band, PlannedCreator, PlanRequest, PlanResponse
 from serving.security import ApiKey
 from serving.state import AppState, ServingModel
@@ -48,6 +55,7 @@ def make_plan(state: AppState, model: ServingModel, req: PlanRequest) -> Plan:
 def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
     """The set of creators that maximises expected conversions (or unique reach) within the budget."""
     plan = make_plan(state, model, req)
+    recommendation_id = uuid.uuid4().hex
     profile = {
         r["creator_id"]: r
         for r in state.fs.creators.select("creator_id", "handle", "platform", "followers").iter_rows(named=True)
@@ -63,10 +71,14 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
             engagements=c.engagements,
             marginal_conversions=c.marginal_conversions,
             marginal_reach=c.marginal_reach,
+            propensity=1.0,
+            explored=False,
         )
         for c in plan.creators
     ]
+    state.log_shown(lambda: plan_record(state, model, req, plan, creators, recommendation_id))
     return PlanResponse(
+        recommendation_id=recommendation_id,
         objective=plan.objective,
         count=len(creators),
         creators=creators,
@@ -79,4 +91,44 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
         segment_reach=plan.segment_reach,
         candidates=plan.candidates,
         versions=versions(state, model),
+    )
+
+
+def plan_record(
+    state: AppState,
+    model: ServingModel,
+    req: PlanRequest,
+    plan: Plan,
+    creators: list[PlannedCreator],
+    recommendation_id: str,
+) -> Shown:
+    """What the recommendation log keeps of a plan: its creators in plan order, scored by the gain per unit of cost
+    that picked them."""
+    return Shown(
+        recommendation_id=recommendation_id,
+        created_at=now_iso(),
+        kind="plan",
+        segments=segments_json(to_segments(req)),
+        objective=plan.objective,
+        bundle_id=model.bundle.bundle_id,
+        model_source=model.source,
+        feature_set_id=state.fs.feature_set_id,
+        candidates=plan.candidates,
+        brand_id=req.brand_id,
+        budget=req.budget,
+        exploration=0.0,
+        creators=[
+            ShownCreator(
+                rank=i + 1,
+                creator_id=c.creator_id,
+                segment=c.matched_segment,
+                score=c.gain_per_cost,
+                conversions=c.conversions,
+                engagement_rate=(c.engagements / shown.followers) if shown.followers else None,
+                price=c.price,
+                propensity=shown.propensity,
+                explored=shown.explored,
+            )
+            for i, (c, shown) in enumerate(zip(plan.creators, creators, strict=True))
+        ],
     )

@@ -129,3 +129,37 @@ def test_an_operating_system_error_is_one_line_naming_the_path(tmp_path: Path):
     assert result.returncode == 2  # a path given by the user that cannot be a directory: bad input
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ") and str(blocker) in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url at all",
+        "postgresql+nodriver://user:Pw-Secret-4242@db.example/recs",  # no such driver
+    ],
+)
+def test_a_bad_recommendation_log_url_names_the_setting_not_the_url(url: str):
+    from audiencefit.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError) as info:
+        load_settings(recommendation_log_url=url)
+    message = str(info.value)
+    assert "AUDIENCEFIT_RECOMMENDATION_LOG_URL" in message and "not a usable SQLAlchemy database URL" in message
+    assert "Pw-Secret-4242" not in message and "db.example" not in message
+    result = _run_cli({"AUDIENCEFIT_RECOMMENDATION_LOG_URL": url}, "plan", "--help")
+    assert result.returncode == 2 and "AUDIENCEFIT_RECOMMENDATION_LOG_URL" in result.stderr
+    assert "Pw-Secret-4242" not in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+def test_the_recommendation_log_defaults_to_sqlite_under_the_data_dir(tmp_path: Path):
+    from audiencefit.logs import settings_secrets
+    from audiencefit.settings import load_settings
+
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.recommendation_log_target == f"sqlite:///{tmp_path.resolve() / 'recommendations.db'}"
+    assert settings.recommendation_log_enabled and settings.recommendation_log_queue == 10_000
+    given = load_settings(recommendation_log_url="sqlite:////var/lib/recs.db ")
+    assert given.recommendation_log_target == "sqlite:////var/lib/recs.db"
+    assert "recs.db" not in repr(given)  # a secret: it may carry a password
+    with_password = load_settings(recommendation_log_url="sqlite://user:Pw-Secret-4242@/x.db?password=Other-Pw-99")
+    assert {"Pw-Secret-4242", "Other-Pw-99"} <= set(settings_secrets(with_password))

@@ -155,7 +155,11 @@ def test_a_worker_computing_inline_answers_as_the_thread_pool_does(
         inline.headers["X-API-Key"] = API_KEY
         for path, body in requests:
             got, want = inline.post(path, json=body), client.post(path, json=body)
-            assert (got.status_code, got.json()) == (want.status_code, want.json()), path
+            answers = [got.json(), want.json()]
+            for answer in answers:  # every answer has its own id
+                if isinstance(answer, dict):
+                    answer.pop("recommendation_id", None)
+            assert (got.status_code, answers[0]) == (want.status_code, answers[1]), path
     assert [want.status_code for want in (client.post(p, json=b) for p, b in requests)] == [200, 422, 200, 404]
 
 

@@ -121,9 +121,28 @@ def test_top_creators_equals_ranking_every_candidate_fully(model_world, bundle, 
     top = top_creators(
         fs, bundle.models, query, rows, objective=objective, k=15, budget=budget, require_mention=require_mention
     )
-    assert top.scored.equals(expected)
+    assert top.scored.drop("propensity", "explored").equals(expected)
+    assert top.scored["propensity"].to_list() == [1.0] * top.scored.height  # no exploration: all ranked in
+    assert not top.scored["explored"].any() and top.pool_propensity is None
     assert top.mentioning == full.height
     assert top.affordable == rank(full, objective, budget=budget).height
     if budget is not None:
         assert 0 < top.affordable < len(rows)  # the budget really cut
     assert view_arrays(fs) is view_arrays(fs)
+    if objective == "fit":
+        return
+    # With exploration: the first k − m are the ranking's; the m others come from below, scored like the rest.
+    from models.explore import Exploration
+
+    explored = top_creators(
+        fs, bundle.models, query, rows, objective=objective, k=15, budget=budget, require_mention=require_mention,
+        exploration=Exploration(share=0.2, seed=5),
+    ).scored  # fmt: skip
+    assert explored.head(12).drop("propensity", "explored").equals(expected.head(12))
+    assert explored["explored"].to_list() == [False] * 12 + [True] * 3
+    ranked = rank(full, objective, budget=budget)
+    below = set(ranked["creator_id"][12:].to_list())
+    assert set(explored["creator_id"][12:].to_list()) <= below
+    by_id = {r["creator_id"]: r for r in ranked.iter_rows(named=True)}
+    for r in explored.tail(3).iter_rows(named=True):  # the same numbers as scoring every candidate fully
+        assert r["conversions"] == by_id[r["creator_id"]]["conversions"]
