@@ -34,6 +34,7 @@ PROFILE: tuple[str, ...] = (
     "language",
     "audience_quality",
     "audience_source",
+    "quality_source",
 )
 
 

@@ -17,7 +17,8 @@ import polars as pl
 
 from features.embed import Embedder
 from features.errors import InputError
-from models.pair_features import BrandQuery
+from models.drift import Reliability
+from models.pair_features import BrandQuery, view_arrays
 from models.query import Filters, Segment, embed_segments, validate_segments
 from models.scoring import score_creators, top_creators
 from serving.explain import Explainer, cluster_terms
@@ -26,6 +27,7 @@ from serving.schemas import (
     BrandIn,
     CreatorScore,
     FiltersIn,
+    ForecastReliability,
     RecommendationRequest,
     SegmentFit,
     Versions,
@@ -42,6 +44,7 @@ CANDIDATES_PER_RESULT = 5
 class Scored:
     creators: list[CreatorScore]
     empty_reason: str | None
+    rows: tuple[int, ...] = ()  # the creators' feature-set rows (for the response's forecast reliability)
 
 
 def versions(state: AppState, model: ServingModel) -> Versions:
@@ -124,7 +127,8 @@ def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) 
         return Scored([], f"none of the {len(found)} best-fitting creators mentioned {list(query.brand_terms)}")
     if top.affordable == 0:
         return Scored([], f"no candidate's expected price is within the budget of {req.budget:,.2f}")
-    return Scored(build_rows(state, query, top.scored), None)
+    rows = tuple(int(r) for r in top.scored["row"].to_list())
+    return Scored(build_rows(state, query, top.scored, model.reliability), None, rows)
 
 
 WARM_UP_BRIEF = "people who follow creators for everyday tips and honest product reviews"
@@ -159,7 +163,19 @@ def score_ids(state: AppState, model: ServingModel, brand: BrandIn, creator_ids:
     query = brand_query(state.search.embedder, brand, segments)
     rows = np.array([state.search.row(cid) for cid in creator_ids], dtype=np.int64)
     scored = score_creators(state.fs, model.bundle.models, query, rows).with_columns(row=pl.Series(rows))
-    return build_rows(state, query, scored)
+    return build_rows(state, query, scored, model.reliability)
+
+
+def response_reliability(reliability: Reliability, rows: tuple[int, ...] | list[int]) -> ForecastReliability:
+    """A response's ``forecast_reliability``: the serving model's over the feature set (computed at load), plus how
+    many of the creators shown lie outside the training range (read from the precomputed flags)."""
+    return ForecastReliability(level=reliability.level, reasons=reliability.response_reasons(rows))
+
+
+def creator_reliability(reliability: Reliability, row: int) -> ForecastReliability | None:
+    """One creator's ``forecast_reliability``: "low" with the inputs out of the training range, None when all are in."""
+    reasons = reliability.creator_reasons(row)
+    return ForecastReliability(level="low", reasons=reasons) if reasons else None
 
 
 def unknown_ids(state: AppState, creator_ids: list[str]) -> list[str]:
@@ -185,8 +201,11 @@ def _band(rec: dict[str, Any], name: str) -> Band:
     )
 
 
-def build_rows(state: AppState, query: BrandQuery, scored: pl.DataFrame) -> list[CreatorScore]:
-    """Response rows (with explanations) for scored creators, in frame order."""
+def build_rows(
+    state: AppState, query: BrandQuery, scored: pl.DataFrame, reliability: Reliability | None = None
+) -> list[CreatorScore]:
+    """Response rows (with explanations) for scored creators, in frame order; each creator outside the training
+    range (``reliability``'s precomputed flags) carries its own ``forecast_reliability``."""
     labels = [s.label for s in query.segments]
     explainer = Explainer.for_request(
         state.fs,
@@ -196,10 +215,13 @@ def build_rows(state: AppState, query: BrandQuery, scored: pl.DataFrame) -> list
         query.segment_vectors,
         state.captions,
     )
+    quality_sources = _quality_sources(state)
     out = []
     for i, rec in enumerate(scored.iter_rows(named=True)):
         mentions = int(rec["brand_mentions"] or 0)
         quality = _num(rec["audience_quality"])
+        row = int(rec["row"])
+        quality_source = quality_sources[row] if quality_sources is not None else None
         out.append(
             CreatorScore(
                 rank=i + 1,
@@ -211,7 +233,9 @@ def build_rows(state: AppState, query: BrandQuery, scored: pl.DataFrame) -> list
                 language=rec["language"],
                 fit=_num(rec["fit"]) or 0.0,
                 segments=[
-                    SegmentFit(segment=label, fit=float(f), audience_share=float(s))
+                    SegmentFit(
+                        segment=label, fit=float(f), audience_share=float(s), audience_source=rec["audience_source"]
+                    )
                     for label, f, s in zip(labels, rec["segment_fit"], rec["segment_share"], strict=True)
                 ],
                 matched_segment=rec["matched_segment"],
@@ -226,14 +250,25 @@ def build_rows(state: AppState, query: BrandQuery, scored: pl.DataFrame) -> list
                 mentions_brand=mentions > 0,
                 explanation=explainer.explain(
                     creator_id=rec["creator_id"],
-                    row=int(rec["row"]),
+                    row=row,
                     matched=rec["matched_segment"],
                     segment_fit=list(rec["segment_fit"]),
                     segment_share=list(rec["segment_share"]),
                     brand_mentions=mentions,
                     audience_quality=quality,
                     audience_source=rec["audience_source"],
+                    quality_source=quality_source,
                 ),
+                quality_source=quality_source,
+                forecast_reliability=creator_reliability(reliability, row) if reliability is not None else None,
             )
         )
     return out
+
+
+def _quality_sources(state: AppState) -> np.ndarray | None:
+    """Each creator's ``quality_source`` (what its audience quality was computed from), read once per feature set;
+    None for a feature set without the column."""
+    if "quality_source" not in state.fs.creators.columns:
+        return None
+    return view_arrays(state.fs).numpy("quality_source")

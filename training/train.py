@@ -22,7 +22,8 @@ from features.dataset import load_dataset
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
 from features.featureset import load_feature_set
-from models.bundle import save_bundle
+from models.bundle import FEATURE_SUMMARY, save_bundle
+from models.drift import summarize_features
 from models.estimators import ModelSet
 from models.pair_features import FEATURE_COLUMNS
 from models.query import query_embedder
@@ -104,6 +105,8 @@ def train_models(
             "evaluation": table.to_dicts(),
             "beats_baselines": wins,
             "price_metrics": price,
+            # The creators the models were trained among, summarised for the service's drift check (models.drift).
+            FEATURE_SUMMARY: summarize_features(fs),
         },
     )
     log.info(

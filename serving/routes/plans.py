@@ -11,7 +11,14 @@ from fastapi import APIRouter
 from models.planner import Constraints, Plan, plan_for_brand
 from models.query import Segment, embed_segments
 from serving.deps import ModelDep, StateDep
-from serving.pipeline import brand_terms, to_filters, to_segments, versions
+from serving.pipeline import (
+    brand_terms,
+    creator_reliability,
+    response_reliability,
+    to_filters,
+    to_segments,
+    versions,
+)
 from serving.schemas import Band, PlannedCreator, PlanRequest, PlanResponse
 from serving.security import ApiKey
 from serving.state import AppState, ServingModel
@@ -52,6 +59,7 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
         r["creator_id"]: r
         for r in state.fs.creators.select("creator_id", "handle", "platform", "followers").iter_rows(named=True)
     }
+    rows = [state.search.row(c.creator_id) for c in plan.creators]
     creators = [
         PlannedCreator(
             creator_id=c.creator_id,
@@ -63,8 +71,9 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
             engagements=c.engagements,
             marginal_conversions=c.marginal_conversions,
             marginal_reach=c.marginal_reach,
+            forecast_reliability=creator_reliability(model.reliability, row),
         )
-        for c in plan.creators
+        for c, row in zip(plan.creators, rows, strict=True)
     ]
     return PlanResponse(
         objective=plan.objective,
@@ -79,4 +88,5 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
         segment_reach=plan.segment_reach,
         candidates=plan.candidates,
         versions=versions(state, model),
+        forecast_reliability=response_reliability(model.reliability, rows),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response, status
 
 from serving.deps import ComputeDep, ModelDep, StateDep
-from serving.pipeline import recommend, score_ids, unknown_ids, versions
+from serving.pipeline import recommend, response_reliability, score_ids, unknown_ids, versions
 from serving.schemas import RecommendationRequest, RecommendationResponse, ScoreRequest, ScoreResponse
 from serving.security import ApiKey
 from serving.state import AppState, ServingModel
@@ -28,6 +28,7 @@ def recommendation_json(state: AppState, model: ServingModel, req: Recommendatio
         creators=result.creators,
         empty_reason=result.empty_reason,
         versions=versions(state, model),
+        forecast_reliability=response_reliability(model.reliability, result.rows),
     )
     # Serialised here, from the validated model: FastAPI would dump it, validate the dump again and serialise that
     # (about 0.4 ms for k=20, on the hottest route). The declared response_model still documents the schema.
@@ -46,7 +47,13 @@ def score_json(state: AppState, model: ServingModel, req: ScoreRequest) -> str:
     """The response body of ``POST /v1/score`` for known creator ids, serialised (as the recommendations' body,
     so that validating and serialising up to 500 creators happens where the scoring does, not on the event loop)."""
     creators = score_ids(state, model, req, req.creator_ids)
-    return ScoreResponse(count=len(creators), creators=creators, versions=versions(state, model)).model_dump_json()
+    rows = [state.search.row(cid) for cid in req.creator_ids]
+    return ScoreResponse(
+        count=len(creators),
+        creators=creators,
+        versions=versions(state, model),
+        forecast_reliability=response_reliability(model.reliability, rows),
+    ).model_dump_json()
 
 
 @router.post(
