@@ -305,6 +305,8 @@ def _describe_numeric(values: np.ndarray, kind: str, missing: float) -> str:
     """A typical value of the input in words: the share of creators having a flag, else the median (and how often
     the value is missing, when it is)."""
     present = values[np.isfinite(values)]
+    if len(values) and not len(present):
+        return "unknown for every creator"
     if kind == "flag":
         text = f"{float(present.mean()) if len(present) else 0.0:.0%} of creators"
     else:
@@ -316,6 +318,8 @@ def _describe_numeric(values: np.ndarray, kind: str, missing: float) -> str:
 
 def _describe_trained(entry: dict[str, Any], kind: str) -> str:
     missing = float(entry.get("missing", 0.0))
+    if missing >= 1.0:
+        return "unknown for every creator"
     if kind == "flag":
         edges, shares = entry.get("edges", []), entry.get("shares", [])
         # The share of 1s: the bins from the edge at 1 upward (0/1 values: edges hold 0 and 1 when both occur).
@@ -374,11 +378,11 @@ def _check_summary(summary: object) -> dict[str, Any]:
 
 def check_features(summary: object, view: CreatorView) -> Reliability:
     """Compare the served creators of ``view`` with the training summary; ``unknown`` without a summary."""
+    if summary is None:
+        return unknown(view.creators.height)
+    summary = _check_summary(summary)  # before anything is read from the view: a bad bundle is named first
     block = _numeric_block(view)
     n = block.shape[0]
-    if summary is None:
-        return unknown(n)
-    summary = _check_summary(summary)
     n_train = int(summary["creators"])
     inputs: list[InputShift] = []
     codes = np.zeros((n, len(NUMERIC)), dtype=np.int8)

@@ -36,8 +36,8 @@ def audience_basis(audience_source: str | None) -> str:
     if audience_source == "followers":
         return ""
     if audience_source == "content":
-        return "estimated from the creator's own posts, as there is no follower data"
-    return "a guess: neither follower data nor enough text to estimate the audience from"
+        return "estimated from the creator's own posts (no follower data)"
+    return "a guess (neither follower data nor enough text to estimate the audience from)"
 
 
 def quality_basis(quality_source: str | None, audience_source: str | None) -> str:
@@ -140,10 +140,11 @@ class Explainer:
         s = self.segment_labels.index(matched) if matched in self.segment_labels else 0
         fit, share = segment_fit[s], segment_share[s]
         basis = audience_basis(audience_source)
+        again = "estimated from the creator's own posts" if audience_source == "content" else "a guess"
         if basis:
             reasons = [
                 f"Audience matches “{matched}”: {fit_strength(fit)} fit ({fit:.2f}), {basis}; "
-                f"{share_words(share)} of the audience belongs to this segment, also {basis}."
+                f"{share_words(share)} of the audience belongs to this segment, also {again}."
             ]
         else:
             reasons = [
@@ -165,7 +166,7 @@ class Explainer:
         else:
             reasons.append(
                 "No audience interest cluster close to this segment stands out; the fit comes from the "
-                "audience's overall profile."
+                "audience's overall profile" + (f", {basis}." if basis else ".")
             )
         if brand_mentions > 0:
             reasons.append(f"Has already mentioned the brand ({brand_mentions} time(s) in past posts).")

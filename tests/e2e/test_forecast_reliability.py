@@ -3,8 +3,9 @@ another, says so in /readyz, /v1/model, every answer and the batch manifest; the
 it, do not.
 
 The bundle is the session's ``model_world`` (600 creators, seed 5, trained by ``training.train``). "Another world"
-is what real exports look like (``tests.export_like``: creators and posts only, half the bios missing, engagement
-counts rescaled with noise), not another generator seed: a second seed of the same world must NOT be flagged.
+is what real exports look like (``features.synthetic.export_like``: creators and posts only, half the bios missing,
+engagement counts rescaled with noise), not another generator seed: a second seed of the same world must NOT be
+flagged.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from fastapi.testclient import TestClient
 from audiencefit.settings import Settings
 from features.errors import InputError
 from features.featureset import load_feature_set
+from features.synthetic.export_like import write_export_like
 from models.bundle import BUNDLE_FILE, FEATURE_SUMMARY, content_id, load_bundle
 from models.drift import NUMERIC, check_features
 from tests.conftest import MODEL_WORLD_SEED, HashingEmbedder
 from tests.e2e.conftest import API_KEY, SEGMENTS, UNLIMITED
-from tests.export_like import write_export_like
 
 OTHER_SEED = MODEL_WORLD_SEED + 7
 OTHER_CREATORS = 200
@@ -164,6 +165,9 @@ def test_without_follower_data_the_figures_say_so(real_export, same_world):
         # In the sentences that state the figures, not in one trailing phrase.
         assert "fit" in reasons[0] and "no follower data" in reasons[0].split(";")[0]
         assert "belongs to this segment, also estimated from the creator's own posts" in reasons[0]
+        interests = next(r for r in reasons if r.startswith(("Audience interests", "No audience interest")))
+        assert interests.startswith(("Audience interests driving the match, estimated", "No audience interest"))
+        assert "no follower data" in interests
         quality = next(r for r in reasons if r.startswith("Audience quality"))
         assert "computed from engagement only, as there is no follower sample" in quality
     body = same_world.post("/v1/recommendations", json=BRIEF).json()
