@@ -18,7 +18,7 @@ import polars as pl
 from features.embed import Embedder
 from features.errors import InputError
 from models.drift import Reliability
-from models.pair_features import BrandQuery, view_arrays
+from models.pair_features import BrandQuery
 from models.query import Filters, Segment, embed_segments, validate_segments
 from models.scoring import score_creators, top_creators
 from serving.explain import Explainer, cluster_terms
@@ -215,13 +215,12 @@ def build_rows(
         query.segment_vectors,
         state.captions,
     )
-    quality_sources = _quality_sources(state)
     out = []
     for i, rec in enumerate(scored.iter_rows(named=True)):
         mentions = int(rec["brand_mentions"] or 0)
         quality = _num(rec["audience_quality"])
         row = int(rec["row"])
-        quality_source = quality_sources[row] if quality_sources is not None else None
+        quality_source = rec["quality_source"]  # what audience_quality was computed from
         out.append(
             CreatorScore(
                 rank=i + 1,
@@ -264,11 +263,3 @@ def build_rows(
             )
         )
     return out
-
-
-def _quality_sources(state: AppState) -> np.ndarray | None:
-    """Each creator's ``quality_source`` (what its audience quality was computed from), read once per feature set;
-    None for a feature set without the column."""
-    if "quality_source" not in state.fs.creators.columns:
-        return None
-    return view_arrays(state.fs).numpy("quality_source")
