@@ -235,13 +235,8 @@ class Settings(BaseSettings):
         "them with the truth (served_* metrics); 0 turns it off.",
     )
 
-    # --- #18 closing the loop, training side: the recommendation log training joins campaigns to, and how far
+    # --- #18 closing the loop, training side: how far
     # inverse-propensity weights may go (docs/evaluation.md, "Learning from our own recommendations").
-    recommendation_log_url: SecretStr | None = Field(
-        None,
-        description="SQLAlchemy URL of the recommendation log (what the service showed; models.reclog). Default: "
-        "SQLite at data_dir/recommendations.db. Held as a secret (a URL can carry a password).",
-    )
     ipw_max_weight: float = Field(
         20.0,
         ge=1.0,
@@ -249,12 +244,6 @@ class Settings(BaseSettings):
         description="Largest inverse-propensity weight a campaign from a recommendation gets in training (1/p is "
         "clipped here before the weights are normalised): bounds how much one outcome can count.",
     )
-
-    def recommendation_log_url_value(self) -> str:
-        """The recommendation log URL in force: the setting, else SQLite at ``data_dir/recommendations.db``."""
-        if self.recommendation_log_url is not None and self.recommendation_log_url.get_secret_value():
-            return self.recommendation_log_url.get_secret_value()
-        return f"sqlite:///{(self.data_dir / 'recommendations.db').resolve()}"
 
     # -- H2 (#18): the recommendation log (models/reclog.py): what the service showed, for training to learn from
     recommendation_log_enabled: bool = Field(

@@ -49,6 +49,10 @@ FUNNEL_BUNDLE_FORMAT = 4
 READABLE_FORMATS = (1, 2, 3, 4)
 BUNDLE_FILE = "bundle.json"
 MODELS_DIR = "models"
+# bundle.json field holding the summary of the training creators' inputs (``models.drift.summarize_features``);
+# bundles written before it existed lack it and load with forecast reliability "unknown". Optional, so no format bump:
+# code that ignores it serves as before.
+FEATURE_SUMMARY = "feature_summary"
 ID_CHARS = 16
 
 
@@ -71,6 +75,12 @@ class Bundle:
     @property
     def bundle_id(self) -> str:
         return str(self.meta["bundle_id"])
+
+    @property
+    def feature_summary(self) -> object:
+        """The training creators' input summary as stored (``models.drift`` checks it), or None for a bundle written
+        before it."""
+        return self.meta.get(FEATURE_SUMMARY)
 
     def check_compatible(self, fs: FeatureSet) -> None:
         """Refuse a feature set this bundle cannot score: another feature version or another embedding space."""

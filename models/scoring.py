@@ -35,6 +35,7 @@ PROFILE: tuple[str, ...] = (
     "language",
     "audience_quality",
     "audience_source",
+    "quality_source",
 )
 
 

@@ -47,6 +47,7 @@ from features.featureset import FeatureSet
 from features.io import remove_leftovers_in, replace_dir, sha256_file, staging_dir
 from features.untrusted_json import parse_json
 from models.bundle import Bundle
+from models.drift import Reliability, check_features
 from models.pair_features import BrandQuery
 from models.query import validate_filters
 from models.retrieval import AudienceSearch
@@ -64,7 +65,8 @@ PARTITION_FILE = "part-0.parquet"
 PARTITION_META = "_partition.json"
 MANIFEST = "_manifest.json"
 TMP_PREFIX = ".tmp-"
-BATCH_FORMAT = 1
+# Format 2: rows carry quality_source (what audience_quality was computed from); partitions of format 1 are rewritten.
+BATCH_FORMAT = 2
 BRAND_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -216,6 +218,7 @@ OUTPUT_SCHEMA: dict[str, Any] = {
     "language": pl.String,
     "audience_quality": pl.Float64,
     "audience_source": pl.String,
+    "quality_source": pl.String,
     "fit": pl.Float64,
     "matched_segment": pl.String,
     "segment_fit": pl.List(pl.Float64),
@@ -424,8 +427,12 @@ def run_batch(
     scorer: Scorer,
     top: int | None = None,
     progress: bool = True,
+    reliability: Reliability | None = None,
 ) -> RunSummary:
-    """Score every brand not already finished in ``out``; write partitions and the run manifest."""
+    """Score every brand not already finished in ``out``; write partitions and the run manifest.
+
+    The manifest records the forecasts' reliability on this feature set (``reliability``, the one computed when the
+    model was loaded; checked here when not given): level, reasons, and each monitored input's shift."""
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     check_out_dir(out)
@@ -434,6 +441,8 @@ def run_batch(
     if removed:
         log.warning("removed leftovers of an interrupted run", extra={"out": str(out), "directories": removed})
     key = run_key(bundle, fs, top)
+    if reliability is None:
+        reliability = check_features(bundle.feature_summary, fs)
     results: dict[str, BrandResult] = {}
     pending: list[BrandTask] = []
     fingerprints: dict[str, str] = {}
@@ -515,6 +524,8 @@ def run_batch(
         },
         "input": {"brands_file": str(brands_path), "sha256": sha256_file(brands_path), "brands": len(brands)},
         "options": {"engine": scorer.name, "top": top},
+        # forecast reliability (#18 §4): how far these creators lie from the model's training creators
+        "forecast_reliability": reliability.to_json(),
         "started_at": started_at.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 3),

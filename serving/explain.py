@@ -3,6 +3,11 @@ and recent captions that echo the segment.
 
 Interest topics are the creator's audience interest clusters (``audience_dist``) weighted by how much each cluster
 belongs to the matched segment, named by the cluster's most typical terms.
+
+A figure measured without follower data says so in the sentence that states it: the fit, the audience share and the
+interests of a creator without a follower sample are estimated from the creator's own posts (``audience_source``
+"content"), and an audience quality without one is computed from engagement alone (``quality_source``
+"engagement"). The response carries the same sources as fields next to the figures.
 """
 
 from __future__ import annotations
@@ -24,6 +29,29 @@ MIN_RELEVANCE = 0.1  # a cluster this far from the segment does not explain a ma
 
 def share_words(share: float) -> str:
     return "under 1%" if share < 0.01 else f"about {share:.0%}"
+
+
+def audience_basis(audience_source: str | None) -> str:
+    """How an audience figure was measured, in words (empty for a follower sample, the normal case)."""
+    if audience_source == "followers":
+        return ""
+    if audience_source == "content":
+        return "estimated from the creator's own posts (no follower data)"
+    return "a guess (neither follower data nor enough text to estimate the audience from)"
+
+
+def quality_basis(quality_source: str | None, audience_source: str | None) -> str:
+    """What an audience quality was computed from, in words."""
+    if quality_source == "followers+engagement":
+        return "computed from a follower sample and engagement"
+    if quality_source == "followers":
+        return "computed from a follower sample only (no usable posts)"
+    if quality_source == "engagement":
+        return "computed from engagement only, as there is no follower sample"
+    # Feature sets without the column: the audience source is the best hint.
+    if audience_source == "followers":
+        return "computed with a follower sample"
+    return "computed without follower data"
 
 
 def fit_strength(fit: float) -> str:
@@ -106,14 +134,23 @@ class Explainer:
         brand_mentions: int,
         audience_quality: float | None,
         audience_source: str | None,
+        quality_source: str | None = None,
     ) -> Explanation:
         """Reasons for one scored creator."""
         s = self.segment_labels.index(matched) if matched in self.segment_labels else 0
         fit, share = segment_fit[s], segment_share[s]
-        reasons = [
-            f"Audience matches “{matched}”: {fit_strength(fit)} fit ({fit:.2f}); "
-            f"{share_words(share)} of the audience belongs to this segment."
-        ]
+        basis = audience_basis(audience_source)
+        again = "estimated from the creator's own posts" if audience_source == "content" else "a guess"
+        if basis:
+            reasons = [
+                f"Audience matches “{matched}”: {fit_strength(fit)} fit ({fit:.2f}), {basis}; "
+                f"{share_words(share)} of the audience belongs to this segment, also {again}."
+            ]
+        else:
+            reasons = [
+                f"Audience matches “{matched}”: {fit_strength(fit)} fit ({fit:.2f}); "
+                f"{share_words(share)} of the audience belongs to this segment (from a follower sample)."
+            ]
         if len(self.segment_labels) > 1:
             reasons.append(f"Expected to convert best for “{matched}” among {len(self.segment_labels)} segments.")
         topics = top_topics(self.fs, row, self.names, self.membership[s])
@@ -122,17 +159,21 @@ class Explainer:
                 f"{', '.join(t.terms[:3]) or f'cluster {t.cluster_id}'} ({t.audience_share:.0%} of audience)"
                 for t in topics
             )
-            reasons.append(f"Audience interests driving the match: {named}.")
+            if basis:
+                reasons.append(f"Audience interests driving the match, {basis}: {named}.")
+            else:
+                reasons.append(f"Audience interests driving the match: {named}.")
         else:
             reasons.append(
                 "No audience interest cluster close to this segment stands out; the fit comes from the "
-                "audience's overall profile."
+                "audience's overall profile" + (f", {basis}." if basis else ".")
             )
         if brand_mentions > 0:
             reasons.append(f"Has already mentioned the brand ({brand_mentions} time(s) in past posts).")
         if audience_quality is not None:
-            basis = "from a follower sample" if audience_source == "followers" else "estimated from content"
-            reasons.append(f"Audience quality {audience_quality:.0f}/100 (audience {basis}).")
+            reasons.append(
+                f"Audience quality {audience_quality:.0f}/100, {quality_basis(quality_source, audience_source)}."
+            )
         quotes: list[str] = []
         if self.captions is None:
             reasons.append("Caption examples unavailable: the service was started without the raw data (--data).")

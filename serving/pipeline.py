@@ -19,6 +19,7 @@ import polars as pl
 
 from features.embed import Embedder
 from features.errors import InputError
+from models.drift import Reliability
 from models.explore import Exploration, derive_seed
 from models.pair_features import BrandQuery
 from models.query import Filters, Segment, embed_segments, validate_segments
@@ -30,6 +31,7 @@ from serving.schemas import (
     BrandIn,
     CreatorScore,
     FiltersIn,
+    ForecastReliability,
     RecommendationRequest,
     RecommendedCreator,
     SegmentFit,
@@ -50,6 +52,7 @@ class Scored:
     segments: list[Segment]  # as validated (what the log records)
     candidates: int = 0  # eligible candidates the creators were picked from
     exploration: float = 0.0  # the share of exploratory slots asked for
+    rows: tuple[int, ...] = ()  # the creators' feature-set rows (for the response's forecast reliability)
 
 
 def exploration_of(req: RecommendationRequest) -> Exploration | None:
@@ -149,9 +152,10 @@ def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) 
         return Scored([], f"no candidate's expected price is within the budget of {req.budget:,.2f}", segs, 0, share)
     shown = [
         RecommendedCreator(**fields, propensity=float(rec["propensity"]), explored=bool(rec["explored"]))
-        for rec, fields in row_fields(state, query, top.scored)
+        for rec, fields in row_fields(state, query, top.scored, model.reliability)
     ]
-    return Scored(shown, None, segs, top.affordable, share)
+    rows = tuple(int(r) for r in top.scored["row"].to_list())
+    return Scored(shown, None, segs, top.affordable, share, rows)
 
 
 def objective_key(objective: str, creator: CreatorScore) -> float:
@@ -239,7 +243,19 @@ def score_ids(state: AppState, model: ServingModel, brand: BrandIn, creator_ids:
     query = brand_query(state.search.embedder, brand, segments)
     rows = np.array([state.search.row(cid) for cid in creator_ids], dtype=np.int64)
     scored = score_creators(state.fs, model.bundle.models, query, rows).with_columns(row=pl.Series(rows))
-    return build_rows(state, query, scored)
+    return build_rows(state, query, scored, model.reliability)
+
+
+def response_reliability(reliability: Reliability, rows: tuple[int, ...] | list[int]) -> ForecastReliability:
+    """A response's ``forecast_reliability``: the serving model's over the feature set (computed at load), plus how
+    many of the creators shown lie outside the training range (read from the precomputed flags)."""
+    return ForecastReliability(level=reliability.level, reasons=reliability.response_reasons(rows))
+
+
+def creator_reliability(reliability: Reliability, row: int) -> ForecastReliability | None:
+    """One creator's ``forecast_reliability``: "low" with the inputs out of the training range, None when all are in."""
+    reasons = reliability.creator_reasons(row)
+    return ForecastReliability(level="low", reasons=reasons) if reasons else None
 
 
 def unknown_ids(state: AppState, creator_ids: list[str]) -> list[str]:
@@ -265,13 +281,16 @@ def _band(rec: dict[str, Any], name: str) -> Band:
     )
 
 
-def build_rows(state: AppState, query: BrandQuery, scored: pl.DataFrame) -> list[CreatorScore]:
-    """Response rows (with explanations) for scored creators, in frame order."""
-    return [CreatorScore(**fields) for _, fields in row_fields(state, query, scored)]
+def build_rows(
+    state: AppState, query: BrandQuery, scored: pl.DataFrame, reliability: Reliability | None = None
+) -> list[CreatorScore]:
+    """Response rows (with explanations) for scored creators, in frame order; each creator outside the training
+    range (``reliability``'s precomputed flags) carries its own ``forecast_reliability``."""
+    return [CreatorScore(**fields) for _, fields in row_fields(state, query, scored, reliability)]
 
 
 def row_fields(
-    state: AppState, query: BrandQuery, scored: pl.DataFrame
+    state: AppState, query: BrandQuery, scored: pl.DataFrame, reliability: Reliability | None = None
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """(the scored row, the fields of its response row with explanations), for scored creators in frame order."""
     labels = [s.label for s in query.segments]
@@ -286,6 +305,8 @@ def row_fields(
     for i, rec in enumerate(scored.iter_rows(named=True)):
         mentions = int(rec["brand_mentions"] or 0)
         quality = _num(rec["audience_quality"])
+        row = int(rec["row"])
+        quality_source = rec["quality_source"]  # what audience_quality was computed from
         yield (
             rec,
             dict(
@@ -298,7 +319,9 @@ def row_fields(
                 language=rec["language"],
                 fit=_num(rec["fit"]) or 0.0,
                 segments=[
-                    SegmentFit(segment=label, fit=float(f), audience_share=float(s))
+                    SegmentFit(
+                        segment=label, fit=float(f), audience_share=float(s), audience_source=rec["audience_source"]
+                    )
                     for label, f, s in zip(labels, rec["segment_fit"], rec["segment_share"], strict=True)
                 ],
                 matched_segment=rec["matched_segment"],
@@ -313,13 +336,16 @@ def row_fields(
                 mentions_brand=mentions > 0,
                 explanation=explainer.explain(
                     creator_id=rec["creator_id"],
-                    row=int(rec["row"]),
+                    row=row,
                     matched=rec["matched_segment"],
                     segment_fit=list(rec["segment_fit"]),
                     segment_share=list(rec["segment_share"]),
                     brand_mentions=mentions,
                     audience_quality=quality,
                     audience_source=rec["audience_source"],
+                    quality_source=quality_source,
                 ),
+                quality_source=quality_source,
+                forecast_reliability=creator_reliability(reliability, row) if reliability is not None else None,
             ),
         )

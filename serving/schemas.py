@@ -204,6 +204,12 @@ class SegmentFit(BaseModel):
     segment: str
     fit: float = Field(description="Fit of the creator's real audience to the segment (cosine, authenticity-weighted).")
     audience_share: float = Field(description="Estimated share of the audience that belongs to the segment.")
+    # forecast reliability (#18 §4): what the fit and share above were measured from
+    audience_source: str | None = Field(
+        None,
+        description="What the fit and share were estimated from: 'followers' (a follower sample), 'content' (the "
+        "creator's own posts and bio: no follower data) or 'none'.",
+    )
 
 
 class Topic(BaseModel):
@@ -220,6 +226,40 @@ class Explanation(BaseModel):
     reasons: list[str]
     topics: list[Topic]
     captions: list[str]
+
+
+# forecast reliability (#18 §4) -------------------------------------------------------------------------------
+
+
+class ForecastReliability(BaseModel):
+    """Whether the forecasts can be trusted here (``models.drift``): "ok" when the creators served look like the
+    ones the model was trained among, "low" when they differ beyond the documented threshold (or, for one creator,
+    when its inputs lie outside the training range), "unknown" for a model trained before this was recorded."""
+
+    level: Literal["ok", "low", "unknown"]
+    reasons: list[str] = Field(description="What differs, in words (empty when nothing does).")
+
+
+class InputShiftOut(BaseModel):
+    """One monitored input of the drift check."""
+
+    feature: str
+    psi: float = Field(description="Population stability index, training creators → served creators.")
+    threshold: float = Field(description="The PSI at which this input counts as shifted.")
+    shifted: bool
+    served: str
+    training: str
+
+
+class ForecastReliabilityReport(ForecastReliability):
+    """The whole drift check of the serving model over the served feature set."""
+
+    statistic: str
+    threshold: str
+    creators_served: int
+    creators_trained: int
+    creators_out_of_range: int
+    inputs: list[InputShiftOut]
 
 
 class CreatorScore(BaseModel):
@@ -245,6 +285,15 @@ class CreatorScore(BaseModel):
     brand_mentions: int
     mentions_brand: bool
     explanation: Explanation
+    # forecast reliability (#18 §4)
+    quality_source: str | None = Field(
+        None,
+        description="What audience_quality was computed from: 'followers+engagement', 'followers', or "
+        "'engagement' (engagement only: no follower sample).",
+    )
+    forecast_reliability: ForecastReliability | None = Field(
+        None, description="Present when this creator's inputs lie outside the range the model was trained on."
+    )
 
 
 class RecommendedCreator(CreatorScore):
@@ -275,12 +324,16 @@ class RecommendationResponse(BaseModel):
     creators: list[RecommendedCreator]
     empty_reason: str | None = None
     versions: Versions
+    # forecast reliability (#18 §4)
+    forecast_reliability: ForecastReliability
 
 
 class ScoreResponse(BaseModel):
     count: int
     creators: list[CreatorScore]
     versions: Versions
+    # forecast reliability (#18 §4)
+    forecast_reliability: ForecastReliability
 
 
 class GeoShare(BaseModel):
@@ -342,6 +395,8 @@ class ModelInfo(BaseModel):
         description="This process's recommendation log: backend and records written, dropped (queue full), failed "
         "(database error) and queued; null when logging is disabled. Never the URL.",
     )
+    # forecast reliability (#18 §4)
+    forecast_reliability: ForecastReliabilityReport
 
 
 class Health(BaseModel):
@@ -365,6 +420,12 @@ class Readiness(BaseModel):
         None, description="`serve --workers N` while starting or replacing a worker: how many of the N are ready."
     )
     workers: int | None = Field(None, description="`serve --workers N` while a worker is missing: N.")
+    # forecast reliability (#18 §4)
+    forecast_reliability: Literal["ok", "low", "unknown"] | None = Field(
+        None,
+        description="Whether the serving model's forecasts can be trusted on the served creators (reasons: "
+        "GET /v1/model); null without a model.",
+    )
 
 
 RELOAD_SOURCES = "exactly one of 'bundle_path', 'model_uri' or 'source': \"configured\""
@@ -459,6 +520,10 @@ class PlannedCreator(BaseModel):
         description="Probability this creator had of being in the plan: 1 (plans are chosen deterministically)."
     )
     explored: bool = Field(description="Picked by exploration: never for plans.")
+    # forecast reliability (#18 §4)
+    forecast_reliability: ForecastReliability | None = Field(
+        None, description="Present when this creator's inputs lie outside the range the model was trained on."
+    )
 
 
 class PlanResponse(BaseModel):
@@ -475,6 +540,8 @@ class PlanResponse(BaseModel):
     segment_reach: dict[str, float] = Field(description="Expected unique people reached in each segment.")
     candidates: int
     versions: Versions
+    # forecast reliability (#18 §4)
+    forecast_reliability: ForecastReliability
 
 
 class OverlapResponse(BaseModel):

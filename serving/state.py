@@ -21,6 +21,7 @@ from audiencefit.settings import Settings
 from features.errors import AudiencefitError
 from features.featureset import FeatureSet
 from models.bundle import Bundle, load_bundle
+from models.drift import Reliability, check_features
 from models.retrieval import AudienceSearch
 from serving.captions import CaptionStore
 
@@ -43,6 +44,9 @@ class ServingModel:
     bundle: Bundle
     source: str
     loaded_at: str
+    # How far the served creators lie from the ones the bundle was trained among (models.drift): computed here, once
+    # per bundle and feature set, and read by every response.
+    reliability: Reliability
 
 
 class ReloadRefusedError(AudiencefitError):
@@ -106,7 +110,27 @@ def load_serving_model(source: BundleSource, fs: FeatureSet, settings: Settings)
     compile_trees(bundle, settings)
     # A registry URI is shown with the version it resolved to (the cached directory is named <model>-v<version>).
     shown = f"{source} ({path.name})" if isinstance(source, str) and source.startswith("models:/") else str(source)
-    return ServingModel(bundle=bundle, source=shown, loaded_at=_now())
+    reliability = check_features(bundle.feature_summary, fs)
+    log_reliability(reliability, bundle, fs)
+    return ServingModel(bundle=bundle, source=shown, loaded_at=_now(), reliability=reliability)
+
+
+def log_reliability(reliability: Reliability, bundle: Bundle, fs: FeatureSet) -> None:
+    """One structured line on the forecasts' reliability over this feature set: a warning when it is low."""
+    extra = {
+        "forecast_reliability": reliability.level,
+        "bundle_id": bundle.bundle_id,
+        "feature_set_id": fs.feature_set_id,
+        "shifted_inputs": [f"{i.feature} (PSI {i.psi:.2f})" for i in sorted(reliability.shifted, key=lambda i: -i.psi)],
+        "creators_out_of_range": len(reliability.out_of_range_rows()),
+        "reasons": list(reliability.reasons),
+    }
+    if reliability.level == "low":
+        log.warning("forecasts are less reliable on these creators than on the model's training creators", extra=extra)
+    elif reliability.level == "unknown":
+        log.info("forecast reliability unknown: the bundle stores no training summary", extra=extra)
+    else:
+        log.info("forecast reliability checked: the served creators look like the training ones", extra=extra)
 
 
 def compile_trees(bundle: Bundle, settings: Settings) -> bool:

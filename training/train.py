@@ -23,7 +23,8 @@ from features.dataset import load_dataset
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
 from features.featureset import FeatureSet, load_feature_set
-from models.bundle import save_bundle
+from models.bundle import FEATURE_SUMMARY, save_bundle
+from models.drift import summarize_features
 from models.estimators import ModelSet
 from models.index import default_index_dir
 from models.pair_features import FEATURE_COLUMNS
@@ -37,8 +38,8 @@ from training.evaluate import (
     recommended_metrics,
     time_group_split,
 )
-from training.shown import ShownJoin, attach_shown, propensities
 from training.served_eval import ServedPopulation, served_population
+from training.shown import ShownJoin, attach_shown, propensities
 from training.trainset import TrainingSet, build_training_set
 from training.weights import PropensityWeights, ipw_weights
 
@@ -111,7 +112,7 @@ def train_models(
     cache = EmbeddingCache(settings.embedding_cache_dir, embedder.id, embedder.dim)
     training_set = build_training_set(dataset, embedder=embedder, cache=cache, settings=settings, progress=progress)
     # Close the loop: rows whose creator the service showed get what was shown (propensity, rank, model).
-    joined, shown = attach_shown(training_set.frame, settings.recommendation_log_url_value())
+    joined, shown = attach_shown(training_set.frame, settings.recommendation_log_target)
     for warning in shown.warnings():
         log.warning(warning)
     training_set = TrainingSet(joined)
@@ -160,6 +161,8 @@ def train_models(
             "recommended_metrics": recommended.metrics,
             "recommended_metrics_absent": recommended.reason,
             **({"served_population": served_meta(served)} if served is not None else {}),
+            # The creators the models were trained among, summarised for the service's drift check (models.drift).
+            FEATURE_SUMMARY: summarize_features(fs),
         },
     )
     log.info(

@@ -103,6 +103,7 @@ def score(
         scorer=scorer,
         top=top,
         progress=progress and sys.stderr.isatty(),
+        reliability=serving_model.reliability,
     )
     scorer.close()
     _print_summary(summary.manifest)
@@ -133,3 +134,8 @@ def _print_summary(manifest: dict[str, object]) -> None:
         f"= {totals['pairs_per_s'] or 0:,} pairs/s end to end",
         highlight=False,
     )
+    reliability = manifest.get("forecast_reliability")
+    if isinstance(reliability, dict) and reliability.get("level") != "ok":
+        console.print(f"forecast reliability: {reliability.get('level')}", highlight=False)
+        for reason in reliability.get("reasons", []):
+            console.print(f"  - {reason}", highlight=False)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from serving.deps import MetricsDep, ModelDep, StateDep, SyncDep
 from serving.metrics import CONTENT_TYPE
-from serving.schemas import Health, ModelInfo, Readiness
+from serving.schemas import ForecastReliabilityReport, Health, ModelInfo, Readiness
 from serving.security import ApiKey
 from serving.state import AppState
 
@@ -44,6 +44,7 @@ def readyz(request: Request) -> Response:
         last_reload_failed=state is not None and state.models.last_error is not None,
         last_reload_at=state.models.last_reload_at if state else None,
         worker_pid=os.getpid(),
+        forecast_reliability=model.reliability.level if model else None,
     )
     code = status.HTTP_200_OK if body.ready and body.index else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body.model_dump(), status_code=code)
@@ -73,4 +74,5 @@ def model_info(state: StateDep, model: ModelDep) -> ModelInfo:
         recommendation_log=(
             {"backend": state.reclog.backend, **state.reclog.counts()} if state.reclog is not None else None
         ),
+        forecast_reliability=ForecastReliabilityReport.model_validate(model.reliability.to_json()),
     )

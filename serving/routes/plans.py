@@ -18,7 +18,16 @@ from models.planner import Constraints, Plan, plan_for_brand
 from models.query import Segment, embed_segments
 from models.reclog import Shown, ShownCreator
 from serving.deps import ModelDep, StateDep
-from serving.pipeline import brand_terms, now_iso, segments_json, to_filters, to_segments, versions
+from serving.pipeline import (
+    brand_terms,
+    creator_reliability,
+    now_iso,
+    response_reliability,
+    segments_json,
+    to_filters,
+    to_segments,
+    versions,
+)
 from serving.schemas import Band, PlannedCreator, PlanRequest, PlanResponse
 from serving.security import ApiKey
 from serving.state import AppState, ServingModel
@@ -60,6 +69,7 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
         r["creator_id"]: r
         for r in state.fs.creators.select("creator_id", "handle", "platform", "followers").iter_rows(named=True)
     }
+    rows = [state.search.row(c.creator_id) for c in plan.creators]
     creators = [
         PlannedCreator(
             creator_id=c.creator_id,
@@ -73,8 +83,9 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
             marginal_reach=c.marginal_reach,
             propensity=1.0,
             explored=False,
+            forecast_reliability=creator_reliability(model.reliability, row),
         )
-        for c in plan.creators
+        for c, row in zip(plan.creators, rows, strict=True)
     ]
     state.log_shown(lambda: plan_record(state, model, req, plan, creators, recommendation_id))
     return PlanResponse(
@@ -91,6 +102,7 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
         segment_reach=plan.segment_reach,
         candidates=plan.candidates,
         versions=versions(state, model),
+        forecast_reliability=response_reliability(model.reliability, rows),
     )
 
 

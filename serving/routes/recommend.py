@@ -16,7 +16,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Response, status
 
 from serving.deps import ComputeDep, ModelDep, StateDep
-from serving.pipeline import recommend, score_ids, shown_record, unknown_ids, versions
+from serving.pipeline import recommend, response_reliability, score_ids, shown_record, unknown_ids, versions
 from serving.schemas import RecommendationRequest, RecommendationResponse, ScoreRequest, ScoreResponse
 from serving.security import ApiKey
 from serving.state import AppState, ServingModel
@@ -36,6 +36,7 @@ def recommendation_json(state: AppState, model: ServingModel, req: Recommendatio
         creators=result.creators,
         empty_reason=result.empty_reason,
         versions=versions(state, model),
+        forecast_reliability=response_reliability(model.reliability, result.rows),
     )
     state.log_shown(lambda: shown_record(state, model, req, result, recommendation_id))
     # Serialised here, from the validated model: FastAPI would dump it, validate the dump again and serialise that
@@ -55,7 +56,13 @@ def score_json(state: AppState, model: ServingModel, req: ScoreRequest) -> str:
     """The response body of ``POST /v1/score`` for known creator ids, serialised (as the recommendations' body,
     so that validating and serialising up to 500 creators happens where the scoring does, not on the event loop)."""
     creators = score_ids(state, model, req, req.creator_ids)
-    return ScoreResponse(count=len(creators), creators=creators, versions=versions(state, model)).model_dump_json()
+    rows = [state.search.row(cid) for cid in req.creator_ids]
+    return ScoreResponse(
+        count=len(creators),
+        creators=creators,
+        versions=versions(state, model),
+        forecast_reliability=response_reliability(model.reliability, rows),
+    ).model_dump_json()
 
 
 @router.post(
