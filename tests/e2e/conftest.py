@@ -56,7 +56,9 @@ def train_bundle(features_dir: Path, out: Path, seed: int) -> Path:
     )
     fit_rounds = estimators._fit_rounds
     with pytest.MonkeyPatch.context() as mp:  # a few rounds are enough to serve; 600 take a minute here
-        mp.setattr(estimators, "_fit_rounds", lambda p, x, y, init, rounds: fit_rounds(p, x, y, init, TEST_ROUNDS))
+        mp.setattr(
+            estimators, "_fit_rounds", lambda p, x, y, init, rounds, w=None: fit_rounds(p, x, y, init, TEST_ROUNDS, w)
+        )
         models = ModelSet(FEATURE_COLUMNS, seed=seed).fit(frame)
     save(models, out, fs.embedder_id, seed)
     return out

@@ -54,8 +54,15 @@ def _few_rounds() -> Iterator[None]:
     """At most 60 boosting rounds per model: what is tested here does not depend on the count, test time does."""
     fit_rounds = estimators._fit_rounds
 
-    def few(params: dict[str, Any], x: np.ndarray, y: np.ndarray, init: np.ndarray | None, rounds: int) -> Any:
-        return fit_rounds(params, x, y, init, min(rounds, 60))
+    def few(
+        params: dict[str, Any],
+        x: np.ndarray,
+        y: np.ndarray,
+        init: np.ndarray | None,
+        rounds: int,
+        weight: np.ndarray | None = None,
+    ) -> Any:
+        return fit_rounds(params, x, y, init, min(rounds, 60), weight)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(estimators, "_fit_rounds", few)
