@@ -42,6 +42,7 @@ from models.pair_features import BrandQuery
 from models.query import Filters, Segment, embed_segments, query_embedder
 from models.retrieval import AudienceSearch
 from models.scoring import score_creators
+from training.evaluate import ndcg
 from training.world_truth import WorldTruth, draw_outcomes, load_truth, true_conversions, true_engagement_rate
 
 log = logging.getLogger(__name__)
@@ -173,17 +174,6 @@ def _brand_truth(truth: WorldTruth, served: ServedBrand, rng: np.random.Generato
     )
 
 
-def ndcg_at(pred: np.ndarray, gains: np.ndarray, k: int = NDCG_K) -> float:
-    """NDCG@k of the order by ``pred`` (ties by position) with ``gains``; NaN when every gain is 0."""
-    discount = 1.0 / np.log2(np.arange(2, k + 2))
-    top = np.lexsort((np.arange(len(pred)), -pred))[:k]
-    ideal = np.sort(gains)[::-1][:k]
-    best = float(ideal @ discount[: len(ideal)])
-    if best <= 0:
-        return float("nan")
-    return float(gains[top] @ discount[: len(top)]) / best
-
-
 def _log_ratio(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     out: np.ndarray = np.log(np.maximum(pred, _FLOOR) / np.maximum(true, _FLOOR))
     return out
@@ -218,7 +208,7 @@ def population_metrics(candidates: pl.DataFrame, prefix: str = PREFIX) -> tuple[
                 group[f"pred_{kind}_p90"].to_numpy(),
                 group[f"drawn_{kind}"].to_numpy(),
             )
-        row["ndcg20"] = ndcg_at(group["pred_conv"].to_numpy(), group["true_conv"].to_numpy())
+        row["ndcg20"] = ndcg(group["pred_conv"].to_numpy(), group["true_conv"].to_numpy(), NDCG_K)
         row["true_conv_mean"] = float(group["true_conv"].mean() or 0.0)  # type: ignore[arg-type]
         row["pred_conv_mean"] = float(group["pred_conv"].mean() or 0.0)  # type: ignore[arg-type]
         rows.append(row)
@@ -234,8 +224,8 @@ def population_metrics(candidates: pl.DataFrame, prefix: str = PREFIX) -> tuple[
             candidates[f"pred_{kind}_p90"].to_numpy(),
             candidates[f"drawn_{kind}"].to_numpy(),
         )
-    ndcg = per_brand["ndcg20"].to_numpy()
-    metrics["ndcg20"] = float(np.nanmean(ndcg)) if np.isfinite(ndcg).any() else float("nan")
+    brand_ndcgs = per_brand["ndcg20"].to_numpy()
+    metrics["ndcg20"] = float(np.nanmean(brand_ndcgs)) if np.isfinite(brand_ndcgs).any() else float("nan")
     ordered = {f"{prefix}{name}": metrics[name] for name in METRICS}
     return ordered, per_brand
 

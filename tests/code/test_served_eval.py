@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from features.errors import InputError
-from training.served_eval import METRICS, ndcg_at, population_metrics
+from training.evaluate import ndcg as ndcg_at
+from training.served_eval import METRICS, population_metrics
 
 
 def frame(true_conv: np.ndarray, pred_conv: np.ndarray, brands: list[str], **extra: np.ndarray) -> pl.DataFrame:
