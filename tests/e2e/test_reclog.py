@@ -91,10 +91,18 @@ def test_engagement_exploration_and_refusals(client: TestClient) -> None:
         ({"exploration": {"share": "0.1"}}, "float"),
         ({"brand_id": "x" * 129}, "pattern"),
         ({"brand_id": "has space"}, "pattern"),
+        ({"brand_id": "../../etc/passwd"}, "pattern"),
+        ({"brand_id": "a\u0000b"}, "pattern"),
     ]:
         resp = _rec(client, **bad)
         assert resp.status_code == 422, bad
         assert where in resp.text, (bad, resp.text)
+    # Non-finite numbers never reach the draws: JSON's NaN / Infinity extensions are refused where they stand.
+    for share in ("NaN", "Infinity", "-Infinity", "1e999"):
+        raw = '{"segments": [{"text": "runners"}], "exploration": {"share": ' + share + "}}"
+        resp = client.post("/v1/recommendations", content=raw, headers={"content-type": "application/json"})
+        assert resp.status_code == 422, (share, resp.text)
+        assert "exploration" in resp.text and "share" in resp.text, (share, resp.text)
     assert _rec(client, objective="fit", exploration={"share": 0.0}).status_code == 200
 
 
