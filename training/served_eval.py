@@ -186,6 +186,24 @@ def _coverage(lo: np.ndarray, hi: np.ndarray, drawn: np.ndarray) -> float:
     return float(np.mean((drawn[seen] >= lo[seen]) & (drawn[seen] <= hi[seen])))
 
 
+def log_error(frame: pl.DataFrame, kind: str) -> dict[str, float]:
+    """``sigma_log_<kind>`` (each brand's median removed), ``sd_log_<kind>`` and ``bias_log_<kind>`` of
+    log(pred_<kind> / true_<kind>) over the rows of ``frame`` (columns brand_id, pred_<kind>, true_<kind>)."""
+    if frame.height == 0:
+        raise InputError("no forecasts to compare with the truth")
+    centred, raw = [], []
+    for _, group in frame.group_by("brand_id", maintain_order=True):
+        ratio = _log_ratio(group[f"pred_{kind}"].to_numpy(), group[f"true_{kind}"].to_numpy())
+        centred.append(ratio - np.median(ratio))
+        raw.append(ratio)
+    every = np.concatenate(raw)
+    return {
+        f"sigma_log_{kind}": float(np.std(np.concatenate(centred))),
+        f"sd_log_{kind}": float(np.std(every)),
+        f"bias_log_{kind}": float(np.mean(every)),
+    }
+
+
 def population_metrics(candidates: pl.DataFrame, prefix: str = PREFIX) -> tuple[dict[str, float], pl.DataFrame]:
     """The metrics of the module docstring, named ``<prefix><metric>``, and one row per brand, from per-candidate
     forecasts, truth and realised outcomes (columns of :func:`_brand_truth`: brand_id, pred_/true_/drawn_ conv and
@@ -193,16 +211,12 @@ def population_metrics(candidates: pl.DataFrame, prefix: str = PREFIX) -> tuple[
     if candidates.height == 0:
         raise InputError("no served candidates to evaluate")
     rows: list[dict[str, Any]] = []
-    centred: dict[str, list[np.ndarray]] = {"conv": [], "er": []}
-    raw: dict[str, list[np.ndarray]] = {"conv": [], "er": []}
     for (brand_id,), group in candidates.group_by("brand_id", maintain_order=True):
         row: dict[str, Any] = {"brand_id": brand_id, "candidates": group.height}
         for kind in ("conv", "er"):
-            ratio = _log_ratio(group[f"pred_{kind}"].to_numpy(), group[f"true_{kind}"].to_numpy())
-            centred[kind].append(ratio - np.median(ratio))
-            raw[kind].append(ratio)
-            row[f"sigma_log_{kind}"] = float(np.std(ratio - np.median(ratio)))
-            row[f"bias_log_{kind}"] = float(np.mean(ratio))
+            error = log_error(group, kind)
+            row[f"sigma_log_{kind}"] = error[f"sigma_log_{kind}"]
+            row[f"bias_log_{kind}"] = error[f"bias_log_{kind}"]
             row[f"coverage_{kind}_p10_p90"] = _coverage(
                 group[f"pred_{kind}_p10"].to_numpy(),
                 group[f"pred_{kind}_p90"].to_numpy(),
@@ -215,10 +229,7 @@ def population_metrics(candidates: pl.DataFrame, prefix: str = PREFIX) -> tuple[
     per_brand = pl.DataFrame(rows)
     metrics: dict[str, float] = {}
     for kind in ("conv", "er"):
-        every = np.concatenate(raw[kind])
-        metrics[f"sigma_log_{kind}"] = float(np.std(np.concatenate(centred[kind])))
-        metrics[f"sd_log_{kind}"] = float(np.std(every))
-        metrics[f"bias_log_{kind}"] = float(np.mean(every))
+        metrics.update(log_error(candidates, kind))
         metrics[f"coverage_{kind}_p10_p90"] = _coverage(
             candidates[f"pred_{kind}_p10"].to_numpy(),
             candidates[f"pred_{kind}_p90"].to_numpy(),

@@ -1,9 +1,13 @@
 """Train the engagement, conversion and price models from past campaigns, evaluate them, write a bundle.
 
 ``train_models`` is the whole job without tracking: point-in-time training set → time/creator-grouped split →
-fit on the older campaigns → evaluation table against the baselines on the newer ones → bundle on disk. The
-served model is the one evaluated (trained on the training split only), so the table describes exactly what
-serves. MLflow logging and registration (``training.tracking``) wrap this.
+fit on the older campaigns → evaluation table against the baselines on the newer ones → bundle on disk. By default
+the served model is the one evaluated (trained on the training split only), so the table describes exactly what
+serves. With ``refit_all`` the model is fitted again on every campaign after the evaluation and that refit is what
+the bundle holds: the newest campaigns (a team's latest recommendations, which the time split always puts in the
+test split) then teach the served model too, at the price that the table describes the same recipe fitted on
+fewer, older rows. The bundle's meta says which (``training.refit_all``). MLflow logging and registration
+(``training.tracking``) wrap this.
 """
 
 from __future__ import annotations
@@ -61,11 +65,15 @@ class TrainResult:
     price: dict[str, float]
     params: dict[str, Any]
     shown: ShownJoin  # how the campaigns' recommendation ids met the recommendation log
-    weights: PropensityWeights  # the training rows' sample weights (all 1 without rows from recommendations)
+    # The served fit's sample weights (all 1 without rows from recommendations): the training split's, or every
+    # row's with refit_all.
+    weights: PropensityWeights
     recommended: RecommendedEval  # recommended_* metrics on test rows from recommendations, or why there are none
     # The error on the population the service ranks (training.served_eval); None when the data is not a synthetic
     # world with its truth, or the feature set has no index.
     served: ServedPopulation | None = None
+    # With refit_all: the models fitted on every row, which the bundle holds (``models`` is the evaluated fit).
+    refit: ModelSet | None = None
 
 
 def data_fingerprint(frame: pl.DataFrame) -> str:
@@ -101,8 +109,12 @@ def train_models(
     out_dir: Path | None = None,
     test_share: float = 0.2,
     progress: bool = True,
+    refit_all: bool = False,
 ) -> TrainResult:
-    """Train, evaluate and write a bundle; raises ``InputError`` when the data cannot support training."""
+    """Train, evaluate and write a bundle; raises ``InputError`` when the data cannot support training.
+
+    ``refit_all``: after the evaluation, fit the same recipe on every row (training and test split) and write that
+    to the bundle (see the module docstring)."""
     if not 0.05 <= test_share <= 0.5:
         raise InputError(f"test share must be within 0.05–0.5, got {test_share}")
     started = time.perf_counter()
@@ -130,7 +142,16 @@ def train_models(
     wins = beats_baselines(table)
     price = price_metrics(models, split.test)
     recommended = recommended_metrics(models, split.test)
-    served = served_check(data_dir, fs, models, settings)
+    refit = None
+    if refit_all:
+        # The served fit's weights are what the run reports: those of every row.
+        weights = ipw_weights(propensities(training_set.frame), settings.ipw_max_weight)
+        refit = ModelSet(FEATURE_COLUMNS, seed=settings.seed, conversion_structure=settings.conversion_structure).fit(
+            training_set.frame, sample_weight=None if weights.uniform else weights.weights
+        )
+        log.info("models refitted on every campaign", extra={"rows": training_set.frame.height})
+    serving_models = refit if refit is not None else models
+    served = served_check(data_dir, fs, serving_models, settings)
     params: dict[str, Any] = {
         "seed": settings.seed,
         "test_share": test_share,
@@ -143,6 +164,8 @@ def train_models(
         "conversion_structure": settings.conversion_structure,
         "embedder_id": embedder.id,
         "feature_set_id": fs.feature_set_id,
+        "refit_all": refit_all,
+        "bundle_rows": training_set.frame.height if refit_all else split.train.height,
         "data_fingerprint": data_fingerprint(training_set.frame),
         **shown.summary(),
         **weights.summary(),
@@ -150,7 +173,7 @@ def train_models(
     }
     out = out_dir or settings.data_dir / "bundles" / "latest"
     meta = save_bundle(
-        models,
+        serving_models,
         out,
         embedder_id=embedder.id,
         extra={
@@ -177,7 +200,7 @@ def train_models(
         },
     )
     return TrainResult(
-        out, meta, training_set, split, models, table, wins, price, params, shown, weights, recommended, served
+        out, meta, training_set, split, models, table, wins, price, params, shown, weights, recommended, served, refit
     )
 
 

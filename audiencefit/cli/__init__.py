@@ -14,6 +14,7 @@ from audiencefit.cli import (  # noqa: F401  (registers commands)
     plan_cmd,
     score_cmd,
     serve_cmd,
+    simulate_cmd,
     train_cmd,
     validate,
 )

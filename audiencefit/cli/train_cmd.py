@@ -72,6 +72,15 @@ def train(
             help="Register the model as 'audiencefit' with alias 'challenger' (default) or only log the run.",
         ),
     ] = True,
+    refit_all: Annotated[
+        bool,
+        typer.Option(
+            "--refit-all/--no-refit-all",
+            help="After the held-out evaluation, fit again on every campaign and serve that fit (the newest "
+            "campaigns, e.g. from your latest recommendations, then teach the served model; the evaluation table "
+            "describes the same recipe on the older rows). Default: serve the evaluated fit.",
+        ),
+    ] = False,
 ) -> None:
     """Train the engagement, conversion and price models, evaluate them against baselines, log to MLflow."""
     from audiencefit.settings import get_settings
@@ -79,7 +88,7 @@ def train(
     from training.train import train_models
 
     settings = get_settings()
-    result = train_models(data, features, settings, test_share=test_share)
+    result = train_models(data, features, settings, test_share=test_share, refit_all=refit_all)
     tracked = log_training(result, settings, register=register)
     _print_table(result.table, "evaluation on held-out campaigns (model first, then baselines)")
     if result.served is not None:

@@ -76,6 +76,17 @@ def test_plan_flags_share_the_planners_creator_limit() -> None:
     assert plan_cmd.MAX_CREATORS == MAX_CREATORS
 
 
+def test_simulate_flags_share_the_simulations_and_the_apis_limits() -> None:
+    from audiencefit import simulate
+    from audiencefit.cli import simulate_cmd
+    from models.explore import MAX_SHARE
+    from serving.schemas import MAX_K
+
+    assert simulate_cmd.MAX_ROUNDS == simulate.MAX_ROUNDS
+    assert simulate_cmd.MAX_PICKS == simulate.MAX_PICKS == MAX_K
+    assert simulate_cmd.MAX_SHARE == simulate.MAX_SHARE == MAX_SHARE
+
+
 @pytest.mark.parametrize(
     "args",
     [
