@@ -244,6 +244,14 @@ class Settings(BaseSettings):
         description="Largest inverse-propensity weight a campaign from a recommendation gets in training (1/p is "
         "clipped here before the weights are normalised): bounds how much one outcome can count.",
     )
+    recommended_weight_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.9,
+        description="Least share of the total training weight the campaigns from our own recommendations hold "
+        "together (scaled up, never down; their mix stays the propensities'); 0 = off: they weigh as many rows "
+        "as they are. They are the only campaigns drawn from the population the model serves.",
+    )
 
     # -- H2 (#18): the recommendation log (models/reclog.py): what the service showed, for training to learn from
     recommendation_log_enabled: bool = Field(

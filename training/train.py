@@ -134,7 +134,7 @@ def train_models(
             f"too few past campaigns to train and evaluate honestly: {split.train.height} training rows "
             f"(need {MIN_TRAIN_ROWS}) and {split.test.height} test rows (need {MIN_TEST_ROWS})"
         )
-    weights = ipw_weights(propensities(split.train), settings.ipw_max_weight)
+    weights = ipw_weights(propensities(split.train), settings.ipw_max_weight, settings.recommended_weight_share)
     models = ModelSet(FEATURE_COLUMNS, seed=settings.seed, conversion_structure=settings.conversion_structure).fit(
         split.train, sample_weight=None if weights.uniform else weights.weights
     )
@@ -145,7 +145,9 @@ def train_models(
     refit = None
     if refit_all:
         # The served fit's weights are what the run reports: those of every row.
-        weights = ipw_weights(propensities(training_set.frame), settings.ipw_max_weight)
+        weights = ipw_weights(
+            propensities(training_set.frame), settings.ipw_max_weight, settings.recommended_weight_share
+        )
         refit = ModelSet(FEATURE_COLUMNS, seed=settings.seed, conversion_structure=settings.conversion_structure).fit(
             training_set.frame, sample_weight=None if weights.uniform else weights.weights
         )

@@ -13,6 +13,10 @@ put first. Three choices, argued in docs/evaluation.md ("Learning from our own r
   keep, as a group, the influence their count gives them, and only their mix is corrected.
 - rows not from recommendations (no id, or an id the log does not know) keep weight 1: how those creators were
   picked is unknown, so nothing can correct it.
+- optionally (``share``, ``AUDIENCEFIT_RECOMMENDED_WEIGHT_SHARE``; off by default), the recommended rows as a group
+  are given at least that share of the total weight: they are the only rows drawn from the population the model
+  is applied to, and a few hundred of them among thousands of past picks move a fit little. Their mix stays the
+  propensities'.
 
 The function is pure: propensities in, weights and their diagnostics out.
 """
@@ -36,6 +40,7 @@ class PropensityWeights:
     max_weight: float
     ess: float  # Kish effective sample size of all rows, (Σw)² / Σw² (= the row count when every weight is 1)
     ess_recommended: float  # the same over the recommended rows only (0 when there are none)
+    share_factor: float = 1.0  # how much the recommended rows were scaled up to reach ``share`` (1: not at all)
 
     @property
     def uniform(self) -> bool:
@@ -49,6 +54,7 @@ class PropensityWeights:
             "ipw_max_weight": self.max_weight,
             "ipw_ess": round(self.ess, 2),
             "ipw_ess_recommended": round(self.ess_recommended, 2),
+            "ipw_share_factor": round(self.share_factor, 4),
         }
 
 
@@ -59,15 +65,20 @@ def kish_ess(weights: np.ndarray) -> float:
     return float(np.sum(w)) ** 2 / total if total > 0 else 0.0
 
 
-def ipw_weights(propensity: np.ndarray, max_weight: float = DEFAULT_MAX_WEIGHT) -> PropensityWeights:
+def ipw_weights(
+    propensity: np.ndarray, max_weight: float = DEFAULT_MAX_WEIGHT, share: float = 0.0
+) -> PropensityWeights:
     """Clipped, self-normalised inverse-propensity weights.
 
     ``propensity`` has one value per row: the probability in (0, 1] that the row's creator was shown, or NaN for a
-    row that did not come from a recommendation (weight 1). Raises ``ValueError`` for a propensity outside (0, 1]
-    or a ``max_weight`` below 1.
+    row that did not come from a recommendation (weight 1). With ``share`` in (0, 1), the recommended rows are
+    scaled up (never down), together, until they hold that share of the total weight. Raises ``ValueError`` for a
+    propensity outside (0, 1], a ``max_weight`` below 1 or a ``share`` outside [0, 1).
     """
     if not (np.isfinite(max_weight) and max_weight >= 1.0):
         raise ValueError(f"max_weight must be a number ≥ 1, got {max_weight}")
+    if not (np.isfinite(share) and 0.0 <= share < 1.0):
+        raise ValueError(f"share must be within [0, 1), got {share}")
     p = np.asarray(propensity, dtype=np.float64)
     if p.ndim != 1:
         raise ValueError(f"propensity must be one value per row, got shape {p.shape}")
@@ -87,6 +98,11 @@ def ipw_weights(propensity: np.ndarray, max_weight: float = DEFAULT_MAX_WEIGHT) 
         clipped = int(np.sum(inverse > max_weight))
         inverse = np.minimum(inverse, max_weight)
         weights[shown] = inverse * (n / float(np.sum(inverse)))
+    factor = 1.0
+    others = len(p) - n
+    if share > 0.0 and n and others:
+        factor = max(1.0, share / (1.0 - share) * others / n)  # Σw_rec = n·factor; Σw_other = others
+        weights[shown] *= factor
     return PropensityWeights(
         weights=weights,
         recommended=n,
@@ -94,4 +110,5 @@ def ipw_weights(propensity: np.ndarray, max_weight: float = DEFAULT_MAX_WEIGHT) 
         max_weight=float(max_weight),
         ess=kish_ess(weights),
         ess_recommended=kish_ess(weights[shown]) if n else 0.0,
+        share_factor=factor,
     )

@@ -100,6 +100,11 @@ def train(
             f"served_*: on the population the service ranks (top {settings.served_eval_candidates} candidates of "
             f"{served.per_brand.height} brands) against the world's truth, {served.seconds:.0f} s",
         )
+    if result.refit is not None:
+        sys.stdout.write(
+            f"served model: refitted on all {result.training_set.frame.height} campaigns after the evaluation "
+            f"(the table is the same recipe on the {result.split.train.height} training-split rows)\n"
+        )
     wins = ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in result.wins.items())
     sys.stdout.write(f"beats every baseline: {wins}\n")
     sys.stdout.write(f"price: {', '.join(f'{k}={v:.3f}' for k, v in result.price.items())}\n")

@@ -397,3 +397,21 @@ def test_recommended_metrics_are_absent_below_the_minimum_and_named_above_it(loo
 
     huge = poisson_floor(np.full(200, 1e6), np.array(["b"] * 200))
     assert huge["floor_sd_log_conv"] < 0.01 and abs(huge["floor_bias_log_conv"]) < 0.001
+
+
+def test_a_share_lifts_the_recommended_rows_together_and_never_lowers_them() -> None:
+    p = np.array([0.5, 1.0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan])  # 2 recommended rows, 6 others
+    plain = ipw_weights(p, max_weight=20.0)
+    half = ipw_weights(p, max_weight=20.0, share=0.5)
+    assert half.share_factor == pytest.approx(3.0)  # 2 rows must weigh as much as the 6 others
+    assert half.weights[:2].sum() == pytest.approx(half.weights[2:].sum())
+    np.testing.assert_allclose(half.weights[:2] / half.weights[0], plain.weights[:2] / plain.weights[0])  # same mix
+    np.testing.assert_allclose(half.weights[2:], 1.0)
+    assert half.summary()["ipw_share_factor"] == 3.0
+    # Already above the share: unchanged. No rows from recommendations, or only those: nothing to lift.
+    assert ipw_weights(p, max_weight=20.0, share=0.1).share_factor == 1.0
+    assert ipw_weights(np.full(4, np.nan), share=0.5).uniform
+    assert ipw_weights(np.array([0.5, 1.0]), share=0.5).share_factor == 1.0
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="share must be within"):
+            ipw_weights(p, share=bad)

@@ -105,6 +105,14 @@ def test_campaigns_carry_the_ids_the_log_holds_and_training_joins_and_weights_th
     assert (joined.filter(~pl.col("explored"))["propensity"] == 1).all()
     # Each retraining found in the log every campaign the loop had appended so far.
     assert first["joined_from_log"].to_list() == [0.0, 12.0]
+    # The time split puts the loop's (newest) campaigns in the test split; the served model is refitted on every
+    # row, and its weights are those of every row: the explored picks weigh more than the ranked ones.
+    from models.bundle import read_meta
+
+    training = read_meta(root / "a" / "bundles" / "round-1")["training"]
+    assert training["refit_all"] is True and training["bundle_rows"] == first["train_rows"][1]
+    assert training["bundle_rows"] >= training["train_rows"] + training["test_rows"]
+    assert first["ess_recommended"][1] > 0
 
 
 def test_the_simulation_is_deterministic_for_a_seed(runs) -> None:
