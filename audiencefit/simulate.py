@@ -61,10 +61,11 @@ from pydantic import SecretStr
 
 from audiencefit.settings import Settings
 from features.errors import InputError
-from features.featureset import load_feature_set
+from features.featureset import FeatureSet, load_feature_set
 from models.explore import MAX_SHARE
 from models.index import default_index_dir
 from models.reclog import read_shown
+from models.retrieval import AudienceSearch
 from serving.schemas import MAX_EXCLUDE
 from serving.schemas import MAX_K as MAX_PICKS
 
@@ -216,72 +217,90 @@ def _derived_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
+@contextmanager
+def _service(settings: Settings, features: Path) -> Iterator[Any]:
+    """The real app, in process, serving the registry's champion: one start-up for every request a model answers.
+    Leaving the block shuts it down, which flushes and closes its recommendation log."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    with TestClient(create_app(settings, features_dir=features, bundle_source=MODEL_URI)) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class Asked:
+    """The answers' ids in request order and the campaigns they become (read back from the log as ``Answers``)."""
+
+    ids: list[str]
+    contracts: list[dict[str, str]]
+
+    def answers(self, settings: Settings) -> Answers:
+        """What the log says was shown for these answers (after the service has shut down)."""
+        shown = read_shown(settings.recommendation_log_target, self.ids)
+        order = {rid: n for n, rid in enumerate(self.ids)}
+        shown = shown.with_columns(_order=pl.col("recommendation_id").replace_strict(order)).sort("_order", "rank")
+        schema = {
+            "brand_id": pl.String,
+            "segment_id": pl.String,
+            "creator_id": pl.String,
+            "recommendation_id": pl.String,
+        }
+        return Answers(shown.drop("_order"), pl.DataFrame(self.contracts, schema=schema))
+
+
 def recommend(
-    settings: Settings,
+    client: Any,
     key: str,
-    features: Path,
     brands: list[Brand],
     picks: int,
     exploration: float,
     seed: int,
     *,
     pool: bool = False,
-) -> Answers:
-    """Every brand asks the service once (the real app, in process, serving the registry's champion); what it
-    showed is read back from the recommendation log. Each brand leaves out the creators it contracted, or with
-    ``pool`` only those of the world's past campaigns (the same candidates for every model)."""
-    from fastapi.testclient import TestClient
-
-    from serving.app import create_app
-
-    app = create_app(settings, features_dir=features, bundle_source=MODEL_URI)
-    ids: list[str] = []
-    contracts: list[dict[str, str]] = []
-    with TestClient(app) as client:
-        for brand in brands:
-            body = dict(brand.request)
-            body["k"] = picks
-            body["filters"] = {"exclude": brand.exclude(pool=pool)}
-            if exploration > 0:
-                body["exploration"] = {"share": exploration, "seed": _derived_seed(seed, brand.brand_id)}
-            resp = client.post("/v1/recommendations", json=body, headers={"X-API-Key": key})
-            if resp.status_code != 200:
-                raise InputError(
-                    f"the service refused brand {brand.brand_id}'s request ({resp.status_code}): {resp.text[:500]}"
-                )
-            answer = resp.json()
-            ids.append(answer["recommendation_id"])
-            contracts.extend(
-                {
-                    "brand_id": brand.brand_id,
-                    "segment_id": c["matched_segment"],
-                    "creator_id": c["creator_id"],
-                    "recommendation_id": answer["recommendation_id"],
-                }
-                for c in answer["creators"]
+) -> Asked:
+    """Every brand asks the service once. Each brand leaves out the creators it contracted, or with ``pool`` only
+    those of the world's past campaigns (the same candidates for every model)."""
+    asked = Asked([], [])
+    for brand in brands:
+        body = dict(brand.request)
+        body["k"] = picks
+        body["filters"] = {"exclude": brand.exclude(pool=pool)}
+        if exploration > 0:
+            body["exploration"] = {"share": exploration, "seed": _derived_seed(seed, brand.brand_id)}
+        resp = client.post("/v1/recommendations", json=body, headers={"X-API-Key": key})
+        if resp.status_code != 200:
+            raise InputError(
+                f"the service refused brand {brand.brand_id}'s request ({resp.status_code}): {resp.text[:500]}"
             )
-    # The app's shutdown flushed and closed the log.
-    shown = read_shown(settings.recommendation_log_target, ids)
-    order = {rid: n for n, rid in enumerate(ids)}
-    shown = shown.with_columns(_order=pl.col("recommendation_id").replace_strict(order)).sort("_order", "rank")
-    schema = {"brand_id": pl.String, "segment_id": pl.String, "creator_id": pl.String, "recommendation_id": pl.String}
-    return Answers(shown.drop("_order"), pl.DataFrame(contracts, schema=schema))
+        answer = resp.json()
+        asked.ids.append(answer["recommendation_id"])
+        asked.contracts.extend(
+            {
+                "brand_id": brand.brand_id,
+                "segment_id": c["matched_segment"],
+                "creator_id": c["creator_id"],
+                "recommendation_id": answer["recommendation_id"],
+            }
+            for c in answer["creators"]
+        )
+    return asked
 
 
 def recommended_error(truth: Any, shown: pl.DataFrame) -> dict[str, float]:
     """``rec_*``: the log's forecasts for the creators shown against the truth for their matched segment."""
     from training.served_eval import log_error
-    from training.world_truth import true_conversions, true_engagement_rate
+    from training.world_truth import matched_truth
 
     if shown.height == 0:
         return {}
     parts = []
-    for (brand_id, segment_id), group in shown.group_by("brand_id", "segment", maintain_order=True):
-        creators = group["creator_id"].to_list()
+    for (brand_id,), group in shown.group_by("brand_id", maintain_order=True):
+        conv, er = matched_truth(truth, str(brand_id), group["segment"].to_list(), group["creator_id"].to_list())
         parts.append(
             group.select("brand_id", pred_conv="conversions", pred_er="engagement_rate").with_columns(
-                true_conv=pl.Series(true_conversions(truth, str(brand_id), [str(segment_id)], creators)),
-                true_er=pl.Series(true_engagement_rate(truth, [str(segment_id)], creators)),
+                true_conv=pl.Series(conv), true_er=pl.Series(er)
             )
         )
     frame = pl.concat(parts)
@@ -342,13 +361,13 @@ def append_campaigns(world: Path, new: pl.DataFrame) -> int:
     return both.height
 
 
-def plan_check(world: Path, features: Path, bundle: Path, config: SimulationConfig) -> dict[str, float]:
+def plan_check(
+    world: Path, fs: FeatureSet, search: AudienceSearch, bundle: Path, config: SimulationConfig
+) -> dict[str, float]:
     """``plan_*``: the planner against top-k on every brand's candidates, and the oracle at the model's σ."""
     from training.plan_eval import brand_cases, compare_plans, losses, model_error, oracle_noise, summarise
-    from training.served_eval import audience_search
 
-    fs = load_feature_set(features, verify_checksums=False)
-    truth, cases = brand_cases(world, fs, audience_search(fs), bundle)
+    truth, cases = brand_cases(world, fs, search, bundle)
     results = compare_plans(truth, cases, config.budgets)
     lost = losses(results)
     sigma = model_error(cases)
@@ -398,10 +417,15 @@ def simulate(
 ) -> pl.DataFrame:
     """Run the loop (module docstring); one row per model, also in ``<out>/rounds.csv`` and MLflow."""
     config.check()
-    if not default_index_dir(load_feature_set(config.features, verify_checksums=False)).is_dir():
+    fs = load_feature_set(config.features, verify_checksums=False)
+    if not default_index_dir(fs).is_dir():
         raise InputError(f"--features {config.features}: no index; run `audiencefit index build` first")
     from models.registry import client
+    from training.served_eval import audience_search
+    from training.tracking import artifact_root
     from training.world_truth import load_truth
+
+    search = audience_search(fs)  # the planner check's, loaded once for every model
 
     config.out.mkdir(parents=True, exist_ok=True)
     world = config.out / "world"
@@ -417,7 +441,7 @@ def simulate(
         experiment_id = (
             experiment.experiment_id
             if experiment is not None
-            else mlflow.create_experiment(EXPERIMENT, artifact_location=_artifacts(sim_settings))
+            else mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root(sim_settings))
         )
         run = mlflow.create_run(experiment_id, tags={"world": str(config.world), "features": str(config.features)})
         for name, value in {
@@ -431,32 +455,30 @@ def simulate(
         }.items():
             mlflow.log_param(run.info.run_id, name, str(value))
         started = time.perf_counter()
-        served, version = train_round(
-            world, config.features, sim_settings, config.out / "bundles" / "round-0", config.test_share, 0
-        )
         bundle = config.out / "bundles" / "round-0"
+        served, version = train_round(world, config.features, sim_settings, bundle, config.test_share, 0)
         for step in range(config.rounds + 1):
             final = step == config.rounds
             row: dict[str, Any] = {"rounds_seen": step, "model_version": version}
             # The same request for every model (the world's past exclusions only, the same exploration seed):
             # the error on what it recommends and what those picks would return per dollar, comparable across rounds.
-            fixed = recommend(
-                sim_settings, key, config.features, brands, config.picks, config.exploration, config.seed, pool=True
-            )
+            # Then the round: ask leaving out everybody contracted so far. One start-up of the service for both.
+            with _service(sim_settings, config.features) as service:
+                asked_fixed = recommend(service, key, brands, config.picks, config.exploration, config.seed, pool=True)
+                asked_round = (
+                    None
+                    if final
+                    else recommend(
+                        service, key, brands, config.picks, config.exploration, _derived_seed(config.seed, step)
+                    )
+                )
+            fixed = asked_fixed.answers(sim_settings)
             row.update(recommended_error(truth, fixed.shown))
             pool_drawn = outcomes(truth, fixed.contracts, dates[-1], np.random.default_rng([config.seed, POOL_DRAWS]))
             row.update({f"pool_{k}": v for k, v in contract_value(truth, pool_drawn, dates[-1]).items()})
-            if not final:
-                # The round: ask leaving out everybody contracted so far, contract, draw, append.
-                answers = recommend(
-                    sim_settings,
-                    key,
-                    config.features,
-                    brands,
-                    config.picks,
-                    config.exploration,
-                    _derived_seed(config.seed, step),
-                )
+            if asked_round is not None:
+                # Contract, draw, append.
+                answers = asked_round.answers(sim_settings)
                 rng = np.random.default_rng([config.seed, step])
                 drawn = outcomes(truth, answers.contracts, dates[step], rng)
                 row.update(contract_value(truth, drawn, dates[step]))
@@ -469,7 +491,7 @@ def simulate(
                     "simulation: campaigns appended", extra={"step": step + 1, "new": drawn.height, "total": total}
                 )
             row.update(served)
-            row.update(plan_check(world, config.features, bundle, config))
+            row.update(plan_check(world, fs, search, bundle, config))
             row["seconds"] = round(time.perf_counter() - started, 1)
             rows.append(row)
             for name, value in row.items():
@@ -484,12 +506,6 @@ def simulate(
         mlflow.log_artifact(run.info.run_id, str(config.out / ROUNDS_FILE))
         mlflow.set_terminated(run.info.run_id)
     return pl.DataFrame(rows)
-
-
-def _artifacts(settings: Settings) -> str | None:
-    from training.tracking import artifact_root
-
-    return artifact_root(settings)
 
 
 def _write_rows(out: Path, rows: list[dict[str, Any]]) -> None:

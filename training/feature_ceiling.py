@@ -33,8 +33,8 @@ from features.errors import InputError
 from features.featureset import FeatureSet, load_feature_set
 from models.estimators import ModelSet
 from models.pair_features import FEATURE_COLUMNS, pair_features
-from training.served_eval import DEFAULT_CANDIDATES, audience_search, served_candidates
-from training.world_truth import load_truth, true_conversions
+from training.served_eval import DEFAULT_CANDIDATES, audience_search, log_error, served_candidates
+from training.world_truth import load_truth, matched_truth
 
 ROUNDS = 400
 _FLOOR = 1e-9
@@ -56,11 +56,7 @@ def served_rows(world: Path, fs: FeatureSet, models: ModelSet, candidates: int) 
         matched = served.scored["matched_segment"].to_list()
         position = {s.segment_id: i for i, s in enumerate(served.query.segments)}
         seg_idx = np.array([position[m] for m in matched], dtype=np.int64)
-        ids = served.scored["creator_id"].to_list()
-        true = np.zeros(len(ids))
-        for segment_id in dict.fromkeys(matched):
-            at = np.array([i for i, m in enumerate(matched) if m == segment_id], dtype=np.int64)
-            true[at] = true_conversions(truth, served.brand_id, [segment_id], [ids[i] for i in at])
+        true, _ = matched_truth(truth, served.brand_id, matched, served.scored["creator_id"].to_list())
         frames.append(
             pair_features(fs, served.rows, seg_idx, served.query)
             .select(FEATURE_COLUMNS)
@@ -76,9 +72,11 @@ def served_rows(world: Path, fs: FeatureSet, models: ModelSet, candidates: int) 
 
 
 def _spread(log_pred: np.ndarray, log_true: np.ndarray, brands: np.ndarray) -> tuple[float, float]:
-    ratio = log_pred - log_true
-    centred = [ratio[brands == b] - np.median(ratio[brands == b]) for b in np.unique(brands)]
-    return float(np.std(np.concatenate(centred))), float(np.mean(ratio))
+    """σ (each brand's median removed) and bias of log(pred / true), as ``served_eval.log_error`` reads them."""
+    error = log_error(
+        pl.DataFrame({"brand_id": brands, "pred_conv": np.exp(log_pred), "true_conv": np.exp(log_true)}), "conv"
+    )
+    return error["sigma_log_conv"], error["bias_log_conv"]
 
 
 def _fit_predict(

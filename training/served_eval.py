@@ -43,7 +43,7 @@ from models.query import Filters, Segment, embed_segments, query_embedder
 from models.retrieval import AudienceSearch
 from models.scoring import score_creators
 from training.evaluate import ndcg
-from training.world_truth import WorldTruth, draw_outcomes, load_truth, true_conversions, true_engagement_rate
+from training.world_truth import WorldTruth, draw_outcomes, load_truth, matched_truth
 
 log = logging.getLogger(__name__)
 
@@ -138,17 +138,14 @@ def _brand_truth(truth: WorldTruth, served: ServedBrand, rng: np.random.Generato
     scored = served.scored
     ids = scored["creator_id"].to_list()
     matched = scored["matched_segment"].to_list()
-    true_conv = np.zeros(len(ids))
-    true_er = np.zeros(len(ids))
+    true_conv, true_er = matched_truth(truth, served.brand_id, matched, ids)
     drawn_conv = np.full(len(ids), np.nan)
     drawn_er = np.full(len(ids), np.nan)
     position = {c: i for i, c in enumerate(ids)}
-    for segment_id in dict.fromkeys(matched):  # first-seen order: deterministic draws
-        members = [c for c, s in zip(ids, matched, strict=True) if s == segment_id]
-        at = np.array([position[c] for c in members], dtype=np.int64)
-        true_conv[at] = true_conversions(truth, served.brand_id, [segment_id], members)
-        true_er[at] = true_engagement_rate(truth, [segment_id], members)
-        if rng is not None:
+    if rng is not None:
+        for segment_id in dict.fromkeys(matched):  # first-seen order: deterministic draws
+            members = [c for c, s in zip(ids, matched, strict=True) if s == segment_id]
+            at = np.array([position[c] for c in members], dtype=np.int64)
             drawn = draw_outcomes(truth, served.brand_id, segment_id, members, truth.export_day, rng)
             followers = truth.followers[truth.rows(members)].astype(np.float64)
             drawn_conv[at] = drawn["conversions"].cast(pl.Float64).fill_null(np.nan).to_numpy()

@@ -211,6 +211,22 @@ def true_engagement_rate(truth: WorldTruth, segment_ids: Sequence[str], creator_
     return story.expected_engagement_rate(drivers)
 
 
+def matched_truth(
+    truth: WorldTruth, brand_id: str, matched_segments: Sequence[str], creator_ids: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(true expected conversions, true engagement rate) of each creator for the segment it was matched to
+    (``matched_segments[i]`` for ``creator_ids[i]``), as the service's forecast for that pair is meant."""
+    ids = list(creator_ids)
+    conv = np.zeros(len(ids))
+    er = np.zeros(len(ids))
+    for segment_id in dict.fromkeys(matched_segments):
+        at = np.array([i for i, s in enumerate(matched_segments) if s == segment_id], dtype=np.int64)
+        members = [ids[i] for i in at]
+        conv[at] = true_conversions(truth, brand_id, [segment_id], members)
+        er[at] = true_engagement_rate(truth, [segment_id], members)
+    return conv, er
+
+
 def campaign_drivers(
     truth: WorldTruth, brand_id: str, segment_id: str, creator_ids: Sequence[str], start_date: date
 ) -> tuple[np.ndarray, story.CampaignDrivers]:
