@@ -19,6 +19,7 @@ FLOAT_FLAGS = [
     (["promote"], "--margin"),
     (["search", "--features", "f", "--segment", "runners"], "--weight"),
     (["search", "--features", "f", "--segment", "runners"], "--min-quality"),
+    (["simulate", "--world", "w", "--features", "f", "--out", "o"], "--exploration"),
 ]
 
 
@@ -74,6 +75,13 @@ def test_plan_flags_share_the_planners_creator_limit() -> None:
     from models.planner import MAX_CREATORS
 
     assert plan_cmd.MAX_CREATORS == MAX_CREATORS
+
+
+@pytest.mark.parametrize("value", [*NON_FINITE, "300,nan", "-5", "0", "300,,ten", ""])
+def test_simulate_budgets_refuse_what_is_not_a_positive_finite_number(value: str) -> None:
+    result = CliRunner().invoke(app, ["simulate", "--world", "w", "--features", "f", "--out", "o", "--budgets", value])
+    assert result.exit_code == 2, result.output
+    assert "--budgets" in result.output
 
 
 def test_simulate_flags_share_the_simulations_and_the_apis_limits() -> None:
