@@ -36,6 +36,7 @@ PRODUCT_WEIGHT = 0.0  # the product segment's weight relative to the audience se
 SECONDARY_WEIGHT = 0.5  # an audience labelled secondary, relative to a primary one
 MIN_WORDS = 1  # an audience clause needs at least one word of letters
 
+FALLBACK_ID = "brand description"  # the one segment's label when the whole brief is the segment (as before)
 FALLBACK_NOTE = "no audience clause found: the whole brief is the one segment (send segments to say who to reach)"
 
 
@@ -47,6 +48,7 @@ class BriefSegment:
     weight: float
     role: Role
     source: str  # how it was found: "label 'Target'", "cue 'wants to reach'", "audience-first sentence", …
+    id: str = ""  # its label in a response: "audience 1", "audience 1 core", "product", "brand description"
 
 
 @dataclass(frozen=True)
@@ -433,7 +435,8 @@ def read_brief(text: str, product_weight: float = PRODUCT_WEIGHT) -> BriefReadin
     segment when ``product_weight`` (default :data:`PRODUCT_WEIGHT`) > 0; or the whole brief as one segment (role 'brief', ``fallback``) when no
     audience clause is found. Deterministic; never raises (an empty brief gives an empty fallback segment, which
     the segment validation then refuses with its usual message)."""
-    text = unicodedata.normalize("NFC", text or "")[:MAX_BRIEF_CHARS]
+    original = (text or "")[:MAX_BRIEF_CHARS]
+    text = unicodedata.normalize("NFC", original)
     parts = _Parts([], [])
     current: tuple[Role | None, float, str] | None = None  # the label whose bullets follow
     free: list[str] = []
@@ -480,21 +483,52 @@ def read_brief(text: str, product_weight: float = PRODUCT_WEIGHT) -> BriefReadin
     audience = _dedupe([(t, w, s) for t, w, s in parts.audience if _meaningful(t)])[:MAX_AUDIENCE_SEGMENTS]
     product = _clean(" ".join(_clean(p) + "." for p in _dedupe_texts(parts.product) if _meaningful(p)))
     if not audience:
-        whole = _clean(re.sub(r"\s+", " ", text))
         return BriefReading(
-            segments=(BriefSegment(whole, 1.0, "brief", "whole brief"),),
-            product=whole,
+            segments=(BriefSegment(original, 1.0, "brief", "whole brief", FALLBACK_ID),),
+            product=_clean(text),
             language=language,
             fallback=True,
             note=FALLBACK_NOTE,
         )
-    segments = [BriefSegment(t, w, "audience", s) for t, w, s in audience]
+    segments: list[BriefSegment] = []
+    for i, (text_, weight, source) in enumerate(audience, start=1):
+        head = core_of(text_)
+        if head is None:
+            segments.append(BriefSegment(text_, weight, "audience", source, f"audience {i}"))
+        else:  # the clause and its core, half the weight each (see core_of)
+            segments.append(BriefSegment(text_, weight / 2, "audience", source, f"audience {i}"))
+            segments.append(BriefSegment(head, weight / 2, "audience", f"the people of audience {i}", f"audience {i} core"))
     if product_weight > 0 and _meaningful(product):
         total = sum(s.weight for s in segments)
-        segments.append(BriefSegment(product, product_weight * total, "product", "the rest of the brief"))
+        segments.append(BriefSegment(product, product_weight * total, "product", "the rest of the brief", "product"))
     note = f"{len(audience)} audience clause(s) drive the fit"
     note += "; the product context is a secondary signal" if product else "; the brief names no product"
     return BriefReading(tuple(segments), product, language, fallback=False, note=note)
+
+
+_RELATIVE_START = re.compile(r"\s*,?\s+(?:who|whose|that|which|que|quienes|die|der|welche|qui|dont|che)\b", re.I)
+_GENERIC = frozenset(
+    "people persons folks students young adults men women anyone everyone those someone the a an and our "
+    "des les la le los las die der junge jóvenes jeunes giovani personas menschen personnes pessoas persone "
+    "gente leute studierende étudiants estudiantes studenti estudantes".split()
+)
+
+
+def core_of(clause: str) -> str | None:
+    """The people an audience clause names, without what it says about them ("parents of toddlers" of "parents of
+    toddlers who are looking for screen-free activities at home"), when those words say more than "people" or
+    "students"; None otherwise.
+
+    Why: the relative clause often borrows words from other interests ("at home", "skip meals"); ranking with the
+    clause and its core at half weight each came closer to hand-written segments on the brief evaluation (P@50
+    +1.1 points on world 7, +1.6 on world 11) than the clause alone.
+    """
+    m = _RELATIVE_START.search(clause)
+    if m is None:
+        return None
+    head = _clean(clause[: m.start()])
+    informative = [w for w in _words(head) if w not in _GENERIC]
+    return head if informative else None
 
 
 def _dedupe(items: list[tuple[str, float, str]]) -> list[tuple[str, float, str]]:

@@ -52,7 +52,7 @@ from models.pair_features import BrandQuery
 from models.query import validate_filters
 from models.retrieval import AudienceSearch
 from models.scoring import rank, score_creators
-from serving.pipeline import brand_query, to_filters, to_segments
+from serving.pipeline import brand_query, read_description, to_filters, to_segments
 from serving.schemas import BrandIn, FiltersIn, Objective, SegmentIn
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,16 @@ def prepare_task(
     from models.query import allowed_mask, describe_empty
 
     segments = to_segments(brand)
+    reading = read_description(brand)
+    if reading is not None:  # a description without segments: say how it was read (the output names the segments)
+        log.info(
+            "brief read",
+            extra={
+                "brand_id": brand.brand_id,
+                "fallback": reading.fallback,
+                "segments": [{"id": s.id, "text": s.text, "weight": s.weight, "role": s.role} for s in reading.segments],
+            },
+        )
     filters = validate_filters(to_filters(brand.filters))
     if top is not None:
         if search is None:

@@ -19,6 +19,8 @@ import polars as pl
 
 from features.embed import Embedder
 from features.errors import InputError
+from models.brief import BriefReading as Reading
+from models.brief import read_brief
 from models.drift import Reliability
 from models.explore import Exploration, derive_seed
 from models.pair_features import BrandQuery
@@ -29,6 +31,8 @@ from serving.explain import Explainer, cluster_terms
 from serving.schemas import (
     Band,
     BrandIn,
+    BriefReading,
+    BriefSegmentOut,
     CreatorScore,
     FiltersIn,
     ForecastReliability,
@@ -53,6 +57,7 @@ class Scored:
     candidates: int = 0  # eligible candidates the creators were picked from
     exploration: float = 0.0  # the share of exploratory slots asked for
     rows: tuple[int, ...] = ()  # the creators' feature-set rows (for the response's forecast reliability)
+    reading: BriefReading | None = None  # how a description without segments was read
 
 
 def exploration_of(req: RecommendationRequest) -> Exploration | None:
@@ -77,15 +82,42 @@ def versions(state: AppState, model: ServingModel) -> Versions:
     )
 
 
+def read_description(brand: BrandIn) -> Reading | None:
+    """How a description sent without segments is read (``models.brief.read_brief``); None with segments."""
+    if brand.segments:
+        return None
+    return read_brief(brand.description or "")
+
+
 def to_segments(brand: BrandIn) -> list[Segment]:
-    """The request's segments; with only a description, the description is the one segment."""
+    """The request's segments; with only a description, the segments read from it (``read_description``): its
+    audience clauses, or the whole description as the one segment when it names no audience."""
     if brand.segments:
         segs = [
             Segment(text=s.text, weight=s.weight, countries=tuple(s.countries), segment_id=s.id) for s in brand.segments
         ]
     else:
-        segs = [Segment(text=brand.description or "", segment_id="brand description")]
+        reading = read_description(brand)
+        assert reading is not None
+        segs = [Segment(text=s.text, weight=s.weight, segment_id=s.id) for s in reading.segments]
     return validate_segments(segs)
+
+
+def reading_out(brand: BrandIn) -> BriefReading | None:
+    """The response's ``brief_reading``: how a description without segments was read (None with segments)."""
+    reading = read_description(brand)
+    if reading is None:
+        return None
+    return BriefReading(
+        segments=[
+            BriefSegmentOut(id=s.id, text=s.text, weight=s.weight, role=s.role, source=s.source)
+            for s in reading.segments
+        ],
+        product=reading.product,
+        language=reading.language,
+        fallback=reading.fallback,
+        note=reading.note,
+    )
 
 
 def to_filters(f: FiltersIn) -> Filters:
@@ -118,8 +150,10 @@ def brand_query(
         seg_vecs = embed_segments(segments, embedder)
     brand_vector = None
     if brand.description and brand.description.strip():
-        # Without segments the description is the segment: embedded already.
-        vec = seg_vecs[0] if not brand.segments else embed_segments([Segment(text=brand.description)], embedder)[0]
+        # The whole description, as the models were trained with (the brands' descriptions), whatever segments were
+        # read from it; when it is the one segment, it is embedded already.
+        same = len(segments) == 1 and segments[0].text == brand.description
+        vec = seg_vecs[0] if same else embed_segments([Segment(text=brand.description)], embedder)[0]
         brand_vector = vec if np.any(vec) else None
     return BrandQuery(segments, seg_vecs, brand_vector=brand_vector, brand_terms=brand_terms(brand))
 
@@ -127,11 +161,12 @@ def brand_query(
 def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) -> Scored:
     """The top ``req.k`` creators for the brand, ranked by the objective; empty with a reason when none fits."""
     segments = to_segments(req)
+    reading = reading_out(req)
     share = req.exploration.share if req.exploration is not None else 0.0
     n_candidates = max(CANDIDATES_PER_RESULT * req.k, MIN_CANDIDATES)
     found = state.search.search(segments, to_filters(req.filters), n_candidates)
     if found.empty_reason:
-        return Scored([], found.empty_reason, segments, 0, share)
+        return Scored([], found.empty_reason, segments, 0, share, reading=reading)
     query = brand_query(state.search.embedder, req, found.segments, found.segment_vectors)
     top = top_creators(
         state.fs,
@@ -147,15 +182,16 @@ def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) 
     segs = list(found.segments)
     if top.mentioning == 0:
         reason = f"none of the {len(found)} best-fitting creators mentioned {list(query.brand_terms)}"
-        return Scored([], reason, segs, 0, share)
+        return Scored([], reason, segs, 0, share, reading=reading)
     if top.affordable == 0:
-        return Scored([], f"no candidate's expected price is within the budget of {req.budget:,.2f}", segs, 0, share)
+        reason = f"no candidate's expected price is within the budget of {req.budget:,.2f}"
+        return Scored([], reason, segs, 0, share, reading=reading)
     shown = [
         RecommendedCreator(**fields, propensity=float(rec["propensity"]), explored=bool(rec["explored"]))
         for rec, fields in row_fields(state, query, top.scored, model.reliability)
     ]
     rows = tuple(int(r) for r in top.scored["row"].to_list())
-    return Scored(shown, None, segs, top.affordable, share, rows)
+    return Scored(shown, None, segs, top.affordable, share, rows, reading)
 
 
 def objective_key(objective: str, creator: CreatorScore) -> float:

@@ -314,6 +314,29 @@ class Versions(BaseModel):
     embedder_id: str
 
 
+class BriefSegmentOut(BaseModel):
+    """One segment read from a description sent without segments."""
+
+    id: str = Field(description="Its label in this response (the creators' segments and matched_segment).")
+    text: str = Field(description="The words of the brief it was read from.")
+    weight: float = Field(description="Its weight among the segments.")
+    role: Literal["audience", "product", "brief"] = Field(
+        description="'audience': who the brand wants to reach (drives the fit); 'product': what it sells (a "
+        "low-weight segment); 'brief': no audience clause was found, the whole description is the segment."
+    )
+    source: str = Field(description="How it was found: a label ('Target:'), a phrase ('wants to reach'), …")
+
+
+class BriefReading(BaseModel):
+    """How a description without segments was read (models.brief); send segments to read it differently."""
+
+    segments: list[BriefSegmentOut]
+    product: str = Field(description="What the brand is and sells (also the brand vector the forecasts read).")
+    language: str = Field(description="The language guessed (en, es, de, fr, pt, it; 'und' for none of them).")
+    fallback: bool = Field(description="No audience clause found: the whole description is the one segment.")
+    note: str
+
+
 class RecommendationResponse(BaseModel):
     recommendation_id: str = Field(
         description="Id of this answer (what was shown is logged under it); give it back with the campaigns that "
@@ -326,6 +349,9 @@ class RecommendationResponse(BaseModel):
     versions: Versions
     # forecast reliability (#18 §4)
     forecast_reliability: ForecastReliability
+    brief_reading: BriefReading | None = Field(
+        None, description="How the description was read when no segments were sent (null with segments)."
+    )
 
 
 class ScoreResponse(BaseModel):
@@ -334,6 +360,9 @@ class ScoreResponse(BaseModel):
     versions: Versions
     # forecast reliability (#18 §4)
     forecast_reliability: ForecastReliability
+    brief_reading: BriefReading | None = Field(
+        None, description="How the description was read when no segments were sent (null with segments)."
+    )
 
 
 class GeoShare(BaseModel):
@@ -542,6 +571,9 @@ class PlanResponse(BaseModel):
     versions: Versions
     # forecast reliability (#18 §4)
     forecast_reliability: ForecastReliability
+    brief_reading: BriefReading | None = Field(
+        None, description="How the description was read when no segments were sent (null with segments)."
+    )
 
 
 class OverlapResponse(BaseModel):

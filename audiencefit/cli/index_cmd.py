@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +15,7 @@ from audiencefit.cli._types import finite
 from features.errors import InputError
 
 if TYPE_CHECKING:
+    from models.brief import BriefReading
     from models.query import Filters
     from models.retrieval import AudienceSearch
 
@@ -107,13 +109,36 @@ def _print_rows(rows: list[dict[str, object]], as_json: bool, title: str) -> Non
     console.print(table)
 
 
+def _print_reading(reading: BriefReading, as_json: bool) -> None:
+    """How ``--brief`` was read: a table on stdout, or one JSON object on stderr with ``--json`` (stdout keeps the
+    creators' rows only)."""
+    segments = [
+        {"id": s.id, "text": s.text, "weight": s.weight, "role": s.role, "source": s.source} for s in reading.segments
+    ]
+    if as_json:
+        body = {"brief_reading": {**asdict(reading), "segments": segments}}
+        sys.stderr.write(json.dumps(body, ensure_ascii=False) + "\n")
+        return
+    title = f"brief read as ({reading.language}; {reading.note}); product: {reading.product or '–'}"
+    _print_rows(segments, False, title)
+
+
 @app.command("search")
 def search(
     features: FeaturesOpt,
     segment: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option("--segment", help="Target audience in free text (repeatable; one per segment)."),
-    ],
+    ] = None,
+    brief: Annotated[
+        str | None,
+        typer.Option(
+            "--brief",
+            help="A brief as a marketer writes it (instead of --segment): its audience clauses become the segments, "
+            "as the API reads a description sent without segments; how it was read is printed first (on stderr "
+            "with --json).",
+        ),
+    ] = None,
     weight: Annotated[
         list[float] | None,
         typer.Option("--weight", parser=finite(min=0), help="Weight of each --segment, in order (default 1 each)."),
@@ -133,16 +158,29 @@ def search(
     index_dir: IndexDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Find the creators whose audience best fits one or more segments, with fit scores per segment."""
+    """Find the creators whose audience best fits one or more segments (or a brief), with fit scores per segment."""
     from models.query import Segment
 
-    weights = weight or [1.0] * len(segment)
-    if len(weights) != len(segment):
-        raise InputError(f"--weight given {len(weights)} time(s) for {len(segment)} --segment(s); give one each")
-    segs = [
-        Segment(text=t, weight=w, countries=tuple(target_country or ()), segment_id=f"s{i + 1}")
-        for i, (t, w) in enumerate(zip(segment, weights, strict=True))
-    ]
+    if bool(segment) == (brief is not None):
+        raise InputError("give --segment (one or more) or --brief, not both and not neither")
+    countries = tuple(target_country or ())
+    if brief is not None:
+        if weight:
+            raise InputError("--weight goes with --segment; a brief's segments are weighted as it is read")
+        from models.brief import read_brief
+
+        reading = read_brief(brief)
+        _print_reading(reading, as_json)
+        segs = [Segment(text=s.text, weight=s.weight, countries=countries, segment_id=s.id) for s in reading.segments]
+    else:
+        texts = segment or []
+        weights = weight or [1.0] * len(texts)
+        if len(weights) != len(texts):
+            raise InputError(f"--weight given {len(weights)} time(s) for {len(texts)} --segment(s); give one each")
+        segs = [
+            Segment(text=t, weight=w, countries=countries, segment_id=f"s{i + 1}")
+            for i, (t, w) in enumerate(zip(texts, weights, strict=True))
+        ]
     searcher = _searcher(features, index_dir)
     flt = _filters(min_followers, max_followers, platform, country, language, min_quality, exclude)
     found = searcher.search(segs, flt, k)

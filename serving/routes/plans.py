@@ -22,6 +22,7 @@ from serving.pipeline import (
     brand_terms,
     creator_reliability,
     now_iso,
+    reading_out,
     response_reliability,
     segments_json,
     to_filters,
@@ -39,7 +40,7 @@ def make_plan(state: AppState, model: ServingModel, req: PlanRequest) -> Plan:
     """Validate the request's segments and filters, then plan over the best-fitting eligible creators."""
     segments = to_segments(req)
     brand_vector = None
-    if req.segments and req.description and req.description.strip():
+    if req.description and req.description.strip():
         vec = embed_segments([Segment(text=req.description)], state.search.embedder)[0]
         brand_vector = vec if vec.any() else None
     constraints = Constraints(
@@ -103,6 +104,7 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
         candidates=plan.candidates,
         versions=versions(state, model),
         forecast_reliability=response_reliability(model.reliability, rows),
+        brief_reading=reading_out(req),
     )
 
 

@@ -16,7 +16,15 @@ import uuid
 from fastapi import APIRouter, HTTPException, Response, status
 
 from serving.deps import ComputeDep, ModelDep, StateDep
-from serving.pipeline import recommend, response_reliability, score_ids, shown_record, unknown_ids, versions
+from serving.pipeline import (
+    reading_out,
+    recommend,
+    response_reliability,
+    score_ids,
+    shown_record,
+    unknown_ids,
+    versions,
+)
 from serving.schemas import RecommendationRequest, RecommendationResponse, ScoreRequest, ScoreResponse
 from serving.security import ApiKey
 from serving.state import AppState, ServingModel
@@ -37,6 +45,7 @@ def recommendation_json(state: AppState, model: ServingModel, req: Recommendatio
         empty_reason=result.empty_reason,
         versions=versions(state, model),
         forecast_reliability=response_reliability(model.reliability, result.rows),
+        brief_reading=result.reading,
     )
     state.log_shown(lambda: shown_record(state, model, req, result, recommendation_id))
     # Serialised here, from the validated model: FastAPI would dump it, validate the dump again and serialise that
@@ -62,6 +71,7 @@ def score_json(state: AppState, model: ServingModel, req: ScoreRequest) -> str:
         creators=creators,
         versions=versions(state, model),
         forecast_reliability=response_reliability(model.reliability, rows),
+        brief_reading=reading_out(req),
     ).model_dump_json()
 
 
