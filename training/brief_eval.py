@@ -206,6 +206,8 @@ class _Truth:
 def _truth_matrix(fs: FeatureSet, truth: pl.DataFrame, filters: Filters) -> _Truth:
     allowed = np.flatnonzero(allowed_mask(fs, filters))
     ids = fs.creators["creator_id"].gather(allowed)
+    if "weight" not in truth.columns:
+        truth = truth.with_columns(weight=pl.lit(1.0))
     wide = (
         truth.filter(pl.col("creator_id").is_in(ids.implode()))
         .group_by("creator_id", "category")
@@ -245,7 +247,7 @@ def evaluate_briefs(
 ) -> pl.DataFrame:
     """One row per (brief, method): precision@k and NDCG@k of the ranking by combined audience fit.
 
-    ``truth`` is (creator_id, category, weight) as :func:`world_truth` or :func:`read_truth` give it. Briefs whose
+    ``truth`` is (creator_id, category[, weight]) as :func:`world_truth` or :func:`read_truth` give it. Briefs whose
     audience categories no ranked creator has are left out (see :func:`skipped_briefs`).
     """
     if k < 1:

@@ -57,10 +57,9 @@ def test_recommendations_sorted_by_objective(client, objective):
     assert len(creators) == 10
 
 
-def test_description_only_is_the_segment(client):
-    resp = client.post(
-        "/v1/recommendations", json={"description": "Protein bars for people who train at the gym", "k": 3}
-    )
+def test_description_only_without_an_audience_is_the_segment(client):
+    # A description naming no audience is the one segment; one that names it is read (tests/e2e/test_brief_reading.py).
+    resp = client.post("/v1/recommendations", json={"description": "Protein bars with whey and oats", "k": 3})
     assert resp.status_code == 200, resp.text
     creators = resp.json()["creators"]
     assert len(creators) == 3

@@ -1,0 +1,155 @@
+"""The brief reader (models.brief): languages, styles, and hostile input."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from models.brief import FALLBACK_ID, MAX_AUDIENCE_SEGMENTS, SECONDARY_WEIGHT, core_of, guess_language, read_brief
+
+
+def audience(text: str) -> list[str]:
+    return [s.text for s in read_brief(text).segments if s.role == "audience" and not s.id.endswith("core")]
+
+
+@pytest.mark.parametrize(
+    ("brief", "who", "product_word"),
+    [
+        (
+            "A vegan protein-bar brand that wants to reach students who study late and skip meals",
+            "students who study late and skip meals",
+            "protein-bar",
+        ),
+        ("Protein bars for students who study late", "students who study late", "Protein"),
+        (
+            "Somos una marca de café de especialidad y queremos llegar a mochileros que viajan con poco dinero.",
+            "mochileros que viajan con poco dinero",
+            "café",
+        ),
+        (
+            "Wir sind ein Hersteller von Laufschuhen und wollen junge Eltern erreichen, die wenig Zeit haben.",
+            "junge Eltern, die wenig Zeit haben",
+            "Laufschuhen",
+        ),
+        (
+            "Marque de cosmétiques bio. Nous voulons toucher les joueurs qui streament le soir.",
+            "les joueurs qui streament le soir",
+            "cosmétiques",
+        ),
+        (
+            "Marca de ração premium voltada para leitores que participam de clubes do livro.",
+            "leitores que participam de clubes do livro",
+            "ração",
+        ),
+        (
+            "Brand di chitarre per bambini: vogliamo raggiungere genitori con figli piccoli.",
+            "genitori con figli piccoli",
+            "chitarre",
+        ),
+    ],
+)
+def test_product_first_one_liners_in_six_languages(brief: str, who: str, product_word: str) -> None:
+    reading = read_brief(brief)
+    assert not reading.fallback
+    assert audience(brief) == [who]
+    assert product_word in reading.product
+    assert all(product_word not in s.text for s in reading.segments if s.role == "audience")
+
+
+def test_languages_are_guessed() -> None:
+    assert guess_language("Somos una marca de café y queremos llegar a los estudiantes") == "es"
+    assert guess_language("Wir sind eine Marke und wollen Studierende erreichen, die nachts lernen") == "de"
+    assert guess_language("Nous sommes une marque et nous voulons toucher les étudiants qui") == "fr"
+    assert guess_language("🔥🔥") == "und"
+
+
+def test_audience_first_sentence_keeps_the_product_out() -> None:
+    reading = read_brief("Students who study late and skip meals — that's who our vegan protein bar is for.")
+    assert audience("Students who study late and skip meals — that's who our vegan protein bar is for.") == [
+        "Students who study late and skip meals"
+    ]
+    assert "protein bar" in reading.product
+
+
+def test_labelled_bullet_list_with_primary_and_secondary_audiences() -> None:
+    brief = (
+        "Client: smartwatch maker\nGoal: awareness\nTarget audience:\n- stressed professionals who want a calmer "
+        "morning\n- people starting yoga at home\nSecondary: retirees who walk every day\nBudget: 5.000 €"
+    )
+    reading = read_brief(brief)
+    assert audience(brief) == [
+        "stressed professionals who want a calmer morning",
+        "people starting yoga at home",
+        "retirees who walk every day",
+    ]
+    assert reading.product == "smartwatch maker"
+    assert not any("5.000" in s.text or "awareness" in s.text for s in reading.segments)
+    weights = {s.text: s.weight for s in reading.segments}
+    assert weights["people starting yoga at home"] == 1.0
+    # a clause and its core share the clause's weight
+    assert weights["retirees who walk every day"] + weights["retirees"] == SECONDARY_WEIGHT
+
+
+def test_german_label_and_dash_labels() -> None:
+    assert audience("Zielgruppe:\n- Studierende, die nachts lernen\n- Pendler\nProdukt: Energieriegel") == [
+        "Studierende, die nachts lernen",
+        "Pendler",
+    ]
+    brief = "• Product – mineral sunscreen\n• Target – people who camp and hike in national parks\n• Deliverables – 2"
+    assert audience(brief) == ["people who camp and hike in national parks"]
+    assert read_brief(brief).product == "mineral sunscreen"
+
+
+def test_negated_and_pronoun_cues_do_not_count() -> None:
+    brief = "Camera brand. This campaign is not for photographers: we're trying to reach renters who decorate."
+    assert audience(brief) == ["renters who decorate"]
+    assert audience("Outdoor jackets for gamers who rarely leave the house; we want to talk to them with humour.") == [
+        "gamers who rarely leave the house"
+    ]
+
+
+def test_the_core_of_a_clause_is_its_people_when_they_say_something() -> None:
+    assert core_of("parents of toddlers who are looking for activities at home") == "parents of toddlers"
+    assert core_of("people who brew pour-over coffee at home") is None  # "people" says nothing
+    assert core_of("gravel riders") is None  # nothing to strip
+    reading = read_brief("Snack brand aimed at PC gamers who stream at night.")
+    assert [(s.id, s.weight) for s in reading.segments] == [("audience 1", 0.5), ("audience 1 core", 0.5)]
+
+
+def test_no_audience_clause_falls_back_to_the_whole_brief_and_says_so() -> None:
+    text = "Premium dog food made from fresh ingredients."
+    reading = read_brief(text)
+    assert reading.fallback
+    assert [(s.text, s.weight, s.role, s.id) for s in reading.segments] == [(text, 1.0, "brief", FALLBACK_ID)]
+    assert "no audience clause" in reading.note
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "🔥🔥🔥 💪✨", "ブランドは学生に届けたい", "!!! ??? ---"])
+def test_hostile_input_falls_back_without_raising(text: str) -> None:
+    reading = read_brief(text)
+    assert reading.fallback
+    assert len(reading.segments) == 1
+
+
+def test_a_huge_brief_is_read_quickly_and_bounded() -> None:
+    brief = "Coffee brand that wants to reach runners who train at dawn. " * 5_000 + "\n- " * 10_000
+    started = time.perf_counter()
+    reading = read_brief(brief)
+    assert time.perf_counter() - started < 5.0
+    assert 1 <= len([s for s in reading.segments if s.role == "audience"]) <= 2 * MAX_AUDIENCE_SEGMENTS
+    many = "\n".join(f"Target: group {i} of runners who train" for i in range(50))
+    assert len({s.id.split(" core")[0] for s in read_brief(many).segments}) == MAX_AUDIENCE_SEGMENTS
+
+
+def test_reading_is_deterministic() -> None:
+    brief = "Marca de ropa sostenible dirigida a corredores que entrenan para su primer maratón."
+    assert read_brief(brief) == read_brief(brief)
+
+
+def test_product_weight_adds_a_low_weight_product_segment() -> None:
+    reading = read_brief("A coffee roaster that wants to reach hikers.", product_weight=0.25)
+    product = [s for s in reading.segments if s.role == "product"]
+    assert len(product) == 1 and product[0].weight == pytest.approx(0.25)
+    assert "coffee roaster" in product[0].text
+    assert not [s for s in read_brief("A coffee roaster that wants to reach hikers.").segments if s.role == "product"]

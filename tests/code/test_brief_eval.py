@@ -1,0 +1,145 @@
+"""training.brief_eval on a tiny set of briefs over the small world (hashing embedder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from features.errors import InputError
+from features.featureset import load_feature_set
+from models.query import query_embedder
+from training import brief_eval
+from training.brief_eval import (
+    METHOD_SEGMENT,
+    METHOD_WHOLE,
+    evaluate_briefs,
+    load_briefs,
+    read_truth,
+    summarize,
+    world_truth,
+)
+
+BRIEFS = [
+    {
+        "id": "t1",
+        "style": "one-liner",
+        "order": "product-first",
+        "language": "en",
+        "product_topic": "baking",
+        "audience": ["gaming"],
+        "text": "Sourdough bread and cake bakery that wants to reach gamers who stream video games at night",
+        "segment": "gamers streaming video games",
+    },
+    {
+        "id": "t2",
+        "style": "bullets",
+        "order": "product-first",
+        "language": "en",
+        "product_topic": "coffee",
+        "audience": ["running"],
+        "text": "Product: espresso beans\nTarget: runners training for a marathon",
+        "segment": "marathon runners",
+    },
+    {
+        "id": "t3",
+        "style": "one-liner",
+        "order": "product-only",
+        "language": "en",
+        "product_topic": "pets",
+        "audience": ["pets"],
+        "text": "Fresh dog food and puppy treats.",
+        "segment": "dog owners",
+    },
+]
+
+
+def write_briefs(path: Path, briefs: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(b) + "\n" for b in briefs), encoding="utf-8")
+    return path
+
+
+def test_the_packaged_briefs_are_valid_and_varied() -> None:
+    briefs = load_briefs()
+    assert len(briefs) >= 60
+    assert {b.language for b in briefs} >= {"en", "es", "de", "fr", "pt", "it"}
+    assert {b.style for b in briefs} >= {"one-liner", "paragraph", "bullets"}
+    assert {b.order for b in briefs} >= {"product-first", "audience-first"}
+    assert sum(b.mismatched for b in briefs) >= 40
+    from features.synthetic.topics import TOPICS
+
+    names = {t.name for t in TOPICS}
+    assert all(set(b.audience) <= names and b.product_topic in names for b in briefs)
+
+
+def test_evaluation_on_a_tiny_set(small_world: Path, small_features: Path, tmp_path: Path) -> None:
+    fs = load_feature_set(small_features)
+    briefs = load_briefs(write_briefs(tmp_path / "b.jsonl", BRIEFS))
+    truth = world_truth(small_world)
+    results = evaluate_briefs(fs, query_embedder(fs), briefs, truth, k=10, product_weights=(0.0, 0.5))
+    assert results.height == 3 * 4
+    assert set(results["method"]) == {
+        "brief reader (product weight 0)",
+        "brief reader (product weight 0.5)",
+        METHOD_SEGMENT,
+        METHOD_WHOLE,
+    }
+    assert results["precision@10"].is_between(0, 1).all() and results["ndcg@10"].is_between(0, 1).all()
+    # The reader gives the fallback brief the same segment as the whole brief: the same ranking.
+    t3 = results.filter(pl.col("brief_id") == "t3")
+    reader = t3.filter(pl.col("method") == "brief reader (product weight 0)")["precision@10"][0]
+    assert reader == t3.filter(pl.col("method") == METHOD_WHOLE)["precision@10"][0]
+    summary = summarize(results, k=10)
+    assert set(summary["group"]) == {"all", "product ≠ audience", "style", "order", "language"}
+    assert summary.filter((pl.col("group") == "all") & (pl.col("method") == METHOD_SEGMENT))["briefs"][0] == 3
+    # deterministic
+    again = evaluate_briefs(fs, query_embedder(fs), briefs, truth, k=10, product_weights=(0.0, 0.5))
+    assert again.equals(results)
+
+
+def test_a_perfect_truth_gives_precision_one_and_a_wrong_one_zero(small_features: Path, tmp_path: Path) -> None:
+    fs = load_feature_set(small_features)
+    ids = fs.creators["creator_id"].to_list()
+    briefs = load_briefs(write_briefs(tmp_path / "b.jsonl", BRIEFS[:1]))
+    everyone_games = pl.DataFrame({"creator_id": ids, "category": ["gaming"] * len(ids)})
+    nobody_games = pl.DataFrame({"creator_id": ids, "category": ["pets"] * len(ids)})
+    good = evaluate_briefs(fs, query_embedder(fs), briefs, everyone_games, k=5)
+    assert (good["precision@5"] == 1.0).all()
+    assert evaluate_briefs(fs, query_embedder(fs), briefs, nobody_games, k=5).height == 0  # audience not in truth
+
+
+def test_main_with_a_truth_file_and_category_map(small_features: Path, tmp_path: Path, capsys) -> None:
+    fs = load_feature_set(small_features)
+    ids = fs.creators["creator_id"].to_list()
+    truth = tmp_path / "truth.parquet"
+    pl.DataFrame({"creator_id": ids, "category": ["Gaming & eSports" if i % 2 else "Pets" for i in range(len(ids))]}).write_parquet(truth)
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"Gaming & eSports": ["gaming"], "Pets": ["pets"]}), encoding="utf-8")
+    briefs = write_briefs(tmp_path / "b.jsonl", BRIEFS)
+    out = tmp_path / "table.md"
+    code = brief_eval.main(
+        ["--features", str(small_features), "--truth", str(truth), "--category-map", str(mapping),
+         "--briefs", str(briefs), "--k", "10", "--out", str(out)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| all | 2 |" in printed  # t2's audience (running) is not in this truth
+    assert "1 skipped" in printed
+    assert out.read_text(encoding="utf-8") == printed
+
+
+def test_bad_inputs_are_refused_with_where(small_features: Path, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x"}\nnot json\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"line 1: missing .*line 2: not JSON"):
+        load_briefs(bad)
+    no_category = tmp_path / "t.parquet"
+    pl.DataFrame({"creator_id": ["a"], "label": ["x"]}).write_parquet(no_category)
+    with pytest.raises(InputError, match=r"missing column\(s\) \['category'\]"):
+        read_truth(no_category)
+    code = brief_eval.main(["--features", str(small_features), "--truth", str(no_category)])
+    assert code == 2
+    assert "category" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.md"))
