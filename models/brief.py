@@ -220,9 +220,9 @@ _RELATIVE = frozenset(
 # Where an audience clause ends and product talk resumes ("… students who skip meals with our protein bar").
 _PRODUCT_TAIL = re.compile(
     r"\s*(?:[,(]\s*)?\b(?:with|through|using|via|by|thanks to|con|mediante|mit|über|durch|avec|grâce à|par|com|"
-    r"através de|por meio de|tramite|attraverso|grazie a|for|para|für|pour|per)\s+(?:our|the brand'?s?|its|this|nuestro|nuestra|"
-    r"nuestros|nuestras|unserem|unserer|unseren|unser|notre|nos|nosso|nossa|nossos|nossas|il nostro|la nostra|"
-    r"i nostri|le nostre)\b.*$",
+    r"através de|por meio de|tramite|attraverso|grazie a|for|para|für|pour|per)\s+"
+    r"(?:our|the brand'?s?|its|this|nuestro|nuestra|nuestros|nuestras|unserem|unserer|unseren|unser|notre|nos|"
+    r"nosso|nossa|nossos|nossas|il nostro|la nostra|i nostri|le nostre)\b.*$",
     re.IGNORECASE | re.DOTALL,
 )
 # Words marking a field that is neither audience nor product (budget, timing, KPIs) in an unlabelled sentence.
@@ -432,9 +432,9 @@ def _label_of(line: str) -> tuple[tuple[Role | None, float], str, str] | None:
 
 def read_brief(text: str, product_weight: float = PRODUCT_WEIGHT) -> BriefReading:
     """How a brief is read: audience segments (role 'audience'), the product context, and a low-weight product
-    segment when ``product_weight`` (default :data:`PRODUCT_WEIGHT`) > 0; or the whole brief as one segment (role 'brief', ``fallback``) when no
-    audience clause is found. Deterministic; never raises (an empty brief gives an empty fallback segment, which
-    the segment validation then refuses with its usual message)."""
+    segment when ``product_weight`` (default :data:`PRODUCT_WEIGHT`) > 0; or the whole brief as one segment (role
+    'brief', ``fallback``) when no audience clause is found. Deterministic; never raises (an empty brief gives an
+    empty fallback segment, which the segment validation then refuses with its usual message)."""
     original = (text or "")[:MAX_BRIEF_CHARS]
     text = unicodedata.normalize("NFC", original)
     parts = _Parts([], [])
@@ -497,7 +497,9 @@ def read_brief(text: str, product_weight: float = PRODUCT_WEIGHT) -> BriefReadin
             segments.append(BriefSegment(text_, weight, "audience", source, f"audience {i}"))
         else:  # the clause and its core, half the weight each (see core_of)
             segments.append(BriefSegment(text_, weight / 2, "audience", source, f"audience {i}"))
-            segments.append(BriefSegment(head, weight / 2, "audience", f"the people of audience {i}", f"audience {i} core"))
+            segments.append(
+                BriefSegment(head, weight / 2, "audience", f"the people of audience {i}", f"audience {i} core")
+            )
     if product_weight > 0 and _meaningful(product):
         total = sum(s.weight for s in segments)
         segments.append(BriefSegment(product, product_weight * total, "product", "the rest of the brief", "product"))

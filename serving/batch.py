@@ -179,7 +179,9 @@ def prepare_task(
             extra={
                 "brand_id": brand.brand_id,
                 "fallback": reading.fallback,
-                "segments": [{"id": s.id, "text": s.text, "weight": s.weight, "role": s.role} for s in reading.segments],
+                "segments": [
+                    {"id": s.id, "text": s.text, "weight": s.weight, "role": s.role} for s in reading.segments
+                ],
             },
         )
     filters = validate_filters(to_filters(brand.filters))

@@ -141,7 +141,9 @@ def world_truth(world_dir: Path) -> pl.DataFrame:
     creators = pl.read_parquet(creators_path, columns=["creator_id", "authenticity", "audience_topics"])
     mix = np.asarray(creators["audience_topics"].to_list(), dtype=np.float64)
     if mix.ndim != 2 or mix.shape[1] != len(names):
-        raise InputError(f"{creators_path}: audience_topics has {mix.shape[-1]} topics, {topics_path} names {len(names)}")
+        raise InputError(
+            f"{creators_path}: audience_topics has {mix.shape[-1]} topics, {topics_path} names {len(names)}"
+        )
     weight = mix * creators["authenticity"].to_numpy()[:, None]
     n, t = weight.shape
     return pl.DataFrame(
@@ -232,7 +234,7 @@ def _segments_for(brief: Brief, method: str, product_weight: float) -> list[Segm
     if method == METHOD_WHOLE:
         return [Segment(text=brief.text)]
     reading = read_brief(brief.text, product_weight=product_weight)
-    return [Segment(text=s.text, weight=s.weight, segment_id=f"{s.role} {i + 1}") for i, s in enumerate(reading.segments)]
+    return [Segment(text=s.text, weight=s.weight, segment_id=s.id) for s in reading.segments]
 
 
 def evaluate_briefs(
@@ -261,7 +263,7 @@ def evaluate_briefs(
         if not cols:
             continue
         gains = t.weights[:, cols].sum(axis=1)
-        relevant = t.main[:, cols].any(axis=1)
+        relevant: np.ndarray = np.asarray(t.main[:, cols].any(axis=1))
         for name, weight in methods:
             base = METHOD_READER if name.startswith(METHOD_READER) else name
             segments = validate_segments(_segments_for(brief, base, weight))
@@ -324,7 +326,7 @@ def markdown(summary: pl.DataFrame, k: int = 50) -> str:
         for m in methods:
             row = part.filter(pl.col("method") == m)
             cells.append(f"{row[f'precision@{k}'][0]:.3f} / {row[f'ndcg@{k}'][0]:.3f}" if row.height else "–")
-        label = group if group == value or group == "product ≠ audience" else f"{group}: {value}"
+        label = group if group in (value, "product ≠ audience") else f"{group}: {value}"
         lines.append(f"| {label} | {part['briefs'][0]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

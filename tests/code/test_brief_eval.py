@@ -114,14 +114,28 @@ def test_main_with_a_truth_file_and_category_map(small_features: Path, tmp_path:
     fs = load_feature_set(small_features)
     ids = fs.creators["creator_id"].to_list()
     truth = tmp_path / "truth.parquet"
-    pl.DataFrame({"creator_id": ids, "category": ["Gaming & eSports" if i % 2 else "Pets" for i in range(len(ids))]}).write_parquet(truth)
+    pl.DataFrame(
+        {"creator_id": ids, "category": ["Gaming & eSports" if i % 2 else "Pets" for i in range(len(ids))]}
+    ).write_parquet(truth)
     mapping = tmp_path / "map.json"
     mapping.write_text(json.dumps({"Gaming & eSports": ["gaming"], "Pets": ["pets"]}), encoding="utf-8")
     briefs = write_briefs(tmp_path / "b.jsonl", BRIEFS)
     out = tmp_path / "table.md"
     code = brief_eval.main(
-        ["--features", str(small_features), "--truth", str(truth), "--category-map", str(mapping),
-         "--briefs", str(briefs), "--k", "10", "--out", str(out)]
+        [
+            "--features",
+            str(small_features),
+            "--truth",
+            str(truth),
+            "--category-map",
+            str(mapping),
+            "--briefs",
+            str(briefs),
+            "--k",
+            "10",
+            "--out",
+            str(out),
+        ]
     )
     assert code == 0
     printed = capsys.readouterr().out
