@@ -11,7 +11,9 @@ ranking the feature set's creators in the default follower range by the service'
 - **brief reader**: the segments :func:`models.brief.read_brief` derives from the brief alone (one row per
   ``--product-weights`` value: the weight of the product context as a segment, relative to the audience);
 - **hand-written segment**: the brief's ``segment`` (what a marketer would type as the segment);
-- **brief as one segment**: the whole brief as the one segment (the behaviour before the reader).
+- **brief as one segment**: the whole brief as the one segment (the behaviour before the reader);
+- **audience clauses as written** (when the briefs have ``audience_clauses``): the brief's own words naming the
+  audience, cut out by hand, one segment each (the whole brief when it names none): what a perfect reader would send.
 
 Against the truth: precision@k (share of the top k whose main category is one of the brief's ``audience``
 categories) and NDCG@k (graded by the creator's weight in those categories). Reported overall, for the briefs whose
@@ -56,6 +58,7 @@ BRIEF_FIELDS = ("id", "style", "order", "language", "product_topic", "audience",
 METHOD_READER = "brief reader"
 METHOD_SEGMENT = "hand-written segment"
 METHOD_WHOLE = "brief as one segment"
+METHOD_CLAUSES = "audience clauses as written"
 TRUTH_SCHEMA = {"creator_id": pl.String(), "category": pl.String(), "weight": pl.Float64()}
 
 
@@ -71,6 +74,7 @@ class Brief:
     audience: tuple[str, ...]  # intended audience, as categories (topic names)
     text: str
     segment: str
+    audience_clauses: tuple[str, ...] = ()  # the brief's own words naming the audience, cut out by hand (optional)
 
     @property
     def mismatched(self) -> bool:
@@ -107,6 +111,10 @@ def load_briefs(path: Path = DEFAULT_BRIEFS) -> list[Brief]:
         if not all(isinstance(t, str) and t.strip() for t in texts):
             problems.append(f"line {n}: {', '.join(f for f in BRIEF_FIELDS if f != 'audience')} must be non-empty text")
             continue
+        clauses = rec.get("audience_clauses", [])
+        if not isinstance(clauses, list) or not all(isinstance(c, str) and c.strip() for c in clauses):
+            problems.append(f"line {n}: audience_clauses must be a list of non-empty texts")
+            continue
         if rec["id"] in seen:
             problems.append(f"line {n}: duplicate id {rec['id']!r}")
             continue
@@ -121,6 +129,7 @@ def load_briefs(path: Path = DEFAULT_BRIEFS) -> list[Brief]:
                 audience=tuple(audience),
                 text=rec["text"],
                 segment=rec["segment"],
+                audience_clauses=tuple(clauses),
             )
         )
     if problems:
@@ -231,8 +240,10 @@ def _truth_matrix(fs: FeatureSet, truth: pl.DataFrame, filters: Filters) -> _Tru
 def _segments_for(brief: Brief, method: str, product_weight: float) -> list[Segment]:
     if method == METHOD_SEGMENT:
         return [Segment(text=brief.segment)]
-    if method == METHOD_WHOLE:
+    if method == METHOD_WHOLE or (method == METHOD_CLAUSES and not brief.audience_clauses):
         return [Segment(text=brief.text)]
+    if method == METHOD_CLAUSES:
+        return [Segment(text=c, segment_id=f"clause {i + 1}") for i, c in enumerate(brief.audience_clauses)]
     reading = read_brief(brief.text, product_weight=product_weight)
     return [Segment(text=s.text, weight=s.weight, segment_id=s.id) for s in reading.segments]
 
@@ -257,6 +268,8 @@ def evaluate_briefs(
     t = _truth_matrix(fs, truth, filters or Filters())
     methods = [(f"{METHOD_READER} (product weight {w:g})", w) for w in product_weights]
     methods += [(METHOD_SEGMENT, 0.0), (METHOD_WHOLE, 0.0)]
+    if any(b.audience_clauses for b in briefs):
+        methods.append((METHOD_CLAUSES, 0.0))
     records = []
     for brief in briefs:
         cols = [t.categories[c] for c in brief.audience if c in t.categories]
@@ -280,11 +293,26 @@ def evaluate_briefs(
                     "mismatched": brief.mismatched,
                     "method": name,
                     "segments": len(segments),
+                    "read_as_written": reads_as_written(brief),
                     f"precision@{k}": float(relevant[order[:k]].mean()),
                     f"ndcg@{k}": ndcg_at(order, gains, k),
                 }
             )
     return pl.DataFrame(records)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().replace("—", " ").strip(" .,;:!?").split())
+
+
+def reads_as_written(brief: Brief) -> bool | None:
+    """Whether the reader's audience clauses (without their cores) are the brief's ``audience_clauses`` (compared
+    without case, spacing and end punctuation); None when the brief has none written down."""
+    if not brief.audience_clauses:
+        return None
+    reading = read_brief(brief.text)
+    found = sorted(_norm(s.text) for s in reading.segments if s.role == "audience" and not s.id.endswith(" core"))
+    return found == sorted(_norm(c) for c in brief.audience_clauses)
 
 
 def skipped_briefs(briefs: Sequence[Brief], truth: pl.DataFrame) -> list[str]:
@@ -391,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(summarize(results, args.k), args.k)
     skipped = skipped_briefs(briefs, truth)
     note = f"\n{results['brief_id'].n_unique()} briefs ranked; {len(skipped)} skipped (audience not in the truth)\n"
+    written = results.filter(pl.col("method") == METHOD_SEGMENT)["read_as_written"].drop_nulls()
+    if written.len():
+        note += f"the reader found exactly the audience clauses written down for {written.sum()} of {written.len()}\n"
     sys.stdout.write(table + note)
     if args.out is not None:
         args.out.write_text(table + note, encoding="utf-8")

@@ -13,6 +13,7 @@ from features.featureset import load_feature_set
 from models.query import query_embedder
 from training import brief_eval
 from training.brief_eval import (
+    METHOD_CLAUSES,
     METHOD_SEGMENT,
     METHOD_WHOLE,
     evaluate_briefs,
@@ -32,6 +33,7 @@ BRIEFS = [
         "audience": ["gaming"],
         "text": "Sourdough bread and cake bakery that wants to reach gamers who stream video games at night",
         "segment": "gamers streaming video games",
+        "audience_clauses": ["gamers who stream video games at night"],
     },
     {
         "id": "t2",
@@ -68,6 +70,7 @@ def test_the_packaged_briefs_are_valid_and_varied() -> None:
     assert {b.style for b in briefs} >= {"one-liner", "paragraph", "bullets"}
     assert {b.order for b in briefs} >= {"product-first", "audience-first"}
     assert sum(b.mismatched for b in briefs) >= 40
+    assert sum(bool(b.audience_clauses) for b in briefs) >= 60
     from features.synthetic.topics import TOPICS
 
     names = {t.name for t in TOPICS}
@@ -79,13 +82,23 @@ def test_evaluation_on_a_tiny_set(small_world: Path, small_features: Path, tmp_p
     briefs = load_briefs(write_briefs(tmp_path / "b.jsonl", BRIEFS))
     truth = world_truth(small_world)
     results = evaluate_briefs(fs, query_embedder(fs), briefs, truth, k=10, product_weights=(0.0, 0.5))
-    assert results.height == 3 * 4
+    assert results.height == 3 * 5
     assert set(results["method"]) == {
         "brief reader (product weight 0)",
         "brief reader (product weight 0.5)",
         METHOD_SEGMENT,
         METHOD_WHOLE,
+        METHOD_CLAUSES,
     }
+    # t1's clause is found as written; the others have none written down
+    flags = dict(results.filter(pl.col("method") == METHOD_SEGMENT).select("brief_id", "read_as_written").iter_rows())
+    assert flags == {"t1": True, "t2": None, "t3": None}
+    # without clauses written down, "as written" is the whole brief
+    t2 = results.filter(pl.col("brief_id") == "t2")
+    assert (
+        t2.filter(pl.col("method") == METHOD_CLAUSES)["ndcg@10"][0]
+        == t2.filter(pl.col("method") == METHOD_WHOLE)["ndcg@10"][0]
+    )
     assert results["precision@10"].is_between(0, 1).all() and results["ndcg@10"].is_between(0, 1).all()
     # The reader gives the fallback brief the same segment as the whole brief: the same ranking.
     t3 = results.filter(pl.col("brief_id") == "t3")
@@ -146,8 +159,9 @@ def test_main_with_a_truth_file_and_category_map(small_features: Path, tmp_path:
 
 def test_bad_inputs_are_refused_with_where(small_features: Path, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"id": "x"}\nnot json\n', encoding="utf-8")
-    with pytest.raises(InputError, match=r"line 1: missing .*line 2: not JSON"):
+    clauses = json.dumps({**BRIEFS[0], "audience_clauses": "gamers"})
+    bad.write_text('{"id": "x"}\nnot json\n' + clauses + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"line 1: missing .*line 2: not JSON.*line 3: audience_clauses must be"):
         load_briefs(bad)
     no_category = tmp_path / "t.parquet"
     pl.DataFrame({"creator_id": ["a"], "label": ["x"]}).write_parquet(no_category)
