@@ -34,7 +34,6 @@ MAX_BRIEF_CHARS = 20_000  # longer briefs are read up to here (the API caps desc
 MAX_AUDIENCE_SEGMENTS = 8  # the API accepts up to 20 segments; a brief naming more keeps its first 8
 PRODUCT_WEIGHT = 0.0  # the product segment's weight relative to the audience segments' total (chosen by evaluation)
 SECONDARY_WEIGHT = 0.5  # an audience labelled secondary, relative to a primary one
-MIN_WORDS = 1  # an audience clause needs at least one word of letters
 
 FALLBACK_ID = "brand description"  # the one segment's label when the whole brief is the segment (as before)
 FALLBACK_NOTE = "no audience clause found: the whole brief is the one segment (send segments to say who to reach)"
@@ -148,7 +147,7 @@ _STRONG_CUES = tuple(
 )
 # German names the audience before the verb: "Wir wollen Studierende erreichen, die nachts lernen".
 _DE_VERB_FINAL = re.compile(
-    r"\b(?:wollen|möchten|will|möchte|wollen wir|möchten wir|sollen|soll)\s+(?P<who>.+?)\s+"
+    r"\b(?:wollen|möchten|will|möchte|wollen wir|möchten wir|sollen|soll)\s+(?P<who>.{1,160}?)\s+"
     r"(?:erreichen|ansprechen|begeistern|gewinnen)\b(?P<rest>.*)",
     re.IGNORECASE | re.DOTALL,
 )
@@ -266,11 +265,12 @@ def _clean(text: str) -> str:
     text = re.sub(r"^(?:and|y|und|et|e|ed|also|,|;|:)\s+", "", text, flags=re.IGNORECASE)
     text = re.sub(r"\s+([,;:.!?])", r"\1", text)
     text = text.strip(" \t,;:.!?—–-\"'“”«»()")
-    while True:
+    for _ in range(3):  # a few connectives at most ("… that we want"): bounded, so a hostile text stays linear
         trimmed = _TRAILING.sub("", text).strip(" \t,;:.!?—–-\"'“”«»()")
         if trimmed == text:
-            return text
+            break
         text = trimmed
+    return text
 
 
 def is_person(word: str) -> bool:
@@ -282,7 +282,7 @@ def is_person(word: str) -> bool:
 
 def names_people(text: str, within: int = 6) -> bool:
     """Whether one of the first ``within`` words names people (the start of an audience)."""
-    return any(is_person(w) for w in _words(text)[:within])
+    return any(is_person(w) for w in _words(text[: 40 * within])[:within])
 
 
 def guess_language(text: str) -> str:
@@ -296,7 +296,7 @@ def guess_language(text: str) -> str:
 
 
 def _meaningful(text: str) -> bool:
-    return len(_words(text)) >= MIN_WORDS
+    return _WORD.search(text) is not None  # at least one word of letters
 
 
 def _split_sentences(text: str) -> list[str]:
@@ -308,12 +308,18 @@ _PRONOUN = re.compile(r"^\s*(?:them|you|us|him|her|ellos|ellas|sie|ihnen|eux|ell
 _RELATIVE_AFTER = re.compile(r"^\s*(?:[^\W\d_]+\s+){0,3}[^\W\d_]+,?\s+(?:who|die|der|welche|que|qui|che)\b", re.I)
 
 
-def _cue_matches(low: str, cue: str) -> list[re.Match[str]]:
-    return list(re.finditer(r"(?<![\w'’])" + re.escape(cue) + r"(?![\w'’])", low))
+def _cue_pattern(cues: tuple[str, ...]) -> re.Pattern[str]:
+    # One alternation, longest first: at a position the longest cue wins ("wants to reach" over "reach").
+    alternatives = "|".join(re.escape(c) for c in sorted(cues, key=len, reverse=True))
+    return re.compile(r"(?<![\w'’])(?:" + alternatives + r")(?![\w'’])", re.IGNORECASE)
 
 
-def _negated(low: str, start: int) -> bool:
-    before = _words(low[:start])[-2:]
+_STRONG_PATTERN = _cue_pattern(_STRONG_CUES)
+_WEAK_PATTERN = _cue_pattern(_WEAK_CUES)
+
+
+def _negated(text: str, start: int) -> bool:
+    before = _words(text[max(0, start - 40) : start])[-2:]
     return any(w in _NEGATION for w in before)
 
 
@@ -321,24 +327,19 @@ def _find_cue(clause: str) -> tuple[str, str, str] | None:
     """(before, cue, after) at the first audience cue of a clause, or None. A strong cue ("wants to reach") wins
     over a weak one ("for"), which counts only when people follow; a negated cue ("not for photographers") and one
     followed by a pronoun ("talk to them") do not count; "target this summer: students …" is read after the colon."""
-    low = clause.lower()
     best: tuple[int, int] | None = None
-    for cue in _STRONG_CUES:
-        for m in _cue_matches(low, cue):
-            after = clause[m.end() :]
-            if not _meaningful(after) or _negated(low, m.start()) or _PRONOUN.match(after):
-                continue
-            if best is None or m.start() < best[0]:
-                best = (m.start(), m.end())
+    for m in _STRONG_PATTERN.finditer(clause):
+        after = clause[m.end() :]
+        if _meaningful(after) and not _negated(clause, m.start()) and not _PRONOUN.match(after):
+            best = (m.start(), m.end())
             break
     if best is None:
-        for cue in _WEAK_CUES:
-            for m in _cue_matches(low, cue):
-                after = clause[m.end() :]
-                people = names_people(after, within=3) or _RELATIVE_AFTER.match(after)
-                if people and not _negated(low, m.start()) and (best is None or m.start() < best[0]):
-                    best = (m.start(), m.end())
-                    break
+        for m in _WEAK_PATTERN.finditer(clause):
+            after = clause[m.end() :]
+            people = names_people(after, within=3) or _RELATIVE_AFTER.match(after)
+            if people and not _negated(clause, m.start()):
+                best = (m.start(), m.end())
+                break
     if best is None:
         return None
     start, end = best

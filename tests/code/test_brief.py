@@ -142,6 +142,16 @@ def test_a_huge_brief_is_read_quickly_and_bounded() -> None:
     assert len({s.id.split(" core")[0] for s in read_brief(many).segments}) == MAX_AUDIENCE_SEGMENTS
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["wollen " * 3000, ", die " * 4000, "for for " * 3000, "not for " * 3000, "Wir wollen " + "junge " * 3000 + "x"],
+)
+def test_repetitive_hostile_briefs_stay_fast(text: str) -> None:
+    started = time.perf_counter()
+    read_brief(text)
+    assert time.perf_counter() - started < 3.0  # quadratic scans took 3–13 s on these before they were bounded
+
+
 def test_reading_is_deterministic() -> None:
     brief = "Marca de ropa sostenible dirigida a corredores que entrenan para su primer maratón."
     assert read_brief(brief) == read_brief(brief)
