@@ -127,7 +127,12 @@ class FiltersIn(StrictModel):
 class BrandIn(StrictModel):
     """What the brand says about itself: a description, target segments, handles and hashtags."""
 
-    description: Text | None = Field(None, max_length=MAX_TEXT, description="The brand and what it sells.")
+    description: Text | None = Field(
+        None,
+        max_length=MAX_TEXT,
+        description="The brand and what it sells. Sent without segments, it is read as a brief: the audience it names "
+        "becomes the segments (the answer's brief_reading shows how it was read).",
+    )
     segments: list[SegmentIn] = Field(default_factory=list, max_length=MAX_SEGMENTS)
     brand_handles: list[Text] = Field(default_factory=list, max_length=MAX_BRAND_TERMS)
     branded_hashtags: list[Text] = Field(default_factory=list, max_length=MAX_BRAND_TERMS)

@@ -95,3 +95,50 @@ def test_an_emoji_only_description_is_a_clear_422(client):
     resp = client.post("/v1/recommendations", json={"description": "🔥🔥🔥"})
     assert resp.status_code == 422
     assert "no words to match" in resp.text
+
+
+def test_search_brief_prints_its_reading_and_ranks_with_it(small_features: Path):
+    import json
+
+    from typer.testing import CliRunner
+
+    import audiencefit.cli  # noqa: F401  (registers the commands)
+    from audiencefit.cli._app import app
+
+    result = CliRunner().invoke(app, ["search", "--features", str(small_features), "--brief", MISMATCHED, "--json"])
+    assert result.exit_code == 0, result.output
+    reading = next(json.loads(line) for line in result.stderr.splitlines() if line.startswith('{"brief_reading"'))
+    assert reading["brief_reading"]["segments"][0]["text"] == "gamers who stream video games"
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows and all("fit_audience 1" in r for r in rows)
+
+
+def test_search_takes_a_brief_or_segments_not_both(small_features: Path):
+    from typer.testing import CliRunner
+
+    import audiencefit.cli  # noqa: F401
+    from audiencefit.cli._app import app
+    from features.errors import InputError
+
+    both = ["search", "--features", str(small_features), "--brief", MISMATCHED, "--segment", "runners"]
+    for args in (both, ["search", "--features", str(small_features)]):
+        result = CliRunner().invoke(app, args)
+        assert isinstance(result.exception, InputError), result.output
+        assert "--segment" in str(result.exception) and "--brief" in str(result.exception)
+
+
+def test_batch_scoring_reads_a_description_as_the_api_does(small_features: Path, caplog):
+    import logging
+
+    from features.featureset import load_feature_set
+    from models.query import query_embedder
+    from serving.batch import BatchBrand, prepare_task
+
+    fs = load_feature_set(small_features)
+    brand = BatchBrand.model_validate({"brand_id": "bakery", "description": MISMATCHED})
+    with caplog.at_level(logging.INFO, logger="serving.batch"):
+        task = prepare_task(brand, fs, query_embedder(fs))
+    assert task.query.segments[0].label == "audience 1"
+    assert task.query.brand_vector is not None  # the whole description stays the brand vector
+    logged = [r for r in caplog.records if r.getMessage() == "brief read"]
+    assert logged and logged[0].__dict__["segments"][0]["text"] == "gamers who stream video games"
