@@ -28,6 +28,8 @@ Truth, either
   ``features/synthetic/topics.py`` (the briefs' ``audience``); a dataset with its own categories passes
   ``--category-map``, a JSON object from its category to a list of topic names. Creators missing from the truth
   are left out of the ranking; briefs whose audience no creator of the truth has are skipped (and counted).
+  ``training/data/youtube_categories.json`` maps YouTube's video categories (the public trending-videos data that
+  ``training.real_data`` loads) onto the topics.
 
 The functions are importable: :func:`load_briefs`, :func:`world_truth`, :func:`read_truth`,
 :func:`evaluate_briefs` (one row per brief and method) and :func:`summarize` / :func:`markdown`.
@@ -389,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[PRODUCT_WEIGHT],
         help=f"Product-segment weights to evaluate the reader with, comma-separated (default {PRODUCT_WEIGHT:g}).",
     )
+    parser.add_argument(
+        "--all-creators",
+        action="store_true",
+        help="Rank every creator, not only those of the default follower range 1k–100k (for exports whose follower "
+        "counts are missing or a proxy).",
+    )
     parser.add_argument("--per-brief", type=Path, help="Also write one row per brief and method to this CSV.")
     parser.add_argument("--out", type=Path, help="Also write the markdown table to this file.")
     args = parser.parse_args(argv)
@@ -410,7 +418,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise InputError(f"{args.category_map}: must be an object of category → list of topic names")
         truth = world_truth(args.world) if args.world is not None else read_truth(args.truth, mapping)
         fs = load_feature_set(args.features, verify_checksums=False)
-        results = evaluate_briefs(fs, query_embedder(fs), briefs, truth, k=args.k, product_weights=args.product_weights)
+        filters = Filters(min_followers=0, max_followers=2**62) if args.all_creators else None
+        results = evaluate_briefs(
+            fs, query_embedder(fs), briefs, truth, k=args.k, product_weights=args.product_weights, filters=filters
+        )
         if results.height == 0:
             raise InputError("no brief's audience is among the truth's categories")
     except InputError as exc:

@@ -157,6 +157,33 @@ def test_main_with_a_truth_file_and_category_map(small_features: Path, tmp_path:
     assert out.read_text(encoding="utf-8") == printed
 
 
+def test_the_youtube_category_map_names_topics() -> None:
+    from features.synthetic.topics import TOPICS
+
+    mapping = json.loads((brief_eval.DEFAULT_BRIEFS.parent / "youtube_categories.json").read_text(encoding="utf-8"))
+    names = {t.name for t in TOPICS}
+    assert mapping and all(set(topics) <= names for topics in mapping.values())
+
+
+def test_all_creators_ranks_beyond_the_default_follower_range(small_features: Path, tmp_path: Path, capsys) -> None:
+    creators = load_feature_set(small_features).creators
+    outside = ~creators["followers"].is_between(1_000, 100_000)
+    assert outside.any() and not outside.all()
+    truth = tmp_path / "truth.parquet"
+    # only creators outside the default follower range have the brief's audience
+    creators.select(
+        "creator_id", category=pl.when(outside).then(pl.lit("gaming")).otherwise(pl.lit("pets"))
+    ).write_parquet(truth)
+    briefs = write_briefs(tmp_path / "b.jsonl", BRIEFS[:1])
+    rows = tmp_path / "rows.csv"
+    args = ["--features", str(small_features), "--truth", str(truth), "--briefs", str(briefs), "--k", "10"]
+    assert brief_eval.main([*args, "--per-brief", str(rows)]) == 2  # in the default range, nobody has it
+    assert "no brief's audience" in capsys.readouterr().err
+    assert not rows.exists()
+    assert brief_eval.main([*args, "--per-brief", str(rows), "--all-creators"]) == 0
+    assert (pl.read_csv(rows)["precision@10"] > 0).all()
+
+
 def test_bad_inputs_are_refused_with_where(small_features: Path, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "bad.jsonl"
     clauses = json.dumps({**BRIEFS[0], "audience_clauses": "gamers"})
