@@ -1,0 +1,81 @@
+"""How often explanations quote a caption, for creators that fit a segment and for creators that do not::
+
+    python -m benchmarks.quotes WORLD [--segments 20] [--per-side 10] [--backend minilm-aligned]
+
+WORLD is a synthetic world (``audiencefit demo-data``) with its truth. For each of the first ``--segments``
+segments, the ``--per-side`` creators with the highest true fit (related) and as many drawn at random from those
+below the median fit (unrelated) are quoted as the service quotes them (``serving.captions``): with the word match
+alone, and with caption vectors of ``--backend``. The table gives, per side, the share of creator-segment pairs with
+at least one quote and percentiles of the best caption's cosine to the segment: the basis of
+``serving.captions.MIN_SIMILARITY`` (docs/evaluation.md, "Caption quotes").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from features.embed import for_queries, get_embedder
+from serving.captions import CaptionStore, embed_captions, recent_captions
+
+
+def measure(world: Path, n_segments: int, per_side: int, backend: str, seed: int = 0) -> dict[str, object]:
+    rng = np.random.default_rng(seed)
+    segments = pl.read_parquet(world / "segments.parquet").sort("segment_id").head(n_segments)
+    fit = pl.read_parquet(world / "truth" / "fit.parquet")
+    pairs: list[tuple[str, str, str, bool]] = []
+    for segment_id, text in segments.select("segment_id", "description").rows():
+        ranked = fit.filter(pl.col("segment_id") == segment_id).sort("true_fit", descending=True)
+        related = ranked.head(per_side)["creator_id"].to_list()
+        low = ranked.filter(pl.col("true_fit") < ranked["true_fit"].median())["creator_id"].to_list()
+        unrelated = list(rng.choice(low, size=min(per_side, len(low)), replace=False))
+        pairs += [(segment_id, text, c, True) for c in related] + [(segment_id, text, c, False) for c in unrelated]
+    creators = sorted({c for _, _, c, _ in pairs})
+    posts = pl.read_parquet(world / "posts.parquet").filter(pl.col("creator_id").is_in(creators))
+    captions = recent_captions(posts)
+    embedder = get_embedder(backend)
+    words_only = CaptionStore(captions)
+    with_vectors = CaptionStore(captions, vectors=embed_captions(captions, embedder, None))
+    texts = sorted({t for _, t, _, _ in pairs})
+    query_vectors = dict(zip(texts, for_queries(embedder).embed(texts), strict=True))
+    rows = []
+    for _, text, creator_id, related in pairs:
+        vector = np.asarray(query_vectors[text], dtype=np.float32)
+        similarity = with_vectors._similarity(creator_id, vector)
+        rows.append(
+            {
+                "related": related,
+                "quoted_words": bool(words_only.best(creator_id, text)),
+                "quoted_vectors": bool(with_vectors.best(creator_id, text, 2, vector)),
+                "best_cosine": float(similarity.max()) if similarity is not None and similarity.size else None,
+            }
+        )
+    frame = pl.DataFrame(rows)
+    summary = frame.group_by("related").agg(
+        pairs=pl.len(),
+        quoted_words=pl.col("quoted_words").mean(),
+        quoted_vectors=pl.col("quoted_vectors").mean(),
+        cosine_p10=pl.col("best_cosine").quantile(0.1),
+        cosine_p50=pl.col("best_cosine").quantile(0.5),
+        cosine_p90=pl.col("best_cosine").quantile(0.9),
+    )
+    return {"backend": backend, "world": str(world), "rows": summary.sort("related", descending=True).to_dicts()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("::")[0] if __doc__ else None)
+    parser.add_argument("world", type=Path, help="a synthetic world directory with truth/")
+    parser.add_argument("--segments", type=int, default=20, help="segments measured (the first N by id)")
+    parser.add_argument("--per-side", type=int, default=10, help="related and unrelated creators per segment")
+    parser.add_argument("--backend", default="minilm-aligned", help="embedder backend of the caption vectors")
+    args = parser.parse_args(argv)
+    result = measure(args.world, args.segments, args.per_side, args.backend)
+    print(json.dumps(result, indent=2))  # noqa: T201 (a command's output)
+
+
+if __name__ == "__main__":
+    main()
