@@ -4,23 +4,42 @@
 
 WORLD is a synthetic world (``audiencefit demo-data``) with its truth. For each of the first ``--segments``
 segments, the ``--per-side`` creators with the highest true fit (related) and as many drawn at random from those
-below the median fit (unrelated) are quoted as the service quotes them (``serving.captions``): with the word match
-alone, and with caption vectors of ``--backend``. The table gives, per side, the share of creator-segment pairs with
-at least one quote and percentiles of the best caption's cosine to the segment: the basis of
-``serving.captions.MIN_SIMILARITY`` (docs/evaluation.md, "Caption quotes").
+below the median fit (unrelated) are quoted as the service quotes them (``serving.captions``): as before issue #19
+(exact words in the first 200 characters), with the stem match alone, and with caption vectors of ``--backend``.
+The table gives, per side, the share of creator-segment pairs with at least one quote and percentiles of the best
+caption's cosine to the segment: the basis of ``serving.captions.MIN_SIMILARITY``
+(docs/evaluation.md, "Caption quotes").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from features.embed import for_queries, get_embedder
+from features.text import prepare_text
 from serving.captions import CaptionStore, embed_captions, recent_captions
+
+_OLD_STOP = frozenset(
+    "the and for with who are you your our their this that from have has into about people love like just "
+    "more most them they very what when where which while will than then also been being over under".split()
+)
+_OLD_WORD = re.compile(r"[^\W\d_]{3,}")
+
+
+def _old_words(text: str) -> set[str]:
+    return {w for w in _OLD_WORD.findall(prepare_text(text).lower()) if w not in _OLD_STOP}
+
+
+def quoted_before(captions: list[str], segment_text: str) -> bool:
+    """Whether the quoting before issue #19 quoted anything: exact words within the first 200 characters."""
+    target = _old_words(segment_text)
+    return any(target & _old_words(caption[:200]) for caption in captions)
 
 
 def measure(world: Path, n_segments: int, per_side: int, backend: str, seed: int = 0) -> dict[str, object]:
@@ -49,6 +68,7 @@ def measure(world: Path, n_segments: int, per_side: int, backend: str, seed: int
         rows.append(
             {
                 "related": related,
+                "quoted_before": quoted_before(captions.get(creator_id, []), text),
                 "quoted_words": bool(words_only.best(creator_id, text)),
                 "quoted_vectors": bool(with_vectors.best(creator_id, text, 2, vector)),
                 "best_cosine": float(similarity.max()) if similarity is not None and similarity.size else None,
@@ -57,6 +77,7 @@ def measure(world: Path, n_segments: int, per_side: int, backend: str, seed: int
     frame = pl.DataFrame(rows)
     summary = frame.group_by("related").agg(
         pairs=pl.len(),
+        quoted_before=pl.col("quoted_before").mean(),
         quoted_words=pl.col("quoted_words").mean(),
         quoted_vectors=pl.col("quoted_vectors").mean(),
         cosine_p10=pl.col("best_cosine").quantile(0.1),

@@ -44,6 +44,9 @@ MATCH_CHARS = 2000  # captions are matched on this much text; only the quote is 
 # with minilm-aligned on the synthetic world (docs/evaluation.md, "Caption quotes"): a creator's captions against the
 # segment it was matched to, against a random other segment.
 MIN_SIMILARITY = 0.3
+# Each stem a caption shares with the segment adds this to its cosine when ranking: a caption naming the segment's
+# words is the clearer quote, among captions about equally close in meaning.
+OVERLAP_BONUS = 0.05
 _CONTEXT_CHARS = 60  # characters kept before the first matching word when a long caption is shortened
 _WORD_RE = re.compile(r"[^\W\d_]{3,}")
 _TOKEN_RE = re.compile(r"#?[^\W_]+(?:['’][^\W_]+)?")
@@ -181,8 +184,8 @@ class CaptionStore:
         """Up to ``n`` recent captions related to the segment, closest first, each shortened around its match.
 
         Related: sharing a word stem with ``segment_text``, or (with caption vectors and ``segment_vector``) a
-        cosine of at least :data:`MIN_SIMILARITY` to the segment. Closest: by cosine when there are vectors, else
-        by the number of shared stems; ties go to the newer caption."""
+        cosine of at least :data:`MIN_SIMILARITY` to the segment. Closest: by cosine (when there are vectors) plus
+        :data:`OVERLAP_BONUS` per shared stem; ties go to the newer caption."""
         target = frozenset(self._segment_stems(segment_text))
         similarity = self._similarity(creator_id, segment_vector)
         scored = []
@@ -190,7 +193,7 @@ class CaptionStore:
             overlap = len(target.intersection(caption_stems))
             close = similarity is not None and similarity[age] >= MIN_SIMILARITY
             if overlap or close:
-                score = float(similarity[age]) if similarity is not None else float(overlap)
+                score = OVERLAP_BONUS * overlap + (float(similarity[age]) if similarity is not None else 0.0)
                 scored.append((-score, -overlap, age, caption))
         return [quote(caption, target) for _, _, _, caption in sorted(scored)[:n]]
 
