@@ -64,9 +64,3 @@ def parse_json(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
         raise ValueError(f"not valid JSON: {reason}") from None
     _check_tree(value, max_depth)
     return value
-
-
-def check_tree(value: Any, max_depth: int = MAX_DEPTH) -> None:
-    """``ValueError`` when an already parsed value nests deeper than ``max_depth`` or holds a lone surrogate (for
-    callers that parse with their own decoder, e.g. to know where each element of an array starts)."""
-    _check_tree(value, max_depth)

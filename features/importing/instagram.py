@@ -48,7 +48,6 @@ from features.importing.rows import (
     text_frame,
 )
 from features.io import MAX_PARSE_ISSUES
-from features.untrusted_json import check_tree
 
 SUFFIXES = (".json", ".jsonl", ".ndjson")
 MAX_FILE_BYTES = 2 << 30
@@ -56,7 +55,6 @@ MISSING_FOLLOWERS = ("error", "drop")
 HIDDEN_LIKES = "posts whose like count Instagram hides"
 NO_FOLLOWERS = "creators without a follower count"
 NO_FOLLOWERS_POSTS = "posts of creators without a follower count"
-_MAX_DEPTH = 64
 _HANDLE = "__handle"  # a post row's owner username, until owners stated by username alone get their id
 _POST_FIELDS = {
     "post_id": "id",
@@ -206,7 +204,6 @@ def _decode_all(text: str) -> Any | None:
         return None
     if text[end:].strip():
         return None
-    check_tree(value, _MAX_DEPTH)
     return value
 
 
@@ -217,10 +214,9 @@ def _decode(text: str) -> Any:
     except json.JSONDecodeError as exc:
         raise ValueError(f"malformed JSON ({exc.msg}, column {exc.colno})") from None
     except RecursionError:
-        raise ValueError(f"JSON nested deeper than {_MAX_DEPTH} levels") from None
+        raise ValueError("JSON nested too deeply (a post object is a few levels deep)") from None
     except ValueError as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
-    check_tree(value, _MAX_DEPTH)
     return value
 
 
@@ -228,40 +224,43 @@ def _array(text: str, fail: Any) -> Iterator[tuple[str, Any]]:
     """The elements of one JSON array with the line each starts on (so a problem can name it)."""
     position = text.index("[") + 1
     number = 0
+    counted, line = 0, 1  # lines are counted onwards from the last element, not from the start each time
+
+    def line_at(at: int) -> int:
+        nonlocal counted, line
+        line += text.count("\n", counted, at)
+        counted = at
+        return line
+
     while True:
         position = _skip_space(text, position)
         if position >= len(text):
-            raise fail(f"line {text.count(chr(10)) + 1}: the JSON array is not closed (no ']')")
+            raise fail(f"line {line_at(len(text))}: the JSON array is not closed (no ']')")
         if text[position] == "]":
             if text[position + 1 :].strip():
-                raise fail(f"line {_line(text, position)}: text after the end of the JSON array")
+                raise fail(f"line {line_at(position)}: text after the end of the JSON array")
             return
         if number:
             if text[position] != ",":
-                raise fail(f"line {_line(text, position)}: expected ',' or ']' between array elements")
+                raise fail(f"line {line_at(position)}: expected ',' or ']' between array elements")
             position = _skip_space(text, position + 1)
         number += 1
-        line = _line(text, position)
+        start = line_at(position)
         try:
             value, position = _DECODER.raw_decode(text, position)
-            check_tree(value, _MAX_DEPTH)
         except json.JSONDecodeError as exc:
             raise fail(f"line {exc.lineno}: malformed JSON ({exc.msg}, column {exc.colno})") from None
         except RecursionError:
-            raise fail(f"line {line}: element {number} is nested deeper than {_MAX_DEPTH} levels") from None
+            raise fail(f"line {start}: element {number} is nested too deeply (a post is a few levels deep)") from None
         except ValueError as exc:
-            raise fail(f"line {line}: element {number}: {exc}") from None
-        yield f"element {number} (line {line})", value
+            raise fail(f"line {start}: element {number}: {exc}") from None
+        yield f"element {number} (line {start})", value
 
 
 def _skip_space(text: str, position: int) -> int:
     while position < len(text) and text[position] in " \t\r\n":
         position += 1
     return position
-
-
-def _line(text: str, position: int) -> int:
-    return text.count("\n", 0, position) + 1
 
 
 # --- reading objects ----------------------------------------------------------------------------------------------
@@ -291,6 +290,7 @@ def _id(value: Any, field_: str) -> str:
     text = str(value).strip()
     if not text:
         raise _BadValue(field_, "empty id")
+    _check_unicode(text, field_)
     return text
 
 
@@ -323,7 +323,17 @@ def _text(value: Any, field_: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _BadValue(field_, f"expected text, got {_kind(value)}")
+    _check_unicode(value, field_)
     return value
+
+
+def _check_unicode(value: str, field_: str) -> None:
+    """JSON's "\\ud800" escapes parse to a lone surrogate, which is no text (and no parquet string). Only the
+    strings the import keeps are checked: walking every value of every object cost more than the whole import."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _BadValue(field_, "holds a lone surrogate (\\ud800-\\udfff), which is no text") from None
 
 
 def _is_post(obj: dict[str, Any]) -> bool:

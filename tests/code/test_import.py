@@ -238,8 +238,8 @@ def test_hostile_instagram_input_is_named_by_file_line_and_field_and_nothing_is_
     [
         (b'\xef\xbb\xbf[{"id": 1,}]', "line 1: malformed JSON"),
         ("[\n" + json.dumps(post("1", ANA)) + ',\n{"x": NaN}]', "line 3: element 2: NaN is not a JSON number"),
-        ('[{"a": "\\ud800"}]', "lone surrogate"),
-        ("[" * 5000 + "]" * 5000, "nested deeper"),
+        (json.dumps([post("1", ANA, text="x")]).replace('"x"', '"\\ud800"'), "lone surrogate"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
         ("caption,likes\nhi,3\n", "line 1: not JSON"),
         (json.dumps(post("1", ANA)).encode("utf-16"), "not valid UTF-8"),
         (b'[{"id": "1", "caption": "caf\xe9"}]', "line 1: not valid UTF-8 (byte 0xe9"),

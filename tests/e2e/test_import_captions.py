@@ -132,9 +132,7 @@ def test_explanations_quote_captions_related_to_the_segment_on_a_real_like_expor
     for creator_id, tag in newest.select("creator_id", "tag").rows():
         words = prepare_text(f"#{tag}")  # as a marketer writes it: "urban gardens", not "#urbangarden"
         segment = f"fans of {words}" if words.endswith("s") else f"fans of {words}s"  # inflected where it can be
-        resp = real_like_client.post(
-            "/v1/score", json={"segments": [{"text": segment}], "creator_ids": [creator_id]}
-        )
+        resp = real_like_client.post("/v1/score", json={"segments": [{"text": segment}], "creator_ids": [creator_id]})
         assert resp.status_code == 200, resp.text
         explanation = resp.json()["creators"][0]["explanation"]
         assert explanation["captions"], (creator_id, tag, explanation)
