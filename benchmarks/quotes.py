@@ -1,6 +1,6 @@
 """How often explanations quote a caption, for creators that fit a segment and for creators that do not::
 
-    python -m benchmarks.quotes WORLD [--segments 20] [--per-side 10] [--backend minilm-aligned]
+    python -m benchmarks.quotes WORLD [--segments 20] [--per-side 10] [--backend minilm-aligned] [--real-like]
 
 WORLD is a synthetic world (``audiencefit demo-data``) with its truth. For each of the first ``--segments``
 segments, the ``--per-side`` creators with the highest true fit (related) and as many drawn at random from those
@@ -42,7 +42,27 @@ def quoted_before(captions: list[str], segment_text: str) -> bool:
     return any(target & _old_words(caption[:200]) for caption in captions)
 
 
-def measure(world: Path, n_segments: int, per_side: int, backend: str, seed: int = 0) -> dict[str, object]:
+# Openings of real captions: thanks and calls to comment, in the creator's language, before the hashtags.
+PREAMBLES = (
+    "Otra semana increíble con todos vosotros 🙌🙌🙌 gracias por estar siempre ahí, de verdad que no me lo creo. "
+    "Mañana subo más contenido, contadme en comentarios qué os gustaría ver 💬👇",
+    "Petit moment de pause avant de repartir ✨ merci pour tous vos messages, ça me touche énormément. "
+    "On se retrouve très vite pour la suite, promis 🫶",
+    "Noch ein langer Tag, aber es hat sich gelohnt 😅 danke an alle, die heute dabei waren! "
+    "Schreibt mir eure Fragen unten in die Kommentare, ich antworte allen 💛",
+)
+
+
+def real_like(posts: pl.DataFrame) -> pl.DataFrame:
+    """Captions as real ones run: a ~170-character preamble in Spanish, French or German, line breaks, then the
+    synthetic caption (whose topic words and hashtags thus start after the first 170 characters)."""
+    preamble = pl.Series([PREAMBLES[i % len(PREAMBLES)] for i in range(posts.height)], dtype=pl.String)
+    return posts.with_columns(pl.concat_str([preamble, pl.lit("\n.\n.\n"), pl.col("caption")]).alias("caption"))
+
+
+def measure(
+    world: Path, n_segments: int, per_side: int, backend: str, seed: int = 0, *, real: bool = False
+) -> dict[str, object]:
     rng = np.random.default_rng(seed)
     segments = pl.read_parquet(world / "segments.parquet").sort("segment_id").head(n_segments)
     fit = pl.read_parquet(world / "truth" / "fit.parquet")
@@ -55,6 +75,8 @@ def measure(world: Path, n_segments: int, per_side: int, backend: str, seed: int
         pairs += [(segment_id, text, c, True) for c in related] + [(segment_id, text, c, False) for c in unrelated]
     creators = sorted({c for _, _, c, _ in pairs})
     posts = pl.read_parquet(world / "posts.parquet").filter(pl.col("creator_id").is_in(creators))
+    if real:
+        posts = real_like(posts)
     captions = recent_captions(posts)
     embedder = get_embedder(backend)
     words_only = CaptionStore(captions)
@@ -62,12 +84,12 @@ def measure(world: Path, n_segments: int, per_side: int, backend: str, seed: int
     texts = sorted({t for _, t, _, _ in pairs})
     query_vectors = dict(zip(texts, for_queries(embedder).embed(texts), strict=True))
     rows = []
-    for _, text, creator_id, related in pairs:
+    for _, text, creator_id, is_related in pairs:
         vector = np.asarray(query_vectors[text], dtype=np.float32)
         similarity = with_vectors._similarity(creator_id, vector)
         rows.append(
             {
-                "related": related,
+                "related": is_related,
                 "quoted_before": quoted_before(captions.get(creator_id, []), text),
                 "quoted_words": bool(words_only.best(creator_id, text)),
                 "quoted_vectors": bool(with_vectors.best(creator_id, text, 2, vector)),
@@ -84,7 +106,8 @@ def measure(world: Path, n_segments: int, per_side: int, backend: str, seed: int
         cosine_p50=pl.col("best_cosine").quantile(0.5),
         cosine_p90=pl.col("best_cosine").quantile(0.9),
     )
-    return {"backend": backend, "world": str(world), "rows": summary.sort("related", descending=True).to_dicts()}
+    rows = summary.sort("related", descending=True).to_dicts()
+    return {"backend": backend, "world": str(world), "real_like": real, "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,8 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--segments", type=int, default=20, help="segments measured (the first N by id)")
     parser.add_argument("--per-side", type=int, default=10, help="related and unrelated creators per segment")
     parser.add_argument("--backend", default="minilm-aligned", help="embedder backend of the caption vectors")
+    parser.add_argument("--real-like", action="store_true", help="prefix every caption as real ones run (real_like)")
     args = parser.parse_args(argv)
-    result = measure(args.world, args.segments, args.per_side, args.backend)
+    result = measure(args.world, args.segments, args.per_side, args.backend, real=args.real_like)
     print(json.dumps(result, indent=2))  # noqa: T201 (a command's output)
 
 

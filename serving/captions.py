@@ -54,7 +54,8 @@ _TOKEN_RE = re.compile(r"#?[^\W_]+(?:['’][^\W_]+)?")
 _STOP = frozenset(
     "the and for with who are you your our their this that from have has into about people love like just "
     "more most them they very what when where which while will than then also been being over under want wants "
-    "brand brands reach audience".split()
+    "brand brands reach audience care new every after first make get got one all out now back good best really "
+    "much many some".split()
 )
 _SUFFIXES = ("ing", "ies", "ers", "es", "er", "ed", "s")
 _STEM_CHARS = 6

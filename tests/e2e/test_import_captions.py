@@ -25,7 +25,7 @@ from tests.e2e.conftest import make_client
 PREAMBLES = [
     "Otra semana increíble con todos vosotros 🙌🙌🙌 gracias por estar siempre ahí, de verdad que no me lo creo. "
     "Mañana subo más contenido, contadme en comentarios qué os gustaría ver 💬👇",
-    "Petit moment de pause avant de repartir ☕✨ merci pour tous vos messages, ça me touche énormément. "
+    "Petit moment de pause avant de repartir ✨ merci pour tous vos messages, ça me touche énormément. "
     "On se retrouve très vite pour la suite, promis 🫶",
     "Noch ein langer Tag, aber es hat sich gelohnt 😅 danke an alle, die heute dabei waren! "
     "Schreibt mir eure Fragen unten in die Kommentare, ich antworte allen 💛",
