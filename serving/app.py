@@ -104,7 +104,13 @@ def _load(settings: Settings, config: ServeConfig, reclog: RecommendationLog | N
             embedder=search.embedder,
             cache=caption_cache(settings, search.embedder),
         )
-        log.info("captions loaded", extra={"creators": len(captions), "embedded": captions.embedded})
+    else:
+        captions = CaptionStore.from_feature_set(fs, search.embedder, caption_cache(settings, search.embedder))
+    if captions is not None:
+        log.info(
+            "captions loaded",
+            extra={"creators": len(captions), "embedded": captions.embedded, "from": str(config.data_dir or fs.path)},
+        )
 
     def loader(source: BundleSource) -> ServingModel:
         return load_serving_model(source, fs, settings)

@@ -1,8 +1,9 @@
 """Recent captions per creator, kept in memory to quote in explanations.
 
 The feature set has one content vector per creator, not per caption, and embedding captions per request would
-cost more than the whole recommendation. So at start-up (only when the raw data directory is given) the service
-keeps each creator's few most recent captions and, when it is given the creators' embedder, one vector per caption
+cost more than the whole recommendation. So at start-up the service keeps each creator's few most recent captions
+(from the raw data directory when it is given, else from the feature set's ``recent_captions.parquet``, which
+``features build`` writes) and, when it is given the creators' embedder, one vector per caption
 (through the embedding cache, which the feature build already filled with these captions). At request time a
 caption is related to the matched segment when it shares a word stem with the segment text or its vector is close
 to the segment's vector; the related captions closest to the segment are quoted.
@@ -28,18 +29,20 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from features.featureset import QUOTE_CAPTION_CHARS, QUOTE_CAPTIONS
 from features.text import prepare_text
 
 if TYPE_CHECKING:
     from audiencefit.settings import Settings
     from features.embed import Embedder
     from features.embed_cache import EmbeddingCache
+    from features.featureset import FeatureSet
 
 log = logging.getLogger(__name__)
 
-CAPTIONS_PER_CREATOR = 8
+CAPTIONS_PER_CREATOR = QUOTE_CAPTIONS
 QUOTE_CHARS = 200
-MATCH_CHARS = 2000  # captions are matched on this much text; only the quote is shortened
+MATCH_CHARS = QUOTE_CAPTION_CHARS  # captions are matched on this much text; only the quote is shortened
 # Cosine between a caption and the segment above which the caption counts as related without a shared word. Measured
 # with minilm-aligned on the synthetic world (docs/evaluation.md, "Caption quotes"): a creator's captions against the
 # segment it was matched to, against a random other segment.
@@ -168,6 +171,25 @@ class CaptionStore:
 
         dataset = load_dataset(data_dir, secret=secret, tables=())
         captions = recent_captions(dataset.posts)
+        if embedder is None:
+            return cls(captions)
+        return cls(captions, vectors=embed_captions(captions, embedder, cache))
+
+    @classmethod
+    def from_feature_set(
+        cls, fs: FeatureSet, embedder: Embedder | None = None, cache: EmbeddingCache | None = None
+    ) -> CaptionStore | None:
+        """The captions ``features build`` kept in the feature set (``recent_captions.parquet``), so that quotes
+        need no raw data at serving time; None for a feature set built before it kept them."""
+        table = fs.recent_captions
+        if table is None:
+            return None
+        frame = (
+            table.sort(["creator_id", "rank"])
+            .group_by("creator_id", maintain_order=True)
+            .agg(pl.col("caption").head(CAPTIONS_PER_CREATOR).str.slice(0, MATCH_CHARS))
+        )
+        captions = dict(zip(frame["creator_id"].to_list(), frame["caption"].to_list(), strict=True))
         if embedder is None:
             return cls(captions)
         return cls(captions, vectors=embed_captions(captions, embedder, cache))

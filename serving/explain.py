@@ -177,7 +177,10 @@ class Explainer:
             )
         quotes: list[str] = []
         if self.captions is None:
-            reasons.append("Caption examples unavailable: the service was started without the raw data (--data).")
+            reasons.append(
+                "Caption examples unavailable: the feature set keeps no captions (built before it kept them; rebuild "
+                "it) and the service was started without the raw data (--data)."
+            )
         else:
             vector = self.segment_vectors[s] if self.segment_vectors is not None else None
             quotes = self.captions.best(creator_id, self.segment_texts[s], MAX_CAPTIONS, vector)

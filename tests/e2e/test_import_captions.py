@@ -96,18 +96,23 @@ def imported(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     return data, features
 
 
-@pytest.fixture(scope="module")
-def real_like_client(api_settings, imported: tuple[Path, Path], bundles) -> Iterator[TestClient]:
+@pytest.fixture(scope="module", params=["with --data", "feature set only"])
+def real_like_client(request, api_settings, imported: tuple[Path, Path], bundles) -> Iterator[TestClient]:
+    """The service on the imported feature set: given the raw data, and without it (the captions the feature set
+    keeps are quoted then)."""
     data, features = imported
-    yield from make_client(api_settings, features, bundles[0], data=data)
+    yield from make_client(api_settings, features, bundles[0], data=data if request.param == "with --data" else None)
 
 
 def test_the_import_has_real_like_captions(imported: tuple[Path, Path]) -> None:
-    data, _ = imported
+    data, features = imported
     posts = pl.read_parquet(data / "posts.parquet")
     creators = pl.read_parquet(data / "creators.parquet")
     assert posts["caption"].str.len_chars().mean() > 200  # type: ignore[operator]
     assert creators["bio"].null_count() > 0 and not (data / "followers.parquet").exists()
+    kept = pl.read_parquet(features / "recent_captions.parquet")
+    assert kept.group_by("creator_id").len()["len"].max() == 8
+    assert kept["caption"].str.len_chars().max() > 200  # whole captions, not their first 200 characters
 
 
 def test_explanations_quote_captions_related_to_the_segment_on_a_real_like_export(
