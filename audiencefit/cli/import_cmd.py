@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -122,7 +123,11 @@ def import_command(
 
         instant = export_instant(stated, list_files(src)[0])
         result = import_instagram(
-            src, instant.window, profiles=profiles or [], missing_followers=missing_followers.value
+            src,
+            instant.window,
+            profiles=profiles or [],
+            missing_followers=missing_followers.value,
+            progress=sys.stderr.isatty(),
         )
         assembled, files = result.assembled, result.files
         summary.skipped_files = result.skipped

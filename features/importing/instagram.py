@@ -22,13 +22,14 @@ snapshots) are merged: the last one read wins (see ``features.importing.rows.mer
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -48,6 +49,9 @@ from features.importing.rows import (
     text_frame,
 )
 from features.io import MAX_PARSE_ISSUES
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 SUFFIXES = (".json", ".jsonl", ".ndjson")
 MAX_FILE_BYTES = 2 << 30
@@ -533,6 +537,25 @@ def _unify_creator_ids(collected: Collected) -> None:
             post["creator_id"] = ids.get(handle.lower(), handle)
 
 
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Progress | None]:
+    """A rich progress bar over the bytes of the files read (on stderr), or None."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        yield bar
+
+
 @dataclass(frozen=True)
 class InstagramImport:
     assembled: Assembled
@@ -542,7 +565,12 @@ class InstagramImport:
 
 
 def import_instagram(
-    src: Path, window: TimeWindow | None, *, profiles: Sequence[Path] = (), missing_followers: str = "error"
+    src: Path,
+    window: TimeWindow | None,
+    *,
+    profiles: Sequence[Path] = (),
+    missing_followers: str = "error",
+    progress: bool = False,
 ) -> InstagramImport:
     """Read Instagram post JSON at ``src`` (a file or a directory) and profile files, and return contract tables.
 
@@ -558,12 +586,17 @@ def import_instagram(
         skipped += more
     collected = Collected()
     problems: list[Issue] = []
-    for path in [*files, *profile_files]:
-        shown = str(path.relative_to(src)) if src.is_dir() and path.is_relative_to(src) else path.name
-        try:
-            collect(((shown, place, value) for place, value in read_objects(path, shown)), collected)
-        except InputError as exc:
-            problems += exc.issues
+    every = [*files, *profile_files]
+    with _progress(progress) as bar:
+        task = bar.add_task("reading post JSON", total=sum(p.stat().st_size for p in every)) if bar else None
+        for path in every:
+            shown = str(path.relative_to(src)) if src.is_dir() and path.is_relative_to(src) else path.name
+            try:
+                collect(((shown, place, value) for place, value in read_objects(path, shown)), collected)
+            except InputError as exc:
+                problems += exc.issues
+            if bar is not None and task is not None:
+                bar.advance(task, path.stat().st_size)
     problems += collected.issues
     if problems:
         raise InputError(problems)
