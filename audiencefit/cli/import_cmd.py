@@ -69,6 +69,7 @@ def import_command(
         list[Path] | None,
         typer.Option(
             "--profiles",
+            metavar="PATH",
             help="--from instagram: profile JSON (file or directory; repeatable) giving follower counts and bios "
             "the posts' owner objects lack: Instagram profile objects or JSON Lines such as "
             '{"username": "ana", "followers": 1204}.',

@@ -466,3 +466,13 @@ def test_cli_help_and_flag_errors() -> None:
     assert no_mapping.exit_code == 2 and "--mapping FILE" in str(no_mapping.exception)
     missing = Result(["import", "--from", "instagram", "/nonexistent/src", "--out", "y"])
     assert missing.exit_code == 2 and "no such file or directory" in str(missing.exception)
+
+
+def test_the_progress_bar_changes_nothing(tmp_path: Path) -> None:
+    from features.importing.instagram import import_instagram
+
+    src = tmp_path / "posts.json"
+    src.write_text(json.dumps(instagram_posts()), encoding="utf-8")
+    quiet = import_instagram(src, None)
+    shown = import_instagram(src, None, progress=True)
+    assert shown.assembled.posts.equals(quiet.assembled.posts) and shown.dropped == quiet.dropped
