@@ -12,7 +12,9 @@ instaloader writes them) or a directory of such files (``.json``, ``.jsonl``, ``
   user with ``username`` and ``edge_followed_by``): the creator's followers and bio, plus the posts in its
   ``edge_owner_to_timeline_media``;
 - the mobile API's items (``pk``, ``code``, ``taken_at``, ``caption`` {``text``}, ``like_count``,
-  ``comment_count``, ``user`` {``pk``, ``username``}), alone or in ``{"items": […]}``.
+  ``comment_count``, ``user`` {``pk``, ``username``}), alone or in ``{"items": […]}``;
+- flat scraper posts (Apify's Instagram scraper): ``id``, ``shortCode``, ``caption``, ``timestamp`` (ISO 8601),
+  ``likesCount``, ``commentsCount``, ``videoViewCount``, ``ownerId``, ``ownerUsername``.
 
 Creators come from the posts' owners and from profile objects (``--profiles`` adds profile files). Follower counts
 are required by the contract; creators without one are an error naming them unless ``missing_followers="drop"``.
@@ -341,8 +343,10 @@ def _check_unicode(value: str, field_: str) -> None:
 
 
 def _is_post(obj: dict[str, Any]) -> bool:
-    return any(k in obj for k in ("shortcode", "taken_at_timestamp", "edge_media_to_caption")) or (
-        "taken_at" in obj and any(k in obj for k in ("code", "pk", "like_count"))
+    return (
+        any(k in obj for k in ("shortcode", "shortCode", "taken_at_timestamp", "edge_media_to_caption"))
+        or ("taken_at" in obj and any(k in obj for k in ("code", "pk", "like_count")))
+        or ("timestamp" in obj and any(k in obj for k in ("ownerUsername", "ownerId")))
     )
 
 
@@ -380,6 +384,8 @@ def _owner(post: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             return key, value
     if "owner" in post or "user" in post:
         raise _BadValue("owner", f"expected an object, got {_kind(post.get('owner', post.get('user')))}")
+    if "ownerId" in post or "ownerUsername" in post:  # flat scraper output (Apify's Instagram scraper)
+        return "owner", {"id": post.get("ownerId"), "username": post.get("ownerUsername")}
     raise _BadValue("owner", "missing: a post needs its owner (id and username)")
 
 
@@ -409,37 +415,49 @@ def post_row(post: dict[str, Any]) -> tuple[dict[str, str | None], dict[str, str
     """(post text row, owner creator row, likes hidden) from one GraphQL or mobile-API post object."""
     key, owner = _owner(post)
     creator = profile_row(owner, f"{key}.")
-    path, ident = _first(post, "id", "pk", "shortcode", "code")
+    path, ident = _first(post, "id", "pk", "shortcode", "code", "shortCode")
     if ident is None:
         raise _BadValue("id", "missing: a post needs its id (or shortcode)")
     post_id = _id(ident, path)
-    path, taken = _first(post, "taken_at_timestamp", "taken_at")
+    path, taken = _first(post, "taken_at_timestamp", "taken_at", "timestamp")
     if taken is None:
         raise _BadValue(path, "missing: a post needs its publication time")
     if isinstance(taken, bool) or not isinstance(taken, int | float | str):
         raise _BadValue(path, f"expected seconds since 1970, got {_kind(taken)}")
-    try:
-        posted_at = epoch_to_iso(str(taken), "s")
-    except ValueError as exc:
-        raise _BadValue(path, str(exc)) from None
-    path, likes = _first(post, "edge_media_preview_like.count", "edge_liked_by.count", "like_count", "likes")
+    if path == "timestamp" and isinstance(taken, str) and not taken.strip().isdigit():
+        posted_at = _text(taken, path) or ""  # ISO 8601 text (flat scrapers); the contract check parses it
+    else:
+        try:
+            posted_at = epoch_to_iso(str(taken), "s")
+        except ValueError as exc:
+            raise _BadValue(path, str(exc)) from None
+    path, likes = _first(
+        post, "edge_media_preview_like.count", "edge_liked_by.count", "like_count", "likesCount", "likes"
+    )
     if likes is None:
         raise _BadValue(path, "missing: a post needs its like count")
     hidden = isinstance(likes, int) and not isinstance(likes, bool) and likes == -1
     like_count = 0 if hidden else _count(likes, path)
     path, comments = _first(
-        post, "edge_media_to_comment.count", "edge_media_preview_comment.count", "comment_count", "comments"
+        post,
+        "edge_media_to_comment.count",
+        "edge_media_preview_comment.count",
+        "comment_count",
+        "commentsCount",
+        "comments",
     )
     if comments is None:
         if post.get("comments_disabled") is not True:
             raise _BadValue(path, "missing: a post needs its comment count")
         comments = 0
     comment_count = _count(comments, path)
-    path, views = _first(post, "video_view_count", "video_play_count", "play_count", "view_count")
+    path, views = _first(
+        post, "video_view_count", "video_play_count", "play_count", "view_count", "videoViewCount", "videoPlayCount"
+    )
     view_count = None if views is None else str(_count(views, path))
-    sponsored = post.get("is_paid_partnership")
+    sponsored_path, sponsored = _first(post, "is_paid_partnership", "isSponsored", "paidPartnership")
     if sponsored is not None and not isinstance(sponsored, bool):
-        raise _BadValue("is_paid_partnership", f"expected true or false, got {_kind(sponsored)}")
+        raise _BadValue(sponsored_path, f"expected true or false, got {_kind(sponsored)}")
     sponsors = _get(post, "edge_media_to_sponsor_user.edges")
     row: dict[str, str | None] = {
         "post_id": post_id,

@@ -476,3 +476,27 @@ def test_the_progress_bar_changes_nothing(tmp_path: Path) -> None:
     quiet = import_instagram(src, None)
     shown = import_instagram(src, None, progress=True)
     assert shown.assembled.posts.equals(quiet.assembled.posts) and shown.dropped == quiet.dropped
+
+
+def test_flat_scraper_posts_and_profiles(tmp_path: Path) -> None:
+    """The flat shape of Apify's Instagram scraper: ISO timestamps, counts and owner fields at the top level."""
+    posts = [
+        {"id": "9001", "shortCode": "Dq1", "caption": "Lecture du soir 📖 #bookstagram", "timestamp":
+         "2024-05-01T10:00:00.000Z", "likesCount": 41, "commentsCount": 2, "ownerId": "501",
+         "ownerUsername": "lea.lit", "isSponsored": False},
+        {"id": "9002", "shortCode": "Dq2", "caption": "Reel 🎬", "timestamp": "2024-05-02T10:00:00.000Z",
+         "likesCount": 90, "commentsCount": 7, "videoViewCount": 2300, "ownerId": "501", "ownerUsername": "lea.lit"},
+    ]  # fmt: skip
+    src = tmp_path / "dataset.json"
+    src.write_text(json.dumps(posts, ensure_ascii=False), encoding="utf-8")
+    profiles = tmp_path / "profiles.json"
+    profiles.write_text(
+        json.dumps([{"id": "501", "username": "lea.lit", "followersCount": 2400, "biography": "Livres"}]), "utf-8"
+    )
+    out = tmp_path / "out"
+    result = run("--from", "instagram", str(src), "--out", str(out), "--profiles", str(profiles))
+    assert result.exit_code == 0, (result.output, result.exception)
+    creators, posts_out = read_out(out)
+    assert creators.select("creator_id", "handle", "followers", "bio").rows() == [("501", "lea.lit", 2400, "Livres")]
+    assert posts_out.select("post_id", "likes", "views").rows() == [("9001", 41, None), ("9002", 90, 2300)]
+    assert str(posts_out["posted_at"][0]) == "2024-05-01 10:00:00+00:00"
