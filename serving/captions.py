@@ -50,6 +50,10 @@ MIN_SIMILARITY = 0.3
 # Each stem a caption shares with the segment adds this to its cosine when ranking: a caption naming the segment's
 # words is the clearer quote, among captions about equally close in meaning.
 OVERLAP_BONUS = 0.05
+# Caption vectors are made at start-up only up to this many captions (12,500 creators with 8 each: 77 MB of float16
+# vectors at 384 dimensions; 22,151 captions took 8.7-11.8 s, cached, on the loaded 2-core machine). Beyond it,
+# quotes fall back to the word match: at 100k creators the vectors would take 614 MB per worker and minutes to start.
+MAX_EMBEDDED_CAPTIONS = 100_000
 _CONTEXT_CHARS = 60  # characters kept before the first matching word when a long caption is shortened
 _WORD_RE = re.compile(r"[^\W\d_]{3,}")
 _TOKEN_RE = re.compile(r"#?[^\W_]+(?:['’][^\W_]+)?")
@@ -233,12 +237,18 @@ class CaptionStore:
 
 def embed_captions(
     captions: dict[str, list[str]], embedder: Embedder, cache: EmbeddingCache | None
-) -> npt.NDArray[np.float16]:
+) -> npt.NDArray[np.float16] | None:
     """Unit-length float16 vectors of every caption, in the order :class:`CaptionStore` expects (2 bytes per
-    dimension: 6 KB per creator with 8 captions of 384 dimensions)."""
+    dimension: 6 KB per creator with 8 captions of 384 dimensions); None beyond :data:`MAX_EMBEDDED_CAPTIONS`."""
     from features.embed import embed_texts
 
     texts = [caption for texts in captions.values() for caption in texts]
+    if len(texts) > MAX_EMBEDDED_CAPTIONS:
+        log.warning(
+            "too many captions to embed for quotes; quotes match words only",
+            extra={"captions": len(texts), "max_embedded_captions": MAX_EMBEDDED_CAPTIONS},
+        )
+        return None
     try:
         result = embed_texts(texts, embedder, cache, progress=False, desc="quote captions")
     except OSError as exc:  # a cache that cannot be written: embed without it rather than not start

@@ -94,3 +94,17 @@ def test_recent_captions_keep_whole_captions_newest_first() -> None:
         }
     )
     assert recent_captions(posts) == {"c1": [long, "old"]}
+
+
+def test_too_many_captions_fall_back_to_the_word_match(monkeypatch: pytest.MonkeyPatch, hashing_embedder) -> None:
+    from serving import captions as module
+
+    captions = {"c1": ["late night study #studygram", "leg day"], "c2": ["pasta night"]}
+    assert module.embed_captions(captions, hashing_embedder, None).shape == (3, hashing_embedder.dim)
+    monkeypatch.setattr(module, "MAX_EMBEDDED_CAPTIONS", 2)
+    assert module.embed_captions(captions, hashing_embedder, None) is None
+    store = CaptionStore(captions, vectors=module.embed_captions(captions, hashing_embedder, None))
+    assert not store.embedded
+    assert store.best("c1", "students who study", 2, np.ones(hashing_embedder.dim, dtype=np.float32)) == [
+        "late night study #studygram"
+    ]
