@@ -28,7 +28,17 @@ from features.embed import Embedder, backend_of, embed_texts, get_embedder
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
 from features.export import format_instant
-from features.featureset import FEATURE_VERSION, FOLLOWER_KEYS, MANIFEST, TABLE_FILES, content_id, schema_hash
+from features.featureset import (
+    FEATURE_VERSION,
+    FOLLOWER_KEYS,
+    MANIFEST,
+    QUOTE_CAPTION_CHARS,
+    QUOTE_CAPTIONS,
+    RECENT_CAPTIONS,
+    TABLE_FILES,
+    content_id,
+    schema_hash,
+)
 from features.io import replace_dir, sha256_file, staging_dir
 from features.quality import audience_quality, follower_flags
 from features.stats import (
@@ -69,6 +79,8 @@ class CreatorFeatures:
     # Pseudonymised follower keys of each creator's sample (None without a followers table): the same person
     # has the same key in every sample, which is direct evidence of audience overlap.
     follower_keys: pl.DataFrame | None = None
+    # The newest captions per creator, for the service to quote in explanations without the raw data.
+    recent_captions: pl.DataFrame | None = None
 
 
 def _embed_column(
@@ -272,6 +284,19 @@ def compute_features(
         centroids=clusters.centroids,
         embed_stats=embed_stats,
         follower_keys=_follower_keys(followers),
+        recent_captions=_quote_captions(posts),
+    )
+
+
+def _quote_captions(posts: pl.LazyFrame) -> pl.DataFrame:
+    """creator_id, rank (0 = newest), caption: each creator's newest non-empty captions (as of the cut-off)."""
+    return (
+        posts.filter(pl.col("caption").is_not_null() & (pl.col("caption").str.strip_chars().str.len_chars() > 0))
+        .sort(["creator_id", "posted_at", "post_id"], descending=[False, True, False])
+        .with_columns(rank=pl.int_range(pl.len()).over("creator_id").cast(pl.Int32))
+        .filter(pl.col("rank") < QUOTE_CAPTIONS)
+        .select("creator_id", "rank", pl.col("caption").str.slice(0, QUOTE_CAPTION_CHARS))
+        .collect()
     )
 
 
@@ -302,6 +327,8 @@ def _write(features: CreatorFeatures, target: Path) -> dict[str, str]:
         frame.write_parquet(target / f"{name}.parquet", statistics=False)
     if features.follower_keys is not None:
         features.follower_keys.write_parquet(target / f"{FOLLOWER_KEYS}.parquet", statistics=False)
+    if features.recent_captions is not None:
+        features.recent_captions.write_parquet(target / f"{RECENT_CAPTIONS}.parquet", statistics=False)
     for name in ("bio", "content", "audience", "audience_dist", "centroids"):
         np.save(target / "vectors" / f"{name}.npy", np.ascontiguousarray(getattr(features, name), dtype=np.float32))
     return {str(p.relative_to(target)): sha256_file(p) for p in sorted(target.rglob("*")) if p.is_file()}

@@ -47,6 +47,8 @@ def _intro() -> str:
 
 audiencefit reads a directory of raw tables. This document states what a valid input looks like, column by
 column. Check a directory with `audiencefit validate DIR`: it reports every problem and writes nothing.
+An export in another shape (any CSV or JSON Lines, Instagram post JSON) is converted into these tables by
+`audiencefit import` ([importing.md](importing.md)).
 
 ## Files
 

@@ -13,6 +13,8 @@ Layout of a feature set directory::
     vectors/audience_dist.npy  float32 (n_creators, k): share of the audience in each interest cluster
     vectors/centroids.npy      float32 (k, dim)
     follower_keys.parquet      optional: creator_id, follower_key (pseudonymised) of each creator's follower sample
+    recent_captions.parquet    optional: creator_id, rank (0 = newest), caption: the newest captions per creator as
+                               of the cut-off, which the service quotes in explanations (without the raw data)
 
 Arrays are plain ``.npy`` loaded with ``allow_pickle=False``; nothing here unpickles anything.
 """
@@ -41,6 +43,10 @@ VECTOR_FILES = ("bio", "content", "audience", "audience_dist", "centroids")
 TABLE_FILES = ("creators", "terms", "audience_geo", "clusters")
 # Optional table (absent when the input had no followers, and in feature sets built before it existed).
 FOLLOWER_KEYS = "follower_keys"
+# Optional table (absent in feature sets built before it existed): captions to quote in explanations.
+RECENT_CAPTIONS = "recent_captions"
+QUOTE_CAPTIONS = 8  # newest non-empty captions kept per creator
+QUOTE_CAPTION_CHARS = 2000  # of each: matched whole, only the quote is shortened
 
 
 def schema_hash(frame: pl.DataFrame) -> str:
@@ -65,6 +71,7 @@ class FeatureSet:
     audience_dist: np.ndarray
     centroids: np.ndarray
     follower_keys: pl.DataFrame | None = None
+    recent_captions: pl.DataFrame | None = None
 
     @property
     def version(self) -> str:
@@ -90,10 +97,11 @@ def content_id(recipe_id: str, files: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def loaded_files(follower_keys: bool) -> list[str]:
+def loaded_files(follower_keys: bool, recent_captions: bool = False) -> list[str]:
     """The files :func:`load_feature_set` opens (relative paths); every one must be listed in the manifest."""
     names = [f"{name}.parquet" for name in TABLE_FILES] + [f"vectors/{name}.npy" for name in VECTOR_FILES]
-    return names + ([f"{FOLLOWER_KEYS}.parquet"] if follower_keys else [])
+    names += [f"{FOLLOWER_KEYS}.parquet"] if follower_keys else []
+    return names + ([f"{RECENT_CAPTIONS}.parquet"] if recent_captions else [])
 
 
 def read_manifest(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
@@ -143,7 +151,9 @@ def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = 
     ``verify_checksums=False`` skips hashing them (the listing and the paths are still checked)."""
     manifest, files = read_manifest(path)
     where = f"{path / MANIFEST}, field 'files'"
-    needed = loaded_files(follower_keys=f"{FOLLOWER_KEYS}.parquet" in files)
+    needed = loaded_files(
+        follower_keys=f"{FOLLOWER_KEYS}.parquet" in files, recent_captions=f"{RECENT_CAPTIONS}.parquet" in files
+    )
     unlisted = [rel for rel in needed if rel not in files]
     if unlisted:
         raise InputError(f"{where}: does not list {', '.join(unlisted)} (every file loaded must be listed)")
@@ -163,6 +173,8 @@ def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = 
             }
             keys_file = resolved.get(f"{FOLLOWER_KEYS}.parquet")
             follower_keys = pl.read_parquet(keys_file) if keys_file is not None else None
+            captions_file = resolved.get(f"{RECENT_CAPTIONS}.parquet")
+            recent_captions = pl.read_parquet(captions_file) if captions_file is not None else None
             unreadable = None
         except Exception as exc:  # reported below, after the checksums that usually explain it
             unreadable = exc
@@ -192,4 +204,5 @@ def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = 
         audience_dist=arrays["audience_dist"],
         centroids=arrays["centroids"],
         follower_keys=follower_keys,
+        recent_captions=recent_captions,
     )

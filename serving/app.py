@@ -84,7 +84,7 @@ def _load(settings: Settings, config: ServeConfig, reclog: RecommendationLog | N
     from models.index import default_index_dir, load_index
     from models.query import query_embedder
     from models.retrieval import AudienceSearch
-    from serving.captions import CaptionStore
+    from serving.captions import CaptionStore, caption_cache
 
     fs = load_feature_set(config.features_dir)
     directory = config.index_dir or default_index_dir(fs)
@@ -98,8 +98,19 @@ def _load(settings: Settings, config: ServeConfig, reclog: RecommendationLog | N
     for_queries(search.embedder).embed(["warm up"])
     captions = None
     if config.data_dir is not None:
-        captions = CaptionStore.from_data_dir(config.data_dir, settings.follower_id_secret.get_secret_value())
-        log.info("captions loaded", extra={"creators": len(captions)})
+        captions = CaptionStore.from_data_dir(
+            config.data_dir,
+            settings.follower_id_secret.get_secret_value(),
+            embedder=search.embedder,
+            cache=caption_cache(settings, search.embedder),
+        )
+    else:
+        captions = CaptionStore.from_feature_set(fs, search.embedder, caption_cache(settings, search.embedder))
+    if captions is not None:
+        log.info(
+            "captions loaded",
+            extra={"creators": len(captions), "embedded": captions.embedded, "from": str(config.data_dir or fs.path)},
+        )
 
     def loader(source: BundleSource) -> ServingModel:
         return load_serving_model(source, fs, settings)

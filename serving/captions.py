@@ -1,29 +1,87 @@
 """Recent captions per creator, kept in memory to quote in explanations.
 
 The feature set has one content vector per creator, not per caption, and embedding captions per request would
-cost more than the whole recommendation. So at start-up (only when the raw data directory is given) the service
-keeps each creator's few most recent captions, and at request time it quotes those sharing the most words with
-the matched segment: cheap, and a marketer can see why the quote was chosen.
+cost more than the whole recommendation. So at start-up the service keeps each creator's few most recent captions
+(from the raw data directory when it is given, else from the feature set's ``recent_captions.parquet``, which
+``features build`` writes) and, when it is given the creators' embedder, one vector per caption
+(through the embedding cache, which the feature build already filled with these captions). At request time a
+caption is related to the matched segment when it shares a word stem with the segment text or its vector is close
+to the segment's vector; the related captions closest to the segment are quoted.
+
+Real captions defeated the word match alone (measured on a real Instagram sample: no quote at all): they run to
+hundreds of characters with the hashtags at the end (the match read only the first 200), are written in many
+languages ("estudiante" for a segment of students), and inflect ("meals", "studying"). So words are matched on the
+whole prepared caption (hashtags split into words by ``features.text.prepare_text``) by a light stem, the
+vectors catch captions in other words or languages, and the quote is the part of the caption around the first
+matching word.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
+from features.featureset import QUOTE_CAPTION_CHARS, QUOTE_CAPTIONS
 from features.text import prepare_text
 
-CAPTIONS_PER_CREATOR = 8
+if TYPE_CHECKING:
+    from audiencefit.settings import Settings
+    from features.embed import Embedder
+    from features.embed_cache import EmbeddingCache
+    from features.featureset import FeatureSet
+
+log = logging.getLogger(__name__)
+
+CAPTIONS_PER_CREATOR = QUOTE_CAPTIONS
 QUOTE_CHARS = 200
+MATCH_CHARS = QUOTE_CAPTION_CHARS  # captions are matched on this much text; only the quote is shortened
+# Cosine between a caption and the segment above which the caption counts as related without a shared word. Measured
+# with minilm-aligned on the synthetic world (docs/evaluation.md, "Caption quotes"): a creator's captions against the
+# segment it was matched to, against a random other segment.
+MIN_SIMILARITY = 0.3
+# Each stem a caption shares with the segment adds this to its cosine when ranking: a caption naming the segment's
+# words is the clearer quote, among captions about equally close in meaning.
+OVERLAP_BONUS = 0.05
+# Caption vectors are made at start-up only up to this many captions (12,500 creators with 8 each: 77 MB of float16
+# vectors at 384 dimensions; 22,151 captions took 8.7-11.8 s, cached, on the loaded 2-core machine). Beyond it,
+# quotes fall back to the word match: at 100k creators the vectors would take 614 MB per worker and minutes to start.
+MAX_EMBEDDED_CAPTIONS = 100_000
+_CONTEXT_CHARS = 60  # characters kept before the first matching word when a long caption is shortened
 _WORD_RE = re.compile(r"[^\W\d_]{3,}")
+_TOKEN_RE = re.compile(r"#?[^\W_]+(?:['’][^\W_]+)?")
 # Words too common to show that a caption is about the segment.
 _STOP = frozenset(
     "the and for with who are you your our their this that from have has into about people love like just "
-    "more most them they very what when where which while will than then also been being over under".split()
+    "more most them they very what when where which while will than then also been being over under want wants "
+    "brand brands reach audience care new every after first make get got one all out now back good best really "
+    "much many some".split()
 )
+_SUFFIXES = ("ing", "ies", "ers", "es", "er", "ed", "s")
+_STEM_CHARS = 6
+
+
+def stem(word: str) -> str:
+    """A light, language-neutral stem: accents off, one common English ending off (when 4+ letters remain), then
+    the first 6 letters (students → studen, studying → study, meals → meal, universidad/university → univer)."""
+    folded = _fold(word)
+    for suffix in _SUFFIXES:
+        if folded.endswith(suffix) and len(folded) - len(suffix) >= 4:
+            folded = folded[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    return folded[:_STEM_CHARS]
+
+
+def _fold(word: str) -> str:
+    """Lower case without accents (étudiant → etudiant)."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word.lower()) if not unicodedata.combining(c))
 
 
 def words(text: str) -> set[str]:
@@ -31,59 +89,202 @@ def words(text: str) -> set[str]:
     return {w for w in _WORD_RE.findall(prepare_text(text).lower()) if w not in _STOP}
 
 
+def stems(text: str) -> set[str]:
+    """The stems of :func:`words` (hashtags split into their words)."""
+    return {stem(w) for w in words(text)}
+
+
 def recent_captions(posts: pl.DataFrame, per_creator: int = CAPTIONS_PER_CREATOR) -> dict[str, list[str]]:
-    """creator_id → its ``per_creator`` most recent non-empty captions, newest first, shortened for quoting."""
+    """creator_id → its ``per_creator`` most recent non-empty captions, newest first (at most MATCH_CHARS each)."""
     frame = (
         posts.lazy()
         .filter(pl.col("caption").is_not_null() & (pl.col("caption").str.strip_chars().str.len_chars() > 0))
         .sort(["creator_id", "posted_at", "post_id"], descending=[False, True, False])
         .group_by("creator_id", maintain_order=True)
-        .agg(pl.col("caption").head(per_creator).str.slice(0, QUOTE_CHARS))
+        .agg(pl.col("caption").head(per_creator).str.slice(0, MATCH_CHARS))
         .collect()
     )
     return dict(zip(frame["creator_id"].to_list(), frame["caption"].to_list(), strict=True))
 
 
-class CaptionStore:
-    """Recent captions per creator; :meth:`best` quotes those closest in words to a segment."""
+def quote(caption: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str:
+    """``caption`` shortened to about ``limit`` characters around its first word (or hashtag) whose stem is in
+    ``target``; the start when none is. Cuts are marked with '…'."""
+    text = " ".join(caption.split())
+    if len(text) <= limit:
+        return text
+    start = 0
+    for match in _TOKEN_RE.finditer(text):
+        token = match.group()
+        if _hits(token, target):
+            start = max(0, match.start() - _CONTEXT_CHARS)
+            if start:
+                space = text.find(" ", start)
+                start = space + 1 if 0 <= space < match.start() else start
+            break
+    end = min(len(text), start + limit)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + limit // 2 else end
+    return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")
 
-    def __init__(self, captions: dict[str, list[str]], remembered: int = 50_000) -> None:
+
+class CaptionStore:
+    """Recent captions per creator (and their vectors, when embedded); :meth:`best` quotes those closest to a
+    segment."""
+
+    def __init__(
+        self,
+        captions: dict[str, list[str]],
+        remembered: int = 50_000,
+        vectors: npt.NDArray[np.float16] | None = None,
+    ) -> None:
+        """``vectors``, when given, hold one unit-length row per caption in the order of ``captions`` (creators in
+        dict order, captions newest first); a zero row for a caption with nothing to embed."""
         self._captions = captions
-        # Content words of the creators quoted lately (and of segment texts): requests quote the same creators and
+        self._vectors = vectors
+        self._offsets: dict[str, int] = {}
+        offset = 0
+        for creator_id, texts in captions.items():
+            self._offsets[creator_id] = offset
+            offset += len(texts)
+        if vectors is not None and vectors.shape[0] != offset:
+            raise ValueError(f"{vectors.shape[0]} caption vectors for {offset} captions")
+        # Stems of the creators quoted lately (and of segment texts): requests quote the same creators and
         # segments again, and splitting captions into words is most of what quoting costs. Kept as tuples of
         # strings, which the cyclic garbage collector stops tracking: as sets, a full cache was hundreds of
         # thousands of objects for every full collection to walk (measured: 61k after 4,000 requests, 41-53 ms per
         # collection, a dozen collections per 4,000 requests).
-        self._caption_words = lru_cache(maxsize=remembered)(self._words_of)
-        self._segment_words = lru_cache(maxsize=4096)(_sorted_words)
+        self._caption_stems = lru_cache(maxsize=remembered)(self._stems_of)
+        self._segment_stems = lru_cache(maxsize=4096)(_sorted_stems)
 
-    def _words_of(self, creator_id: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        return tuple((caption, _sorted_words(caption)) for caption in self._captions.get(creator_id, []))
+    def _stems_of(self, creator_id: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        return tuple((caption, _sorted_stems(caption)) for caption in self._captions.get(creator_id, []))
 
     @classmethod
-    def from_data_dir(cls, data_dir: Path, secret: str) -> CaptionStore:
-        """Read and validate the raw tables in ``data_dir`` and keep recent captions (posts only)."""
+    def from_data_dir(
+        cls,
+        data_dir: Path,
+        secret: str,
+        embedder: Embedder | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> CaptionStore:
+        """Read and validate the raw tables in ``data_dir`` and keep recent captions (posts only); with
+        ``embedder`` (the one that embedded the creators' content), also one vector per caption."""
         from features.dataset import load_dataset
 
         dataset = load_dataset(data_dir, secret=secret, tables=())
-        return cls(recent_captions(dataset.posts))
+        captions = recent_captions(dataset.posts)
+        if embedder is None:
+            return cls(captions)
+        return cls(captions, vectors=embed_captions(captions, embedder, cache))
+
+    @classmethod
+    def from_feature_set(
+        cls, fs: FeatureSet, embedder: Embedder | None = None, cache: EmbeddingCache | None = None
+    ) -> CaptionStore | None:
+        """The captions ``features build`` kept in the feature set (``recent_captions.parquet``), so that quotes
+        need no raw data at serving time; None for a feature set built before it kept them."""
+        table = fs.recent_captions
+        if table is None:
+            return None
+        frame = (
+            table.sort(["creator_id", "rank"])
+            .group_by("creator_id", maintain_order=True)
+            .agg(pl.col("caption").head(CAPTIONS_PER_CREATOR).str.slice(0, MATCH_CHARS))
+        )
+        captions = dict(zip(frame["creator_id"].to_list(), frame["caption"].to_list(), strict=True))
+        if embedder is None:
+            return cls(captions)
+        return cls(captions, vectors=embed_captions(captions, embedder, cache))
+
+    @property
+    def embedded(self) -> bool:
+        return self._vectors is not None
 
     def __len__(self) -> int:
         return len(self._captions)
 
-    def best(self, creator_id: str, segment_text: str, n: int = 2) -> list[str]:
-        """Up to ``n`` recent captions sharing at least one content word with the segment, most shared first."""
-        target = frozenset(self._segment_words(segment_text))
-        if not target:
-            return []
+    def best(
+        self, creator_id: str, segment_text: str, n: int = 2, segment_vector: npt.NDArray[np.float32] | None = None
+    ) -> list[str]:
+        """Up to ``n`` recent captions related to the segment, closest first, each shortened around its match.
+
+        Related: sharing a word stem with ``segment_text``, or (with caption vectors and ``segment_vector``) a
+        cosine of at least :data:`MIN_SIMILARITY` to the segment. Closest: by cosine (when there are vectors) plus
+        :data:`OVERLAP_BONUS` per shared stem; ties go to the newer caption."""
+        target = frozenset(self._segment_stems(segment_text))
+        similarity = self._similarity(creator_id, segment_vector)
         scored = []
-        for age, (caption, caption_words) in enumerate(self._caption_words(creator_id)):
-            overlap = len(target.intersection(caption_words))
-            if overlap:
-                scored.append((-overlap, age, caption))
-        return [caption for _, _, caption in sorted(scored)[:n]]
+        for age, (caption, caption_stems) in enumerate(self._caption_stems(creator_id)):
+            overlap = len(target.intersection(caption_stems))
+            close = similarity is not None and similarity[age] >= MIN_SIMILARITY
+            if overlap or close:
+                score = OVERLAP_BONUS * overlap + (float(similarity[age]) if similarity is not None else 0.0)
+                scored.append((-score, -overlap, age, caption))
+        return [quote(caption, target) for _, _, _, caption in sorted(scored)[:n]]
+
+    def _similarity(self, creator_id: str, segment_vector: npt.NDArray[np.float32] | None) -> np.ndarray | None:
+        if self._vectors is None or segment_vector is None or creator_id not in self._offsets:
+            return None
+        start = self._offsets[creator_id]
+        rows = self._vectors[start : start + len(self._captions[creator_id])].astype(np.float32)
+        norm = float(np.linalg.norm(segment_vector))
+        if norm == 0.0:
+            return None
+        return np.asarray(rows @ (np.asarray(segment_vector, dtype=np.float32) / norm))
 
 
-def _sorted_words(text: str) -> tuple[str, ...]:
-    """:func:`words` as a sorted tuple (a cache entry the garbage collector does not track)."""
-    return tuple(sorted(words(text)))
+def embed_captions(
+    captions: dict[str, list[str]], embedder: Embedder, cache: EmbeddingCache | None
+) -> npt.NDArray[np.float16] | None:
+    """Unit-length float16 vectors of every caption, in the order :class:`CaptionStore` expects (2 bytes per
+    dimension: 6 KB per creator with 8 captions of 384 dimensions); None beyond :data:`MAX_EMBEDDED_CAPTIONS`."""
+    from features.embed import embed_texts
+
+    texts = [caption for texts in captions.values() for caption in texts]
+    if len(texts) > MAX_EMBEDDED_CAPTIONS:
+        log.warning(
+            "too many captions to embed for quotes; quotes match words only",
+            extra={"captions": len(texts), "max_embedded_captions": MAX_EMBEDDED_CAPTIONS},
+        )
+        return None
+    try:
+        result = embed_texts(texts, embedder, cache, progress=False, desc="quote captions")
+    except OSError as exc:  # a cache that cannot be written: embed without it rather than not start
+        log.warning("embedding cache not writable; caption vectors are embedded without it", extra={"error": str(exc)})
+        result = embed_texts(texts, embedder, None, progress=False, desc="quote captions")
+    vectors = result.vectors.astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    log.info(
+        "caption vectors ready",
+        extra={"captions": len(texts), "embedded": result.n_embedded, "cached": result.n_cached},
+    )
+    return np.asarray(vectors, dtype=np.float16)
+
+
+def _hits(token: str, target: frozenset[str]) -> bool:
+    """Whether a word or hashtag of a caption matches: a word by its stem, a hashtag when a target stem occurs in
+    it (#latenightstudy holds "study"), which is cheaper than splitting the tag again."""
+    if not token.startswith("#"):
+        return stem(token) in target
+    folded = _fold(token[1:])
+    return any(len(t) >= 4 and t in folded for t in target)
+
+
+def _sorted_stems(text: str) -> tuple[str, ...]:
+    """:func:`stems` as a sorted tuple (a cache entry the garbage collector does not track)."""
+    return tuple(sorted(stems(text)))
+
+
+def caption_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
+    """The embedding cache the feature build filled (so captions it embedded are not embedded again); None when
+    it cannot be opened, e.g. a read-only service host without one (the captions are then embedded anew)."""
+    from features.embed_cache import EmbeddingCache
+
+    try:
+        return EmbeddingCache(settings.embedding_cache_dir, embedder.id, embedder.dim)
+    except OSError as exc:
+        log.warning("embedding cache unavailable for caption quotes", extra={"error": str(exc)})
+        return None

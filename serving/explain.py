@@ -109,6 +109,7 @@ class Explainer:
     segment_texts: list[str]
     membership: np.ndarray  # (n_segments, n_clusters)
     captions: CaptionStore | None
+    segment_vectors: np.ndarray | None = None  # (n_segments, dim): quotes are chosen by closeness to these
 
     @classmethod
     def for_request(
@@ -121,7 +122,7 @@ class Explainer:
         captions: CaptionStore | None,
     ) -> Explainer:
         membership = segment_cluster_membership(segment_vectors, np.asarray(fs.centroids, dtype=np.float32))
-        return cls(fs, names, labels, texts, membership, captions)
+        return cls(fs, names, labels, texts, membership, captions, np.asarray(segment_vectors, dtype=np.float32))
 
     def explain(
         self,
@@ -176,9 +177,13 @@ class Explainer:
             )
         quotes: list[str] = []
         if self.captions is None:
-            reasons.append("Caption examples unavailable: the service was started without the raw data (--data).")
+            reasons.append(
+                "Caption examples unavailable: the feature set keeps no captions (built before it kept them; rebuild "
+                "it) and the service was started without the raw data (--data)."
+            )
         else:
-            quotes = self.captions.best(creator_id, self.segment_texts[s], MAX_CAPTIONS)
+            vector = self.segment_vectors[s] if self.segment_vectors is not None else None
+            quotes = self.captions.best(creator_id, self.segment_texts[s], MAX_CAPTIONS, vector)
             if quotes:
                 reasons.append("Recent captions that echo the segment: " + " | ".join(f"“{q}”" for q in quotes))
         return Explanation(matched_segment=matched, reasons=reasons, topics=topics, captions=quotes)

@@ -10,6 +10,7 @@ import typer
 from audiencefit.cli import (  # noqa: F401  (registers commands)
     demo,
     features_cmd,
+    import_cmd,
     index_cmd,
     plan_cmd,
     score_cmd,

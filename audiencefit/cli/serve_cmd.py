@@ -79,7 +79,11 @@ def serve(
     ] = None,
     data: Annotated[
         Path | None,
-        typer.Option("--data", help="Raw data directory; enables caption quotes in explanations."),
+        typer.Option(
+            "--data",
+            help="Raw data directory to quote captions from in explanations. Default: the recent captions the "
+            "feature set keeps (feature sets built before it kept them have none).",
+        ),
     ] = None,
     index_dir: Annotated[
         Path | None, typer.Option("--index-dir", help="Index directory. Default: <features>/index.")

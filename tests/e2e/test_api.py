@@ -271,7 +271,7 @@ def test_what_start_up_loaded_is_frozen_and_quote_caches_are_not_walked_by_the_g
         store.best(creator_id, SEGMENTS[0]["text"], 2)
         for _ in range(3):  # the collector untracks the innermost tuples first, then one level per collection
             gc.collect()
-        entry = store._caption_words(creator_id)
+        entry = store._caption_stems(creator_id)
         assert entry and not gc.is_tracked(entry)
 
 

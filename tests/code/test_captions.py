@@ -1,0 +1,110 @@
+"""Caption quotes (serving.captions) on captions as real ones are: long, hashtags last, other languages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+import pytest
+
+from serving.captions import MIN_SIMILARITY, QUOTE_CHARS, CaptionStore, quote, recent_captions, stem, stems
+
+LONG_PREAMBLE = (
+    "Otra semana increíble con todos vosotros 🙌🙌🙌 gracias por estar siempre ahí, de verdad que no me lo creo. "
+    "Mañana subo más contenido, contadme en comentarios qué os gustaría ver 💬👇\n.\n.\n.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("students", "student"), ("studying", "study"), ("studies", "study"), ("meals", "meal"),
+     ("universidad", "university"), ("étudiant", "etudiants"), ("Runners", "runner")],
+)  # fmt: skip
+def test_inflections_share_a_stem(a: str, b: str) -> None:
+    assert stem(a) == stem(b)
+
+
+def test_hashtags_are_split_into_word_stems() -> None:
+    assert {"late", "night", "study"} <= stems("#LateNightStudy")
+    assert stem("gardens") in stems("#urbangarden")
+
+
+def test_words_after_the_first_200_characters_are_matched_and_quoted() -> None:
+    caption = LONG_PREAMBLE + "#studygram #latenightstudy #mealprep"
+    assert len(caption) > QUOTE_CHARS
+    store = CaptionStore({"c1": [caption]})
+    quotes = store.best("c1", "students who study late and skip meals")
+    assert len(quotes) == 1
+    assert "#studygram" in quotes[0] and quotes[0].startswith("…")  # shortened around the match
+    assert len(quotes[0]) <= QUOTE_CHARS + 2
+
+
+def test_quote_keeps_short_captions_whole_and_cuts_long_ones_at_words() -> None:
+    assert quote("Leg day\n\n#gymlife", frozenset({"gym"})) == "Leg day #gymlife"
+    long = "word " * 100 + "#protein shake"
+    shortened = quote(long, frozenset({stem("protein")}))
+    assert "#protein" in shortened and shortened.startswith("…") and len(shortened) <= QUOTE_CHARS + 2
+    head = quote(long, frozenset({"absent"}))
+    assert head.startswith("word") and head.endswith("…")
+
+
+def test_unrelated_captions_are_not_quoted() -> None:
+    store = CaptionStore({"c1": ["Sunset over the harbour #travel #sailing"]})
+    assert store.best("c1", "students who study late") == []
+    assert store.best("unknown", "students who study late") == []
+
+
+def unit(v: list[float]) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float32)
+    return a / np.linalg.norm(a)
+
+
+def test_vectors_quote_captions_in_other_words_or_languages_and_rank_by_closeness() -> None:
+    captions = {
+        "c1": ["Estudiando hasta tarde otra vez 😅 #biblioteca", "Paella con la familia", "Noche de exámenes ☕"],
+        "c2": ["x"],
+    }
+    segment = unit([1.0, 0.0, 0.0])
+    vectors = np.stack(
+        [unit([0.8, 0.6, 0.0]), unit([0.0, 1.0, 0.0]), unit([0.95, 0.0, 0.31]), unit([0.0, 0.0, 1.0])]
+    ).astype(np.float16)
+    store = CaptionStore(captions, vectors=vectors)
+    text = "students who study late"
+    assert store.best("c1", text) == []  # no shared word: nothing without the segment's vector
+    quoted = store.best("c1", text, 2, segment)
+    assert quoted == ["Noche de exámenes ☕", "Estudiando hasta tarde otra vez 😅 #biblioteca"]
+    assert store.best("c2", text, 2, segment) == []  # cosine 0 < MIN_SIMILARITY
+    assert 0 < MIN_SIMILARITY < 0.8
+
+
+def test_vectors_must_match_the_captions() -> None:
+    with pytest.raises(ValueError, match="2 caption vectors for 3 captions"):
+        CaptionStore({"a": ["x", "y"], "b": ["z"]}, vectors=np.zeros((2, 4), dtype=np.float16))
+
+
+def test_recent_captions_keep_whole_captions_newest_first() -> None:
+    long = LONG_PREAMBLE + "#studygram"
+    posts = pl.DataFrame(
+        {
+            "post_id": ["p1", "p2", "p3"],
+            "creator_id": ["c1", "c1", "c1"],
+            "posted_at": [datetime(2024, 5, d, tzinfo=UTC) for d in (1, 3, 2)],
+            "caption": ["old", long, "  "],
+        }
+    )
+    assert recent_captions(posts) == {"c1": [long, "old"]}
+
+
+def test_too_many_captions_fall_back_to_the_word_match(monkeypatch: pytest.MonkeyPatch, hashing_embedder) -> None:
+    from serving import captions as module
+
+    captions = {"c1": ["late night study #studygram", "leg day"], "c2": ["pasta night"]}
+    assert module.embed_captions(captions, hashing_embedder, None).shape == (3, hashing_embedder.dim)
+    monkeypatch.setattr(module, "MAX_EMBEDDED_CAPTIONS", 2)
+    assert module.embed_captions(captions, hashing_embedder, None) is None
+    store = CaptionStore(captions, vectors=module.embed_captions(captions, hashing_embedder, None))
+    assert not store.embedded
+    assert store.best("c1", "students who study", 2, np.ones(hashing_embedder.dim, dtype=np.float32)) == [
+        "late night study #studygram"
+    ]
