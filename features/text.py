@@ -169,14 +169,19 @@ def _symbol_action(ch: str) -> str | None:
     return " " if unicodedata.category(ch) == "So" and ch != "°" else None
 
 
-def _translate_chars(text: str, action: Callable[[str], str | None]) -> str:
-    """``text`` with each distinct character mapped by ``action`` (None keeps it): one C-level pass.
+def _map_chars(text: str, action: Callable[[str], str | None]) -> str:
+    """``text`` with each of its non-ASCII characters mapped by ``action`` (None keeps it; the result is ``" "``
+    or ``""``, never itself mapped).
 
-    Looks at the distinct characters only (a caption has a few dozen), so a Python-level test per character
-    of the text is never needed.
+    Only the distinct non-ASCII characters are looked at (a caption has a few dozen) and each one that changes
+    is replaced in one ``str.replace`` pass: no Python-level test per character, and no ``str.translate``, which
+    is slow on non-ASCII strings.
     """
-    table = {ord(ch): out for ch in set(text) if (out := action(ch)) is not None}
-    return text.translate(table) if table else text
+    for ch in set(_NON_ASCII_RE.findall(text)):
+        out = action(ch)
+        if out is not None:
+            text = text.replace(ch, out)
+    return text
 
 
 def _strip_accents(word: str) -> str:
@@ -331,12 +336,12 @@ def _tag_words(tag: str, keep_digits: bool) -> tuple[str, ...]:
 
 
 _ASCII_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 
 
 def _remove_invisible(text: str) -> str:
-    if text.isascii():  # the common case
-        return _ASCII_CONTROL_RE.sub(" ", text)
-    return _translate_chars(text, _invisible_action)
+    text = _ASCII_CONTROL_RE.sub(" ", text)
+    return text if text.isascii() else _map_chars(text, _invisible_action)
 
 
 def _replace_emoji(text: str) -> tuple[str, int]:
@@ -349,19 +354,26 @@ def _replace_emoji(text: str) -> tuple[str, int]:
 
     def substitute(match: re.Match[str]) -> str:
         nonlocal added
-        words: list[str] = []
-        for cluster in _EMOJI_RE.finditer(match.group(0)):
-            word = _EMOJI_WORDS.get(cluster.group(1))
-            if word is not None and (not words or words[-1] != word):  # "🔥🔥🔥" says fire once
-                words.append(word)
-        added += sum(len(w) for w in words)
-        return f" {' '.join(words)} "
+        words, letters = _emoji_run_words(match.group(0))
+        added += letters
+        return words
 
     text = _EMOJI_RUN_RE.sub(substitute, text)
     # Pictographic symbols outside the emoji blocks (category So) go too; the degree sign is real content.
     if not text.isascii():
-        text = _translate_chars(text, _symbol_action)
+        text = _map_chars(text, _symbol_action)
     return text, added
+
+
+@lru_cache(maxsize=1 << 14)  # the same runs (🔥🔥🔥, ✨) recur across thousands of captions
+def _emoji_run_words(run: str) -> tuple[str, int]:
+    """The words an emoji run becomes (padded with spaces) and how many letters they add."""
+    words: list[str] = []
+    for cluster in _EMOJI_RE.finditer(run):
+        word = _EMOJI_WORDS.get(cluster.group(1))
+        if word is not None and (not words or words[-1] != word):  # "🔥🔥🔥" says fire once
+            words.append(word)
+    return f" {' '.join(words)} ", sum(len(w) for w in words)
 
 
 _OPENERS = frozenset("([{\"'«“‘¿¡")
@@ -485,3 +497,4 @@ def clear_text_caches() -> None:
     _prepare_cached.cache_clear()
     _tag_words.cache_clear()
     _joined_tag_words.cache_clear()
+    _emoji_run_words.cache_clear()
