@@ -36,7 +36,6 @@ import re
 import unicodedata
 from collections.abc import Callable
 from functools import cache, lru_cache
-from itertools import islice
 
 logger = logging.getLogger(__name__)
 
@@ -428,6 +427,7 @@ def _remove_links(text: str) -> str:
 
 
 _LETTER_RE = re.compile(r"[^\W\d_]")
+_LETTER_RUN_RE = re.compile(r"[^\W\d_]+")
 
 
 def _letters(text: str) -> int:
@@ -435,8 +435,15 @@ def _letters(text: str) -> int:
 
 
 def _has_letters(text: str, at_least: int) -> bool:
-    """``_letters(text) >= at_least``, stopping at the ``at_least``-th letter instead of listing them all."""
-    return at_least <= 0 or sum(1 for _ in islice(_LETTER_RE.finditer(text), at_least)) >= at_least
+    """``_letters(text) >= at_least``, counting runs of letters and stopping once there are enough."""
+    if at_least <= 0:
+        return True
+    total = 0
+    for run in _LETTER_RUN_RE.finditer(text):
+        total += run.end() - run.start()
+        if total >= at_least:
+            return True
+    return False
 
 
 def prepare_text(text: str | None) -> str:
