@@ -462,8 +462,8 @@ def caption(
     if kind == 2:
         return _emoji_run(p, topic) if p.chance(0.5) else "".join(_emoji(p, topic) for _ in range(p.between(1, 4)))
     if kind == 3:
-        count = style.tags if platform == "instagram" else p.between(3, 8)
-        tags = _hashtags(p, topic, platform, count=count, country=country, language=tag_language)
+        only = style.tags if platform == "instagram" else p.between(3, 8)
+        tags = _hashtags(p, topic, platform, count=only, country=country, language=tag_language)
         return " ".join(tags or ["#" + topic.hashtags[0]])
     mix_lang = local_lang or (language if language in _LOCAL_CAPTIONS else None)
     text = _body(
@@ -509,10 +509,9 @@ def caption(
                 )
             )
         )
+    count: int | None = None  # TikTok and YouTube: the platform's own small blocks
     if platform == "instagram":
         count = max(1, style.tags + p.between(-3, 3)) if p.chance(style.tag_share) else 0
-    else:
-        count = None
     tags = _hashtags(p, topic, platform, count=count, country=country, language=tag_language)
     if brand_tag is not None:
         tags.insert(p.between(0, len(tags)), "#" + brand_tag)
