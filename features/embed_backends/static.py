@@ -85,7 +85,7 @@ MAP_REVISION = "m1"
 """Appended to the ids of backends that use :func:`apply_linear_map` (aligned, hybrid): bump it whenever the
 map's arithmetic changes (``m1``: one BLAS thread), so vectors computed the old way are never mixed with new ones."""
 
-_WORD_CACHE_SIZE = 1 << 20  # distinct words kept (~100 MB at most); the cache is emptied when full
+_WORD_CACHE_SIZE = 1 << 18  # distinct words kept (~220 bytes each: ~58 MB at most); a fresh cache when full
 
 
 class StaticEmbedder:

@@ -195,6 +195,20 @@ def test_static_pieces_are_exactly_the_tokenizers(built: Built) -> None:
     assert [static.pieces([t])[0] for t in texts[:20]] == expected[:20]  # one at a time
 
 
+def test_a_full_word_cache_starts_afresh_and_pieces_stay_exact(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    from features.embed_backends import static as static_module
+
+    static = built.embedders[SMALL_STATIC.key]
+    static.clear_cache()
+    monkeypatch.setattr(static_module, "_WORD_CACHE_SIZE", 50)
+    texts = social_texts(80, seed=8)
+    expected = [e.ids for e in static._tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+    got = [piece for i in range(0, len(texts), 10) for piece in static.pieces(texts[i : i + 10])]
+    assert got == expected
+    assert len(static._words) <= 50 + max(len(set(" ".join(texts[i : i + 10]).split(" "))) for i in range(0, 80, 10))
+    static.clear_cache()
+
+
 def test_static_vectors_do_not_depend_on_the_word_cache_or_batch_mates(built: Built) -> None:
     static = built.embedders[SMALL_STATIC.key]
     texts = social_texts(120, seed=6)
