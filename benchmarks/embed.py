@@ -12,6 +12,12 @@ on stored texts, the texts the feature pipeline embeds by the million; its query
 Which backend may be the default is decided by the retrieval evaluation (``training.retrieval_eval``), not by
 cosine agreement: see docs/benchmarks.md.
 
+Before that, the end-to-end figure for the default backend (``--e2e-backends`` for others): texts/s and chars/s of
+``features.embed.embed_texts`` (what the feature build calls: preparation, de-duplication, the backend; no embedding
+cache, the preparation memo and the backend's word cache cleared before every round) on real-length captions *as
+written* and, separately, on short texts (bios), with preparation alone and the backend alone beside it.
+``--e2e-only`` stops there.
+
 On a busy shared machine torch's two-thread pool slows down far more than onnxruntime's, which inflates the
 ratios; ``--threads 1`` compares one core against one core and is much less disturbed by other work.
 """
@@ -191,6 +197,80 @@ def measure_process(backend: str) -> dict[str, Any]:
     return {"backend": backend, "wall_s": wall, **result}
 
 
+def end_to_end(texts: Sequence[str], backend: str, *, rounds: int = 3, batch_size: int = 64) -> dict[str, Any]:
+    """Throughput of ``embed_texts`` on raw ``texts`` with ``backend``: best of ``rounds``, every cache (prepared
+    texts, hashtag splits, the backend's word pieces) cleared before each timed pass.
+
+    Keys: backend, n, mean_chars, prepare_texts_per_s (``prepare_text`` alone), embed_texts_per_s (the backend
+    alone on the prepared, de-duplicated texts, ``batch_size`` per call, longest first), texts_per_s and
+    chars_per_s (end to end: raw texts in, vectors out), texts_per_cpu_s (end to end per second of this process's
+    CPU time: what the pipeline costs, less disturbed than wall time when other work shares the cores).
+    """
+    from features.embed import embed_texts
+    from features.text import clear_text_caches, is_meaningful, prepare_text
+
+    embedder = load_backend(backend, batch_size)
+    embedder.embed(["warm up the thread pools", "and the allocators"])
+    n, chars = len(texts), sum(len(t) for t in texts)
+    best = {"prepare": float("inf"), "embed": float("inf"), "e2e": float("inf"), "e2e_cpu": float("inf")}
+    clear_backend = getattr(embedder, "clear_cache", None)
+
+    def clear() -> None:
+        clear_text_caches()
+        if callable(clear_backend):
+            clear_backend()
+
+    for _ in range(max(1, rounds)):
+        clear()
+        started = time.perf_counter()
+        prepared = [prepare_text(t) for t in texts]
+        best["prepare"] = min(best["prepare"], time.perf_counter() - started)
+        unique = sorted({p for p in prepared if is_meaningful(p)}, key=lambda t: (-len(t), t))
+        clear()
+        started = time.perf_counter()
+        for i in range(0, len(unique), batch_size):
+            embedder.embed(unique[i : i + batch_size])
+        best["embed"] = min(best["embed"], (time.perf_counter() - started) * n / max(len(unique), 1))
+        clear()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        embed_texts(texts, embedder, None, batch_size=batch_size, progress=False)
+        best["e2e"] = min(best["e2e"], time.perf_counter() - started)
+        best["e2e_cpu"] = min(best["e2e_cpu"], time.process_time() - cpu_started)
+    return {
+        "backend": backend,
+        "n": n,
+        "mean_chars": chars / max(n, 1),
+        "prepare_texts_per_s": n / best["prepare"],
+        "embed_texts_per_s": n / best["embed"],
+        "texts_per_s": n / best["e2e"],
+        "chars_per_s": chars / best["e2e"],
+        "texts_per_cpu_s": n / best["e2e_cpu"],
+    }
+
+
+def _report_end_to_end(rows: list[tuple[str, dict[str, Any]]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="end to end: embed_texts on texts as written (prepare + de-duplicate + embed, no cache)")
+    columns = ("texts", "backend", "n", "mean chars", "prepare t/s", "backend t/s", "e2e texts/s", "e2e chars/s")
+    for column in (*columns, "e2e texts/CPU-s"):
+        table.add_column(column, justify="left" if column in ("texts", "backend") else "right")
+    for label, r in rows:
+        table.add_row(
+            label,
+            r["backend"],
+            str(r["n"]),
+            f"{r['mean_chars']:.0f}",
+            f"{r['prepare_texts_per_s']:,.0f}",
+            f"{r['embed_texts_per_s']:,.0f}",
+            f"{r['texts_per_s']:,.0f}",
+            f"{r['chars_per_s']:,.0f}",
+            f"{r['texts_per_cpu_s']:,.0f}",
+        )
+    Console(width=200).print(table)
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
@@ -257,6 +337,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads for every backend (default: cores)")
     parser.add_argument("--backends", nargs="+", default=list(DEFAULT_BACKENDS), help="backend ids to compare")
     parser.add_argument("--no-process", action="store_true", help="skip the fresh-process load and RSS measurement")
+    parser.add_argument(
+        "--e2e-n", type=int, default=5000, help="raw captions (and, separately, raw bios) for the end-to-end figure"
+    )
+    parser.add_argument(
+        "--e2e-backends", nargs="+", default=None, help="backends for the end-to-end figure (default: the default one)"
+    )
+    parser.add_argument("--e2e-only", action="store_true", help="only the end-to-end figure; skip the comparison")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -266,6 +353,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from features.embed_backends import SPECS, ensure_artifacts
 
     default = get_settings().embedder
+    from benchmarks.texts import raw_captions, raw_short_texts
+
+    e2e_rows = []
+    captions, bios = raw_captions(args.e2e_n, seed=args.seed), raw_short_texts(args.e2e_n, seed=args.seed)
+    for backend in args.e2e_backends or [default]:
+        if backend in SPECS:
+            ensure_artifacts(backend)
+        for label, raw in (("captions (real-length)", captions), ("bios (short)", bios)):
+            e2e_rows.append((label, end_to_end(raw, backend, rounds=args.rounds, batch_size=args.batch_size)))
+    _report_end_to_end(e2e_rows)
+    if args.e2e_only:
+        return 0
     for backend in args.backends:  # build outside the timed part
         if backend.removesuffix(QUERY_SUFFIX) in SPECS:
             ensure_artifacts(backend.removesuffix(QUERY_SUFFIX))

@@ -114,7 +114,8 @@ def parse_build_log(stderr: Path) -> dict[str, Any]:
             model_load_s = float(record.get("seconds") or 0.0)
         elif record.get("event") == "texts embedded":
             columns[str(record.get("desc"))] = {
-                k: record.get(k) for k in ("n", "unique", "embedded", "cached", "seconds", "texts_per_s")
+                k: record.get(k)
+                for k in ("n", "unique", "embedded", "cached", "seconds", "texts_per_s", "raw_chars", "chars_per_s")
             }
     embedded = sum(int(c["embedded"] or 0) for c in columns.values())
     seconds = sum(float(c["seconds"] or 0.0) for c in columns.values() if c["embedded"])
@@ -202,6 +203,7 @@ def run_features(config: FeatureBenchConfig) -> Results:
     if runs[0]["returncode"] == 0:
         res.results["feature_set"] = str(_keep_feature_set(home, config.creators, config.seed, backend))
 
+    _print_columns(runs)
     rows = [
         (
             r["run"],
@@ -273,6 +275,33 @@ def run_features(config: FeatureBenchConfig) -> Results:
 
 
 TORCH_REFERENCE = "minilm-torch"
+
+
+def _print_columns(runs: list[dict[str, Any]]) -> None:
+    """Per text column of each build: captions (real-length) apart from the short bios and follower profiles."""
+    rows = []
+    for r in runs:
+        for desc, c in (r.get("columns") or {}).items():
+            n, raw_chars = c.get("n") or 0, c.get("raw_chars")
+            rows.append(
+                (
+                    r["run"],
+                    desc,
+                    fmt(n, ",d"),
+                    fmt(raw_chars / n if raw_chars is not None and n else None, ".0f"),
+                    fmt(c.get("embedded"), ",d"),
+                    fmt(c.get("seconds"), ".2f"),
+                    fmt(c.get("texts_per_s"), ",.0f"),
+                    fmt(c.get("chars_per_s"), ",.0f"),
+                )
+            )
+    if rows:
+        print_table(
+            "embedding per text column (embed_texts: prepare, de-duplicate, look up, embed the misses)",
+            ("run", "column", "texts", "mean chars", "embedded", "seconds", "embedded t/s", "input chars/s"),
+            rows,
+            caption="captions are real-length (~300 chars, hashtag blocks, emoji); bios and follower profiles short",
+        )
 
 
 def torch_reference(creators: int, seed: int) -> dict[str, Any] | None:

@@ -279,6 +279,7 @@ def embed_texts(
     seconds = time.perf_counter() - started
     n_embedded = int(misses.size)
     n_cached = n_unique - n_embedded
+    raw_chars = sum(len(t) for t in texts if isinstance(t, str))
     logger.info(
         "texts embedded",
         extra={
@@ -291,6 +292,9 @@ def embed_texts(
             "embedded": n_embedded,
             "seconds": round(seconds, 3),
             "texts_per_s": round(n_embedded / seconds, 1) if n_embedded and seconds > 0 else None,
+            # Input characters per second: texts/s alone hides how long the texts were (captions vs bios).
+            "raw_chars": raw_chars,
+            "chars_per_s": round(raw_chars / seconds) if seconds > 0 else None,
         },
     )
     return EmbedResult(

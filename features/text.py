@@ -111,9 +111,15 @@ _BARE_DOMAIN_RE = re.compile(
     r"(?:com|net|org|io|co|ly|ee|me|gl|gg|tv|app|info|biz|shop|store|link|page|site|xyz|bio|us|uk|de|fr|es|it"
     r"|nl|br|in|jp|ru|au|ca)\b(?:/\S*)?"
 )
+# What any match of the two patterns above must contain; searched first because a literal start is fast.
+_EMAIL_HINT_RE = re.compile(r"@[\w-]+\.[\w-]")
+_BARE_DOMAIN_HINT_RE = re.compile(
+    r"(?i)\.(?:com|net|org|io|co|ly|ee|me|gl|gg|tv|app|info|biz|shop|store|link|page|site|xyz|bio|us|uk|de|fr|es|it"
+    r"|nl|br|in|jp|ru|au|ca)\b"
+)
 _REPEATED_PUNCT_RE = re.compile(r"([^\w\s])\1+")
+_FOUR_SAME_RE = re.compile(r"(.)\1\1\1", re.DOTALL)  # what any elongation contains; much cheaper to look for
 _ELONGATED_RE = re.compile(r"([^\W\d_])\1{3,}")  # "soooooo" → "soo"; legitimate triples (Schifffahrt) stay
-_SPACE_RE = re.compile(r"\s+")
 _KEEP_FORMAT_CHARS = {"\u200c", "\u200d"}
 
 
@@ -122,7 +128,10 @@ def _tag_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Hashtag and mention patterns whose tag characters include combining marks.
 
     Python's ``\\w`` leaves out combining marks (Devanagari vowel signs, Thai tone marks), which would cut
-    ``#भारत`` short, so the marks are added to the class explicitly; built once, on first use.
+    ``#भारत`` short, so the marks are added to the class explicitly; built once, on first use. Each pattern
+    starts with its literal ``#``/``@`` and looks behind from there (``#(?<![\\w&#@]#)`` is
+    ``(?<![\\w&#@])#``): a pattern that begins with a literal is searched for by ``re`` at C speed instead of
+    being tried at every position.
     """
     ranges: list[tuple[int, int]] = []
     for cp in range(0x300, 0x20000):
@@ -133,10 +142,45 @@ def _tag_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
                 ranges.append((cp, cp))
     marks = "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
     tag_chars = rf"[\w{marks}\u200c\u200d]"
-    hashtag = re.compile(rf"(?<![\w&#@])#({tag_chars}+)")
+    hashtag = re.compile(rf"#(?<![\w&#@]#)({tag_chars}+)")
     # A handle may contain dots but not end with one: "@anna." at the end of a sentence is "anna".
-    mention = re.compile(rf"(?<![\w@#])@((?:{tag_chars}|\.)*{tag_chars})")
+    mention = re.compile(rf"@(?<![\w@#]@)((?:{tag_chars}|\.)*{tag_chars})")
     return hashtag, mention
+
+
+@lru_cache(maxsize=1 << 16)
+def _invisible_action(ch: str) -> str | None:
+    """What :func:`_remove_invisible` does with ``ch``: ``" "`` (a separator), ``""`` (removed) or None (kept)."""
+    category = unicodedata.category(ch)
+    if category == "Cc" or ch == "\u200b":
+        return " "  # tabs, newlines and zero-width spaces separate words
+    if category in ("Cf", "Co", "Cs", "Cn") and ch not in _KEEP_FORMAT_CHARS:
+        return ""
+    return None
+
+
+@lru_cache(maxsize=1 << 16)
+def _symbol_action(ch: str) -> str | None:
+    """What :func:`_replace_emoji` does with ``ch`` after the emoji words: symbols (So) become a space, emoji
+    presentation selectors and the keycap mark go, everything else stays (None)."""
+    if ch in "\ufe0f\ufe0e\u20e3":
+        return ""
+    return " " if unicodedata.category(ch) == "So" and ch != "°" else None
+
+
+def _map_chars(text: str, action: Callable[[str], str | None]) -> str:
+    """``text`` with each of its non-ASCII characters mapped by ``action`` (None keeps it; the result is ``" "``
+    or ``""``, never itself mapped).
+
+    Only the distinct non-ASCII characters are looked at (a caption has a few dozen) and each one that changes
+    is replaced in one ``str.replace`` pass: no Python-level test per character, and no ``str.translate``, which
+    is slow on non-ASCII strings.
+    """
+    for ch in set(_NON_ASCII_RE.findall(text)):
+        out = action(ch)
+        if out is not None:
+            text = text.replace(ch, out)
+    return text
 
 
 def _strip_accents(word: str) -> str:
@@ -291,21 +335,12 @@ def _tag_words(tag: str, keep_digits: bool) -> tuple[str, ...]:
 
 
 _ASCII_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 
 
 def _remove_invisible(text: str) -> str:
-    if text.isascii():  # the common case, without a loop over characters
-        return _ASCII_CONTROL_RE.sub(" ", text)
-    out = []
-    for ch in text:
-        category = unicodedata.category(ch)
-        if category == "Cc" or ch == "\u200b":
-            out.append(" ")  # tabs, newlines and zero-width spaces separate words
-        elif category in ("Cf", "Co", "Cs", "Cn") and ch not in _KEEP_FORMAT_CHARS:
-            continue
-        else:
-            out.append(ch)
-    return "".join(out)
+    text = _ASCII_CONTROL_RE.sub(" ", text)
+    return text if text.isascii() else _map_chars(text, _invisible_action)
 
 
 def _replace_emoji(text: str) -> tuple[str, int]:
@@ -313,30 +348,58 @@ def _replace_emoji(text: str) -> tuple[str, int]:
     added = 0
     if text.isascii():
         return text, 0
-    text = _KEYCAP_RE.sub(lambda m: m.group(1) if m.group(1).isdigit() else " ", text)
+    if "\u20e3" in text:
+        text = _KEYCAP_RE.sub(lambda m: m.group(1) if m.group(1).isdigit() else " ", text)
 
     def substitute(match: re.Match[str]) -> str:
         nonlocal added
-        words: list[str] = []
-        for cluster in _EMOJI_RE.finditer(match.group(0)):
-            word = _EMOJI_WORDS.get(cluster.group(1))
-            if word is not None and (not words or words[-1] != word):  # "🔥🔥🔥" says fire once
-                words.append(word)
-        added += sum(len(w) for w in words)
-        return f" {' '.join(words)} "
+        words, letters = _emoji_run_words(match.group(0))
+        added += letters
+        return words
 
     text = _EMOJI_RUN_RE.sub(substitute, text)
     # Pictographic symbols outside the emoji blocks (category So) go too; the degree sign is real content.
     if not text.isascii():
-        text = "".join(" " if unicodedata.category(ch) == "So" and ch != "°" else ch for ch in text)
-    return text.replace("\ufe0f", "").replace("\ufe0e", "").replace("\u20e3", ""), added
+        text = _map_chars(text, _symbol_action)
+    return text, added
 
 
-def _words_for(match: re.Match[str], *, keep_digits: bool) -> str:
-    words = " ".join(tag_words(match.group(1), keep_digits=keep_digits))
-    before = match.string[match.start() - 1] if match.start() > 0 else " "
-    # The tag ends at a non-tag character, so only the left side can glue onto a neighbour.
-    return words if before.isspace() or before in "([{\"'«“‘¿¡" else f" {words}"
+@lru_cache(maxsize=1 << 14)  # the same runs (🔥🔥🔥, ✨) recur across thousands of captions
+def _emoji_run_words(run: str) -> tuple[str, int]:
+    """The words an emoji run becomes (padded with spaces) and how many letters they add."""
+    words: list[str] = []
+    for cluster in _EMOJI_RE.finditer(run):
+        word = _EMOJI_WORDS.get(cluster.group(1))
+        if word is not None and (not words or words[-1] != word):  # "🔥🔥🔥" says fire once
+            words.append(word)
+    return f" {' '.join(words)} ", sum(len(w) for w in words)
+
+
+_OPENERS = frozenset("([{\"'«“‘¿¡")
+
+
+def _replace_tags(pattern: re.Pattern[str], text: str, *, keep_digits: bool) -> str:
+    """Each hashtag or mention of ``pattern`` (one group: the tag body) replaced by its words.
+
+    ``pattern.split`` gives text, tag, text, tag, …: one C-level pass and no match object or callback per tag.
+    The text before each tag is the original text, so its last character is the one before the ``#``/``@``.
+    Output is identical to substituting each match with a callback.
+    """
+    parts = pattern.split(text)
+    tags = parts[1::2]
+    for i in range(1, len(parts), 2):
+        words = _joined_tag_words(parts[i], keep_digits)
+        # Text between two tags can be empty when a tag ends in a mark or joiner: then the tag before it is
+        # what precedes this one.
+        before = parts[i - 1][-1:] or (tags[i // 2 - 1][-1] if i > 1 else " ")
+        # The tag ends at a non-tag character, so only the left side can glue onto a neighbour.
+        parts[i] = words if before.isspace() or before in _OPENERS else f" {words}"
+    return "".join(parts)
+
+
+@lru_cache(maxsize=1 << 16)
+def _joined_tag_words(tag: str, keep_digits: bool) -> str:
+    return " ".join(_tag_words(tag, keep_digits))
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -353,16 +416,34 @@ def _normalise(text: str) -> str:
 
 
 def _remove_links(text: str) -> str:
-    text = _EMAIL_RE.sub(" ", text)
-    text = _URL_RE.sub(" ", text)
-    return _BARE_DOMAIN_RE.sub(" ", text)
+    # Each pattern runs only when a cheap test says it could match (most captions have no link at all).
+    if "@" in text and _EMAIL_HINT_RE.search(text):
+        text = _EMAIL_RE.sub(" ", text)
+    if "://" in text or "www." in text.lower():
+        text = _URL_RE.sub(" ", text)
+    if _BARE_DOMAIN_HINT_RE.search(text):
+        text = _BARE_DOMAIN_RE.sub(" ", text)
+    return text
 
 
 _LETTER_RE = re.compile(r"[^\W\d_]")
+_LETTER_RUN_RE = re.compile(r"[^\W\d_]+")
 
 
 def _letters(text: str) -> int:
     return len(_LETTER_RE.findall(text))
+
+
+def _has_letters(text: str, at_least: int) -> bool:
+    """``_letters(text) >= at_least``, counting runs of letters and stopping once there are enough."""
+    if at_least <= 0:
+        return True
+    total = 0
+    for run in _LETTER_RUN_RE.finditer(text):
+        total += run.end() - run.start()
+        if total >= at_least:
+            return True
+    return False
 
 
 def prepare_text(text: str | None) -> str:
@@ -381,19 +462,24 @@ def _prepare_cached(text: str) -> str:
     cleaned = _remove_links(cleaned)
     cleaned, emoji_letters = _replace_emoji(cleaned)
     hashtag_re, mention_re = _tag_patterns()
-    cleaned = mention_re.sub(lambda m: _words_for(m, keep_digits=False), cleaned)
-    cleaned = hashtag_re.sub(lambda m: _words_for(m, keep_digits=True), cleaned)
+    if "@" in cleaned:
+        cleaned = _replace_tags(mention_re, cleaned, keep_digits=False)
+    if "#" in cleaned:
+        cleaned = _replace_tags(hashtag_re, cleaned, keep_digits=True)
     cleaned = _REPEATED_PUNCT_RE.sub(r"\1", cleaned)
-    cleaned = _ELONGATED_RE.sub(r"\1\1", cleaned)
-    cleaned = _SPACE_RE.sub(" ", cleaned).strip()
-    if _letters(cleaned) - emoji_letters < 2:  # emoji words alone, or fewer than two letters
+    # Whitespace is collapsed before elongations are cut (neither step changes what the other sees), so that
+    # the cheap test for four equal characters in a row is not set off by runs of spaces.
+    cleaned = " ".join(cleaned.split())  # str.split and re's \s agree on what whitespace is
+    if _FOUR_SAME_RE.search(cleaned):
+        cleaned = _ELONGATED_RE.sub(r"\1\1", cleaned)
+    if not _has_letters(cleaned, emoji_letters + 2):  # emoji words alone, or fewer than two letters
         return ""
     return _truncate(cleaned, MAX_CHARS)
 
 
 def is_meaningful(prepared: str) -> bool:
     """True when a prepared text has at least two letters; callers treat other texts as missing."""
-    return bool(prepared) and _letters(prepared) >= 2
+    return bool(prepared) and _has_letters(prepared, 2)
 
 
 def _extract(text: str | None, pick: Callable[[], re.Pattern[str]]) -> list[str]:
@@ -411,3 +497,11 @@ def extract_mentions(text: str | None) -> list[str]:
 def extract_hashtags(text: str | None) -> list[str]:
     """Hashtags in ``text``, in order (duplicates kept), lower-cased, without ``#``; any script."""
     return _extract(text, lambda: _tag_patterns()[0])
+
+
+def clear_text_caches() -> None:
+    """Forget memoised preparations and hashtag splits (benchmarks measure cold preparation with it)."""
+    _prepare_cached.cache_clear()
+    _tag_words.cache_clear()
+    _joined_tag_words.cache_clear()
+    _emoji_run_words.cache_clear()

@@ -174,3 +174,33 @@ def evaluate_retrieval(
             }
         )
     return pl.DataFrame(records)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m training.retrieval_eval --features F --world W`` prints one row per method."""
+    import argparse
+
+    from features.featureset import load_feature_set
+    from models.query import query_embedder
+
+    parser = argparse.ArgumentParser(
+        prog="python -m training.retrieval_eval",
+        description="Recall@k and NDCG@k of audiencefit and the baselines on a synthetic world's truth.",
+    )
+    parser.add_argument("--features", type=Path, required=True, help="feature set built from the world (directory)")
+    parser.add_argument("--world", type=Path, required=True, help="the generated world, with its truth/ directory")
+    parser.add_argument("--k-recall", type=int, default=100, help="k of recall@k (default 100)")
+    parser.add_argument("--k-ndcg", type=int, default=50, help="k of NDCG@k (default 50)")
+    args = parser.parse_args(argv)
+    if not (args.world / "truth" / "fit.parquet").is_file():
+        parser.error(f"--world {args.world}: no truth/fit.parquet (only generated worlds carry their truth)")
+    fs = load_feature_set(args.features)
+    table = evaluate_retrieval(fs, args.world, query_embedder(fs), k_recall=args.k_recall, k_ndcg=args.k_ndcg)
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=160, float_precision=4, tbl_hide_dataframe_shape=True):
+        print(f"feature set {fs.feature_set_id} ({fs.embedder_id}), world {args.world}")  # noqa: T201
+        print(table)  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

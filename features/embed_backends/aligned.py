@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from features.embed_backends.artifacts import read_manifest
 from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-from features.embed_backends.static import ALIGN_FILE, StaticEmbedder, apply_linear_map, load_matrix
+from features.embed_backends.static import ALIGN_FILE, MAP_REVISION, StaticEmbedder, apply_linear_map, load_matrix
 
 
 class AlignedEmbedder:
@@ -36,7 +36,8 @@ class AlignedEmbedder:
         self, artifact_dir: Path, static: StaticEmbedder, transformer: Callable[[], OnnxMiniLMEmbedder], dim: int
     ) -> None:
         manifest = read_manifest(artifact_dir)
-        self._id: str = manifest["id"]
+        # The artifact's id plus the revision of the map's arithmetic: the stored vectors depend on both.
+        self._id: str = f"{manifest['id']}+{MAP_REVISION}"
         self._affine = load_matrix(artifact_dir / ALIGN_FILE)
         if self._affine.shape != (static.dim + 1, dim):
             raise ValueError(f"{artifact_dir / ALIGN_FILE}: shape {self._affine.shape} does not fit the two models")
@@ -61,6 +62,10 @@ class AlignedEmbedder:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         return apply_linear_map(self._static.embed(texts), self._affine)
+
+    def clear_cache(self) -> None:
+        """Forget the static model's cached word pieces (benchmarks measure a cold start with it)."""
+        self._static.clear_cache()
 
     def query_embedder(self) -> OnnxMiniLMEmbedder:
         """The transformer for query texts (segment and brand descriptions), loaded once on first use."""

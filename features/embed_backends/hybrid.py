@@ -19,7 +19,14 @@ import numpy.typing as npt
 
 from features.embed_backends.artifacts import read_manifest
 from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-from features.embed_backends.static import ALIGN_FILE, INFO_FILE, StaticEmbedder, apply_linear_map, load_matrix
+from features.embed_backends.static import (
+    ALIGN_FILE,
+    INFO_FILE,
+    MAP_REVISION,
+    StaticEmbedder,
+    apply_linear_map,
+    load_matrix,
+)
 
 
 class HybridEmbedder:
@@ -28,7 +35,8 @@ class HybridEmbedder:
     def __init__(self, artifact_dir: Path, transformer: OnnxMiniLMEmbedder, static: StaticEmbedder) -> None:
         manifest = read_manifest(artifact_dir)
         info = json.loads((artifact_dir / INFO_FILE).read_text(encoding="utf-8"))
-        self._id: str = manifest["id"]
+        # The artifact's id plus the revision of the map's arithmetic: the stored vectors depend on both.
+        self._id: str = f"{manifest['id']}+{MAP_REVISION}"
         self.long_tokens = int(info["long_tokens"])
         self._affine = load_matrix(artifact_dir / ALIGN_FILE)
         if self._affine.shape != (static.dim + 1, transformer.dim):

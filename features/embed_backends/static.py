@@ -3,15 +3,22 @@
 Each word piece has one vector (MiniLM's output for that piece alone, SIF-weighted by frequency rank); a text's
 vector is the normalised sum of its pieces' vectors. No attention, so no context: "not good" is "not" + "good".
 Loading and embedding need only tokenizers and numpy (vectors are a ``.npy`` read without pickle), never torch.
+
+Speed on real captions (hundreds of characters, the same hashtags and words again and again) comes from
+tokenizing each distinct *word* once: the BERT normaliser, pre-tokeniser and WordPiece all work within a
+space-separated word, so a text's pieces are its words' pieces in order (then truncated as the tokenizer
+would). Words are looked up in a bounded cache and only unseen ones go through the tokenizer, in one batch. The
+pieces, and so the vectors, are exactly the tokenizer's (``tests/code/test_embed_backends.py`` checks it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Sequence
-from itertools import chain
+from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +54,38 @@ def fit_linear_map(
     return np.linalg.solve(x.T @ x + penalty, x.T @ target.astype(np.float64)).astype(np.float32)
 
 
+_BLAS_LOCK = threading.Lock()
+_BLAS: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """A context that runs numpy's BLAS on one thread (threadpoolctl; the library list is read once)."""
+    global _BLAS  # noqa: PLW0603
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 def apply_linear_map(vectors: npt.NDArray[np.float32], affine: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """``vectors`` mapped by an affine map from :func:`fit_linear_map`, rows re-normalised."""
-    return unit_rows((vectors @ affine[:-1] + affine[-1]).astype(np.float32))
+    """``vectors`` mapped by an affine map from :func:`fit_linear_map`, rows re-normalised.
+
+    The product runs on one BLAS thread. A batch is a few dozen rows: OpenBLAS's thread pool gains nothing on
+    that and, on a machine whose cores are busy with other work, its threads wait for each other (measured: 86x
+    slower than one thread at a load of 9 on 2 cores). One thread also makes the vectors the same on any number
+    of cores. The lock keeps concurrent callers from restoring each other's thread count out of order.
+    """
+    with _BLAS_LOCK, _one_blas_thread():
+        mapped = vectors @ affine[:-1]
+    return unit_rows((mapped + affine[-1]).astype(np.float32))
+
+
+MAP_REVISION = "m1"
+"""Appended to the ids of backends that use :func:`apply_linear_map` (aligned, hybrid): bump it whenever the
+map's arithmetic changes (``m1``: one BLAS thread), so vectors computed the old way are never mixed with new ones."""
+
+_WORD_CACHE_SIZE = 1 << 18  # distinct words kept (~220 bytes each: ~58 MB at most); a fresh cache when full
 
 
 class StaticEmbedder:
@@ -67,7 +103,14 @@ class StaticEmbedder:
         self._tokenizer: Any = Tokenizer.from_file(str(artifact_dir / TOKENIZER_FILE))
         self._tokenizer.no_padding()
         # Read no more than MiniLM reads, so long texts are compared on the same words.
-        self._tokenizer.enable_truncation(max_length=int(info["max_tokens"]))
+        self._max_tokens = int(info["max_tokens"])
+        self._tokenizer.enable_truncation(max_length=self._max_tokens)
+        # The word cache tokenizes each word without truncation: a word is never cut, only the whole text.
+        self._word_tokenizer: Any = Tokenizer.from_file(str(artifact_dir / TOKENIZER_FILE))
+        self._word_tokenizer.no_padding()
+        self._word_tokenizer.no_truncation()
+        self._words: dict[str, tuple[int, ...]] = {}
+        self._words_lock = threading.Lock()
         unk = self._tokenizer.token_to_id(str(info["unk_token"]))
         self._unk = -1 if unk is None else int(unk)
         # A text with no known word piece gets the [UNK] piece's vector, as MiniLM sees such a text.
@@ -94,10 +137,9 @@ class StaticEmbedder:
         out = np.zeros((n, self._dim), dtype=np.float32)
         if n == 0:
             return out
-        pieces = [e.ids for e in self._tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)]
-        counts = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=n)
-        flat = np.fromiter(chain.from_iterable(pieces), dtype=np.int64, count=int(counts.sum()))
-        owner = np.repeat(np.arange(n), counts)
+        flat_ids, piece_counts = self._flat_pieces(texts)
+        flat = np.array(flat_ids, dtype=np.int64)
+        owner = np.repeat(np.arange(n), piece_counts)
         known = flat != self._unk  # unknown pieces carry no meaning; model2vec drops them too
         flat, owner = flat[known], owner[known]
         counts = np.bincount(owner, minlength=n)
@@ -107,3 +149,53 @@ class StaticEmbedder:
             out[has] = np.add.reduceat(self._vectors[flat], starts[has], axis=0)
         out[~has] = self._fallback
         return unit_rows(out)
+
+    def pieces(self, texts: Sequence[str]) -> list[list[int]]:
+        """Word-piece ids of each text, exactly as ``encode_batch_fast(texts, add_special_tokens=False)`` of the
+        truncating tokenizer gives them."""
+        flat, counts = self._flat_pieces(texts)
+        ends = list(accumulate(counts))
+        return [flat[end - count : end] for end, count in zip(ends, counts, strict=True)]
+
+    def _flat_pieces(self, texts: Sequence[str]) -> tuple[list[int], list[int]]:
+        """All texts' word-piece ids end to end, and how many belong to each text.
+
+        A space always separates two words for the BERT normaliser and pre-tokeniser, so a text's pieces are the
+        pieces of its space-separated chunks in order (an empty chunk has none), cut to ``max_tokens`` as the
+        tokenizer would cut them. Chunks come from the word cache; unseen ones are tokenized in one batch.
+        """
+        split = [text.split(" ") for text in texts]
+        words = self._words
+        unseen = list(dict.fromkeys(w for ws in split for w in ws if w not in words))
+        if unseen:
+            encoded = self._word_tokenizer.encode_batch_fast(unseen, add_special_tokens=False)
+            with self._words_lock:
+                old = self._words
+                if len(old) + len(unseen) > _WORD_CACHE_SIZE:
+                    # A fresh dict (threads reading the old one keep it), seeded with this batch's words.
+                    self._words = {w: old[w] for ws in split for w in ws if w in old}
+                words = self._words
+                words.update(zip(unseen, (tuple(e.ids) for e in encoded), strict=True))
+        lookup = words.__getitem__
+        limit = self._max_tokens
+        flat: list[int] = []
+        counts: list[int] = []
+        for ws in split:
+            start = len(flat)
+            try:
+                flat.extend(chain.from_iterable(map(lookup, ws)))
+            except KeyError:  # another thread replaced the cache in between: tokenize what is missing
+                del flat[start:]
+                flat.extend(chain.from_iterable(words[w] if w in words else self._word_ids(w) for w in ws))
+            if len(flat) - start > limit:
+                del flat[start + limit :]
+            counts.append(len(flat) - start)
+        return flat, counts
+
+    def clear_cache(self) -> None:
+        """Forget the cached word pieces (benchmarks measure a cold start with it)."""
+        with self._words_lock:
+            self._words = {}
+
+    def _word_ids(self, word: str) -> tuple[int, ...]:
+        return tuple(self._word_tokenizer.encode(word, add_special_tokens=False).ids)

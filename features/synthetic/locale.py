@@ -89,6 +89,41 @@ CAPTIONS: dict[str, tuple[str, ...]] = {
            "Salam dari {city} ☀️", "Simpan post ini buat {n} berikutnya 📌", "Akhir pekan = {n} {e}",
            "Akhirnya {n} lagi!", "Semangat pagi, {n} dulu ya {e}"),
 }
+# Longer caption lines per language: the story sentences of long local captions.
+STORY_LINES: dict[str, tuple[str, ...]] = {
+    "es": ("Gracias por todo el cariño en el último post {e}", "Esta semana fue intensa, pero valió la pena.",
+           "Llevo {num} meses con esto y no me arrepiento de nada.", "Cuéntenme en los comentarios qué quieren ver 👇",
+           "Un día más en {city}, con mucho {n} y poco descanso.", "La constancia es lo más difícil, no el {n}."),
+    "pt": ("Obrigada por todo o carinho no último post {e}", "Essa semana foi corrida, mas valeu a pena.",
+           "Já são {num} meses nessa jornada e não me arrependo.", "Me contem nos comentários o que querem ver 👇",
+           "Mais um dia em {city}, com muito {n} e pouco descanso.", "Constância é a parte mais difícil, não o {n}."),
+    "de": ("Danke für eure lieben Nachrichten zum letzten Post {e}",
+           "Die Woche war anstrengend, aber es hat sich gelohnt.",
+           "Seit {num} Monaten dabei und ich bereue nichts.", "Schreibt mir in die Kommentare, was ihr sehen wollt 👇",
+           "Noch ein Tag in {city}, viel {n} und wenig Schlaf.", "Dranbleiben ist das Schwerste, nicht das {n}."),
+    "fr": ("Merci pour tout l'amour sur le dernier post {e}", "Semaine intense, mais ça valait le coup.",
+           "Ça fait {num} mois que j'ai commencé et je ne regrette rien.",
+           "Dites-moi en commentaire ce que vous voulez voir 👇",
+           "Encore une journée à {city}, beaucoup de {n} et peu de repos.",
+           "Le plus dur c'est la régularité, pas le {n}."),
+    "it": ("Grazie per tutto l'affetto sull'ultimo post {e}", "Settimana intensa, ma ne è valsa la pena.",
+           "Sono {num} mesi che ho iniziato e non mi pento di niente.", "Scrivetemi nei commenti cosa volete vedere 👇",
+           "Un altro giorno a {city}, tanto {n} e poco riposo.", "La costanza è la parte più difficile, non il {n}."),
+    "id": ("Makasih banyak buat semua dukungan di post kemarin {e}", "Minggu ini capek banget, tapi worth it.",
+           "Udah {num} bulan jalan dan nggak nyesel sama sekali.", "Kasih tau di komen mau lihat apa lagi ya 👇",
+           "Satu hari lagi di {city}, banyak {n} dan kurang tidur.", "Yang paling susah itu konsisten, bukan {n}-nya."),
+}
+# Country and language hashtags that real local creators add to their blocks.
+LOCAL_HASHTAGS: dict[str, tuple[str, ...]] = {
+    "en": ("usa", "uk", "london", "nyc", "weekend"),
+    "es": ("españa", "mexico", "vidasana", "motivación", "felizdomingo", "buenosdias"),
+    "pt": ("brasil", "portugal", "vidasaudavel", "bomdia", "amor", "fimdesemana"),
+    "de": ("deutschland", "österreich", "liebe", "wochenende", "motivation", "glücklich"),
+    "fr": ("france", "paris", "bonjour", "weekend", "bonheur", "vivrelavie"),
+    "it": ("italia", "milano", "amore", "buongiorno", "weekend", "felicità"),
+    "id": ("indonesia", "jakarta", "semangat", "bahagia", "akhirpekan", "infobali"),
+    "nl": ("nederland", "amsterdam", "weekend", "genieten", "zomer"),
+}
 CREATOR_BIOS: dict[str, tuple[str, ...]] = {
     "es": ("Amante del {n} {e}", "Comparto {n} y buena vida", "Vida sana, {n} y café ☕", "Colaboraciones por DM 📩"),
     "pt": ("Apaixonada por {n} {e}", "Dicas de {n} todo dia", "Parcerias via DM 📩", "Vida leve e muito {n}"),

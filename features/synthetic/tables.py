@@ -28,12 +28,14 @@ from features.synthetic.story import (
     Posts,
 )
 from features.synthetic.text import (
+    CaptionStyle,
     Picker,
     brand_description,
     brand_handles,
     brand_hashtags,
     brand_name,
     caption,
+    caption_style,
     creator_bio,
     creator_handle,
     follower_bio,
@@ -334,16 +336,18 @@ def truth_campaigns_frame(campaigns: Campaigns, bt: BrandTexts) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class CreatorTexts:
-    """Rendered handles and bios of one chunk of creators."""
+    """Rendered handles and bios of one chunk of creators, and how each writes captions."""
 
     lo: int
     handles: list[str]
     bios: list[str | None]
+    styles: list[CaptionStyle]
 
 
 def render_creators(p: Picker, creators: Creators, lo: int, hi: int) -> CreatorTexts:
     handles: list[str] = []
     bios: list[str | None] = []
+    styles: list[CaptionStyle] = []
     for i in range(lo, hi):
         lang = LANGUAGES[creators.language[i]]
         topic = TOPICS[creators.primary_topic[i]]
@@ -351,6 +355,7 @@ def render_creators(p: Picker, creators: Creators, lo: int, hi: int) -> CreatorT
         second = TOPICS[order[1]] if creators.content[i, order[1]] > 0 else topic
         handle = creator_handle(p, topic=topic, language=lang)
         handles.append(handle)
+        styles.append(caption_style(p))
         if creators.bio_missing[i]:
             bios.append(None if p.chance(0.85) else "")
             continue
@@ -360,7 +365,7 @@ def render_creators(p: Picker, creators: Creators, lo: int, hi: int) -> CreatorT
                 p, topic=topic, second=second, local_lang=local, country=int(creators.country[i]), handle=handle
             )
         )
-    return CreatorTexts(lo, handles, bios)
+    return CreatorTexts(lo, handles, bios, styles)
 
 
 def creators_frame(creators: Creators, texts: CreatorTexts, extra_posts: IntArr) -> pl.DataFrame:
@@ -470,6 +475,8 @@ def posts_frame(p: Picker, posts: Posts, creators: Creators, texts: CreatorTexts
                 brand_handle=brand_handle,
                 brand_tag=brand_tag,
                 friend=p.pick(handles) if p.chance(0.12) else None,
+                language=LANGUAGES[lang_i],
+                style=texts.styles[c - lo],
             )
         )
     frame = pl.DataFrame(

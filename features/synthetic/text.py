@@ -6,9 +6,11 @@ a buffer of numpy uniforms (:class:`Picker`) instead of calling the generator pe
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -22,6 +24,8 @@ from features.synthetic.locale import (
     FIRST_NAMES,
     FOLLOWER_BITS,
     LIFE_BITS,
+    LOCAL_HASHTAGS,
+    STORY_LINES,
 )
 from features.synthetic.topics import (
     FEELINGS,
@@ -210,27 +214,223 @@ _EN_BIOS = _compile(
 )
 
 
-def _hashtags(p: Picker, topic: Topic, platform: str) -> list[str]:
-    if platform == "tiktok":
-        count = p.between(3, 6)
-    elif platform == "youtube":
-        count = p.between(0, 3)
-    else:
-        count = 0 if p.chance(0.2) else p.between(1, 12)
+# ------------------------------------------------------------------------------------------------ captions
+#
+# Real captions are not one templated line: on a public Instagram sample they averaged ~320 characters with a
+# long tail past 1,000, a body of one to many sentences (line breaks, emoji runs, numbered lists, calls to
+# action), mentions, a block of 5–30 hashtags (often after a separator line of dots or invisible characters) and
+# code-mixed languages. A caption here is built the same way: a first line from the topic templates, then a
+# creator-specific number of further sentences (topic lines, generic story lines, lists), then mentions, links
+# and the hashtag block. How long, how hashtag-heavy and how emoji-heavy a creator writes is a per-creator
+# :class:`CaptionStyle`, so a feature pipeline sees verbose and terse accounts side by side, as in a real export.
+
+_STORY = _compile(
+    (
+        "Not gonna lie, this week has been a lot {e}",
+        "Thank you all so much for the love on my last post, I read every single comment {e}",
+        "If you've been here for a while you know how much {n} means to me.",
+        "Started this whole thing {num} months ago and honestly never looked back.",
+        "Swipe to see the before and after ➡️",
+        "A few of you asked about the {gear}, so here's my honest opinion: {feel}.",
+        "Some days are harder than others and that's ok.",
+        "Reminder: progress over perfection, always {e}",
+        "I used to think {n} was only for other people. It isn't.",
+        "{city}, you were a dream {e}",
+        "Coffee first, then {n} ☕",
+        "Can't believe it's already {day} again!",
+        "Little life update: we moved, I got sick, and {n} kept me sane through all of it.",
+        "Let me know in the comments what you want to see next 👇",
+        "Huge thanks to everyone who showed up on {day} {e}",
+        "This is your sign to try {n} this week.",
+        "Lowkey proud of this one.",
+        "The short version: {n}, {n2} and a lot of patience.",
+        "It took me {num} tries to get this right, so don't give up after the first one {e}",
+        "Being consistent is the hardest part, not the {n} itself.",
+        "Who else needs a break from the noise? {e}",
+        "Wearing my favourite {gear} again because why not.",
+        "Honestly, {feel}.",
+        "{g}.",
+        "Back in {city} for a few days and already planning the next {n}.",
+        "Nobody tells you how much {v} changes your whole week.",
+        "PS: the {n} is from last {day}, I'm just slow at posting 😅",
+        "What's your go-to {n}? Genuinely curious.",
+        "Posting this for the {num} people who asked 🙈",
+        "{time} was all about {n}.",
+    )
+)
+_LIST_LEADS = _compile(
+    (
+        "Here's what worked for me:",
+        "My {num} favourite things this month:",
+        "What I packed:",
+        "Quick tips if you're starting out:",
+        "The plan for this week:",
+    )
+)
+_LIST_ITEMS = _compile(("{n}", "{n} {e}", "{v} every {day}", "{gear}", "more {n2}", "{g}"))
+_CTA = _compile(
+    (
+        "Save this for later 📌",
+        "Tag someone who needs this 👇",
+        "Share with a friend who loves {n} {e}",
+        "Follow for more {n} tips {e}",
+        "Comment '{n}' and I'll send you the details",
+        "Link in bio 🔗",
+        "Questions? Drop them below 👇",
+        "Double tap if you agree ❤️",
+    )
+)
+# Hashtag blocks on Instagram often sit below a column of dots, bullets or invisible U+2800 lines.
+_TAG_SEPARATORS = ("\n\n", "\n\n", "\n.\n.\n.\n", "\n•\n•\n•\n", "\n\u2800\n\u2800\n\u2800\n", "\n\n—\n", " ")
+_FEED_HASHTAGS = (
+    "instagood", "photooftheday", "instadaily", "picoftheday", "explorepage", "reelsinstagram", "trending",
+    "aesthetic", "inspiration", "smallcreator", "contentcreator", "microinfluencer", "instamood", "nofilter",
+    "followme", "likeforlikes", "reelitfeelit", "viralreels", "dailyinspo", "goodmorning",
+)  # fmt: skip
+_NOUN_TAG = re.compile(r"[^\w]+")
+_LOCAL_STORY = {lang: _compile(t) for lang, t in STORY_LINES.items()}
+
+
+@dataclass(frozen=True)
+class CaptionStyle:
+    """How one creator writes captions: how long, how many hashtags, emoji, line breaks, language mixing."""
+
+    sentences: float  # mean number of body sentences after the first (exponentially distributed per caption)
+    tag_share: float  # share of captions that end with a hashtag block
+    tags: int  # typical size of that block
+    emoji: float  # chance of an emoji run after a sentence
+    breaks: float  # chance that a sentence starts on a new line
+    mix: float  # chance that a body sentence is in the creator's other language (code-mixing)
+    lists: float  # chance of a numbered or bulleted list in a longer caption
+
+
+def caption_style(p: Picker) -> CaptionStyle:
+    """Draw one creator's caption habits: most write one to three sentences, a few write essays."""
+    # Lognormal verbosity: median ~3 further sentences, one creator in ten averages ten or more.
+    verbosity = math.exp(math.log(2.8) + 1.0 * _normal(p))
+    return CaptionStyle(
+        sentences=min(verbosity, 20.0),
+        tag_share=0.35 + 0.65 * p.u(),
+        tags=p.between(5, 30),
+        emoji=0.05 + 0.4 * p.u(),
+        breaks=p.u(),
+        mix=0.05 + 0.3 * p.u(),
+        lists=0.3 * p.u(),
+    )
+
+
+def _normal(p: Picker) -> float:
+    """A standard normal draw (Box–Muller) from the picker's uniforms."""
+    return math.sqrt(-2.0 * math.log(1.0 - p.u())) * math.cos(2.0 * math.pi * p.u())
+
+
+_DEFAULT_STYLE = CaptionStyle(sentences=2.8, tag_share=0.8, tags=8, emoji=0.3, breaks=0.5, mix=0.15, lists=0.1)
+
+
+def _emoji_run(p: Picker, topic: Topic) -> str:
+    """Two to six emoji; sometimes one emoji repeated (🔥🔥🔥)."""
+    if p.chance(0.3):
+        return _emoji(p, topic) * p.between(2, 4)
+    return "".join(_emoji(p, topic) for _ in range(p.between(2, 6)))
+
+
+def _hashtags(
+    p: Picker, topic: Topic, platform: str, *, count: int | None = None, country: int = 0, language: str = "en"
+) -> list[str]:
+    """A hashtag block: mostly the topic's tags and its nouns run together, some related, feed-wide and local tags."""
+    if count is None:
+        if platform == "tiktok":
+            count = p.between(3, 6)
+        elif platform == "youtube":
+            count = p.between(0, 3)
+        else:
+            count = 0 if p.chance(0.2) else p.between(1, 12)
     tags: list[str] = []
     if platform == "tiktok" and p.chance(0.6):
         tags.append(p.pick(TIKTOK_HASHTAGS))
     if platform == "youtube" and p.chance(0.3):
         tags.append(p.pick(YOUTUBE_HASHTAGS))
+    local = LOCAL_HASHTAGS.get(language)
     for _ in range(count):
         r = p.u()
-        if r < 0.7:
+        if r < 0.45:
             tags.append(p.pick(topic.hashtags))
-        elif r < 0.8 and topic.related:
+        elif r < 0.6:
+            tags.append(_NOUN_TAG.sub("", p.pick(topic.nouns).lower()))
+        elif r < 0.68 and topic.related:
             tags.append(p.pick(p.pick(_RELATED[topic.id]).hashtags))
-        else:
+        elif r < 0.78:
             tags.append(p.pick(GENERIC_HASHTAGS))
-    return ["#" + t for t in dict.fromkeys(tags)]
+        elif r < 0.9:
+            tags.append(p.pick(_FEED_HASHTAGS))
+        elif r < 0.95 and local:
+            tags.append(p.pick(local))
+        else:
+            tags.append(slug(_city(p, country)) + p.pick(("", "", topic.hashtags[0], "life")))
+    out = ["#" + t for t in dict.fromkeys(t for t in tags if t)]
+    if len(out) > 2 and p.chance(0.15):  # some creators CamelCase their tags
+        out = ["#" + t[1:2].upper() + t[2:] for t in out]
+    return out
+
+
+def _sentence(p: Picker, *, topic: Topic, lang: str | None, platform: str, country: int, first: bool) -> str:
+    """One body sentence: the topic templates of the caption's language, or (later sentences) a story line."""
+    if lang is not None:
+        if first or p.chance(0.6):
+            return _render(p, _LOCAL_CAPTIONS[lang], topic, country)
+        return _render(p, _LOCAL_STORY[lang], topic, country)
+    if first:
+        if platform == "youtube" and p.chance(0.6):
+            return _render(p, _YOUTUBE_TITLES, topic, country)
+        if platform == "tiktok" and p.chance(0.4):
+            return _render(p, _TIKTOK_CAPTIONS, topic, country)
+        return _render(p, _EN_CAPTIONS, topic, country)
+    return _render(p, _EN_CAPTIONS if p.chance(0.45) else _STORY, topic, country)
+
+
+def _body(
+    p: Picker,
+    *,
+    topic: Topic,
+    lang: str | None,
+    mix_lang: str | None,
+    style: CaptionStyle,
+    platform: str,
+    country: int,
+    sponsored: bool,
+) -> str:
+    """The caption text before mentions and hashtags: one or more sentences, line breaks, emoji runs, lists."""
+    if sponsored and lang is None and p.chance(0.6):
+        first = _render(p, _SPONSORED, topic, country)
+    else:
+        first = _sentence(p, topic=topic, lang=lang, platform=platform, country=country, first=True)
+    r = p.u()
+    if r < 0.3:
+        first = first.lower()
+    elif r < 0.55:
+        first = first[:1].upper() + first[1:]
+    out = [first]
+    mean = style.sentences * {"tiktok": 0.6, "youtube": 0.4}.get(platform, 1.0)
+    extra = int(-math.log(1.0 - p.u()) * mean)  # exponential per caption: the long tail of essays
+    for i in range(min(extra, 40)):
+        if i > 0 and i == extra // 2 and p.chance(style.lists):
+            items = [_render(p, _LIST_ITEMS, topic, country) for _ in range(p.between(3, 6))]
+            bullet = p.pick(("{i}. ", "• ", "- ", "✔️ ", "{i}) "))
+            lines = [bullet.format(i=k + 1) + item for k, item in enumerate(items)]
+            out.append("\n" + _render(p, _LIST_LEADS, topic, country) + "\n" + "\n".join(lines))
+            continue
+        sentence_lang = lang
+        if mix_lang is not None and p.chance(style.mix):  # code-mixing: English in a local caption, or vice versa
+            sentence_lang = mix_lang if lang is None else None
+        text = _sentence(p, topic=topic, lang=sentence_lang, platform=platform, country=country, first=False)
+        if p.chance(style.emoji):
+            text += " " + _emoji_run(p, topic)
+        out.append(("\n\n" if p.chance(0.3) else "\n") + text if p.chance(style.breaks) else " " + text)
+    if extra > 0 and p.chance(0.35):
+        out.append("\n\n" + _render(p, _CTA, topic, country))
+    elif p.chance(style.emoji / 2):
+        out.append(" " + _emoji_run(p, topic))
+    return "".join(out)
 
 
 def caption(
@@ -246,30 +446,36 @@ def caption(
     brand_handle: str | None,
     brand_tag: str | None,
     friend: str | None,
+    language: str | None = None,
+    style: CaptionStyle | None = None,
 ) -> str | None:
-    """One post caption. ``kind``: 0 text, 1 empty, 2 emoji only, 3 hashtags only."""
+    """One post caption. ``kind``: 0 text, 1 empty, 2 emoji only, 3 hashtags only.
+
+    ``local_lang`` is the caption's language when it is not English; ``language`` the creator's own language
+    (its phrase bank, when it has one, is mixed into English captions and English into local ones); ``style`` the
+    creator's caption habits (:func:`caption_style`).
+    """
+    style = style or _DEFAULT_STYLE
+    tag_language = local_lang or language or "en"
     if kind == 1:
         return None if p.chance(0.6) else ""
     if kind == 2:
-        return "".join(_emoji(p, topic) for _ in range(p.between(1, 4)))
+        return _emoji_run(p, topic) if p.chance(0.5) else "".join(_emoji(p, topic) for _ in range(p.between(1, 4)))
     if kind == 3:
-        tags = _hashtags(p, topic, "instagram") or ["#" + topic.hashtags[0]]
-        return " ".join(tags)
-    if local_lang is not None:
-        text = _render(p, _LOCAL_CAPTIONS[local_lang], topic, country)
-    elif sponsored and p.chance(0.6):
-        text = _render(p, _SPONSORED, topic, country)
-    elif platform == "youtube" and p.chance(0.6):
-        text = _render(p, _YOUTUBE_TITLES, topic, country)
-    elif platform == "tiktok" and p.chance(0.4):
-        text = _render(p, _TIKTOK_CAPTIONS, topic, country)
-    else:
-        text = _render(p, _EN_CAPTIONS, topic, country)
-    r = p.u()
-    if r < 0.3:
-        text = text.lower()
-    elif r < 0.55:
-        text = text[:1].upper() + text[1:]
+        only = style.tags if platform == "instagram" else p.between(3, 8)
+        tags = _hashtags(p, topic, platform, count=only, country=country, language=tag_language)
+        return " ".join(tags or ["#" + topic.hashtags[0]])
+    mix_lang = local_lang or (language if language in _LOCAL_CAPTIONS else None)
+    text = _body(
+        p,
+        topic=topic,
+        lang=local_lang,
+        mix_lang=mix_lang,
+        style=style,
+        platform=platform,
+        country=country,
+        sponsored=sponsored,
+    )
     parts = [text]
     if brand_handle is not None:
         parts.append(
@@ -291,6 +497,8 @@ def caption(
         parts.append(p.pick(("#ad", "#sponsored", "#partner", "Paid partnership", local_ad, local_ad)))
     if friend is not None:
         parts.append(p.pick((f"w/ @{friend}", f"📸 @{friend}", f"thanks @{friend}!", f"cc @{friend}")))
+    if p.chance(0.08):
+        parts.append(f"📍{_city(p, country)}")
     if p.chance(0.05):
         parts.append(
             p.pick(
@@ -301,11 +509,14 @@ def caption(
                 )
             )
         )
-    tags = _hashtags(p, topic, platform)
+    count: int | None = None  # TikTok and YouTube: the platform's own small blocks
+    if platform == "instagram":
+        count = max(1, style.tags + p.between(-3, 3)) if p.chance(style.tag_share) else 0
+    tags = _hashtags(p, topic, platform, count=count, country=country, language=tag_language)
     if brand_tag is not None:
         tags.insert(p.between(0, len(tags)), "#" + brand_tag)
     if tags:
-        parts.append(p.pick((" ", "\n\n", "\n.\n.\n.\n")) + " ".join(tags))
+        parts.append(p.pick(_TAG_SEPARATORS) + " ".join(tags))
     return " ".join(parts)
 
 

@@ -23,7 +23,7 @@ from features.embed_backends import SPECS, ArtifactError, BackendSpec, backend_i
 from features.embed_backends.artifacts import check_artifacts, read_manifest, source_sha256
 from features.embed_backends.corpus import social_texts
 from features.embed_backends.onnx_minilm import available_cores
-from features.embed_backends.static import apply_linear_map, fit_linear_map
+from features.embed_backends.static import MAP_REVISION, apply_linear_map, fit_linear_map
 
 SMALL_STATIC = BackendSpec(
     "test-static-small", "static", {"pca_dims": None, "sif_coefficient": 1e-4, "vocab_limit": 1500}
@@ -168,6 +168,76 @@ def test_aligned_embeds_stored_texts_static_and_queries_with_the_transformer(bui
     # Queries compare with stored vectors: the running query finds the running text.
     stored = embed_texts([RUN_B, SKIN], aligned, None, progress=False).vectors
     assert np.argmax(stored @ query.embed(["running a marathon"])[0]) == 0
+
+
+_PIECE_TEXTS = [
+    "",
+    " ",
+    "a  b",
+    " leading and trailing ",
+    "tabs\tand\nnew lines",
+    "Café NAÏVE ΣΟΦΙΑΣ straße 東京タワー",
+    "a" * 150,  # longer than WordPiece's 100 characters per word: one [UNK]
+    "pre\u0301 \u0301post",  # a combining mark right after a space
+    "#veganrecipes @jane.runs, e-mail-free!!! (really) 3.5k",
+    " ".join(["marathon training with my running club"] * 80),  # past 256 pieces: truncated
+]
+
+
+def test_static_pieces_are_exactly_the_tokenizers(built: Built) -> None:
+    static = built.embedders[SMALL_STATIC.key]
+    texts = [*_PIECE_TEXTS, *social_texts(300, seed=5)]
+    expected = [e.ids for e in static._tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+    assert static.pieces(texts) == expected  # cold word cache
+    assert static.pieces(texts) == expected  # warm
+    assert max(len(p) for p in expected) == static._max_tokens  # the truncation case is exercised
+    static.clear_cache()
+    assert [static.pieces([t])[0] for t in texts[:20]] == expected[:20]  # one at a time
+
+
+def test_a_full_word_cache_starts_afresh_and_pieces_stay_exact(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    from features.embed_backends import static as static_module
+
+    static = built.embedders[SMALL_STATIC.key]
+    static.clear_cache()
+    monkeypatch.setattr(static_module, "_WORD_CACHE_SIZE", 50)
+    texts = social_texts(80, seed=8)
+    expected = [e.ids for e in static._tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+    got = [piece for i in range(0, len(texts), 10) for piece in static.pieces(texts[i : i + 10])]
+    assert got == expected
+    assert len(static._words) <= 50 + max(len(set(" ".join(texts[i : i + 10]).split(" "))) for i in range(0, 80, 10))
+    static.clear_cache()
+
+
+def test_static_vectors_do_not_depend_on_the_word_cache_or_batch_mates(built: Built) -> None:
+    static = built.embedders[SMALL_STATIC.key]
+    texts = social_texts(120, seed=6)
+    static.clear_cache()
+    together = static.embed(texts)
+    alone = np.vstack([static.embed([t]) for t in texts])
+    assert np.array_equal(together, alone)
+
+
+def test_the_map_runs_on_one_blas_thread_and_restores_the_pool(built: Built) -> None:
+    from threadpoolctl import threadpool_info
+
+    before = [(i["internal_api"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(64, 384)).astype(np.float32)
+    affine = rng.normal(size=(385, 384)).astype(np.float32)
+    mapped = apply_linear_map(vectors, affine)
+    reference = vectors.astype(np.float64) @ affine[:-1].astype(np.float64) + affine[-1]
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    np.testing.assert_allclose(mapped, reference, atol=2e-5)
+    assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def test_backends_using_the_map_carry_its_revision_in_their_id(built: Built) -> None:
+    for key in (SMALL_ALIGNED.key, SMALL_HYBRID.key):
+        manifest_id = read_manifest(Path(built.settings.data_dir) / "models" / key)["id"]
+        assert built.embedders[key].id == f"{manifest_id}+{MAP_REVISION}"
+    static = built.embedders[SMALL_STATIC.key]
+    assert static.id == read_manifest(Path(built.settings.data_dir) / "models" / SMALL_STATIC.key)["id"]
 
 
 def test_fit_linear_map_recovers_an_affine_map() -> None:

@@ -325,3 +325,33 @@ def test_cli_help_documents_every_option() -> None:
     assert result.exit_code == 0
     for option in ("--creators", "--seed", "--out", "--followers-per-creator", "--brands", "--force"):
         assert option in result.output
+
+
+def test_captions_are_real_length_and_shape(tables: dict[str, pl.DataFrame]) -> None:
+    # Real Instagram captions averaged ~320 characters with a tail past 1,000, hashtag blocks of 5–30 tags, line
+    # breaks, emoji runs and code-mixed languages (issue 19); the benchmarks measure speed on these.
+    posts = tables["posts"].join(tables["creators"].select("creator_id", "platform", "country"), on="creator_id")
+    text = pl.col("caption").fill_null("")
+    shaped = posts.with_columns(
+        chars=text.str.len_chars(), tags=text.str.count_matches(r"#\w"), lines=text.str.count_matches("\n")
+    )
+    instagram = shaped.filter(pl.col("platform") == "instagram")
+    assert 250 < _num(instagram["chars"].mean()) < 420
+    assert 200 < _num(shaped["chars"].mean()) < 400
+    assert _num((shaped["chars"] > 1000).mean()) > 0.005
+    assert _num(shaped["chars"].max()) > 1500
+    with_tags = instagram.filter(pl.col("tags") > 0)["tags"]
+    assert _num((with_tags >= 5).mean()) > 0.6 and _num(with_tags.max()) >= 20
+    assert _num((shaped["lines"] > 0).mean()) > 0.4
+    captions = shaped["caption"].drop_nulls()
+    assert captions.str.contains("\n.\n.\n.\n", literal=True).sum() > 20  # tags below a column of dots
+    assert captions.str.contains("\u2800", literal=True).sum() > 5  # ... or of invisible blank lines
+    assert captions.str.contains(r"(?:\p{Extended_Pictographic}\x{FE0F}?){3}").sum() > 100  # emoji runs
+    # Code-mixing: local-language captions carry English lines and English captions local ones.
+    spanish = ("¿Quién", "Hoy tocó", "Mi ", "Nuevo día", "Gracias por", "Cuéntenme", "Llevo ")
+    english = ("Honestly", "Not gonna lie", "Swipe", "Reminder", "Lowkey", "This is your sign", "Coffee first")
+    mixed = captions.filter(captions.str.contains_any(list(spanish)) & captions.str.contains_any(list(english)))
+    assert mixed.len() > 5
+    # Hashtag-only captions now carry a real block.
+    only_tags = shaped.filter(pl.col("caption").str.starts_with("#") & ~pl.col("caption").str.contains(r"[a-z] [a-z]"))
+    assert _num(only_tags["tags"].mean()) >= 5
