@@ -6,11 +6,20 @@ import time
 
 import pytest
 
-from models.brief import FALLBACK_ID, MAX_AUDIENCE_SEGMENTS, SECONDARY_WEIGHT, core_of, guess_language, read_brief
+from models.brief import (
+    ENGLISH_WEIGHT,
+    FALLBACK_ID,
+    MAX_AUDIENCE_SEGMENTS,
+    SECONDARY_WEIGHT,
+    core_of,
+    english_gloss,
+    guess_language,
+    read_brief,
+)
 
 
 def audience(text: str) -> list[str]:
-    return [s.text for s in read_brief(text).segments if s.role == "audience" and not s.id.endswith("core")]
+    return [s.text for s in read_brief(text).segments if s.is_clause]
 
 
 @pytest.mark.parametrize(
@@ -137,9 +146,12 @@ def test_a_huge_brief_is_read_quickly_and_bounded() -> None:
     started = time.perf_counter()
     reading = read_brief(brief)
     assert time.perf_counter() - started < 5.0
-    assert 1 <= len([s for s in reading.segments if s.role == "audience"]) <= 2 * MAX_AUDIENCE_SEGMENTS
+    assert 1 <= len([s for s in reading.segments if s.role == "audience"]) <= 3 * MAX_AUDIENCE_SEGMENTS
     many = "\n".join(f"Target: group {i} of runners who train" for i in range(50))
-    assert len({s.id.split(" core")[0] for s in read_brief(many).segments}) == MAX_AUDIENCE_SEGMENTS
+    assert (
+        len({s.id.removesuffix(" core").removesuffix(" in English") for s in read_brief(many).segments})
+        == MAX_AUDIENCE_SEGMENTS
+    )
 
 
 @pytest.mark.parametrize(
@@ -163,3 +175,31 @@ def test_product_weight_adds_a_low_weight_product_segment() -> None:
     assert len(product) == 1 and product[0].weight == pytest.approx(0.25)
     assert "coffee roaster" in product[0].text
     assert not [s for s in read_brief("A coffee roaster that wants to reach hikers.").segments if s.role == "product"]
+
+
+@pytest.mark.parametrize(
+    ("brief", "english"),
+    [
+        ("Kaffeerösterei sucht Creator für Hobbymusiker, die Gitarre lernen.", "musicians"),  # a German compound
+        ("Una app de ahorro pensada para padres con niños pequeños.", "parents children"),
+        ("Marque de thé qui veut toucher les randonneurs du dimanche.", "hikers"),
+        ("Marca de café voltada para ciclistas que pedalam no fim de semana.", "cyclists"),
+        ("Zielgruppe: Radpendler", "commuters"),
+    ],
+)
+def test_a_clause_in_another_language_gets_english_words_for_its_people(brief: str, english: str) -> None:
+    reading = read_brief(brief)
+    glossed = [s for s in reading.segments if s.id.endswith(" in English")]
+    assert [s.text for s in glossed] == [english]
+    assert glossed[0].weight == pytest.approx(ENGLISH_WEIGHT)  # of a clause of weight 1
+    assert sum(s.weight for s in reading.segments if s.role == "audience") == pytest.approx(1.0)
+    assert len(audience(brief)) == 1  # the English words are no clause of their own
+
+
+def test_no_english_words_for_english_or_generic_people() -> None:
+    assert english_gloss("gamers who stream at night") is None  # already English
+    assert english_gloss("personas que hacen pan en casa") is None  # "people" says nothing
+    assert english_gloss("jóvenes que juegan videojuegos") is None  # "young people" neither
+    assert english_gloss("Studierende, die nachts lernen") is None
+    reading = read_brief("Snack brand aimed at PC gamers who stream at night.")
+    assert not any(s.id.endswith(" in English") for s in reading.segments)
