@@ -122,6 +122,9 @@ def test_the_core_of_a_clause_is_its_people_when_they_say_something() -> None:
     assert core_of("parents of toddlers who are looking for activities at home") == "parents of toddlers"
     assert core_of("people who brew pour-over coffee at home") is None  # "people" says nothing
     assert core_of("gravel riders") is None  # nothing to strip
+    assert core_of("early adopters who buy the newest gadgets") is None  # marketers' word for anyone
+    assert core_of("busy professionals who cook at home") is None
+    assert core_of("new parents who sleep little") == "new parents"
     reading = read_brief("Snack brand aimed at PC gamers who stream at night.")
     assert [(s.id, s.weight) for s in reading.segments] == [("audience 1", 0.5), ("audience 1 core", 0.5)]
 
