@@ -15,8 +15,11 @@ It reads labelled lines and bullet lists ("Target:", "Audience:", "Zielgruppe:",
 "aimed at", "dirigido a", "erreichen", "s'adresse à", "voltado para", "rivolto a" …; the weaker "for", "para",
 "für", "pour", "per" only when people follow), and audience-first sentences ("Students who study late: …").
 Cues of English, Spanish, German, French, Portuguese and Italian are all tried on every brief (briefs mix
-languages). When no audience clause is found (another language, or a brief that names no audience) the whole brief
-is the one segment, as before, and the reading says so (``fallback``).
+languages); a sentence going on about the audience just named ("They read money blogs …") joins its clause. Each
+clause ranks with its core (the people it names) and, when it is not English, with the English words for those
+people (the default embedder is English; see :func:`english_gloss`). When no audience clause is found (another
+language, or a brief that names no audience) the whole brief is the one segment, as before, and the reading says
+so (``fallback``).
 
 Pure: text in, :class:`BriefReading` out; the API, batch scoring and ``audiencefit search --brief`` all call it.
 """
@@ -468,34 +471,65 @@ class _Parts:
     product: list[str]
 
 
+# A sentence that goes on describing the audience just named: "Young professionals saving for their first flat.
+# They read money blogs and hate wasting cash." (not when it talks about the brand: "they love our bars").
+_CONTINUATION = re.compile(
+    r"^(?:they|these (?:people|folks)|those (?:people|folks)|ellos|ellas|sie|ils|elles|eles|elas|loro|essi)\b", re.I
+)
+_BRAND_WORDS = frozenset(
+    "we|us|our|ours|nosotros|nuestro|nuestra|nuestros|nuestras|wir|uns|unser|unsere|unserer|unseren|unserem|nous|"
+    "notre|nos|nós|nosso|nossa|nossos|nossas|noi|nostro|nostra|nostri|nostre".split("|")
+)
+MAX_CONTINUATIONS = 2  # sentences added to one audience clause at most
+
+
+def _continues_audience(sentence: str) -> bool:
+    return bool(_CONTINUATION.match(sentence)) and not any(w in _BRAND_WORDS for w in _words(sentence))
+
+
 def _read_free_text(text: str, parts: _Parts) -> None:
+    last: int | None = None  # the audience the previous sentence named, which a "They …" sentence goes on with
+    added = 0
     for sentence in _split_sentences(text):
-        if _LOGISTICS.search(sentence) and not names_people(sentence, within=12):
+        if last is not None and added < MAX_CONTINUATIONS and _continues_audience(sentence):
+            who, weight, source = parts.audience[last]
+            parts.audience[last] = (f"{who}. {sentence}", weight, source)
+            added += 1
             continue
-        de = _DE_VERB_FINAL.search(sentence)
-        if de and names_people(de.group("who"), within=6):
-            rest = de.group("rest")
-            who = _clean(de.group("who") + (" " + rest if rest.strip().startswith(",") else ""))
-            parts.audience.append((who, 1.0, "cue 'erreichen'"))
-            parts.product.append(_clean(sentence[: de.start()]))
-            continue
-        cue = _find_cue(sentence)
-        if cue is not None:
-            before, found, after = cue
-            who, tail = _audience_text(after)
-            if _meaningful(who):
-                parts.audience.append((who, 1.0, f"cue {found.lower()!r}"))
-                parts.product.extend(p for p in (_clean(before), tail) if _meaningful(p))
-                continue
-        if _audience_first(sentence):
-            head, _, rest = _split_first(sentence)
-            who, tail = _audience_text(head)
-            tail = " ".join(t for t in (tail, rest) if t)
-            parts.audience.append((who, 1.0, "audience-first sentence"))
-            if tail:
-                parts.product.append(tail)
-            continue
-        parts.product.append(sentence)
+        last, added, before = None, 0, len(parts.audience)
+        _read_sentence(sentence, parts)
+        if len(parts.audience) == before + 1:
+            last = before
+
+
+def _read_sentence(sentence: str, parts: _Parts) -> None:
+    """One sentence of free text: an audience clause (and the product talk around it), or product context."""
+    if _LOGISTICS.search(sentence) and not names_people(sentence, within=12):
+        return
+    de = _DE_VERB_FINAL.search(sentence)
+    if de and names_people(de.group("who"), within=6):
+        rest = de.group("rest")
+        who = _clean(de.group("who") + (" " + rest if rest.strip().startswith(",") else ""))
+        parts.audience.append((who, 1.0, "cue 'erreichen'"))
+        parts.product.append(_clean(sentence[: de.start()]))
+        return
+    cue = _find_cue(sentence)
+    if cue is not None:
+        before, found, after = cue
+        who, tail = _audience_text(after)
+        if _meaningful(who):
+            parts.audience.append((who, 1.0, f"cue {found.lower()!r}"))
+            parts.product.extend(p for p in (_clean(before), tail) if _meaningful(p))
+            return
+    if _audience_first(sentence):
+        head, _, rest = _split_first(sentence)
+        who, tail = _audience_text(head)
+        tail = " ".join(t for t in (tail, rest) if t)
+        parts.audience.append((who, 1.0, "audience-first sentence"))
+        if tail:
+            parts.product.append(tail)
+        return
+    parts.product.append(sentence)
 
 
 def _label_of(line: str) -> tuple[tuple[Role | None, float], str, str] | None:

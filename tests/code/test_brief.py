@@ -206,3 +206,20 @@ def test_no_english_words_for_english_or_generic_people() -> None:
     assert english_gloss("Studierende, die nachts lernen") is None
     reading = read_brief("Snack brand aimed at PC gamers who stream at night.")
     assert not any(s.id.endswith(" in English") for s in reading.segments)
+
+
+def test_a_sentence_going_on_about_the_audience_joins_its_clause() -> None:
+    brief = (
+        "Young professionals saving for their first flat. They read money blogs and hate wasting cash. "
+        "Our brand makes durable workwear."
+    )
+    assert audience(brief) == [
+        "Young professionals saving for their first flat. They read money blogs and hate wasting cash"
+    ]
+    assert "workwear" in read_brief(brief).product
+    # not when the sentence is about the brand, and not without an audience before it
+    assert audience("Snack brand for gamers who stream. They love our bars.") == ["gamers who stream"]
+    assert read_brief("Workwear that lasts. They say it is timeless.").fallback
+    assert audience("Nous voulons toucher les coureurs du dimanche. Ils courent dix kilomètres.") == [
+        "les coureurs du dimanche. Ils courent dix kilomètres"
+    ]
