@@ -159,7 +159,15 @@ def test_a_huge_brief_is_read_quickly_and_bounded() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["wollen " * 3000, ", die " * 4000, "for for " * 3000, "not for " * 3000, "Wir wollen " + "junge " * 3000 + "x"],
+    [
+        "wollen " * 3000,
+        ", die " * 4000,
+        "for for " * 3000,
+        "not for " * 3000,
+        "Wir wollen " + "junge " * 3000 + "x",
+        "Zielgruppe: " + "Hobbymusiker " * 5000,  # the English words are looked for in a bounded prefix
+        "Wir wollen Radfahrer erreichen. " + "Sie fahren. " * 5000,  # a bounded number of sentences join a clause
+    ],
 )
 def test_repetitive_hostile_briefs_stay_fast(text: str) -> None:
     started = time.perf_counter()
