@@ -323,7 +323,10 @@ class BriefSegmentOut(BaseModel):
     """One segment read from a description sent without segments."""
 
     id: str = Field(description="Its label in this response (the creators' segments and matched_segment).")
-    text: str = Field(description="The words of the brief it was read from.")
+    text: str = Field(
+        description="The words of the brief it was read from ('audience N in English': the English words for the "
+        "people a clause in another language names)."
+    )
     weight: float = Field(description="Its weight among the segments.")
     role: Literal["audience", "product", "brief"] = Field(
         description="'audience': who the brand wants to reach (drives the fit); 'product': what it sells (a "

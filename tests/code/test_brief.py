@@ -6,11 +6,20 @@ import time
 
 import pytest
 
-from models.brief import FALLBACK_ID, MAX_AUDIENCE_SEGMENTS, SECONDARY_WEIGHT, core_of, guess_language, read_brief
+from models.brief import (
+    ENGLISH_WEIGHT,
+    FALLBACK_ID,
+    MAX_AUDIENCE_SEGMENTS,
+    SECONDARY_WEIGHT,
+    core_of,
+    english_gloss,
+    guess_language,
+    read_brief,
+)
 
 
 def audience(text: str) -> list[str]:
-    return [s.text for s in read_brief(text).segments if s.role == "audience" and not s.id.endswith("core")]
+    return [s.text for s in read_brief(text).segments if s.is_clause]
 
 
 @pytest.mark.parametrize(
@@ -113,6 +122,9 @@ def test_the_core_of_a_clause_is_its_people_when_they_say_something() -> None:
     assert core_of("parents of toddlers who are looking for activities at home") == "parents of toddlers"
     assert core_of("people who brew pour-over coffee at home") is None  # "people" says nothing
     assert core_of("gravel riders") is None  # nothing to strip
+    assert core_of("early adopters who buy the newest gadgets") is None  # marketers' word for anyone
+    assert core_of("busy professionals who cook at home") is None
+    assert core_of("new parents who sleep little") == "new parents"
     reading = read_brief("Snack brand aimed at PC gamers who stream at night.")
     assert [(s.id, s.weight) for s in reading.segments] == [("audience 1", 0.5), ("audience 1 core", 0.5)]
 
@@ -137,14 +149,25 @@ def test_a_huge_brief_is_read_quickly_and_bounded() -> None:
     started = time.perf_counter()
     reading = read_brief(brief)
     assert time.perf_counter() - started < 5.0
-    assert 1 <= len([s for s in reading.segments if s.role == "audience"]) <= 2 * MAX_AUDIENCE_SEGMENTS
+    assert 1 <= len([s for s in reading.segments if s.role == "audience"]) <= 3 * MAX_AUDIENCE_SEGMENTS
     many = "\n".join(f"Target: group {i} of runners who train" for i in range(50))
-    assert len({s.id.split(" core")[0] for s in read_brief(many).segments}) == MAX_AUDIENCE_SEGMENTS
+    assert (
+        len({s.id.removesuffix(" core").removesuffix(" in English") for s in read_brief(many).segments})
+        == MAX_AUDIENCE_SEGMENTS
+    )
 
 
 @pytest.mark.parametrize(
     "text",
-    ["wollen " * 3000, ", die " * 4000, "for for " * 3000, "not for " * 3000, "Wir wollen " + "junge " * 3000 + "x"],
+    [
+        "wollen " * 3000,
+        ", die " * 4000,
+        "for for " * 3000,
+        "not for " * 3000,
+        "Wir wollen " + "junge " * 3000 + "x",
+        "Zielgruppe: " + "Hobbymusiker " * 5000,  # the English words are looked for in a bounded prefix
+        "Wir wollen Radfahrer erreichen. " + "Sie fahren. " * 5000,  # a bounded number of sentences join a clause
+    ],
 )
 def test_repetitive_hostile_briefs_stay_fast(text: str) -> None:
     started = time.perf_counter()
@@ -163,3 +186,48 @@ def test_product_weight_adds_a_low_weight_product_segment() -> None:
     assert len(product) == 1 and product[0].weight == pytest.approx(0.25)
     assert "coffee roaster" in product[0].text
     assert not [s for s in read_brief("A coffee roaster that wants to reach hikers.").segments if s.role == "product"]
+
+
+@pytest.mark.parametrize(
+    ("brief", "english"),
+    [
+        ("Kaffeerösterei sucht Creator für Hobbymusiker, die Gitarre lernen.", "musicians"),  # a German compound
+        ("Una app de ahorro pensada para padres con niños pequeños.", "parents children"),
+        ("Marque de thé qui veut toucher les randonneurs du dimanche.", "hikers"),
+        ("Marca de café voltada para ciclistas que pedalam no fim de semana.", "cyclists"),
+        ("Zielgruppe: Radpendler", "commuters"),
+    ],
+)
+def test_a_clause_in_another_language_gets_english_words_for_its_people(brief: str, english: str) -> None:
+    reading = read_brief(brief)
+    glossed = [s for s in reading.segments if s.id.endswith(" in English")]
+    assert [s.text for s in glossed] == [english]
+    assert glossed[0].weight == pytest.approx(ENGLISH_WEIGHT)  # of a clause of weight 1
+    assert sum(s.weight for s in reading.segments if s.role == "audience") == pytest.approx(1.0)
+    assert len(audience(brief)) == 1  # the English words are no clause of their own
+
+
+def test_no_english_words_for_english_or_generic_people() -> None:
+    assert english_gloss("gamers who stream at night") is None  # already English
+    assert english_gloss("personas que hacen pan en casa") is None  # "people" says nothing
+    assert english_gloss("jóvenes que juegan videojuegos") is None  # "young people" neither
+    assert english_gloss("Studierende, die nachts lernen") is None
+    reading = read_brief("Snack brand aimed at PC gamers who stream at night.")
+    assert not any(s.id.endswith(" in English") for s in reading.segments)
+
+
+def test_a_sentence_going_on_about_the_audience_joins_its_clause() -> None:
+    brief = (
+        "Young professionals saving for their first flat. They read money blogs and hate wasting cash. "
+        "Our brand makes durable workwear."
+    )
+    assert audience(brief) == [
+        "Young professionals saving for their first flat. They read money blogs and hate wasting cash"
+    ]
+    assert "workwear" in read_brief(brief).product
+    # not when the sentence is about the brand, and not without an audience before it
+    assert audience("Snack brand for gamers who stream. They love our bars.") == ["gamers who stream"]
+    assert read_brief("Workwear that lasts. They say it is timeless.").fallback
+    assert audience("Nous voulons toucher les coureurs du dimanche. Ils courent dix kilomètres.") == [
+        "les coureurs du dimanche. Ils courent dix kilomètres"
+    ]

@@ -198,3 +198,29 @@ def test_bad_inputs_are_refused_with_where(small_features: Path, tmp_path: Path,
     assert code == 2
     assert "category" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.md"))
+
+
+def test_subsets_split_the_briefs_by_line_and_cover_them_once() -> None:
+    briefs = load_briefs()
+    even, odd = brief_eval.subset_of(briefs, "even"), brief_eval.subset_of(briefs, "odd")
+    assert [b.id for b in odd] == [b.id for b in briefs[0::2]]  # lines 1, 3, 5, …
+    assert [b.id for b in even] == [b.id for b in briefs[1::2]]
+    assert sorted(b.id for b in even + odd) == sorted(b.id for b in briefs)
+    assert brief_eval.subset_of(briefs, "all") == briefs
+    with pytest.raises(InputError, match="subset must be one of all, even, odd"):
+        brief_eval.subset_of(briefs, "half")
+
+
+def test_main_evaluates_only_the_subset_asked_for(small_features: Path, tmp_path: Path, capsys) -> None:
+    path = write_briefs(tmp_path / "b.jsonl", BRIEFS)
+    truth = tmp_path / "truth.parquet"
+    ids = load_feature_set(small_features, verify_checksums=False).creators["creator_id"].to_list()
+    pl.DataFrame({"creator_id": ids, "category": ["gaming"] * len(ids)}).write_parquet(truth)
+    per_brief = tmp_path / "per.csv"
+    args = ["--features", str(small_features), "--truth", str(truth), "--briefs", str(path), "--all-creators"]
+    assert brief_eval.main([*args, "--subset", "odd", "--per-brief", str(per_brief)]) == 0
+    assert set(pl.read_csv(per_brief)["brief_id"]) == {"t1"}  # t3's audience (pets) is not in the truth
+    assert brief_eval.main([*args, "--subset", "even", "--per-brief", str(per_brief)]) == 2  # t2's audience: none
+    assert "no brief's audience" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        brief_eval.main([*args, "--subset", "third"])
