@@ -11,6 +11,7 @@ from audiencefit.cli import (  # noqa: F401  (registers commands)
     demo,
     features_cmd,
     index_cmd,
+    models_cmd,
     plan_cmd,
     score_cmd,
     serve_cmd,
