@@ -161,17 +161,17 @@ def default_reporter() -> BuildReporter:
 
 @contextmanager
 def quiet_third_party() -> Iterator[None]:
-    """While a build runs: Python warnings ignored, third-party loggers at ERROR (the root logger at WARNING:
-    onnxruntime's quantizer logs a line per tensor on it), third-party progress bars off. All restored after."""
+    """While a build runs: Python warnings ignored, third-party loggers at ERROR, lines logged on the root logger
+    itself below ERROR dropped (onnxruntime's quantizer logs there: a line per tensor, a pre-processing hint),
+    third-party progress bars off. All restored after, except torch's logger (see ``_STAY_QUIET``)."""
     saved_env = {name: os.environ.get(name) for name in _QUIET_ENV}
     saved_levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
     root = logging.getLogger()
-    root_level = root.level
     undo: list[Callable[[], None]] = []
     os.environ.update(_QUIET_ENV)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
-    root.setLevel(max(root_level, logging.WARNING))
+    root.addFilter(_drop_root_chatter)
     undo.extend(silence_library_bars())
     try:
         with warnings.catch_warnings():
@@ -180,7 +180,7 @@ def quiet_third_party() -> Iterator[None]:
     finally:
         for restore in reversed(undo):
             restore()
-        root.setLevel(root_level)
+        root.removeFilter(_drop_root_chatter)
         for name, level in saved_levels.items():
             if name not in _STAY_QUIET:
                 logging.getLogger(name).setLevel(level)
@@ -189,6 +189,12 @@ def quiet_third_party() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _drop_root_chatter(record: logging.LogRecord) -> bool:
+    """A filter on the root logger: it sees only records logged on the root logger itself (``logging.info(...)``
+    in a library), never those of named loggers that propagate to it, so audiencefit's own lines pass."""
+    return record.levelno >= logging.ERROR
 
 
 def silence_library_bars() -> list[Callable[[], None]]:
