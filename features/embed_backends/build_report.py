@@ -109,11 +109,24 @@ class RichReporter(LogReporter):
         from rich.progress import (
             BarColumn,
             Progress,
+            ProgressColumn,
+            Task,
             TaskProgressColumn,
             TextColumn,
             TimeElapsedColumn,
-            TimeRemainingColumn,
         )
+        from rich.text import Text
+
+        class EtaColumn(ProgressColumn):
+            """Time left from the measured rate; before there is one, from the expected duration."""
+
+            def render(self, task: Task) -> Text:
+                left = task.time_remaining
+                if left is None or task.completed == 0:
+                    left = max(float(task.fields["expected"]) - (task.elapsed or 0.0), 0.0)
+                if task.finished:
+                    left = 0.0
+                return Text(f"ETA {int(left) // 60}:{int(left) % 60:02d}", style="progress.remaining")
 
         super().start(key, why, expected_seconds)
         self._close()
@@ -122,11 +135,10 @@ class RichReporter(LogReporter):
             BarColumn(),
             TaskProgressColumn(),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            EtaColumn(),
             console=Console(stderr=True),
         )
-        task = bar.add_task(f"building {key}", total=None)
+        task = bar.add_task(f"building {key}", total=None, expected=expected_seconds)
         bar.start()
         self._bar = bar
 
