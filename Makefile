@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export AUDIENCEFIT_DATA_DIR ?= $(DATA)
 
-.PHONY: install run test lint typecheck unit bench bench-embed clean help
+.PHONY: install models run test lint typecheck unit bench bench-embed clean help
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,9 +28,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the project (idempotent).
+install: $(STAMP) ## Create .venv, install the project and build the embedding artifacts (idempotent).
+	$(AF) models build
 
-run: $(STAMP) ## Demo world → features → index → train → promote → serve on $(HOST):$(PORT).
+models: $(STAMP) ## Build the embedding artifacts in $(DATA)/models (about a minute once; then only checked).
+	$(AF) models build
+
+run: $(STAMP) ## Embedding artifacts → demo world → features → index → train → promote → serve on $(HOST):$(PORT).
+	$(AF) models build
 	@test -f $(DATA)/demo/creators.parquet && echo "demo world already in $(DATA)/demo (make clean to rebuild)" || $(AF) demo-data --creators $(DEMO_CREATORS) --seed $(DEMO_SEED) --out $(DATA)/demo
 	$(AF) validate $(DATA)/demo
 	$(AF) features build --data $(DATA)/demo --out $(DATA)/features

@@ -12,6 +12,7 @@ from audiencefit.cli import (  # noqa: F401  (registers commands)
     features_cmd,
     import_cmd,
     index_cmd,
+    models_cmd,
     plan_cmd,
     score_cmd,
     serve_cmd,

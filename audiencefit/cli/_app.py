@@ -25,6 +25,11 @@ features_app = typer.Typer(help="Build feature sets from raw creator data.", no_
 app.add_typer(features_app, name="features")
 index_app = typer.Typer(help="Build the FAISS audience and content indexes.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
+models_app = typer.Typer(
+    help="Build or check the embedding model artifacts (ONNX models, static vectors, alignment map).",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
 
 
 def model_source(bundle: Path | None, model: str | None, *, model_flag: str, default: str | None) -> Path | str:

@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.embed_backends.build_report import BuildReporter, Report, default_reporter, quiet_third_party
 from features.errors import InputError
 from features.io import replace_dir, sha256_file, staging_dir
 from features.stored_paths import UnsafePathError, checksum_table, sha256_contained
@@ -82,8 +83,19 @@ SPECS: dict[str, BackendSpec] = {
             {"weight_type": "QInt8", "per_channel": True, "reduce_range": False},
             depends=("minilm-onnx-fp32",),
         ),
-        BackendSpec("minilm-static", "static", {"pca_dims": None, "sif_coefficient": 1e-4, "vocab_limit": None}),
-        BackendSpec("minilm-static-pca256", "static", {"pca_dims": 256, "sif_coefficient": 1e-4, "vocab_limit": None}),
+        # Distilled with the ONNX fp32 model (seconds), not torch (a minute or more on 2 busy cores).
+        BackendSpec(
+            "minilm-static",
+            "static",
+            {"pca_dims": None, "sif_coefficient": 1e-4, "vocab_limit": None},
+            depends=("minilm-onnx-fp32",),
+        ),
+        BackendSpec(
+            "minilm-static-pca256",
+            "static",
+            {"pca_dims": 256, "sif_coefficient": 1e-4, "vocab_limit": None},
+            depends=("minilm-onnx-fp32",),
+        ),
         BackendSpec(
             "minilm-hybrid",
             "hybrid",
@@ -92,10 +104,13 @@ SPECS: dict[str, BackendSpec] = {
         ),
         # The default. Stored texts static, mapped into MiniLM fp32 space; queries ONNX fp32 (docs/benchmarks.md:
         # retrieval within a point of torch fp32 on the 1k and 5k worlds; int8 targets lost 1.1 points at 5k).
+        # 6,000 corpus texts, not 20,000: the map's fit costs a third (embedding the corpus is most of the first
+        # build) for −0.2 to −0.4 points of retrieval on the 1k and 3k worlds; 4,000 lost up to a point
+        # (docs/benchmarks.md, "The first build in a fresh data directory").
         BackendSpec(
             "minilm-aligned",
             "aligned",
-            {"corpus_size": 20000, "corpus_seed": 0, "ridge": 1.0},
+            {"corpus_size": 6000, "corpus_seed": 0, "ridge": 1.0},
             depends=("minilm-onnx-fp32", "minilm-static"),
         ),
     )
@@ -230,7 +245,20 @@ def _build_lock(root: Path, key: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-Builder = Callable[[BackendSpec, Path, Mapping[str, Path]], Mapping[str, Any]]
+Builder = Callable[[BackendSpec, Path, Mapping[str, Path], Report], Mapping[str, Any]]
+
+# Seconds each kind of build takes on 2 cores (measured, docs/benchmarks.md), for the "about N s" log line.
+EXPECTED_SECONDS = {"onnx-fp32": 12.0, "onnx-int8": 8.0, "static": 18.0, "hybrid": 20.0, "aligned": 52.0}
+
+
+def expected_seconds(spec: BackendSpec) -> float:
+    """Roughly how long building ``spec`` takes on 2 cores (corpus builds scale with their corpus size)."""
+    base = EXPECTED_SECONDS.get(spec.kind, 30.0)
+    if spec.kind == "aligned":
+        base *= int(spec.params.get("corpus_size") or 0) / 6000
+    elif spec.kind == "hybrid":
+        base *= int(spec.params.get("corpus_size") or 0) / 3000
+    return max(base, 1.0)
 
 
 def _builder(kind: str) -> Builder:
@@ -275,11 +303,20 @@ def _write_manifest(tmp: Path, spec: BackendSpec, expected_id: str, info: Mappin
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str), encoding="utf-8")
 
 
-def ensure_artifacts(backend: str | BackendSpec, settings: Settings | None = None, *, build: bool = True) -> Path:
-    """The checked artifact directory of ``backend``, building it first when missing, stale or corrupted.
+def ensure_artifacts(
+    backend: str | BackendSpec,
+    settings: Settings | None = None,
+    *,
+    build: bool = True,
+    reporter: BuildReporter | None = None,
+) -> Path:
+    """The checked artifact directory of ``backend``, building it (and what it is built from) first when missing,
+    stale or corrupted.
 
     With ``build=False`` a missing or invalid artifact raises :class:`ArtifactError` saying why, instead of
-    being rebuilt. Builds take seconds to a few minutes (distilling the static model is the slow part).
+    being rebuilt. A build logs what it builds and about how long it takes, shows a progress bar when
+    ``reporter`` (default: :func:`~features.embed_backends.build_report.default_reporter`) does, and keeps the
+    third-party libraries it uses quiet. The default backend's artifacts take well under two minutes on 2 cores.
     """
     spec = spec_of(backend)
     root = models_dir(settings)
@@ -294,24 +331,27 @@ def ensure_artifacts(backend: str | BackendSpec, settings: Settings | None = Non
         problem = check_artifacts(target, expected)  # another process may have built it while we waited
         if problem is None:
             return target
-        dep_dirs = {dep: ensure_artifacts(dep, settings) for dep in spec.depends}
-        logger.warning("building embedding artifact", extra={"backend": spec.key, "dir": str(target), "why": problem})
+        if reporter is None:
+            reporter = default_reporter()
+        dep_dirs = {dep: ensure_artifacts(dep, settings, reporter=reporter) for dep in spec.depends}
         started = time.perf_counter()
         tmp = staging_dir(target)
         try:
-            info = _builder(spec.kind)(spec, tmp, dep_dirs)
+            report = reporter.start(spec.key, problem, expected_seconds(spec))
+            with quiet_third_party():
+                info = _builder(spec.kind)(spec, tmp, dep_dirs, report)
             _write_manifest(tmp, spec, expected, info, time.perf_counter() - started)
             problem = check_artifacts(tmp, expected)
             if problem is not None:
                 raise ArtifactError(f"freshly built artifact for {spec.key} failed its check: {problem}")
             replace_dir(tmp, target)  # a reader sees the old or the new directory, never half
+        except BaseException:
+            reporter.abort(spec.key)
+            raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        logger.info(
-            "embedding artifact built",
-            extra={"backend": spec.key, "id": expected, "seconds": round(time.perf_counter() - started, 1)},
-        )
+        reporter.finish(spec.key, time.perf_counter() - started)
     return target
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from features.embed_backends.artifacts import BackendSpec, set_offline_env, source_model_dir
+from features.embed_backends.build_report import Report, silence_library_bars
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def _export(model_dir: Path, out: Path, opset: int, attention: str) -> None:
     import torch
     from transformers import BertModel
 
+    silence_library_bars()  # "Loading weights" bar
     model = BertModel.from_pretrained(str(model_dir), attn_implementation=attention)
     model.train(False)  # inference mode: no dropout
 
@@ -97,17 +99,26 @@ def _copy_tokenizer(model_dir: Path, out_dir: Path) -> None:
     shutil.copyfile(model_dir / "tokenizer.json", out_dir / TOKENIZER_FILE)
 
 
-def build_onnx_fp32(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) -> dict[str, Any]:
+# Shares of the fp32 build's time, for its progress bar: importing torch, tracing the export, fusing, saving.
+_FP32_STEPS = {"import": 25, "export": 50, "fuse": 20, "save": 5}
+
+
+def build_onnx_fp32(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path], report: Report) -> dict[str, Any]:
     """Export the packaged BertModel to ONNX (dynamic batch and sequence axes) and fuse it for onnxruntime."""
     del deps
+    total = sum(_FP32_STEPS.values())
+    report(0, total)
     set_offline_env()
+    import torch  # noqa: F401  (the slow import, timed as a step of its own)
     from onnxruntime.transformers import optimizer
 
     model_dir = source_model_dir()
     info = minilm_info(model_dir)
+    report(_FP32_STEPS["import"], total)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         _export(model_dir, raw, int(spec.params["opset"] or 17), str(spec.params["attention"]))
+        report(total - _FP32_STEPS["fuse"] - _FP32_STEPS["save"], total)
         if spec.params.get("fusion") == "bert":
             for name in ("fusion_base", "onnx_model", "onnx_model_bert"):  # a line per fusion at INFO
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -120,16 +131,19 @@ def build_onnx_fp32(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) 
                 use_gpu=False,
             )
             info["fused_ops"] = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
+            report(total - _FP32_STEPS["save"], total)
             fused.save_model_to_file(str(out_dir / MODEL_FILE))
         else:
             shutil.copyfile(raw, out_dir / MODEL_FILE)
     _copy_tokenizer(model_dir, out_dir)
     (out_dir / INFO_FILE).write_text(json.dumps(info, sort_keys=True), encoding="utf-8")
+    report(total, total)
     return info
 
 
-def build_onnx_int8(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) -> dict[str, Any]:
+def build_onnx_int8(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path], report: Report) -> dict[str, Any]:
     """Dynamic int8 quantization (weights int8, activations quantized per batch) of the fp32 ONNX artifact."""
+    report(0, 1)
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -147,4 +161,5 @@ def build_onnx_int8(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) 
         )
     shutil.copyfile(fp32_dir / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
     (out_dir / INFO_FILE).write_text(json.dumps(info, sort_keys=True), encoding="utf-8")
+    report(1, 1)
     return info

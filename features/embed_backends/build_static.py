@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from features.embed_backends.artifacts import BackendSpec, set_offline_env, source_model_dir
 from features.embed_backends.build_onnx import minilm_info
+from features.embed_backends.build_report import Report, silence_library_bars
 from features.embed_backends.static import (
     ALIGN_FILE,
     INFO_FILE,
@@ -49,33 +51,61 @@ def token_remove_pattern(model_dir: Path, vocab_limit: int | None) -> str:
     return f"{_UNUSED}|(?!(?:{kept})$)"
 
 
-def build_static(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) -> dict[str, Any]:
-    """Distill word-piece vectors from the packaged MiniLM with ``model2vec.distill`` (float32, PCA optional)."""
-    del deps
-    set_offline_env()
-    from model2vec.distill import distill_from_model
-    from transformers import AutoModel, AutoTokenizer
+def build_static(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path], report: Report) -> dict[str, Any]:
+    """Distill word-piece vectors from MiniLM as model2vec does, with the ONNX fp32 model named in ``depends``.
 
+    model2vec's recipe (``distill_from_model``): the vocabulary less the removed pieces, each piece run alone as
+    ``[CLS] piece [SEP]``, its output averaged over those three positions, PCA (optional), then SIF weights by
+    vocabulary rank; the tokenizer is model2vec's own rewrite of MiniLM's (post-processor off, pieces removed,
+    ids renumbered). Only the forward passes differ: onnxruntime runs them on every core in batches of
+    :data:`PIECE_BATCH` instead of torch in batches of 256 (the vectors agree with torch's to float32 rounding).
+    """
+    set_offline_env()
+    import re
+
+    from model2vec.distill.inference import apply_pca, compute_weights
+    from model2vec.tokenizer import clean_and_create_vocabulary, turn_tokens_into_ids
+    from skeletoken import TokenizerModel
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+
+    silence_library_bars()
     model_dir = source_model_dir()
     minilm = minilm_info(model_dir)
-    model = AutoModel.from_pretrained(str(model_dir))
-    tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+    (onnx_dir,) = deps.values()
     pca_dims = spec.params.get("pca_dims")
     sif = spec.params.get("sif_coefficient")
     vocab_limit = spec.params.get("vocab_limit")
-    # distill_from_model, not distill(name): given objects, it never asks the Hub for the model card.
-    static = distill_from_model(
-        model=model,
-        tokenizer=tokenizer,
-        pca_dims=None if pca_dims is None else int(pca_dims),
-        sif_coefficient=None if sif is None else float(sif),
-        token_remove_pattern=token_remove_pattern(model_dir, None if vocab_limit is None else int(vocab_limit)),
-        quantize_to="float32",
-        device="cpu",
-    )
-    vectors = np.ascontiguousarray(np.asarray(static.embedding, dtype=np.float32))
+
+    hf_tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir), use_fast=True)
+    original = TokenizerModel.from_transformers_tokenizer(hf_tokenizer).prune_added_tokens()
+    tokenizer_model = original.deep_copy()
+    if tokenizer_model.adds_prefix_space is not None:  # as distill_from_model does
+        tokenizer_model.adds_prefix_space = True
+    remove = re.compile(token_remove_pattern(model_dir, None if vocab_limit is None else int(vocab_limit)))
+    tokenizer_model = clean_and_create_vocabulary(tokenizer_model, [], token_remove_regex=remove)
+    pieces = tokenizer_model.sorted_vocabulary
+    if not pieces:
+        raise ValueError(f"{spec.key}: the vocabulary is empty after removing {remove.pattern!r}")
+    # skeletoken renumbers ids (model2vec then reorders torch's embedding matrix to match); the ONNX graph keeps
+    # MiniLM's numbering, so each id goes back through its token string to MiniLM's vocabulary.
+    renumbered = original.to_tokenizer()
+    minilm_ids = Tokenizer.from_file(str(model_dir / "tokenizer.json")).get_vocab(with_added_tokens=True)
+    sequences = [
+        _Ids([minilm_ids[str(renumbered.id_to_token(i))] for i in ids])
+        for ids in turn_tokens_into_ids(pieces, original)
+    ]
+
+    onnx = OnnxMiniLMEmbedder(onnx_dir, batch_size=PIECE_BATCH)
+    report(0, len(sequences))
+    embeddings = np.nan_to_num(onnx.mean_hidden(sequences, lambda done: report(done, len(sequences))))
+    weights = compute_weights(len(embeddings), sif_coefficient=None if sif is None else float(sif))
+    embeddings = apply_pca(embeddings, None if pca_dims is None else int(pca_dims)) * weights[:, None]
+    vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
     np.save(out_dir / VECTORS_FILE, vectors, allow_pickle=False)
-    static.tokenizer.save(str(out_dir / TOKENIZER_FILE))
+    tokenizer_model.to_tokenizer().save(str(out_dir / TOKENIZER_FILE))
     info = {
         "dim": int(vectors.shape[1]),
         "vocab_size": int(vectors.shape[0]),
@@ -88,22 +118,40 @@ def build_static(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) -> 
     return info
 
 
-def build_alignment(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path]) -> dict[str, Any]:
+PIECE_BATCH = 1024
+ALIGN_BATCH = 128
+"""Corpus texts per onnxruntime call when fitting the alignment map (sorted by length, so little padding)."""
+"""Word pieces per onnxruntime call when distilling (three tokens each: large batches keep both cores busy)."""
+
+
+@dataclass(frozen=True)
+class _Ids:
+    """A token id sequence shaped like a ``tokenizers.Encoding`` for :meth:`OnnxMiniLMEmbedder.mean_hidden`."""
+
+    ids: list[int]
+
+
+def build_alignment(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path], report: Report) -> dict[str, Any]:
     """Fit the affine map from static space to MiniLM space on locally generated texts; save it as ``align.npy``.
 
     Targets come from the ONNX model named first in ``depends`` — the transformer the hybrid uses for its other
     texts and the aligned backend for queries — so both halves live in the same space.
     """
     from features.embed_backends.corpus import corpus_sha256, social_texts
-    from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+    from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder, unit_rows
     from features.embed_backends.static import StaticEmbedder
 
     size, seed = int(spec.params["corpus_size"] or 0), int(spec.params["corpus_seed"] or 0)
+    # Units of progress: generating the corpus costs about as much as embedding a tenth of it.
+    total = size + size // 10
+    report(0, total)
     texts = social_texts(size, seed)
+    report(size // 10, total)
     transformer_key, static_key = spec.depends
-    onnx = OnnxMiniLMEmbedder(deps[transformer_key])
+    onnx = OnnxMiniLMEmbedder(deps[transformer_key], batch_size=ALIGN_BATCH)
     static = StaticEmbedder(deps[static_key])
-    target = onnx.embed(texts)
+    encodings = onnx.tokenize(texts)
+    target = unit_rows(onnx.mean_hidden(encodings, lambda done: report(size // 10 + done, total)))
     source = static.embed(texts)
     affine = fit_linear_map(source, target, float(spec.params["ridge"] or 0.0))
     np.save(out_dir / ALIGN_FILE, affine, allow_pickle=False)

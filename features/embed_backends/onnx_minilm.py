@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,16 @@ class OnnxMiniLMEmbedder:
 
     def embed_encodings(self, encodings: Sequence[Any]) -> npt.NDArray[np.float32]:
         """Embed already tokenized texts (from :meth:`tokenize`)."""
+        return unit_rows(self.mean_hidden(encodings))
+
+    def mean_hidden(
+        self, encodings: Sequence[Any], report: Callable[[int], None] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """The last hidden state averaged over each sequence's tokens, not normalised: float32 (n, dim).
+
+        ``encodings`` are anything with ``.ids`` ([CLS] … [SEP] included), e.g. from :meth:`tokenize`;
+        ``report(rows done)`` is called after every batch.
+        """
         n = len(encodings)
         out = np.zeros((n, self._dim), dtype=np.float32)
         if n == 0:
@@ -128,4 +138,6 @@ class OnnxMiniLMEmbedder:
             hidden = self._session.run(["last_hidden_state"], {k: v for k, v in feed.items() if k in self._inputs})[0]
             summed = np.einsum("bld,bl->bd", hidden, mask.astype(np.float32))
             out[rows] = summed / lengths[rows][:, None].astype(np.float32)
-        return unit_rows(out)
+            if report is not None:
+                report(min(start + self.batch_size, n))
+        return out

@@ -8,6 +8,7 @@ full-vocabulary static model and hybrid (a minute or more to distill) are checke
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -20,13 +21,17 @@ import numpy as np
 import pytest
 
 from features.embed_backends import SPECS, ArtifactError, BackendSpec, backend_id, ensure_artifacts, load_embedder
-from features.embed_backends.artifacts import check_artifacts, read_manifest, source_sha256
+from features.embed_backends.artifacts import check_artifacts, read_manifest, source_model_dir, source_sha256
+from features.embed_backends.build_report import NOISY_LOGGERS, LogReporter, RichReporter
 from features.embed_backends.corpus import social_texts
 from features.embed_backends.onnx_minilm import available_cores
 from features.embed_backends.static import MAP_REVISION, apply_linear_map, fit_linear_map
 
 SMALL_STATIC = BackendSpec(
-    "test-static-small", "static", {"pca_dims": None, "sif_coefficient": 1e-4, "vocab_limit": 1500}
+    "test-static-small",
+    "static",
+    {"pca_dims": None, "sif_coefficient": 1e-4, "vocab_limit": 1500},
+    depends=("minilm-onnx-fp32",),
 )
 SMALL_HYBRID = BackendSpec(
     "test-hybrid-small",
@@ -372,3 +377,116 @@ def test_the_embed_threads_setting_sizes_the_onnxruntime_pool(built: Built) -> N
     default = built.embedders["minilm-onnx-fp32"]
     assert default._session.get_session_options().intra_op_num_threads == available_cores()
     np.testing.assert_allclose(one.embed([RUN_A, SKIN]), default.embed([RUN_A, SKIN]), atol=1e-6)
+
+
+def test_static_distilled_with_onnx_matches_model2vec_distilled_with_torch(built: Built) -> None:
+    # The builder follows model2vec's recipe with onnxruntime for the forward passes: same pieces, same order,
+    # same tokenizer, vectors equal to float32 rounding.
+    from model2vec.distill import distill_from_model
+    from transformers import AutoModel, AutoTokenizer
+
+    from features.embed_backends.build_static import token_remove_pattern
+
+    model_dir = source_model_dir()
+    reference = distill_from_model(
+        model=AutoModel.from_pretrained(str(model_dir)),
+        tokenizer=AutoTokenizer.from_pretrained(str(model_dir), use_fast=True),
+        pca_dims=None,
+        sif_coefficient=1e-4,
+        token_remove_pattern=token_remove_pattern(model_dir, 1500),
+        quantize_to="float32",
+        device="cpu",
+    )
+    artifact = Path(built.settings.data_dir) / "models" / SMALL_STATIC.key
+    ours = np.load(artifact / "vectors.npy")
+    theirs = np.asarray(reference.embedding, dtype=np.float32)
+    assert ours.shape == theirs.shape
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+    assert json.loads((artifact / "tokenizer.json").read_text(encoding="utf-8")) == json.loads(
+        reference.tokenizer.to_str()
+    )
+
+
+class _Recorder(LogReporter):
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self.finished: list[str] = []
+
+    def start(self, key: str, why: str, expected_seconds: float) -> Any:
+        super().start(key, why, expected_seconds)
+        return lambda done, total: self.calls.append((done, total))
+
+    def finish(self, key: str, seconds: float) -> None:
+        super().finish(key, seconds)
+        self.finished.append(key)
+
+
+def test_a_build_says_what_it_builds_reports_progress_and_silences_third_party_output(
+    built: Built, tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The static build goes through transformers, skeletoken and model2vec, which print INFO lines, warnings and
+    # progress bars of their own when left alone.
+    from audiencefit.settings import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    fp32 = Path(built.settings.data_dir) / "models" / "minilm-onnx-fp32"
+    shutil.copytree(fp32, tmp_path / "models" / "minilm-onnx-fp32")
+    levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS if name != "torch"}
+    recorder = _Recorder()
+    caplog.set_level(logging.DEBUG)
+    capfd.readouterr()
+
+    ensure_artifacts(SMALL_STATIC.key, settings, reporter=recorder)
+
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    foreign = sorted({r.name for r in caplog.records if not r.name.startswith(("features.", "audiencefit"))})
+    assert foreign == []
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"building embedding artifact {SMALL_STATIC.key} (about ") for m in messages), messages
+    assert any(m.startswith(f"embedding artifact {SMALL_STATIC.key} built in ") for m in messages), messages
+    assert recorder.finished == [SMALL_STATIC.key]  # the fp32 dependency was there: checked, not rebuilt
+    done = [d for d, _ in recorder.calls]
+    assert done == sorted(done) and recorder.calls[-1][0] == recorder.calls[-1][1] > 0
+    # The libraries speak again afterwards at the levels they had.
+    assert {name: logging.getLogger(name).level for name in levels} == levels
+    assert check_artifacts(tmp_path / "models" / SMALL_STATIC.key, backend_id(SMALL_STATIC.key)) is None
+
+
+def test_the_rich_reporter_draws_one_bar_per_artifact_to_the_end(capsys: pytest.CaptureFixture[str]) -> None:
+    reporter = RichReporter()
+    for key in ("first-artifact", "second-artifact"):
+        report = reporter.start(key, "not built (no manifest)", 12.0)
+        report(3, 10)
+        reporter.finish(key, 1.5)
+    err = capsys.readouterr().err
+    assert "building first-artifact" in err and "building second-artifact" in err
+    assert err.count("100%") == 2
+
+
+def test_models_build_checks_built_artifacts_and_builds_what_is_missing(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from audiencefit.cli import main
+
+    def run(*args: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["audiencefit", "models", "build", *args])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        return int(exit_info.value.code or 0)
+
+    assert run("--check", "--data-dir", str(built.settings.data_dir), "--backend", SMALL_ALIGNED.key) == 0
+    assert run("--check", "--data-dir", str(tmp_path), "--backend", "minilm-onnx-int8") == 1
+    assert not (tmp_path / "models").exists()  # --check builds nothing
+    err = capfd.readouterr().err
+    assert f"{SMALL_ALIGNED.key}: ready" in err and "minilm-onnx-int8: not built" in err
+    shutil.copytree(
+        Path(built.settings.data_dir) / "models" / "minilm-onnx-fp32", tmp_path / "models" / "minilm-onnx-fp32"
+    )
+    assert run("--data-dir", str(tmp_path), "--backend", "minilm-onnx-int8", "--no-progress") == 0
+    assert check_artifacts(tmp_path / "models" / "minilm-onnx-int8", backend_id("minilm-onnx-int8")) is None
+    # The command's own lines, and nothing from onnxruntime's quantizer (it logs hints on the root logger).
+    lines = capfd.readouterr().err.splitlines()
+    assert any("building embedding artifact minilm-onnx-int8 (about" in line for line in lines), lines
+    assert any("embedding artifacts ready in" in line for line in lines), lines
+    assert all("audiencefit.cli" in line or "features.embed_backends" in line for line in lines), lines
