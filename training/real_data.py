@@ -159,7 +159,7 @@ def parse_videos(raw: pl.DataFrame, country: str, categories: dict[str, str], so
 
 def _caption(title: pl.Expr, description: pl.Expr) -> pl.Expr:
     text = pl.concat_str(
-        [title.fill_null(""), description.fill_null("").str.replace_all(r"\\n", "\n", literal=True)],
+        [title.fill_null(""), description.fill_null("").str.replace_all("\\n", "\n", literal=True)],
         separator="\n\n",
     ).str.strip_chars()
     return pl.when(text.str.len_chars() > 0).then(text.str.slice(0, MAX_CAPTION)).otherwise(None)
