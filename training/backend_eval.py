@@ -39,9 +39,7 @@ def brand_briefs(world_dir: Path, segments: Sequence[Segment]) -> list[str]:
     """For each segment, its brand's description and its own description as one text (the brief)."""
     seg = pl.read_parquet(world_dir / "segments.parquet", columns=["segment_id", "brand_id"])
     brands = pl.read_parquet(world_dir / "brands.parquet", columns=["brand_id", "description"])
-    by_segment = dict(
-        seg.join(brands, on="brand_id", how="left").select("segment_id", "description").iter_rows()
-    )
+    by_segment = dict(seg.join(brands, on="brand_id", how="left").select("segment_id", "description").iter_rows())
     return [" ".join(t for t in (by_segment.get(s.segment_id) or "", s.text) if t).strip() for s in segments]
 
 

@@ -17,7 +17,8 @@ of the pool.
     python -m training.category_eval --features DIR [DIR ...] --truth PATH [--k 50] [--by-language]
 
 With several feature sets (one per embedding backend, built from the same export) it prints one table row per
-backend, condition and method.
+backend, condition and method, then each backend's paired difference to the first one given (mean over briefs and
+its standard error).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from models.query import Segment, embed_segments
 from training.category_briefs import YOUTUBE_BRIEFS, CategoryBrief
 from training.real_data import read_truth
 from training.retrieval_eval import ScoreFn, ndcg_at, score_audience, score_keywords
+
 
 def score_content(fs: FeatureSet, segments: list[Segment], seg_vecs: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Cosine of each segment with the creator's content vector (recent captions)."""
@@ -138,8 +140,33 @@ def summarise(table: pl.DataFrame, by: Sequence[str] = ("condition", "method")) 
     metrics = [c for c in table.columns if c.startswith(("ndcg@", "precision@"))]
     return (
         table.group_by(list(by), maintain_order=True)
-        .agg(*[pl.col(m).mean() for m in metrics], pl.len().alias("briefs"))
+        .agg(
+            *[pl.col(m).mean() for m in metrics],
+            *([pl.col("chance").mean()] if "chance" in table.columns else []),
+            pl.len().alias("briefs"),
+        )
         .sort(list(by), maintain_order=True)
+    )
+
+
+def paired_differences(table: pl.DataFrame, reference: str, method: str = "audience fit (audiencefit)") -> pl.DataFrame:
+    """Per backend and condition: mean over briefs of (backend − ``reference``) on each metric, with its standard
+    error (paired by brief: the briefs vary far more than the backends, so unpaired means hide real gaps)."""
+    metrics = [c for c in table.columns if c.startswith(("ndcg@", "precision@"))]
+    keys = ["category", "language", "condition"]
+    rows = table.filter(pl.col("method") == method)
+    ref = rows.filter(pl.col("backend") == reference).select(*keys, *[pl.col(m).alias(f"{m} ref") for m in metrics])
+    joined = rows.filter(pl.col("backend") != reference).join(ref, on=keys, how="inner")
+    diffs = [(pl.col(m) - pl.col(f"{m} ref")).alias(m) for m in metrics]
+    return (
+        joined.select("backend", "condition", *diffs)
+        .group_by("backend", "condition", maintain_order=True)
+        .agg(
+            *[pl.col(m).mean().alias(f"{m} − {reference}") for m in metrics],
+            *[(pl.col(m).std() / pl.len().sqrt()).alias(f"{m} se") for m in metrics],
+            pl.len().alias("briefs"),
+        )
+        .sort("backend", "condition", maintain_order=True)
     )
 
 
@@ -189,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(markdown(summarise(full, ("backend", "condition", "method"))))
     if args.by_language:
         sys.stdout.write("\n" + markdown(summarise(full, ("backend", "language", "condition", "method"))))
+    backends = full["backend"].unique(maintain_order=True).to_list()
+    if len(backends) > 1:
+        sys.stdout.write("\n" + markdown(paired_differences(full, backends[0])))
     return 0
 
 

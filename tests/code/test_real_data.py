@@ -95,7 +95,7 @@ def test_bad_input_is_refused_naming_file_row_and_column_and_writes_nothing(src:
 
 
 def test_missing_columns_files_and_unknown_categories_are_refused(src: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no DEvideos.csv or DE_category_id.json for country DE"):
+    with pytest.raises(InputError, match=r"no DEvideos\.csv or DE_category_id\.json for country DE"):
         load_youtube_trending(src, ["DE"])
     (src / "USvideos.csv").write_text("video_id,title\nv1,t\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"USvideos.csv: missing column\(s\) trending_date, channel_title"):
