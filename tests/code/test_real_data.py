@@ -145,3 +145,45 @@ def test_every_brief_is_sent_three_ways_and_covers_two_languages() -> None:
     for b in YOUTUBE_BRIEFS:
         by_category.setdefault(b.category, set()).add(b.language)
     assert all(langs == {"en", "fr"} for langs in by_category.values()) and len(by_category) == 11
+
+
+def test_paired_differences_pair_each_brief_with_the_reference() -> None:
+    from training.category_eval import paired_differences
+
+    rows = []
+    for backend, values in (("ref", [0.2, 0.4, 0.6]), ("new", [0.3, 0.5, 0.9])):
+        for i, v in enumerate(values):
+            rows.append(
+                {
+                    "category": f"c{i}",
+                    "language": "en",
+                    "condition": "brief",
+                    "method": "audience fit (audiencefit)",
+                    "ndcg@50": v,
+                    "precision@50": v / 2,
+                    "backend": backend,
+                }
+            )
+    out = paired_differences(pl.DataFrame(rows), "ref").row(0, named=True)
+    assert out["backend"] == "new" and out["briefs"] == 3
+    assert out["ndcg@50 − ref"] == pytest.approx((0.1 + 0.1 + 0.3) / 3)
+    assert out["ndcg@50 se"] == pytest.approx(np.std([0.1, 0.1, 0.3], ddof=1) / np.sqrt(3))
+
+
+def test_world_segments_are_sent_as_brief_clause_or_both(tmp_path: Path) -> None:
+    from models.query import Segment
+    from training.backend_eval import brand_briefs, query_segments
+
+    pl.DataFrame({"segment_id": ["b1-s1"], "brand_id": ["b1"]}).write_parquet(tmp_path / "segments.parquet")
+    pl.DataFrame({"brand_id": ["b1"], "description": ["We sell espresso machines."]}).write_parquet(
+        tmp_path / "brands.parquet"
+    )
+    seg = Segment(text="Students who run on cold brew.", weight=2.0, countries=("ES",), segment_id="b1-s1")
+    (brief,) = brand_briefs(tmp_path, [seg])
+    assert brief == "We sell espresso machines. Students who run on cold brew."
+    assert query_segments(seg, brief, "audience clause") == [seg]
+    both = query_segments(seg, brief, "brief + audience clause")
+    assert [s.text for s in both] == [seg.text, brief] and all(s.countries == ("ES",) for s in both)
+    assert [s.weight for s in both] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="unknown condition"):
+        query_segments(seg, brief, "product")
