@@ -1,10 +1,10 @@
 """A public real creator dataset as audiencefit input: YouTube trending videos, channel = creator.
 
-Source: "Trending YouTube Video Statistics" (Kaggle ``datasnaek/youtube-new``, released CC0 by its author): one
-CSV per country, ``<CC>videos.csv``, one row per video per day it trended, with the uploader's ``category_id``,
-and ``<CC>_category_id.json`` naming the categories (the YouTube Data API's ``videoCategories`` list). The
-evaluation in docs/evaluation.md used the 3,000-row excerpts of ``USvideos.csv`` and ``FRvideos.csv`` committed
-in github.com/karanmurthy7/youtube-tag-recommender, ``data/`` at commit
+Source: "Trending YouTube Video Statistics" (Kaggle ``datasnaek/youtube-new``; check its licence there, it is
+not redistributed here): one CSV per country, ``<CC>videos.csv``, one row per video per day it trended, with the
+uploader's ``category_id``, and ``<CC>_category_id.json`` naming the categories (the YouTube Data API's
+``videoCategories`` list). The evaluation in docs/evaluation.md used the 3,000-row excerpts of ``USvideos.csv``
+and ``FRvideos.csv`` committed in github.com/karanmurthy7/youtube-tag-recommender, ``data/`` at commit
 28f497ae1c39461d733f98c0693affddbbaa1392 (with ``US_category_id.json`` and ``FR_category_id.json``); the full
 Kaggle files load the same way. The data is never committed here: download it into a directory of your own and
 run::
