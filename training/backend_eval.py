@@ -1,0 +1,125 @@
+"""Retrieval of a synthetic world per embedding backend, with segments sent as a marketer would send a brief.
+
+``training.retrieval_eval`` asks each segment's own text. Here the same truth (``truth/fit.parquet``) is asked
+three ways, the conditions of ``training.category_eval`` on real data:
+
+- ``audience clause``: the segment's description alone (``retrieval_eval``'s query);
+- ``brief``: the brand's description (what it sells) and the segment's description as one text;
+- ``brief + audience clause``: two segments of equal weight, the segment's description and that one text.
+
+Metrics are those of ``retrieval_eval`` (recall@100 of the truly best-fitting creators, NDCG@50 graded by true
+fit) over the creators in the default follower range, for audiencefit's audience fit and content similarity.
+
+    python -m training.backend_eval --world DIR --features DIR [DIR ...]
+
+Each feature set is one build of the world with one backend (``audiencefit features build --embedder``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from features.embed import Embedder
+from features.errors import InputError
+from features.featureset import FeatureSet, load_feature_set
+from models.query import Segment, embed_segments
+from training.category_eval import CONDITIONS, markdown, score_content
+from training.retrieval_eval import ScoreFn, load_world_queries, ndcg_at, recall_at, score_audience
+
+METHODS: dict[str, ScoreFn] = {"audience fit (audiencefit)": score_audience, "content similarity": score_content}
+
+
+def brand_briefs(world_dir: Path, segments: Sequence[Segment]) -> list[str]:
+    """For each segment, its brand's description and its own description as one text (the brief)."""
+    seg = pl.read_parquet(world_dir / "segments.parquet", columns=["segment_id", "brand_id"])
+    brands = pl.read_parquet(world_dir / "brands.parquet", columns=["brand_id", "description"])
+    by_segment = dict(seg.join(brands, on="brand_id", how="left").select("segment_id", "description").iter_rows())
+    return [" ".join(t for t in (by_segment.get(s.segment_id) or "", s.text) if t).strip() for s in segments]
+
+
+def query_segments(segment: Segment, brief: str, condition: str) -> list[Segment]:
+    """The segments one world segment is sent as under ``condition``."""
+    countries = segment.countries
+    if condition == "audience clause":
+        return [segment]
+    if condition == "brief":
+        return [Segment(text=brief, weight=1.0, countries=countries)]
+    if condition == "brief + audience clause":
+        return [
+            Segment(text=segment.text, weight=1.0, countries=countries),
+            Segment(text=brief, weight=1.0, countries=countries),
+        ]
+    raise ValueError(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}")
+
+
+def evaluate_conditions(
+    fs: FeatureSet,
+    world_dir: Path,
+    embedder: Embedder,
+    *,
+    methods: dict[str, ScoreFn] | None = None,
+    conditions: Sequence[str] = CONDITIONS,
+    k_recall: int = 100,
+    k_ndcg: int = 50,
+) -> pl.DataFrame:
+    """Mean recall@k and NDCG@k over the world's segments, per condition and method."""
+    queries = load_world_queries(fs, world_dir)
+    briefs = brand_briefs(world_dir, queries.segments)
+    records = []
+    for condition in conditions:
+        for name, method in (methods or METHODS).items():
+            recalls, ndcgs = [], []
+            for i, segment in enumerate(queries.segments):
+                segs = query_segments(segment, briefs[i], condition)
+                vecs = embed_segments(segs, embedder)
+                weights = np.array([s.weight for s in segs], dtype=np.float64)
+                scores = weights @ method(fs, segs, vecs, queries.rows) / weights.sum()
+                gains = queries.truth[i]
+                pred = np.lexsort((np.arange(len(gains)), -scores))
+                recalls.append(recall_at(pred, np.argsort(-gains, kind="stable"), k_recall))
+                ndcgs.append(ndcg_at(pred, gains, k_ndcg))
+            records.append(
+                {
+                    "condition": condition,
+                    "method": name,
+                    f"recall@{k_recall}": float(np.mean(recalls)),
+                    f"ndcg@{k_ndcg}": float(np.mean(ndcgs)),
+                    "segments": len(queries.segments),
+                }
+            )
+    return pl.DataFrame(records)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--world", type=Path, required=True, help="A synthetic world with its truth/.")
+    parser.add_argument(
+        "--features", type=Path, nargs="+", required=True, help="Feature set(s) of that world, one per backend."
+    )
+    args = parser.parse_args(argv)
+    from models.query import query_embedder
+
+    if not (args.world / "truth" / "fit.parquet").is_file():
+        parser.error(f"--world {args.world}: no truth/fit.parquet (a world written by audiencefit demo-data)")
+    try:
+        tables = []
+        for path in args.features:
+            fs = load_feature_set(path)
+            table = evaluate_conditions(fs, args.world, query_embedder(fs))
+            backend = str(fs.manifest.get("embedder_backend"))
+            tables.append(table.select(pl.lit(backend).alias("backend"), pl.all()))
+    except InputError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    sys.stdout.write(markdown(pl.concat(tables)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
