@@ -22,7 +22,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ class StaticEmbedder:
         started = time.perf_counter()
         manifest = read_manifest(artifact_dir)
         info = json.loads((artifact_dir / INFO_FILE).read_text(encoding="utf-8"))
+        self.artifact_dir = artifact_dir
         self._id: str = f"{manifest['id']}+{EMBED_REVISION}"
         self._vectors = load_matrix(artifact_dir / VECTORS_FILE)
         self._dim = int(self._vectors.shape[1])
@@ -161,6 +163,10 @@ class StaticEmbedder:
     def dim(self) -> int:
         """Vector dimension (384 without PCA)."""
         return self._dim
+
+    def worker_loader(self) -> Callable[[], StaticEmbedder]:
+        """Loads this embedder in another process (``features.embed_pool``: one core per worker, the same vectors)."""
+        return partial(StaticEmbedder, self.artifact_dir)
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embed prepared texts: float32 (n, dim), unit-norm rows."""
@@ -281,16 +287,17 @@ class StaticEmbedder:
             first = rows.base + 1 + rows.used
             if multi:
                 lengths = np.array([len(known[i]) for i in multi], dtype=np.int64)
-                pieces = np.fromiter(chain.from_iterable(known[i] for i in multi), dtype=np.int64, count=int(lengths.sum()))
-                sums = np.add.reduceat(self._vectors[pieces], np.cumsum(lengths) - lengths, axis=0)
+                chained = chain.from_iterable(known[i] for i in multi)
+                flat = np.fromiter(chained, dtype=np.int64, count=int(lengths.sum()))
+                sums = np.add.reduceat(self._vectors[flat], np.cumsum(lengths) - lengths, axis=0)
                 rows.table[first : first + len(multi)] = sums
             rows.used += len(multi)
             row_of = {i: first + k for k, i in enumerate(multi)}
             for i, w in enumerate(unseen):
-                pieces = known[i]
-                rows.known[w] = len(pieces)
+                kept = known[i]
+                rows.known[w] = len(kept)
                 # Written only after the table rows above, so a reader never sees a row before its sum.
-                rows.row[w] = row_of[i] if len(pieces) > 1 else pieces[0] if pieces else rows.base
+                rows.row[w] = row_of[i] if len(kept) > 1 else kept[0] if kept else rows.base
         return rows
 
     def clear_cache(self) -> None:
