@@ -274,16 +274,18 @@ class StaticEmbedder:
         if not unseen:
             return rows
         with self._words_lock:
-            rows = self._rows
+            if self._rows is not rows:  # another thread started a fresh table: check every word against it
+                rows = self._rows
+                unseen = list(dict.fromkeys(w for ws in split for w in ws))
             unseen = [w for w in unseen if w not in rows.row]
             known = [[p for p in ids[w] if p != self._unk] for w in unseen]
             multi = [i for i, pieces in enumerate(known) if len(pieces) > 1]
             if rows.used + len(multi) > rows.capacity:
                 # A fresh table (threads reading the old one keep it), large enough for this batch.
-                rows = self._rows = _WordRows(self._vectors, max(_WORD_ROWS, len(multi)))
                 unseen = list(dict.fromkeys(w for ws in split for w in ws))
                 known = [[p for p in ids[w] if p != self._unk] for w in unseen]
                 multi = [i for i, pieces in enumerate(known) if len(pieces) > 1]
+                rows = self._rows = _WordRows(self._vectors, max(_WORD_ROWS, len(multi)))
             first = rows.base + 1 + rows.used
             if multi:
                 lengths = np.array([len(known[i]) for i in multi], dtype=np.int64)
