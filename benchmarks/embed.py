@@ -209,14 +209,14 @@ def end_to_end(
     CPU time: what the pipeline costs, less disturbed than wall time when other work shares the cores), workers.
 
     ``workers`` is passed to ``embed_texts`` (default: the ``embed_threads`` setting, else the cores); calls of
-    ``features.embed_pool.PARALLEL_MIN_TEXTS`` texts or more use that many worker processes. The pool is started
+    ``features.embed_pool.PARALLEL_MIN_CHARS`` characters or more use that many worker processes. The pool is started
     and shut down inside every timed pass, so the figure includes starting the workers (what a one-shot build
     pays once) and the CPU time includes theirs.
     """
     import resource
 
     from features.embed import embed_texts
-    from features.embed_pool import PARALLEL_MIN_TEXTS, shutdown_pool, worker_count
+    from features.embed_pool import PARALLEL_MIN_CHARS, shutdown_pool, worker_count
     from features.text import clear_text_caches, is_meaningful, prepare_text
 
     embedder = load_backend(backend, batch_size)
@@ -259,7 +259,7 @@ def end_to_end(
         "texts_per_s": n / best["e2e"],
         "chars_per_s": chars / best["e2e"],
         "texts_per_cpu_s": n / best["e2e_cpu"],
-        "workers": worker_count(workers) if n >= PARALLEL_MIN_TEXTS else 1,
+        "workers": worker_count(workers) if chars >= PARALLEL_MIN_CHARS else 1,
     }
 
 
@@ -364,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--e2e-workers",
         type=int,
         default=None,
-        help="worker processes for end-to-end calls of 20,000+ texts (default: the embed_threads setting, else the "
+        help="worker processes for end-to-end calls of 4M+ characters (default: the embed_threads setting, else the "
         "cores; 1: one process)",
     )
     args = parser.parse_args(argv)

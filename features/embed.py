@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from features.embed_cache import EmbeddingCache
-from features.embed_pool import PARALLEL_MIN_TEXTS, EmbedPool, get_pool, worker_count
+from features.embed_pool import PARALLEL_MIN_CHARS, EmbedPool, get_pool, worker_count
 from features.errors import InputError
 from features.text import is_meaningful, prepare_text
 
@@ -219,7 +219,7 @@ def embed_texts(
 
     Misses are embedded longest first in batches of ``batch_size`` (similar lengths pad less) and written to the
     cache every :data:`FLUSH_EVERY` vectors. A rich progress bar with texts/s shows when ``progress`` is True
-    and there is anything to embed. Calls of at least :data:`~features.embed_pool.PARALLEL_MIN_TEXTS` texts
+    and there is anything to embed. Calls of at least :data:`~features.embed_pool.PARALLEL_MIN_CHARS` characters
     prepare (and, for backends that allow it, embed) in ``workers`` processes (default: the ``embed_threads``
     setting, else the usable cores; 1 keeps everything in this process), with results identical to one process.
     """
@@ -238,8 +238,9 @@ def embed_texts(
     dim = embedder.dim
 
     # Prepare and de-duplicate: slot[i] is the unique-text index of input i, or -1 when not meaningful.
+    raw_chars = sum(len(t) for t in texts if isinstance(t, str))
     pool = None
-    if n >= PARALLEL_MIN_TEXTS and (workers is None or workers > 1):
+    if raw_chars >= PARALLEL_MIN_CHARS and (workers is None or workers > 1):
         count = worker_count(workers)
         pool = get_pool(count, embedder) if count > 1 else None
     unique_index: dict[str, int] = {}
@@ -272,9 +273,9 @@ def embed_texts(
         with _progress_bar(progress) as bar:
             task = bar.add_task(desc, total=int(misses.size)) if bar is not None else None
             unflushed: list[int] = []
-            for batch, batch_vectors in _embedded_batches(
-                misses, unique_texts, embedder, batch_size, pool if misses.size >= PARALLEL_MIN_TEXTS else None
-            ):
+            miss_chars = sum(len(unique_texts[i]) for i in misses) if pool is not None else 0
+            embed_pool = pool if miss_chars >= PARALLEL_MIN_CHARS else None
+            for batch, batch_vectors in _embedded_batches(misses, unique_texts, embedder, batch_size, embed_pool):
                 unique_vectors[batch] = _checked(batch_vectors, len(batch), embedder)
                 unflushed.extend(int(i) for i in batch)
                 if cache is not None and len(unflushed) >= FLUSH_EVERY:
@@ -294,7 +295,6 @@ def embed_texts(
     seconds = time.perf_counter() - started
     n_embedded = int(misses.size)
     n_cached = n_unique - n_embedded
-    raw_chars = sum(len(t) for t in texts if isinstance(t, str))
     logger.info(
         "texts embedded",
         extra={

@@ -1,7 +1,7 @@
 """Worker processes for :func:`features.embed.embed_texts` on large calls: text preparation and static embedding
 are pure Python and numpy on one core each, so a feature build of tens of thousands of texts uses the others.
 
-Only calls of at least :data:`PARALLEL_MIN_TEXTS` texts use the pool, so small calls and the service's query path
+Only calls of at least :data:`PARALLEL_MIN_CHARS` characters use the pool, so small calls and the service's query path
 pay nothing. Workers are *spawned* (never forked: polars, onnxruntime and BLAS keep threads and locks a fork would
 copy mid-use), once per process and embedder, and reused by later calls. Results are identical to one process:
 preparation is a pure function, and the texts reach the backend in the same batches, in the same order, as in the
@@ -28,9 +28,11 @@ from features.text import is_meaningful, prepare_text
 
 logger = logging.getLogger(__name__)
 
-PARALLEL_MIN_TEXTS = 20_000
-"""Calls with fewer texts (or fewer texts to embed) stay in the calling process: starting a worker (Python,
-numpy, the tokenizer and the static vectors) costs about a second, ~5,000 real-length captions' worth."""
+PARALLEL_MIN_CHARS = 4_000_000
+"""Calls with fewer input characters (or fewer characters to embed) stay in the calling process. Starting a
+worker (Python, numpy, the tokenizer and the static vectors) costs about a second of CPU; 4M characters are
+~14,000 real-length captions, ~2 s of work on one core. The work grows with characters, not texts: 30,000 bios
+(1M characters) measured slower in two workers than in one process (18,084 vs 29,162 texts/s, docs/benchmarks.md)."""
 
 PREPARE_CHUNK = 2_000
 """Texts per preparation task: large enough that pickling is a small share, small enough to balance the cores."""

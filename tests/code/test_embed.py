@@ -291,7 +291,7 @@ def test_large_calls_in_worker_processes_equal_one_process(
 ) -> None:
     from features.embed_pool import shutdown_pool
 
-    monkeypatch.setattr(embed_module, "PARALLEL_MIN_TEXTS", 50)
+    monkeypatch.setattr(embed_module, "PARALLEL_MIN_CHARS", 1_000)
     monkeypatch.setattr("features.embed_pool.PREPARE_CHUNK", 64)
     monkeypatch.setattr("features.embed_pool.EMBED_TASK_TEXTS", 40)
     texts = _many_texts()
@@ -315,7 +315,7 @@ def test_small_calls_and_one_worker_never_start_processes(
         raise AssertionError("a worker pool was started")
 
     monkeypatch.setattr(embed_module, "get_pool", refuse)
-    monkeypatch.setattr(embed_module, "PARALLEL_MIN_TEXTS", 50)
+    monkeypatch.setattr(embed_module, "PARALLEL_MIN_CHARS", 1_000)
     embed_texts(TEXTS * 5, hashing_embedder, None, progress=False, workers=2)  # below the threshold
     embed_texts(_many_texts(), hashing_embedder, None, progress=False, workers=1)
     with pytest.raises(ValueError, match="workers must be at least 1"):
@@ -325,7 +325,7 @@ def test_small_calls_and_one_worker_never_start_processes(
 def test_workers_that_load_another_model_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from features.embed_pool import shutdown_pool
 
-    monkeypatch.setattr(embed_module, "PARALLEL_MIN_TEXTS", 50)
+    monkeypatch.setattr(embed_module, "PARALLEL_MIN_CHARS", 1_000)
     embedder = ImpostorEmbedder()
     cache = _cache(tmp_path, embedder)
     try:

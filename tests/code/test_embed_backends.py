@@ -250,7 +250,8 @@ def _sum_over_pieces(static: Any, texts: list[str]) -> np.ndarray:
     for i, pieces in enumerate(static.pieces(texts)):
         known = [p for p in pieces if p != static._unk]
         out[i] = static._vectors[known].astype(np.float64).sum(axis=0) if known else static._fallback
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
+    normalised: np.ndarray = out / np.linalg.norm(out, axis=1, keepdims=True)
+    return normalised
 
 
 def test_static_sums_over_words_equal_sums_over_pieces(built: Built) -> None:
@@ -287,7 +288,7 @@ def test_embed_texts_in_worker_processes_equals_one_process(built: Built, monkey
 
     aligned = built.embedders[SMALL_ALIGNED.key]
     raw = [*social_texts(150, seed=11), None, "", "🤷", *social_texts(50, seed=11)]  # duplicates and empties
-    monkeypatch.setattr(embed_module, "PARALLEL_MIN_TEXTS", 20)
+    monkeypatch.setattr(embed_module, "PARALLEL_MIN_CHARS", 1_000)
     monkeypatch.setattr("features.embed_pool.EMBED_TASK_TEXTS", 32)  # several tasks per worker
     try:
         serial = embed_texts(raw, aligned, None, batch_size=8, progress=False, workers=1)
