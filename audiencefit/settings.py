@@ -86,9 +86,7 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=256,
-        description="onnxruntime threads per transformer embedder, and worker processes for embedding calls of "
-        "4M+ characters (feature builds: preparation and the static backends); default: the cores this process "
-        "may use. "
+        description="onnxruntime threads per transformer embedder; default: the cores this process may use. "
         "'audiencefit serve' with several workers sets 1 (a worker per core already: a second thread per worker "
         "costs ~10% more CPU per query text, measured 7.4 vs 6.7 ms).",
     )

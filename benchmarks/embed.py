@@ -198,7 +198,7 @@ def measure_process(backend: str) -> dict[str, Any]:
 
 
 def end_to_end(
-    texts: Sequence[str], backend: str, *, rounds: int = 3, batch_size: int = 64, workers: int | None = None
+    texts: Sequence[str], backend: str, *, rounds: int = 3, batch_size: int = 64, workers: int = 1
 ) -> dict[str, Any]:
     """Throughput of ``embed_texts`` on raw ``texts`` with ``backend``: best of ``rounds``, every cache (prepared
     texts, hashtag splits, the backend's word pieces) cleared before each timed pass.
@@ -208,7 +208,7 @@ def end_to_end(
     chars_per_s (end to end: raw texts in, vectors out), texts_per_cpu_s (end to end per second of this process's
     CPU time: what the pipeline costs, less disturbed than wall time when other work shares the cores), workers.
 
-    ``workers`` is passed to ``embed_texts`` (default: the ``embed_threads`` setting, else the cores); calls of
+    ``workers`` is passed to ``embed_texts`` (opt-in worker processes; 1: one process); calls of
     ``features.embed_pool.PARALLEL_MIN_CHARS`` characters or more use that many worker processes. The pool is started
     and shut down inside every timed pass, so the figure includes starting the workers (what a one-shot build
     pays once) and the CPU time includes theirs.
@@ -216,7 +216,7 @@ def end_to_end(
     import resource
 
     from features.embed import embed_texts
-    from features.embed_pool import PARALLEL_MIN_CHARS, shutdown_pool, worker_count
+    from features.embed_pool import PARALLEL_MIN_CHARS, shutdown_pool
     from features.text import clear_text_caches, is_meaningful, prepare_text
 
     embedder = load_backend(backend, batch_size)
@@ -259,7 +259,7 @@ def end_to_end(
         "texts_per_s": n / best["e2e"],
         "chars_per_s": chars / best["e2e"],
         "texts_per_cpu_s": n / best["e2e_cpu"],
-        "workers": worker_count(workers) if chars >= PARALLEL_MIN_CHARS else 1,
+        "workers": workers if chars >= PARALLEL_MIN_CHARS else 1,
     }
 
 
@@ -363,9 +363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--e2e-workers",
         type=int,
-        default=None,
-        help="worker processes for end-to-end calls of 4M+ characters (default: the embed_threads setting, else the "
-        "cores; 1: one process)",
+        default=1,
+        help="worker processes for end-to-end calls of 4M+ characters (default 1: one process, as the pipeline runs)",
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from features.embed_cache import EmbeddingCache
-from features.embed_pool import PARALLEL_MIN_CHARS, EmbedPool, get_pool, worker_count
+from features.embed_pool import PARALLEL_MIN_CHARS, EmbedPool, get_pool
 from features.errors import InputError
 from features.text import is_meaningful, prepare_text
 
@@ -213,19 +213,20 @@ def embed_texts(
     batch_size: int = 64,
     progress: bool = True,
     desc: str = "embedding",
-    workers: int | None = None,
+    workers: int = 1,
 ) -> EmbedResult:
     """Prepare, de-duplicate, look up in the cache and embed only the misses; results follow input order.
 
     Misses are embedded longest first in batches of ``batch_size`` (similar lengths pad less) and written to the
     cache every :data:`FLUSH_EVERY` vectors. A rich progress bar with texts/s shows when ``progress`` is True
-    and there is anything to embed. Calls of at least :data:`~features.embed_pool.PARALLEL_MIN_CHARS` characters
-    prepare (and, for backends that allow it, embed) in ``workers`` processes (default: the ``embed_threads``
-    setting, else the usable cores; 1 keeps everything in this process), with results identical to one process.
+    and there is anything to embed. With ``workers`` > 1, calls of at least
+    :data:`~features.embed_pool.PARALLEL_MIN_CHARS` characters prepare (and, for backends that allow it, embed) in
+    that many worker processes, with results identical to one process. Opt-in: measured no faster than one process
+    yet on 2 cores (docs/benchmarks.md), so the pipeline does not use it.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if workers is not None and workers < 1:
+    if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if cache is not None and (cache.embedder_id != embedder.id or cache.dim != embedder.dim):
         # Storing one model's vectors under another's id would poison every later run.
@@ -240,9 +241,8 @@ def embed_texts(
     # Prepare and de-duplicate: slot[i] is the unique-text index of input i, or -1 when not meaningful.
     raw_chars = sum(len(t) for t in texts if isinstance(t, str))
     pool = None
-    if raw_chars >= PARALLEL_MIN_CHARS and (workers is None or workers > 1):
-        count = worker_count(workers)
-        pool = get_pool(count, embedder) if count > 1 else None
+    if raw_chars >= PARALLEL_MIN_CHARS and workers > 1:
+        pool = get_pool(workers, embedder)
     unique_index: dict[str, int] = {}
     slot = np.full(n, -1, dtype=np.int64)
     if pool is not None:
