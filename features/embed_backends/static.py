@@ -8,7 +8,12 @@ Speed on real captions (hundreds of characters, the same hashtags and words agai
 tokenizing each distinct *word* once: the BERT normaliser, pre-tokeniser and WordPiece all work within a
 space-separated word, so a text's pieces are its words' pieces in order (then truncated as the tokenizer
 would). Words are looked up in a bounded cache and only unseen ones go through the tokenizer, in one batch. The
-pieces, and so the vectors, are exactly the tokenizer's (``tests/code/test_embed_backends.py`` checks it).
+pieces are exactly the tokenizer's (``tests/code/test_embed_backends.py`` checks it).
+
+A text's vector is then a sum over its *words*, not its pieces: each distinct word of two or more known pieces
+gets one row, the sum of its pieces' vectors, in a second bounded table; a word of one known piece points at that
+piece's row, a word of none at a zero row. The sum is the same as over pieces (float rounding aside: the ids carry
+:data:`EMBED_REVISION`); only a text cut at ``max_tokens`` inside a word adds that word's kept pieces one by one.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.sparse import csr_matrix
 
 from features.embed_backends.artifacts import read_manifest
 from features.embed_backends.onnx_minilm import unit_rows
@@ -81,11 +88,35 @@ def apply_linear_map(vectors: npt.NDArray[np.float32], affine: npt.NDArray[np.fl
     return unit_rows((mapped + affine[-1]).astype(np.float32))
 
 
-MAP_REVISION = "m1"
+EMBED_REVISION = "w1"
+"""Appended to the static backend's id: bump it whenever the static vectors' arithmetic changes (``w1``: a sum
+over per-word sums instead of over pieces), so vectors computed the old way are never mixed with new ones."""
+
+MAP_REVISION = f"m2{EMBED_REVISION}"
 """Appended to the ids of backends that use :func:`apply_linear_map` (aligned, hybrid): bump it whenever the
-map's arithmetic changes (``m1``: one BLAS thread), so vectors computed the old way are never mixed with new ones."""
+map's arithmetic changes (``m1``: one BLAS thread; ``m2``: the static vectors it maps changed, :data:`EMBED_REVISION`),
+so vectors computed the old way are never mixed with new ones."""
 
 _WORD_CACHE_SIZE = 1 << 18  # distinct words kept (~220 bytes each: ~58 MB at most); a fresh cache when full
+_WORD_ROWS = 1 << 16  # summed rows of multi-piece words (1.5 kB each at 384 dims: ~100 MB at most, touched lazily)
+
+
+class _WordRows:
+    """Per-word rows of a text's sum: ``row[word]`` indexes ``table`` (the piece vectors, a zero row, then the
+    summed rows of multi-piece words), ``known[word]`` is its count of known pieces.
+
+    Replaced whole, never emptied in place, so a thread that still holds the old one reads consistent rows.
+    """
+
+    def __init__(self, vectors: npt.NDArray[np.float32], capacity: int) -> None:
+        self.base = len(vectors)  # the zero row; summed rows follow it
+        self.table = np.empty((self.base + 1 + capacity, vectors.shape[1]), dtype=np.float32)
+        self.table[: self.base] = vectors
+        self.table[self.base] = 0.0
+        self.used = 0
+        self.capacity = capacity
+        self.row: dict[str, int] = {}
+        self.known: dict[str, int] = {}
 
 
 class StaticEmbedder:
@@ -97,7 +128,8 @@ class StaticEmbedder:
         started = time.perf_counter()
         manifest = read_manifest(artifact_dir)
         info = json.loads((artifact_dir / INFO_FILE).read_text(encoding="utf-8"))
-        self._id: str = manifest["id"]
+        self.artifact_dir = artifact_dir
+        self._id: str = f"{manifest['id']}+{EMBED_REVISION}"
         self._vectors = load_matrix(artifact_dir / VECTORS_FILE)
         self._dim = int(self._vectors.shape[1])
         self._tokenizer: Any = Tokenizer.from_file(str(artifact_dir / TOKENIZER_FILE))
@@ -116,6 +148,7 @@ class StaticEmbedder:
         # A text with no known word piece gets the [UNK] piece's vector, as MiniLM sees such a text.
         fallback = self._vectors[self._unk] if self._unk >= 0 else self._vectors.mean(axis=0)
         self._fallback = unit_rows(fallback[None, :].astype(np.float32))[0]
+        self._rows = _WordRows(self._vectors, _WORD_ROWS)
         logger.info(
             "static embedder loaded",
             extra={"embedder": self._id, "seconds": round(time.perf_counter() - started, 2)},
@@ -131,24 +164,61 @@ class StaticEmbedder:
         """Vector dimension (384 without PCA)."""
         return self._dim
 
+    def worker_loader(self) -> Callable[[], StaticEmbedder]:
+        """Loads this embedder in another process (``features.embed_pool``: one core per worker, the same vectors)."""
+        return partial(StaticEmbedder, self.artifact_dir)
+
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embed prepared texts: float32 (n, dim), unit-norm rows."""
         n = len(texts)
-        out = np.zeros((n, self._dim), dtype=np.float32)
         if n == 0:
-            return out
-        flat_ids, piece_counts = self._flat_pieces(texts)
-        flat = np.array(flat_ids, dtype=np.int64)
-        owner = np.repeat(np.arange(n), piece_counts)
-        known = flat != self._unk  # unknown pieces carry no meaning; model2vec drops them too
-        flat, owner = flat[known], owner[known]
-        counts = np.bincount(owner, minlength=n)
-        has = counts > 0
-        if flat.size:
-            starts = np.cumsum(counts) - counts
-            out[has] = np.add.reduceat(self._vectors[flat], starts[has], axis=0)
+            return np.zeros((0, self._dim), dtype=np.float32)
+        split = [text.split(" ") for text in texts]
+        ids = self._word_ids_of(split)
+        rows = self._word_rows_of(split, ids)
+        row_of, known_of, count_of = rows.row.__getitem__, rows.known.__getitem__, ids.__getitem__
+        limit = self._max_tokens
+        flat: list[int] = []
+        starts: list[int] = []
+        has = np.zeros(n, dtype=bool)
+        for i, ws in enumerate(split):
+            starts.append(len(flat))
+            if sum(map(len, map(count_of, ws))) > limit:
+                known = self._cut_rows(ws, ids, rows, flat)
+            else:
+                flat.extend(map(row_of, ws))
+                known = sum(map(known_of, ws))
+            has[i] = known > 0
+        starts.append(len(flat))
+        # The sum as a sparse product: each text's row adds its words' rows in order, only those rows are read
+        # (np.add.reduceat over the gathered rows measured ~10x slower: it copies them first).
+        indices = np.array(flat, dtype=np.int32)
+        weights = np.ones(len(flat), dtype=np.float32)
+        picks = csr_matrix((weights, indices, np.array(starts, dtype=np.int32)), shape=(n, len(rows.table)))
+        out = np.asarray(picks @ rows.table, dtype=np.float32)
         out[~has] = self._fallback
         return unit_rows(out)
+
+    def _cut_rows(self, ws: list[str], ids: dict[str, tuple[int, ...]], rows: _WordRows, flat: list[int]) -> int:
+        """Rows of a text longer than ``max_tokens`` pieces: whole words while they fit, then the cut word's kept
+        pieces one by one (the tokenizer cuts inside a word). Returns the count of known pieces kept."""
+        left = self._max_tokens
+        known = 0
+        start = len(flat)
+        for w in ws:
+            pieces = ids[w]
+            if len(pieces) <= left:
+                flat.append(rows.row[w])
+                known += rows.known[w]
+                left -= len(pieces)
+                continue
+            kept = [p for p in pieces[:left] if p != self._unk]
+            flat.extend(kept)
+            known += len(kept)
+            break
+        if len(flat) == start:
+            flat.append(rows.base)
+        return known
 
     def pieces(self, texts: Sequence[str]) -> list[list[int]]:
         """Word-piece ids of each text, exactly as ``encode_batch_fast(texts, add_special_tokens=False)`` of the
@@ -165,17 +235,7 @@ class StaticEmbedder:
         tokenizer would cut them. Chunks come from the word cache; unseen ones are tokenized in one batch.
         """
         split = [text.split(" ") for text in texts]
-        words = self._words
-        unseen = list(dict.fromkeys(w for ws in split for w in ws if w not in words))
-        if unseen:
-            encoded = self._word_tokenizer.encode_batch_fast(unseen, add_special_tokens=False)
-            with self._words_lock:
-                old = self._words
-                if len(old) + len(unseen) > _WORD_CACHE_SIZE:
-                    # A fresh dict (threads reading the old one keep it), seeded with this batch's words.
-                    self._words = {w: old[w] for ws in split for w in ws if w in old}
-                words = self._words
-                words.update(zip(unseen, (tuple(e.ids) for e in encoded), strict=True))
+        words = self._word_ids_of(split)
         lookup = words.__getitem__
         limit = self._max_tokens
         flat: list[int] = []
@@ -192,10 +252,61 @@ class StaticEmbedder:
             counts.append(len(flat) - start)
         return flat, counts
 
+    def _word_ids_of(self, split: list[list[str]]) -> dict[str, tuple[int, ...]]:
+        """The word-piece cache, holding every word of ``split`` (unseen ones tokenized in one batch)."""
+        words = self._words
+        unseen = list(dict.fromkeys(w for ws in split for w in ws if w not in words))
+        if unseen:
+            encoded = self._word_tokenizer.encode_batch_fast(unseen, add_special_tokens=False)
+            with self._words_lock:
+                old = self._words
+                if len(old) + len(unseen) > _WORD_CACHE_SIZE:
+                    # A fresh dict (threads reading the old one keep it), seeded with this batch's words.
+                    self._words = {w: old[w] for ws in split for w in ws if w in old}
+                words = self._words
+                words.update(zip(unseen, (tuple(e.ids) for e in encoded), strict=True))
+        return words
+
+    def _word_rows_of(self, split: list[list[str]], ids: dict[str, tuple[int, ...]]) -> _WordRows:
+        """The word-row table, holding every word of ``split`` (whose pieces ``ids`` holds)."""
+        rows = self._rows
+        unseen = [w for w in dict.fromkeys(w for ws in split for w in ws) if w not in rows.row]
+        if not unseen:
+            return rows
+        with self._words_lock:
+            if self._rows is not rows:  # another thread started a fresh table: check every word against it
+                rows = self._rows
+                unseen = list(dict.fromkeys(w for ws in split for w in ws))
+            unseen = [w for w in unseen if w not in rows.row]
+            known = [[p for p in ids[w] if p != self._unk] for w in unseen]
+            multi = [i for i, pieces in enumerate(known) if len(pieces) > 1]
+            if rows.used + len(multi) > rows.capacity:
+                # A fresh table (threads reading the old one keep it), large enough for this batch.
+                unseen = list(dict.fromkeys(w for ws in split for w in ws))
+                known = [[p for p in ids[w] if p != self._unk] for w in unseen]
+                multi = [i for i, pieces in enumerate(known) if len(pieces) > 1]
+                rows = self._rows = _WordRows(self._vectors, max(_WORD_ROWS, len(multi)))
+            first = rows.base + 1 + rows.used
+            if multi:
+                lengths = np.array([len(known[i]) for i in multi], dtype=np.int64)
+                chained = chain.from_iterable(known[i] for i in multi)
+                flat = np.fromiter(chained, dtype=np.int64, count=int(lengths.sum()))
+                sums = np.add.reduceat(self._vectors[flat], np.cumsum(lengths) - lengths, axis=0)
+                rows.table[first : first + len(multi)] = sums
+            rows.used += len(multi)
+            row_of = {i: first + k for k, i in enumerate(multi)}
+            for i, w in enumerate(unseen):
+                kept = known[i]
+                rows.known[w] = len(kept)
+                # Written only after the table rows above, so a reader never sees a row before its sum.
+                rows.row[w] = row_of[i] if len(kept) > 1 else kept[0] if kept else rows.base
+        return rows
+
     def clear_cache(self) -> None:
-        """Forget the cached word pieces (benchmarks measure a cold start with it)."""
+        """Forget the cached word pieces and word rows (benchmarks measure a cold start with it)."""
         with self._words_lock:
             self._words = {}
+            self._rows = _WordRows(self._vectors, _WORD_ROWS)
 
     def _word_ids(self, word: str) -> tuple[int, ...]:
         return tuple(self._word_tokenizer.encode(word, add_special_tokens=False).ids)

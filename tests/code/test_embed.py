@@ -263,3 +263,74 @@ def test_real_minilm_vectors(minilm: Embedder) -> None:
     run_run = float(first[0] @ first[1])
     run_skin = float(first[0] @ first[2])
     assert run_run > run_skin + 0.1
+
+
+class PooledHashingEmbedder(HashingEmbedder):
+    """Opts in to embedding in worker processes: each worker loads its own copy."""
+
+    def worker_loader(self) -> type[HashingEmbedder]:
+        return PooledHashingEmbedder
+
+
+class ImpostorEmbedder(HashingEmbedder):
+    """Its workers load another model: their vectors must never be taken for its own."""
+
+    def worker_loader(self) -> type[HashingEmbedder]:
+        return OtherHashingEmbedder
+
+
+def _many_texts() -> list[str | None]:
+    words = ["run", "skin", "vegan", "coffee", "gym", "book", "pasta", "river"]
+    texts: list[str | None] = [f"{words[i % 8]} {words[i * 7 % 8]} number {i} #Tag{i % 13}" for i in range(300)]
+    return [*texts, None, "", "🤷", *texts[:40]]
+
+
+@pytest.mark.parametrize("embedder_class", [HashingEmbedder, PooledHashingEmbedder])
+def test_large_calls_in_worker_processes_equal_one_process(
+    monkeypatch: pytest.MonkeyPatch, embedder_class: type[HashingEmbedder]
+) -> None:
+    from features.embed_pool import shutdown_pool
+
+    monkeypatch.setattr(embed_module, "PARALLEL_MIN_CHARS", 1_000)
+    monkeypatch.setattr("features.embed_pool.PREPARE_CHUNK", 64)
+    monkeypatch.setattr("features.embed_pool.EMBED_TASK_TEXTS", 40)
+    texts = _many_texts()
+    serial_embedder, parallel_embedder = embedder_class(), embedder_class()
+    try:
+        serial = embed_texts(texts, serial_embedder, None, batch_size=16, progress=False, workers=1)
+        parallel = embed_texts(texts, parallel_embedder, None, batch_size=16, progress=False, workers=2)
+    finally:
+        shutdown_pool()
+    np.testing.assert_array_equal(parallel.vectors, serial.vectors)
+    np.testing.assert_array_equal(parallel.valid, serial.valid)
+    assert (parallel.n_embedded, parallel.n_unique) == (serial.n_embedded, serial.n_unique)
+    # Only an embedder that opts in is run in the workers; the other one embeds here, after parallel preparation.
+    assert parallel_embedder.texts_embedded == (0 if embedder_class is PooledHashingEmbedder else serial.n_embedded)
+
+
+def test_small_calls_and_one_worker_never_start_processes(
+    monkeypatch: pytest.MonkeyPatch, hashing_embedder: HashingEmbedder
+) -> None:
+    def refuse(*_: object) -> None:
+        raise AssertionError("a worker pool was started")
+
+    monkeypatch.setattr(embed_module, "get_pool", refuse)
+    monkeypatch.setattr(embed_module, "PARALLEL_MIN_CHARS", 1_000)
+    embed_texts(TEXTS * 5, hashing_embedder, None, progress=False, workers=2)  # below the threshold
+    embed_texts(_many_texts(), hashing_embedder, None, progress=False, workers=1)
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        embed_texts(TEXTS, hashing_embedder, None, progress=False, workers=0)
+
+
+def test_workers_that_load_another_model_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from features.embed_pool import shutdown_pool
+
+    monkeypatch.setattr(embed_module, "PARALLEL_MIN_CHARS", 1_000)
+    embedder = ImpostorEmbedder()
+    cache = _cache(tmp_path, embedder)
+    try:
+        with pytest.raises(RuntimeError, match="expected 'test-hashing/v1'"):
+            embed_texts(_many_texts(), embedder, cache, progress=False, workers=2)
+    finally:
+        shutdown_pool()
+    assert cache.get_many([cache.key("run run number 0")])[0].sum() == 0  # nothing of the other model was stored

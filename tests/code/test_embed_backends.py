@@ -25,7 +25,7 @@ from features.embed_backends.artifacts import check_artifacts, read_manifest, so
 from features.embed_backends.build_report import NOISY_LOGGERS, LogReporter, RichReporter
 from features.embed_backends.corpus import social_texts
 from features.embed_backends.onnx_minilm import available_cores
-from features.embed_backends.static import MAP_REVISION, apply_linear_map, fit_linear_map
+from features.embed_backends.static import EMBED_REVISION, MAP_REVISION, apply_linear_map, fit_linear_map
 
 SMALL_STATIC = BackendSpec(
     "test-static-small",
@@ -242,7 +242,69 @@ def test_backends_using_the_map_carry_its_revision_in_their_id(built: Built) -> 
         manifest_id = read_manifest(Path(built.settings.data_dir) / "models" / key)["id"]
         assert built.embedders[key].id == f"{manifest_id}+{MAP_REVISION}"
     static = built.embedders[SMALL_STATIC.key]
-    assert static.id == read_manifest(Path(built.settings.data_dir) / "models" / SMALL_STATIC.key)["id"]
+    manifest_id = read_manifest(Path(built.settings.data_dir) / "models" / SMALL_STATIC.key)["id"]
+    assert static.id == f"{manifest_id}+{EMBED_REVISION}"
+    # The map's revision names the static arithmetic it maps: a new static revision changes the mapped ids too.
+    assert MAP_REVISION.endswith(EMBED_REVISION)
+    assert MAP_REVISION != "m1"  # m1 vectors were sums over pieces, not words
+
+
+def _sum_over_pieces(static: Any, texts: list[str]) -> np.ndarray:
+    """The static vectors by their definition: the normalised sum of each text's known pieces' vectors."""
+    out = np.zeros((len(texts), static.dim), dtype=np.float64)
+    for i, pieces in enumerate(static.pieces(texts)):
+        known = [p for p in pieces if p != static._unk]
+        out[i] = static._vectors[known].astype(np.float64).sum(axis=0) if known else static._fallback
+    normalised: np.ndarray = out / np.linalg.norm(out, axis=1, keepdims=True)
+    return normalised
+
+
+def test_static_sums_over_words_equal_sums_over_pieces(built: Built) -> None:
+    static = built.embedders[SMALL_STATIC.key]
+    texts = [*_PIECE_TEXTS, "[UNK] [UNK]", "🤷", *social_texts(300, seed=9)]
+    static.clear_cache()
+    got = static.embed(texts)
+    cosines = np.sum(got * _sum_over_pieces(static, texts), axis=1)
+    assert cosines.min() >= 0.99999  # float rounding only (a word's pieces are summed first)
+    assert np.array_equal(static.embed(texts), got)  # warm word rows: the same vectors
+
+
+def test_a_full_word_row_table_starts_afresh_and_vectors_stay_exact(
+    built: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from features.embed_backends import static as static_module
+
+    static = built.embedders[SMALL_STATIC.key]
+    texts = social_texts(80, seed=10)
+    static.clear_cache()
+    expected = static.embed(texts)
+    monkeypatch.setattr(static_module, "_WORD_ROWS", 20)
+    static.clear_cache()
+    got = np.vstack([static.embed(texts[i : i + 10]) for i in range(0, len(texts), 10)])
+    assert np.array_equal(got, expected)
+    assert static._rows.capacity < 200  # the table was replaced, not grown without bound
+    static.clear_cache()
+
+
+def test_embed_texts_in_worker_processes_equals_one_process(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
+    import features.embed as embed_module
+    from features.embed import embed_texts
+    from features.embed_pool import shutdown_pool
+
+    aligned = built.embedders[SMALL_ALIGNED.key]
+    raw = [*social_texts(150, seed=11), None, "", "🤷", *social_texts(50, seed=11)]  # duplicates and empties
+    monkeypatch.setattr(embed_module, "PARALLEL_MIN_CHARS", 1_000)
+    monkeypatch.setattr("features.embed_pool.EMBED_TASK_TEXTS", 32)  # several tasks per worker
+    try:
+        serial = embed_texts(raw, aligned, None, batch_size=8, progress=False, workers=1)
+        parallel = embed_texts(raw, aligned, None, batch_size=8, progress=False, workers=2)
+        again = embed_texts(raw, aligned, None, batch_size=8, progress=False, workers=2)  # the pool is reused
+    finally:
+        shutdown_pool()
+    assert np.array_equal(parallel.vectors, serial.vectors)
+    assert np.array_equal(parallel.valid, serial.valid)
+    assert np.array_equal(again.vectors, serial.vectors)
+    assert parallel.n_embedded == serial.n_embedded > 100
 
 
 def test_fit_linear_map_recovers_an_affine_map() -> None:
