@@ -197,26 +197,16 @@ def measure_process(backend: str) -> dict[str, Any]:
     return {"backend": backend, "wall_s": wall, **result}
 
 
-def end_to_end(
-    texts: Sequence[str], backend: str, *, rounds: int = 3, batch_size: int = 64, workers: int = 1
-) -> dict[str, Any]:
+def end_to_end(texts: Sequence[str], backend: str, *, rounds: int = 3, batch_size: int = 64) -> dict[str, Any]:
     """Throughput of ``embed_texts`` on raw ``texts`` with ``backend``: best of ``rounds``, every cache (prepared
     texts, hashtag splits, the backend's word pieces) cleared before each timed pass.
 
     Keys: backend, n, mean_chars, prepare_texts_per_s (``prepare_text`` alone), embed_texts_per_s (the backend
     alone on the prepared, de-duplicated texts, ``batch_size`` per call, longest first), texts_per_s and
     chars_per_s (end to end: raw texts in, vectors out), texts_per_cpu_s (end to end per second of this process's
-    CPU time: what the pipeline costs, less disturbed than wall time when other work shares the cores), workers.
-
-    ``workers`` is passed to ``embed_texts`` (opt-in worker processes; 1: one process); calls of
-    ``features.embed_pool.PARALLEL_MIN_CHARS`` characters or more use that many worker processes. The pool is started
-    and shut down inside every timed pass, so the figure includes starting the workers (what a one-shot build
-    pays once) and the CPU time includes theirs.
+    CPU time: what the pipeline costs, less disturbed than wall time when other work shares the cores).
     """
-    import resource
-
     from features.embed import embed_texts
-    from features.embed_pool import PARALLEL_MIN_CHARS, shutdown_pool
     from features.text import clear_text_caches, is_meaningful, prepare_text
 
     embedder = load_backend(backend, batch_size)
@@ -242,14 +232,10 @@ def end_to_end(
             embedder.embed(unique[i : i + batch_size])
         best["embed"] = min(best["embed"], (time.perf_counter() - started) * n / max(len(unique), 1))
         clear()
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started, cpu_started = time.perf_counter(), time.process_time()
-        embed_texts(texts, embedder, None, batch_size=batch_size, progress=False, workers=workers)
-        shutdown_pool()  # reaps the workers, so their CPU time is counted below
+        embed_texts(texts, embedder, None, batch_size=batch_size, progress=False)
         best["e2e"] = min(best["e2e"], time.perf_counter() - started)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        child_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
-        best["e2e_cpu"] = min(best["e2e_cpu"], time.process_time() - cpu_started + child_cpu)
+        best["e2e_cpu"] = min(best["e2e_cpu"], time.process_time() - cpu_started)
     return {
         "backend": backend,
         "n": n,
@@ -259,7 +245,6 @@ def end_to_end(
         "texts_per_s": n / best["e2e"],
         "chars_per_s": chars / best["e2e"],
         "texts_per_cpu_s": n / best["e2e_cpu"],
-        "workers": workers if chars >= PARALLEL_MIN_CHARS else 1,
     }
 
 
@@ -269,7 +254,7 @@ def _report_end_to_end(rows: list[tuple[str, dict[str, Any]]]) -> None:
 
     table = Table(title="end to end: embed_texts on texts as written (prepare + de-duplicate + embed, no cache)")
     columns = ("texts", "backend", "n", "mean chars", "prepare t/s", "backend t/s", "e2e texts/s", "e2e chars/s")
-    for column in (*columns, "e2e texts/CPU-s", "processes"):
+    for column in (*columns, "e2e texts/CPU-s"):
         table.add_column(column, justify="left" if column in ("texts", "backend") else "right")
     for label, r in rows:
         table.add_row(
@@ -282,7 +267,6 @@ def _report_end_to_end(rows: list[tuple[str, dict[str, Any]]]) -> None:
             f"{r['texts_per_s']:,.0f}",
             f"{r['chars_per_s']:,.0f}",
             f"{r['texts_per_cpu_s']:,.0f}",
-            str(r["workers"]),
         )
     Console(width=200).print(table)
 
@@ -360,12 +344,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--e2e-backends", nargs="+", default=None, help="backends for the end-to-end figure (default: the default one)"
     )
     parser.add_argument("--e2e-only", action="store_true", help="only the end-to-end figure; skip the comparison")
-    parser.add_argument(
-        "--e2e-workers",
-        type=int,
-        default=1,
-        help="worker processes for end-to-end calls of 4M+ characters (default 1: one process, as the pipeline runs)",
-    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -383,8 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if backend in SPECS:
             ensure_artifacts(backend)
         for label, raw in (("captions (real-length)", captions), ("bios (short)", bios)):
-            row = end_to_end(raw, backend, rounds=args.rounds, batch_size=args.batch_size, workers=args.e2e_workers)
-            e2e_rows.append((label, row))
+            e2e_rows.append((label, end_to_end(raw, backend, rounds=args.rounds, batch_size=args.batch_size)))
     _report_end_to_end(e2e_rows)
     if args.e2e_only:
         return 0

@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -28,7 +28,6 @@ import numpy as np
 import numpy.typing as npt
 
 from features.embed_cache import EmbeddingCache
-from features.embed_pool import PARALLEL_MIN_CHARS, EmbedPool, get_pool
 from features.errors import InputError
 from features.text import is_meaningful, prepare_text
 
@@ -213,21 +212,15 @@ def embed_texts(
     batch_size: int = 64,
     progress: bool = True,
     desc: str = "embedding",
-    workers: int = 1,
 ) -> EmbedResult:
     """Prepare, de-duplicate, look up in the cache and embed only the misses; results follow input order.
 
     Misses are embedded longest first in batches of ``batch_size`` (similar lengths pad less) and written to the
     cache every :data:`FLUSH_EVERY` vectors. A rich progress bar with texts/s shows when ``progress`` is True
-    and there is anything to embed. With ``workers`` > 1, calls of at least
-    :data:`~features.embed_pool.PARALLEL_MIN_CHARS` characters prepare (and, for backends that allow it, embed) in
-    that many worker processes, with results identical to one process. Opt-in: measured no faster than one process
-    yet on 2 cores (docs/benchmarks.md), so the pipeline does not use it.
+    and there is anything to embed.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
     if cache is not None and (cache.embedder_id != embedder.id or cache.dim != embedder.dim):
         # Storing one model's vectors under another's id would poison every later run.
         raise ValueError(
@@ -239,21 +232,12 @@ def embed_texts(
     dim = embedder.dim
 
     # Prepare and de-duplicate: slot[i] is the unique-text index of input i, or -1 when not meaningful.
-    raw_chars = sum(len(t) for t in texts if isinstance(t, str))
-    pool = None
-    if raw_chars >= PARALLEL_MIN_CHARS and workers > 1:
-        pool = get_pool(workers, embedder)
     unique_index: dict[str, int] = {}
     slot = np.full(n, -1, dtype=np.int64)
-    if pool is not None:
-        for i, kept in enumerate(pool.prepare(texts)):
-            if kept is not None:
-                slot[i] = unique_index.setdefault(kept, len(unique_index))
-    else:
-        for i, text in enumerate(texts):
-            prepared = prepare_text(text)
-            if is_meaningful(prepared):
-                slot[i] = unique_index.setdefault(prepared, len(unique_index))
+    for i, text in enumerate(texts):
+        prepared = prepare_text(text)
+        if is_meaningful(prepared):
+            slot[i] = unique_index.setdefault(prepared, len(unique_index))
     unique_texts = list(unique_index)
     n_unique = len(unique_texts)
 
@@ -273,9 +257,9 @@ def embed_texts(
         with _progress_bar(progress) as bar:
             task = bar.add_task(desc, total=int(misses.size)) if bar is not None else None
             unflushed: list[int] = []
-            miss_chars = sum(len(unique_texts[i]) for i in misses) if pool is not None else 0
-            embed_pool = pool if miss_chars >= PARALLEL_MIN_CHARS else None
-            for batch, batch_vectors in _embedded_batches(misses, unique_texts, embedder, batch_size, embed_pool):
+            for start in range(0, misses.size, batch_size):
+                batch = misses[start : start + batch_size]
+                batch_vectors = embedder.embed([unique_texts[i] for i in batch])
                 unique_vectors[batch] = _checked(batch_vectors, len(batch), embedder)
                 unflushed.extend(int(i) for i in batch)
                 if cache is not None and len(unflushed) >= FLUSH_EVERY:
@@ -295,6 +279,7 @@ def embed_texts(
     seconds = time.perf_counter() - started
     n_embedded = int(misses.size)
     n_cached = n_unique - n_embedded
+    raw_chars = sum(len(t) for t in texts if isinstance(t, str))
     logger.info(
         "texts embedded",
         extra={
@@ -315,26 +300,6 @@ def embed_texts(
     return EmbedResult(
         vectors=vectors, valid=valid, n_embedded=n_embedded, n_cached=n_cached, seconds=seconds, n_unique=n_unique
     )
-
-
-def _embedded_batches(
-    misses: npt.NDArray[np.int64],
-    unique_texts: list[str],
-    embedder: Embedder,
-    batch_size: int,
-    pool: EmbedPool | None,
-) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
-    """``(unique-text indices, vectors)`` per run of batches of ``batch_size`` misses, in order: in the pool's
-    workers when it can embed, else here; the backend sees the same batches either way."""
-    batches = [misses[start : start + batch_size] for start in range(0, misses.size, batch_size)]
-    if pool is None or pool.loader is None:
-        for batch in batches:
-            yield batch, np.asarray(embedder.embed([unique_texts[i] for i in batch]), dtype=np.float32)
-        return
-    done = 0
-    for n_batches, vectors in pool.embed([[unique_texts[i] for i in batch] for batch in batches]):
-        yield np.concatenate(batches[done : done + n_batches]), vectors
-        done += n_batches
 
 
 def _checked(vectors: npt.ArrayLike, expected_rows: int, embedder: Embedder) -> npt.NDArray[np.float32]:

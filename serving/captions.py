@@ -249,12 +249,11 @@ def embed_captions(
             extra={"captions": len(texts), "max_embedded_captions": MAX_EMBEDDED_CAPTIONS},
         )
         return None
-    # workers=1: no worker processes inside the service (they would stay alive, holding memory, for its lifetime).
     try:
-        result = embed_texts(texts, embedder, cache, progress=False, desc="quote captions", workers=1)
+        result = embed_texts(texts, embedder, cache, progress=False, desc="quote captions")
     except OSError as exc:  # a cache that cannot be written: embed without it rather than not start
         log.warning("embedding cache not writable; caption vectors are embedded without it", extra={"error": str(exc)})
-        result = embed_texts(texts, embedder, None, progress=False, desc="quote captions", workers=1)
+        result = embed_texts(texts, embedder, None, progress=False, desc="quote captions")
     vectors = result.vectors.astype(np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,6 @@ class AlignedEmbedder:
         self, artifact_dir: Path, static: StaticEmbedder, transformer: Callable[[], OnnxMiniLMEmbedder], dim: int
     ) -> None:
         manifest = read_manifest(artifact_dir)
-        self.artifact_dir = artifact_dir
         # The artifact's id plus the revision of the map's arithmetic: the stored vectors depend on both.
         self._id: str = f"{manifest['id']}+{MAP_REVISION}"
         self._affine = load_matrix(artifact_dir / ALIGN_FILE)
@@ -65,11 +63,6 @@ class AlignedEmbedder:
             return np.zeros((0, self._dim), dtype=np.float32)
         return apply_linear_map(self._static.embed(texts), self._affine)
 
-    def worker_loader(self) -> Callable[[], AlignedEmbedder]:
-        """Loads this embedder in another process (``features.embed_pool``): the stored side runs on one core, so
-        a large feature build embeds on every core in worker processes, with the same vectors."""
-        return partial(_load_aligned, self.artifact_dir, self._static.artifact_dir, self._make_transformer, self._dim)
-
     def clear_cache(self) -> None:
         """Forget the static model's cached word pieces (benchmarks measure a cold start with it)."""
         self._static.clear_cache()
@@ -81,9 +74,3 @@ class AlignedEmbedder:
                 if self._transformer is None:
                     self._transformer = self._make_transformer()
         return self._transformer
-
-
-def _load_aligned(
-    artifact_dir: Path, static_dir: Path, transformer: Callable[[], OnnxMiniLMEmbedder], dim: int
-) -> AlignedEmbedder:
-    return AlignedEmbedder(artifact_dir, StaticEmbedder(static_dir), transformer, dim)

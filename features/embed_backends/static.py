@@ -22,8 +22,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from itertools import accumulate, chain
 from pathlib import Path
 from typing import Any
@@ -128,7 +127,6 @@ class StaticEmbedder:
         started = time.perf_counter()
         manifest = read_manifest(artifact_dir)
         info = json.loads((artifact_dir / INFO_FILE).read_text(encoding="utf-8"))
-        self.artifact_dir = artifact_dir
         self._id: str = f"{manifest['id']}+{EMBED_REVISION}"
         self._vectors = load_matrix(artifact_dir / VECTORS_FILE)
         self._dim = int(self._vectors.shape[1])
@@ -163,10 +161,6 @@ class StaticEmbedder:
     def dim(self) -> int:
         """Vector dimension (384 without PCA)."""
         return self._dim
-
-    def worker_loader(self) -> Callable[[], StaticEmbedder]:
-        """Loads this embedder in another process (``features.embed_pool``: one core per worker, the same vectors)."""
-        return partial(StaticEmbedder, self.artifact_dir)
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embed prepared texts: float32 (n, dim), unit-norm rows."""

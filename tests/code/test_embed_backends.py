@@ -286,27 +286,6 @@ def test_a_full_word_row_table_starts_afresh_and_vectors_stay_exact(
     static.clear_cache()
 
 
-def test_embed_texts_in_worker_processes_equals_one_process(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
-    import features.embed as embed_module
-    from features.embed import embed_texts
-    from features.embed_pool import shutdown_pool
-
-    aligned = built.embedders[SMALL_ALIGNED.key]
-    raw = [*social_texts(150, seed=11), None, "", "🤷", *social_texts(50, seed=11)]  # duplicates and empties
-    monkeypatch.setattr(embed_module, "PARALLEL_MIN_CHARS", 1_000)
-    monkeypatch.setattr("features.embed_pool.EMBED_TASK_TEXTS", 32)  # several tasks per worker
-    try:
-        serial = embed_texts(raw, aligned, None, batch_size=8, progress=False, workers=1)
-        parallel = embed_texts(raw, aligned, None, batch_size=8, progress=False, workers=2)
-        again = embed_texts(raw, aligned, None, batch_size=8, progress=False, workers=2)  # the pool is reused
-    finally:
-        shutdown_pool()
-    assert np.array_equal(parallel.vectors, serial.vectors)
-    assert np.array_equal(parallel.valid, serial.valid)
-    assert np.array_equal(again.vectors, serial.vectors)
-    assert parallel.n_embedded == serial.n_embedded > 100
-
-
 def test_fit_linear_map_recovers_an_affine_map() -> None:
     rng = np.random.default_rng(0)
     source = rng.normal(size=(500, 8)).astype(np.float32)
