@@ -12,7 +12,9 @@ fit) over the creators in the default follower range, for audiencefit's audience
 
     python -m training.backend_eval --world DIR --features DIR [DIR ...]
 
-Each feature set is one build of the world with one backend (``audiencefit features build --embedder``).
+Each feature set is one build of the world with one backend (``audiencefit features build --embedder``). With
+several, it also prints each backend's paired difference to the first one given (audience fit; mean over the
+world's segments and its standard error).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from features.embed import Embedder
 from features.errors import InputError
 from features.featureset import FeatureSet, load_feature_set
 from models.query import Segment, embed_segments
-from training.category_eval import CONDITIONS, markdown, score_content
+from training.category_eval import CONDITIONS, markdown, paired_differences, score_content
 from training.retrieval_eval import ScoreFn, load_world_queries, ndcg_at, recall_at, score_audience
 
 METHODS: dict[str, ScoreFn] = {"audience fit (audiencefit)": score_audience, "content similarity": score_content}
@@ -58,6 +60,49 @@ def query_segments(segment: Segment, brief: str, condition: str) -> list[Segment
     raise ValueError(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}")
 
 
+def evaluate_segments(
+    fs: FeatureSet,
+    world_dir: Path,
+    embedder: Embedder,
+    *,
+    methods: dict[str, ScoreFn] | None = None,
+    conditions: Sequence[str] = CONDITIONS,
+    k_recall: int = 100,
+    k_ndcg: int = 50,
+) -> pl.DataFrame:
+    """One row per condition, method and world segment: recall@k and NDCG@k of that segment's ranking."""
+    queries = load_world_queries(fs, world_dir)
+    briefs = brand_briefs(world_dir, queries.segments)
+    records = []
+    for condition in conditions:
+        for name, method in (methods or METHODS).items():
+            for i, segment in enumerate(queries.segments):
+                segs = query_segments(segment, briefs[i], condition)
+                vecs = embed_segments(segs, embedder)
+                weights = np.array([s.weight for s in segs], dtype=np.float64)
+                scores = weights @ method(fs, segs, vecs, queries.rows) / weights.sum()
+                gains = queries.truth[i]
+                pred = np.lexsort((np.arange(len(gains)), -scores))
+                records.append(
+                    {
+                        "condition": condition,
+                        "method": name,
+                        "segment": segment.segment_id or str(i),
+                        f"recall@{k_recall}": recall_at(pred, np.argsort(-gains, kind="stable"), k_recall),
+                        f"ndcg@{k_ndcg}": ndcg_at(pred, gains, k_ndcg),
+                    }
+                )
+    return pl.DataFrame(records)
+
+
+def summarise_segments(per_segment: pl.DataFrame) -> pl.DataFrame:
+    """Mean of every metric over the segments, per condition and method (in the order first seen)."""
+    metrics = [c for c in per_segment.columns if c.startswith(("recall@", "ndcg@"))]
+    return per_segment.group_by("condition", "method", maintain_order=True).agg(
+        *[pl.col(m).mean() for m in metrics], pl.len().alias("segments")
+    )
+
+
 def evaluate_conditions(
     fs: FeatureSet,
     world_dir: Path,
@@ -69,31 +114,16 @@ def evaluate_conditions(
     k_ndcg: int = 50,
 ) -> pl.DataFrame:
     """Mean recall@k and NDCG@k over the world's segments, per condition and method."""
-    queries = load_world_queries(fs, world_dir)
-    briefs = brand_briefs(world_dir, queries.segments)
-    records = []
-    for condition in conditions:
-        for name, method in (methods or METHODS).items():
-            recalls, ndcgs = [], []
-            for i, segment in enumerate(queries.segments):
-                segs = query_segments(segment, briefs[i], condition)
-                vecs = embed_segments(segs, embedder)
-                weights = np.array([s.weight for s in segs], dtype=np.float64)
-                scores = weights @ method(fs, segs, vecs, queries.rows) / weights.sum()
-                gains = queries.truth[i]
-                pred = np.lexsort((np.arange(len(gains)), -scores))
-                recalls.append(recall_at(pred, np.argsort(-gains, kind="stable"), k_recall))
-                ndcgs.append(ndcg_at(pred, gains, k_ndcg))
-            records.append(
-                {
-                    "condition": condition,
-                    "method": name,
-                    f"recall@{k_recall}": float(np.mean(recalls)),
-                    f"ndcg@{k_ndcg}": float(np.mean(ndcgs)),
-                    "segments": len(queries.segments),
-                }
-            )
-    return pl.DataFrame(records)
+    per_segment = evaluate_segments(
+        fs, world_dir, embedder, methods=methods, conditions=conditions, k_recall=k_recall, k_ndcg=k_ndcg
+    )
+    return summarise_segments(per_segment)
+
+
+def paired_by_segment(per_segment: pl.DataFrame, reference: str) -> pl.DataFrame:
+    """Each backend's mean difference to ``reference`` over the same segments (audience fit), with its standard
+    error: the segments vary far more than the backends, so unpaired means hide real gaps."""
+    return paired_differences(per_segment, reference, keys=("segment", "condition")).rename({"briefs": "segments"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,13 +141,23 @@ def main(argv: list[str] | None = None) -> int:
         tables = []
         for path in args.features:
             fs = load_feature_set(path)
-            table = evaluate_conditions(fs, args.world, query_embedder(fs))
+            table = evaluate_segments(fs, args.world, query_embedder(fs))
             backend = str(fs.manifest.get("embedder_backend"))
             tables.append(table.select(pl.lit(backend).alias("backend"), pl.all()))
     except InputError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    sys.stdout.write(markdown(pl.concat(tables)))
+    full = pl.concat(tables)
+    backends = full["backend"].unique(maintain_order=True).to_list()
+    summary = pl.concat(
+        summarise_segments(full.filter(pl.col("backend") == b).drop("backend")).select(
+            pl.lit(b).alias("backend"), pl.all()
+        )
+        for b in backends
+    )
+    sys.stdout.write(markdown(summary))
+    if len(backends) > 1:
+        sys.stdout.write("\n" + markdown(paired_by_segment(full, backends[0])))
     return 0
 
 

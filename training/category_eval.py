@@ -149,11 +149,19 @@ def summarise(table: pl.DataFrame, by: Sequence[str] = ("condition", "method")) 
     )
 
 
-def paired_differences(table: pl.DataFrame, reference: str, method: str = "audience fit (audiencefit)") -> pl.DataFrame:
+def paired_differences(
+    table: pl.DataFrame,
+    reference: str,
+    method: str = "audience fit (audiencefit)",
+    keys: Sequence[str] = ("category", "language", "condition"),
+) -> pl.DataFrame:
     """Per backend and condition: mean over briefs of (backend − ``reference``) on each metric, with its standard
-    error (paired by brief: the briefs vary far more than the backends, so unpaired means hide real gaps)."""
-    metrics = [c for c in table.columns if c.startswith(("ndcg@", "precision@"))]
-    keys = ["category", "language", "condition"]
+    error (paired by brief: the briefs vary far more than the backends, so unpaired means hide real gaps).
+
+    ``keys`` name one query (a brief here; a world segment in ``training.backend_eval``) under one condition.
+    """
+    metrics = [c for c in table.columns if c.startswith(("recall@", "ndcg@", "precision@"))]
+    keys = list(keys)
     rows = table.filter(pl.col("method") == method)
     ref = rows.filter(pl.col("backend") == reference).select(*keys, *[pl.col(m).alias(f"{m} ref") for m in metrics])
     joined = rows.filter(pl.col("backend") != reference).join(ref, on=keys, how="inner")

@@ -187,3 +187,30 @@ def test_world_segments_are_sent_as_brief_clause_or_both(tmp_path: Path) -> None
     assert [s.weight for s in both] == [1.0, 1.0]
     with pytest.raises(ValueError, match="unknown condition"):
         query_segments(seg, brief, "product")
+
+
+def test_world_backends_are_paired_by_segment_and_condition() -> None:
+    from training.backend_eval import paired_by_segment
+
+    rows = []
+    for backend, values in (("ref", [0.5, 0.7]), ("new", [0.4, 0.8])):
+        for condition in ("brief", "audience clause"):
+            for i, v in enumerate(values):
+                shift = 0.0 if condition == "brief" else 0.1
+                rows.append(
+                    {
+                        "backend": backend,
+                        "condition": condition,
+                        "method": "audience fit (audiencefit)",
+                        "segment": f"s{i}",
+                        "recall@100": v + shift,
+                        "ndcg@50": v,
+                    }
+                )
+    out = paired_by_segment(pl.DataFrame(rows), "ref")
+    assert out.height == 2 and set(out["condition"]) == {"brief", "audience clause"}
+    first = out.row(0, named=True)
+    assert first["backend"] == "new" and first["segments"] == 2
+    assert first["ndcg@50 − ref"] == pytest.approx(0.0)
+    assert first["ndcg@50 se"] == pytest.approx(np.std([-0.1, 0.1], ddof=1) / np.sqrt(2))
+    assert first["recall@100 − ref"] == pytest.approx(0.0)
