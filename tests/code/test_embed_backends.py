@@ -463,11 +463,22 @@ class _Recorder(LogReporter):
 
 
 def test_a_build_says_what_it_builds_reports_progress_and_silences_third_party_output(
-    built: Built, tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    built: Built,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The static build goes through transformers, skeletoken and model2vec, which print INFO lines, warnings and
     # progress bars of their own when left alone.
+    from _pytest.logging import LogCaptureHandler
+
     from audiencefit.settings import Settings
+
+    # Only pytest's capture on the root logger: an earlier test that ran the CLI in process leaves the handler of
+    # audiencefit.logs.configure_logging there, writing to a stderr that has since been closed ("Logging error").
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [h for h in root.handlers if isinstance(h, LogCaptureHandler)])
 
     settings = Settings(data_dir=tmp_path)
     fp32 = Path(built.settings.data_dir) / "models" / "minilm-onnx-fp32"
