@@ -16,11 +16,13 @@ from typing import Any
 MAX_DEPTH = 64  # no input of audiencefit nests deeper than a handful of levels
 
 
-def _refuse_constant(name: str) -> Any:
+def refuse_constant(name: str) -> Any:
+    """``parse_constant`` for json: NaN and Infinity are not JSON numbers."""
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _finite_float(text: str) -> float:
+def finite_float(text: str) -> float:
+    """``parse_float`` for json: a float too large to be finite is refused."""
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"{text} is too large for a number")
@@ -54,7 +56,7 @@ def parse_json(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
     """Strict JSON: ``ValueError`` for invalid JSON, non-finite numbers, nesting deeper than ``max_depth``, lone
     surrogates, or integers beyond Python's digit limit; the message is meant for the user."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=refuse_constant, parse_float=finite_float)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from features.importing.rows import (
     text_frame,
 )
 from features.io import MAX_PARSE_ISSUES
+from features.untrusted_json import finite_float, refuse_constant
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -136,18 +136,7 @@ def list_files(src: Path) -> tuple[list[Path], list[str]]:
     return files, skipped
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is too large for a number")
-    return value
-
-
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
+_DECODER = json.JSONDecoder(parse_constant=refuse_constant, parse_float=finite_float)
 
 
 def read_objects(path: Path, shown: str) -> Iterator[tuple[str, Any]]:
