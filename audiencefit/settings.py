@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         "costs ~10% more CPU per query text, measured 7.4 vs 6.7 ms).",
     )
     recent_posts: int = Field(30, ge=1, le=1000, description="Posts per creator used for recent statistics.")
+    feature_partition_creators: int = Field(
+        50_000,
+        ge=1,
+        description="Creators the feature build computes at once ('features build --partition-creators'): memory "
+        "grows with it, not with the creator count; the feature set is byte-identical whatever it is.",
+    )
     audience_clusters: int = Field(24, ge=2, le=512, description="k of the k-means over follower vectors.")
     audience_prior_strength: float = Field(
         10.0,

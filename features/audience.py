@@ -75,15 +75,29 @@ class AudienceClusters:
     def k(self) -> int:
         return int(self.centroids.shape[0])
 
+    def similarities(self, vectors: F32) -> F32:
+        """Cosine of each row with each centroid, (n, k), each value independent of the other rows.
+
+        Not ``vectors @ centroids.T``: BLAS blocks a product by its shape, so a row's dot products can differ in the
+        last bit with the number of rows around it, and a partitioned feature build must give the same bytes
+        whatever its partitions. A row-wise multiply and reduce (numpy's pairwise sum over the row) depends on the
+        row alone.
+        """
+        vectors = np.asarray(vectors, dtype=np.float32)
+        out = np.empty((len(vectors), self.k), dtype=np.float32)
+        for j, centroid in enumerate(self.centroids):
+            np.sum(vectors * centroid, axis=1, out=out[:, j])
+        return out
+
     def assign(self, vectors: F32) -> I64:
         """Nearest centroid (by cosine) of each row."""
         if len(vectors) == 0:
             return np.zeros(0, dtype=np.int64)
-        return np.asarray(np.argmax(vectors @ self.centroids.T, axis=1), dtype=np.int64)
+        return np.asarray(np.argmax(self.similarities(vectors), axis=1), dtype=np.int64)
 
     def soft_assign(self, vectors: F32, temperature: float = INFERRED_TEMPERATURE) -> F32:
         """A distribution over clusters for each row (softmax of cosine / temperature)."""
-        logits = (vectors @ self.centroids.T) / temperature
+        logits = self.similarities(vectors) / temperature
         logits -= logits.max(axis=1, keepdims=True)
         expd = np.exp(logits)
         return np.asarray(expd / expd.sum(axis=1, keepdims=True), dtype=np.float32)

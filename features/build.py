@@ -1,9 +1,19 @@
-"""``features build``: validated raw tables → a versioned feature set on disk.
+"""``features build``: validated raw tables → a versioned feature set on disk, creator partition by partition.
 
-``compute_features`` is the pipeline (statistics, quality, embeddings, audience representation) and touches disk
-only through the embedding cache; ``build_feature_set`` adds the edges: reading and validating the inputs, and
-writing the result atomically (a temporary directory renamed into place, so a crash never leaves a half-written
-feature set).
+The computation is ``features.compute`` (per partition) and ``features.cluster_sample`` (the k-means sample);
+this module runs them over a :class:`~features.partitions.PartitionSource` and adds the edges: reading and
+validating the inputs, and writing the result atomically (a temporary directory renamed into place, so a crash
+never leaves a half-written feature set). Memory grows with the partition size (``feature_partition_creators``),
+not with the creator count, and the files are byte-identical whatever the partition count:
+
+1. sample pre-pass: each partition's bottom-``m`` basis candidates, merged, embedded, and the audience clusters
+   fitted on them (``features.cluster_sample``);
+2. main pass: :func:`~features.compute.compute_partition` per partition, its rows appended to the files
+   (``features.featureset_writer``);
+3. global steps on creator-level rows only: the audience quality's medians, cluster sizes, the manifest.
+
+:func:`compute_features` runs the same steps on one in-memory partition (training snapshots use it), so every
+caller gets the same numbers.
 """
 
 from __future__ import annotations
@@ -13,6 +23,8 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,43 +35,29 @@ import polars as pl
 
 from audiencefit.settings import Settings, get_settings
 from features import audience as aud
+from features.cluster_sample import (
+    CONTENT_POSTS,
+    BasisCandidates,
+    ClusterSample,
+    choose_sample,
+    merge_candidates,
+    partition_candidates,
+    sample_size,
+)
+from features.compute import PartitionFeatures, cluster_table, compute_partition, embed_column, finish_creators
 from features.dataset import Dataset, load_dataset
-from features.embed import Embedder, backend_of, embed_texts, get_embedder
+from features.embed import Embedder, backend_of, get_embedder
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
 from features.export import format_instant
-from features.featureset import (
-    FEATURE_VERSION,
-    FOLLOWER_KEYS,
-    MANIFEST,
-    QUOTE_CAPTION_CHARS,
-    QUOTE_CAPTIONS,
-    RECENT_CAPTIONS,
-    TABLE_FILES,
-    content_id,
-    schema_hash,
-)
+from features.featureset import FEATURE_VERSION, MANIFEST, content_id, schema_hash
+from features.featureset_writer import FeatureSetWriter
 from features.io import replace_dir, sha256_file, staging_dir
-from features.quality import audience_quality, follower_flags
-from features.stats import (
-    creator_stats,
-    creator_terms,
-    filter_as_of,
-    filter_followers_as_of,
-    newest_posts,
-    sample_followers,
-)
-from features.text import is_meaningful, prepare_text
+from features.partitions import PartitionSource, split_dataset
 
 log = logging.getLogger(__name__)
 
-# A creator needs at least this many embedded, authentic-looking followers for a follower-based audience;
-# below it the sample says too little and the audience is inferred from content instead.
-MIN_AUDIENCE_SAMPLE = 3
-# Posts whose captions make up the content vector, and the recency half-life (in posts) of their weights.
-CONTENT_POSTS = 12
-CONTENT_HALF_LIFE = 6.0
-PROFILE_COLUMNS = ("creator_id", "handle", "platform", "followers", "following", "post_count", "country", "language")
+__all__ = ["CONTENT_POSTS", "CreatorFeatures", "build_feature_set", "build_from_partitions", "compute_features"]
 
 
 @dataclass(frozen=True)
@@ -83,86 +81,41 @@ class CreatorFeatures:
     recent_captions: pl.DataFrame | None = None
 
 
-def _embed_column(
-    texts: list[str | None],
+@dataclass(frozen=True)
+class FittedClusters:
+    """The audience clusters and what they were fitted on."""
+
+    clusters: aud.AudienceClusters
+    sample: ClusterSample
+    sample_assignments: np.ndarray
+    embed_stats: dict[str, int]
+
+    def table(self, follower_counts: np.ndarray, caption_counts: np.ndarray) -> pl.DataFrame:
+        """The clusters table, sized by every row of the chosen basis (counts summed over partitions)."""
+        sizes = follower_counts if self.sample.basis == "followers" else caption_counts
+        return cluster_table(self.sample.texts, self.sample_assignments, sizes)
+
+
+def fit_clusters(
+    candidates: BasisCandidates,
+    *,
     embedder: Embedder,
     cache: EmbeddingCache | None,
     settings: Settings,
-    desc: str,
-    progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    result = embed_texts(texts, embedder, cache, batch_size=settings.embed_batch_size, progress=progress, desc=desc)
-    stats = {f"{desc}_texts": len(texts), f"{desc}_embedded": result.n_embedded, f"{desc}_cached": result.n_cached}
-    return result.vectors, result.valid, stats
+    progress: bool = False,
+) -> FittedClusters:
+    """Choose the k-means sample from the merged candidates of every partition, embed it, fit the clusters."""
+    sample = choose_sample(candidates, settings.audience_clusters)
+    vectors, valid, stats = embed_column(sample.texts, embedder, cache, settings, "cluster_sample", progress)
+    if not valid.all():  # the candidates were chosen by the same test embed_texts applies
+        raise RuntimeError("a k-means sample text was not embedded")
+    clusters = aud.fit_audience_clusters(vectors, settings.audience_clusters, settings.seed)
+    return FittedClusters(clusters, sample, clusters.assign(vectors), stats)
 
 
-def _recent_captions(posts: pl.LazyFrame, n_posts: int) -> pl.DataFrame:
-    """The newest ``n_posts`` posts with a caption per creator, with their rank (0 = newest)."""
-    return (
-        posts.filter(pl.col("caption").is_not_null())
-        .sort(["creator_id", "posted_at", "post_id"], descending=[False, True, True])
-        .with_columns(rank=pl.int_range(pl.len()).over("creator_id"))
-        .filter(pl.col("rank") < n_posts)
-        .select("creator_id", "rank", "caption")
-        .collect()
-    )
-
-
-def _audience_geo(followers: pl.DataFrame) -> pl.DataFrame:
-    """Share of the (authentic-looking) follower sample by country, age band and gender."""
-    parts = []
-    for dim in ("country", "age_band", "gender"):
-        part = (
-            followers.filter(pl.col(dim).is_not_null())
-            .group_by("creator_id", dim)
-            .agg(n=pl.len())
-            .with_columns(share=(pl.col("n") / pl.col("n").sum().over("creator_id")).cast(pl.Float32))
-            .select("creator_id", pl.lit(dim).alias("dimension"), pl.col(dim).alias("value"), "share")
-        )
-        parts.append(part)
-    schema = {"creator_id": pl.String, "dimension": pl.String, "value": pl.String, "share": pl.Float32}
-    if not parts:
-        return pl.DataFrame(schema=schema)
-    return pl.concat(parts).sort("creator_id", "dimension", "share", "value", descending=[False, False, True, False])
-
-
-def _cluster_terms(texts: list[str], assignments: np.ndarray, k: int, top: int = 8) -> pl.DataFrame:
-    """Label each interest cluster with the words most over-represented in its members' profiles."""
-    frame = pl.DataFrame({"cluster_id": assignments.astype(np.int32), "text": texts})
-    words = (
-        frame.with_columns(word=pl.col("text").str.to_lowercase().str.extract_all(r"[^\W\d_]{3,}"))
-        .explode("word")
-        .drop_nulls("word")
-        .filter(~pl.col("word").is_in(list(_STOPWORDS)))
-        .unique(["cluster_id", "word", "text"])  # a word counts once per profile
-    )
-    sizes = frame.group_by("cluster_id").agg(size=pl.len())
-    total = max(frame.height, 1)
-    counts = words.group_by("cluster_id", "word").agg(n=pl.len())
-    overall = words.group_by("word").agg(n_all=pl.len())
-    scored = (
-        counts.join(overall, on="word")
-        .join(sizes, on="cluster_id")
-        .filter(pl.col("n") >= 2)
-        .with_columns(lift=(pl.col("n") / pl.col("size")) / (pl.col("n_all") / total) * pl.col("n").log1p())
-        .sort(["cluster_id", "lift", "word"], descending=[False, True, False])
-        .group_by("cluster_id", maintain_order=True)
-        .agg(top_terms=pl.col("word").head(top))
-    )
-    ids = pl.DataFrame({"cluster_id": np.arange(k, dtype=np.int32)})
-    return (
-        ids.join(sizes, on="cluster_id", how="left")
-        .join(scored, on="cluster_id", how="left")
-        .with_columns(pl.col("size").fill_null(0).cast(pl.Int64), pl.col("top_terms").fill_null([]))
-        .sort("cluster_id")
-    )
-
-
-_STOPWORDS = frozenset(
-    "the and for with you your are from that this have has not but all our out who what when love just "
-    "like get got can will more new day life here there they them his her she him its into about over "
-    "also one two les des une pour que con por para los las del und der die das mit ich ein eine ".split()
-)
+def _add_stats(total: dict[str, int], more: dict[str, int]) -> None:
+    for key, value in more.items():
+        total[key] = total.get(key, 0) + value
 
 
 def compute_features(
@@ -174,140 +127,40 @@ def compute_features(
     settings: Settings,
     progress: bool = True,
 ) -> CreatorFeatures:
-    """Every creator feature as of ``as_of``, from validated frames.
+    """Every creator feature as of ``as_of``, from validated frames (the whole dataset as one partition).
 
     ``as_of`` None means as of the dataset's export instant (``Dataset.export``, see ``features.export``): posts and
     followers timestamped after it (the validation's tolerance allows a day) are not used, and recency
-    (``days_since_last_post``) is measured from it, never from the newest timestamp in the data.
+    (``days_since_last_post``) is measured from it, never from the newest timestamp in the data. The numbers are
+    those of a partitioned :func:`build_from_partitions` of the same data.
     """
     if as_of is None and dataset.export is not None:
         as_of = dataset.export.instant
-    creators = dataset.creators.sort("creator_id")
-    n = creators.height
-    row = pl.DataFrame({"creator_id": creators["creator_id"], "row": np.arange(n, dtype=np.int64)})
-    posts = filter_as_of(dataset.posts.lazy(), as_of)
-
-    stats = creator_stats(creators.lazy(), posts, as_of=as_of, recent_n=settings.recent_posts)
-    terms = creator_terms(newest_posts(posts, settings.max_posts_per_creator), as_of=as_of).collect()
-    followers: pl.DataFrame | None = None
-    if dataset.followers is not None and dataset.followers.height:
-        # Bounded per creator before anything is flagged or embedded (see sample_followers).
-        window = filter_followers_as_of(dataset.followers.lazy(), as_of)
-        followers = sample_followers(window, settings.max_followers_per_creator).collect()
-    quality = audience_quality(creators.lazy(), stats, followers.lazy() if followers is not None else None)
-
-    # Bio and content vectors.
-    bio_vecs, bio_ok, embed_stats = _embed_column(creators["bio"].to_list(), embedder, cache, settings, "bio", progress)
-    recent = _recent_captions(posts, CONTENT_POSTS).join(row, on="creator_id")
-    cap_vecs, cap_ok, more = _embed_column(recent["caption"].to_list(), embedder, cache, settings, "caption", progress)
-    embed_stats |= more
-    weights = aud.recency_weights(recent["rank"].to_numpy(), CONTENT_HALF_LIFE) * cap_ok
-    content, has_content = aud.group_weighted_mean(cap_vecs, recent["row"].to_numpy(), weights, n)
-    content_source = np.where(has_content, "captions", np.where(bio_ok, "bio", "none"))
-    content[~has_content] = bio_vecs[~has_content]
-
-    # Audience: authentic-looking followers with a meaningful profile text.
-    audience_vecs = np.zeros_like(content)
-    sample_size = np.zeros(n, dtype=np.int64)
-    fol_vecs = np.zeros((0, embedder.dim), dtype=np.float32)
-    fol_rows = np.zeros(0, dtype=np.int64)
-    fol_texts: list[str] = []
-    geo = _audience_geo(
-        pl.DataFrame(schema={"creator_id": pl.String, "country": pl.String, "age_band": pl.String, "gender": pl.String})
+    candidates = partition_candidates(dataset, as_of=as_of, settings=settings, need_captions=True)
+    fitted = fit_clusters(candidates, embedder=embedder, cache=cache, settings=settings, progress=progress)
+    part = compute_partition(
+        dataset,
+        as_of=as_of,
+        embedder=embedder,
+        cache=cache,
+        settings=settings,
+        centroids=fitted.clusters.centroids,
+        progress=progress,
     )
-    if followers is not None:
-        flagged = follower_flags(followers.lazy()).collect()
-        authentic = flagged.filter(~pl.col("suspicious")).join(row, on="creator_id").sort("row", "follower_id")
-        geo = _audience_geo(authentic)
-        # Only profiles with meaningful text are embedded (the test embed_texts applies), so every returned vector
-        # is kept and needs no compacting copy (at 150k creators that copy alone was ~4 GB).
-        bios = authentic["bio"].to_list()
-        fol_texts = [prepare_text(t) for t in bios]
-        keep = np.fromiter((is_meaningful(t) for t in fol_texts), dtype=bool, count=len(fol_texts))
-        fol_texts = [t for t, k in zip(fol_texts, keep, strict=True) if k]
-        fol_vecs, _, more = _embed_column(
-            [b for b, k in zip(bios, keep, strict=True) if k], embedder, cache, settings, "follower", progress
-        )
-        del bios
-        fol_rows = authentic["row"].to_numpy()[keep]
-        embed_stats |= more | {"follower_texts": len(keep)}
-        audience_vecs = aud.audience_with_content_prior(fol_vecs, fol_rows, content, settings.audience_prior_strength)
-        sample_size = np.bincount(fol_rows, minlength=n).astype(np.int64)
-    from_followers = sample_size >= MIN_AUDIENCE_SAMPLE
-
-    # Interest clusters: fitted on follower profiles; a posts-only export falls back to caption vectors.
-    basis, basis_texts = (
-        (fol_vecs, fol_texts)
-        if len(fol_vecs) >= settings.audience_clusters
-        else (
-            cap_vecs[cap_ok],
-            [prepare_text(t) for t, keep in zip(recent["caption"].to_list(), cap_ok, strict=True) if keep],
-        )
-    )
-    if len(basis) == 0:
-        raise InputError(
-            "no meaningful text at all (bios, captions, follower profiles): cannot build audience features"
-        )
-    clusters = aud.fit_audience_clusters(basis, settings.audience_clusters, settings.seed)
-    k = clusters.k
-    dist = np.zeros((n, k), dtype=np.float32)
-    if len(fol_vecs):
-        follower_dist, _ = aud.cluster_distribution(clusters.assign(fol_vecs), fol_rows, n, k)
-        dist[from_followers] = follower_dist[from_followers]
-    inferred = ~from_followers
-    audience_vecs[inferred] = content[inferred]
-    has_any = np.linalg.norm(audience_vecs, axis=1) > 0
-    dist[inferred & has_any] = clusters.soft_assign(audience_vecs[inferred & has_any])
-    audience_source = np.where(from_followers, "followers", np.where(has_any, "content", "none"))
-    cluster_table = _cluster_terms(basis_texts, clusters.assign(basis), k)
-
-    table = (
-        creators.select(*PROFILE_COLUMNS, "rate_per_post", has_bio=pl.Series(bio_ok))
-        .join(stats.collect(), on="creator_id", how="left")
-        .join(quality.collect(), on="creator_id", how="left", suffix="_q")
-        .with_columns(
-            content_source=pl.Series(content_source),
-            audience_source=pl.Series(audience_source),
-            audience_sample_size=pl.Series(sample_size),
-        )
-    )
-    table = table.select([c for c in table.columns if not c.endswith("_q")])
+    has_followers = dataset.followers is not None and dataset.followers.height > 0
     return CreatorFeatures(
-        creators=table,
-        terms=terms.sort("creator_id", "kind", "term"),
-        audience_geo=geo,
-        clusters=cluster_table,
-        bio=bio_vecs,
-        content=content,
-        audience=audience_vecs,
-        audience_dist=dist,
-        centroids=clusters.centroids,
-        embed_stats=embed_stats,
-        follower_keys=_follower_keys(followers),
-        recent_captions=_quote_captions(posts),
-    )
-
-
-def _quote_captions(posts: pl.LazyFrame) -> pl.DataFrame:
-    """creator_id, rank (0 = newest), caption: each creator's newest non-empty captions (as of the cut-off)."""
-    return (
-        posts.filter(pl.col("caption").is_not_null() & (pl.col("caption").str.strip_chars().str.len_chars() > 0))
-        .sort(["creator_id", "posted_at", "post_id"], descending=[False, True, False])
-        .with_columns(rank=pl.int_range(pl.len()).over("creator_id").cast(pl.Int32))
-        .filter(pl.col("rank") < QUOTE_CAPTIONS)
-        .select("creator_id", "rank", pl.col("caption").str.slice(0, QUOTE_CAPTION_CHARS))
-        .collect()
-    )
-
-
-def _follower_keys(followers: pl.DataFrame | None) -> pl.DataFrame | None:
-    """creator_id, follower_key (the pseudonymised follower id) for every sampled follower as of the cut-off."""
-    if followers is None:
-        return None
-    return (
-        followers.select("creator_id", pl.col("follower_id").alias("follower_key"))
-        .unique()
-        .sort("creator_id", "follower_key")
+        creators=finish_creators(part.creators),
+        terms=part.terms,
+        audience_geo=part.audience_geo,
+        clusters=fitted.table(part.follower_cluster_counts, part.caption_cluster_counts),
+        bio=part.bio,
+        content=part.content,
+        audience=part.audience,
+        audience_dist=part.audience_dist,
+        centroids=fitted.clusters.centroids,
+        embed_stats=part.embed_stats | fitted.embed_stats,
+        follower_keys=part.follower_keys if has_followers else None,
+        recent_captions=part.recent_captions,
     )
 
 
@@ -320,50 +173,52 @@ def input_fingerprint(files: dict[str, Path]) -> str:
     return digest.hexdigest()
 
 
-def _write(features: CreatorFeatures, target: Path) -> dict[str, str]:
-    (target / "vectors").mkdir(parents=True)
-    for name in TABLE_FILES:
-        frame: pl.DataFrame = getattr(features, name)
-        frame.write_parquet(target / f"{name}.parquet", statistics=False)
-    if features.follower_keys is not None:
-        features.follower_keys.write_parquet(target / f"{FOLLOWER_KEYS}.parquet", statistics=False)
-    if features.recent_captions is not None:
-        features.recent_captions.write_parquet(target / f"{RECENT_CAPTIONS}.parquet", statistics=False)
-    for name in ("bio", "content", "audience", "audience_dist", "centroids"):
-        np.save(target / "vectors" / f"{name}.npy", np.ascontiguousarray(getattr(features, name), dtype=np.float32))
-    return {str(p.relative_to(target)): sha256_file(p) for p in sorted(target.rglob("*")) if p.is_file()}
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir}: exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
+        raise InputError(f"--out {out_dir}: a non-empty directory that is not a feature set; refusing to replace it")
 
 
-def build_feature_set(
-    data_dir: Path,
+@contextmanager
+def _partition_bar(enabled: bool) -> Iterator[Any]:
+    """One rich progress bar over partitions (the sample pre-pass, then the features), or None."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), transient=False) as bar:
+        yield bar
+
+
+def _write_manifest(target: Path, manifest: dict[str, Any]) -> None:
+    (target / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def build_from_partitions(
+    source: PartitionSource,
     out_dir: Path,
     *,
     as_of: datetime | None = None,
-    export_time: datetime | None = None,
     settings: Settings | None = None,
     embedder: Embedder | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Validate ``data_dir``, compute features as of ``as_of``, write them atomically to ``out_dir``.
+    """Compute the features of every partition of ``source`` as of ``as_of`` and write them atomically to
+    ``out_dir``; returns the manifest.
 
-    ``export_time`` states when the data was exported (default: the directory's ``export.json``, else the files'
-    modification time; ``features.export``): timestamps after it are refused, and without ``as_of`` the features
-    are taken as of it. Returns the manifest. Invalid input raises ``InputError`` before anything is written.
+    ``as_of`` None means as of the source's export instant. Partitions are read twice (the k-means sample, then the
+    features), one at a time; the files do not depend on the partition count. A failure leaves ``out_dir`` as it
+    was.
     """
     settings = settings or get_settings()
     started = time.perf_counter()
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {out_dir}: exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file():
-        raise InputError(f"--out {out_dir}: a non-empty directory that is not a feature set; refusing to replace it")
-    dataset = load_dataset(
-        data_dir,
-        secret=settings.follower_id_secret.get_secret_value(),
-        tables=("creators", "posts", "followers"),
-        export_time=export_time,
-    )
-    export = dataset.export
+    _check_out_dir(out_dir)
+    export = source.export
     if as_of is not None and export is not None:
         # A cut-off after the export would measure recency from an instant no data can reach (the 9999 bug again).
         window = export.window
@@ -376,13 +231,82 @@ def build_feature_set(
     backend = backend_of(embedder) or settings.embedder if embedder is not None else settings.embedder
     embedder = embedder or get_embedder(backend)
     cache = EmbeddingCache(settings.embedding_cache_dir, embedder.id, embedder.dim)
-    features = compute_features(dataset, as_of=stats_as_of, embedder=embedder, cache=cache, settings=settings)
+    counts = dict(source.row_counts)
+    n_parts = source.n_partitions
+    k_max = settings.audience_clusters
+    m = sample_size(k_max)
+    # One partition: the embedding bars show texts/s as before; several: one bar over partitions (rich shows one
+    # live display at a time).
+    inner = progress and n_parts == 1
 
-    fingerprint = input_fingerprint(dataset.source_files)
+    fingerprint = input_fingerprint(dict(source.source_files))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging_dir(out_dir)
     try:
-        checksums = _write(features, tmp)
+        with _partition_bar(progress and n_parts > 1) as bar:
+            task = bar.add_task("k-means sample", total=n_parts) if bar is not None else None
+            merged = BasisCandidates.empty()
+            for i in range(n_parts):
+                part = source.load(i)
+                found = partition_candidates(
+                    part, as_of=stats_as_of, settings=settings, need_captions=merged.followers_eligible < k_max
+                )
+                merged = merge_candidates(merged, found, m)
+                del part
+                if bar is not None:
+                    bar.advance(task)
+            fitted = fit_clusters(merged, embedder=embedder, cache=cache, settings=settings, progress=inner)
+            log.info(
+                "audience clusters fitted",
+                extra={"basis": fitted.sample.basis, "sample": len(fitted.sample.texts), "k": fitted.clusters.k},
+            )
+            embed_stats = dict(fitted.embed_stats)
+            k = fitted.clusters.k
+            follower_counts = np.zeros(k, dtype=np.int64)
+            caption_counts = np.zeros(k, dtype=np.int64)
+            creator_rows: list[pl.DataFrame] = []
+            sizes: list[int] = []
+            task = bar.add_task("features", total=n_parts) if bar is not None else None
+            with FeatureSetWriter(
+                tmp, n_creators=counts["creators"], dim=embedder.dim, k=k, follower_keys=counts["followers"] > 0
+            ) as writer:
+                for i in range(n_parts):
+                    part_started = time.perf_counter()
+                    features: PartitionFeatures = compute_partition(
+                        source.load(i),
+                        as_of=stats_as_of,
+                        embedder=embedder,
+                        cache=cache,
+                        settings=settings,
+                        centroids=fitted.clusters.centroids,
+                        progress=inner,
+                    )
+                    writer.write_partition(features)
+                    creator_rows.append(features.creators)
+                    sizes.append(features.n_creators)
+                    follower_counts += features.follower_cluster_counts
+                    caption_counts += features.caption_cluster_counts
+                    _add_stats(embed_stats, features.embed_stats)
+                    log.info(
+                        "feature partition done",
+                        extra={
+                            "partition": i,
+                            "partitions": n_parts,
+                            "creators": features.n_creators,
+                            "seconds": round(time.perf_counter() - part_started, 2),
+                            "texts_embedded": sum(
+                                v for key, v in features.embed_stats.items() if key.endswith("_embedded")
+                            ),
+                        },
+                    )
+                    del features
+                    if bar is not None:
+                        bar.advance(task)
+                creators = finish_creators(pl.concat(creator_rows))
+                del creator_rows
+                clusters = fitted.table(follower_counts, caption_counts)
+                checksums = writer.finish(creators, clusters, fitted.clusters.centroids)
+                terms_rows = writer.table_rows.get("terms", 0)
         used = {
             "recent_posts": settings.recent_posts,
             "content_posts": CONTENT_POSTS,
@@ -392,7 +316,8 @@ def build_feature_set(
             "max_posts_per_creator": settings.max_posts_per_creator,
             "seed": settings.seed,
         }
-        # Everything that changes the features' values is part of the id.
+        # Everything that changes the features' values is part of the id; the partitioning is not (it changes no
+        # byte of the files).
         identity = json.dumps(
             [FEATURE_VERSION, fingerprint, embedder.id, stats_as_of.isoformat() if stats_as_of else None, used]
         )
@@ -402,7 +327,7 @@ def build_feature_set(
             # The id covers the recipe and every file's sha256: loading recomputes it (features.featureset).
             "feature_set_id": content_id(recipe_id, checksums),
             "recipe_id": recipe_id,
-            "schema_hash": schema_hash(features.creators),
+            "schema_hash": schema_hash(creators),
             "input_fingerprint": fingerprint,
             "embedder_id": embedder.id,
             "embedder_backend": backend,
@@ -413,17 +338,19 @@ def build_feature_set(
             "stats_as_of": stats_as_of.isoformat() if stats_as_of else None,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "row_counts": {
-                "creators": features.creators.height,
-                "posts": dataset.posts.height,
-                "followers": dataset.followers.height if dataset.followers is not None else 0,
-                "terms": features.terms.height,
-                "clusters": features.clusters.height,
+                "creators": creators.height,
+                "posts": counts["posts"],
+                "followers": counts["followers"],
+                "terms": terms_rows,
+                "clusters": clusters.height,
             },
             "settings": used,
-            "embedding": features.embed_stats,
+            "partitions": {"count": n_parts, "creators": sizes},
+            "audience_cluster_sample": {"basis": fitted.sample.basis, "rows": len(fitted.sample.texts)},
+            "embedding": embed_stats,
             "files": checksums,
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        _write_manifest(tmp, manifest)
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -432,8 +359,51 @@ def build_feature_set(
         "feature set written",
         extra={
             "out": str(out_dir),
-            "creators": features.creators.height,
+            "creators": creators.height,
+            "partitions": n_parts,
             "seconds": round(time.perf_counter() - started, 1),
         },
     )
     return manifest
+
+
+def build_feature_set(
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    as_of: datetime | None = None,
+    export_time: datetime | None = None,
+    settings: Settings | None = None,
+    embedder: Embedder | None = None,
+    partition_creators: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Validate ``data_dir``, compute features as of ``as_of``, write them atomically to ``out_dir``.
+
+    ``export_time`` states when the data was exported (default: the directory's ``export.json``, else the files'
+    modification time; ``features.export``): timestamps after it are refused, and without ``as_of`` the features
+    are taken as of it. ``partition_creators`` (default: the ``feature_partition_creators`` setting) bounds the
+    creators computed at once; it changes memory, never the result. Returns the manifest. Invalid input raises
+    ``InputError`` before anything is written.
+    """
+    settings = settings or get_settings()
+    per_partition = settings.feature_partition_creators if partition_creators is None else partition_creators
+    if per_partition < 1:
+        raise InputError(f"--partition-creators {per_partition}: must be at least 1")
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    _check_out_dir(out_dir)
+    dataset = load_dataset(
+        data_dir,
+        secret=settings.follower_id_secret.get_secret_value(),
+        tables=("creators", "posts", "followers"),
+        export_time=export_time,
+    )
+    return build_from_partitions(
+        split_dataset(dataset, per_partition),
+        out_dir,
+        as_of=as_of,
+        settings=settings,
+        embedder=embedder,
+        progress=progress,
+    )

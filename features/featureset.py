@@ -37,7 +37,7 @@ from features.stored_paths import MAX_MANIFEST_BYTES, checksum_table, contained_
 
 # Bump when the meaning, columns or layout of a feature changes: models record the version they were trained on
 # and refuse a feature set of another version.
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "2"
 MANIFEST = "manifest.json"
 VECTOR_FILES = ("bio", "content", "audience", "audience_dist", "centroids")
 TABLE_FILES = ("creators", "terms", "audience_geo", "clusters")

@@ -128,6 +128,34 @@ def _expected_log_er(base: pl.LazyFrame) -> pl.LazyFrame:
     return pl.LazyFrame({"_slope": [slope], "_intercept": [my - slope * mx]}, schema=schema)
 
 
+def follower_sample_summary(followers: pl.LazyFrame) -> pl.LazyFrame:
+    """Per creator with a (as-of filtered) follower sample: suspicious_share and follower_sample_size.
+
+    The per-creator half of :func:`audience_quality`: it needs only that creator's followers, so a partitioned build
+    computes it partition by partition and :func:`quality_from_creators` combines the creator-level rows.
+    """
+    return (
+        follower_flags(followers)
+        .group_by("creator_id")
+        .agg(
+            suspicious_share=pl.col("suspicious").cast(pl.Float64).mean(),
+            follower_sample_size=pl.len().cast(pl.Int64),
+        )
+    )
+
+
+QUALITY_INPUTS = (
+    "creator_id",
+    "followers",
+    "er_median",
+    "likes_spikiness",
+    "comment_like_ratio",
+    "suspicious_share",
+    "follower_sample_size",
+)
+"""The creator-level columns :func:`quality_from_creators` reads."""
+
+
 def audience_quality(creators: pl.LazyFrame, stats: pl.LazyFrame, followers: pl.LazyFrame | None) -> pl.LazyFrame:
     """Per creator (order of ``creators``): suspicious_share, follower_sample_size, er_residual,
     engagement_anomaly, audience_quality (0–100, higher = more authentic) and quality_source.
@@ -144,17 +172,7 @@ def audience_quality(creators: pl.LazyFrame, stats: pl.LazyFrame, followers: pl.
             follower_sample_size=pl.lit(0, dtype=pl.Int64),
         )
     else:
-        sample = (
-            follower_flags(followers)
-            .group_by("creator_id")
-            .agg(
-                suspicious_share=pl.col("suspicious").cast(pl.Float64).mean(),
-                follower_sample_size=pl.len().cast(pl.Int64),
-            )
-        )
-
-    er = pl.col("er_median")
-    f = pl.col("followers")
+        sample = follower_sample_summary(followers)
     base = (
         creators.select("creator_id", "followers")
         .join(
@@ -164,11 +182,20 @@ def audience_quality(creators: pl.LazyFrame, stats: pl.LazyFrame, followers: pl.
             maintain_order="left",
         )
         .join(sample, on="creator_id", how="left", maintain_order="left")
-        .with_columns(
-            pl.col("follower_sample_size").fill_null(0),
-            _log_f=pl.when(f > 0).then(f.cast(pl.Float64).log()),
-            _log_er=pl.when((er > 0) & (f > 0)).then(er.log()),
-        )
+    )
+    return quality_from_creators(base)
+
+
+def quality_from_creators(table: pl.LazyFrame) -> pl.LazyFrame:
+    """The global half of :func:`audience_quality`, on one creator-level row per creator (:data:`QUALITY_INPUTS`;
+    a null ``follower_sample_size`` means no sample): the medians, MADs and the expected-ER line are taken over every
+    row of ``table``, so it must hold all creators of the feature set. Output rows follow ``table``'s order."""
+    er = pl.col("er_median")
+    f = pl.col("followers")
+    base = table.select(*QUALITY_INPUTS).with_columns(
+        pl.col("follower_sample_size").fill_null(0),
+        _log_f=pl.when(f > 0).then(f.cast(pl.Float64).log()),
+        _log_er=pl.when((er > 0) & (f > 0)).then(er.log()),
     )
 
     components = {

@@ -44,6 +44,16 @@ def build(
         str | None,
         typer.Option("--embedder", help="Embedding backend id (default: the AUDIENCEFIT_EMBEDDER setting)."),
     ] = None,
+    partition_creators: Annotated[
+        int | None,
+        typer.Option(
+            "--partition-creators",
+            min=1,
+            help="Creators computed at once (at least 1; default: the AUDIENCEFIT_FEATURE_PARTITION_CREATORS "
+            "setting, 50,000). Memory grows with it, not with the creator count; the feature set is byte-identical "
+            "whatever it is.",
+        ),
+    ] = None,
 ) -> None:
     """Validate raw tables and build a versioned feature set (statistics, quality, embeddings, audience)."""
     import logging
@@ -62,7 +72,9 @@ def build(
             raise InputError(f"--embedder {embedder!r}: unknown; known: {', '.join(known_backends())}")
         # Through the settings, so the manifest records this backend (queries are embedded with it).
         settings = settings.model_copy(update={"embedder": embedder})
-    manifest = build_feature_set(data, out, as_of=cut, export_time=exported, settings=settings)
+    manifest = build_feature_set(
+        data, out, as_of=cut, export_time=exported, settings=settings, partition_creators=partition_creators
+    )
     counts = manifest["row_counts"]
     logging.getLogger("audiencefit.cli").info(
         "features built",
@@ -72,6 +84,7 @@ def build(
             "creators": counts["creators"],
             "posts": counts["posts"],
             "followers": counts["followers"],
+            "partitions": manifest["partitions"]["count"],
             **manifest["embedding"],
         },
     )

@@ -103,13 +103,13 @@ def test_a_crash_while_writing_leaves_no_partial_feature_set(
     build_feature_set(small_world, out, settings=isolated_settings, embedder=hashing_embedder)
     before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
-    real_write = build_mod._write
+    real_write = build_mod._write_manifest
 
-    def crash_midway(features, target):
-        real_write(features, target)
+    def crash_midway(target, manifest):  # every feature file is written by now
+        real_write(target, manifest)
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(build_mod, "_write", crash_midway)
+    monkeypatch.setattr(build_mod, "_write_manifest", crash_midway)
     with pytest.raises(OSError, match="simulated"):
         build_feature_set(small_world, out, settings=isolated_settings, embedder=hashing_embedder)
     after = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}

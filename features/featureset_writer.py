@@ -1,0 +1,168 @@
+"""Writing a feature set partition by partition, with bytes that do not depend on the partition count.
+
+Per-creator tables go through one pyarrow ``ParquetWriter`` each, which buffers rows and emits row groups of exactly
+``ROW_GROUP_ROWS`` rows (the last may be shorter), with explicit schemas and no statistics: the bytes depend only on
+the rows, not on how they arrived. Matrices are ``np.lib.format.open_memmap`` files of the final shape (the creator
+count is known up front), filled partition by partition; their header is the one ``np.save`` writes. Memory is one
+partition plus one row group per table.
+
+The layout and the loader are ``features.featureset``'s; this module only writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.compute import (
+    FOLLOWER_KEYS_SCHEMA,
+    GEO_SCHEMA,
+    RECENT_CAPTIONS_SCHEMA,
+    TERMS_SCHEMA,
+    PartitionFeatures,
+)
+from features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS
+from features.io import sha256_file
+
+ROW_GROUP_ROWS = 131_072
+"""Rows per parquet row group, whatever the partitioning."""
+PARQUET_COMPRESSION = "zstd"
+ROW_MATRICES = ("bio", "content", "audience", "audience_dist")
+
+
+class ParquetTableWriter:
+    """One parquet file written in fixed-size row groups from frames of any size (cast to ``schema``)."""
+
+    def __init__(self, path: Path, schema: dict[str, Any], *, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+        if row_group_rows < 1:
+            raise ValueError(f"row_group_rows must be at least 1, got {row_group_rows}")
+        self.path = path
+        self.schema = schema
+        self.rows = 0
+        self._group = row_group_rows
+        self._arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+        self._writer = pq.ParquetWriter(
+            path, self._arrow_schema, compression=PARQUET_COMPRESSION, write_statistics=False
+        )
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Append ``frame``'s rows (columns selected and cast to the schema: a mismatch raises)."""
+        if frame.height == 0:
+            return
+        cast = frame.select([pl.col(name).cast(dtype, strict=True) for name, dtype in self.schema.items()])
+        self._pending.append(cast.to_arrow().cast(self._arrow_schema))
+        self._pending_rows += frame.height
+        self.rows += frame.height
+        while self._pending_rows >= self._group:
+            self._emit(self._group)
+
+    def _emit(self, n: int) -> None:
+        table = pa.concat_tables(self._pending)
+        head, rest = table.slice(0, n), table.slice(n)
+        self._writer.write_table(head.combine_chunks(), row_group_size=n)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def close(self) -> None:
+        """Write the last (shorter) row group and the footer."""
+        if self._pending_rows:
+            self._emit(self._pending_rows)
+        self._writer.close()
+
+
+class FeatureSetWriter:
+    """The files of one feature set, in ``target`` (a staging directory), written partition by partition.
+
+    Partitions must come in creator order (partition order = creator-id order), which keeps every per-creator table
+    in its global sort order. ``finish`` writes the creator-level and cluster files and returns every file's sha256.
+    """
+
+    def __init__(self, target: Path, *, n_creators: int, dim: int, k: int, follower_keys: bool) -> None:
+        self.target = target
+        self.n_creators = n_creators
+        self.rows_written = 0
+        (target / "vectors").mkdir(parents=True, exist_ok=True)
+        self._tables: dict[str, ParquetTableWriter] = {
+            "terms": ParquetTableWriter(target / "terms.parquet", TERMS_SCHEMA),
+            "audience_geo": ParquetTableWriter(target / "audience_geo.parquet", GEO_SCHEMA),
+            RECENT_CAPTIONS: ParquetTableWriter(target / f"{RECENT_CAPTIONS}.parquet", RECENT_CAPTIONS_SCHEMA),
+        }
+        if follower_keys:
+            self._tables[FOLLOWER_KEYS] = ParquetTableWriter(target / f"{FOLLOWER_KEYS}.parquet", FOLLOWER_KEYS_SCHEMA)
+        widths = {"bio": dim, "content": dim, "audience": dim, "audience_dist": k}
+        self._matrices: dict[str, np.ndarray] = {}
+        for name, width in widths.items():
+            path = target / "vectors" / f"{name}.npy"
+            if n_creators == 0:  # a zero-length file cannot be memory-mapped
+                np.save(path, np.zeros((0, width), dtype=np.float32))
+                continue
+            self._matrices[name] = np.lib.format.open_memmap(
+                path, mode="w+", dtype=np.float32, shape=(n_creators, width)
+            )
+
+    def write_partition(self, part: PartitionFeatures) -> None:
+        """Append one partition's rows (the next creators in id order)."""
+        lo, hi = self.rows_written, self.rows_written + part.n_creators
+        if hi > self.n_creators:
+            raise ValueError(f"partition rows {lo}..{hi} exceed the {self.n_creators} creators announced")
+        for name, matrix in self._matrices.items():
+            matrix[lo:hi] = getattr(part, name)
+        self.rows_written = hi
+        self._tables["terms"].write(part.terms)
+        self._tables["audience_geo"].write(part.audience_geo)
+        self._tables[RECENT_CAPTIONS].write(part.recent_captions)
+        if FOLLOWER_KEYS in self._tables and part.follower_keys is not None:
+            self._tables[FOLLOWER_KEYS].write(part.follower_keys)
+
+    @property
+    def table_rows(self) -> dict[str, int]:
+        return {name: writer.rows for name, writer in self._tables.items()}
+
+    def finish(self, creators: pl.DataFrame, clusters: pl.DataFrame, centroids: np.ndarray) -> dict[str, str]:
+        """Write the creators and clusters tables and the centroids, close everything, and return the sha256 of
+        every file (relative path → hex digest)."""
+        if self.rows_written != self.n_creators or creators.height != self.n_creators:
+            raise ValueError(
+                f"{self.rows_written} matrix rows and {creators.height} creator rows written, "
+                f"{self.n_creators} announced"
+            )
+        self._close_all()
+        for name, frame in (("creators", creators), ("clusters", clusters)):
+            writer = ParquetTableWriter(self.target / f"{name}.parquet", dict(frame.schema))
+            writer.write(frame)
+            writer.close()
+        np.save(self.target / "vectors" / "centroids.npy", np.ascontiguousarray(centroids, dtype=np.float32))
+        files = sorted(p for p in self.target.rglob("*") if p.is_file())
+        return {str(p.relative_to(self.target)): sha256_file(p) for p in files}
+
+    def _close_all(self) -> None:
+        for writer in self._tables.values():
+            writer.close()
+        self._tables = {}
+        for matrix in self._matrices.values():
+            matrix.flush()  # type: ignore[attr-defined]
+        self._matrices = {}
+
+    def abort(self) -> None:
+        """Release open files (the caller removes the staging directory)."""
+        try:
+            self._close_all()
+        except Exception:  # best effort: the files are about to be deleted
+            self._tables, self._matrices = {}, {}
+
+    def __enter__(self) -> FeatureSetWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
