@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,16 @@ from features.cluster_sample import (
 )
 from features.compute import PartitionFeatures, cluster_table, compute_partition, embed_column, finish_creators
 from features.dataset import Dataset, load_dataset
+from features.digests import DIGEST_SCHEME, update_state
 from features.embed import Embedder, backend_of, get_embedder
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
 from features.export import format_instant
-from features.featureset import FEATURE_VERSION, MANIFEST, content_id, schema_hash
+from features.featureset import FEATURE_VERSION, MANIFEST, FeatureSet, content_id, load_feature_set, schema_hash
 from features.featureset_writer import FeatureSetWriter
 from features.io import replace_dir, sha256_file, staging_dir
 from features.partitions import PartitionSource, split_dataset
+from features.update import Carry, plan_update
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +93,57 @@ class FittedClusters:
     sample_assignments: np.ndarray
     embed_stats: dict[str, int]
 
+    @property
+    def basis(self) -> str:
+        return self.sample.basis
+
+    def manifest_entry(self) -> dict[str, Any]:
+        return {"basis": self.sample.basis, "rows": len(self.sample.texts)}
+
     def table(self, follower_counts: np.ndarray, caption_counts: np.ndarray) -> pl.DataFrame:
         """The clusters table, sized by every row of the chosen basis (counts summed over partitions)."""
         sizes = follower_counts if self.sample.basis == "followers" else caption_counts
         return cluster_table(self.sample.texts, self.sample_assignments, sizes)
+
+
+@dataclass(frozen=True)
+class PinnedClusters:
+    """The audience clusters of an earlier feature set, kept as they are (``features update``, or a full build with
+    ``clusters_from``): the same centroids, so cluster ids and distributions stay comparable from day to day, the
+    same labels, and sizes counted anew over the basis rows of this build."""
+
+    clusters: aud.AudienceClusters
+    basis: str
+    labels: pl.DataFrame
+    from_feature_set: str
+
+    @property
+    def embed_stats(self) -> dict[str, int]:
+        return {}
+
+    @classmethod
+    def of(cls, fs: FeatureSet) -> PinnedClusters:
+        basis = (fs.manifest.get("audience_cluster_sample") or {}).get("basis")
+        if basis not in ("followers", "captions"):
+            raise InputError(
+                f"{fs.path}: its manifest does not say what its audience clusters were fitted on "
+                "(built before feature version 2?); do a full build"
+            )
+        centroids = np.ascontiguousarray(fs.centroids, dtype=np.float32)
+        return cls(aud.AudienceClusters(centroids=centroids), basis, fs.clusters, fs.feature_set_id)
+
+    def table(self, follower_counts: np.ndarray, caption_counts: np.ndarray) -> pl.DataFrame:
+        sizes = follower_counts if self.basis == "followers" else caption_counts
+        return self.labels.with_columns(size=pl.Series(np.asarray(sizes, dtype=np.int64)))
+
+    def manifest_entry(self) -> dict[str, Any]:
+        return {"basis": self.basis, "pinned_from": self.from_feature_set}
+
+    def recipe_entry(self) -> str:
+        """What the features depend on: the centroids and labels (their bytes), not where they came from."""
+        digest = hashlib.sha256(self.clusters.centroids.tobytes())
+        digest.update(self.labels.select("cluster_id", "top_terms").write_json().encode())
+        return digest.hexdigest()[:16]
 
 
 def fit_clusters(
@@ -205,13 +255,18 @@ def build_from_partitions(
     settings: Settings | None = None,
     embedder: Embedder | None = None,
     progress: bool = True,
+    clusters_from: FeatureSet | None = None,
+    reuse: FeatureSet | None = None,
 ) -> dict[str, Any]:
     """Compute the features of every partition of ``source`` as of ``as_of`` and write them atomically to
     ``out_dir``; returns the manifest.
 
     ``as_of`` None means as of the source's export instant. Partitions are read twice (the k-means sample, then the
     features), one at a time; the files do not depend on the partition count. A failure leaves ``out_dir`` as it
-    was.
+    was. ``clusters_from``: keep that feature set's audience clusters instead of fitting new ones (no sample pass).
+    ``reuse`` (``features update``): an earlier feature set whose clusters are kept and whose rows are carried over
+    for every creator whose raw rows did not change (``features.update``); the files are those of a full build
+    with ``clusters_from`` set to it.
     """
     settings = settings or get_settings()
     started = time.perf_counter()
@@ -238,28 +293,51 @@ def build_from_partitions(
     # One partition: the embedding bars show texts/s as before; several: one bar over partitions (rich shows one
     # live display at a time).
     inner = progress and n_parts == 1
+    if reuse is not None:
+        clusters_from = reuse
+    used = _used_settings(settings)
 
     fingerprint = input_fingerprint(dict(source.source_files))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging_dir(out_dir)
     try:
         with _partition_bar(progress and n_parts > 1) as bar:
-            task = bar.add_task("k-means sample", total=n_parts) if bar is not None else None
-            merged = BasisCandidates.empty()
-            for i in range(n_parts):
-                part = source.load(i)
-                found = partition_candidates(
-                    part, as_of=stats_as_of, settings=settings, need_captions=merged.followers_eligible < k_max
+            fitted: FittedClusters | PinnedClusters
+            if clusters_from is not None:
+                fitted = PinnedClusters.of(clusters_from)
+                if fitted.clusters.centroids.shape[1] != embedder.dim:
+                    raise InputError(
+                        f"{clusters_from.path}: its centroids have {fitted.clusters.centroids.shape[1]} dimensions, "
+                        f"the embedder {embedder.id} gives {embedder.dim}"
+                    )
+                used["clusters_from"] = fitted.recipe_entry()
+            else:
+                task = bar.add_task("k-means sample", total=n_parts) if bar is not None else None
+                merged = BasisCandidates.empty()
+                for i in range(n_parts):
+                    part = source.load(i)
+                    found = partition_candidates(
+                        part, as_of=stats_as_of, settings=settings, need_captions=merged.followers_eligible < k_max
+                    )
+                    merged = merge_candidates(merged, found, m)
+                    del part
+                    if bar is not None:
+                        bar.advance(task)
+                fitted = fit_clusters(merged, embedder=embedder, cache=cache, settings=settings, progress=inner)
+                log.info(
+                    "audience clusters fitted",
+                    extra={"basis": fitted.basis, "sample": len(fitted.sample.texts), "k": fitted.clusters.k},
                 )
-                merged = merge_candidates(merged, found, m)
-                del part
-                if bar is not None:
-                    bar.advance(task)
-            fitted = fit_clusters(merged, embedder=embedder, cache=cache, settings=settings, progress=inner)
-            log.info(
-                "audience clusters fitted",
-                extra={"basis": fitted.sample.basis, "sample": len(fitted.sample.texts), "k": fitted.clusters.k},
-            )
+            carry: Carry | None = None
+            if reuse is not None:
+                carry = plan_update(
+                    reuse,
+                    source,
+                    stats_as_of=stats_as_of,
+                    settings_used={key: v for key, v in used.items() if key != "clusters_from"},
+                    embedder=embedder,
+                )
+                carry.log_plan()
             embed_stats = dict(fitted.embed_stats)
             k = fitted.clusters.k
             follower_counts = np.zeros(k, dtype=np.int64)
@@ -272,8 +350,9 @@ def build_from_partitions(
             ) as writer:
                 for i in range(n_parts):
                     part_started = time.perf_counter()
-                    features: PartitionFeatures = compute_partition(
-                        source.load(i),
+                    part = source.load(i)
+                    compute = partial(
+                        compute_partition,
                         as_of=stats_as_of,
                         embedder=embedder,
                         cache=cache,
@@ -281,7 +360,16 @@ def build_from_partitions(
                         centroids=fitted.clusters.centroids,
                         progress=inner,
                     )
+                    features: PartitionFeatures = compute(part) if carry is None else carry.partition(part, compute)
+                    basis_counts = (
+                        features.follower_counts_by_creator
+                        if fitted.basis == "followers"
+                        else features.caption_counts_by_creator
+                    )
+                    if basis_counts is None:
+                        raise RuntimeError("a partition's features came without per-creator cluster counts")
                     writer.write_partition(features)
+                    writer.write_state(update_state(part, basis_counts))
                     creator_rows.append(features.creators)
                     sizes.append(features.n_creators)
                     follower_counts += features.follower_cluster_counts
@@ -299,7 +387,7 @@ def build_from_partitions(
                             ),
                         },
                     )
-                    del features
+                    del features, part
                     if bar is not None:
                         bar.advance(task)
                 creators = finish_creators(pl.concat(creator_rows))
@@ -307,17 +395,8 @@ def build_from_partitions(
                 clusters = fitted.table(follower_counts, caption_counts)
                 checksums = writer.finish(creators, clusters, fitted.clusters.centroids)
                 terms_rows = writer.table_rows.get("terms", 0)
-        used = {
-            "recent_posts": settings.recent_posts,
-            "content_posts": CONTENT_POSTS,
-            "audience_clusters": settings.audience_clusters,
-            "audience_prior_strength": settings.audience_prior_strength,
-            "max_followers_per_creator": settings.max_followers_per_creator,
-            "max_posts_per_creator": settings.max_posts_per_creator,
-            "seed": settings.seed,
-        }
         # Everything that changes the features' values is part of the id; the partitioning is not (it changes no
-        # byte of the files).
+        # byte of the files), and neither is reusing rows of an earlier feature set (it changes no byte either).
         identity = json.dumps(
             [FEATURE_VERSION, fingerprint, embedder.id, stats_as_of.isoformat() if stats_as_of else None, used]
         )
@@ -346,10 +425,13 @@ def build_from_partitions(
             },
             "settings": used,
             "partitions": {"count": n_parts, "creators": sizes},
-            "audience_cluster_sample": {"basis": fitted.sample.basis, "rows": len(fitted.sample.texts)},
+            "audience_cluster_sample": fitted.manifest_entry(),
+            "digest_scheme": DIGEST_SCHEME,
             "embedding": embed_stats,
             "files": checksums,
         }
+        if carry is not None:
+            manifest["update"] = carry.summary()
         _write_manifest(tmp, manifest)
         replace_dir(tmp, out_dir)
     except BaseException:
@@ -362,9 +444,23 @@ def build_from_partitions(
             "creators": creators.height,
             "partitions": n_parts,
             "seconds": round(time.perf_counter() - started, 1),
+            **({"recomputed": carry.n_recompute, "carried": carry.n_carried} if carry is not None else {}),
         },
     )
     return manifest
+
+
+def _used_settings(settings: Settings) -> dict[str, Any]:
+    """The settings that change the features' values (recorded in the manifest and part of the recipe id)."""
+    return {
+        "recent_posts": settings.recent_posts,
+        "content_posts": CONTENT_POSTS,
+        "audience_clusters": settings.audience_clusters,
+        "audience_prior_strength": settings.audience_prior_strength,
+        "max_followers_per_creator": settings.max_followers_per_creator,
+        "max_posts_per_creator": settings.max_posts_per_creator,
+        "seed": settings.seed,
+    }
 
 
 def build_feature_set(
@@ -377,14 +473,16 @@ def build_feature_set(
     embedder: Embedder | None = None,
     partition_creators: int | None = None,
     progress: bool = True,
+    clusters_from: Path | None = None,
 ) -> dict[str, Any]:
     """Validate ``data_dir``, compute features as of ``as_of``, write them atomically to ``out_dir``.
 
     ``export_time`` states when the data was exported (default: the directory's ``export.json``, else the files'
     modification time; ``features.export``): timestamps after it are refused, and without ``as_of`` the features
     are taken as of it. ``partition_creators`` (default: the ``feature_partition_creators`` setting) bounds the
-    creators computed at once; it changes memory, never the result. Returns the manifest. Invalid input raises
-    ``InputError`` before anything is written.
+    creators computed at once; it changes memory, never the result. ``clusters_from``: a feature set whose audience
+    clusters are kept (no refit). Returns the manifest. Invalid input raises ``InputError`` before anything is
+    written.
     """
     settings = settings or get_settings()
     per_partition = settings.feature_partition_creators if partition_creators is None else partition_creators
@@ -406,4 +504,45 @@ def build_feature_set(
         settings=settings,
         embedder=embedder,
         progress=progress,
+        clusters_from=load_feature_set(clusters_from, mmap=True) if clusters_from is not None else None,
+    )
+
+
+def update_feature_set(
+    base_dir: Path,
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    export_time: datetime | None = None,
+    settings: Settings | None = None,
+    embedder: Embedder | None = None,
+    partition_creators: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``features update``: the feature set of ``data_dir``, recomputing only the creators whose raw rows differ
+    from those ``base_dir`` was built from (``features.update``); the files equal a full build's with
+    ``clusters_from=base_dir``. The manifest's ``update`` block says what was recomputed, carried and removed."""
+    settings = settings or get_settings()
+    per_partition = settings.feature_partition_creators if partition_creators is None else partition_creators
+    if per_partition < 1:
+        raise InputError(f"--partition-creators {per_partition}: must be at least 1")
+    if out_dir.resolve() == base_dir.resolve():
+        raise InputError(f"--out {out_dir}: the same directory as --base; write the update beside it")
+    _check_out_dir(out_dir)
+    base = load_feature_set(base_dir, mmap=True)
+    if embedder is None and base.manifest.get("embedder_backend"):
+        settings = settings.model_copy(update={"embedder": str(base.manifest["embedder_backend"])})
+    dataset = load_dataset(
+        data_dir,
+        secret=settings.follower_id_secret.get_secret_value(),
+        tables=("creators", "posts", "followers"),
+        export_time=export_time,
+    )
+    return build_from_partitions(
+        split_dataset(dataset, per_partition),
+        out_dir,
+        settings=settings,
+        embedder=embedder,
+        progress=progress,
+        reuse=base,
     )

@@ -75,6 +75,10 @@ class PartitionFeatures:
     # None when the input has no followers table at all; empty when this partition's creators have no followers.
     follower_keys: pl.DataFrame | None = None
     embed_stats: dict[str, int] = field(default_factory=dict)
+    # Per creator (rows of ``creators``): its basis rows nearest to each centroid, (n, k) int32. Their column sums
+    # are ``*_cluster_counts``; an incremental update keeps them per creator to re-size the clusters exactly.
+    follower_counts_by_creator: np.ndarray | None = None
+    caption_counts_by_creator: np.ndarray | None = None
 
     @property
     def n_creators(self) -> int:
@@ -219,6 +223,11 @@ def compute_partition(
         dist[inferred & has_any] = clusters.soft_assign(audience_vecs[inferred & has_any])
     audience_source = np.where(from_followers, "followers", np.where(has_any, "content", "none"))
 
+    follower_counts = np.zeros((n, k), dtype=np.int32)
+    np.add.at(follower_counts, (fol_rows, fol_assigned), 1)
+    caption_counts = np.zeros((n, k), dtype=np.int32)
+    np.add.at(caption_counts, (recent["row"].to_numpy()[cap_ok], clusters.assign(cap_vecs[cap_ok])), 1)
+
     table = creators.select(*PROFILE_COLUMNS, "rate_per_post", has_bio=pl.Series(bio_ok, dtype=pl.Boolean)).join(
         stats, on="creator_id", how="left", maintain_order="left", suffix="_s"
     )
@@ -245,8 +254,10 @@ def compute_partition(
         content=np.ascontiguousarray(content, dtype=np.float32),
         audience=np.ascontiguousarray(audience_vecs, dtype=np.float32),
         audience_dist=dist,
-        follower_cluster_counts=np.bincount(fol_assigned, minlength=k).astype(np.int64),
-        caption_cluster_counts=np.bincount(clusters.assign(cap_vecs[cap_ok]), minlength=k).astype(np.int64),
+        follower_cluster_counts=follower_counts.sum(axis=0, dtype=np.int64),
+        caption_cluster_counts=caption_counts.sum(axis=0, dtype=np.int64),
+        follower_counts_by_creator=follower_counts,
+        caption_counts_by_creator=caption_counts,
         recent_captions=_quote_captions(posts),
         follower_keys=_follower_keys(followers) if followers is not None else None,
         embed_stats=embed_stats,

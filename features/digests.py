@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from features.dataset import Dataset
+from features.featureset import UPDATE_STATE_SCHEMA
 from features.schemas import UTC_DATETIME
 
 DIGEST_SCHEME = f"polars-{pl.__version__}-hash_rows-sum-v1"
@@ -76,3 +77,13 @@ def changed_creators(
     if old_cutoff is not None:
         stale = stale | (pl.col("max_seen_at").is_not_null() & (pl.col("max_seen_at") >= pl.lit(old_cutoff)))
     return joined.filter(stale)["creator_id"].sort(), removed
+
+
+def update_state(part: Dataset, basis_counts: np.ndarray) -> pl.DataFrame:
+    """The ``update_state`` rows of a partition's creators (sorted by id): digests plus each creator's basis rows per
+    audience cluster (``basis_counts``, (n, k), rows in the same order)."""
+    digests = creator_digests(part).sort("creator_id")
+    if basis_counts.shape[0] != digests.height:
+        raise ValueError(f"{basis_counts.shape[0]} rows of cluster counts for {digests.height} creators")
+    counts = pl.Series("basis_counts", basis_counts.astype(np.int32).tolist(), dtype=pl.List(pl.Int32))
+    return digests.with_columns(counts).cast(UPDATE_STATE_SCHEMA)  # type: ignore[arg-type]

@@ -15,6 +15,8 @@ Layout of a feature set directory::
     follower_keys.parquet      optional: creator_id, follower_key (pseudonymised) of each creator's follower sample
     recent_captions.parquet    optional: creator_id, rank (0 = newest), caption: the newest captions per creator as
                                of the cut-off, which the service quotes in explanations (without the raw data)
+    update_state.parquet       creator_id, digest, max_seen_at, basis_counts: what ``features update`` compares and
+                               carries over (not loaded by the service)
 
 Arrays are plain ``.npy`` loaded with ``allow_pickle=False``; nothing here unpickles anything.
 """
@@ -45,6 +47,16 @@ TABLE_FILES = ("creators", "terms", "audience_geo", "clusters")
 FOLLOWER_KEYS = "follower_keys"
 # Optional table (absent in feature sets built before it existed): captions to quote in explanations.
 RECENT_CAPTIONS = "recent_captions"
+# Written by every build since feature version 2 and never loaded by the service: per creator, the digest of its raw
+# rows, its newest row's instant and its basis rows per audience cluster (``features.update`` compares and carries
+# them over).
+UPDATE_STATE = "update_state"
+UPDATE_STATE_SCHEMA = {
+    "creator_id": pl.String,
+    "digest": pl.UInt64,
+    "max_seen_at": pl.Datetime("us", "UTC"),
+    "basis_counts": pl.List(pl.Int32),
+}
 QUOTE_CAPTIONS = 8  # newest non-empty captions kept per creator
 QUOTE_CAPTION_CHARS = 2000  # of each: matched whole, only the quote is shortened
 

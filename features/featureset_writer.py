@@ -27,7 +27,7 @@ from features.compute import (
     TERMS_SCHEMA,
     PartitionFeatures,
 )
-from features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS
+from features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, UPDATE_STATE, UPDATE_STATE_SCHEMA
 from features.io import sha256_file
 
 ROW_GROUP_ROWS = 131_072
@@ -95,6 +95,7 @@ class FeatureSetWriter:
             "audience_geo": ParquetTableWriter(target / "audience_geo.parquet", GEO_SCHEMA),
             RECENT_CAPTIONS: ParquetTableWriter(target / f"{RECENT_CAPTIONS}.parquet", RECENT_CAPTIONS_SCHEMA),
         }
+        self._tables[UPDATE_STATE] = ParquetTableWriter(target / f"{UPDATE_STATE}.parquet", UPDATE_STATE_SCHEMA)
         if follower_keys:
             self._tables[FOLLOWER_KEYS] = ParquetTableWriter(target / f"{FOLLOWER_KEYS}.parquet", FOLLOWER_KEYS_SCHEMA)
         widths = {"bio": dim, "content": dim, "audience": dim, "audience_dist": k}
@@ -122,6 +123,11 @@ class FeatureSetWriter:
         if FOLLOWER_KEYS in self._tables and part.follower_keys is not None:
             self._tables[FOLLOWER_KEYS].write(part.follower_keys)
 
+    def write_state(self, state: pl.DataFrame) -> None:
+        """Append the update state of the creators of the partition just written (``UPDATE_STATE_SCHEMA``, in
+        creator order): what ``features update`` compares and carries over."""
+        self._tables[UPDATE_STATE].write(state)
+
     @property
     def table_rows(self) -> dict[str, int]:
         return {name: writer.rows for name, writer in self._tables.items()}
@@ -129,7 +135,8 @@ class FeatureSetWriter:
     def finish(self, creators: pl.DataFrame, clusters: pl.DataFrame, centroids: np.ndarray) -> dict[str, str]:
         """Write the creators and clusters tables and the centroids, close everything, and return the sha256 of
         every file (relative path → hex digest)."""
-        if self.rows_written != self.n_creators or creators.height != self.n_creators:
+        state_rows = self._tables[UPDATE_STATE].rows if UPDATE_STATE in self._tables else self.n_creators
+        if self.rows_written != self.n_creators or creators.height != self.n_creators or state_rows != self.n_creators:
             raise ValueError(
                 f"{self.rows_written} matrix rows and {creators.height} creator rows written, "
                 f"{self.n_creators} announced"

@@ -186,6 +186,11 @@ def _aggregations() -> list[pl.Expr]:
     ]
 
 
+def days_since(reference: pl.Expr, instant: pl.Expr) -> pl.Expr:
+    """(reference − instant) in days, as ``days_since_last_post`` measures it (null when either is null)."""
+    return (reference - instant).dt.total_milliseconds() / _DAY_MS
+
+
 def creator_stats(
     creators: pl.LazyFrame, posts: pl.LazyFrame, *, as_of: datetime | None, recent_n: int = 30
 ) -> pl.LazyFrame:
@@ -247,7 +252,7 @@ def creator_stats(
             pl.col("n_posts").fill_null(0).cast(pl.Int64),
             pl.col("n_posts_total").fill_null(0).cast(pl.Int64),
             *stats_cols,
-            ((pl.col("_ref") - pl.col("last_post_at")).dt.total_milliseconds() / _DAY_MS).alias("days_since_last_post"),
+            days_since(pl.col("_ref"), pl.col("last_post_at")).alias("days_since_last_post"),
             follower_tier(followers).alias("follower_tier"),
             followers.cast(pl.Float64).log1p().alias("log_followers"),
             pl.when(followers > 0).then(pl.col("following") / followers).alias("following_ratio"),
