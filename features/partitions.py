@@ -90,8 +90,10 @@ class InMemoryPartitions:
         d = self.dataset
         return Dataset(
             creators=creators,
-            posts=d.posts.filter(pl.col("creator_id").is_in(ids)),
-            followers=d.followers.filter(pl.col("creator_id").is_in(ids)) if d.followers is not None else None,
+            posts=d.posts.filter(pl.col("creator_id").is_in(ids.implode())),
+            followers=d.followers.filter(pl.col("creator_id").is_in(ids.implode()))
+            if d.followers is not None
+            else None,
             source_files=dict(d.source_files),
             warnings=d.warnings,
             export=d.export,

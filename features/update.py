@@ -75,9 +75,11 @@ class SortedRows:
 
 def _restrict(part: Dataset, ids: pl.Series) -> Dataset:
     return Dataset(
-        creators=part.creators.filter(pl.col("creator_id").is_in(ids)),
-        posts=part.posts.filter(pl.col("creator_id").is_in(ids)),
-        followers=part.followers.filter(pl.col("creator_id").is_in(ids)) if part.followers is not None else None,
+        creators=part.creators.filter(pl.col("creator_id").is_in(ids.implode())),
+        posts=part.posts.filter(pl.col("creator_id").is_in(ids.implode())),
+        followers=part.followers.filter(pl.col("creator_id").is_in(ids.implode()))
+        if part.followers is not None
+        else None,
         source_files=part.source_files,
         warnings=part.warnings,
         export=part.export,
@@ -102,7 +104,7 @@ class Carry:
         self.removed = removed
         self.n_recompute = recompute.len()
         self.n_carried = n_creators - self.n_recompute
-        self.n_added = recompute.len() - recompute.is_in(base.creators["creator_id"]).sum()
+        self.n_added = recompute.len() - recompute.is_in(base.creators["creator_id"].implode()).sum()
         self.same_scheme = same_scheme
         self._as_of = stats_as_of
         self._moved = str(base.manifest.get("stats_as_of")) != (stats_as_of.isoformat() if stats_as_of else "None")
@@ -130,8 +132,8 @@ class Carry:
     def partition(self, part: Dataset, compute: Callable[[Dataset], PartitionFeatures]) -> PartitionFeatures:
         """The features of ``part``'s creators, in creator order, as :func:`compute` would give them all."""
         ids = part.creators["creator_id"].sort()
-        redo = ids.filter(ids.is_in(self.recompute))
-        keep = ids.filter(~ids.is_in(self.recompute))
+        redo = ids.filter(ids.is_in(self.recompute.implode()))
+        keep = ids.filter(~ids.is_in(self.recompute.implode()))
         new = compute(_restrict(part, redo)) if redo.len() else None
         base_rows = pl.DataFrame({"creator_id": keep}).join(
             self._row, on="creator_id", how="left", maintain_order="left"
@@ -153,7 +155,8 @@ class Carry:
 
         last = ids[-1] if n else ""
         carried = {
-            name: reader.upto(last).filter(pl.col("creator_id").is_in(keep)) for name, reader in self._tables.items()
+            name: reader.upto(last).filter(pl.col("creator_id").is_in(keep.implode()))
+            for name, reader in self._tables.items()
         }
 
         def table(name: str, fresh: pl.DataFrame | None) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""``audiencefit features build``."""
+"""``audiencefit features build`` and ``audiencefit features update``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,14 @@ def build(
             "whatever it is.",
         ),
     ] = None,
+    clusters_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--clusters-from",
+            help="An earlier feature set whose audience clusters are kept instead of fitted anew (the same cluster "
+            "ids and labels; sizes are counted again). Default: fit the clusters on this data.",
+        ),
+    ] = None,
 ) -> None:
     """Validate raw tables and build a versioned feature set (statistics, quality, embeddings, audience)."""
     import logging
@@ -73,7 +81,13 @@ def build(
         # Through the settings, so the manifest records this backend (queries are embedded with it).
         settings = settings.model_copy(update={"embedder": embedder})
     manifest = build_feature_set(
-        data, out, as_of=cut, export_time=exported, settings=settings, partition_creators=partition_creators
+        data,
+        out,
+        as_of=cut,
+        export_time=exported,
+        settings=settings,
+        partition_creators=partition_creators,
+        clusters_from=clusters_from,
     )
     counts = manifest["row_counts"]
     logging.getLogger("audiencefit.cli").info(
@@ -87,4 +101,51 @@ def build(
             "partitions": manifest["partitions"]["count"],
             **manifest["embedding"],
         },
+    )
+
+
+@features_app.command("update")
+def update(
+    base: Annotated[
+        Path, typer.Option("--base", help="The feature set to update (from 'features build' or an earlier update).")
+    ],
+    data: Annotated[
+        Path, typer.Option("--data", help="Directory of raw tables: the whole new export, not only what changed.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Feature set directory to write (replaced atomically; not --base).")
+    ],
+    export_time: Annotated[str | None, typer.Option("--export-time", help=EXPORT_TIME_HELP)] = None,
+    partition_creators: Annotated[
+        int | None,
+        typer.Option(
+            "--partition-creators",
+            min=1,
+            help="Creators read at once (at least 1; default: the AUDIENCEFIT_FEATURE_PARTITION_CREATORS setting).",
+        ),
+    ] = None,
+) -> None:
+    """Recompute only the creators whose raw rows changed since --base and carry the rest over.
+
+    New, changed and removed creators are found by comparing per-creator digests of the raw rows; creators with rows
+    at or after the base's cut-off are recomputed too. The audience clusters of --base are kept, so the result is
+    byte for byte the feature set 'features build --clusters-from BASE' writes for the same data. Settings that
+    change feature values, and the embedder, must be those of --base (otherwise: a full build).
+    """
+    import logging
+
+    from audiencefit.settings import get_settings
+    from features.build import update_feature_set
+
+    exported = parse_as_of(export_time, "--export-time")
+    if not data.is_dir():
+        raise InputError(f"--data {data}: not a directory")
+    if not base.is_dir():
+        raise InputError(f"--base {base}: not a directory")
+    manifest = update_feature_set(
+        base, data, out, export_time=exported, settings=get_settings(), partition_creators=partition_creators
+    )
+    logging.getLogger("audiencefit.cli").info(
+        "features updated",
+        extra={"out": str(out), "feature_set_id": manifest["feature_set_id"], **manifest["update"]},
     )
