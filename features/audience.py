@@ -2,7 +2,8 @@
 
 Pure numpy transforms: vectors and row-to-creator indices in, per-creator matrices out. The audience of a
 creator is represented twice: a mean vector of its (authentic-looking) followers' profile embeddings, and a
-distribution over audience interest clusters (k-means over all follower vectors), so a consumer can estimate the
+distribution over audience interest clusters (k-means over a key-ordered sample of the follower vectors,
+``features.cluster_sample``), so a consumer can estimate the
 share of an audience that belongs to a segment. Creators without a usable follower sample get an audience
 inferred from their content and are flagged ``audience_source = "content"``.
 """
@@ -107,7 +108,9 @@ def fit_audience_clusters(vectors: F32, k: int, seed: int, *, max_points_per_cen
     """Spherical k-means over follower vectors (FAISS), deterministic for a seed.
 
     A sample of ``k * max_points_per_centroid`` points is enough to place the centroids; every follower is then
-    assigned to its nearest centroid. With fewer points than ``k`` the number of clusters shrinks to fit.
+    assigned to its nearest centroid. The feature build passes at most that many (``features.cluster_sample``), so
+    FAISS's own random subsampling never runs there. With fewer points than ``k`` the number of clusters shrinks to
+    fit.
     """
     import faiss
 

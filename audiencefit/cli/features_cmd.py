@@ -49,6 +49,7 @@ def build(
         typer.Option(
             "--partition-creators",
             min=1,
+            max=100_000_000,
             help="Creators computed at once (at least 1; default: the AUDIENCEFIT_FEATURE_PARTITION_CREATORS "
             "setting, 50,000). Memory grows with it, not with the creator count; the feature set is byte-identical "
             "whatever it is.",
