@@ -55,6 +55,14 @@ def build(
             "whatever it is.",
         ),
     ] = None,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bars on stderr: texts/s per text column with one partition, one bar over the partitions "
+            "with several.",
+        ),
+    ] = True,
 ) -> None:
     """Validate raw tables and build a versioned feature set (statistics, quality, embeddings, audience)."""
     import logging
@@ -74,7 +82,13 @@ def build(
         # Through the settings, so the manifest records this backend (queries are embedded with it).
         settings = settings.model_copy(update={"embedder": embedder})
     manifest = build_feature_set(
-        data, out, as_of=cut, export_time=exported, settings=settings, partition_creators=partition_creators
+        data,
+        out,
+        as_of=cut,
+        export_time=exported,
+        settings=settings,
+        partition_creators=partition_creators,
+        progress=progress,
     )
     counts = manifest["row_counts"]
     logging.getLogger("audiencefit.cli").info(

@@ -166,3 +166,53 @@ def test_the_caption_sample_does_not_depend_on_partitioning(world, tmp_path):
     assert merged[0].captions.equals(merged[1].captions)
     assert merged[0].captions.height == 512 and merged[0].captions["key"].is_sorted()
     assert choose_sample(merged[0], 2).basis == "captions"
+
+
+def test_the_partition_size_is_validated_by_the_setting_and_the_builder(world, tmp_path, monkeypatch):
+    from pydantic import ValidationError
+
+    from audiencefit.settings import get_settings
+    from features.errors import InputError
+
+    monkeypatch.setenv("AUDIENCEFIT_FEATURE_PARTITION_CREATORS", "0")
+    get_settings.cache_clear()
+    with pytest.raises(ValidationError, match="feature_partition_creators"):
+        Settings()
+    monkeypatch.delenv("AUDIENCEFIT_FEATURE_PARTITION_CREATORS")
+    get_settings.cache_clear()
+    with pytest.raises(InputError, match="--partition-creators 0"):
+        _build(world, tmp_path / "fs", 0)
+    assert not (tmp_path / "fs").exists()
+
+
+def test_the_parquet_writer_bytes_do_not_depend_on_how_rows_arrive(tmp_path):
+    from features.featureset_writer import ParquetTableWriter
+
+    schema = {"creator_id": pl.String, "rank": pl.Int32, "caption": pl.String}
+    frame = pl.DataFrame(
+        {"creator_id": [f"c{i:03d}" for i in range(53)], "rank": list(range(53)), "caption": ["x"] * 53}
+    )
+    digests = []
+    for n, sizes in enumerate(([53], [1, 52], [7] * 7 + [4], [0, 20, 0, 33])):
+        writer = ParquetTableWriter(tmp_path / f"t{n}.parquet", schema, row_group_rows=10)
+        start = 0
+        for size in sizes:
+            writer.write(frame.slice(start, size))
+            start += size
+        writer.close()
+        digests.append((tmp_path / f"t{n}.parquet").read_bytes())
+        assert pl.read_parquet(tmp_path / f"t{n}.parquet").equals(frame.cast(schema))  # type: ignore[arg-type]
+    assert len(set(digests)) == 1
+    import pyarrow.parquet as pq
+
+    assert [pq.ParquetFile(tmp_path / "t0.parquet").metadata.row_group(i).num_rows for i in range(6)] == [10] * 5 + [3]
+
+
+def test_the_memmapped_matrices_have_the_bytes_np_save_writes(tmp_path):
+    matrix = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.save(tmp_path / "saved.npy", matrix)
+    mapped = np.lib.format.open_memmap(tmp_path / "mapped.npy", mode="w+", dtype=np.float32, shape=(4, 3))
+    mapped[:2], mapped[2:] = matrix[:2], matrix[2:]
+    mapped.flush()
+    del mapped
+    assert (tmp_path / "saved.npy").read_bytes() == (tmp_path / "mapped.npy").read_bytes()
