@@ -78,7 +78,7 @@ _SIMILARITY_CHUNK = 16_384  # rows per float64 block (~50 MB at 384 dimensions)
 def _exact_grid(matrix: NDArray[np.floating]) -> NDArray[np.float64]:
     """``matrix`` × 2**20 rounded to integers, in float64 (components must lie within ±2)."""
     # In float32 (half the memory traffic): scaling by a power of two and rounding to integers below 2**24 are exact.
-    scaled = np.rint(np.asarray(matrix, dtype=np.float32) * np.float32(_EXACT_DOT_SCALE))
+    scaled: NDArray[np.float32] = np.rint(np.asarray(matrix, dtype=np.float32) * np.float32(_EXACT_DOT_SCALE))
     if scaled.size and float(np.abs(scaled).max()) > 2 * _EXACT_DOT_SCALE:
         raise ValueError("exact similarities need components within ±2 (unit or zero rows)")
     return scaled.astype(np.float64)

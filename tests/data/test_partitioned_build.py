@@ -24,18 +24,13 @@ from features.dataset import load_dataset
 from features.embed_cache import EmbeddingCache
 from features.featureset import FOLLOWER_KEYS, load_feature_set
 from features.partitions import split_dataset
+from tests.conftest import SMALL_WORLD_CREATORS as WORLD_CREATORS
 from tests.conftest import HashingEmbedder
 
-WORLD_CREATORS = 300
 
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from features.synthetic import generate_world
-
-    out = tmp_path_factory.mktemp("partitioned") / "world"
-    generate_world(out, n_creators=WORLD_CREATORS, seed=23, followers_per_creator=10)
-    return out
+@pytest.fixture()
+def world(small_world: Path) -> Path:
+    return small_world
 
 
 def _settings(root: Path, **update: object) -> Settings:
