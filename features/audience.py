@@ -2,7 +2,8 @@
 
 Pure numpy transforms: vectors and row-to-creator indices in, per-creator matrices out. The audience of a
 creator is represented twice: a mean vector of its (authentic-looking) followers' profile embeddings, and a
-distribution over audience interest clusters (k-means over all follower vectors), so a consumer can estimate the
+distribution over audience interest clusters (k-means over a key-ordered sample of the follower vectors,
+``features.cluster_sample``), so a consumer can estimate the
 share of an audience that belongs to a segment. Creators without a usable follower sample get an audience
 inferred from their content and are flagged ``audience_source = "content"``.
 """
@@ -65,6 +66,24 @@ def recency_weights(rank_from_newest: I64, half_life_posts: float) -> NDArray[np
     return np.power(0.5, rank_from_newest.astype(np.float64) / max(half_life_posts, 1e-9))
 
 
+# Exact cluster similarities (AudienceClusters.similarities): components are rounded to multiples of 2**-20, so in
+# float64 a product is a multiple of 2**-40 below 2**42 (components within ±2) and a sum of fewer than 2048 of them
+# stays below 2**53: every partial sum is exact.
+_EXACT_DOT_SCALE = 2.0**20
+_EXACT_DOT_UNIT = 2.0**-40
+_EXACT_DOT_MAX_DIM = 2048
+_SIMILARITY_CHUNK = 16_384  # rows per float64 block (~50 MB at 384 dimensions)
+
+
+def _exact_grid(matrix: NDArray[np.floating]) -> NDArray[np.float64]:
+    """``matrix`` × 2**20 rounded to integers, in float64 (components must lie within ±2)."""
+    # In float32 (half the memory traffic): scaling by a power of two and rounding to integers below 2**24 are exact.
+    scaled: NDArray[np.float32] = np.rint(np.asarray(matrix, dtype=np.float32) * np.float32(_EXACT_DOT_SCALE))
+    if scaled.size and float(np.abs(scaled).max()) > 2 * _EXACT_DOT_SCALE:
+        raise ValueError("exact similarities need components within ±2 (unit or zero rows)")
+    return scaled.astype(np.float64)
+
+
 @dataclass(frozen=True)
 class AudienceClusters:
     """Audience interest clusters fitted over follower vectors."""
@@ -76,17 +95,26 @@ class AudienceClusters:
         return int(self.centroids.shape[0])
 
     def similarities(self, vectors: F32) -> F32:
-        """Cosine of each row with each centroid, (n, k), each value independent of the other rows.
+        """Cosine of each row with each centroid, (n, k); each value depends on its row alone.
 
-        Not ``vectors @ centroids.T``: BLAS blocks a product by its shape, so a row's dot products can differ in the
-        last bit with the number of rows around it, and a partitioned feature build must give the same bytes
-        whatever its partitions. A row-wise multiply and reduce (numpy's pairwise sum over the row) depends on the
-        row alone.
+        Not a plain ``vectors @ centroids.T``: BLAS blocks a product by its shape, so a row's dot products change in
+        the last bit with the rows around it, and a partitioned feature build must give the same bytes whatever its
+        partitions. Both sides are rounded to a grid of ``2**-20`` (below float32's resolution of a cosine) and
+        multiplied in float64, where every product and partial sum of grid values is exact: the sum is the same in
+        any order, kernel or thread count, and BLAS keeps its speed. Rows must have components within ±2 (unit or
+        zero rows here).
         """
         vectors = np.asarray(vectors, dtype=np.float32)
-        out = np.empty((len(vectors), self.k), dtype=np.float32)
-        for j, centroid in enumerate(self.centroids):
-            np.sum(vectors * centroid, axis=1, out=out[:, j])
+        n, dim = vectors.shape
+        if dim != self.centroids.shape[1]:
+            raise ValueError(f"vectors have {dim} dimensions, the centroids {self.centroids.shape[1]}")
+        if dim >= _EXACT_DOT_MAX_DIM:
+            raise ValueError(f"exact similarities need fewer than {_EXACT_DOT_MAX_DIM} dimensions, got {dim}")
+        centroids = _exact_grid(self.centroids).T
+        out = np.empty((n, self.k), dtype=np.float32)
+        for start in range(0, n, _SIMILARITY_CHUNK):
+            block = _exact_grid(vectors[start : start + _SIMILARITY_CHUNK])
+            out[start : start + len(block)] = (block @ centroids) * _EXACT_DOT_UNIT
         return out
 
     def assign(self, vectors: F32) -> I64:
@@ -107,7 +135,9 @@ def fit_audience_clusters(vectors: F32, k: int, seed: int, *, max_points_per_cen
     """Spherical k-means over follower vectors (FAISS), deterministic for a seed.
 
     A sample of ``k * max_points_per_centroid`` points is enough to place the centroids; every follower is then
-    assigned to its nearest centroid. With fewer points than ``k`` the number of clusters shrinks to fit.
+    assigned to its nearest centroid. The feature build passes at most that many (``features.cluster_sample``), so
+    FAISS's own random subsampling never runs there. With fewer points than ``k`` the number of clusters shrinks to
+    fit.
     """
     import faiss
 

@@ -6,7 +6,8 @@ Layout of a feature set directory::
     creators.parquet           one row per creator: profile columns, statistics, audience quality, sources
     terms.parquet              creator_id, kind (mention|hashtag), term, count, last_used_at
     audience_geo.parquet       creator_id, dimension (country|age_band|gender), value, share
-    clusters.parquet           cluster_id, size, top_terms
+    clusters.parquet           cluster_id, size (basis rows assigned, all partitions), top_terms (of the
+                               k-means sample)
     vectors/bio.npy            float32 (n_creators, dim), row i belongs to creators.parquet row i
     vectors/content.npy        float32 (n_creators, dim)
     vectors/audience.npy       float32 (n_creators, dim)
@@ -38,7 +39,8 @@ from features.io import sha256_file
 from features.stored_paths import MAX_MANIFEST_BYTES, checksum_table, contained_path, read_regular
 
 # Bump when the meaning, columns or layout of a feature changes: models record the version they were trained on
-# and refuse a feature set of another version.
+# and refuse a feature set of another version. 2: audience clusters fitted on a key-ordered sample (the partitioned
+# build, features.cluster_sample), parquet written in fixed row groups.
 FEATURE_VERSION = "2"
 MANIFEST = "manifest.json"
 VECTOR_FILES = ("bio", "content", "audience", "audience_dist", "centroids")

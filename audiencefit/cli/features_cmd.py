@@ -49,6 +49,7 @@ def build(
         typer.Option(
             "--partition-creators",
             min=1,
+            max=100_000_000,
             help="Creators computed at once (at least 1; default: the AUDIENCEFIT_FEATURE_PARTITION_CREATORS "
             "setting, 50,000). Memory grows with it, not with the creator count; the feature set is byte-identical "
             "whatever it is.",
@@ -62,6 +63,14 @@ def build(
             "ids and labels; sizes are counted again). Default: fit the clusters on this data.",
         ),
     ] = None,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bars on stderr: texts/s per text column with one partition, one bar over the partitions "
+            "with several.",
+        ),
+    ] = True,
 ) -> None:
     """Validate raw tables and build a versioned feature set (statistics, quality, embeddings, audience)."""
     import logging
@@ -88,6 +97,7 @@ def build(
         settings=settings,
         partition_creators=partition_creators,
         clusters_from=clusters_from,
+        progress=progress,
     )
     counts = manifest["row_counts"]
     logging.getLogger("audiencefit.cli").info(

@@ -105,6 +105,7 @@ def test_simulate_flags_share_the_simulations_and_the_apis_limits() -> None:
         ["search", "--features", "f", "--segment", "x", "--max-followers", "99999999999999999999"],
         ["plan", "--features", "f", "--brand", "b.json", "--budget", "10", "--max-creators", "101"],
         ["validate", "d", "--max-issues", "99999999999999999999"],
+        ["features", "build", "--data", "d", "--out", "o", "--partition-creators", "99999999999999999999"],
     ],
 )
 def test_an_integer_flag_too_large_for_the_machine_is_refused_with_exit_2(args: list[str]) -> None:
