@@ -23,7 +23,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -257,6 +257,7 @@ def build_from_partitions(
     progress: bool = True,
     clusters_from: FeatureSet | None = None,
     reuse: FeatureSet | None = None,
+    on_plan: Callable[[Carry], None] | None = None,
 ) -> dict[str, Any]:
     """Compute the features of every partition of ``source`` as of ``as_of`` and write them atomically to
     ``out_dir``; returns the manifest.
@@ -266,7 +267,7 @@ def build_from_partitions(
     was. ``clusters_from``: keep that feature set's audience clusters instead of fitting new ones (no sample pass).
     ``reuse`` (``features update``): an earlier feature set whose clusters are kept and whose rows are carried over
     for every creator whose raw rows did not change (``features.update``); the files are those of a full build
-    with ``clusters_from`` set to it.
+    with ``clusters_from`` set to it; ``on_plan`` is handed the plan (which creators are recomputed, removed).
     """
     settings = settings or get_settings()
     started = time.perf_counter()
@@ -338,6 +339,8 @@ def build_from_partitions(
                     embedder=embedder,
                 )
                 carry.log_plan()
+                if on_plan is not None:
+                    on_plan(carry)
             embed_stats = dict(fitted.embed_stats)
             k = fitted.clusters.k
             follower_counts = np.zeros(k, dtype=np.int64)
@@ -518,7 +521,7 @@ def update_feature_set(
     embedder: Embedder | None = None,
     partition_creators: int | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> UpdateResult:
     """``features update``: the feature set of ``data_dir``, recomputing only the creators whose raw rows differ
     from those ``base_dir`` was built from (``features.update``); the files equal a full build's with
     ``clusters_from=base_dir``. The manifest's ``update`` block says what was recomputed, carried and removed."""
@@ -538,11 +541,25 @@ def update_feature_set(
         tables=("creators", "posts", "followers"),
         export_time=export_time,
     )
-    return build_from_partitions(
+    plans: list[Carry] = []
+    manifest = build_from_partitions(
         split_dataset(dataset, per_partition),
         out_dir,
         settings=settings,
         embedder=embedder,
         progress=progress,
         reuse=base,
+        on_plan=plans.append,
     )
+    return UpdateResult(manifest, base, plans[0].recompute, plans[0].removed)
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What ``features update`` wrote (its manifest) and changed: creators recomputed (new or changed) and
+    removed, against ``base``."""
+
+    manifest: dict[str, Any]
+    base: FeatureSet
+    recomputed: pl.Series
+    removed: pl.Series

@@ -152,9 +152,10 @@ def update(
         raise InputError(f"--data {data}: not a directory")
     if not base.is_dir():
         raise InputError(f"--base {base}: not a directory")
-    manifest = update_feature_set(
+    result = update_feature_set(
         base, data, out, export_time=exported, settings=get_settings(), partition_creators=partition_creators
     )
+    manifest = result.manifest
     logging.getLogger("audiencefit.cli").info(
         "features updated",
         extra={"out": str(out), "feature_set_id": manifest["feature_set_id"], **manifest["update"]},

@@ -80,7 +80,7 @@ def test_update_equals_full_build_with_the_same_clusters(
     base = tmp_path / "base"
     build_feature_set(small_world, base, settings=isolated_settings, embedder=hashing_embedder, progress=False)
     day = _next_day(small_world, tmp_path / "day2", shift_export=shift_export)
-    updated = update_feature_set(
+    result = update_feature_set(
         base,
         tmp_path / "day2",
         tmp_path / "upd",
@@ -89,6 +89,11 @@ def test_update_equals_full_build_with_the_same_clusters(
         partition_creators=parts,
         progress=False,
     )
+    updated = result.manifest
+    assert sorted(result.recomputed.to_list()) == sorted(
+        [*day["changed"], *day["new"]] if not shift_export else result.recomputed.to_list()
+    )
+    assert result.removed.to_list() == day["gone"]
     full = build_feature_set(
         tmp_path / "day2",
         tmp_path / "full",
@@ -117,7 +122,7 @@ def test_an_update_without_changes_recomputes_nothing(small_world, tmp_path, iso
     first = build_feature_set(small_world, base, settings=isolated_settings, embedder=hashing_embedder, progress=False)
     again = update_feature_set(
         base, small_world, tmp_path / "upd", settings=isolated_settings, embedder=hashing_embedder, progress=False
-    )
+    ).manifest
     assert again["update"]["recomputed"] == 0
     # The clusters were fitted in the base build and kept: every data file is the same.
     assert {k: v for k, v in again["files"].items()} == first["files"]
