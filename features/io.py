@@ -624,12 +624,12 @@ def _first_line(message: str) -> str:
 # --- reading in chunks ----------------------------------------------------------------------------------------------
 
 
-class Unsplittable(Exception):
+class UnsplittableError(Exception):
     """A table file that :func:`iter_raw_chunks` cannot read in chunks; the reason says why. Read it whole with
     :func:`read_raw` instead (which gives the file's exact problems when it is malformed)."""
 
 
-class ColumnsDiffer(Exception):
+class ColumnsDifferError(Exception):
     """JSON Lines whose chunks hold different keys: read again with ``columns=`` :attr:`columns` (their union)."""
 
     def __init__(self, columns: list[str]) -> None:
@@ -653,10 +653,10 @@ def iter_raw_chunks(
     cut at line ends into pieces of about ``chunk_bytes``. Every piece has at least one row, except the single
     empty frame of a table without rows. Memory is bounded by a piece, not by the file.
 
-    Raises :class:`Unsplittable`, possibly after yielding pieces, when the file has to be read whole: it is
+    Raises :class:`UnsplittableError`, possibly after yielding pieces, when the file has to be read whole: it is
     empty, not the format its extension names, not clean UTF-8 text, malformed anywhere (so that the problems are
     listed exactly as :func:`read_raw` lists them), a JSON array, uses classic Mac line endings, or holds a CSV row
-    longer than a block. For JSON Lines, when pieces hold different keys, raises :class:`ColumnsDiffer`; read
+    longer than a block. For JSON Lines, when pieces hold different keys, raises :class:`ColumnsDifferError`; read
     again with ``columns`` set to its union, then every piece has those columns in that order (absent keys are
     null, as in the whole file; only the order of column names in messages may differ from :func:`read_raw`).
     """
@@ -665,7 +665,7 @@ def iter_raw_chunks(
     suffix = path.suffix.lower()
     try:
         if not path.is_file() or suffix not in TABLE_EXTENSIONS or path.stat().st_size == 0:
-            raise Unsplittable("missing, empty or of an unsupported type")
+            raise UnsplittableError("missing, empty or of an unsupported type")
         if suffix == ".parquet":
             yield from _parquet_chunks(path, schema, chunk_rows)
             return
@@ -674,12 +674,12 @@ def iter_raw_chunks(
             yield from _csv_chunks(path, schema, chunk_bytes, quotes)
         else:
             yield from _json_chunks(path, schema, suffix, chunk_bytes, columns)
-    except (Unsplittable, ColumnsDiffer):
+    except (UnsplittableError, ColumnsDifferError):
         raise
     except InputError as exc:
-        raise Unsplittable(str(exc)) from exc
+        raise UnsplittableError(str(exc)) from exc
     except (Exception, pl.exceptions.PanicException) as exc:
-        raise Unsplittable(f"{type(exc).__name__}: {_first_line(str(exc))}") from exc
+        raise UnsplittableError(f"{type(exc).__name__}: {_first_line(str(exc))}") from exc
 
 
 def _parquet_chunks(path: Path, schema: TableSchema, chunk_rows: int) -> Iterator[pl.DataFrame]:
@@ -704,8 +704,11 @@ def _frame(data: Any) -> pl.DataFrame:
     return data
 
 
+_READ_BLOCK = 1 << 20  # bytes per read when scanning or cutting text files, whatever the chunk size
+
+
 def _scan_text(path: Path, suffix: str, block: int) -> int:
-    """One pass over a text table's bytes: Unsplittable unless it is clean UTF-8 text with '\\n' line ends;
+    """One pass over a text table's bytes: UnsplittableError unless it is clean UTF-8 text with '\\n' line ends;
     returns the count of '\"' bytes (CSV quotes come in pairs)."""
     import codecs
 
@@ -714,17 +717,18 @@ def _scan_text(path: Path, suffix: str, block: int) -> int:
     newline = False
     carriage = False
     with path.open("rb") as handle:
-        first = handle.read(max(block, 8))
+        block = max(block, _READ_BLOCK)
+        first = handle.read(block)
         if _sniff(first[:8]) is not None:
-            raise Unsplittable(f"not {suffix} text")
+            raise UnsplittableError(f"not {suffix} text")
         data = first
         while data:
             if b"\x00" in data:
-                raise Unsplittable("holds a NUL byte")
+                raise UnsplittableError("holds a NUL byte")
             try:
                 decoder.decode(data)
             except UnicodeDecodeError as exc:
-                raise Unsplittable("not valid UTF-8") from exc
+                raise UnsplittableError("not valid UTF-8") from exc
             quotes += data.count(b'"')
             newline = newline or b"\n" in data
             carriage = carriage or b"\r" in data
@@ -732,9 +736,9 @@ def _scan_text(path: Path, suffix: str, block: int) -> int:
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        raise Unsplittable("not valid UTF-8 at its end") from exc
+        raise UnsplittableError("not valid UTF-8 at its end") from exc
     if carriage and not newline:
-        raise Unsplittable("classic Mac line endings")
+        raise UnsplittableError("classic Mac line endings")
     return quotes
 
 
@@ -743,7 +747,7 @@ def _csv_chunks(path: Path, schema: TableSchema, block: int, quotes: int) -> Ite
     import pyarrow.csv as pa_csv
 
     if quotes % 2:
-        raise Unsplittable("an odd number of quotes: the exact reader must look for the problem")
+        raise UnsplittableError("an odd number of quotes: the exact reader must look for the problem")
 
     def fail_all(problems: list[str]) -> InputError:
         return InputError([Issue(table=schema.name, file=path.name, problem=p) for p in problems])
@@ -762,19 +766,19 @@ def _csv_chunks(path: Path, schema: TableSchema, block: int, quotes: int) -> Ite
 
     reader = pa_csv.open_csv(
         path,
-        read_options=pa_csv.ReadOptions(block_size=min(max(block, 1 << 16), _ARROW_MAX_BLOCK), use_threads=False),
+        read_options=pa_csv.ReadOptions(block_size=min(block, _ARROW_MAX_BLOCK), use_threads=False),
         parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
         convert_options=pa_csv.ConvertOptions(column_types={h: pa.string() for h in header}, strings_can_be_null=False),
     )
     empty = True
     for batch in reader:
         if invalid:
-            raise Unsplittable("rows with the wrong number of fields")
+            raise UnsplittableError("rows with the wrong number of fields")
         if batch.num_rows:
             empty = False
             yield _frame(pl.from_arrow(batch)).with_columns(pl.all().cast(pl.String))
     if invalid:
-        raise Unsplittable("rows with the wrong number of fields")
+        raise UnsplittableError("rows with the wrong number of fields")
     if empty:
         yield pl.DataFrame(schema={h: pl.String for h in header})
 
@@ -790,7 +794,7 @@ def _json_chunks(
         if not piece.strip():
             continue
         if not yielded and piece.lstrip().startswith(b"["):
-            raise Unsplittable("a JSON array, not JSON Lines")
+            raise UnsplittableError("a JSON array, not JSON Lines")
         frame = _read_json(piece, schema, path.name, suffix)
         if frame.height == 0:
             continue
@@ -799,7 +803,7 @@ def _json_chunks(
         if columns is not None:
             unknown = [n for n in names if n not in columns]
             if unknown:
-                raise Unsplittable(f"keys {unknown} appeared between two readings of the file")
+                raise UnsplittableError(f"keys {unknown} appeared between two readings of the file")
             frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in columns if c not in names)
             frame = frame.select(columns)
         elif seen is None:
@@ -811,27 +815,34 @@ def _json_chunks(
             yielded = True
             yield frame
     if differ:
-        raise ColumnsDiffer(union)
+        raise ColumnsDifferError(union)
     if not yielded:
-        raise Unsplittable("no JSON records")
+        raise UnsplittableError("no JSON records")
 
 
 def _line_pieces(path: Path, block: int) -> Iterator[bytes]:
-    """The file's bytes in pieces of about ``block`` bytes, each ending at a line end (the first without a BOM)."""
-    rest = b""
+    """The file's bytes in pieces of about ``block`` bytes (at least one line each), each ending at a line end;
+    the first without a BOM."""
+    buffer = bytearray()
     first = True
     with path.open("rb") as handle:
-        while data := handle.read(block):
+        while True:
+            data = handle.read(max(block, _READ_BLOCK))
             if first:
                 first = False
                 if data.startswith(_UTF8_BOM):
                     data = data[len(_UTF8_BOM) :]
-            data = rest + data
-            cut = data.rfind(b"\n")
-            if cut == -1:
-                rest = data
-                continue
-            rest = data[cut + 1 :]
-            yield data[: cut + 1]
-    if rest:
-        yield rest
+            buffer += data
+            start = 0
+            while start < len(buffer):
+                cut = buffer.find(b"\n", start + block - 1)
+                if cut == -1:
+                    if not data:  # end of file: the last line has no line end
+                        yield bytes(buffer[start:])
+                        start = len(buffer)
+                    break
+                yield bytes(buffer[start : cut + 1])
+                start = cut + 1
+            del buffer[:start]
+            if not data:
+                return

@@ -44,7 +44,7 @@ from features.dataset import (
 )
 from features.errors import InputError, Issue
 from features.export import ExportInstant, TimeWindow, resolve_export_instant
-from features.io import ColumnsDiffer, Unsplittable, iter_raw_chunks, read_raw
+from features.io import ColumnsDifferError, UnsplittableError, iter_raw_chunks, read_raw
 from features.partitions import creator_ranges
 from features.pseudonymise import PSEUDONYMISED_COLUMNS, pseudonymise_ids
 from features.schemas import TABLE_ORDER, TABLES, TableSchema
@@ -70,7 +70,8 @@ _PART = "part-{chunk:06d}.parquet"
 class SpilledPartitions:
     """Validated, pseudonymised creator partitions in parquet files under ``spill_dir`` (a
     :class:`~features.partitions.PartitionSource`). ``spill_dir`` is the caller's: remove the files with
-    :meth:`cleanup`, or use the object as a context manager."""
+    :meth:`cleanup`, or use the object as a context manager. ``chunks`` counts the pieces each table was read in
+    and ``read_whole`` names the tables that had to be read whole (see the module docstring)."""
 
     spill_dir: Path
     n_partitions: int
@@ -79,6 +80,8 @@ class SpilledPartitions:
     row_counts: Mapping[str, int]
     warnings: tuple[Issue, ...] = ()
     has_followers: bool = False
+    chunks: Mapping[str, int] = field(default_factory=dict)
+    read_whole: tuple[str, ...] = ()
     files: list[Path] = field(default_factory=list)
 
     def path(self, table: str, i: int) -> Path:
@@ -181,6 +184,8 @@ class _TableOutcome:
     warnings: list[Issue] = field(default_factory=list)
     foreign: list[Issue] = field(default_factory=list)
     rows: int = 0
+    chunks: int = 1
+    whole: bool = False
 
 
 def _stream(
@@ -275,6 +280,8 @@ def _stream(
         row_counts={t: outcomes[t].rows if t in outcomes else 0 for t in STREAMED_TABLES},
         warnings=tuple(all_warnings),
         has_followers=has_followers,
+        chunks={t: o.chunks for t, o in outcomes.items()},
+        read_whole=tuple(t for t, o in outcomes.items() if o.whole),
     )
     for i, (lo, hi) in enumerate(ranges):
         target = result.path("creators", i)
@@ -319,18 +326,20 @@ def _stream_table(
         try:
             chunks = iter_raw_chunks(path, schema, chunk_rows=chunk_rows, chunk_bytes=chunk_bytes, columns=columns)
             return _consume(chunks, path, schema, routing, progress)
-        except ColumnsDiffer as exc:
+        except ColumnsDifferError as exc:
             if columns is not None:
-                raise Unsplittable("the columns changed between two readings") from exc
+                raise UnsplittableError("the columns changed between two readings") from exc
             shutil.rmtree(routing.out, ignore_errors=True)
             columns = exc.columns
             logger.info("JSON lines hold different keys; reading again with all of them", extra={"file": path.name})
-        except Unsplittable as exc:
+        except UnsplittableError as exc:
             shutil.rmtree(routing.out, ignore_errors=True)
             logger.warning(
                 "table read whole, not in chunks", extra={"file": path.name, "reason": _first_line(str(exc))}
             )
-            return _consume(iter([read_raw(path, schema)]), path, schema, routing, progress)
+            outcome = _consume(iter([read_raw(path, schema)]), path, schema, routing, progress)
+            outcome.whole = True
+            return outcome
 
 
 def _consume(
@@ -345,6 +354,7 @@ def _consume(
     keys: list[pl.DataFrame] = []
     present: list[str] = []
     offset = 0
+    number = -1
     refs = {"creators": routing.creators} if routing.creators is not None else {}
     with Progress(
         TextColumn("{task.description}"),
@@ -370,7 +380,7 @@ def _consume(
     del keys
     unique = check_unique(key_frame, schema, path.name, missing_columns(present, schema))
     errors, warnings = split_issues(tally.issues() + unique)
-    return _TableOutcome(errors=errors, warnings=warnings, foreign=foreign.issues(), rows=offset)
+    return _TableOutcome(errors=errors, warnings=warnings, foreign=foreign.issues(), rows=offset, chunks=number + 1)
 
 
 def _route(frame: pl.DataFrame, routing: _Routing, chunk: int) -> None:
