@@ -141,7 +141,8 @@ def stream_partitions(
     Accepts and refuses exactly what ``load_dataset(data_dir, secret=secret, tables=["followers"],
     export_time=export_time)`` does, with the same messages; the partitions hold the same frames, filtered to
     their creators. ``chunk_rows`` (parquet) and ``chunk_bytes`` (CSV, JSON Lines) bound what is read at once.
-    ``spill_dir`` must be missing or empty. Raises InputError on any problem, leaving ``spill_dir`` as it was.
+    ``spill_dir`` must be missing or empty. Raises InputError on any problem, leaving ``spill_dir`` as it was
+    (removed again when this call created it).
     """
     if not secret:
         raise InputError("the follower id secret is empty; set AUDIENCEFIT_FOLLOWER_ID_SECRET")
@@ -152,6 +153,7 @@ def stream_partitions(
     check_data_dir(data_dir)
     if spill_dir.exists() and (not spill_dir.is_dir() or any(spill_dir.iterdir())):
         raise InputError(f"the spill directory {spill_dir} must be missing or empty")
+    created = not spill_dir.exists()
     spill_dir.mkdir(parents=True, exist_ok=True)
     staging = spill_dir / f".staging-{os.getpid()}-{secrets.token_hex(4)}"
     staging.mkdir()
@@ -172,9 +174,11 @@ def stream_partitions(
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
-        raise
-    finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(spill_dir, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     return result
 
 

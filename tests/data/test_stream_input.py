@@ -214,9 +214,13 @@ def test_a_failure_leaves_the_spill_directory_as_it_was(world: Path, tmp_path: P
     lines[-2] = '{"creator_id": "nobody", "follower_id": "f"}\n'
     (data_dir / "followers.jsonl").write_text("".join(lines))
     spill = tmp_path / "spill"
+    spill.mkdir()
     with pytest.raises(InputError, match="unknown creator_id 'nobody'"):
         _stream(data_dir, spill)
     assert spill.is_dir() and list(spill.iterdir()) == []
+    with pytest.raises(InputError, match="unknown creator_id 'nobody'"):
+        _stream(data_dir, tmp_path / "new-spill")
+    assert not (tmp_path / "new-spill").exists(), "a spill directory this call made is removed again"
 
 
 def test_a_non_empty_spill_directory_is_refused(world: Path, tmp_path: Path) -> None:
