@@ -150,6 +150,48 @@ def load_dataset(
     )
 
 
+def check_data_dir(data_dir: Path) -> None:
+    """InputError unless ``data_dir`` is a readable directory."""
+    if not data_dir.exists():
+        raise InputError(f"data directory not found: {data_dir}")
+    if not data_dir.is_dir():
+        raise InputError(f"not a directory: {data_dir}")
+    try:
+        next(iter(data_dir.iterdir()), None)
+    except OSError as exc:
+        raise InputError(f"cannot read the data directory {data_dir}: {exc.strerror or exc}") from exc
+
+
+@dataclass(frozen=True)
+class FoundTables:
+    """Each table's file in a directory; tables with two files are ``ambiguous`` (with their issue and the path
+    shown in reports) and have no entry in ``paths``."""
+
+    paths: dict[str, Path]
+    ambiguous: set[str]
+    shown: dict[str, Path]
+    issues: dict[str, list[Issue]]
+
+
+def locate_tables(data_dir: Path) -> FoundTables:
+    """Find the file of every contract table in ``data_dir`` (see :func:`features.io.find_table_file`)."""
+    paths: dict[str, Path] = {}
+    ambiguous: set[str] = set()
+    shown: dict[str, Path] = {}
+    issues: dict[str, list[Issue]] = {}
+    for table in TABLE_ORDER:
+        try:
+            path = find_table_file(data_dir, table)
+        except InputError as exc:  # two files for one table: report it, read neither
+            issues[table] = list(exc.issues)
+            ambiguous.add(table)
+            shown[table] = data_dir / (exc.issues[0].file or table)
+            continue
+        if path is not None:
+            paths[table] = path
+    return FoundTables(paths=paths, ambiguous=ambiguous, shown=shown, issues=issues)
+
+
 def _candidates(table: str) -> str:
     names = [f"{table}{ext}" for ext in TABLE_EXTENSIONS]
     return ", ".join(names[:-1]) + " or " + names[-1]
@@ -181,31 +223,14 @@ def _scan(
     data_dir: Path, selected: Sequence[str] | None, export_time: datetime | None = None
 ) -> tuple[ValidationReport, dict[str, pl.DataFrame], dict[str, Path]]:
     """Validate the tables of ``data_dir``; return the report, the validated frames and their source files."""
-    if not data_dir.exists():
-        raise InputError(f"data directory not found: {data_dir}")
-    if not data_dir.is_dir():
-        raise InputError(f"not a directory: {data_dir}")
-    try:
-        next(iter(data_dir.iterdir()), None)
-    except OSError as exc:
-        raise InputError(f"cannot read the data directory {data_dir}: {exc.strerror or exc}") from exc
-
-    paths: dict[str, Path] = {}
+    check_data_dir(data_dir)
     issues: dict[str, list[Issue]] = {t: [] for t in TABLE_ORDER}
     warnings: dict[str, list[Issue]] = {t: [] for t in TABLE_ORDER}
     rows: dict[str, int] = {}
-    ambiguous: set[str] = set()
-    paths_shown: dict[str, Path] = {}
-    for table in TABLE_ORDER:
-        try:
-            path = find_table_file(data_dir, table)
-        except InputError as exc:  # two files for one table: report it, read neither
-            issues[table].extend(exc.issues)
-            ambiguous.add(table)
-            paths_shown[table] = data_dir / (exc.issues[0].file or table)
-            continue
-        if path is not None:
-            paths[table] = path
+    found = locate_tables(data_dir)
+    paths, ambiguous, paths_shown = found.paths, found.ambiguous, found.shown
+    for table, table_issues in found.issues.items():
+        issues[table].extend(table_issues)
 
     load = _tables_to_load(selected, paths)
     problems: list[Issue] = []
@@ -221,7 +246,7 @@ def _scan(
         schema = TABLES[table]
         path = paths.get(table)
         if path is None:
-            issues[table].extend(_missing_table_issues(table, paths, data_dir))
+            issues[table].extend(missing_table_issues(table, paths, data_dir))
             continue
         try:
             raw = read_raw(path, schema)
@@ -253,14 +278,14 @@ def _scan(
     report = ValidationReport(
         data_dir=data_dir,
         tables=reports,
-        warnings=_ignored_files(data_dir, paths, ambiguous),
+        warnings=ignored_files(data_dir, paths, ambiguous),
         problems=problems,
         export=export,
     )
     return report, frames, loaded_paths
 
 
-def _missing_table_issues(table: str, paths: dict[str, Path], data_dir: Path) -> list[Issue]:
+def missing_table_issues(table: str, paths: dict[str, Path], data_dir: Path) -> list[Issue]:
     looked = f"looked for {_candidates(table)} in {data_dir}"
     if TABLES[table].required:
         return [Issue(table=table, problem=f"required table {table!r} is missing ({looked})")]
@@ -277,7 +302,7 @@ def _missing_table_issues(table: str, paths: dict[str, Path], data_dir: Path) ->
     return [Issue(table=table, problem=problem)]
 
 
-def _ignored_files(data_dir: Path, paths: dict[str, Path], ambiguous: set[str]) -> list[Issue]:
+def ignored_files(data_dir: Path, paths: dict[str, Path], ambiguous: set[str]) -> list[Issue]:
     """Warnings for files that look like inputs but are not read, e.g. a misspelt table name or a .csv.gz."""
     used = {p.name for p in paths.values()}
     warnings: list[Issue] = []

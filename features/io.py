@@ -316,6 +316,14 @@ def _sniff(head: bytes) -> str | None:
 
 
 def _read_parquet(path: Path, fail: Any) -> pl.DataFrame:
+    _check_parquet_magic(path, fail)
+    try:
+        return pl.read_parquet(path)
+    except (Exception, pl.exceptions.PanicException) as exc:  # several exception types (even panics) for corrupt files
+        raise fail(f"could not read parquet file: {_first_line(str(exc))}") from exc
+
+
+def _check_parquet_magic(path: Path, fail: Any) -> None:
     with path.open("rb") as handle:
         head = handle.read(4)
         handle.seek(max(path.stat().st_size - 4, 0))
@@ -331,10 +339,6 @@ def _read_parquet(path: Path, fail: Any) -> pl.DataFrame:
             kind = "JSON text" if looks in (b"{", b"[") else "text (CSV?)" if looks.isascii() and looks else None
         described = f"; it looks like {kind}" if kind else ""
         raise fail(f"not a parquet file (no PAR1 magic bytes){described}")
-    try:
-        return pl.read_parquet(path)
-    except (Exception, pl.exceptions.PanicException) as exc:  # several exception types (even panics) for corrupt files
-        raise fail(f"could not read parquet file: {_first_line(str(exc))}") from exc
 
 
 def _check_text(data: bytes, suffix: str, fail: Any) -> None:
@@ -372,26 +376,7 @@ def _read_csv(data: bytes, schema: TableSchema, name: str) -> pl.DataFrame:
     def fail_all(problems: list[str]) -> InputError:
         return InputError([Issue(table=schema.name, file=name, problem=p) for p in problems])
 
-    head_text = data[:HEADER_PROBE_BYTES].decode("utf-8", errors="ignore")
-    first_line = head_text.lstrip("\r\n").split("\n", 1)[0]
-    if first_line.lstrip().startswith(("{", "[")):
-        raise fail_all(["expected CSV but line 1 looks like JSON; name a JSON Lines file .jsonl"])
-    if len(data) > HEADER_PROBE_BYTES and "\n" not in head_text:
-        raise fail_all([f"line 1: the header line is longer than {HEADER_PROBE_BYTES:,} bytes; is this a CSV file?"])
-    try:
-        with _csv_field_limit():
-            header = next(csv.reader(_lines(head_text)), [])
-    except csv.Error as exc:
-        raise fail_all([f"line 1: malformed CSV header ({exc})"]) from exc
-    if not header or all(not h.strip() for h in header):
-        raise fail_all(["no header line: the first line must name the columns"])
-    if len(header) == 1:
-        separator = next((name for sep, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")) if sep in header[0]), None)
-        if separator is not None:
-            raise fail_all([f"the header is one single column separated by {separator}; CSV must be comma-separated"])
-    duplicates = sorted({h for h in header if header.count(h) > 1})
-    if duplicates:
-        raise fail_all([f"header names column {d!r} more than once" for d in duplicates])
+    header = _csv_header(data[:HEADER_PROBE_BYTES], len(data), fail_all)
 
     invalid_rows: list[str] = []
 
@@ -432,6 +417,32 @@ def _read_csv(data: bytes, schema: TableSchema, name: str) -> pl.DataFrame:
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame.with_columns(pl.all().cast(pl.String))
+
+
+def _csv_header(head: bytes, size: int, fail_all: Any) -> list[str]:
+    """The column names of a CSV file from its first ``HEADER_PROBE_BYTES`` (``head``) of ``size`` bytes; InputError
+    for a header that is missing, JSON, one single column of another separator, or names a column twice."""
+    head_text = head.decode("utf-8", errors="ignore")
+    first_line = head_text.lstrip("\r\n").split("\n", 1)[0]
+    if first_line.lstrip().startswith(("{", "[")):
+        raise fail_all(["expected CSV but line 1 looks like JSON; name a JSON Lines file .jsonl"])
+    if size > HEADER_PROBE_BYTES and "\n" not in head_text:
+        raise fail_all([f"line 1: the header line is longer than {HEADER_PROBE_BYTES:,} bytes; is this a CSV file?"])
+    try:
+        with _csv_field_limit():
+            header = next(csv.reader(_lines(head_text)), [])
+    except csv.Error as exc:
+        raise fail_all([f"line 1: malformed CSV header ({exc})"]) from exc
+    if not header or all(not h.strip() for h in header):
+        raise fail_all(["no header line: the first line must name the columns"])
+    if len(header) == 1:
+        separator = next((name for sep, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")) if sep in header[0]), None)
+        if separator is not None:
+            raise fail_all([f"the header is one single column separated by {separator}; CSV must be comma-separated"])
+    duplicates = sorted({h for h in header if header.count(h) > 1})
+    if duplicates:
+        raise fail_all([f"header names column {d!r} more than once" for d in duplicates])
+    return header
 
 
 def _locate_csv_problems(text: str, n_fields: int) -> list[str]:
@@ -608,3 +619,230 @@ def _json_value_as_text(value: Any) -> str | None:
 
 def _first_line(message: str) -> str:
     return message.strip().split("\n", 1)[0][:300]
+
+
+# --- reading in chunks ----------------------------------------------------------------------------------------------
+
+
+class UnsplittableError(Exception):
+    """A table file that :func:`iter_raw_chunks` cannot read in chunks; the reason says why. Read it whole with
+    :func:`read_raw` instead (which gives the file's exact problems when it is malformed)."""
+
+
+class ColumnsDifferError(Exception):
+    """JSON Lines whose chunks hold different keys: read again with ``columns=`` :attr:`columns` (their union)."""
+
+    def __init__(self, columns: list[str]) -> None:
+        super().__init__(f"chunks hold different columns; union: {columns}")
+        self.columns = columns
+
+
+def iter_raw_chunks(
+    path: Path,
+    schema: TableSchema,
+    *,
+    chunk_rows: int,
+    chunk_bytes: int,
+    columns: list[str] | None = None,
+) -> Iterator[pl.DataFrame]:
+    """The raw frames :func:`read_raw` gives for ``path``, in pieces whose concatenation is that frame.
+
+    Parquet is read by record batches of at most ``chunk_rows`` rows (a row group is decoded at a time). CSV is
+    read by pyarrow's streaming reader in blocks of ``chunk_bytes`` with the same parse options as
+    :func:`read_raw` (quoted line breaks are handled by the parser, so blocks never split a value). JSON Lines is
+    cut at line ends into pieces of about ``chunk_bytes``. Every piece has at least one row, except the single
+    empty frame of a table without rows. Memory is bounded by a piece, not by the file.
+
+    Raises :class:`UnsplittableError`, possibly after yielding pieces, when the file has to be read whole: it is
+    empty, not the format its extension names, not clean UTF-8 text, malformed anywhere (so that the problems are
+    listed exactly as :func:`read_raw` lists them), a JSON array, uses classic Mac line endings, or holds a CSV row
+    longer than a block. For JSON Lines, when pieces hold different keys, raises :class:`ColumnsDifferError`; read
+    again with ``columns`` set to its union, then every piece has those columns in that order (absent keys are
+    null, as in the whole file; only the order of column names in messages may differ from :func:`read_raw`).
+    """
+    if chunk_rows < 1 or chunk_bytes < 1:
+        raise ValueError(f"chunk_rows and chunk_bytes must be at least 1, got {chunk_rows} and {chunk_bytes}")
+    suffix = path.suffix.lower()
+    try:
+        if not path.is_file() or suffix not in TABLE_EXTENSIONS or path.stat().st_size == 0:
+            raise UnsplittableError("missing, empty or of an unsupported type")
+        if suffix == ".parquet":
+            yield from _parquet_chunks(path, schema, chunk_rows)
+            return
+        quotes = _scan_text(path, suffix, chunk_bytes)
+        if suffix == ".csv":
+            yield from _csv_chunks(path, schema, chunk_bytes, quotes)
+        else:
+            yield from _json_chunks(path, schema, suffix, chunk_bytes, columns)
+    except (UnsplittableError, ColumnsDifferError):
+        raise
+    except InputError as exc:
+        raise UnsplittableError(str(exc)) from exc
+    except (Exception, pl.exceptions.PanicException) as exc:
+        raise UnsplittableError(f"{type(exc).__name__}: {_first_line(str(exc))}") from exc
+
+
+def _parquet_chunks(path: Path, schema: TableSchema, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    import pyarrow.parquet as pq
+
+    def fail(problem: str) -> InputError:
+        return InputError([Issue(table=schema.name, file=path.name, problem=problem)])
+
+    _check_parquet_magic(path, fail)
+    parquet = pq.ParquetFile(path)
+    empty = True
+    for batch in parquet.iter_batches(batch_size=chunk_rows, use_threads=False):
+        if batch.num_rows:
+            empty = False
+            yield _frame(pl.from_arrow(batch))
+    if empty:
+        yield _frame(pl.from_arrow(parquet.schema_arrow.empty_table()))
+
+
+def _frame(data: Any) -> pl.DataFrame:
+    assert isinstance(data, pl.DataFrame)
+    return data
+
+
+_READ_BLOCK = 1 << 20  # bytes per read when scanning or cutting text files, whatever the chunk size
+
+
+def _scan_text(path: Path, suffix: str, block: int) -> int:
+    """One pass over a text table's bytes: UnsplittableError unless it is clean UTF-8 text with '\\n' line ends;
+    returns the count of '\"' bytes (CSV quotes come in pairs)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    quotes = 0
+    newline = False
+    carriage = False
+    with path.open("rb") as handle:
+        block = max(block, _READ_BLOCK)
+        first = handle.read(block)
+        if _sniff(first[:8]) is not None:
+            raise UnsplittableError(f"not {suffix} text")
+        data = first
+        while data:
+            if b"\x00" in data:
+                raise UnsplittableError("holds a NUL byte")
+            try:
+                decoder.decode(data)
+            except UnicodeDecodeError as exc:
+                raise UnsplittableError("not valid UTF-8") from exc
+            quotes += data.count(b'"')
+            newline = newline or b"\n" in data
+            carriage = carriage or b"\r" in data
+            data = handle.read(block)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise UnsplittableError("not valid UTF-8 at its end") from exc
+    if carriage and not newline:
+        raise UnsplittableError("classic Mac line endings")
+    return quotes
+
+
+def _csv_chunks(path: Path, schema: TableSchema, block: int, quotes: int) -> Iterator[pl.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    if quotes % 2:
+        raise UnsplittableError("an odd number of quotes: the exact reader must look for the problem")
+
+    def fail_all(problems: list[str]) -> InputError:
+        return InputError([Issue(table=schema.name, file=path.name, problem=p) for p in problems])
+
+    with path.open("rb") as handle:
+        head = handle.read(HEADER_PROBE_BYTES + len(_UTF8_BOM))
+    if head.startswith(_UTF8_BOM):
+        head = head[len(_UTF8_BOM) :]
+    header = _csv_header(head[:HEADER_PROBE_BYTES], path.stat().st_size, fail_all)
+    invalid = 0
+
+    def on_invalid(_row: Any) -> str:
+        nonlocal invalid
+        invalid += 1
+        return "skip"
+
+    reader = pa_csv.open_csv(
+        path,
+        read_options=pa_csv.ReadOptions(block_size=min(block, _ARROW_MAX_BLOCK), use_threads=False),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+        convert_options=pa_csv.ConvertOptions(column_types={h: pa.string() for h in header}, strings_can_be_null=False),
+    )
+    empty = True
+    for batch in reader:
+        if invalid:
+            raise UnsplittableError("rows with the wrong number of fields")
+        if batch.num_rows:
+            empty = False
+            yield _frame(pl.from_arrow(batch)).with_columns(pl.all().cast(pl.String))
+    if invalid:
+        raise UnsplittableError("rows with the wrong number of fields")
+    if empty:
+        yield pl.DataFrame(schema={h: pl.String for h in header})
+
+
+def _json_chunks(
+    path: Path, schema: TableSchema, suffix: str, block: int, columns: list[str] | None
+) -> Iterator[pl.DataFrame]:
+    seen: list[str] | None = None
+    union: list[str] = []
+    differ = False
+    yielded = False
+    for piece in _line_pieces(path, block):
+        if not piece.strip():
+            continue
+        if not yielded and piece.lstrip().startswith(b"["):
+            raise UnsplittableError("a JSON array, not JSON Lines")
+        frame = _read_json(piece, schema, path.name, suffix)
+        if frame.height == 0:
+            continue
+        names = frame.columns
+        union.extend(n for n in names if n not in union)
+        if columns is not None:
+            unknown = [n for n in names if n not in columns]
+            if unknown:
+                raise UnsplittableError(f"keys {unknown} appeared between two readings of the file")
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in columns if c not in names)
+            frame = frame.select(columns)
+        elif seen is None:
+            seen = names
+        elif names != seen:
+            differ = True
+            continue  # keep scanning for the union, yield nothing more
+        if not differ:
+            yielded = True
+            yield frame
+    if differ:
+        raise ColumnsDifferError(union)
+    if not yielded:
+        raise UnsplittableError("no JSON records")
+
+
+def _line_pieces(path: Path, block: int) -> Iterator[bytes]:
+    """The file's bytes in pieces of about ``block`` bytes (at least one line each), each ending at a line end;
+    the first without a BOM."""
+    buffer = bytearray()
+    first = True
+    with path.open("rb") as handle:
+        while True:
+            data = handle.read(max(block, _READ_BLOCK))
+            if first:
+                first = False
+                if data.startswith(_UTF8_BOM):
+                    data = data[len(_UTF8_BOM) :]
+            buffer += data
+            start = 0
+            while start < len(buffer):
+                cut = buffer.find(b"\n", start + block - 1)
+                if cut == -1:
+                    if not data:  # end of file: the last line has no line end
+                        yield bytes(buffer[start:])
+                        start = len(buffer)
+                    break
+                yield bytes(buffer[start : cut + 1])
+                start = cut + 1
+            del buffer[:start]
+            if not data:
+                return

@@ -86,6 +86,44 @@ def validate_table(
     the input is valid when there is no other issue.
     """
     report = _Reporter(schema.name, file)
+    frame, issues = _validate_rows(raw, schema, report, window)
+    issues.extend(check_unique(frame, schema, file, missing_columns(raw.columns, schema)))
+    return frame, issues
+
+
+def validate_chunk(
+    raw: pl.DataFrame,
+    schema: TableSchema,
+    file: str,
+    *,
+    offset: int,
+    tally: IssueTally,
+    window: TimeWindow | None = None,
+) -> pl.DataFrame:
+    """:func:`validate_table` for data rows ``offset + 1 ...`` of a table read in chunks; issues go to ``tally``.
+
+    Feeding every chunk of a table in order to one :class:`IssueTally` gives, from ``tally.issues()``, the issues
+    :func:`validate_table` gives for the whole table, with the same messages, row numbers and caps, except the
+    uniqueness of keys, which needs every row: run :func:`check_unique` on the concatenated key columns.
+    """
+    frame, _issues = _validate_rows(raw, schema, _Reporter(schema.name, file, offset=offset, tally=tally), window)
+    return frame  # every issue was recorded in ``tally`` as it was made
+
+
+def missing_columns(present: Sequence[str], schema: TableSchema) -> set[str]:
+    """The contract columns a file lacks (read as empty; their uniqueness is not checked)."""
+    return {c for c in schema.column_names if c not in present}
+
+
+def check_unique(frame: pl.DataFrame, schema: TableSchema, file: str, missing: set[str]) -> list[Issue]:
+    """Duplicate keys (the primary key and every unique column) of a validated ``frame`` (row ``i`` is data row
+    ``i + 1``; only the key columns are read, so a frame of just those is enough)."""
+    return _check_unique(frame, schema, missing, _Reporter(schema.name, file))
+
+
+def _validate_rows(
+    raw: pl.DataFrame, schema: TableSchema, report: _Reporter, window: TimeWindow | None
+) -> tuple[pl.DataFrame, list[Issue]]:
     issues = _check_columns(raw.columns, schema, report)
     parsed: list[pl.Series] = []
     for column in schema.columns:
@@ -98,19 +136,24 @@ def validate_table(
         else:
             series = pl.repeat(None, raw.height, dtype=column.dtype, eager=True)
         parsed.append(series.alias(column.name))
-    frame = pl.DataFrame(parsed, schema=schema.polars_schema, height=raw.height)
-    missing = {c for c in schema.column_names if c not in raw.columns}
-    issues.extend(_check_unique(frame, schema, missing, report))
-    return frame, issues
+    return pl.DataFrame(parsed, schema=schema.polars_schema, height=raw.height), issues
 
 
-def check_foreign_keys(frames: Mapping[str, pl.DataFrame], files: Mapping[str, str]) -> list[Issue]:
+def check_foreign_keys(
+    frames: Mapping[str, pl.DataFrame],
+    files: Mapping[str, str],
+    *,
+    chunks: Mapping[str, tuple[int, IssueTally]] | None = None,
+) -> list[Issue]:
     """Every foreign key of every table in ``frames`` whose referenced table is also in ``frames``.
 
     ``frames`` are validated frames (row ``i`` is data row ``i + 1``), keyed by table name; ``files`` names the file
     of each table for the messages. Also checks that references agree where two paths lead to the same table
     (a campaign's brand must be the brand of its segment). Keys whose referenced column is entirely null are
     skipped: the referenced table's own issues already explain why, and listing every row would only add noise.
+
+    ``chunks`` maps a table whose frame is one chunk of it to ``(offset, tally)``: its rows are data rows
+    ``offset + 1 ...`` and its issues are recorded in ``tally`` (see :class:`IssueTally`) rather than returned.
     """
     issues: list[Issue] = []
     for table in TABLE_ORDER:
@@ -118,7 +161,8 @@ def check_foreign_keys(frames: Mapping[str, pl.DataFrame], files: Mapping[str, s
         if frame is None:
             continue
         schema = TABLES[table]
-        report = _Reporter(table, files.get(table, table))
+        offset, tally = (chunks or {}).get(table, (0, None))
+        report = _Reporter(table, files.get(table, table), offset=offset, tally=tally)
         for fk in schema.foreign_keys:
             ref = frames.get(fk.ref_table)
             if ref is None or _unusable(ref, fk.ref_column):
@@ -149,15 +193,89 @@ def _unknown_reference(fk: ForeignKey, ref_file: str) -> Callable[[Any], str]:
 # --- reporting ----------------------------------------------------------------------------------------------------
 
 
-class _Reporter:
-    """Builds issues for one table and file, capping how many rows each kind of problem lists."""
+class IssueTally:
+    """The issues of one table checked chunk by chunk (:func:`validate_chunk`, :func:`check_foreign_keys`), merged
+    into what one check of the whole table gives.
 
-    def __init__(self, table: str, file: str) -> None:
+    Every check runs in the same order on every chunk, so the k-th problem kind (column, summary) a chunk reports
+    is the k-th of every other chunk. Per kind, the first ``MAX_ROWS_PER_PROBLEM`` rows over all chunks are listed
+    and the rest counted in one summary, as :class:`_Reporter` does for a whole table; a problem about the table
+    rather than a row (a missing column, a wrong file type) is listed once however many chunks report it.
+    """
+
+    def __init__(self) -> None:
+        self._order: list[tuple[object, ...]] = []
+        self._segments: dict[tuple[object, ...], _Segment] = {}
+        self._seen: dict[tuple[object, ...], int] = {}
+        self._last: int = -1
+
+    def start_chunk(self) -> None:
+        """Begin the next chunk (kinds are matched by their order of appearance within a chunk)."""
+        self._seen = {}
+        self._last = -1
+
+    def issues(self) -> list[Issue]:
+        """Every issue recorded so far, in the order a whole-table check would list them."""
+        out: list[Issue] = []
+        for key in self._order:
+            out.extend(self._segments[key].issues())
+        return out
+
+    def _record(self, kind: tuple[object, ...], make: Callable[[], _Segment]) -> _Segment:
+        nth = self._seen.get(kind, 0)
+        self._seen[kind] = nth + 1
+        key = (*kind, nth)
+        segment = self._segments.get(key)
+        if segment is None:
+            segment = self._segments[key] = make()
+            self._order.insert(self._last + 1, key)  # after what this chunk reported before it
+            self._last += 1
+        else:
+            self._last = self._order.index(key)
+        return segment
+
+
+class _Segment:
+    """One problem kind of a table: the rows shown so far and how many rows had it (a plain issue: ``rows`` None)."""
+
+    def __init__(self, reporter: _Reporter, column: str | None, summary: str | None) -> None:
+        self.table = reporter.table
+        self.file = reporter.file
+        self.column = column
+        self.summary = summary
+        self.shown: list[Issue] = []
+        self.total = 0
+
+    def issues(self) -> list[Issue]:
+        rest = self.total - len(self.shown)
+        if self.summary is None or rest <= 0:
+            return list(self.shown)
+        more = f"… and {rest} more rows with the same problem ({self.summary})"
+        return [*self.shown, Issue(table=self.table, problem=more, file=self.file, column=self.column)]
+
+
+class _Reporter:
+    """Builds issues for one table and file, capping how many rows each kind of problem lists.
+
+    With a ``tally`` (chunked checks), data row numbers start after ``offset`` and every issue is recorded there
+    instead of only being returned: the tally merges the chunks (see :class:`IssueTally`).
+    """
+
+    def __init__(self, table: str, file: str, *, offset: int = 0, tally: IssueTally | None = None) -> None:
         self.table = table
         self.file = file
+        self.offset = offset
+        self.tally = tally
+        if tally is not None:
+            tally.start_chunk()
 
     def issue(self, problem: str, *, column: str | None = None, row: int | None = None) -> Issue:
-        return Issue(table=self.table, problem=problem, file=self.file, row=row, column=column)
+        made = Issue(table=self.table, problem=problem, file=self.file, row=row, column=column)
+        if self.tally is not None:
+            segment = self.tally._record(("plain", column, problem, row), lambda: _Segment(self, column, None))
+            if not segment.shown:
+                segment.shown.append(made)
+        return made
 
     def rows(
         self,
@@ -169,13 +287,28 @@ class _Reporter:
     ) -> list[Issue]:
         """One issue per row where ``mask`` is true (up to the cap), then a count of the rest."""
         positions = mask.fill_null(False).arg_true()
+        segment = None
+        cap = MAX_ROWS_PER_PROBLEM
+        if self.tally is not None:
+            segment = self.tally._record(("rows", column, summary), lambda: _Segment(self, column, summary))
+            cap = max(MAX_ROWS_PER_PROBLEM - len(segment.shown), 0)
         if positions.is_empty():
             return []
-        shown = positions.head(MAX_ROWS_PER_PROBLEM)
+        shown = positions.head(cap)
         issues = [
-            self.issue(describe(value), column=column, row=int(position) + 1)
+            Issue(
+                table=self.table,
+                problem=describe(value),
+                file=self.file,
+                row=int(position) + 1 + self.offset,
+                column=column,
+            )
             for position, value in zip(shown.to_list(), values.gather(shown).to_list(), strict=True)
         ]
+        if segment is not None:
+            segment.shown.extend(issues)
+            segment.total += positions.len()
+            return []  # the tally lists them, merged with the other chunks'
         rest = positions.len() - shown.len()
         if rest > 0:
             issues.append(self.issue(f"… and {rest} more rows with the same problem ({summary})", column=column))
