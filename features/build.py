@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -46,7 +48,7 @@ from features.cluster_sample import (
     sample_size,
 )
 from features.compute import PartitionFeatures, cluster_table, compute_partition, embed_column, finish_creators
-from features.dataset import Dataset, load_dataset
+from features.dataset import Dataset
 from features.digests import DIGEST_SCHEME, update_state
 from features.embed import Embedder, backend_of, get_embedder
 from features.embed_cache import EmbeddingCache
@@ -55,10 +57,13 @@ from features.export import format_instant
 from features.featureset import FEATURE_VERSION, MANIFEST, FeatureSet, content_id, load_feature_set, schema_hash
 from features.featureset_writer import FeatureSetWriter
 from features.io import replace_dir, sha256_file, staging_dir
-from features.partitions import PartitionSource, split_dataset
+from features.partitions import PartitionSource
+from features.stream_input import SpilledPartitions, stream_partitions
 from features.update import Carry, plan_update
 
 log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
 
 __all__ = ["CONTENT_POSTS", "CreatorFeatures", "build_feature_set", "build_from_partitions", "compute_features"]
 
@@ -258,6 +263,8 @@ def build_from_partitions(
     clusters_from: FeatureSet | None = None,
     reuse: FeatureSet | None = None,
     on_plan: Callable[[Carry], None] | None = None,
+    engine: str = "local",
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Compute the features of every partition of ``source`` as of ``as_of`` and write them atomically to
     ``out_dir``; returns the manifest.
@@ -268,7 +275,12 @@ def build_from_partitions(
     ``reuse`` (``features update``): an earlier feature set whose clusters are kept and whose rows are carried over
     for every creator whose raw rows did not change (``features.update``); the files are those of a full build
     with ``clusters_from`` set to it; ``on_plan`` is handed the plan (which creators are recomputed, removed).
+    ``engine`` ``ray`` computes the partitions in Ray Data tasks (``features.engine_ray``; ``workers``, default one
+    per core) with the same files as ``local``.
     """
+    if engine not in ENGINES:
+        raise InputError(f"--engine {engine!r}: unknown; choose one of {', '.join(ENGINES)}")
+    workers = workers or os.cpu_count() or 1
     settings = settings or get_settings()
     started = time.perf_counter()
     if as_of is not None and as_of.tzinfo is None:
@@ -301,6 +313,7 @@ def build_from_partitions(
     fingerprint = input_fingerprint(dict(source.source_files))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging_dir(out_dir)
+    parts_dir = tmp.with_name(tmp.name + ".parts")  # the Ray engine's partition results, read back in order
     try:
         with _partition_bar(progress and n_parts > 1) as bar:
             fitted: FittedClusters | PinnedClusters
@@ -351,28 +364,36 @@ def build_from_partitions(
             with FeatureSetWriter(
                 tmp, n_creators=counts["creators"], dim=embedder.dim, k=k, follower_keys=counts["followers"] > 0
             ) as writer:
-                for i in range(n_parts):
-                    part_started = time.perf_counter()
-                    part = source.load(i)
-                    compute = partial(
-                        compute_partition,
-                        as_of=stats_as_of,
-                        embedder=embedder,
-                        cache=cache,
+                compute = partial(
+                    compute_partition,
+                    as_of=stats_as_of,
+                    embedder=embedder,
+                    cache=cache,
+                    settings=settings,
+                    centroids=fitted.clusters.centroids,
+                    progress=inner,
+                )
+                if engine == "ray":
+                    if carry is not None or not isinstance(source, SpilledPartitions):
+                        raise InputError("--engine ray builds from spilled partitions, and not for an update")
+                    from features.engine_ray import ray_partitions
+
+                    partitions = ray_partitions(
+                        source,
+                        parts_dir,
                         settings=settings,
+                        backend=backend,
                         centroids=fitted.clusters.centroids,
-                        progress=inner,
+                        stats_as_of=stats_as_of,
+                        basis=fitted.basis,
+                        workers=workers,
                     )
-                    features: PartitionFeatures = compute(part) if carry is None else carry.partition(part, compute)
-                    basis_counts = (
-                        features.follower_counts_by_creator
-                        if fitted.basis == "followers"
-                        else features.caption_counts_by_creator
-                    )
-                    if basis_counts is None:
-                        raise RuntimeError("a partition's features came without per-creator cluster counts")
+                else:
+                    partitions = _local_partitions(source, compute, carry, fitted.basis)
+                part_started = time.perf_counter()
+                for i, (features, state) in enumerate(partitions):
                     writer.write_partition(features)
-                    writer.write_state(update_state(part, basis_counts))
+                    writer.write_state(state)
                     creator_rows.append(features.creators)
                     sizes.append(features.n_creators)
                     follower_counts += features.follower_cluster_counts
@@ -390,7 +411,8 @@ def build_from_partitions(
                             ),
                         },
                     )
-                    del features, part
+                    del features, state
+                    part_started = time.perf_counter()
                     if bar is not None:
                         bar.advance(task)
                 creators = finish_creators(pl.concat(creator_rows))
@@ -440,6 +462,8 @@ def build_from_partitions(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
     log.info(
         "feature set written",
         extra={
@@ -451,6 +475,22 @@ def build_from_partitions(
         },
     )
     return manifest
+
+
+def _local_partitions(
+    source: PartitionSource,
+    compute: Callable[[Dataset], PartitionFeatures],
+    carry: Carry | None,
+    basis: str,
+) -> Iterator[tuple[PartitionFeatures, pl.DataFrame]]:
+    """Every partition's features and update state, computed in this process, in partition order."""
+    for i in range(source.n_partitions):
+        part = source.load(i)
+        features = compute(part) if carry is None else carry.partition(part, compute)
+        counts = features.follower_counts_by_creator if basis == "followers" else features.caption_counts_by_creator
+        if counts is None:
+            raise RuntimeError("a partition's features came without per-creator cluster counts")
+        yield features, update_state(part, counts)
 
 
 def _used_settings(settings: Settings) -> dict[str, Any]:
@@ -477,6 +517,8 @@ def build_feature_set(
     partition_creators: int | None = None,
     progress: bool = True,
     clusters_from: Path | None = None,
+    engine: str = "local",
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Validate ``data_dir``, compute features as of ``as_of``, write them atomically to ``out_dir``.
 
@@ -484,8 +526,9 @@ def build_feature_set(
     modification time; ``features.export``): timestamps after it are refused, and without ``as_of`` the features
     are taken as of it. ``partition_creators`` (default: the ``feature_partition_creators`` setting) bounds the
     creators computed at once; it changes memory, never the result. ``clusters_from``: a feature set whose audience
-    clusters are kept (no refit). Returns the manifest. Invalid input raises ``InputError`` before anything is
-    written.
+    clusters are kept (no refit). ``engine``: ``local`` (this process) or ``ray`` (the partitions computed by Ray
+    Data tasks, ``features.engine_ray``; the same files). Returns the manifest. Invalid input raises ``InputError``
+    before anything is written.
     """
     settings = settings or get_settings()
     per_partition = settings.feature_partition_creators if partition_creators is None else partition_creators
@@ -494,21 +537,47 @@ def build_feature_set(
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
     _check_out_dir(out_dir)
-    dataset = load_dataset(
-        data_dir,
-        secret=settings.follower_id_secret.get_secret_value(),
-        tables=("creators", "posts", "followers"),
-        export_time=export_time,
-    )
-    return build_from_partitions(
-        split_dataset(dataset, per_partition),
-        out_dir,
-        as_of=as_of,
-        settings=settings,
-        embedder=embedder,
-        progress=progress,
-        clusters_from=load_feature_set(clusters_from, mmap=True) if clusters_from is not None else None,
-    )
+    with spilled_partitions(data_dir, out_dir, settings, export_time, per_partition, progress) as source:
+        return build_from_partitions(
+            source,
+            out_dir,
+            as_of=as_of,
+            settings=settings,
+            embedder=embedder,
+            progress=progress,
+            clusters_from=load_feature_set(clusters_from, mmap=True) if clusters_from is not None else None,
+            engine=engine,
+            workers=workers,
+        )
+
+
+@contextmanager
+def spilled_partitions(
+    data_dir: Path,
+    out_dir: Path,
+    settings: Settings,
+    export_time: datetime | None,
+    partition_creators: int,
+    progress: bool,
+) -> Iterator[SpilledPartitions]:
+    """The raw tables of ``data_dir`` validated in chunks and spilled as creator partitions
+    (``features.stream_input``) to a directory beside ``out_dir`` (on the same file system, so a cluster's workers
+    see it where they see the output), removed when the build is over, whatever happens."""
+    spill = out_dir.parent / f".{out_dir.name}.spill-{os.getpid()}-{secrets.token_hex(4)}"
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        source = stream_partitions(
+            data_dir,
+            spill,
+            secret=settings.follower_id_secret.get_secret_value(),
+            export_time=export_time,
+            partition_creators=partition_creators,
+            progress=progress,
+        )
+        with source:
+            yield source
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def update_feature_set(
@@ -535,22 +604,17 @@ def update_feature_set(
     base = load_feature_set(base_dir, mmap=True)
     if embedder is None and base.manifest.get("embedder_backend"):
         settings = settings.model_copy(update={"embedder": str(base.manifest["embedder_backend"])})
-    dataset = load_dataset(
-        data_dir,
-        secret=settings.follower_id_secret.get_secret_value(),
-        tables=("creators", "posts", "followers"),
-        export_time=export_time,
-    )
     plans: list[Carry] = []
-    manifest = build_from_partitions(
-        split_dataset(dataset, per_partition),
-        out_dir,
-        settings=settings,
-        embedder=embedder,
-        progress=progress,
-        reuse=base,
-        on_plan=plans.append,
-    )
+    with spilled_partitions(data_dir, out_dir, settings, export_time, per_partition, progress) as source:
+        manifest = build_from_partitions(
+            source,
+            out_dir,
+            settings=settings,
+            embedder=embedder,
+            progress=progress,
+            reuse=base,
+            on_plan=plans.append,
+        )
     return UpdateResult(manifest, base, plans[0].recompute, plans[0].removed)
 
 

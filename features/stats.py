@@ -186,9 +186,21 @@ def _aggregations() -> list[pl.Expr]:
     ]
 
 
+def ms_to_days(milliseconds: pl.Expr) -> pl.Expr:
+    """Integer milliseconds as days (Float64), divided in numpy: polars may rewrite a division by a literal as a
+    multiplication by its reciprocal in one plan and not in another (measured: 1 ulp apart in two builds of the same
+    data), and a feature must have the same bits whatever plan computed it."""
+
+    def divide(values: pl.Series) -> pl.Series:
+        days = values.cast(pl.Float64).to_numpy() / _DAY_MS
+        return pl.Series(values.name, days, dtype=pl.Float64).fill_nan(None)
+
+    return milliseconds.map_batches(divide, return_dtype=pl.Float64)
+
+
 def days_since(reference: pl.Expr, instant: pl.Expr) -> pl.Expr:
     """(reference − instant) in days, as ``days_since_last_post`` measures it (null when either is null)."""
-    return (reference - instant).dt.total_milliseconds() / _DAY_MS
+    return ms_to_days((reference - instant).dt.total_milliseconds())
 
 
 def creator_stats(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,13 @@ import typer
 from audiencefit.cli._app import features_app
 from features.errors import InputError
 from features.export import parse_instant
+
+
+class Engine(StrEnum):
+    """Where ``features build`` computes the partitions."""
+
+    local = "local"
+    ray = "ray"
 
 
 def parse_as_of(value: str | None, flag: str = "--as-of") -> datetime | None:
@@ -63,6 +71,18 @@ def build(
             "ids and labels; sizes are counted again). Default: fit the clusters on this data.",
         ),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="Where the partitions are computed: 'local' (this process) or 'ray' (Ray Data tasks on a local "
+            "runtime, or the cluster at RAY_ADDRESS; see docs/scaling.md). The feature set is the same.",
+        ),
+    ] = Engine.local,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Ray workers of a local runtime (at least 1; default: one per core)."),
+    ] = None,
     progress: Annotated[
         bool,
         typer.Option(
@@ -98,6 +118,8 @@ def build(
         partition_creators=partition_creators,
         clusters_from=clusters_from,
         progress=progress,
+        engine=engine.value,
+        workers=workers,
     )
     counts = manifest["row_counts"]
     logging.getLogger("audiencefit.cli").info(

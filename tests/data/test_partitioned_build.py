@@ -52,7 +52,7 @@ def _build(data: Path, out: Path, partition_creators: int, **update: object) -> 
 def _assert_same_files(manifests: list[dict[str, Any]]) -> None:
     first = manifests[0]
     for other in manifests[1:]:
-        assert other["files"] == first["files"]  # every file's sha256
+        assert other["files"] == first["files"], [k for k in first["files"] if first["files"][k] != other["files"].get(k)]
         assert other["feature_set_id"] == first["feature_set_id"]
 
 
@@ -102,6 +102,12 @@ def test_a_posts_only_export_is_partition_independent_and_clusters_captions(worl
     for name in ("creators", "posts"):
         shutil.copy(world / f"{name}.parquet", data / f"{name}.parquet")
     manifests = [_build(data, tmp_path / f"fs{p}", p) for p in (WORLD_CREATORS, 37)]
+    a = pl.read_parquet(tmp_path / f"fs{WORLD_CREATORS}" / "creators.parquet")
+    b = pl.read_parquet(tmp_path / "fs37" / "creators.parquet")
+    for col in a.columns:
+        if not a[col].equals(b[col], null_equal=True):
+            idx = [i for i in range(a.height) if a[col][i] != b[col][i]][:3]
+            print("DIFF", col, [(a[col][i], b[col][i]) for i in idx], manifests[0]["export_instant"], manifests[1]["export_instant"])
     _assert_same_files(manifests)
     assert manifests[0]["audience_cluster_sample"]["basis"] == "captions"
     assert f"{FOLLOWER_KEYS}.parquet" not in manifests[0]["files"]
