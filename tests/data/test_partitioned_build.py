@@ -68,6 +68,7 @@ def test_one_three_and_seven_partitions_write_identical_files(world, tmp_path):
     fs = load_feature_set(tmp_path / f"fs{sizes[2]}")
     assert fs.creators.height == WORLD_CREATORS
     assert fs.creators["creator_id"].is_sorted()
+    assert manifests[2]["row_counts"]["terms"] == fs.terms.height > 0
     assert fs.terms.select("creator_id", "kind", "term").equals(
         fs.terms.select("creator_id", "kind", "term").sort("creator_id", "kind", "term")
     )
