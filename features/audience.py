@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from features.exact_matmul import exact_matmul
+
 F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
 BoolArr = NDArray[np.bool_]
@@ -66,24 +68,6 @@ def recency_weights(rank_from_newest: I64, half_life_posts: float) -> NDArray[np
     return np.power(0.5, rank_from_newest.astype(np.float64) / max(half_life_posts, 1e-9))
 
 
-# Exact cluster similarities (AudienceClusters.similarities): components are rounded to multiples of 2**-20, so in
-# float64 a product is a multiple of 2**-40 below 2**42 (components within ±2) and a sum of fewer than 2048 of them
-# stays below 2**53: every partial sum is exact.
-_EXACT_DOT_SCALE = 2.0**20
-_EXACT_DOT_UNIT = 2.0**-40
-_EXACT_DOT_MAX_DIM = 2048
-_SIMILARITY_CHUNK = 16_384  # rows per float64 block (~50 MB at 384 dimensions)
-
-
-def _exact_grid(matrix: NDArray[np.floating]) -> NDArray[np.float64]:
-    """``matrix`` × 2**20 rounded to integers, in float64 (components must lie within ±2)."""
-    # In float32 (half the memory traffic): scaling by a power of two and rounding to integers below 2**24 are exact.
-    scaled: NDArray[np.float32] = np.rint(np.asarray(matrix, dtype=np.float32) * np.float32(_EXACT_DOT_SCALE))
-    if scaled.size and float(np.abs(scaled).max()) > 2 * _EXACT_DOT_SCALE:
-        raise ValueError("exact similarities need components within ±2 (unit or zero rows)")
-    return scaled.astype(np.float64)
-
-
 @dataclass(frozen=True)
 class AudienceClusters:
     """Audience interest clusters fitted over follower vectors."""
@@ -97,25 +81,16 @@ class AudienceClusters:
     def similarities(self, vectors: F32) -> F32:
         """Cosine of each row with each centroid, (n, k); each value depends on its row alone.
 
-        Not a plain ``vectors @ centroids.T``: BLAS blocks a product by its shape, so a row's dot products change in
-        the last bit with the rows around it, and a partitioned feature build must give the same bytes whatever its
-        partitions. Both sides are rounded to a grid of ``2**-20`` (below float32's resolution of a cosine) and
-        multiplied in float64, where every product and partial sum of grid values is exact: the sum is the same in
-        any order, kernel or thread count, and BLAS keeps its speed. Rows must have components within ±2 (unit or
-        zero rows here).
+        Through ``features.exact_matmul``, not a plain ``vectors @ centroids.T``: BLAS gives a row last bits that
+        change with the rows around it, and a partitioned feature build must give the same bytes whatever its
+        partitions.
         """
         vectors = np.asarray(vectors, dtype=np.float32)
-        n, dim = vectors.shape
-        if dim != self.centroids.shape[1]:
-            raise ValueError(f"vectors have {dim} dimensions, the centroids {self.centroids.shape[1]}")
-        if dim >= _EXACT_DOT_MAX_DIM:
-            raise ValueError(f"exact similarities need fewer than {_EXACT_DOT_MAX_DIM} dimensions, got {dim}")
-        centroids = _exact_grid(self.centroids).T
-        out = np.empty((n, self.k), dtype=np.float32)
-        for start in range(0, n, _SIMILARITY_CHUNK):
-            block = _exact_grid(vectors[start : start + _SIMILARITY_CHUNK])
-            out[start : start + len(block)] = (block @ centroids) * _EXACT_DOT_UNIT
-        return out
+        if vectors.ndim != 2 or vectors.shape[1] != self.centroids.shape[1]:
+            raise ValueError(
+                f"vectors of shape {vectors.shape}, the centroids have {self.centroids.shape[1]} dimensions"
+            )
+        return exact_matmul(vectors, self.centroids.T)
 
     def assign(self, vectors: F32) -> I64:
         """Nearest centroid (by cosine) of each row."""

@@ -27,7 +27,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -65,7 +65,22 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
 
-__all__ = ["CONTENT_POSTS", "CreatorFeatures", "build_feature_set", "build_from_partitions", "compute_features"]
+__all__ = [
+    "CONTENT_POSTS",
+    "CreatorFeatures",
+    "FittedClusters",
+    "PassTotals",
+    "PinnedClusters",
+    "UpdateResult",
+    "build_feature_set",
+    "build_from_partitions",
+    "compute_features",
+    "feature_manifest",
+    "feature_pass",
+    "fit_clusters",
+    "sample_pass",
+    "update_feature_set",
+]
 
 
 @dataclass(frozen=True)
@@ -252,6 +267,196 @@ def _write_manifest(target: Path, manifest: dict[str, Any]) -> None:
     (target / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
 
 
+def sample_pass(
+    source: PartitionSource,
+    *,
+    as_of: datetime | None,
+    settings: Settings,
+    embedder: Embedder,
+    cache: EmbeddingCache | None,
+    bar: Any = None,
+    progress: bool = False,
+) -> FittedClusters:
+    """Pass 1: every partition's k-means candidates (``partition_candidates``, one partition at a time), merged,
+    and the clusters fitted on the merged sample. A distributed engine maps ``partition_candidates`` over the
+    partitions and folds ``merge_candidates`` in partition order to the same result."""
+    k = settings.audience_clusters
+    m = sample_size(k)
+    task = bar.add_task("k-means sample", total=source.n_partitions) if bar is not None else None
+    merged = BasisCandidates.empty()
+    for i in range(source.n_partitions):
+        found = partition_candidates(
+            source.load(i), as_of=as_of, settings=settings, need_captions=merged.followers_eligible < k
+        )
+        merged = merge_candidates(merged, found, m)
+        if bar is not None:
+            bar.advance(task)
+    fitted = fit_clusters(merged, embedder=embedder, cache=cache, settings=settings, progress=progress)
+    log.info(
+        "audience clusters fitted",
+        extra={"basis": fitted.sample.basis, "sample": len(fitted.sample.texts), "k": fitted.clusters.k},
+    )
+    return fitted
+
+
+@dataclass
+class PassTotals:
+    """What the feature pass adds up over partitions (in partition order)."""
+
+    k: int
+    creator_rows: list[pl.DataFrame] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    embed_stats: dict[str, int] = field(default_factory=dict)
+    follower_counts: np.ndarray | None = None
+    caption_counts: np.ndarray | None = None
+
+    def add(self, features: PartitionFeatures) -> None:
+        """Count one partition's rows (call in partition order)."""
+        if self.follower_counts is None or self.caption_counts is None:
+            self.follower_counts = np.zeros(self.k, dtype=np.int64)
+            self.caption_counts = np.zeros(self.k, dtype=np.int64)
+        self.creator_rows.append(features.creators)
+        self.sizes.append(features.n_creators)
+        self.follower_counts += features.follower_cluster_counts
+        self.caption_counts += features.caption_cluster_counts
+        _add_stats(self.embed_stats, features.embed_stats)
+
+    def finish(self, fitted: FittedClusters | PinnedClusters) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The creators table (global audience quality over every partition's rows) and the clusters table."""
+        zeros = np.zeros(self.k, dtype=np.int64)
+        creators = finish_creators(pl.concat(self.creator_rows))
+        clusters = fitted.table(
+            self.follower_counts if self.follower_counts is not None else zeros,
+            self.caption_counts if self.caption_counts is not None else zeros,
+        )
+        return creators, clusters
+
+
+def _texts_embedded(stats: dict[str, int]) -> int:
+    return sum(v for key, v in stats.items() if key.endswith("_embedded"))
+
+
+def local_partitions(
+    source: PartitionSource,
+    compute: Callable[[Dataset], PartitionFeatures],
+    carry: Carry | None,
+    basis: str,
+) -> Iterator[tuple[PartitionFeatures, pl.DataFrame]]:
+    """Every partition's features and update state, computed in this process, in partition order (with ``carry``:
+    only the creators it recomputes; the others copied from its base feature set)."""
+    for i in range(source.n_partitions):
+        part = source.load(i)
+        features = compute(part) if carry is None else carry.partition(part, compute)
+        counts = features.follower_counts_by_creator if basis == "followers" else features.caption_counts_by_creator
+        if counts is None:
+            raise RuntimeError("a partition's features came without per-creator cluster counts")
+        yield features, update_state(part, counts)
+
+
+def feature_pass(
+    partitions: Iterator[tuple[PartitionFeatures, pl.DataFrame]],
+    writer: FeatureSetWriter,
+    fitted: FittedClusters | PinnedClusters,
+    *,
+    n_parts: int,
+    bar: Any = None,
+) -> PassTotals:
+    """Pass 2: every partition's features (from :func:`local_partitions` or ``features.engine_ray``), in partition
+    order, appended by ``writer`` with their update state; returns the totals the global steps need."""
+    totals = PassTotals(k=fitted.clusters.k, embed_stats=dict(fitted.embed_stats))
+    task = bar.add_task("features", total=n_parts) if bar is not None else None
+    started = time.perf_counter()
+    for i, (features, state) in enumerate(partitions):
+        writer.write_partition(features)
+        writer.write_state(state)
+        totals.add(features)
+        log.info(
+            "feature partition done",
+            extra={
+                "partition": i,
+                "partitions": n_parts,
+                "creators": features.n_creators,
+                "seconds": round(time.perf_counter() - started, 2),
+                "texts_embedded": _texts_embedded(features.embed_stats),
+            },
+        )
+        started = time.perf_counter()
+        if bar is not None:
+            bar.advance(task)
+    return totals
+
+
+def recipe_settings(settings: Settings) -> dict[str, Any]:
+    """The settings that change the features' values (part of the id; the partitioning is not: it changes no
+    byte of the files)."""
+    return {
+        "recent_posts": settings.recent_posts,
+        "content_posts": CONTENT_POSTS,
+        "audience_clusters": settings.audience_clusters,
+        "audience_prior_strength": settings.audience_prior_strength,
+        "max_followers_per_creator": settings.max_followers_per_creator,
+        "max_posts_per_creator": settings.max_posts_per_creator,
+        "seed": settings.seed,
+    }
+
+
+def feature_manifest(
+    *,
+    source: PartitionSource,
+    checksums: dict[str, str],
+    creators: pl.DataFrame,
+    clusters: pl.DataFrame,
+    totals: PassTotals,
+    fitted: FittedClusters | PinnedClusters,
+    terms_rows: int,
+    settings: Settings,
+    embedder: Embedder,
+    backend: str,
+    as_of: datetime | None,
+    stats_as_of: datetime | None,
+) -> dict[str, Any]:
+    """The manifest of a feature set written from ``source`` (``files`` = ``checksums``)."""
+    export = source.export
+    counts = source.row_counts
+    fingerprint = input_fingerprint(dict(source.source_files))
+    used = recipe_settings(settings)
+    if isinstance(fitted, PinnedClusters):
+        used["clusters_from"] = fitted.recipe_entry()  # the features depend on the centroids kept
+    identity = json.dumps(
+        [FEATURE_VERSION, fingerprint, embedder.id, stats_as_of.isoformat() if stats_as_of else None, used]
+    )
+    recipe_id = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return {
+        "feature_version": FEATURE_VERSION,
+        # The id covers the recipe and every file's sha256: loading recomputes it (features.featureset).
+        "feature_set_id": content_id(recipe_id, checksums),
+        "recipe_id": recipe_id,
+        "schema_hash": schema_hash(creators),
+        "input_fingerprint": fingerprint,
+        "embedder_id": embedder.id,
+        "embedder_backend": backend,
+        "embedding_dim": embedder.dim,
+        "as_of": as_of.isoformat() if as_of else None,
+        "export_instant": export.instant.isoformat() if export else None,
+        "export_instant_source": export.source if export else None,
+        "stats_as_of": stats_as_of.isoformat() if stats_as_of else None,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "row_counts": {
+            "creators": creators.height,
+            "posts": counts["posts"],
+            "followers": counts["followers"],
+            "terms": terms_rows,
+            "clusters": clusters.height,
+        },
+        "settings": used,
+        "partitions": {"count": len(totals.sizes), "creators": totals.sizes},
+        "audience_cluster_sample": fitted.manifest_entry(),
+        "digest_scheme": DIGEST_SCHEME,
+        "embedding": totals.embed_stats,
+        "files": checksums,
+    }
+
+
 def build_from_partitions(
     source: PartitionSource,
     out_dir: Path,
@@ -269,14 +474,14 @@ def build_from_partitions(
     """Compute the features of every partition of ``source`` as of ``as_of`` and write them atomically to
     ``out_dir``; returns the manifest.
 
-    ``as_of`` None means as of the source's export instant. Partitions are read twice (the k-means sample, then the
-    features), one at a time; the files do not depend on the partition count. A failure leaves ``out_dir`` as it
-    was. ``clusters_from``: keep that feature set's audience clusters instead of fitting new ones (no sample pass).
-    ``reuse`` (``features update``): an earlier feature set whose clusters are kept and whose rows are carried over
-    for every creator whose raw rows did not change (``features.update``); the files are those of a full build
-    with ``clusters_from`` set to it; ``on_plan`` is handed the plan (which creators are recomputed, removed).
+    ``as_of`` None means as of the source's export instant. Partitions are read twice (:func:`sample_pass`, then
+    :func:`feature_pass`), one at a time; the files do not depend on the partition count. A failure leaves
+    ``out_dir`` as it was. ``clusters_from``: keep that feature set's audience clusters instead of fitting new ones
+    (no sample pass). ``reuse`` (``features update``): an earlier feature set whose clusters are kept and whose rows
+    are carried over for every creator whose raw rows did not change (``features.update``); the files are those of
+    a full build with ``clusters_from`` set to it; ``on_plan`` is handed the plan (creators recomputed, removed).
     ``engine`` ``ray`` computes the partitions in Ray Data tasks (``features.engine_ray``; ``workers``, default one
-    per core) with the same files as ``local``.
+    per core), with the same files as ``local``.
     """
     if engine not in ENGINES:
         raise InputError(f"--engine {engine!r}: unknown; choose one of {', '.join(ENGINES)}")
@@ -299,21 +504,20 @@ def build_from_partitions(
     backend = backend_of(embedder) or settings.embedder if embedder is not None else settings.embedder
     embedder = embedder or get_embedder(backend)
     cache = EmbeddingCache(settings.embedding_cache_dir, embedder.id, embedder.dim)
-    counts = dict(source.row_counts)
+    counts = source.row_counts
     n_parts = source.n_partitions
-    k_max = settings.audience_clusters
-    m = sample_size(k_max)
     # One partition: the embedding bars show texts/s as before; several: one bar over partitions (rich shows one
     # live display at a time).
     inner = progress and n_parts == 1
     if reuse is not None:
         clusters_from = reuse
-    used = _used_settings(settings)
+    if engine == "ray" and (reuse is not None or not isinstance(source, SpilledPartitions)):
+        raise InputError("--engine ray builds from spilled partitions, and not for an update")
 
-    fingerprint = input_fingerprint(dict(source.source_files))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging_dir(out_dir)
     parts_dir = tmp.with_name(tmp.name + ".parts")  # the Ray engine's partition results, read back in order
+    carry: Carry | None = None
     try:
         with _partition_bar(progress and n_parts > 1) as bar:
             fitted: FittedClusters | PinnedClusters
@@ -324,46 +528,39 @@ def build_from_partitions(
                         f"{clusters_from.path}: its centroids have {fitted.clusters.centroids.shape[1]} dimensions, "
                         f"the embedder {embedder.id} gives {embedder.dim}"
                     )
-                used["clusters_from"] = fitted.recipe_entry()
             else:
-                task = bar.add_task("k-means sample", total=n_parts) if bar is not None else None
-                merged = BasisCandidates.empty()
-                for i in range(n_parts):
-                    part = source.load(i)
-                    found = partition_candidates(
-                        part, as_of=stats_as_of, settings=settings, need_captions=merged.followers_eligible < k_max
-                    )
-                    merged = merge_candidates(merged, found, m)
-                    del part
-                    if bar is not None:
-                        bar.advance(task)
-                fitted = fit_clusters(merged, embedder=embedder, cache=cache, settings=settings, progress=inner)
-                log.info(
-                    "audience clusters fitted",
-                    extra={"basis": fitted.basis, "sample": len(fitted.sample.texts), "k": fitted.clusters.k},
+                fitted = sample_pass(
+                    source,
+                    as_of=stats_as_of,
+                    settings=settings,
+                    embedder=embedder,
+                    cache=cache,
+                    bar=bar,
+                    progress=inner,
                 )
-            carry: Carry | None = None
             if reuse is not None:
                 carry = plan_update(
-                    reuse,
-                    source,
-                    stats_as_of=stats_as_of,
-                    settings_used={key: v for key, v in used.items() if key != "clusters_from"},
-                    embedder=embedder,
+                    reuse, source, stats_as_of=stats_as_of, settings_used=recipe_settings(settings), embedder=embedder
                 )
                 carry.log_plan()
                 if on_plan is not None:
                     on_plan(carry)
-            embed_stats = dict(fitted.embed_stats)
-            k = fitted.clusters.k
-            follower_counts = np.zeros(k, dtype=np.int64)
-            caption_counts = np.zeros(k, dtype=np.int64)
-            creator_rows: list[pl.DataFrame] = []
-            sizes: list[int] = []
-            task = bar.add_task("features", total=n_parts) if bar is not None else None
-            with FeatureSetWriter(
-                tmp, n_creators=counts["creators"], dim=embedder.dim, k=k, follower_keys=counts["followers"] > 0
-            ) as writer:
+            partitions: Iterator[tuple[PartitionFeatures, pl.DataFrame]]
+            if engine == "ray":
+                from features.engine_ray import ray_partitions
+
+                assert isinstance(source, SpilledPartitions)
+                partitions = ray_partitions(
+                    source,
+                    parts_dir,
+                    settings=settings,
+                    backend=backend,
+                    centroids=fitted.clusters.centroids,
+                    stats_as_of=stats_as_of,
+                    basis=fitted.basis,
+                    workers=workers,
+                )
+            else:
                 compute = partial(
                     compute_partition,
                     as_of=stats_as_of,
@@ -373,88 +570,31 @@ def build_from_partitions(
                     centroids=fitted.clusters.centroids,
                     progress=inner,
                 )
-                if engine == "ray":
-                    if carry is not None or not isinstance(source, SpilledPartitions):
-                        raise InputError("--engine ray builds from spilled partitions, and not for an update")
-                    from features.engine_ray import ray_partitions
-
-                    partitions = ray_partitions(
-                        source,
-                        parts_dir,
-                        settings=settings,
-                        backend=backend,
-                        centroids=fitted.clusters.centroids,
-                        stats_as_of=stats_as_of,
-                        basis=fitted.basis,
-                        workers=workers,
-                    )
-                else:
-                    partitions = _local_partitions(source, compute, carry, fitted.basis)
-                part_started = time.perf_counter()
-                for i, (features, state) in enumerate(partitions):
-                    writer.write_partition(features)
-                    writer.write_state(state)
-                    creator_rows.append(features.creators)
-                    sizes.append(features.n_creators)
-                    follower_counts += features.follower_cluster_counts
-                    caption_counts += features.caption_cluster_counts
-                    _add_stats(embed_stats, features.embed_stats)
-                    log.info(
-                        "feature partition done",
-                        extra={
-                            "partition": i,
-                            "partitions": n_parts,
-                            "creators": features.n_creators,
-                            "seconds": round(time.perf_counter() - part_started, 2),
-                            "texts_embedded": sum(
-                                v for key, v in features.embed_stats.items() if key.endswith("_embedded")
-                            ),
-                        },
-                    )
-                    del features, state
-                    part_started = time.perf_counter()
-                    if bar is not None:
-                        bar.advance(task)
-                creators = finish_creators(pl.concat(creator_rows))
-                del creator_rows
-                clusters = fitted.table(follower_counts, caption_counts)
+                partitions = local_partitions(source, compute, carry, fitted.basis)
+            with FeatureSetWriter(
+                tmp,
+                n_creators=counts["creators"],
+                dim=embedder.dim,
+                k=fitted.clusters.k,
+                follower_keys=counts["followers"] > 0,
+            ) as writer:
+                totals = feature_pass(partitions, writer, fitted, n_parts=n_parts, bar=bar)
+                creators, clusters = totals.finish(fitted)
                 checksums = writer.finish(creators, clusters, fitted.clusters.centroids)
-                terms_rows = writer.table_rows.get("terms", 0)
-        # Everything that changes the features' values is part of the id; the partitioning is not (it changes no
-        # byte of the files), and neither is reusing rows of an earlier feature set (it changes no byte either).
-        identity = json.dumps(
-            [FEATURE_VERSION, fingerprint, embedder.id, stats_as_of.isoformat() if stats_as_of else None, used]
+        manifest = feature_manifest(
+            source=source,
+            checksums=checksums,
+            creators=creators,
+            clusters=clusters,
+            totals=totals,
+            fitted=fitted,
+            terms_rows=writer.table_rows.get("terms", 0),
+            settings=settings,
+            embedder=embedder,
+            backend=backend,
+            as_of=as_of,
+            stats_as_of=stats_as_of,
         )
-        recipe_id = hashlib.sha256(identity.encode()).hexdigest()[:16]
-        manifest: dict[str, Any] = {
-            "feature_version": FEATURE_VERSION,
-            # The id covers the recipe and every file's sha256: loading recomputes it (features.featureset).
-            "feature_set_id": content_id(recipe_id, checksums),
-            "recipe_id": recipe_id,
-            "schema_hash": schema_hash(creators),
-            "input_fingerprint": fingerprint,
-            "embedder_id": embedder.id,
-            "embedder_backend": backend,
-            "embedding_dim": embedder.dim,
-            "as_of": as_of.isoformat() if as_of else None,
-            "export_instant": export.instant.isoformat() if export else None,
-            "export_instant_source": export.source if export else None,
-            "stats_as_of": stats_as_of.isoformat() if stats_as_of else None,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "row_counts": {
-                "creators": creators.height,
-                "posts": counts["posts"],
-                "followers": counts["followers"],
-                "terms": terms_rows,
-                "clusters": clusters.height,
-            },
-            "settings": used,
-            "partitions": {"count": n_parts, "creators": sizes},
-            "audience_cluster_sample": fitted.manifest_entry(),
-            "digest_scheme": DIGEST_SCHEME,
-            "embedding": embed_stats,
-            "files": checksums,
-        }
         if carry is not None:
             manifest["update"] = carry.summary()
         _write_manifest(tmp, manifest)
@@ -470,40 +610,12 @@ def build_from_partitions(
             "out": str(out_dir),
             "creators": creators.height,
             "partitions": n_parts,
+            "engine": engine,
             "seconds": round(time.perf_counter() - started, 1),
             **({"recomputed": carry.n_recompute, "carried": carry.n_carried} if carry is not None else {}),
         },
     )
     return manifest
-
-
-def _local_partitions(
-    source: PartitionSource,
-    compute: Callable[[Dataset], PartitionFeatures],
-    carry: Carry | None,
-    basis: str,
-) -> Iterator[tuple[PartitionFeatures, pl.DataFrame]]:
-    """Every partition's features and update state, computed in this process, in partition order."""
-    for i in range(source.n_partitions):
-        part = source.load(i)
-        features = compute(part) if carry is None else carry.partition(part, compute)
-        counts = features.follower_counts_by_creator if basis == "followers" else features.caption_counts_by_creator
-        if counts is None:
-            raise RuntimeError("a partition's features came without per-creator cluster counts")
-        yield features, update_state(part, counts)
-
-
-def _used_settings(settings: Settings) -> dict[str, Any]:
-    """The settings that change the features' values (recorded in the manifest and part of the recipe id)."""
-    return {
-        "recent_posts": settings.recent_posts,
-        "content_posts": CONTENT_POSTS,
-        "audience_clusters": settings.audience_clusters,
-        "audience_prior_strength": settings.audience_prior_strength,
-        "max_followers_per_creator": settings.max_followers_per_creator,
-        "max_posts_per_creator": settings.max_posts_per_creator,
-        "seed": settings.seed,
-    }
 
 
 def build_feature_set(

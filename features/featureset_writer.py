@@ -89,6 +89,7 @@ class FeatureSetWriter:
         self.target = target
         self.n_creators = n_creators
         self.rows_written = 0
+        self._rows: dict[str, int] = {}
         (target / "vectors").mkdir(parents=True, exist_ok=True)
         self._tables: dict[str, ParquetTableWriter] = {
             "terms": ParquetTableWriter(target / "terms.parquet", TERMS_SCHEMA),
@@ -130,7 +131,8 @@ class FeatureSetWriter:
 
     @property
     def table_rows(self) -> dict[str, int]:
-        return {name: writer.rows for name, writer in self._tables.items()}
+        """Rows written so far to each per-creator table (kept after :meth:`finish`)."""
+        return self._rows | {name: writer.rows for name, writer in self._tables.items()}
 
     def finish(self, creators: pl.DataFrame, clusters: pl.DataFrame, centroids: np.ndarray) -> dict[str, str]:
         """Write the creators and clusters tables and the centroids, close everything, and return the sha256 of
@@ -151,8 +153,9 @@ class FeatureSetWriter:
         return {str(p.relative_to(self.target)): sha256_file(p) for p in files}
 
     def _close_all(self) -> None:
-        for writer in self._tables.values():
+        for name, writer in self._tables.items():
             writer.close()
+            self._rows[name] = writer.rows
         self._tables = {}
         for matrix in self._matrices.values():
             matrix.flush()  # type: ignore[attr-defined]

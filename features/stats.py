@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import polars as pl
 
 from features.schemas import UTC_DATETIME
@@ -62,6 +63,7 @@ FOLLOWER_TIERS: tuple[tuple[str, int | None], ...] = (
 )
 
 _DAY_MS = 86_400_000.0
+_PER_DAY_MS = 1.0 / _DAY_MS  # see _post_level: multiply, never divide by a scalar
 
 
 def _utc(as_of: datetime) -> datetime:
@@ -139,7 +141,9 @@ def _post_level(recent: pl.LazyFrame, creators: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(
             _er=er,
             _vpf=pl.when(has_followers & pl.col("views").is_not_null()).then(pl.col("views") / pl.col("_followers")),
-            _t_days=pl.col("posted_at").dt.epoch("ms") / _DAY_MS,
+            # Times the reciprocal, not divided: polars divides a one-row frame by a scalar exactly and longer
+            # ones by multiplying with the reciprocal, and a creator's numbers must not depend on its partition.
+            _t_days=pl.col("posted_at").dt.epoch("ms") * _PER_DAY_MS,
         )
         # log ER is only defined for posts with some engagement; zero-engagement posts drop out of the trend.
         .with_columns(_log_er=pl.when(pl.col("_er") > 0).then(pl.col("_er").log()))
@@ -150,14 +154,6 @@ def _aggregations() -> list[pl.Expr]:
     n = pl.len()
     t = pl.col("_t_days")
     span = t.max() - t.min()
-
-    has_log = pl.col("_log_er").is_not_null()
-    tt = t.filter(has_log)
-    yy = pl.col("_log_er").filter(has_log)
-    t_centered = tt - tt.mean()
-    sxx = (t_centered * t_centered).sum()
-    sxy = (t_centered * (yy - yy.mean())).sum()
-    er_trend = pl.when((has_log.sum() >= 4) & (sxx > 0)).then(sxy / sxx * 30.0)
 
     gaps = t.diff().drop_nulls()
     gap_cv = pl.when((n >= 3) & (gaps.mean() > 0)).then(gaps.std() / gaps.mean())
@@ -171,7 +167,6 @@ def _aggregations() -> list[pl.Expr]:
         n.alias("n_posts"),
         pl.col("_er").median().alias("er_median"),
         pl.col("_er").mean().alias("er_mean"),
-        er_trend.alias("er_trend"),
         # The span is floored at one week: one post (or a burst on one day) reads as n posts per week, not infinity.
         (7.0 * n / pl.max_horizontal(span, pl.lit(7.0))).alias("posts_per_week"),
         gap_cv.alias("gap_cv"),
@@ -186,21 +181,53 @@ def _aggregations() -> list[pl.Expr]:
     ]
 
 
-def ms_to_days(milliseconds: pl.Expr) -> pl.Expr:
-    """Integer milliseconds as days (Float64), divided in numpy: polars may rewrite a division by a literal as a
-    multiplication by its reciprocal in one plan and not in another (measured: 1 ulp apart in two builds of the same
-    data), and a feature must have the same bits whatever plan computed it."""
+def _er_trend(post_level: pl.DataFrame, recent_n: int) -> pl.DataFrame:
+    """creator_id, er_trend: least-squares slope of ln(ER) against time (per 30 days) of each creator's posts.
 
-    def divide(values: pl.Series) -> pl.Series:
-        days = values.cast(pl.Float64).to_numpy() / _DAY_MS
-        return pl.Series(values.name, days, dtype=pl.Float64).fill_nan(None)
+    In numpy, every sum in post order (sequential over a fixed ``recent_n`` columns): polars' grouped sums of
+    derived expressions change in the last bit with a group's position in the frame, and a creator's statistics
+    must not depend on which creators are computed with it (a partitioned build gives the same bytes).
+    ``post_level`` is sorted by creator, then post time.
+    """
+    valid = post_level.filter(pl.col("_log_er").is_not_null()).select("creator_id", "_t_days", "_log_er")
+    if valid.height == 0:
+        return pl.DataFrame(schema={"creator_id": pl.String, "er_trend": pl.Float64})
+    runs = valid.select(pl.col("creator_id").rle()).unnest("creator_id")
+    lengths = runs["len"].to_numpy().astype(np.int64)
+    if lengths.max() > recent_n:
+        raise ValueError(f"a creator has {lengths.max()} recent posts, more than recent_n={recent_n}")
+    n_groups = len(lengths)
+    group = np.repeat(np.arange(n_groups), lengths)
+    position = np.arange(valid.height) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    mask = np.zeros((n_groups, recent_n), dtype=bool)
+    t = np.zeros((n_groups, recent_n))
+    y = np.zeros((n_groups, recent_n))
+    mask[group, position] = True
+    t[group, position] = valid["_t_days"].to_numpy()
+    y[group, position] = valid["_log_er"].to_numpy()
 
-    return milliseconds.map_batches(divide, return_dtype=pl.Float64)
+    def in_order(matrix: np.ndarray) -> np.ndarray:
+        total = np.zeros(n_groups)
+        for j in range(recent_n):
+            total += matrix[:, j]
+        return total
+
+    count = lengths.astype(np.float64)
+    t_centered = np.where(mask, t - (in_order(t) / count)[:, None], 0.0)
+    y_centered = np.where(mask, y - (in_order(y) / count)[:, None], 0.0)
+    sxx = in_order(t_centered * t_centered)
+    sxy = in_order(t_centered * y_centered)
+    defined = (lengths >= 4) & (sxx > 0)
+    slope = np.divide(sxy, sxx, out=np.zeros(n_groups), where=defined) * 30.0
+    return pl.DataFrame({"creator_id": runs["value"], "_slope": slope, "_defined": defined}).select(
+        "creator_id", pl.when(pl.col("_defined")).then(pl.col("_slope")).alias("er_trend")
+    )
 
 
 def days_since(reference: pl.Expr, instant: pl.Expr) -> pl.Expr:
-    """(reference − instant) in days, as ``days_since_last_post`` measures it (null when either is null)."""
-    return ms_to_days((reference - instant).dt.total_milliseconds())
+    """(reference − instant) in days, as ``days_since_last_post`` measures it (null when either is null): times
+    the reciprocal of a day, the same bits whatever the frame's length (see ``_PER_DAY_MS``)."""
+    return (reference - instant).dt.total_milliseconds() * _PER_DAY_MS
 
 
 def creator_stats(
@@ -236,7 +263,13 @@ def creator_stats(
         raise ValueError(f"recent_n must be at least 1, got {recent_n}")
     window = filter_as_of(posts, as_of)
     totals = window.group_by("creator_id").agg(pl.len().alias("n_posts_total"))
-    per_creator = _post_level(_recent_posts(window, recent_n), creators).group_by("creator_id").agg(_aggregations())
+    post_level = _post_level(_recent_posts(window, recent_n), creators).collect()
+    per_creator = (
+        post_level.lazy()
+        .group_by("creator_id")
+        .agg(_aggregations())
+        .join(_er_trend(post_level, recent_n).lazy(), on="creator_id", how="left")
+    )
 
     reference = pl.LazyFrame({"_ref": [_utc(as_of) if as_of is not None else None]}, schema={"_ref": UTC_DATETIME})
 

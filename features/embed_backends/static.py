@@ -33,6 +33,7 @@ from scipy.sparse import csr_matrix
 
 from features.embed_backends.artifacts import read_manifest
 from features.embed_backends.onnx_minilm import unit_rows
+from features.exact_matmul import exact_matmul
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +82,12 @@ def apply_linear_map(vectors: npt.NDArray[np.float32], affine: npt.NDArray[np.fl
     that and, on a machine whose cores are busy with other work, its threads wait for each other (measured: 86x
     slower than one thread at a load of 9 on 2 cores). One thread also makes the vectors the same on any number
     of cores. The lock keeps concurrent callers from restoring each other's thread count out of order.
+
+    The product is ``features.exact_matmul``'s (``m3``): a text's vector does not depend on the texts batched with
+    it, so a feature build split into partitions or spread over workers embeds every text to the same bytes.
     """
     with _BLAS_LOCK, _one_blas_thread():
-        mapped = vectors @ affine[:-1]
+        mapped = exact_matmul(vectors, affine[:-1])
     return unit_rows((mapped + affine[-1]).astype(np.float32))
 
 
@@ -91,10 +95,10 @@ EMBED_REVISION = "w1"
 """Appended to the static backend's id: bump it whenever the static vectors' arithmetic changes (``w1``: a sum
 over per-word sums instead of over pieces), so vectors computed the old way are never mixed with new ones."""
 
-MAP_REVISION = f"m2{EMBED_REVISION}"
+MAP_REVISION = f"m3{EMBED_REVISION}"
 """Appended to the ids of backends that use :func:`apply_linear_map` (aligned, hybrid): bump it whenever the
-map's arithmetic changes (``m1``: one BLAS thread; ``m2``: the static vectors it maps changed, :data:`EMBED_REVISION`),
-so vectors computed the old way are never mixed with new ones."""
+map's arithmetic changes (``m1``: one BLAS thread; ``m2``: the static vectors it maps changed, :data:`EMBED_REVISION`;
+``m3``: an exact, batch-independent product), so vectors computed the old way are never mixed with new ones."""
 
 _WORD_CACHE_SIZE = 1 << 18  # distinct words kept (~220 bytes each: ~58 MB at most); a fresh cache when full
 _WORD_ROWS = 1 << 16  # summed rows of multi-piece words (1.5 kB each at 384 dims: ~100 MB at most, touched lazily)

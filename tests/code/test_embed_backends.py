@@ -223,6 +223,16 @@ def test_static_vectors_do_not_depend_on_the_word_cache_or_batch_mates(built: Bu
     assert np.array_equal(together, alone)
 
 
+def test_aligned_vectors_do_not_depend_on_batch_mates(built: Built) -> None:
+    # The map's product is exact (features.exact_matmul): a partitioned or distributed feature build embeds every
+    # text to the same bytes whatever it is batched with.
+    aligned = built.embedders[SMALL_ALIGNED.key]
+    texts = social_texts(120, seed=7)
+    together = aligned.embed(texts)
+    assert np.array_equal(together, np.vstack([aligned.embed([t]) for t in texts]))
+    assert np.array_equal(together[5:70], aligned.embed(texts[5:70]))
+
+
 def test_the_map_runs_on_one_blas_thread_and_restores_the_pool(built: Built) -> None:
     from threadpoolctl import threadpool_info
 
