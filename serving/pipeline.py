@@ -258,7 +258,7 @@ def warm_up(state: AppState) -> None:
     22–26 ms for the next ones). Does nothing without a model; its answer is discarded. A failure is logged and
     the service starts as it would have without the warm-up (a bundle that loads is not refused here).
     """
-    model = state.models.current
+    model = state.model
     if model is None:
         return
     started = time.perf_counter()
