@@ -208,3 +208,35 @@ def test_a_pointer_and_a_bundle_with_a_feature_set(api_settings, feature_sets: d
             assert resp.status_code == 200 and resp.json()["serving_feature_set_id"] == a_id
     finally:
         (published / "CURRENT").unlink(missing_ok=True)
+
+
+def test_the_other_worker_follows_a_feature_set_reload(tmp_path: Path, feature_sets: dict[str, Path], bundles):
+    """``serve --workers 2``: a feature set loaded by the worker asked is loaded by the other within a second, with
+    the bundle each serves kept; a corrupted set reaches none."""
+    import httpx
+
+    from tests.e2e.serve_process import running_serve, serve_env
+    from tests.processes import until
+
+    a_id, _ = _creators(feature_sets["a"])
+    b_id, _ = _creators(feature_sets["b"])
+    bundle_id = json.loads((bundles[0] / "bundle.json").read_text())["bundle_id"]
+
+    def serving(base: str) -> set[tuple[str, str]]:
+        answers = [httpx.get(f"{base}/readyz", timeout=5).json() for _ in range(16)]
+        return {(r["feature_set_id"], r["bundle_id"]) for r in answers}
+
+    with running_serve(tmp_path, feature_sets["a"], bundles[0], workers=2, env=serve_env(tmp_path)) as server:
+        base = server.base
+        assert serving(base) == {(a_id, bundle_id)}
+        resp = httpx.post(f"{base}/admin/reload", json={"feature_set_path": str(feature_sets["b"])}, headers=ADMIN)
+        assert resp.status_code == 200, resp.text
+        assert until(lambda: serving(base) == {(b_id, bundle_id)}, 15.0, interval=0.2), serving(base)
+        resp = httpx.post(
+            f"{base}/admin/reload", json={"feature_set_path": str(feature_sets["corrupted"])}, headers=ADMIN
+        )
+        assert resp.status_code == 409
+        time.sleep(1.5)  # three sync intervals
+        assert serving(base) == {(b_id, bundle_id)}
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        assert f'feature_set_id="{b_id}"' in metrics and f'feature_set_id="{a_id}"' not in metrics
