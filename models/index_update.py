@@ -271,23 +271,42 @@ def update_vector_index(
 ) -> tuple[VectorIndex, IndexUpdateStats]:
     """The index ``idx`` (built from ``fs_old``) for ``fs_new``: updated in place when the change is small and the
     trained quantiser still fits, otherwise built again; ``idx`` itself is never modified."""
-    import faiss
-
-    started = time.perf_counter()
     if idx.feature_set_id != fs_old.feature_set_id:
         raise InputError(
             f"the {idx.kind} index was built from feature set {idx.feature_set_id!r}, not from the old feature set "
             f"{fs_old.feature_set_id!r}"
         )
-    new_vectors = index_vectors(fs_new, idx.kind)
-    changes = row_changes(
+    return update_with_vectors(
+        idx,
         fs_old.creators["creator_id"].to_list(),
         fs_new.creators["creator_id"].to_list(),
-        idx.vectors,
-        new_vectors,
+        index_vectors(fs_new, idx.kind),
+        fs_new.feature_set_id,
         changed_ids,
         removed_ids,
+        settings,
+        max_share=max_share,
     )
+
+
+def update_with_vectors(
+    idx: VectorIndex,
+    old_ids: list[str],
+    new_ids: list[str],
+    new_vectors: np.ndarray,
+    new_feature_set_id: str,
+    changed_ids: Iterable[str],
+    removed_ids: Iterable[str],
+    settings: Settings,
+    *,
+    max_share: float = MAX_CHANGED_SHARE,
+) -> tuple[VectorIndex, IndexUpdateStats]:
+    """:func:`update_vector_index` on the new feature set's index vectors (``models.index.index_vectors``) and the
+    creator ids of both sets, row-aligned."""
+    import faiss
+
+    started = time.perf_counter()
+    changes = row_changes(old_ids, new_ids, idx.vectors, new_vectors, changed_ids, removed_ids)
 
     def stats(method: Method, reason: str, rows: int) -> IndexUpdateStats:
         return IndexUpdateStats(
@@ -311,7 +330,7 @@ def update_vector_index(
     if idx.index_type == "flat":
         flat = faiss.IndexFlatIP(new_vectors.shape[1])
         flat.add(new_vectors)
-        out = VectorIndex(idx.kind, flat, new_vectors, fs_new.feature_set_id, "flat", dict(idx.params))
+        out = VectorIndex(idx.kind, flat, new_vectors, new_feature_set_id, "flat", dict(idx.params))
         return out, stats("refilled", "an exact index has nothing trained: filled with the new vectors", out.n)
     reason = None
     if idx.index_type != "ivf":
@@ -325,12 +344,12 @@ def update_vector_index(
     if reason is not None or _index_settings_changed(idx, settings):
         why = reason or "the index settings changed since it was built"
         index, index_type, params = build_faiss(new_vectors, settings)
-        rebuilt = VectorIndex(idx.kind, index, new_vectors, fs_new.feature_set_id, index_type, params)
+        rebuilt = VectorIndex(idx.kind, index, new_vectors, new_feature_set_id, index_type, params)
         log.info("index built again instead of updated", extra={"kind": idx.kind, "reason": why})
         return rebuilt, stats("rebuilt", why, rebuilt.n)
     updated = faiss.clone_index(idx.index)  # the given index may be serving: change a copy
     update_lists(updated, new_vectors, changes, idx.codec)
-    out = VectorIndex(idx.kind, updated, new_vectors, fs_new.feature_set_id, idx.index_type, dict(idx.params))
+    out = VectorIndex(idx.kind, updated, new_vectors, new_feature_set_id, idx.index_type, dict(idx.params))
     return out, stats("in-place", "few creators changed and the trained quantiser fits", out.n)
 
 

@@ -229,9 +229,8 @@ def create_app(
             logging.shutdown()  # flush: os._exit skips it
             os._exit(exc.exit_code)
         freeze_loaded_objects()
-        serving = holder.state
-        if serving is not None and serving.model is not None:
-            metrics.set_model(serving.model.bundle.bundle_id, serving.model.source, serving.fs.feature_set_id)
+        _show_serving(holder, metrics)  # not a local here: this frame lives as long as the app, and would keep
+        # the start-up state (and its feature set) alive after a reload replaced it
         if holder.reclog is not None:
             metrics.set_log_counts(holder.reclog.counts)
         sync = WorkerSync(config.control_dir, metrics) if config.control_dir is not None else None
@@ -268,6 +267,13 @@ def create_app(
         app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _show_serving(holder: ServingHolder, metrics: Metrics) -> None:
+    """Put the ids of what serves into the metrics."""
+    state = holder.state
+    if state is not None and state.model is not None:
+        metrics.set_model(state.model.bundle.bundle_id, state.model.source, state.fs.feature_set_id)
 
 
 def _bare_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -61,6 +62,7 @@ class ReloadRefusedError(AudiencefitError):
 
 
 POINTER_FILE = "CURRENT"
+REFREEZE_TIMEOUT_S = 120.0  # the longest a request may still hold an old feature set before it is frozen anyway
 MAX_POINTER_BYTES = 1_024
 
 
@@ -358,10 +360,8 @@ class ServingHolder:
             self.last_error = None
             before = _ids(previous)
             log.info("serving state loaded", extra={"serving": _ids(new), "previous": before})
-            swapped_features = previous is None or previous.features is not new.features
-            previous = None  # requests still holding the old state keep it alive until they end
-            if swapped_features:
-                _refreeze()
+            if previous is not None and previous.features is not new.features:
+                _refreeze_when_gone(weakref.ref(previous.features))
             return Reloaded(before["bundle_id"], before["feature_set_id"], new)
 
     def _configured(self, features: Path) -> bool:
@@ -402,20 +402,34 @@ class Reloaded:
     state: AppState
 
 
-def _refreeze() -> None:
+def _refreeze_when_gone(old: weakref.ref[ServedFeatures], timeout_s: float = REFREEZE_TIMEOUT_S) -> None:
     """After a feature set swap, when start-up froze its objects for the garbage collector
-    (``serving.app.freeze_loaded_objects``): unfreeze, collect (the old set's cycles) and freeze again, so that the
-    new set's objects are not walked by full collections either. One full collection, in the reloading thread."""
+    (``serving.app.freeze_loaded_objects``): once nothing refers to the old feature set any more (the requests that
+    started on it have ended), unfreeze, collect and freeze again, in a background thread. The old set's reference
+    cycles (caches bound to its objects) are then collected instead of staying frozen for ever, and the new set's
+    objects are frozen so that later full collections do not walk them. Freezing while a request still held the
+    old set would keep it frozen, and resident, for the life of the process."""
     if not gc.get_freeze_count():
         return
-    started = time.perf_counter()
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-    log.info(
-        "objects frozen again for the garbage collector after a feature set swap",
-        extra={"objects": gc.get_freeze_count(), "seconds": round(time.perf_counter() - started, 3)},
-    )
+
+    def settle() -> None:
+        deadline = time.monotonic() + timeout_s
+        while old() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.perf_counter()
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        log.info(
+            "objects frozen again for the garbage collector after a feature set swap",
+            extra={
+                "objects": gc.get_freeze_count(),
+                "seconds": round(time.perf_counter() - started, 3),
+                "old_set_still_referenced": old() is not None,
+            },
+        )
+
+    threading.Thread(target=settle, name="refreeze-after-swap", daemon=True).start()
 
 
 def _ids(state: AppState | None) -> dict[str, str | None]:

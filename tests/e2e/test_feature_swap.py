@@ -3,17 +3,20 @@ model as one state, under load, with no failed request and no answer mixing two 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SMALL_WORLD_CREATORS, HashingEmbedder
 from tests.e2e.conftest import ADMIN_KEY, make_client
+from tests.processes import until
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
 BODY = {"segments": [{"text": "fitness fans who lift weights and run"}], "k": 8}
@@ -189,8 +192,12 @@ def test_a_pointer_and_a_bundle_with_a_feature_set(api_settings, feature_sets: d
     try:
         for client in make_client(api_settings, feature_sets["a"], bundles[0]):
             assert client.get(f"/v1/creators/{only_b}").status_code == 404
+            started_with = weakref.ref(client.app.state.serving.state.features)
             resp = _reload(client, {"feature_set_path": str(published), "bundle_path": str(bundles[1])})
             assert resp.status_code == 200, resp.text
+            # The replaced feature set is freed (nothing keeps it: not the app's lifespan, not the garbage
+            # collector's frozen generation), so a daily swap does not add a feature set's memory each day.
+            assert until(lambda: gc.collect() >= 0 and started_with() is None, 10.0, interval=0.1)
             assert resp.json()["serving_feature_set_id"] == b_id and resp.json()["serving_bundle_id"] == second
             info = client.get("/v1/model").json()
             assert info["feature_set_id"] == b_id and info["bundle_id"] == second
@@ -216,7 +223,6 @@ def test_the_other_worker_follows_a_feature_set_reload(tmp_path: Path, feature_s
     import httpx
 
     from tests.e2e.serve_process import running_serve, serve_env
-    from tests.processes import until
 
     a_id, _ = _creators(feature_sets["a"])
     b_id, _ = _creators(feature_sets["b"])
