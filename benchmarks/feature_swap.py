@@ -75,11 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     ids = list(sets)
     del fs
-    limits = ("", "_plans", "_address")
-    unlimited = {f"rate_limit{k}_per_second": 100_000.0 for k in limits} | {
-        f"rate_limit{k}_burst": 100_000 for k in limits
-    }
-    settings = Settings(api_keys=[API_KEY], admin_api_keys=[ADMIN_KEY], **unlimited)  # the rest from the environment
+    settings = Settings(  # the rest from the environment; rate limits that never refuse the load
+        api_keys=[API_KEY],
+        admin_api_keys=[ADMIN_KEY],
+        rate_limit_per_second=100_000.0,
+        rate_limit_burst=100_000,
+        rate_limit_plans_per_second=100_000.0,
+        rate_limit_plans_burst=100_000,
+        rate_limit_address_per_second=100_000.0,
+        rate_limit_address_burst=100_000,
+    )
     sampler = Sampler()
     sampler.start()
     before_start = rss_mb()

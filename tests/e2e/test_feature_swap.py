@@ -197,7 +197,7 @@ def test_a_pointer_and_a_bundle_with_a_feature_set(api_settings, feature_sets: d
             assert resp.status_code == 200, resp.text
             # The replaced feature set is freed (nothing keeps it: not the app's lifespan, not the garbage
             # collector's frozen generation), so a daily swap does not add a feature set's memory each day.
-            assert until(lambda: gc.collect() >= 0 and started_with() is None, 10.0, interval=0.1)
+            assert until(lambda ref=started_with: gc.collect() >= 0 and ref() is None, 10.0, interval=0.1)
             assert resp.json()["serving_feature_set_id"] == b_id and resp.json()["serving_bundle_id"] == second
             info = client.get("/v1/model").json()
             assert info["feature_set_id"] == b_id and info["bundle_id"] == second
