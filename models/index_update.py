@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
+import polars as pl
 
 from audiencefit.settings import Settings
 from features.errors import InputError
@@ -52,7 +53,8 @@ log = logging.getLogger(__name__)
 MAX_CHANGED_SHARE = 0.05  # above this share of creators changed, added or removed: build again
 MAX_CLIPPED_SHARE = 0.001  # int8: share of the new vectors' values outside the codec's range that still fits
 MIN_AFFINITY_RATIO = 0.9  # new vectors' mean cosine to their list centre, relative to the unchanged ones'
-AFFINITY_SAMPLE = 20_000  # unchanged rows the affinity is compared with (every j-th row)
+AFFINITY_SAMPLE = 5_000
+COMPARE_CHUNK_ROWS = 4_096  # rows of old and new vectors compared at a time  # unchanged rows the affinity is compared with (every j-th row)
 KINDS: tuple[IndexKind, ...] = ("audience", "content")
 
 Method = Literal["in-place", "refilled", "rebuilt"]
@@ -102,42 +104,47 @@ def row_changes(
     listed as removed, or one listed as removed that is still there: :class:`InputError` naming it); and find the
     creators whose vectors differ although they were not listed (counted as ``unlisted``, replaced all the same:
     an update is never trusted to be smaller than it is)."""
-    old_row = {cid: i for i, cid in enumerate(old_ids)}
-    new_row = {cid: i for i, cid in enumerate(new_ids)}
-    if len(old_row) != len(old_ids) or len(new_row) != len(new_ids):
+    old = pl.DataFrame({"creator_id": pl.Series(old_ids, dtype=pl.String)}).with_row_index("old_row")
+    new = pl.DataFrame({"creator_id": pl.Series(new_ids, dtype=pl.String)}).with_row_index("new_row")
+    if old["creator_id"].n_unique() != old.height or new["creator_id"].n_unique() != new.height:
         raise InputError("a feature set lists a creator id twice; its index cannot be updated")
-    changed, removed = set(changed_ids), set(removed_ids)
-    _refuse(sorted(changed - new_row.keys()), "listed as changed but not in the new feature set")
-    _refuse(sorted(removed - old_row.keys()), "listed as removed but not in the old feature set")
-    _refuse(sorted(removed & new_row.keys()), "listed as removed but still in the new feature set")
-    _refuse(sorted(new_row.keys() - old_row.keys() - changed), "new in the feature set but not listed as changed")
-    _refuse(sorted(old_row.keys() - new_row.keys() - removed), "gone from the feature set but not listed as removed")
+    changed = pl.Series("creator_id", list(dict.fromkeys(changed_ids)), dtype=pl.String)
+    removed = pl.Series("creator_id", list(dict.fromkeys(removed_ids)), dtype=pl.String)
+    both = old.join(new, on="creator_id", how="full", coalesce=True)  # one hash join of the two id lists
+    gone = both.filter(pl.col("new_row").is_null())["creator_id"]
+    added_ids = both.filter(pl.col("old_row").is_null())["creator_id"]
+    kept = both.drop_nulls().sort("new_row")
+    _refuse(changed.filter(~changed.is_in(new["creator_id"])), "listed as changed but not in the new feature set")
+    _refuse(removed.filter(~removed.is_in(old["creator_id"])), "listed as removed but not in the old feature set")
+    _refuse(removed.filter(~removed.is_in(gone)), "listed as removed but still in the new feature set")
+    _refuse(added_ids.filter(~added_ids.is_in(changed)), "new in the feature set but not listed as changed")
+    _refuse(gone.filter(~gone.is_in(removed)), "gone but not listed as removed")
     if old_vectors.shape[1:] != new_vectors.shape[1:]:
         raise InputError(f"vectors of {old_vectors.shape[1:]} and {new_vectors.shape[1:]} dimensions: rebuild")
-    kept = [cid for cid in new_ids if cid in old_row]
-    kept_old = np.fromiter((old_row[c] for c in kept), np.int64, len(kept))
-    kept_new = np.fromiter((new_row[c] for c in kept), np.int64, len(kept))
+    kept_old = kept["old_row"].to_numpy().astype(np.int64)
+    kept_new = kept["new_row"].to_numpy().astype(np.int64)
     differs = np.zeros(len(kept), dtype=bool)
-    for start in range(0, len(kept), 65_536):  # bounded temporaries
-        part = slice(start, start + 65_536)
+    for start in range(0, len(kept), COMPARE_CHUNK_ROWS):  # temporaries that stay in the CPU's cache
+        part = slice(start, start + COMPARE_CHUNK_ROWS)
         differs[part] = np.any(old_vectors[kept_old[part]] != new_vectors[kept_new[part]], axis=1)
-    listed = np.fromiter((c in changed for c in kept), bool, len(kept))
+    listed = kept["creator_id"].is_in(changed).to_numpy()
     old_to_new = np.full(len(old_ids), -1, dtype=np.int64)
     same = ~(differs | listed)
     old_to_new[kept_old[same]] = kept_new[same]
-    added = np.fromiter((new_row[c] for c in new_row.keys() - old_row.keys()), np.int64)
+    added = both.filter(pl.col("old_row").is_null())["new_row"].to_numpy().astype(np.int64)
     reinsert = np.sort(np.concatenate([kept_new[~same], added]))
     return RowChanges(
         old_to_new=old_to_new,
         reinsert=reinsert,
         added=len(added),
-        removed=len(removed),
+        removed=len(old_ids) - len(kept),
         replaced=int((~same).sum()),
         unlisted=int((differs & ~listed).sum()),
     )
 
 
-def _refuse(ids: list[str], what: str) -> None:
+def _refuse(found: pl.Series, what: str) -> None:
+    ids = sorted(found.to_list())
     if ids:
         shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
         raise InputError(f"{len(ids)} creator id(s) {what}: {shown}")
