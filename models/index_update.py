@@ -53,8 +53,8 @@ log = logging.getLogger(__name__)
 MAX_CHANGED_SHARE = 0.05  # above this share of creators changed, added or removed: build again
 MAX_CLIPPED_SHARE = 0.001  # int8: share of the new vectors' values outside the codec's range that still fits
 MIN_AFFINITY_RATIO = 0.9  # new vectors' mean cosine to their list centre, relative to the unchanged ones'
-AFFINITY_SAMPLE = 5_000
-COMPARE_CHUNK_ROWS = 4_096  # rows of old and new vectors compared at a time  # unchanged rows the affinity is compared with (every j-th row)
+AFFINITY_SAMPLE = 5_000  # unchanged rows the affinity is compared with (every j-th row)
+COMPARE_CHUNK_ROWS = 4_096  # rows of old and new vectors compared at a time
 KINDS: tuple[IndexKind, ...] = ("audience", "content")
 
 Method = Literal["in-place", "refilled", "rebuilt"]
