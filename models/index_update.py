@@ -54,6 +54,7 @@ MAX_CHANGED_SHARE = 0.05  # above this share of creators changed, added or remov
 MAX_CLIPPED_SHARE = 0.001  # int8: share of the new vectors' values outside the codec's range that still fits
 MIN_AFFINITY_RATIO = 0.9  # new vectors' mean cosine to their list centre, relative to the unchanged ones'
 AFFINITY_SAMPLE = 5_000  # unchanged rows the affinity is compared with (every j-th row)
+MIN_AFFINITY_ROWS = 100  # fewer re-encoded vectors than this: no affinity check
 COMPARE_CHUNK_ROWS = 4_096  # rows of old and new vectors compared at a time
 KINDS: tuple[IndexKind, ...] = ("audience", "content")
 
@@ -180,8 +181,8 @@ def quantizer_fits(ivf: Any, codec: Int8Codec | None, vectors: np.ndarray, chang
 
     For ``int8``, more than ``MAX_CLIPPED_SHARE`` of the re-encoded values fall outside the codec's ranges (they
     would be clipped); or the re-encoded vectors lie farther from their list centres than the unchanged ones (mean
-    cosine below ``MIN_AFFINITY_RATIO`` times theirs): new kinds of audience the k-means never saw, which deserve
-    lists of their own."""
+    cosine below ``MIN_AFFINITY_RATIO`` times theirs, judged from ``MIN_AFFINITY_ROWS`` re-encoded vectors up): new
+    kinds of audience the k-means never saw, which deserve lists of their own."""
     fresh = vectors[changes.reinsert]
     if len(fresh) == 0:
         return None
@@ -189,6 +190,8 @@ def quantizer_fits(ivf: Any, codec: Int8Codec | None, vectors: np.ndarray, chang
         clipped = float(np.mean(np.abs((fresh - codec.offset) * codec.scale) > INT8_MAX + 0.5))
         if clipped > MAX_CLIPPED_SHARE:
             return f"{clipped:.2%} of the new int8 values lie outside the codec's ranges"
+    if len(fresh) < MIN_AFFINITY_ROWS:  # a handful of vectors: their mean says nothing, and cannot skew the lists
+        return None
     kept_rows = np.flatnonzero(np.isin(np.arange(len(vectors)), changes.reinsert, invert=True))
     sample = kept_rows[:: max(1, len(kept_rows) // AFFINITY_SAMPLE)]
     if len(sample) == 0:
