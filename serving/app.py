@@ -74,19 +74,15 @@ class ServeConfig:
 def load_state(settings: Settings, config: ServeConfig) -> ServingHolder:
     """Load everything heavy. Features, indexes and embedder must load; a bad bundle leaves the service up but not
     ready (``/readyz`` says why) so that ``/admin/reload`` can fix it."""
-    from serving.pipeline import warm_up
     from serving.state import open_recommendation_log
 
     reclog = open_recommendation_log(settings)  # first: a bad log URL fails the start before anything loads
     try:
-        holder = _load(settings, config, reclog)
+        return _load(settings, config, reclog)
     except BaseException:
         if reclog is not None:
             reclog.close()
         raise
-    if holder.state is not None:
-        warm_up(holder.state)  # its answer is not logged (it is not shown to anyone)
-    return holder
 
 
 def features_loader(settings: Settings, config: ServeConfig) -> Callable[[Path, ServedFeatures | None], ServedFeatures]:
@@ -149,6 +145,8 @@ def features_loader(settings: Settings, config: ServeConfig) -> Callable[[Path, 
 
 
 def _load(settings: Settings, config: ServeConfig, reclog: RecommendationLog | None) -> ServingHolder:
+    from serving.pipeline import warm_up
+
     def load_model(source: BundleSource, fs: FeatureSet) -> ServingModel:
         return load_serving_model(source, fs, settings)
 
@@ -161,6 +159,7 @@ def _load(settings: Settings, config: ServeConfig, reclog: RecommendationLog | N
         roots=reload_roots(settings, config.bundle_source),
         feature_roots=feature_reload_roots(settings, config.features_dir),
         reclog=reclog,
+        warm=warm_up,  # each new state answers one brief before it serves (its answer is not logged)
     )
     state = holder.start()
     log.info(

@@ -287,8 +287,10 @@ class ServingHolder:
         roots: tuple[Path, ...] | None = None,
         feature_roots: tuple[Path, ...] | None = None,
         reclog: RecommendationLog | None = None,
+        warm: Callable[[AppState], None] | None = None,
     ) -> None:
         self.settings = settings
+        self._warm = warm  # answers one brief on a new state before it serves (never raises)
         self._load_features = load_features
         self._load_model = load_model
         self.default_source = default_source
@@ -356,6 +358,10 @@ class ServingHolder:
                     },
                 )
                 raise
+            if self._warm is not None and new.model is not None:
+                # What the first request on a new state would build (per-view arrays, the default filters' mask),
+                # built before it serves: no request pays for it after a swap.
+                self._warm(new)
             self.state = new  # the swap: one reference assignment
             self.last_error = None
             before = _ids(previous)
