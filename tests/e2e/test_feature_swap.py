@@ -105,16 +105,23 @@ class Driver(threading.Thread):
         assert self.count >= target, "the request driver stalled"
 
 
+@pytest.fixture()
+def swap_settings(api_settings, tmp_path: Path):
+    """The API tests' settings with a data directory (and so a recommendation log) of this test's own: the many
+    answers sent here do not end up in the log the other API tests read."""
+    return api_settings.model_copy(update={"data_dir": tmp_path / "data"})
+
+
 def _reload(client, body: dict[str, str]):
     return client.post("/admin/reload", json=body, headers=ADMIN)
 
 
-def test_feature_sets_swap_under_load(api_settings, feature_sets: dict[str, Path], bundles):
+def test_feature_sets_swap_under_load(swap_settings, feature_sets: dict[str, Path], bundles):
     a_id, a_rows = _creators(feature_sets["a"])
     b_id, b_rows = _creators(feature_sets["b"])
     assert a_id != b_id and a_rows != b_rows
     bundle_id = json.loads((bundles[0] / "bundle.json").read_text())["bundle_id"]
-    for client in make_client(api_settings, feature_sets["a"], bundles[0]):
+    for client in make_client(swap_settings, feature_sets["a"], bundles[0]):
         assert client.get("/readyz").json()["feature_set_id"] == a_id
         drivers = [Driver(client, {a_id: a_rows, b_id: b_rows}) for _ in range(3)]
         for d in drivers:
@@ -178,7 +185,7 @@ def test_feature_sets_swap_under_load(api_settings, feature_sets: dict[str, Path
         assert f'feature_set_id="{a_id}"' in metrics
 
 
-def test_a_pointer_and_a_bundle_with_a_feature_set(api_settings, feature_sets: dict[str, Path], bundles, tmp_path):
+def test_a_pointer_and_a_bundle_with_a_feature_set(swap_settings, feature_sets: dict[str, Path], bundles, tmp_path):
     """``CURRENT`` names the set to serve (replaced atomically by the publisher); a bundle and a feature set given
     together are swapped in together; ``/v1/creators`` answers from the set serving."""
     b_id, b_rows = _creators(feature_sets["b"])
@@ -190,7 +197,7 @@ def test_a_pointer_and_a_bundle_with_a_feature_set(api_settings, feature_sets: d
     tmp.write_text("b\n")
     os.replace(tmp, published / "CURRENT")
     try:
-        for client in make_client(api_settings, feature_sets["a"], bundles[0]):
+        for client in make_client(swap_settings, feature_sets["a"], bundles[0]):
             assert client.get(f"/v1/creators/{only_b}").status_code == 404
             started_with = weakref.ref(client.app.state.serving.state.features)
             resp = _reload(client, {"feature_set_path": str(published), "bundle_path": str(bundles[1])})
