@@ -150,7 +150,14 @@ class Settings(BaseSettings):
         "no bundle paths, only registry URIs and the configured source.",
     )
 
-    @field_validator("reload_roots", mode="before")
+    feature_reload_roots: Annotated[list[Path] | None, NoDecode] = Field(
+        None,
+        description="Comma-separated directories POST /admin/reload may load a feature set (or a directory with a "
+        "CURRENT pointer file) from; others are refused with 403. Unset: <data_dir>/features and the directory "
+        "holding the feature set the service started with (its siblings). Set but empty: only the configured one.",
+    )
+
+    @field_validator("reload_roots", "feature_reload_roots", mode="before")
     @classmethod
     def _parse_roots(cls, value: object) -> list[str] | None:
         return None if value is None else _split_csv(value)

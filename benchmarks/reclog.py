@@ -25,6 +25,7 @@ import argparse
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from serving.schemas import RecommendationRequest
 
     settings = get_settings()
-    state = load_state(settings, ServeConfig(features_dir=args.features, bundle_source=args.bundle))
-    model = state.models.current
-    log = state.reclog
-    if model is None or log is None:
+    loaded = load_state(settings, ServeConfig(features_dir=args.features, bundle_source=args.bundle)).state
+    model = loaded.model if loaded is not None else None
+    log = loaded.reclog if loaded is not None else None
+    if loaded is None or model is None or log is None:
         raise SystemExit("the bundle did not load, or the recommendation log is disabled: nothing to compare")
     bodies = make_requests(args.requests, args.k, args.seed)
     plain = [RecommendationRequest.model_validate(b) for b in bodies]
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RecommendationRequest.model_validate(b | {"exploration": {"share": args.share, "seed": i}})
         for i, b in enumerate(bodies)
     ]
-    state.reclog = None
+    state = replace(loaded, reclog=None)
     for req in plain:  # warm-up: every text embedded and cached, every code path run once
         recommendation_json(state, model, req)
     times: dict[str, list[float]] = {m: [] for m in MODES}
@@ -83,12 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i in range(args.requests):
         for j in range(len(MODES)):
             mode = MODES[(i + j) % len(MODES)]
-            state.reclog = log if mode.startswith("log on") else None
+            state = replace(loaded, reclog=log if mode.startswith("log on") else None)
             req = exploring[i] if mode.endswith("exploration") else plain[i]
             started = time.perf_counter()
             recommendation_json(state, model, req)
             times[mode].append(time.perf_counter() - started)
-    state.reclog = log
+    state = loaded
     flush_started = time.perf_counter()
     flushed = log.flush(60)
     flush_s = time.perf_counter() - flush_started

@@ -380,4 +380,6 @@ def read_answers(url: str) -> pl.DataFrame:
             rows = [tuple(row) for row in result]
     finally:
         engine.dispose()
-    return pl.DataFrame(rows, schema=cols, orient="row")
+    # Every row read to type the columns: a float column whose first values are whole numbers (SQLite returns them
+    # as integers) would otherwise be typed as integers and refuse the first fraction further down.
+    return pl.DataFrame(rows, schema=cols, orient="row", infer_schema_length=None)

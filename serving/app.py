@@ -3,7 +3,6 @@ embedder, recent captions and the model bundle are loaded once in the lifespan a
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import os
@@ -30,10 +29,21 @@ from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.ratelimit import RateLimitMiddleware, RateLimits
 from serving.routes import admin, creators, health, plans, recommend
-from serving.state import AppState, BundleSource, ModelHolder, ServingModel, load_serving_model, reload_roots
+from serving.state import (
+    BundleSource,
+    ServedFeatures,
+    ServingHolder,
+    ServingModel,
+    feature_reload_roots,
+    load_serving_model,
+    reload_roots,
+    resolve_pointer,
+    utc_now,
+)
 from serving.workers import WorkerSync
 
 if TYPE_CHECKING:
+    from features.featureset import FeatureSet
     from models.reclog import RecommendationLog
 
 log = logging.getLogger(__name__)
@@ -61,24 +71,28 @@ class ServeConfig:
     control_dir: Path | None = None  # shared with the other worker processes (serving.workers); None: one process
 
 
-def load_state(settings: Settings, config: ServeConfig) -> AppState:
+def load_state(settings: Settings, config: ServeConfig) -> ServingHolder:
     """Load everything heavy. Features, indexes and embedder must load; a bad bundle leaves the service up but not
     ready (``/readyz`` says why) so that ``/admin/reload`` can fix it."""
-    from serving.pipeline import warm_up
     from serving.state import open_recommendation_log
 
     reclog = open_recommendation_log(settings)  # first: a bad log URL fails the start before anything loads
     try:
-        state = _load(settings, config, reclog)
+        return _load(settings, config, reclog)
     except BaseException:
         if reclog is not None:
             reclog.close()
         raise
-    warm_up(state)  # its answer is not logged (it is not shown to anyone)
-    return state
 
 
-def _load(settings: Settings, config: ServeConfig, reclog: RecommendationLog | None) -> AppState:
+def features_loader(settings: Settings, config: ServeConfig) -> Callable[[Path, ServedFeatures | None], ServedFeatures]:
+    """How the service loads a feature set with its indexes, query embedder and captions (at start-up and on
+    ``/admin/reload``).
+
+    The configured feature set uses ``config.index_dir`` (default: its own ``index/``) and the captions of
+    ``config.data_dir`` when given; any other feature set its own ``index/`` and the captions it stores. The query
+    embedder of the serving set is kept when the new set was embedded with the same one.
+    """
     from features.embed import for_queries
     from features.featureset import load_feature_set
     from models.index import default_index_dir, load_index
@@ -86,47 +100,77 @@ def _load(settings: Settings, config: ServeConfig, reclog: RecommendationLog | N
     from models.retrieval import AudienceSearch
     from serving.captions import CaptionStore, caption_cache
 
-    fs = load_feature_set(config.features_dir)
-    directory = config.index_dir or default_index_dir(fs)
-    search = AudienceSearch(
-        fs,
-        load_index(fs, "audience", directory),
-        load_index(fs, "content", directory),
-        config.embedder or query_embedder(fs),
-    )
-    # An asymmetric embedder loads its query model on first use: load it now, not in the first request.
-    for_queries(search.embedder).embed(["warm up"])
-    captions = None
-    if config.data_dir is not None:
-        captions = CaptionStore.from_data_dir(
-            config.data_dir,
-            settings.follower_id_secret.get_secret_value(),
-            embedder=search.embedder,
-            cache=caption_cache(settings, search.embedder),
-        )
-    else:
-        captions = CaptionStore.from_feature_set(fs, search.embedder, caption_cache(settings, search.embedder))
-    if captions is not None:
-        log.info(
-            "captions loaded",
-            extra={"creators": len(captions), "embedded": captions.embedded, "from": str(config.data_dir or fs.path)},
-        )
+    configured = resolve_pointer(config.features_dir).resolve()
 
-    def loader(source: BundleSource) -> ServingModel:
+    def load(path: Path, serving: ServedFeatures | None) -> ServedFeatures:
+        fs = load_feature_set(path)
+        is_configured = path.resolve() == configured
+        directory = config.index_dir if is_configured and config.index_dir is not None else default_index_dir(fs)
+        if serving is not None and serving.search.embedder.id == fs.embedder_id:
+            embedder = serving.search.embedder
+        elif config.embedder is not None and config.embedder.id == fs.embedder_id:
+            embedder = config.embedder
+        else:
+            embedder = query_embedder(fs)
+        search = AudienceSearch(
+            fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), embedder
+        )
+        # An asymmetric embedder loads its query model on first use: load it now, not in the first request.
+        for_queries(search.embedder).embed(["warm up"])
+        if is_configured and config.data_dir is not None:
+            captions: CaptionStore | None = CaptionStore.from_data_dir(
+                config.data_dir,
+                settings.follower_id_secret.get_secret_value(),
+                embedder=search.embedder,
+                cache=caption_cache(settings, search.embedder),
+            )
+        else:
+            captions = CaptionStore.from_feature_set(fs, search.embedder, caption_cache(settings, search.embedder))
+        if captions is not None:
+            log.info(
+                "captions loaded",
+                extra={
+                    "creators": len(captions),
+                    "embedded": captions.embedded,
+                    "from": str(config.data_dir if is_configured and config.data_dir else fs.path),
+                },
+            )
+        log.info(
+            "feature set loaded",
+            extra={"feature_set_id": fs.feature_set_id, "creators": fs.creators.height, "path": str(path)},
+        )
+        return ServedFeatures(fs=fs, search=search, captions=captions, path=path, loaded_at=utc_now())
+
+    return load
+
+
+def _load(settings: Settings, config: ServeConfig, reclog: RecommendationLog | None) -> ServingHolder:
+    from serving.pipeline import warm_up
+
+    def load_model(source: BundleSource, fs: FeatureSet) -> ServingModel:
         return load_serving_model(source, fs, settings)
 
-    holder = ModelHolder(loader, config.bundle_source, reload_roots(settings, config.bundle_source))
-    with contextlib.suppress(Exception):  # recorded in holder.last_error and logged; /readyz reports it
-        holder.reload()
+    holder = ServingHolder(
+        settings,
+        features_loader(settings, config),
+        load_model,
+        config.bundle_source,
+        config.features_dir,
+        roots=reload_roots(settings, config.bundle_source),
+        feature_roots=feature_reload_roots(settings, config.features_dir),
+        reclog=reclog,
+        warm=warm_up,  # each new state answers one brief before it serves (its answer is not logged)
+    )
+    state = holder.start()
     log.info(
         "service state loaded",
         extra={
-            "feature_set_id": fs.feature_set_id,
-            "creators": fs.creators.height,
-            "bundle_id": holder.current.bundle.bundle_id if holder.current else None,
+            "feature_set_id": state.fs.feature_set_id,
+            "creators": state.fs.creators.height,
+            "bundle_id": state.model.bundle.bundle_id if state.model else None,
         },
     )
-    return AppState(settings=settings, fs=fs, search=search, models=holder, captions=captions, reclog=reclog)
+    return holder
 
 
 def freeze_loaded_objects() -> None:
@@ -176,7 +220,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.threads
         try:
-            state = await anyio.to_thread.run_sync(load_state, settings, config)
+            holder = await anyio.to_thread.run_sync(load_state, settings, config)
         except AudiencefitError as exc:
             if not exit_on_load_error:
                 raise
@@ -184,22 +228,21 @@ def create_app(
             logging.shutdown()  # flush: os._exit skips it
             os._exit(exc.exit_code)
         freeze_loaded_objects()
-        if state.models.current is not None:
-            current = state.models.current
-            metrics.set_model(current.bundle.bundle_id, current.source, state.fs.feature_set_id)
-        if state.reclog is not None:
-            metrics.set_log_counts(state.reclog.counts)
+        _show_serving(holder, metrics)  # not a local here: this frame lives as long as the app, and would keep
+        # the start-up state (and its feature set) alive after a reload replaced it
+        if holder.reclog is not None:
+            metrics.set_log_counts(holder.reclog.counts)
         sync = WorkerSync(config.control_dir, metrics) if config.control_dir is not None else None
         if sync is not None:
-            await anyio.to_thread.run_sync(sync.start, state)
-        app.state.serving = state
+            await anyio.to_thread.run_sync(sync.start, holder)
+        app.state.serving = holder
         app.state.sync = sync
         try:
             yield
         finally:
             app.state.serving = None
-            if state.reclog is not None:  # write what is queued (before the last metrics snapshot)
-                await anyio.to_thread.run_sync(state.reclog.close)
+            if holder.reclog is not None:  # write what is queued (before the last metrics snapshot)
+                await anyio.to_thread.run_sync(holder.reclog.close)
             if sync is not None:
                 await anyio.to_thread.run_sync(sync.stop)
 
@@ -223,6 +266,13 @@ def create_app(
         app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _show_serving(holder: ServingHolder, metrics: Metrics) -> None:
+    """Put the ids of what serves into the metrics."""
+    state = holder.state
+    if state is not None and state.model is not None:
+        metrics.set_model(state.model.bundle.bundle_id, state.model.source, state.fs.feature_set_id)
 
 
 def _bare_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:

@@ -13,15 +13,27 @@ from fastapi import Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from serving.metrics import Metrics
-from serving.state import AppState, ServingModel
+from serving.state import AppState, ServingHolder, ServingModel
 from serving.workers import WorkerSync
 
 
-async def get_state(request: Request) -> AppState:
-    """The state loaded in the lifespan (503 while it is not loaded)."""
-    state: AppState | None = getattr(request.app.state, "serving", None)
-    if state is None:
+async def get_holder(request: Request) -> ServingHolder:
+    """What keeps the serving state and reloads it (503 while the lifespan has not loaded it)."""
+    holder: ServingHolder | None = getattr(request.app.state, "serving", None)
+    if holder is None or holder.state is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the service is starting; try again shortly")
+    return holder
+
+
+HolderDep = Annotated[ServingHolder, Depends(get_holder)]
+
+
+async def get_state(holder: HolderDep) -> AppState:
+    """The serving state (feature set, indexes, captions, model), read once per request: every dependency and the
+    route get this same object (FastAPI caches a dependency within a request), so a reload mid-request does not
+    affect it."""
+    state = holder.state
+    assert state is not None  # get_holder answered 503 otherwise
     return state
 
 
@@ -29,8 +41,8 @@ StateDep = Annotated[AppState, Depends(get_state)]
 
 
 async def get_model(state: StateDep) -> ServingModel:
-    """The model serving right now, read once per request (a reload mid-request does not affect it)."""
-    model = state.models.current
+    """The model of the request's state (a reload mid-request does not affect it)."""
+    model = state.model
     if model is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model bundle is loaded; see /readyz")
     return model

@@ -251,14 +251,14 @@ WARM_UP_BRIEF = "people who follow creators for everyday tips and honest product
 
 
 def warm_up(state: AppState) -> None:
-    """Answer one brief before any client does (start-up, after the model loads).
+    """Answer one brief on a new state before any client does (start-up and every reload, before the swap).
 
     The first request otherwise pays for what is built on first use: per-view arrays, the default filters' mask,
     the query text's vector, modules imported lazily (measured on the 100k world: 416 ms for the first request,
     22–26 ms for the next ones). Does nothing without a model; its answer is discarded. A failure is logged and
-    the service starts as it would have without the warm-up (a bundle that loads is not refused here).
+    the state serves as it would have without the warm-up (a bundle that loads is not refused here).
     """
-    model = state.models.current
+    model = state.model
     if model is None:
         return
     started = time.perf_counter()

@@ -422,6 +422,9 @@ class ModelInfo(BaseModel):
     loaded_at: str
     created_at: str | None
     feature_set_id: str
+    feature_set_loaded_at: str | None = Field(
+        None, description="When the feature set serving was loaded (start-up or POST /admin/reload; UTC, ISO 8601)."
+    )
     feature_version: str
     embedder_id: str
     training: dict[str, object]
@@ -465,12 +468,16 @@ class Readiness(BaseModel):
     )
 
 
-RELOAD_SOURCES = "exactly one of 'bundle_path', 'model_uri' or 'source': \"configured\""
+RELOAD_SOURCES = (
+    "at most one bundle source ('bundle_path', 'model_uri' or 'source': \"configured\") and at most one feature "
+    "set ('feature_set_path' or 'feature_set': \"configured\"), at least one of them"
+)
 
 
 class ReloadRequest(StrictModel):
-    """Where the new bundle comes from: exactly one of a bundle directory, a registry URI, or
-    ``{"source": "configured"}`` for the source the service was started with. No default: an empty body is refused."""
+    """What to load: a bundle (a bundle directory, a registry URI, or ``{"source": "configured"}`` for the source
+    the service was started with), a feature set (a directory, or a directory holding a ``CURRENT`` pointer, or
+    ``{"feature_set": "configured"}``), or one of each. No default: an empty body is refused."""
 
     bundle_path: str | None = Field(
         None,
@@ -488,20 +495,41 @@ class ReloadRequest(StrictModel):
     source: Literal["configured"] | None = Field(
         None, description='"configured": reload the source the service was started with (its --bundle or --model-uri).'
     )
+    feature_set_path: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4_096,
+        description="Absolute path of a feature set directory (with its index/), or of a directory whose CURRENT "
+        "file names one of its subdirectories, under a feature-set reload root (setting "
+        "AUDIENCEFIT_FEATURE_RELOAD_ROOTS). Without a bundle source the serving bundle is kept and checked "
+        "against it.",
+    )
+    feature_set: Literal["configured"] | None = Field(
+        None,
+        description='"configured": load the feature set the service was started with (its --features) again; '
+        "a CURRENT pointer there is read again, so this follows a newly published set.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ReloadRequest:
-        given = [name for name in ("bundle_path", "model_uri", "source") if getattr(self, name) is not None]
-        if len(given) != 1:
-            shown = ", ".join(given) if given else "none"
+        bundles = [name for name in ("bundle_path", "model_uri", "source") if getattr(self, name) is not None]
+        features = [name for name in ("feature_set_path", "feature_set") if getattr(self, name) is not None]
+        if len(bundles) > 1 or len(features) > 1 or not (bundles or features):
+            shown = ", ".join(bundles + features) or "none"
             raise ValueError(f"give {RELOAD_SOURCES} (got {shown})")
         return self
+
+    @property
+    def has_bundle(self) -> bool:
+        return self.bundle_path is not None or self.model_uri is not None or self.source is not None
 
 
 class ReloadResponse(BaseModel):
     ok: bool
     serving_bundle_id: str | None
     previous_bundle_id: str | None
+    serving_feature_set_id: str | None = None
+    previous_feature_set_id: str | None = None
     error: str | None = None
 
 

@@ -1,18 +1,27 @@
-"""What the service holds in memory: the feature set, its indexes and embedder (loaded once), and the model
-bundle behind a holder that can swap it while requests are served.
+"""What the service holds in memory and how it is replaced while requests are served.
 
-A request reads ``ModelHolder.current`` once and uses that object to the end, so a reload in the middle of a
-request never mixes two models. A reload loads and verifies the new bundle beside the old one and then replaces
-one reference (an atomic assignment in CPython); reloads are serialised by a lock, readers never take it.
+An :class:`AppState` is one consistent view: a feature set with its indexes, query embedder and captions
+(:class:`ServedFeatures`), and the model bundle checked against that feature set. :class:`ServingHolder` keeps the
+one serving and replaces it on ``POST /admin/reload``: it loads and verifies the new feature set and/or bundle
+beside the old ones, checks them against each other, and then replaces one reference (an atomic assignment in
+CPython). A request reads the reference once and uses that view to the end, so a reload in the middle of a request
+never mixes two feature sets, or a feature set and a model that were not checked together. Reloads are serialised
+by a lock; readers never take it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import gc
 import logging
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +42,7 @@ log = logging.getLogger(__name__)
 BundleSource = Path | str  # a bundle directory, or a registry URI such as models:/audiencefit@champion
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -50,7 +59,13 @@ class ServingModel:
 
 
 class ReloadRefusedError(AudiencefitError):
-    """A reload source the service may not load (a bundle path outside the reload roots): nothing was read."""
+    """A reload source the service may not load (a bundle or feature set path outside the reload roots): nothing
+    was read."""
+
+
+POINTER_FILE = "CURRENT"
+REFREEZE_TIMEOUT_S = 120.0  # the longest a request may still hold an old feature set before it is frozen anyway
+MAX_POINTER_BYTES = 1_024
 
 
 def reload_roots(settings: Settings, start_source: BundleSource | None) -> tuple[Path, ...]:
@@ -71,12 +86,30 @@ def reload_roots(settings: Settings, start_source: BundleSource | None) -> tuple
     return tuple(dict.fromkeys(Path(os.path.abspath(r)).resolve() for r in roots))
 
 
-def check_reload_path(path: Path, roots: tuple[Path, ...]) -> Path:
+def feature_reload_roots(settings: Settings, start_features: Path) -> tuple[Path, ...]:
+    """The directories ``POST /admin/reload`` may load a feature set (or a ``CURRENT`` pointer) from, resolved.
+
+    ``settings.feature_reload_roots`` when set (``AUDIENCEFIT_FEATURE_RELOAD_ROOTS``; empty: only the configured
+    feature set); otherwise ``<data_dir>/features`` and the directory holding the feature set the service was
+    started with, so that a new feature set published beside it (``/srv/features/2026-12-04`` next to
+    ``/srv/features/2026-12-03``) can be loaded.
+    """
+    if settings.feature_reload_roots is not None:
+        roots = list(settings.feature_reload_roots)
+    else:
+        roots = [settings.data_dir / "features", start_features.absolute().parent]
+    return tuple(dict.fromkeys(Path(os.path.abspath(r)).resolve() for r in roots))
+
+
+def check_reload_path(path: Path, roots: tuple[Path, ...], what: str = "bundle_path") -> Path:
     """``path`` resolved, if it is absolute and lies (lexically and after resolving symlinks) under one of
     ``roots``; otherwise :class:`ReloadRefusedError`, whose message is the same whether the path exists or not."""
+    bundles = what == "bundle_path"
+    setting = "AUDIENCEFIT_RELOAD_ROOTS" if bundles else "AUDIENCEFIT_FEATURE_RELOAD_ROOTS"
+    fallback = "bundles can only be reloaded from the registry" if bundles else "only the configured one can be loaded"
     refused = ReloadRefusedError(
-        "bundle_path must be an absolute path of a directory under a reload root (setting AUDIENCEFIT_RELOAD_ROOTS)"
-        + ("" if roots else "; none is configured, so bundles can only be reloaded from the registry")
+        f"{what} must be an absolute path of a directory under a reload root (setting {setting})"
+        + ("" if roots else f"; none is configured, so {fallback}")
     )
     text = str(path)
     if not path.is_absolute() or "\x00" in text:
@@ -88,6 +121,33 @@ def check_reload_path(path: Path, roots: tuple[Path, ...]) -> Path:
     if not any(resolved.is_relative_to(root) for root in roots):
         raise refused
     return resolved
+
+
+def resolve_pointer(path: Path) -> Path:
+    """The feature set directory ``path`` stands for: ``path`` itself, or, when it holds a ``CURRENT`` file (a
+    pointer), the directory that file names.
+
+    The pointer holds one name, a directory directly inside ``path`` (``2026-12-04``, not a path elsewhere), and is
+    written by whoever publishes a feature set: the new set first, then the pointer replaced atomically (write a
+    temporary file beside it, then rename). A pointer that is empty, too long, names a path or a directory that
+    is not there is refused with the pointer's path in the message."""
+    pointer = path / POINTER_FILE
+    if not pointer.is_file():
+        return path
+    try:
+        with pointer.open("rb") as fh:
+            raw = fh.read(MAX_POINTER_BYTES + 1)
+        name = raw.decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AudiencefitError(f"{pointer}: unreadable feature set pointer ({type(exc).__name__})") from None
+    if len(raw) > MAX_POINTER_BYTES or not name or "\n" in name:
+        raise AudiencefitError(f"{pointer}: a feature set pointer holds one directory name on one line")
+    if name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise AudiencefitError(f"{pointer}: names {name[:80]!r}; it must name a directory inside {path}")
+    target = (path / name).resolve()
+    if not target.is_relative_to(path.resolve()) or not target.is_dir():
+        raise AudiencefitError(f"{pointer}: names {name[:80]!r}, which is not a directory inside {path}")
+    return target
 
 
 def resolve_source(source: BundleSource, settings: Settings) -> Path:
@@ -112,7 +172,7 @@ def load_serving_model(source: BundleSource, fs: FeatureSet, settings: Settings)
     shown = f"{source} ({path.name})" if isinstance(source, str) and source.startswith("models:/") else str(source)
     reliability = check_features(bundle.feature_summary, fs)
     log_reliability(reliability, bundle, fs)
-    return ServingModel(bundle=bundle, source=shown, loaded_at=_now(), reliability=reliability)
+    return ServingModel(bundle=bundle, source=shown, loaded_at=utc_now(), reliability=reliability)
 
 
 def log_reliability(reliability: Reliability, bundle: Bundle, fs: FeatureSet) -> None:
@@ -156,64 +216,250 @@ def compile_trees(bundle: Bundle, settings: Settings) -> bool:
     return True
 
 
-class ModelHolder:
-    """The serving bundle, swapped atomically by :meth:`reload`; failures leave the old bundle serving."""
+@dataclass(frozen=True)
+class ServedFeatures:
+    """One feature set with what is loaded from it: its indexes (in ``search``), the query embedder and the
+    captions quoted from. Replaced whole on a feature-set reload, never changed in place."""
+
+    fs: FeatureSet
+    search: AudienceSearch
+    captions: CaptionStore | None
+    path: Path  # the feature set directory it was loaded from (a pointer resolved)
+    loaded_at: str
+
+
+@dataclass(frozen=True)
+class AppState:
+    """One consistent view of what serves: a feature set, its indexes and captions, and the model checked against
+    it. A request takes one (``serving.deps.get_state``) at its start and uses only that one; a reload builds a new
+    view beside it and swaps the reference, so no request ever sees a feature set with another set's index or a
+    model that was not checked against it."""
+
+    settings: Settings
+    features: ServedFeatures
+    model: ServingModel | None
+    reclog: RecommendationLog | None = None  # what the service showed (None: logging disabled)
+    bundle_source: BundleSource | None = None  # where ``model`` was loaded from (a path checked, or a URI)
+
+    @property
+    def fs(self) -> FeatureSet:
+        return self.features.fs
+
+    @property
+    def search(self) -> AudienceSearch:
+        return self.features.search
+
+    @property
+    def captions(self) -> CaptionStore | None:
+        return self.features.captions
+
+    def log_shown(self, build: Callable[[], Shown]) -> None:
+        """Build the record of an answer and hand it to the recommendation log: never blocks, never raises (a full
+        queue drops it; a record that cannot be built is logged and counted as failed, the answer still goes)."""
+        if self.reclog is None:
+            return
+        try:
+            record = build()
+        except Exception:
+            self.reclog.count_failure()
+            log.exception("could not build the recommendation log record; the answer is sent without it")
+            return
+        self.reclog.submit(record)
+
+
+FeaturesLoader = Callable[[Path, ServedFeatures | None], ServedFeatures]
+ModelLoader = Callable[[BundleSource, FeatureSet], ServingModel]
+
+
+class ServingHolder:
+    """The serving :class:`AppState`, replaced whole by :meth:`reload`; a failure leaves the old one serving.
+
+    A reload loads and verifies what it was asked for beside what serves (two feature sets are resident for the
+    time of a feature-set reload), checks the model against the feature set it will serve with, and then assigns
+    one reference. Reloads are serialised by a lock; readers never take it.
+    """
 
     def __init__(
         self,
-        loader: Callable[[BundleSource], ServingModel],
+        settings: Settings,
+        load_features: FeaturesLoader,
+        load_model: ModelLoader,
         default_source: BundleSource,
+        default_features: Path,
         roots: tuple[Path, ...] | None = None,
+        feature_roots: tuple[Path, ...] | None = None,
+        reclog: RecommendationLog | None = None,
+        warm: Callable[[AppState], None] | None = None,
     ) -> None:
-        self._loader = loader
+        self.settings = settings
+        self._warm = warm  # answers one brief on a new state before it serves (never raises)
+        self._load_features = load_features
+        self._load_model = load_model
         self.default_source = default_source
+        self.default_features = default_features
         self.roots = roots  # where a bundle path other than the default may come from (None: anywhere)
-        self.current: ServingModel | None = None
+        self.feature_roots = feature_roots  # where a feature set other than the default may come from
+        self.reclog = reclog
+        self.state: AppState | None = None
         self.last_error: str | None = None
         self.last_reload_at: str | None = None
         self._lock = threading.Lock()
 
-    def reload(self, source: BundleSource | None = None) -> tuple[ServingModel | None, ServingModel]:
-        """Load ``source`` (default: the configured one) and swap it in: (previous, new). Raises on failure,
-        recording the error for /readyz; the previous bundle keeps serving. A bundle path other than the
-        configured one must lie under ``roots`` (:class:`ReloadRefusedError` otherwise, before anything is read): the
-        route and the worker processes that follow a published reload check it alike."""
+    @property
+    def current(self) -> ServingModel | None:
+        """The model serving right now (None before one loaded)."""
+        state = self.state
+        return state.model if state is not None else None
+
+    def start(self) -> AppState:
+        """Load the configured feature set (which must load: raises otherwise) and then the configured bundle (a
+        failure is recorded for /readyz and leaves the service up without a model, so that a reload can fix it)."""
+        features = self._load_features(resolve_pointer(self.default_features), None)
+        self.state = AppState(self.settings, features, None, self.reclog)
+        with contextlib.suppress(Exception):  # recorded in last_error and logged; /readyz reports it
+            self.reload()
+        return self.state
+
+    def reload(
+        self, source: BundleSource | None = None, features: Path | None = None, *, keep_bundle: bool = False
+    ) -> Reloaded:
+        """Load what is asked (a bundle ``source``, default the configured one, or with ``keep_bundle`` the serving
+        bundle; a feature set directory or pointer ``features``, default the serving set) and swap it in. Raises on
+        failure, recording the error for /readyz; the previous state keeps serving.
+
+        A bundle path other than the configured one must lie under ``roots`` and a feature set other than the
+        configured one under ``feature_roots`` (:class:`ReloadRefusedError` otherwise, before anything is read):
+        the route and the worker processes that follow a published reload check them alike."""
         with self._lock:
-            previous = self.current
+            previous = self.state
             chosen = source if source is not None else self.default_source
-            if isinstance(chosen, Path) and chosen != self.default_source and self.roots is not None:
-                try:
-                    chosen = check_reload_path(chosen, self.roots)
-                except ReloadRefusedError:  # a refused request, not a failed load: last_error stays as it was
-                    log.warning(
-                        "model reload refused: bundle path outside the reload roots", extra={"source": str(chosen)}
-                    )
-                    raise
-            self.last_reload_at = _now()
             try:
-                new = self._loader(chosen)
+                custom = not keep_bundle and isinstance(chosen, Path) and chosen != self.default_source
+                if custom and isinstance(chosen, Path) and self.roots is not None:
+                    chosen = check_reload_path(chosen, self.roots)
+                if features is not None and not self._configured(features) and self.feature_roots is not None:
+                    features = check_reload_path(features, self.feature_roots, what="feature_set_path")
+            except ReloadRefusedError:  # a refused request, not a failed load: last_error stays as it was
+                log.warning(
+                    "reload refused: path outside the reload roots",
+                    extra={"source": str(chosen), "features": str(features) if features else None},
+                )
+                raise
+            self.last_reload_at = utc_now()
+            try:
+                new = self._build(previous, chosen, features, keep_bundle)
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error(
-                    "model reload failed; the previous bundle keeps serving",
+                    "reload failed; the previous state keeps serving",
                     extra={
-                        "source": str(source or self.default_source),
+                        "source": None if keep_bundle else str(chosen),
+                        "features": str(features) if features else None,
                         "error": self.last_error,
-                        "serving": previous.bundle.bundle_id if previous else None,
+                        "serving": _ids(previous),
                     },
                 )
                 raise
-            self.current = new  # the swap: one reference assignment
+            if self._warm is not None and new.model is not None:
+                # What the first request on a new state would build (per-view arrays, the default filters' mask),
+                # built before it serves: no request pays for it after a swap.
+                self._warm(new)
+            self.state = new  # the swap: one reference assignment
             self.last_error = None
-            log.info(
-                "model bundle loaded",
-                extra={
-                    "bundle_id": new.bundle.bundle_id,
-                    "source": new.source,
-                    "previous": previous.bundle.bundle_id if previous else None,
-                },
-            )
-            return previous, new
+            before = _ids(previous)
+            log.info("serving state loaded", extra={"serving": _ids(new), "previous": before})
+            if previous is not None and previous.features is not new.features:
+                _refreeze_when_gone(weakref.ref(previous.features))
+            return Reloaded(before["bundle_id"], before["feature_set_id"], new)
+
+    def _configured(self, features: Path) -> bool:
+        """The configured feature set, or, when it is a ``CURRENT`` pointer directory, a set directly inside it
+        (what another worker published after resolving the pointer): loaded without a roots check."""
+        if features == self.default_features:
+            return True
+        pointer_dir = self.default_features
+        return (pointer_dir / POINTER_FILE).is_file() and features.parent == pointer_dir.resolve()
+
+    def _build(
+        self, previous: AppState | None, source: BundleSource, features: Path | None, keep_bundle: bool
+    ) -> AppState:
+        if previous is None:
+            raise AudiencefitError("the service has no feature set loaded")
+        served = previous.features
+        if features is not None:
+            served = self._load_features(resolve_pointer(features), previous.features)
+        if not keep_bundle:
+            return AppState(self.settings, served, self._load_model(source, served.fs), self.reclog, source)
+        model = previous.model
+        if model is not None and served is not previous.features:
+            # The serving bundle with the new feature set: the start-up checks again, and its forecasts'
+            # reliability (which depends on the served creators) computed anew.
+            model.bundle.check_compatible(served.fs)
+            reliability = check_features(model.bundle.feature_summary, served.fs)
+            log_reliability(reliability, model.bundle, served.fs)
+            model = replace(model, reliability=reliability)
+        return AppState(self.settings, served, model, self.reclog, previous.bundle_source)
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """The outcome of a reload: the ids that served before it and the state serving now."""
+
+    previous_bundle_id: str | None
+    previous_feature_set_id: str | None
+    state: AppState
+
+
+def _refreeze_when_gone(old: weakref.ref[ServedFeatures], timeout_s: float = REFREEZE_TIMEOUT_S) -> None:
+    """After a feature set swap, when start-up froze its objects for the garbage collector
+    (``serving.app.freeze_loaded_objects``): once nothing refers to the old feature set any more (the requests that
+    started on it have ended), unfreeze, collect and freeze again, in a background thread. The old set's reference
+    cycles (caches bound to its objects) are then collected instead of staying frozen for ever, and the new set's
+    objects are frozen so that later full collections do not walk them. Freezing while a request still held the
+    old set would keep it frozen, and resident, for the life of the process."""
+    if not gc.get_freeze_count():
+        return
+
+    def settle() -> None:
+        deadline = time.monotonic() + timeout_s
+        while old() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.perf_counter()
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        _release_free_memory()
+        log.info(
+            "objects frozen again for the garbage collector after a feature set swap",
+            extra={
+                "objects": gc.get_freeze_count(),
+                "seconds": round(time.perf_counter() - started, 3),
+                "old_set_still_referenced": old() is not None,
+            },
+        )
+
+    threading.Thread(target=settle, name="refreeze-after-swap", daemon=True).start()
+
+
+def _release_free_memory() -> None:
+    """Hand the heap pages freed with the old feature set back to the system (glibc's ``malloc_trim``): without it
+    the process keeps them, and its resident size grows with every swap though nothing is leaked. Elsewhere (or
+    without glibc) nothing happens."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return
+
+
+def _ids(state: AppState | None) -> dict[str, str | None]:
+    """The ids of what a state serves, for logs."""
+    if state is None:
+        return {"feature_set_id": None, "bundle_id": None}
+    return {
+        "feature_set_id": state.fs.feature_set_id,
+        "bundle_id": state.model.bundle.bundle_id if state.model is not None else None,
+    }
 
 
 class RecommendationLogError(AudiencefitError):
@@ -248,28 +494,3 @@ def open_recommendation_log(settings: Settings) -> RecommendationLog | None:
         extra={"backend": reclog.backend, "queue": settings.recommendation_log_queue},
     )
     return reclog
-
-
-@dataclass
-class AppState:
-    """Everything heavy, loaded once in the app's lifespan."""
-
-    settings: Settings
-    fs: FeatureSet
-    search: AudienceSearch
-    models: ModelHolder
-    captions: CaptionStore | None
-    reclog: RecommendationLog | None = None  # what the service showed (None: logging disabled)
-
-    def log_shown(self, build: Callable[[], Shown]) -> None:
-        """Build the record of an answer and hand it to the recommendation log: never blocks, never raises (a full
-        queue drops it; a record that cannot be built is logged and counted as failed, the answer still goes)."""
-        if self.reclog is None:
-            return
-        try:
-            record = build()
-        except Exception:
-            self.reclog.count_failure()
-            log.exception("could not build the recommendation log record; the answer is sent without it")
-            return
-        self.reclog.submit(record)

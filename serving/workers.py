@@ -10,11 +10,12 @@ The workers share a control directory, which keeps them one service to the outsi
 - Metrics: every ``SYNC_INTERVAL_S`` each worker writes its snapshot there; ``/metrics`` on any worker sums its
   own live metrics and the others' snapshots (counters and histograms add up; a worker that stopped keeps its
   counts, as a Prometheus counter must).
-- Reloads: a successful ``POST /admin/reload`` on one worker writes ``reload.json`` (a generation and the source it
-  loaded); every other worker sees it within ``SYNC_INTERVAL_S`` and loads the same source beside its old bundle,
-  swapping atomically as a single worker does. A worker that fails to load it keeps its old bundle serving, logs
-  why, and ``/readyz`` on that worker shows the error. A worker that starts later (a restart) begins with the
-  newest ``reload.json``, not the configured source.
+- Reloads: a successful ``POST /admin/reload`` on one worker writes ``reload.json`` (a generation, the bundle source
+  and the feature set directory it loaded, a ``CURRENT`` pointer as resolved there); every other worker sees it
+  within ``SYNC_INTERVAL_S`` and loads the same beside its old state, swapping atomically as a single worker does.
+  A worker that fails to load it keeps its old state serving, logs why, and ``/readyz`` on that worker shows the
+  error. A worker that starts later (a restart) begins with the newest ``reload.json``, not the configured
+  sources.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from serving.metrics import Metrics
-    from serving.state import AppState, BundleSource
+    from serving.state import BundleSource, ServingHolder
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +223,9 @@ class WorkerSync:
         self._seen = 0  # the newest reload generation this worker has applied (or published)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._state: AppState | None = None
+        self._state: ServingHolder | None = None
 
-    def start(self, state: AppState) -> None:
+    def start(self, state: ServingHolder) -> None:
         """Follow any reload published before this worker started, then sync in a background thread."""
         self._state = state
         self._follow()
@@ -238,12 +239,22 @@ class WorkerSync:
             self._thread.join(timeout=5)
         self._write_snapshot()
 
-    def publish_reload(self, source: BundleSource) -> None:
-        """Tell the other workers to load ``source`` (this worker has just loaded it)."""
+    def publish_reload(self, source: BundleSource | None, features: Path | None = None) -> None:
+        """Tell the other workers to serve the bundle ``source`` (None: keep theirs) with the feature set
+        ``features`` (a directory, a pointer already resolved; None: keep theirs), as this worker now does. A worker
+        already serving one of them does not load it again."""
         generation = time.time_ns()
         self._seen = generation
-        _write_json(self.control_dir / RELOAD_FILE, {"generation": generation, "source": source_to_json(source)})
-        log.info("reload published to the other workers", extra={"source": str(source), "generation": generation})
+        data = {
+            "generation": generation,
+            "source": source_to_json(source) if source is not None else None,
+            "features": str(features) if features is not None else None,
+        }
+        _write_json(self.control_dir / RELOAD_FILE, data)
+        log.info(
+            "reload published to the other workers",
+            extra={"source": str(source), "features": str(features), "generation": generation},
+        )
 
     def others(self) -> list[dict[str, Any]]:
         """The other workers' latest metrics snapshots; a model is only listed for workers that wrote recently."""
@@ -277,13 +288,22 @@ class WorkerSync:
         if data is None or int(data["generation"]) <= self._seen or self._state is None:
             return
         self._seen = int(data["generation"])
-        source = source_from_json(data["source"])
-        state = self._state
-        try:
-            _, new = state.models.reload(source)
-        except Exception:  # logged and kept for /readyz by the holder; the old bundle keeps serving
+        source = source_from_json(data["source"]) if data.get("source") else None
+        features = Path(data["features"]) if data.get("features") else None
+        serving = self._state.state
+        if serving is not None:
+            if source is not None and serving.model is not None and source == serving.bundle_source:
+                source = None
+            if features is not None and features == serving.features.path:
+                features = None
+        if source is None and features is None:
             return
-        self.metrics.set_model(new.bundle.bundle_id, new.source, state.fs.feature_set_id)
+        try:
+            new = self._state.reload(source, features, keep_bundle=source is None).state
+        except Exception:  # logged and kept for /readyz by the holder; the old state keeps serving
+            return
+        if new.model is not None:
+            self.metrics.set_model(new.model.bundle.bundle_id, new.model.source, new.fs.feature_set_id)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from serving.deps import MetricsDep, ModelDep, StateDep, SyncDep
 from serving.metrics import CONTENT_TYPE
 from serving.schemas import ForecastReliabilityReport, Health, ModelInfo, Readiness
 from serving.security import ApiKey
-from serving.state import AppState
+from serving.state import ServingHolder
 
 router = APIRouter(tags=["operations"])
 model_router = APIRouter(prefix="/v1", tags=["operations"], dependencies=[ApiKey])
@@ -31,9 +31,11 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(request: Request) -> Response:
-    """Readiness: features, indexes and a model are loaded (503 otherwise); whether the last reload failed."""
-    state: AppState | None = getattr(request.app.state, "serving", None)
-    model = state.models.current if state else None
+    """Readiness: features, indexes and a model are loaded (503 otherwise); the ids serving; whether the last
+    reload failed."""
+    holder: ServingHolder | None = getattr(request.app.state, "serving", None)
+    state = holder.state if holder is not None else None  # one read: the ids below belong together
+    model = state.model if state else None
     body = Readiness(
         ready=state is not None and model is not None,
         features=state is not None,
@@ -41,8 +43,8 @@ def readyz(request: Request) -> Response:
         model=model is not None,
         bundle_id=model.bundle.bundle_id if model else None,
         feature_set_id=state.fs.feature_set_id if state else None,
-        last_reload_failed=state is not None and state.models.last_error is not None,
-        last_reload_at=state.models.last_reload_at if state else None,
+        last_reload_failed=holder is not None and holder.last_error is not None,
+        last_reload_at=holder.last_reload_at if holder else None,
         worker_pid=os.getpid(),
         forecast_reliability=model.reliability.level if model else None,
     )
@@ -58,7 +60,7 @@ def metrics(m: MetricsDep, sync: SyncDep) -> Response:
 
 @model_router.get("/model", response_model=ModelInfo)
 def model_info(state: StateDep, model: ModelDep) -> ModelInfo:
-    """The model bundle serving, its source, versions and evaluation summary."""
+    """The model bundle and feature set serving, the bundle's source, versions and evaluation summary."""
     meta: dict[str, Any] = model.bundle.meta
     return ModelInfo(
         bundle_id=model.bundle.bundle_id,
@@ -66,6 +68,7 @@ def model_info(state: StateDep, model: ModelDep) -> ModelInfo:
         loaded_at=model.loaded_at,
         created_at=meta.get("created_at"),
         feature_set_id=state.fs.feature_set_id,
+        feature_set_loaded_at=state.features.loaded_at,
         feature_version=model.bundle.feature_version,
         embedder_id=model.bundle.embedder_id,
         training=dict(meta.get("training", {})),

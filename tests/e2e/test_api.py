@@ -261,7 +261,7 @@ def test_what_start_up_loaded_is_frozen_and_quote_caches_are_not_walked_by_the_g
     import gc
 
     for c in make_client(api_settings, small_features, bundles[0], data=small_world):
-        state = c.app.state.serving
+        state = c.app.state.serving.state
         assert gc.get_freeze_count() > 0
         ids = state.search._ids  # a list of every creator id, loaded at start-up
         assert not any(o is ids for o in gc.get_objects())  # in the permanent generation, not walked
@@ -301,8 +301,8 @@ def test_compiled_trees_serve_the_same_answers(api_settings, small_features: Pat
     body = {"segments": SEGMENTS, "description": "Protein snacks for people who train", "k": 10}
     for compiled in make_client(compiled_settings, small_features, bundles[0], data=small_world):
         state = compiled.app.state.serving
-        assert all(m.compiled_ is not None for m in state.models.current.bundle.models.regressors().values())
-        plain = client.app.state.serving.models.current.bundle.models.regressors().values()
+        assert all(m.compiled_ is not None for m in state.current.bundle.models.regressors().values())
+        plain = client.app.state.serving.current.bundle.models.regressors().values()
         assert all(m.compiled_ is None for m in plain)
         for objective in ("conversions", "engagement", "fit"):
             a = compiled.post("/v1/recommendations", json=body | {"objective": objective})

@@ -71,10 +71,13 @@ def test_reloads_under_load(api_settings, small_features: Path, bundles, tmp_pat
             # 1. A good bundle: swapped in.
             resp = client.post("/admin/reload", json={"bundle_path": str(second)}, headers=admin)
             assert resp.status_code == 200, resp.text
+            fs_id = client.get("/readyz").json()["feature_set_id"]
             assert resp.json() == {
                 "ok": True,
                 "serving_bundle_id": _bundle_id(second),
                 "previous_bundle_id": _bundle_id(first),
+                "serving_feature_set_id": fs_id,
+                "previous_feature_set_id": fs_id,
                 "error": None,
             }
             assert client.get("/v1/model").json()["bundle_id"] == _bundle_id(second)

@@ -357,7 +357,7 @@ async def send_cut_off(app: Any, path: str, headers: list[tuple[bytes, bytes]], 
 
 def test_the_app_never_sees_a_cut_off_body(client):
     app = client.app
-    models = app.state.serving.models
+    models = app.state.serving
     before = models.last_reload_at
     headers = [(b"x-api-key", ADMIN_KEY.encode()), (b"content-type", b"application/json"), (b"content-length", b"45")]
     assert asyncio.run(send_cut_off(app, "/admin/reload", headers, [b'{"bundle_p'])) == []
