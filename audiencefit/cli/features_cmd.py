@@ -156,6 +156,15 @@ def update(
             help="Creators read at once (at least 1; default: the AUDIENCEFIT_FEATURE_PARTITION_CREATORS setting).",
         ),
     ] = None,
+    index: Annotated[
+        bool,
+        typer.Option(
+            "--index/--no-index",
+            help="Also bring the base's indexes (BASE/index, from 'index build') up to date in OUT/index: updated "
+            "in place when few creators changed and the trained parts still fit, built again otherwise. Skipped "
+            "when the base has no index.",
+        ),
+    ] = True,
 ) -> None:
     """Recompute only the creators whose raw rows changed since --base and carry the rest over.
 
@@ -178,7 +187,23 @@ def update(
         base, data, out, export_time=exported, settings=get_settings(), partition_creators=partition_creators
     )
     manifest = result.manifest
-    logging.getLogger("audiencefit.cli").info(
+    cli_log = logging.getLogger("audiencefit.cli")
+    cli_log.info(
         "features updated",
         extra={"out": str(out), "feature_set_id": manifest["feature_set_id"], **manifest["update"]},
     )
+    base_index = base / "index"
+    if index and base_index.is_dir():
+        from models.index_update import update_index
+
+        stats = update_index(
+            base_index,
+            result.base,
+            out,
+            result.recomputed.to_list(),
+            result.removed.to_list(),
+            settings=get_settings(),
+            out=out / "index",
+        )
+        for kind, done in stats.items():
+            cli_log.info("index updated", extra={"kind": kind, **done.to_json()})

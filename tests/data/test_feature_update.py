@@ -137,3 +137,33 @@ def test_update_refuses_changed_settings_and_same_out(small_world, tmp_path, iso
     with pytest.raises(InputError, match="same directory"):
         update_feature_set(base, small_world, base, settings=isolated_settings, embedder=hashing_embedder)
     assert not (tmp_path / "upd").exists()
+
+
+def test_the_cli_updates_features_and_their_indexes(small_world, tmp_path, isolated_settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from audiencefit.cli import app
+    from audiencefit.settings import get_settings
+    from models.index import load_index
+
+    monkeypatch.setenv("AUDIENCEFIT_EMBEDDER", "test-hashing")
+    get_settings.cache_clear()
+    base = tmp_path / "base"
+    runner = CliRunner()
+    built = runner.invoke(app, ["features", "build", "--data", str(small_world), "--out", str(base), "--no-progress"])
+    assert built.exit_code == 0, built.output
+    assert runner.invoke(app, ["index", "build", "--features", str(base)]).exit_code == 0
+    day = _next_day(small_world, tmp_path / "day2", shift_export=False)
+    out = tmp_path / "upd"
+    updated = runner.invoke(
+        app, ["features", "update", "--base", str(base), "--data", str(tmp_path / "day2"), "--out", str(out)]
+    )
+    assert updated.exit_code == 0, updated.output
+    fs = load_feature_set(out)
+    for kind in ("audience", "content"):
+        index = load_index(fs, kind, out / "index")  # refuses an index of another feature set
+        assert index.n == fs.creators.height
+    ids = fs.creators["creator_id"].to_list()
+    assert day["new"][0] in ids and day["gone"][0] not in ids
+    # --base is never touched.
+    assert load_feature_set(base).creators.height == pl.read_parquet(small_world / "creators.parquet").height
