@@ -193,6 +193,75 @@ def _child_peak_mb(pid: int, proc_handle: Any) -> tuple[float | None, Any]:
         return None, proc_handle
 
 
+def _process_parents() -> dict[int, int]:
+    """Parent pid of every process in /proc (those that vanish while reading are skipped)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1:
+            parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (Linux /proc; just ``[root]`` elsewhere)."""
+    if not _STATUS.exists():
+        return [root]
+    children: dict[int, list[int]] = {}
+    for pid, parent in _process_parents().items():
+        children.setdefault(parent, []).append(pid)
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def tree_rss_mb(root: int) -> tuple[float, int]:
+    """Summed current RSS (MB) of ``root`` and its descendants, and how many processes that is.
+
+    Pages shared between processes (a Ray object store, forked copy-on-write memory) count once per process, so
+    the sum is an upper bound of the memory the tree holds.
+    """
+    total, count = 0.0, 0
+    for pid in process_tree(root):
+        value = _status_mb(_read_status(pid) or "", "VmRSS")
+        if value is not None:
+            total, count = total + value, count + 1
+    return total, count
+
+
+class TreeRss:
+    """A ``run_measured`` sampler: the peak of the summed RSS of the child and all its descendants.
+
+    Polled every ``interval_s`` (a walk of /proc costs a few milliseconds), so a peak shorter than that may be
+    missed; the child's own ``VmHWM`` is exact and is reported beside it.
+    """
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+        self.max_processes = 0
+        self._last = float("-inf")
+
+    def __call__(self, pid: int) -> None:
+        now = time.perf_counter()
+        if now - self._last < self.interval_s:
+            return
+        self._last = now
+        total, count = tree_rss_mb(pid)
+        self.peak_mb = max(self.peak_mb, total)
+        self.max_processes = max(self.max_processes, count)
+
+
 def run_measured(
     command: Sequence[str],
     *,

@@ -9,7 +9,8 @@ Run: ``.venv/bin/python -m benchmarks.run [--only features,index,retrieval,embed
 - ``service``: the running service (``audiencefit serve``, front + workers) under the asyncio load generator on the
   100k-creator world: 1 and 16 clients, 100 req/s over 16 clients, repeat and novel briefs, the peer's way
   (``benchmarks.service``; the first run prepares the world, features, bundle and index: minutes).
-- ``features-large`` (only when asked for, with ``--creators N``): a cold build of an N-creator world, 30-min limit.
+- ``features-large`` (only when asked for, with ``--creators N[,N...]`` or ``--world DIR``): a cold build per world
+  size, 60-min limit each; goals 1M creators within 60 min and peak RSS ≤ 8 GB; creators/s, texts/s, peak RSS.
 - ``batch`` (only when asked for): ``audiencefit score`` of a ``--batch-creators``-creator world (default 100k) ×
   20 segments, local and Ray, pairs/s and peak memory (``benchmarks.batch``; preparing the world takes minutes).
 - ``trees`` (only when asked for): LightGBM's predictor vs the compiled tree models on the batch benchmark's
@@ -43,18 +44,50 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x.replace("_", "")) for x in text.split(",") if x.strip())
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    """``--creators``: one size or several, comma-separated; each a positive integer (``1_000_000`` allowed)."""
+    try:
+        sizes = _ints(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
+    if not sizes or any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError(f"world sizes must be positive integers, got {text!r}")
+    return sizes
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(DEFAULT_ONLY), help=f"comma-separated subset of {', '.join(KNOWN)}")
     parser.add_argument("--quick", action="store_true", help="small sizes: 500-creator world, 20k index vectors")
     parser.add_argument("--embedder", default=None, help="embedding backend for features build (default: settings)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated world and the synthetic vectors")
-    parser.add_argument("--creators", type=int, default=None, help="world size (features-large needs it)")
+    parser.add_argument(
+        "--creators",
+        type=_sizes,
+        action="append",
+        default=None,
+        help="world size; features-large takes several (--creators 100000,300000,1000000 or the flag repeated)",
+    )
+    parser.add_argument(
+        "--world",
+        type=Path,
+        default=None,
+        help="features-large: build this existing world instead of generating one (e.g. /tmp/i20w/w1m)",
+    )
+    parser.add_argument(
+        "--partition-creators",
+        type=int,
+        default=None,
+        help="features-large: creators per partition of the build (sets AUDIENCEFIT_FEATURE_PARTITION_CREATORS)",
+    )
     parser.add_argument(
         "--features-timeout",
         type=float,
-        default=360.0,
-        help="stop a features build after this many seconds (default: twice the 3-minute cold target; 0: no limit)",
+        default=None,
+        help=(
+            "stop a features build after this many seconds (default: 360, twice the 3-minute cold target; "
+            "features-large: 3660, the 60-minute goal and a minute's grace; 0: no limit)"
+        ),
     )
     parser.add_argument("--batch-creators", type=int, default=100_000, help="batch: world size scored (default 100000)")
     parser.add_argument("--index-sizes", type=_ints, default=None, help="index sizes (default 100000,1000000)")
@@ -74,9 +107,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = sorted(set(args.only) - set(KNOWN))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; known: {', '.join(KNOWN)}")
-    if "features-large" in args.only and not args.creators:
-        parser.error("features-large needs --creators N")
+    sizes = tuple(n for group in args.creators or () for n in group)
+    args.sizes = sizes
+    args.creators = sizes[0] if sizes else None
+    if "features-large" in args.only and not sizes and args.world is None:
+        parser.error("features-large needs --creators N[,N...] or --world DIR")
+    if len(sizes) > 1 and set(args.only) - {"features-large"}:
+        parser.error("several --creators sizes are for features-large alone; run the other benchmarks separately")
+    if args.world is not None and "features-large" not in args.only:
+        parser.error("--world is for features-large")
+    if args.world is not None and len(sizes) > 1:
+        parser.error("--world is one world: give at most one --creators with it")
+    if args.partition_creators is not None and args.partition_creators < 1:
+        parser.error(f"--partition-creators must be at least 1, got {args.partition_creators}")
     return args
+
+
+def _timeout(args: argparse.Namespace, default: float) -> float | None:
+    """The build time limit: ``--features-timeout`` when given (0: none), else ``default``."""
+    if args.features_timeout is None:
+        return default
+    return args.features_timeout or None
 
 
 def _features(args: argparse.Namespace) -> Results:
@@ -84,16 +135,23 @@ def _features(args: argparse.Namespace) -> Results:
 
     creators = args.creators or (QUICK_CREATORS if args.quick else DEMO_CREATORS)
     return run_features(
-        FeatureBenchConfig(
-            creators=creators, seed=args.seed, embedder=args.embedder, timeout_s=args.features_timeout or None
-        )
+        FeatureBenchConfig(creators=creators, seed=args.seed, embedder=args.embedder, timeout_s=_timeout(args, 360.0))
     )
 
 
-def _features_large(args: argparse.Namespace) -> Results:
-    from benchmarks.features import run_features_large
+def _features_large(args: argparse.Namespace) -> list[Results]:
+    from benchmarks.features import LARGE_LIMIT_S, LargeBenchConfig, run_features_large
 
-    return run_features_large(args.creators, args.seed, args.embedder)
+    return run_features_large(
+        LargeBenchConfig(
+            sizes=args.sizes,
+            world=args.world,
+            seed=args.seed,
+            embedder=args.embedder,
+            timeout_s=_timeout(args, LARGE_LIMIT_S + 60.0),
+            partition_creators=args.partition_creators,
+        )
+    )
 
 
 def _batch(args: argparse.Namespace) -> Results:
@@ -181,7 +239,7 @@ def _service(args: argparse.Namespace) -> Results:
     return run_service([*size, "--seed", str(args.seed)])
 
 
-RUNNERS: dict[str, Callable[[argparse.Namespace], Results]] = {
+RUNNERS: dict[str, Callable[[argparse.Namespace], Results | list[Results]]] = {
     "features": _features,
     "features-large": _features_large,
     "retrieval": _retrieval,
@@ -209,12 +267,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.rule(f"benchmark: {name}")
         t0 = time.perf_counter()
         try:
-            res = RUNNERS[name](args)
-            res.config["quick"] = args.quick
-            res.name = f"{res.name}-{args.tag}" if args.tag else res.name
-            path = write_results(res)
-            goals += res.goals
-            console.print(f"{name}: results in {path}")
+            ran = RUNNERS[name](args)
+            for res in ran if isinstance(ran, list) else [ran]:
+                res.config["quick"] = args.quick
+                res.name = f"{res.name}-{args.tag}" if args.tag else res.name
+                path = write_results(res)
+                goals += res.goals
+                console.print(f"{name}: results in {path}")
         except Exception as exc:  # one broken benchmark must not hide the others' figures
             console.print(traceback.format_exc())
             goals.append(Goal(name, "benchmark ran", f"crashed: {type(exc).__name__}: {exc}"[:200], False))

@@ -57,11 +57,24 @@ def demo_data_command(
         int | None,
         typer.Option("--brands", min=1, max=100_000, help="Number of brands. Default: max(10, creators / 125)."),
     ] = None,
+    max_fit_pairs: Annotated[
+        int | None,
+        typer.Option(
+            "--max-fit-pairs",
+            min=1,
+            help=(
+                "Most (creator, segment) rows of truth/fit, the evaluation-only table of true fit, which grows with "
+                "the square of the world (6M rows at 20k creators, 15.6 billion at 1M). Beyond it truth/fit holds the "
+                "first segments only, and truth/world.json says how many. Default: 200,000,000 (≈ 0.6 GB)."
+            ),
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace DIR even when it already holds files.")] = False,
 ) -> None:
     """Generate a synthetic world."""
     from audiencefit.settings import get_settings
     from features.synthetic import generate_world
+    from features.synthetic.world import FIT_MAX_PAIRS
     from features.synthetic.writer import is_empty_dir
 
     settings = get_settings()
@@ -78,6 +91,7 @@ def demo_data_command(
         n_brands=brands,
         progress=creators >= _PROGRESS_FROM,
         overwrite=force,
+        max_fit_pairs=FIT_MAX_PAIRS if max_fit_pairs is None else max_fit_pairs,
     )
     rows = ", ".join(f"{name}={count:,}" for name, count in summary.rows().items())
     logger.info("demo world ready in %s: %s", summary.path, rows)

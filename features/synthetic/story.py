@@ -7,6 +7,7 @@ order as this module.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -268,6 +269,21 @@ class Brands:
             mix[np.flatnonzero(has), self.seg_topics[has, k]] += self.seg_weights[has, k]
         return mix
 
+    def first_segments(self, k: int) -> Brands:
+        """The same brands with only segments ``0..k-1`` (all of them when ``k`` is at least their number)."""
+        if k >= self.n_segments:
+            return self
+        return dataclasses.replace(
+            self,
+            seg_brand=self.seg_brand[:k],
+            seg_topics=self.seg_topics[:k],
+            seg_weights=self.seg_weights[:k],
+            seg_countries=self.seg_countries[:k],
+            seg_weight=self.seg_weight[:k],
+            seg_demo=self.seg_demo[:k],
+            seg_geo_in_text=self.seg_geo_in_text[:k],
+        )
+
     @property
     def brand_mix(self) -> FloatArr:
         """(B, T) topic mix of each brand: its segments' mixes weighted by importance."""
@@ -417,6 +433,9 @@ def draw_campaigns(rng: np.random.Generator, creators: Creators, brands: Brands)
     counts = _campaign_counts(rng, brands, n)
     log_size = np.log10(creators.followers)
     all_idx = np.arange(n)
+    # One contiguous row per topic: this loop runs once per segment over every creator (quadratic in the world's
+    # size), and a strided column gather of the (n, T) mix would dominate it. Same values, same operations.
+    content_by_topic = np.ascontiguousarray(creators.content.T)
     # Marketers see content, not audience: perceived fit is content overlap, blurred, plus a taste for size.
     seg_list: list[IntArr] = []
     creator_list: list[IntArr] = []
@@ -426,7 +445,7 @@ def draw_campaigns(rng: np.random.Generator, creators: Creators, brands: Brands)
         content_overlap = np.zeros(n)
         for k in range(2):
             if brands.seg_topics[s, k] >= 0:
-                content_overlap += np.minimum(creators.content[:, brands.seg_topics[s, k]], brands.seg_weights[s, k])
+                content_overlap += np.minimum(content_by_topic[brands.seg_topics[s, k]], brands.seg_weights[s, k])
         perceived = content_overlap * visible + rng.normal(0.0, 0.08, n)
         score = 6.0 * perceived + 1.0 * log_size + rng.gumbel(size=n)
         k = int(counts[s])
@@ -608,10 +627,41 @@ class Posts:
         return len(self.creator)
 
 
+MENTION_BLOCK = 4_000_000  # (post, brand) logits drawn at once when picking mentioned brands, to bound memory
+
+
+def _mentioned_brands(rng: np.random.Generator, affinity: FloatArr, rows: IntArr, block: int = MENTION_BLOCK) -> IntArr:
+    """The brand each post mentions: argmax of ``12 · affinity[rows] + Gumbel`` over brands, post by post.
+
+    ``affinity`` is (creators, brands) and ``rows`` the creator row of each mentioning post. The Gumbel noise is
+    drawn in blocks of about ``block`` values: each value takes one draw from the stream in C order, so the blocks
+    give exactly the draws, and the picks, of one (posts, brands) array, without holding posts × brands noise and
+    logits (≈ 9k × 8k per chunk at a million creators).
+    """
+    n_rows, n_brands = len(rows), affinity.shape[1]
+    step = max(1, block // max(1, n_brands))
+    out = np.empty(n_rows, dtype=np.int64)
+    for start in range(0, n_rows, step):
+        end = min(n_rows, start + step)
+        logits = 12.0 * affinity[rows[start:end]] + rng.gumbel(size=(end - start, n_brands))
+        out[start:end] = logits.argmax(axis=1)
+    return out
+
+
 def draw_posts(
-    rng: np.random.Generator, creators: Creators, lo: int, hi: int, *, brands: Brands, campaigns: Campaigns
+    rng: np.random.Generator,
+    creators: Creators,
+    lo: int,
+    hi: int,
+    *,
+    brands: Brands,
+    campaigns: Campaigns,
+    mention_block: int = MENTION_BLOCK,
 ) -> Posts:
-    """Draw the posts of creators ``lo``..``hi-1``: schedule, engagement, views, sponsorship, brand mentions."""
+    """Draw the posts of creators ``lo``..``hi-1``: schedule, engagement, views, sponsorship, brand mentions.
+
+    ``mention_block`` bounds the brand-mention noise held at once; it changes no draw (:func:`_mentioned_brands`).
+    """
     idx = np.arange(lo, hi)
     sizes = creators.n_posts[idx]
     ci = np.repeat(idx, sizes)
@@ -677,8 +727,7 @@ def draw_posts(
     brand = np.full(total, -1, dtype=np.int64)
     rows = np.flatnonzero(mentions)
     if len(rows) and brands.n:
-        logits = 12.0 * affinity[ci[rows] - lo] + rng.gumbel(size=(len(rows), brands.n))
-        brand[rows] = logits.argmax(axis=1)
+        brand[rows] = _mentioned_brands(rng, affinity, ci[rows] - lo, mention_block)
     brand[is_c] = campaigns.brand[campaign[is_c]]
 
     kind = _choice(rng, np.array([0.88, 0.035, 0.035, 0.05]), total)

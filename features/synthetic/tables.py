@@ -588,13 +588,16 @@ def followers_frames(
 
 
 def truth_fit_frame(creators: Creators, brands: Brands, bt: BrandTexts, lo: int, hi: int) -> pl.DataFrame:
-    """True fit of creators ``lo``..``hi-1`` with every segment, creator-major."""
+    """True fit of creators ``lo``..``hi-1`` with every segment of ``brands``, creator-major.
+
+    ``brands`` may hold the first segments only (:meth:`Brands.first_segments`); ``bt`` names all of them.
+    """
     idx = np.arange(lo, hi)
     fit = story.true_fit(creators, idx, brands).astype(np.float32)  # (rows, S)
     # Keep 15 of 23 mantissa bits (relative precision 3e-5): plenty for a label, and a third smaller on disk.
     fit = (fit.view(np.uint32) & np.uint32(0xFFFFFF00)).view(np.float32)
     s = brands.n_segments
-    segment_ids = pl.Series("segment_id", bt.seg_ids, dtype=pl.String())
+    segment_ids = pl.Series("segment_id", bt.seg_ids[:s], dtype=pl.String())
     creator_ids = pl.Series("creator_id", [creator_id(i) for i in range(lo, hi)], dtype=pl.String())
     return pl.DataFrame(
         [

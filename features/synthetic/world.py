@@ -28,6 +28,10 @@ GENERATOR_VERSION = "3"  # 2: real followers are members of shared (topic, count
 # holds what a campaign outcome depends on (er_real, comment_ratio, price_noise); the input tables are unchanged
 CHUNK = 5000  # creators per chunk; fixed, because the random streams are per chunk
 FIT_ROWS = 2_000_000  # rows of truth/fit per write, to bound memory
+# truth/fit has a row per (creator, segment), so it grows with the square of the world's size: 6 million rows at
+# 20k creators, 150 million at 100k, 15.6 billion (≈ 44 GB) at a million. Above this many pairs it holds the first
+# segments only (as many as fit; segments are drawn independently, so they are a random sample of them).
+FIT_MAX_PAIRS = 200_000_000
 
 # Independent random streams, one per purpose (and per chunk where it applies).
 _CREATORS, _BRANDS, _CAMPAIGNS, _BRAND_TEXT = 1, 2, 3, 4
@@ -61,6 +65,14 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, *stream])
 
 
+def fit_segment_count(n_creators: int, n_segments: int, max_pairs: int = FIT_MAX_PAIRS) -> int:
+    """How many segments (the first ones) truth/fit holds: all while creators × segments stays within
+    ``max_pairs``, else as many as fit, at least one."""
+    if n_creators * n_segments <= max_pairs:
+        return n_segments
+    return max(1, min(n_segments, max_pairs // n_creators))
+
+
 def _check_args(n_creators: int, seed: int, followers_per_creator: int, n_brands: int) -> None:
     if n_creators < 1:
         raise InputError(f"n_creators must be at least 1, got {n_creators}")
@@ -81,6 +93,7 @@ def generate_world(
     n_brands: int | None = None,
     progress: bool = False,
     overwrite: bool = False,
+    max_fit_pairs: int = FIT_MAX_PAIRS,
 ) -> WorldSummary:
     """Write a synthetic world to ``out_dir`` and return its row counts.
 
@@ -89,10 +102,17 @@ def generate_world(
     variables, true fit, expected outcomes) that the pipeline never reads. The world is built in a sibling
     directory and renamed into place at the end. ``out_dir`` must be missing or empty unless
     ``overwrite`` is true, in which case its previous content is replaced. Deterministic per ``seed``.
+
+    ``truth/fit`` holds every (creator, segment) pair while there are at most ``max_fit_pairs`` of them, else the
+    first segments only (:func:`fit_segment_count`; ``truth/world.json`` then says how many under
+    ``truth_fit_segments``). Memory grows with the creator count (a few kB per creator for the latent arrays),
+    not with creators × segments, posts or followers: those are drawn and written per chunk.
     """
     out_dir = Path(out_dir)
     brand_count = default_brand_count(n_creators) if n_brands is None else n_brands
     _check_args(n_creators, seed, followers_per_creator, brand_count)
+    if max_fit_pairs < 1:
+        raise InputError(f"max_fit_pairs must be at least 1, got {max_fit_pairs}")
     if not overwrite and not is_empty_dir(out_dir):
         raise InputError(f"{out_dir} exists and is not empty; pass overwrite=True (--force) to replace it")
 
@@ -103,6 +123,7 @@ def generate_world(
     communities = story.draw_communities(_rng(seed, _COMMUNITIES), creators)
     campaign_posts = np.bincount(campaigns.creator, minlength=n_creators).astype(np.int64)
 
+    fit_brands = brands.first_segments(fit_segment_count(n_creators, brands.n_segments, max_fit_pairs))
     schemas = {**tables.INPUT_SCHEMAS, **tables.TRUTH_SCHEMAS}
     n_chunks = -(-n_creators // CHUNK)
     with (
@@ -130,10 +151,10 @@ def generate_world(
             sample, truth = tables.followers_frames(picker, followers, creators, members)
             sinks.write("followers", sample)
             sinks.write("truth/followers", truth)
-            step = max(1, FIT_ROWS // max(1, brands.n_segments))
+            step = max(1, FIT_ROWS // max(1, fit_brands.n_segments))
             for start in range(lo, hi, step):
                 end = min(hi, start + step)
-                sinks.write("truth/fit", tables.truth_fit_frame(creators, brands, brand_texts, start, end))
+                sinks.write("truth/fit", tables.truth_fit_frame(creators, fit_brands, brand_texts, start, end))
             bar.advance(task, hi - lo)
 
         sinks.write("brands", tables.brands_frame(brand_texts))
@@ -145,7 +166,7 @@ def generate_world(
         sinks.write("truth/topics", tables.topics_frame())
         sinks.write("truth/communities", tables.communities_frame(communities))
         rows = {name: sinks.rows(name) for name in schemas}
-        manifest = {
+        manifest: dict[str, object] = {
             "generator_version": GENERATOR_VERSION,
             "seed": seed,
             "n_creators": n_creators,
@@ -154,6 +175,8 @@ def generate_world(
             "export_instant": story.EXPORT_INSTANT.isoformat(),
             "rows": rows,
         }
+        if fit_brands.n_segments < brands.n_segments:  # only then, so smaller worlds keep their exact bytes
+            manifest["truth_fit_segments"] = fit_brands.n_segments
         (staging / "truth" / "world.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         # The world states its export instant, so statistics are taken as of it whenever the files were written.
         write_export_manifest(staging, story.EXPORT_INSTANT)

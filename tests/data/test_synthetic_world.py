@@ -323,7 +323,15 @@ def test_cli_help_documents_every_option() -> None:
 
     result = CliRunner().invoke(app, ["demo-data", "--help"])
     assert result.exit_code == 0
-    for option in ("--creators", "--seed", "--out", "--followers-per-creator", "--brands", "--force"):
+    for option in (
+        "--creators",
+        "--seed",
+        "--out",
+        "--followers-per-creator",
+        "--brands",
+        "--max-fit-pairs",
+        "--force",
+    ):
         assert option in result.output
 
 
