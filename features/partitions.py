@@ -85,19 +85,21 @@ class InMemoryPartitions:
 
     def load(self, i: int) -> Dataset:
         lo, hi = self._ranges[i]
-        creators = self._creators.slice(lo, hi - lo)
-        ids = creators["creator_id"]
-        d = self.dataset
-        return Dataset(
-            creators=creators,
-            posts=d.posts.filter(pl.col("creator_id").is_in(ids.implode())),
-            followers=d.followers.filter(pl.col("creator_id").is_in(ids.implode()))
-            if d.followers is not None
-            else None,
-            source_files=dict(d.source_files),
-            warnings=d.warnings,
-            export=d.export,
-        )
+        return restrict(self.dataset, self._creators["creator_id"].slice(lo, hi - lo))
+
+
+def restrict(dataset: Dataset, ids: pl.Series) -> Dataset:
+    """``dataset`` cut to the creators ``ids``: those creators sorted by ``creator_id``, their posts and followers in
+    input order; ``export``, ``source_files`` and warnings are the whole input's."""
+    mine = pl.col("creator_id").is_in(ids.implode())
+    return Dataset(
+        creators=dataset.creators.filter(mine).sort("creator_id"),
+        posts=dataset.posts.filter(mine),
+        followers=dataset.followers.filter(mine) if dataset.followers is not None else None,
+        source_files=dict(dataset.source_files),
+        warnings=dataset.warnings,
+        export=dataset.export,
+    )
 
 
 def split_dataset(dataset: Dataset, partition_creators: int) -> InMemoryPartitions:

@@ -37,7 +37,7 @@ from features.digests import DIGEST_SCHEME, changed_creators, creator_digests
 from features.embed import Embedder
 from features.errors import InputError
 from features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, UPDATE_STATE, FeatureSet
-from features.partitions import PartitionSource
+from features.partitions import PartitionSource, restrict
 from features.stats import days_since
 
 log = logging.getLogger(__name__)
@@ -71,19 +71,6 @@ class SortedRows:
         take = self._buffer.filter(pl.col("creator_id") <= last_id)
         self._buffer = self._buffer.filter(pl.col("creator_id") > last_id)
         return take
-
-
-def _restrict(part: Dataset, ids: pl.Series) -> Dataset:
-    return Dataset(
-        creators=part.creators.filter(pl.col("creator_id").is_in(ids.implode())),
-        posts=part.posts.filter(pl.col("creator_id").is_in(ids.implode())),
-        followers=part.followers.filter(pl.col("creator_id").is_in(ids.implode()))
-        if part.followers is not None
-        else None,
-        source_files=part.source_files,
-        warnings=part.warnings,
-        export=part.export,
-    )
 
 
 class Carry:
@@ -134,7 +121,7 @@ class Carry:
         ids = part.creators["creator_id"].sort()
         redo = ids.filter(ids.is_in(self.recompute.implode()))
         keep = ids.filter(~ids.is_in(self.recompute.implode()))
-        new = compute(_restrict(part, redo)) if redo.len() else None
+        new = compute(restrict(part, redo)) if redo.len() else None
         base_rows = pl.DataFrame({"creator_id": keep}).join(
             self._row, on="creator_id", how="left", maintain_order="left"
         )
