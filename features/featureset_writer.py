@@ -2,15 +2,17 @@
 
 Per-creator tables go through one pyarrow ``ParquetWriter`` each, which buffers rows and emits row groups of exactly
 ``ROW_GROUP_ROWS`` rows (the last may be shorter), with explicit schemas and no statistics: the bytes depend only on
-the rows, not on how they arrived. Matrices are ``np.lib.format.open_memmap`` files of the final shape (the creator
-count is known up front), filled partition by partition; their header is the one ``np.save`` writes. Memory is one
-partition plus one row group per table.
+the rows, not on how they arrived. Matrices are ``.npy`` files of the final shape (the creator count is known up
+front; the header is the one ``np.save`` writes) filled partition by partition with positioned writes, not a memory
+map: written pages stay in the page cache, not in the process (a map of 1M rows would add ~4.7 GB to the resident
+set). Memory is one partition plus one row group per table.
 
 The layout and the loader are ``features.featureset``'s; this module only writes.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -78,6 +80,41 @@ class ParquetTableWriter:
         self._writer.close()
 
 
+class _RowFile:
+    """A float32 ``.npy`` matrix of known shape, written in row blocks at their offsets (``os.pwrite``)."""
+
+    def __init__(self, path: Path, *, n_rows: int, width: int) -> None:
+        # open_memmap writes exactly np.save's header and sizes the file; the map itself is dropped at once
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_rows, width))
+        self._offset = int(header.offset)
+        del header
+        self.path = path
+        self.n_rows = n_rows
+        self.width = width
+        self._fd: int | None = os.open(path, os.O_WRONLY)
+
+    def write_rows(self, lo: int, block: np.ndarray) -> None:
+        """Write ``block`` (rows × width, cast to float32) as rows ``lo`` onwards."""
+        if self._fd is None:
+            raise ValueError(f"{self.path} is closed")
+        rows = np.ascontiguousarray(block, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != self.width or lo < 0 or lo + rows.shape[0] > self.n_rows:
+            raise ValueError(
+                f"rows {lo}..{lo + rows.shape[0]} of shape {rows.shape} do not fit {self.path.name} "
+                f"({self.n_rows} × {self.width})"
+            )
+        data = memoryview(rows.tobytes())
+        position = self._offset + lo * self.width * 4
+        while data:  # pwrite may write less than asked
+            written = os.pwrite(self._fd, data, position)
+            data, position = data[written:], position + written
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class FeatureSetWriter:
     """The files of one feature set, in ``target`` (a staging directory), written partition by partition.
 
@@ -100,15 +137,13 @@ class FeatureSetWriter:
         if follower_keys:
             self._tables[FOLLOWER_KEYS] = ParquetTableWriter(target / f"{FOLLOWER_KEYS}.parquet", FOLLOWER_KEYS_SCHEMA)
         widths = {"bio": dim, "content": dim, "audience": dim, "audience_dist": k}
-        self._matrices: dict[str, np.ndarray] = {}
+        self._matrices: dict[str, _RowFile] = {}
         for name, width in widths.items():
             path = target / "vectors" / f"{name}.npy"
             if n_creators == 0:  # a zero-length file cannot be memory-mapped
                 np.save(path, np.zeros((0, width), dtype=np.float32))
                 continue
-            self._matrices[name] = np.lib.format.open_memmap(
-                path, mode="w+", dtype=np.float32, shape=(n_creators, width)
-            )
+            self._matrices[name] = _RowFile(path, n_rows=n_creators, width=width)
 
     def write_partition(self, part: PartitionFeatures) -> None:
         """Append one partition's rows (the next creators in id order)."""
@@ -116,7 +151,7 @@ class FeatureSetWriter:
         if hi > self.n_creators:
             raise ValueError(f"partition rows {lo}..{hi} exceed the {self.n_creators} creators announced")
         for name, matrix in self._matrices.items():
-            matrix[lo:hi] = getattr(part, name)
+            matrix.write_rows(lo, getattr(part, name))
         self.rows_written = hi
         self._tables["terms"].write(part.terms)
         self._tables["audience_geo"].write(part.audience_geo)
@@ -158,7 +193,7 @@ class FeatureSetWriter:
             self._rows[name] = writer.rows
         self._tables = {}
         for matrix in self._matrices.values():
-            matrix.flush()  # type: ignore[attr-defined]
+            matrix.close()
         self._matrices = {}
 
     def abort(self) -> None:
