@@ -239,6 +239,32 @@ def tree_rss_mb(root: int) -> tuple[float, int]:
     return total, count
 
 
+def tree_memory(root: int) -> list[dict[str, Any]]:
+    """Memory of ``root`` and each descendant: pid, parent, role (``root`` or ``child``), VmRSS, VmHWM, RssAnon and
+    RssFile in MB (file pages are memory-mapped files, shared with the page cache and other processes)."""
+    parents = _process_parents()
+    rows: list[dict[str, Any]] = []
+    for pid in process_tree(root):
+        status = _read_status(pid) or ""
+        rows.append(
+            {
+                "pid": pid,
+                "parent": parents.get(pid),
+                "role": "root" if pid == root else "child",
+                **{
+                    key: _status_mb(status, field_name)
+                    for key, field_name in (
+                        ("rss_mb", "VmRSS"),
+                        ("hwm_mb", "VmHWM"),
+                        ("anon_mb", "RssAnon"),
+                        ("file_mb", "RssFile"),
+                    )
+                },
+            }
+        )
+    return rows
+
+
 class TreeRss:
     """A ``run_measured`` sampler: the peak of the summed RSS of the child and all its descendants.
 

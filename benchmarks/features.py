@@ -505,6 +505,15 @@ def run_features_large(config: LargeBenchConfig) -> list[Results]:
         console.print(f"features-large: cold build of {world} ({label} creators), embedder {backend}, {limit}")
         run = build_once(world, home, config.embedder, "cold", config.timeout_s, extra_env=extra_env, tree_rss=True)
         figures = large_figures(creators, run)
+        if run["returncode"] == 0 and config.world is None and creators:
+            # Kept where the service and batch benchmarks look for this world's feature set (moved: GBs at 1M).
+            kept = feature_set_path(creators, config.seed, backend)
+            shutil.rmtree(kept, ignore_errors=True)
+            os.replace(home / "features", kept)
+            run["kept_feature_set"] = str(kept)
+            console.print(
+                f"features-large: feature set kept at {kept} (service and batch --creators {creators} use it)"
+            )
         res.results = {
             "world": {"path": str(world), "creators": creators, "generate_s": gen_s, "rows": world_rows(world)},
             "run": run,

@@ -66,7 +66,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=_sizes,
         action="append",
         default=None,
-        help="world size; features-large takes several (--creators 100000,300000,1000000 or the flag repeated)",
+        help="world size; features-large takes several (--creators 100000,300000,1000000 or the flag repeated); "
+        "service and batch serve and score that world, reusing the feature set features-large kept for it",
     )
     parser.add_argument(
         "--world",
@@ -89,7 +90,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "features-large: 3660, the 60-minute goal and a minute's grace; 0: no limit)"
         ),
     )
-    parser.add_argument("--batch-creators", type=int, default=100_000, help="batch: world size scored (default 100000)")
+    parser.add_argument(
+        "--batch-creators", type=int, default=100_000, help="batch: world size scored (default 100000; --creators wins)"
+    )
+    parser.add_argument(
+        "--batch-runs",
+        default="local,ray,rerun,single",
+        help="batch: which scoring runs (local, ray, rerun, single; the goal's is single), e.g. single at 1M",
+    )
     parser.add_argument("--index-sizes", type=_ints, default=None, help="index sizes (default 100000,1000000)")
     parser.add_argument("--queries", type=int, default=256, help="index benchmark queries (≥ 200 for percentiles)")
     parser.add_argument("--hnsw-max", type=int, default=200_000, help="build HNSW only up to this many vectors")
@@ -157,7 +165,9 @@ def _features_large(args: argparse.Namespace) -> list[Results]:
 def _batch(args: argparse.Namespace) -> Results:
     from benchmarks.batch import BatchBenchConfig, run_batch_bench
 
-    return run_batch_bench(BatchBenchConfig(creators=args.batch_creators, seed=args.seed))
+    runs = tuple(r.strip() for r in args.batch_runs.split(",") if r.strip())
+    creators = args.creators or args.batch_creators
+    return run_batch_bench(BatchBenchConfig(creators=creators, seed=args.seed, runs=runs))
 
 
 def _trees(args: argparse.Namespace) -> Results:
@@ -236,6 +246,8 @@ def _service(args: argparse.Namespace) -> Results:
     from benchmarks.service import run_service
 
     size = ["--creators", "5000", "--duration", "5", "--peer-requests", "50"] if args.quick else []
+    if args.creators and not args.quick:
+        size = ["--creators", str(args.creators)]
     return run_service([*size, "--seed", str(args.seed)])
 
 

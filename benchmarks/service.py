@@ -6,7 +6,11 @@ Run: ``.venv/bin/python -m benchmarks.service [--creators 100000] [--duration 20
    a fast embedding backend (the ``AUDIENCEFIT_EMBEDDER`` setting when it is a fast one, else the first of
    :data:`FAST_BACKENDS` whose artifacts load; with none, the torch MiniLM on at most :data:`TORCH_MAX_CREATORS`
    creators, said in the output), its indexes, and a bundle from ``training.train.train_models``. Everything is
-   kept under ``<data_dir>/bench/work/service-<n>-seed<seed>-<backend>/`` and reused by the next run.
+   kept under ``<data_dir>/bench/work/service-<n>-seed<seed>-<backend>/`` and reused by the next run. When
+   ``features-large`` (or the batch benchmark) kept a feature set of that world, it is served instead of building
+   one (how the 1M run is done: ``--creators 1000000`` after ``features-large --creators 1000000``), or any feature
+   set with ``--features DIR``; its indexes are built beside it when missing. After the load levels, the RSS of
+   the front and of every worker process is recorded (memory per worker).
 2. ``audiencefit serve`` (the product's command, with its thread settings) in a subprocess on 127.0.0.1 and a
    free port.
 3. An asyncio load generator (``--client``: keep-alive HTTP/1.1 over asyncio streams by default, or ``httpx``;
@@ -56,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from benchmarks.common import (
     Goal,
@@ -66,6 +71,7 @@ from benchmarks.common import (
     latency_ms,
     print_table,
     stopwatch,
+    tree_memory,
     work_dir,
 )
 
@@ -155,6 +161,46 @@ class Prepared:
     reused: bool = False
 
 
+def prepare_given(features: Path, seed: int, backend: str, train_creators: int) -> Prepared:
+    """An existing feature set (``--features``, e.g. the 1M one ``features-large`` built), its indexes (built
+    beside it when missing, in ``<features>/index``, timed) and a bundle trained on a separate ``train_creators`` world
+    (same seed and backend), kept under ``<work>/service-given-<name>-...`` and reused by the next run."""
+    from audiencefit.settings import get_settings
+    from features.build import build_feature_set
+    from features.embed import get_embedder
+    from features.featureset import load_feature_set, read_manifest
+    from features.synthetic import generate_world
+    from models.index import build_and_save
+    from training.train import train_models
+
+    manifest, _ = read_manifest(features)
+    embedder = get_embedder(backend)
+    if manifest.get("embedder_id") != embedder.id:
+        raise ValueError(
+            f"--features {features}: embedded with {manifest.get('embedder_id')!r}, not {embedder.id!r} ({backend})"
+        )
+    n_creators = int(pq.ParquetFile(features / "creators.parquet").metadata.num_rows)
+    settings = get_settings().model_copy(update={"embedder": backend})
+    root = work_dir() / f"service-given-{features.name}-seed{seed}-{backend}-train{train_creators}"
+    bundle = root / "bundle"
+    timings: dict[str, float] = {}
+    if not (features / "index").is_dir():  # models.index.default_index_dir
+        console.print(f"building the indexes of {features} ({n_creators:,} creators) …")
+        with stopwatch() as t:
+            build_and_save(load_feature_set(features, mmap=True), settings)
+        timings["indexes"] = t["s"]
+    if not (bundle / "bundle.json").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        train_world, train_features = root / "train-world", root / "train-features"
+        console.print(f"generating the {train_creators:,}-creator training world …")
+        with stopwatch() as t:
+            generate_world(train_world, n_creators=train_creators, seed=seed, overwrite=True)
+            build_feature_set(train_world, train_features, settings=settings, embedder=embedder)
+            train_models(train_world, train_features, settings, out_dir=bundle, progress=False)
+        timings["train"] = t["s"]
+    return Prepared(features.parent, features, bundle, backend, embedder.id, n_creators, timings, reused=not timings)
+
+
 def prepare(n_creators: int, seed: int, backend: str, train_creators: int | None = None) -> Prepared:
     """World, feature set, indexes and bundle for ``n_creators`` (reused when a previous run left them complete).
 
@@ -173,6 +219,13 @@ def prepare(n_creators: int, seed: int, backend: str, train_creators: int | None
 
     # The feature set's manifest records the settings' backend; queries are embedded with it.
     settings = get_settings().model_copy(update={"embedder": backend})
+    from benchmarks.features import feature_set_path
+
+    kept = feature_set_path(n_creators, seed, backend)
+    if train_creators and train_creators < n_creators and (kept / "manifest.json").is_file():
+        # The world's feature set that features-large (or the batch benchmark) built and kept: served as it is.
+        console.print(f"serving the kept feature set {kept}")
+        return prepare_given(kept, seed, backend, train_creators)
     train_n = n_creators if train_creators is None else min(train_creators, n_creators)
     suffix = "" if train_n == n_creators else f"-train{train_n}"
     root = work_dir() / f"service-{n_creators}-seed{seed}-{backend}{suffix}"
@@ -707,6 +760,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--embedder", default=None, help="embedding backend (default: a fast one, see above)")
     parser.add_argument(
+        "--features",
+        type=Path,
+        default=None,
+        help="serve this existing feature set (e.g. the 1M one from features-large) instead of generating a world "
+        "of --creators; its indexes are built beside it when missing",
+    )
+    parser.add_argument(
         "--train-creators",
         type=int,
         default=5_000,
@@ -724,9 +784,12 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
     """The benchmark (``make bench`` runs it as ``service``): every level, the peer's way, the goals."""
     args = parse_args(argv)
     backend, reason = pick_backend(args.embedder)
-    n = args.creators
+    given = None
+    if args.features is not None:
+        given = prepare_given(args.features, args.seed, backend, args.train_creators or 5_000)
+    n = given.creators if given is not None else args.creators
     notes: list[str] = []
-    if backend == TORCH_BACKEND and n > TORCH_MAX_CREATORS:
+    if given is None and backend == TORCH_BACKEND and n > TORCH_MAX_CREATORS:
         notes.append(f"no fast embedding backend: {n:,} creators cut to {TORCH_MAX_CREATORS} for the torch MiniLM")
         n = TORCH_MAX_CREATORS
     if n != 100_000:
@@ -745,9 +808,11 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
         "k": K,
         "briefs": len(BRIEFS),
         "client": args.client,
+        "features": str(args.features) if args.features else None,
     }
-    res = Results("service", config)
-    prep = prepare(n, args.seed, backend, args.train_creators or None)
+    # The 100k run is the issue-#7 goal's result (service.json); other sizes keep their own file.
+    res = Results("service" if n == 100_000 else f"service-{n}", config)
+    prep = given or prepare(n, args.seed, backend, args.train_creators or None)
     config["embedder_id"] = prep.embedder_id
     res.results["setup_s"] = prep.timings_s
     res.results["setup_reused"] = prep.reused
@@ -788,6 +853,19 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
             level = asyncio.run(start())
             levels.append(level.summary() | {"label": label})
             console.print(f"{label}: {level.requests} requests, {level.errors} errors")
+        # Memory after every level ran: the front (root) and each worker process it started.
+        memory = tree_memory(pid)
+        res.results["server_memory"] = memory
+        workers = [row for row in memory if row["role"] == "child"] or memory
+        res.results["memory_per_worker_mb"] = {
+            "processes": len(memory),
+            "workers": len(workers),
+            "worker_rss_max_mb": max((row["rss_mb"] or 0.0) for row in workers),
+            "worker_hwm_max_mb": max((row["hwm_mb"] or 0.0) for row in workers),
+            "worker_anon_max_mb": max((row["anon_mb"] or 0.0) for row in workers),
+            "worker_file_max_mb": max((row["file_mb"] or 0.0) for row in workers),
+            "total_rss_mb": sum((row["rss_mb"] or 0.0) for row in memory),
+        }
     res.results["levels"] = levels
     peer = latency_ms(peer_latencies(prep, args.peer_requests, max(args.duration, 10.0), args.seed))
     res.results["peer_latency_ms"] = peer
@@ -827,6 +905,18 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
     columns = ("run", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req",
                "server cores", "load gen CPU ms/req")  # fmt: skip
     print_table("POST /v1/recommendations", columns, rows, caption=caption)
+    mem = res.results.get("memory_per_worker_mb")
+    if mem:
+        console.print(
+            f"memory after the run: {mem['workers']} worker(s), per worker RSS ≤ {mem['worker_rss_max_mb']:,.0f} "
+            f"MB (anonymous {mem['worker_anon_max_mb']:,.0f} MB, mapped files {mem['worker_file_max_mb']:,.0f} MB), "
+            f"peak {mem['worker_hwm_max_mb']:,.0f} MB; all {mem['processes']} processes {mem['total_rss_mb']:,.0f} MB"
+        )
+        res.goals.append(
+            Goal("service", f"memory per worker at {n:,} creators (information)",
+                 f"RSS {mem['worker_rss_max_mb']:,.0f} MB (peak {mem['worker_hwm_max_mb']:,.0f} MB) × "
+                 f"{mem['workers']} worker(s)", None)
+        )  # fmt: skip
     if "peer_vs_service_1_client" in res.results:
         ratio = res.results["peer_vs_service_1_client"]
         console.print(
