@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
+from tests import metrics_text
 from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENTS, make_client
 
 
@@ -220,15 +221,36 @@ def test_health_ready_metrics_model(client, bundles):
     assert model["bundle_id"] == meta["bundle_id"]
     assert model["model_source"] == str(bundles[0])
     assert model["embedder_id"] == "test-hashing/v1" and model["evaluation"]
+    rec = {"method": "POST", "route": "/v1/recommendations"}
+    counted = ("audiencefit_http_requests_total", "audiencefit_http_request_duration_seconds_count")
+    pages = ("/docs", "/openapi.json", "unmatched")
+
+    def counts(text: str) -> list[float]:
+        return [metrics_text.value(text, name, **rec) for name in counted] + [
+            metrics_text.value(text, "audiencefit_http_requests_total", route=route) for route in pages
+        ]
+
+    before = counts(client.get("/metrics").text)
     _rec(client, k=2)
-    text = client.get("/metrics").text
-    assert 'audiencefit_http_requests_total{method="POST",route="/v1/recommendations",status="200"}' in text
-    bucket = 'audiencefit_http_request_duration_seconds_bucket{method="POST",route="/v1/recommendations",le="+Inf"}'
-    assert bucket in text
-    assert f'audiencefit_model_info{{bundle_id="{meta["bundle_id"]}"' in text
+    assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
     # Unknown paths share one label value: an attacker cannot blow up the label set.
-    client.get("/no/such/path/123")
-    assert "/no/such/path/123" not in client.get("/metrics").text
+    assert client.get("/no/such/path/123").status_code == 404
+    text = client.get("/metrics").text
+    # One recommendation counted and timed; FastAPI's own pages under their own route, not lumped with unknown paths.
+    assert [a - b for a, b in zip(counts(text), before, strict=True)] == [1, 1, 1, 1, 1]
+    assert metrics_text.value(text, "audiencefit_http_request_duration_seconds_bucket", le="+Inf", **rec) == (
+        metrics_text.value(text, "audiencefit_http_request_duration_seconds_count", **rec)
+    )
+    assert "/no/such/path/123" not in text
+    assert metrics_text.samples(text, "audiencefit_model_info") == [
+        ({"bundle_id": meta["bundle_id"], "feature_set_id": model["feature_set_id"]}, 1.0)
+    ]
+    # The standard process, GC and platform metrics of prometheus_client.
+    kinds = metrics_text.types(text)
+    assert kinds["process_cpu_seconds"] == "counter" and kinds["process_resident_memory_bytes"] == "gauge"
+    assert metrics_text.value(text, "process_resident_memory_bytes") > 0
+    assert metrics_text.value(text, "python_gc_collections_total") > 0
+    assert kinds["python_info"] == "gauge"
 
 
 def test_unexpected_error_is_a_generic_500(client, monkeypatch):
