@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import polars as pl
@@ -17,6 +18,45 @@ from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENTS, make_client
 def _rec(client, **body):
     body.setdefault("segments", SEGMENTS)
     return client.post("/v1/recommendations", json=body)
+
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")  # a fit is a cosine: it can be negative
+
+
+def _assert_reasons_state_the_fields(creator: dict) -> None:
+    """Every number a reason states is one of the creator's fields as sent (a share as its percentage), and the
+    figures each reason names are those of the fields it names."""
+    explanation = creator["explanation"]
+    reasons = [r for r in explanation["reasons"] if not r.startswith("Recent captions")]  # quotes: their own words
+    matched = next(s for s in creator["segments"] if s["segment"] == creator["matched_segment"])
+    first = reasons[0]
+    assert float(re.search(r" fit \((-?[\d.]+)\)", first).group(1)) == matched["fit"], (first, matched)
+    assert float(re.search(r"([\d.]+)% of the audience belongs", first).group(1)) == round(
+        matched["audience_share"] * 100, 1
+    ), (first, matched)
+    interests = next((r for r in reasons if r.startswith("Audience interests")), None)
+    if interests is not None:
+        shown = [float(x) for x in re.findall(r"\(([\d.]+)% of the audience\)", interests)]
+        assert shown == [round(t["audience_share"] * 100, 1) for t in explanation["topics"]], interests
+    quality = next((r for r in reasons if r.startswith("Audience quality")), None)
+    assert (quality is None) == (creator["audience_quality"] is None)
+    if quality is not None:
+        stated = re.search(r"Audience quality ([\d.]+) out of 100", quality)
+        assert float(stated.group(1)) == creator["audience_quality"], quality
+    fields = {
+        *(s["fit"] for s in creator["segments"]),
+        *(round(s["audience_share"] * 100, 1) for s in creator["segments"]),
+        *(round(t["audience_share"] * 100, 1) for t in explanation["topics"]),
+        float(creator["brand_mentions"]),
+        float(len(creator["segments"])),
+        100.0,  # "out of 100"
+    }
+    if creator["audience_quality"] is not None:
+        fields.add(creator["audience_quality"])
+    for reason in reasons:
+        unquoted = re.sub(r"“[^”]*”", "", reason)  # segment labels are the brand's words
+        for found in NUMBER.findall(unquoted):
+            assert float(found) in fields, (found, reason, sorted(fields))
 
 
 def test_recommendations_happy_path(client, bundles):
@@ -44,6 +84,7 @@ def test_recommendations_happy_path(client, bundles):
         assert all(t["terms"] and t["relevance"] >= 0.1 for t in topics)
         assert any(r.startswith("Audience interests driving") for r in reasons) == bool(topics)
         assert any(r.startswith("Recent captions") for r in reasons) == bool(c["explanation"]["captions"])
+        _assert_reasons_state_the_fields(c)
     assert any(c["explanation"]["topics"] for c in body["creators"])
 
 
@@ -90,6 +131,8 @@ def test_require_mention_keeps_only_mentioning_creators(client, small_features: 
     assert body["creators"] or body["empty_reason"]
     assert all(c["mentions_brand"] and c["brand_mentions"] > 0 for c in body["creators"])
     assert any("mentioned the brand" in r for c in body["creators"] for r in c["explanation"]["reasons"])
+    for c in body["creators"]:
+        _assert_reasons_state_the_fields(c)
 
 
 def test_auth(client):
