@@ -122,6 +122,7 @@ class Metrics:
             multiprocess_mode="livemax",
             registry=own,
         )
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._model: tuple[str, str] | None = None
         self._lock = threading.Lock()
         self._log_counts: Callable[[], dict[str, int]] | None = None
@@ -141,8 +142,13 @@ class Metrics:
         PlatformCollector(registry=self.registry)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # label look-ups cost more than the update itself: once per label set
+            children = self.requests.labels(method, route, str(status)), self.latency.labels(method, route)
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_reload(self, outcome: str) -> None:
         self.reloads.labels(outcome).inc()
