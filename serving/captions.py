@@ -107,10 +107,32 @@ def recent_captions(posts: pl.DataFrame, per_creator: int = CAPTIONS_PER_CREATOR
     return dict(zip(frame["creator_id"].to_list(), frame["caption"].to_list(), strict=True))
 
 
+def _is_filler(token: str) -> bool:
+    """True for a run of punctuation, symbols of layout or invisible characters only ("." "•" "-" the braille blank
+    U+2800 that keeps empty lines on Instagram): what captions use to space lines out, nothing to quote."""
+    return all(unicodedata.category(c)[0] in "PZC" or c == "\u2800" or unicodedata.category(c) == "Sk" for c in token)
+
+
+def tidy_caption(caption: str) -> str:
+    """A caption as one line to quote: lines of filler only ("." "•" "⠀": what spaces a caption out) left out,
+    runs of two or more filler marks within a line too, whitespace collapsed to single spaces; a mark standing alone
+    between words ("a - b") stays."""
+    lines = (line.replace("\u2800", " ").split() for line in caption.splitlines())
+    tokens = [t for line in lines if not all(_is_filler(t) for t in line) for t in line]
+    kept = []
+    for i, token in enumerate(tokens):
+        in_run = _is_filler(token) and (
+            (i > 0 and _is_filler(tokens[i - 1])) or (i + 1 < len(tokens) and _is_filler(tokens[i + 1]))
+        )
+        if not in_run:
+            kept.append(token)
+    return " ".join(kept)
+
+
 def quote(caption: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str:
-    """``caption`` shortened to about ``limit`` characters around its first word (or hashtag) whose stem is in
-    ``target``; the start when none is. Cuts are marked with '…'."""
-    text = " ".join(caption.split())
+    """``caption`` tidied (:func:`tidy_caption`) and shortened to about ``limit`` characters around its first word
+    (or hashtag) whose stem is in ``target``; the start when none is. Cuts are marked with '…'."""
+    text = tidy_caption(caption)
     if len(text) <= limit:
         return text
     start = 0
@@ -222,7 +244,8 @@ class CaptionStore:
             if overlap or close:
                 score = OVERLAP_BONUS * overlap + (float(similarity[age]) if similarity is not None else 0.0)
                 scored.append((-score, -overlap, age, caption))
-        return [quote(caption, target) for _, _, _, caption in sorted(scored)[:n]]
+        quotes = (quote(caption, target) for _, _, _, caption in sorted(scored))
+        return [q for q in quotes if q][:n]  # a caption of filler only quotes as nothing
 
     def _similarity(self, creator_id: str, segment_vector: npt.NDArray[np.float32] | None) -> np.ndarray | None:
         if self._vectors is None or segment_vector is None or creator_id not in self._offsets:

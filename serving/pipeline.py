@@ -27,7 +27,7 @@ from models.pair_features import BrandQuery
 from models.query import Filters, Segment, embed_segments, validate_segments
 from models.reclog import Shown, ShownCreator
 from models.scoring import score_creators, top_creators
-from serving.explain import Explainer, cluster_terms
+from serving.explain import FIT_DIGITS, QUALITY_DIGITS, Explainer, cluster_terms
 from serving.schemas import (
     Band,
     BrandIn,
@@ -340,7 +340,11 @@ def row_fields(
     )
     for i, rec in enumerate(scored.iter_rows(named=True)):
         mentions = int(rec["brand_mentions"] or 0)
+        # Rounded once, here: the fields carry these figures and the reasons quote them (serving.explain).
         quality = _num(rec["audience_quality"])
+        quality = round(quality, QUALITY_DIGITS) if quality is not None else None
+        segment_fit = [round(float(f), FIT_DIGITS) for f in rec["segment_fit"]]
+        segment_share = [round(float(x), FIT_DIGITS) for x in rec["segment_share"]]
         row = int(rec["row"])
         quality_source = rec["quality_source"]  # what audience_quality was computed from
         yield (
@@ -355,10 +359,8 @@ def row_fields(
                 language=rec["language"],
                 fit=_num(rec["fit"]) or 0.0,
                 segments=[
-                    SegmentFit(
-                        segment=label, fit=float(f), audience_share=float(s), audience_source=rec["audience_source"]
-                    )
-                    for label, f, s in zip(labels, rec["segment_fit"], rec["segment_share"], strict=True)
+                    SegmentFit(segment=label, fit=f, audience_share=s, audience_source=rec["audience_source"])
+                    for label, f, s in zip(labels, segment_fit, segment_share, strict=True)
                 ],
                 matched_segment=rec["matched_segment"],
                 engagement_rate=_band(rec, "engagement_rate"),
@@ -374,8 +376,8 @@ def row_fields(
                     creator_id=rec["creator_id"],
                     row=row,
                     matched=rec["matched_segment"],
-                    segment_fit=list(rec["segment_fit"]),
-                    segment_share=list(rec["segment_share"]),
+                    segment_fit=segment_fit,
+                    segment_share=segment_share,
                     brand_mentions=mentions,
                     audience_quality=quality,
                     audience_source=rec["audience_source"],

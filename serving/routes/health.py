@@ -2,8 +2,9 @@
 
 The keyless three reveal no admin input, error text, path or exception message: ``/healthz`` says the process
 answers, ``/readyz`` which part is loaded, the bundle and feature set ids and whether the last reload failed (and
-when), ``/metrics`` request counts and latencies by route template, reload outcomes and the bundle serving (ids,
-not its source). All take ``GET`` only (405 with ``Allow`` otherwise, ``serving.gate``)."""
+when), ``/metrics`` request counts and latencies by route template, reload outcomes, the bundle serving (ids,
+not its source) and the standard process and GC metrics of each process. All take ``GET`` only (405 with
+``Allow`` otherwise, ``serving.gate``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from serving.deps import MetricsDep, ModelDep, StateDep, SyncDep
+from serving.deps import MetricsDep, ModelDep, StateDep
 from serving.metrics import CONTENT_TYPE
 from serving.schemas import ForecastReliabilityReport, Health, ModelInfo, Readiness
 from serving.security import ApiKey
@@ -53,9 +54,10 @@ def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(m: MetricsDep, sync: SyncDep) -> Response:
-    """Prometheus metrics: request counts, latency histograms, the model serving (summed over worker processes)."""
-    return Response(m.render(sync.others() if sync is not None else ()), media_type=CONTENT_TYPE)
+def metrics(m: MetricsDep) -> Response:
+    """Prometheus metrics: request counts, latency histograms, the model serving, process and GC metrics (every
+    worker process of the service)."""
+    return Response(m.render(), media_type=CONTENT_TYPE)
 
 
 @model_router.get("/model", response_model=ModelInfo)
