@@ -47,7 +47,7 @@ run: $(STAMP) ## Embedding artifacts → demo world → features → index → t
 	@echo "make run: serving on http://$(HOST):$(PORT)  demo API key: $$(cat $(DATA)/demo-api-key)  (header X-API-Key)"
 	@echo "make run: admin key for /admin/reload: $$(cat $(DATA)/demo-admin-key)"
 	AUDIENCEFIT_API_KEYS=$$(cat $(DATA)/demo-api-key) AUDIENCEFIT_ADMIN_API_KEYS=$$(cat $(DATA)/demo-admin-key) \
-		$(AF) serve --features $(DATA)/features --model-uri models:/audiencefit@champion --data $(DATA)/demo --host $(HOST) --port $(PORT)
+		$(AF) serve --features $(DATA)/features --model models:/audiencefit@champion --data $(DATA)/demo --host $(HOST) --port $(PORT)
 
 lint: $(STAMP) ## ruff (lint + format check).
 	$(VENV)/bin/ruff check .
