@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -175,8 +176,42 @@ def configure_logging(level: str = "INFO", fmt: str = "console", secrets: Iterab
     access = logging.getLogger(ACCESS_LOGGER)
     if not any(isinstance(f, AccessLogFilter) for f in access.filters):
         access.addFilter(AccessLogFilter())
-    for noisy in ("httpx", "urllib3", "sentence_transformers", "alembic", "numexpr", "faiss.loader"):
+    for noisy in ("httpx", "urllib3", "sentence_transformers", "alembic", "numexpr", "faiss.loader", "mlflow"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    quiet_third_party_output(verbose=logging.getLevelName(level) <= logging.DEBUG)
+
+
+# What other libraries would write to the console besides audiencefit's log lines: their progress bars (tqdm:
+# mlflow's "Downloading artifacts", huggingface_hub, transformers) and mlflow's own log handler (its lines in its
+# own format, beside ours). Set only where the environment does not say otherwise; read by each library when it
+# is imported or draws a bar, so set before any of them loads (the CLI's start, a serving worker's start).
+QUIET_ENV = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_CONFIGURE_LOGGING": "false",  # mlflow's loggers then reach the root handler (ours), at WARNING
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TQDM_DISABLE": "1",
+}
+WARNINGS_LOGGER = "py.warnings"
+
+
+def quiet_third_party_output(*, verbose: bool = False) -> None:
+    """Third-party progress bars off and Python warnings (a library's deprecation, a tracer's or quantizer's hint)
+    routed into the log as ``py.warnings`` lines, shown only with ``-v`` (DEBUG): audiencefit's own code logs what
+    a user should see, it never warns through ``warnings``."""
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    logging.captureWarnings(True)
+    logging.getLogger(WARNINGS_LOGGER).setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+def silence_mlflow_prints() -> None:
+    """mlflow prints some events straight to stderr, past any logging configuration ("Successfully registered
+    model 'x'.", "Created version '1' of model 'x'."); audiencefit logs the same facts itself. Call after importing
+    mlflow."""
+    module = sys.modules.get("mlflow.utils.logging_utils")
+    if module is not None:
+        module.disable_logging()
 
 
 def settings_secrets(settings: Any) -> list[str]:

@@ -250,3 +250,52 @@ def test_a_real_uvicorn_start_and_stop_logs_no_colour_into_a_pipe(fmt):
     text = stream.getvalue()
     assert "Uvicorn running on http://127.0.0.1:" in text, text
     assert "\x1b" not in text and "\\u001b" not in text and "color_message" not in text, text
+
+
+_THIRD_PARTY_NOISE = """
+import logging, pathlib, sys, tempfile, warnings
+from audiencefit.logs import configure_logging
+configure_logging("DEBUG" if sys.argv[1] == "verbose" else "INFO")
+import mlflow.artifacts
+from mlflow.utils.logging_utils import eprint
+from audiencefit.logs import silence_mlflow_prints
+src = pathlib.Path(tempfile.mkdtemp())
+for i in range(3):
+    (src / f"f{i}.txt").write_text("x")
+mlflow.artifacts.download_artifacts(artifact_uri=src.as_uri(), dst_path=tempfile.mkdtemp())  # a tqdm bar
+warnings.warn("a library hint", UserWarning)
+logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables...")
+silence_mlflow_prints()
+eprint("Successfully registered model 'audiencefit'.")
+logging.getLogger("audiencefit.cli").info("our own line")
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_third_party_bars_warnings_and_prints_stay_off_the_console(mode, tmp_path):
+    """In a fresh process, as the CLI starts: mlflow's tqdm bar, its own handler's INFO lines and its prints, and
+    Python warnings never reach stderr; audiencefit's lines do. With -v (DEBUG) the warnings come back, as log lines."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in logs.QUIET_ENV}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", _THIRD_PARTY_NOISE, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "our own line" in done.stderr
+    for noise in ("Downloading artifacts", "it/s", "Creating initial MLflow", "Successfully registered", "\x1b"):
+        assert noise not in done.stderr + done.stdout, (noise, done.stderr)
+    if mode == "quiet":
+        assert "a library hint" not in done.stderr
+    else:
+        assert "warning py.warnings:" in done.stderr and "a library hint" in done.stderr
