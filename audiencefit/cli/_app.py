@@ -38,6 +38,7 @@ ModelUriOpt = Annotated[
 # person reads it instead: what the value is (an option's metavar, e.g. ``DIR``), else its kind in words, with the
 # choices of a choice in brackets.
 _TYPE_LABEL = re.compile(r"<([^<>]+)>")
+_REQUIRED_ARG = re.compile(r"^\{([^{}]+)\}")
 _WORDS = {"int": "INTEGER", "int range": "INTEGER", "float": "NUMBER", "float range": "NUMBER", "str": "TEXT"}
 
 
@@ -50,7 +51,11 @@ def human_type(label: str) -> str:
 
 
 class HumanCommand(TyperCommand):
-    """A command whose --help shows each value's kind in words (see :func:`human_type`)."""
+    """A command whose --help shows each value's kind in words (see :func:`human_type`), and its usage line a
+    required argument as ``DIR`` (Typer writes ``{DIR}``; an optional one stays ``[DIR]``)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [_REQUIRED_ARG.sub(r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         sections: dict[str, list[tuple[str, str]]] = {"Arguments": [], "Options": []}

@@ -33,6 +33,7 @@ ARTEFACTS = {
     "a Python annotation": re.compile(r"list\[|NoneType|typing\.|Optional\[|<function|<class|\bEnum\b"),
     "a number no one reads (a machine bound as default or range)": re.compile(r"\d{11,}"),
     "a dynamic default": re.compile(r"\(dynamic\)"),
+    "an argument in braces on the usage line": re.compile(r"^Usage: .*\{", re.M),
 }
 
 
