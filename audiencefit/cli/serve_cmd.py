@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from audiencefit.children import pid_alive
-from audiencefit.cli._app import DEFAULT_MODEL_URI, app, model_source
+from audiencefit.cli._app import BundleOpt, ModelOpt, ModelUriOpt, app, model_source
 from audiencefit.logs import JsonFormatter
 from features.errors import InputError
 from serving.dispatch import DEFAULT_IN_FLIGHT
@@ -71,13 +71,9 @@ def serve(
     features: Annotated[Path, typer.Option("--features", help="Feature set directory (with its index/).")],
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")] = 8000,
-    bundle: Annotated[
-        Path | None, typer.Option("--bundle", help="Model bundle directory (instead of the registry).")
-    ] = None,
-    model_uri: Annotated[
-        str | None,
-        typer.Option("--model-uri", help=f"Registered model to serve (default {DEFAULT_MODEL_URI} without --bundle)."),
-    ] = None,
+    bundle: BundleOpt = None,
+    model: ModelOpt = None,
+    model_uri: ModelUriOpt = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -118,7 +114,7 @@ def serve(
             "no API key configured: set AUDIENCEFIT_API_KEYS (comma-separated) before starting the server; "
             "every /v1 request must send one in the X-API-Key header"
         )
-    source = model_source(bundle, model_uri, model_flag="--model-uri", default=DEFAULT_MODEL_URI)
+    source = model_source(bundle, model, model_uri)
     if not features.is_dir():
         raise InputError(f"--features {features}: not a directory")
     for var in SINGLE_THREAD_ENV:
