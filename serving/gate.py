@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from audiencefit.settings import Settings
+from serving.problems import send_problem
 from serving.security import API_KEY_HEADER, key_matches
 
 _KEY_HEADER = API_KEY_HEADER.lower().encode("latin-1")
@@ -100,11 +101,12 @@ class RequestGate:
             await refusal(send)
             return
         if methods is None:
-            await respond(send, 404, {"detail": "Not Found"})
+            await send_problem(send, 404, f"no route matches {path}", path=path)
             return
         if methods and scope["method"] not in methods:
             allow = ", ".join(sorted(methods))
-            await respond(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", allow.encode("latin-1"))])
+            detail = f"{scope['method']} is not allowed on {path}; allowed: {allow}"
+            await send_problem(send, 405, detail, path=path, headers=[(b"allow", allow.encode("latin-1"))])
             return
         await self.app(scope, receive, send)
 
@@ -117,11 +119,16 @@ class RequestGate:
             return None
         key = header(scope, _KEY_HEADER)
         if not key:
-            return lambda send: respond(
-                send, 401, {"detail": f"missing {API_KEY_HEADER} header"}, [(b"www-authenticate", b"APIKey")]
+            return lambda send: send_problem(
+                send,
+                401,
+                f"missing {API_KEY_HEADER} header",
+                path=path,
+                kind="missing-api-key",
+                headers=[(b"www-authenticate", b"APIKey")],
             )
         if not accepted or not key_matches(key, accepted):
-            return lambda send: respond(send, 403, {"detail": "invalid API key"})
+            return lambda send: send_problem(send, 403, "invalid API key", path=path, kind="invalid-api-key")
         return None
 
 
@@ -136,7 +143,8 @@ def header(scope: Scope, name: bytes) -> str | None:
 async def respond(
     send: Send, status: int, payload: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    """A small JSON answer sent straight from the transport layer."""
+    """A small JSON answer that is not an error (``/healthz``, a probe's ``/readyz``) sent straight from the ASGI
+    layer; errors go through ``serving.problems.send_problem``."""
     body = json.dumps(payload).encode()
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": start})

@@ -31,6 +31,8 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from serving.problems import PROBLEM_JSON, problem, problem_bytes
+
 log = logging.getLogger(__name__)
 
 DISCARD_MAX_BYTES = 1 << 20
@@ -212,14 +214,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._deadline.cancel()
             self._deadline = None
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP, as a problem like every other error."""
+        self._refuse(400, msg)
+
     def _refuse(self, status: int, message: str) -> None:
-        """Answer straight on the transport (no request to hand to the app) and close."""
-        body = message.encode("ascii")
+        """Answer a problem (``serving.problems``) straight on the transport (no request to hand to the app) and
+        close."""
+        body = problem_bytes(problem(status, message))
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
         head += [
-            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-type: " + PROBLEM_JSON.encode("latin-1") + b"\r\n",
             b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
             b"connection: close\r\n\r\n",
         ]
