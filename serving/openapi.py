@@ -31,6 +31,7 @@ _DESCRIPTIONS = {
     408: "The request line, headers or body did not arrive in time; the connection is closed.",
     409: "The reload failed: nothing was swapped in and the previous bundle and feature set keep serving.",
     413: "The request body is larger than the service accepts (serve --max-body-bytes; default 1 MiB).",
+    415: "The body is not sent as JSON: send Content-Type: application/json (or none).",
     422: "The request is invalid: errors lists every refused value with its location (loc) and a message.",
     429: "Rate limit exceeded (per API key, or per client address without one); retry after Retry-After seconds.",
     500: "An unexpected error (logged with its traceback; the answer carries none).",
@@ -59,6 +60,12 @@ _EXAMPLES = {
         serving_feature_set_id="4f1c653c1548c3c2",
         previous_feature_set_id="4f1c653c1548c3c2",
         error="bundle /srv/bundles/b7: bundle.json lists model.txt with sha256 9f2c…, the file has 41aa…",
+    ),
+    415: problem(
+        415,
+        "the body must be JSON (Content-Type: application/json), not 'application/x-www-form-urlencoded'",
+        kind="unsupported-media-type",
+        instance="/v1/recommendations",
     ),
     413: problem(413, "request body larger than 1048576 bytes", instance="/v1/recommendations"),
     422: problem(
@@ -173,7 +180,6 @@ def add_docs(app: FastAPI) -> None:
     def local(request: Request, name: str) -> str:
         return f"{request.scope.get('root_path', '')}{ASSETS_URL}/{name}"
 
-    @app.get(DOCS_URL, include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=f"{request.scope.get('root_path', '')}{app.openapi_url}",
@@ -185,7 +191,6 @@ def add_docs(app: FastAPI) -> None:
             swagger_ui_parameters={"validatorUrl": None},  # the validator badge is an image from swagger.io
         )
 
-    @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         return get_redoc_html(
             openapi_url=f"{request.scope.get('root_path', '')}{app.openapi_url}",
@@ -195,4 +200,7 @@ def add_docs(app: FastAPI) -> None:
             with_google_fonts=False,
         )
 
+    # Plain routes, as FastAPI adds its own docs pages: GET and HEAD, outside the schema.
+    app.add_route(DOCS_URL, swagger_ui, include_in_schema=False)
+    app.add_route(REDOC_URL, redoc, include_in_schema=False)
     app.mount(ASSETS_URL, StaticFiles(directory=_assets()), name="docs-assets")

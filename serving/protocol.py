@@ -31,7 +31,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from serving.problems import PROBLEM_JSON, problem, problem_bytes
+from serving.problems import PROBLEM_JSON, problem, problem_bytes, send_problem
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = False
         self._head_received = 0
         self._disarm()
-        super().on_headers_complete()
+        limit = self.limit_concurrency
+        if limit is None or (len(self.connections) < limit and len(self.tasks) < limit):
+            super().on_headers_complete()
+            return
+        # Over the connection limit: uvicorn would answer its own text/plain 503; answer the problem every other
+        # error is, by handing uvicorn's request cycle an app that sends it.
+        self.logger.warning("Exceeded concurrency limit.")
+        app, self.app, self.limit_concurrency = self.app, _over_limit, None
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app, self.limit_concurrency = app, limit
 
     def on_message_complete(self) -> None:
         if self._refused is not None:
@@ -232,6 +243,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         ]
         self.transport.write(b"".join(head) + body)
         self.transport.close()
+
+
+async def _over_limit(scope: Any, receive: Any, send: Any) -> None:
+    """The 503 of a connection over ``--limit-concurrency`` (``AUDIENCEFIT_HTTP_MAX_CONNECTIONS``)."""
+    detail = "too many connections to this server; try again shortly"
+    await send_problem(send, 503, detail, path=scope.get("path"), headers=[(b"connection", b"close")])
 
 
 def _client(protocol: HttpToolsProtocol) -> str:

@@ -19,7 +19,7 @@ from serving.security import AdminKey
 from serving.state import BundleSource, ReloadRefusedError
 
 router = APIRouter(
-    prefix="/admin", tags=["admin"], dependencies=[AdminKey], responses=error_responses(401, 403, 413, 422, 503)
+    prefix="/admin", tags=["admin"], dependencies=[AdminKey], responses=error_responses(401, 403, 413, 415, 422, 503)
 )
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from serving.security import ApiKey
 from serving.state import AppState, ServingModel
 
 router = APIRouter(
-    prefix="/v1", tags=["plans"], dependencies=[ApiKey], responses=error_responses(401, 403, 413, 422, 503)
+    prefix="/v1", tags=["plans"], dependencies=[ApiKey], responses=error_responses(401, 403, 413, 415, 422, 503)
 )
 Planning = Annotated[
     PlanRequest,

@@ -37,7 +37,7 @@ router = APIRouter(
     prefix="/v1",
     tags=["recommendations"],
     dependencies=[ApiKey],
-    responses=error_responses(401, 403, 413, 422, 503),
+    responses=error_responses(401, 403, 413, 415, 422, 503),
 )
 Recommendation = Annotated[
     RecommendationRequest,
