@@ -101,7 +101,7 @@ def _expected_errors(path: str, op: dict[str, Any]) -> set[str]:
     if op.get("parameters") or "requestBody" in op:
         codes.add("422")
     if "requestBody" in op:
-        codes.add("413")
+        codes |= {"413", "415"}
     if "{creator_id}" in path or path == "/v1/score":
         codes.add("404")
     return codes
@@ -193,6 +193,10 @@ def test_every_error_of_the_stack_is_a_problem(client: TestClient, doc: dict[str
     resp = client.delete("/healthz")
     _check_problem(doc, resp, 405, "method-not-allowed", "/healthz")
     assert resp.headers["allow"] == "GET"
+    form = client.post(
+        "/v1/plans", headers={**keyed, "Content-Type": "application/x-www-form-urlencoded"}, content=b"{}"
+    )
+    assert "application/json" in _check_problem(doc, form, 415, "unsupported-media-type", "/v1/plans")["detail"]
     big = client.post("/v1/recommendations", headers=keyed, content=b"{" + b" " * 100 + b"}")
     _check_problem(doc, big, 413, "body-too-large", "/v1/recommendations")
     _check_problem(doc, client.get("/v1/model", headers=keyed), 503, "unavailable", "/v1/model")
