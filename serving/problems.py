@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from http import HTTPStatus
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -158,11 +157,3 @@ class ProblemError(HTTPException):
         if self.kind not in PROBLEM_TYPES:
             raise ValueError(f"unknown problem type {self.kind!r}")
         self.extensions = extensions
-
-
-def status_phrase(status: int) -> str:
-    """The standard reason phrase of ``status`` ('' for a code HTTP does not name)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
