@@ -56,9 +56,9 @@ segments, with forecasts of engagement, conversions and price.
 
 Send the key in `X-API-Key` (an admin key for `/admin`). Every error is a problem details object (RFC 9457,
 `application/problem+json`): `type`, `title`, `status`, `detail`, `instance`, and for a 422 an `errors` list naming
-each refused value's location. Money is in the currency of the creators' rates in the feature set (one currency per
-feature set; the demo world's is USD). `fit` is a cosine similarity between the creator's real audience and the
-brand's segments, in [-1, 1] (in practice 0–1; higher fits better)."""
+each refused value's location. Money is in USD, the currency of the data contracts' rates, costs and revenue
+(docs/data-contracts.md). `fit` is a cosine similarity between the creator's real audience and the brand's
+segments, weighted by how much of the audience is real: at most 1, higher fits better (docs/api.md)."""
 DEFAULT_THREADS = 4  # thread pool size for sync routes: CPU-bound work on 2 cores gains nothing from more
 
 

@@ -224,7 +224,7 @@ class RecommendationRequest(BrandIn):
         ),
     )
     budget: float | None = Field(
-        None, gt=0, le=MAX_BUDGET, description="Leave out creators whose expected price exceeds this."
+        None, gt=0, le=MAX_BUDGET, description="Leave out creators whose expected price exceeds this, in USD."
     )
     require_mention: bool = Field(False, description="Keep only creators who mentioned a brand handle or hashtag.")
 
@@ -348,8 +348,8 @@ class CreatorScore(BaseModel):
         description=(
             "Combined audience fit over the segments: the segment-weighted mean of each segment's fit (see "
             "segments), each weighted by the audience's share in the segment's countries when it names some. A "
-            "cosine scale in [-1, 1], in practice 0–0.6; higher fits better; comparable within one feature set "
-            "only."
+            "cosine scale in [-1, 1]: higher fits better, 0 or below means the audience is unlike the segment; "
+            "comparable within one feature set and embedder only."
         ),
     )
     segments: list[SegmentFit] = Field(
@@ -719,7 +719,11 @@ class PlanRequest(BrandIn):
         None, description="Plans take share 0 only (their propensities are not known yet): any other is a 422."
     )
 
-    budget: float = Field(gt=0, le=MAX_BUDGET, description="Total spend available (sum of expected prices).")
+    budget: float = Field(
+        gt=0,
+        le=MAX_BUDGET,
+        description="Total spend available, in USD (the sum of the creators' expected prices may not exceed it).",
+    )
     objective: PlanObjective = Field("conversions", description="Maximise expected conversions or unique reach.")
     min_creators: int = Field(1, ge=1, le=MAX_PLAN_CREATORS, description="Fewest creators the plan may hold.")
     max_creators: int | None = Field(
@@ -752,11 +756,7 @@ class PlannedCreator(BaseModel):
     handle: str | None = Field(description="Its handle (null when the export has none).")
     platform: str | None = Field(description="Its platform.")
     followers: int | None = Field(description="Its follower count (null when unknown).")
-    price: Band = Field(
-        description=(
-            "Expected price of one sponsored post, in USD (the currency of the creators' rates in the feature set)."
-        )
-    )
+    price: Band = Field(description=("Expected price of one sponsored post, in USD (the data contracts' currency)."))
     conversions: float = Field(description="Expected conversions of this creator alone.")
     engagements: float = Field(description="Expected engagements (likes + comments) of its post.")
     marginal_conversions: float = Field(description="Conversions the plan loses without this creator.")
@@ -782,14 +782,9 @@ class PlanResponse(BaseModel):
     count: int = Field(description="Number of creators in the plan.")
     creators: list[PlannedCreator] = Field(description="The creators of the plan, by gain_per_cost, highest first.")
     total_cost: Band = Field(
-        description=(
-            "The plan's total price, in USD (the currency of the creators' rates in the feature set) (sum of the "
-            "creators' prices)."
-        )
+        description=("The plan's total price, in USD (the data contracts' currency) (sum of the creators' prices).")
     )
-    budget: float = Field(
-        description="The budget asked for, in USD (the currency of the creators' rates in the feature set)."
-    )
+    budget: float = Field(description="The budget asked for, in USD (the data contracts' currency).")
     conversions: Band = Field(
         description="The plan's expected conversions, counting a person reached by two creators once."
     )
