@@ -43,6 +43,7 @@ from starlette.types import Message, Receive, Scope, Send
 from serving.frames import decode_headers, encode_headers, read_frame, write_frame
 from serving.gate import RequestGate, respond
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
+from serving.problems import send_problem
 
 FORWARDED = "audiencefit.forwarded"  # scope key: a worker answered (and counted) this request (serving.metrics)
 
@@ -121,7 +122,8 @@ class Front:
             return
         if scope["path"] in OWN_PATHS:  # answered here (/readyz only while a worker is missing): GET only
             if scope["method"] != "GET":
-                await respond(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"GET")])
+                detail = f"{scope['method']} is not allowed on {scope['path']}; allowed: GET"
+                await send_problem(send, 405, detail, path=scope["path"], headers=[(b"allow", b"GET")])
                 return
             if scope["path"] == "/healthz":
                 await respond(send, 200, {"status": "ok"})
@@ -140,7 +142,7 @@ class Front:
         if isinstance(link, _Gone):
             return
         if link is None:
-            await respond(send, 503, {"detail": "the service is starting; try again shortly"})
+            await send_problem(send, 503, "the service is starting; try again shortly", path=scope["path"])
             return
         header = {
             "id": next(self._ids),
@@ -154,7 +156,8 @@ class Front:
         try:
             answer, out = await link.call(header["id"], header, body)
         except ConnectionError:
-            await respond(send, 503, {"detail": "the worker answering this request stopped; try again"})
+            detail = "the worker answering this request stopped; try again"
+            await send_problem(send, 503, detail, path=scope["path"])
             return
         finally:
             self._wake()

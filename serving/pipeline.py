@@ -186,10 +186,13 @@ def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) 
     if top.affordable == 0:
         reason = f"no candidate's expected price is within the budget of {req.budget:,.2f}"
         return Scored([], reason, segs, 0, share, reading=reading)
-    shown = [
-        RecommendedCreator(**fields, propensity=float(rec["propensity"]), explored=bool(rec["explored"]))
-        for rec, fields in row_fields(state, query, top.scored, model.reliability)
-    ]
+    shown = []
+    for rec, fields in row_fields(state, query, top.scored, model.reliability):
+        creator = RecommendedCreator(
+            **fields, propensity=float(rec["propensity"]), explored=bool(rec["explored"]), ranking_value=0.0
+        )
+        creator.ranking_value = objective_key(req.objective, creator)
+        shown.append(creator)
     rows = tuple(int(r) for r in top.scored["row"].to_list())
     return Scored(shown, None, segs, top.affordable, share, rows, reading)
 

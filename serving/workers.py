@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.io import write_bytes_atomic
 from serving.frames import decode_headers, encode_headers, read_frame, write_frame
+from serving.problems import PROBLEM_JSON, problem, problem_bytes
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -181,8 +182,8 @@ async def _call(app: Any, header: dict[str, Any], body: bytes) -> tuple[int, lis
         # ServerErrorMiddleware): that answer goes back. Only if nothing was sent is this a failure of its own.
         if not chunks:
             log.exception("request failed in the worker before any response")
-            payload = b'{"detail":"internal server error"}'
-            return 500, [["content-type", "application/json"], ["content-length", str(len(payload))]], payload
+            payload = problem_bytes(problem(500, "internal server error", instance=scope.get("path")))
+            return 500, [["content-type", PROBLEM_JSON], ["content-length", str(len(payload))]], payload
     finally:
         done.set()
     return status, headers, b"".join(chunks)

@@ -212,8 +212,10 @@ def test_score_known_and_unknown_ids(client, small_features: Path):
     assert resp.status_code == 200, resp.text
     assert [c["creator_id"] for c in resp.json()["creators"]] == ids
     resp = client.post("/v1/score", json={"segments": SEGMENTS, "creator_ids": [ids[0], "nobody-1", "nobody-2"]})
-    assert resp.status_code == 404
-    assert resp.json()["detail"]["unknown_ids"] == ["nobody-1", "nobody-2"]
+    assert resp.status_code == 404 and resp.headers["content-type"] == "application/problem+json"
+    problem = resp.json()
+    assert problem["unknown_ids"] == ["nobody-1", "nobody-2"] and problem["instance"] == "/v1/score"
+    assert problem["type"] == "urn:audiencefit:problem:unknown-creator" and problem["status"] == 404
     too_many = client.post("/v1/score", json={"segments": SEGMENTS, "creator_ids": ["x"] * 501})
     assert too_many.status_code == 422
 
@@ -305,7 +307,14 @@ def test_unexpected_error_is_a_generic_500(client, monkeypatch):
     monkeypatch.setattr(route, "recommend", boom)
     resp = _rec(client, k=2)
     assert resp.status_code == 500
-    assert resp.json() == {"detail": "internal server error"}
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json() == {
+        "type": "urn:audiencefit:problem:internal",
+        "title": "Internal server error",
+        "status": 500,
+        "detail": "internal server error",
+        "instance": "/v1/recommendations",
+    }
     assert "secret" not in resp.text
 
 
