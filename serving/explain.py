@@ -19,6 +19,7 @@ import numpy as np
 from features.featureset import FeatureSet
 from features.topic_terms import topic_terms
 from models.pair_features import segment_cluster_membership
+from models.scoring import FIT_DIGITS
 from serving.captions import CaptionStore
 from serving.schemas import Explanation, Topic
 
@@ -28,8 +29,8 @@ MIN_TOPIC_SHARE = 0.02  # clusters holding less of the audience than this are no
 MIN_RELEVANCE = 0.1  # a cluster this far from the segment does not explain a match to it
 
 
-FIT_DIGITS = 3  # the fit and share fields are rounded to this many decimals; the reasons quote them as they are
-QUALITY_DIGITS = 1
+# The fit and share fields are rounded to FIT_DIGITS decimals (models.scoring.reported); the reasons quote them as
+# they are.
 
 
 def percent(share: float) -> str:

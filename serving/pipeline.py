@@ -26,8 +26,8 @@ from models.explore import Exploration, derive_seed
 from models.pair_features import BrandQuery
 from models.query import Filters, Segment, embed_segments, validate_segments
 from models.reclog import Shown, ShownCreator
-from models.scoring import score_creators, top_creators
-from serving.explain import FIT_DIGITS, QUALITY_DIGITS, Explainer, cluster_terms
+from models.scoring import reported, score_creators, top_creators
+from serving.explain import Explainer, cluster_terms
 from serving.schemas import (
     Band,
     BrandIn,
@@ -341,13 +341,13 @@ def row_fields(
         query.segment_vectors,
         state.captions,
     )
-    for i, rec in enumerate(scored.iter_rows(named=True)):
+    # Rounded once, by the expression the batch job uses too: the fields carry these figures and the reasons quote
+    # them (serving.explain).
+    for i, rec in enumerate(reported(scored).iter_rows(named=True)):
         mentions = int(rec["brand_mentions"] or 0)
-        # Rounded once, here: the fields carry these figures and the reasons quote them (serving.explain).
         quality = _num(rec["audience_quality"])
-        quality = round(quality, QUALITY_DIGITS) if quality is not None else None
-        segment_fit = [round(float(f), FIT_DIGITS) for f in rec["segment_fit"]]
-        segment_share = [round(float(x), FIT_DIGITS) for x in rec["segment_share"]]
+        segment_fit = [float(f) for f in rec["segment_fit"]]
+        segment_share = [float(x) for x in rec["segment_share"]]
         row = int(rec["row"])
         quality_source = rec["quality_source"]  # what audience_quality was computed from
         yield (
