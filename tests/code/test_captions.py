@@ -138,3 +138,21 @@ def test_quotes_leave_out_filler_lines_and_runs(caption: str, tidied: str) -> No
 def test_a_caption_of_filler_only_is_never_quoted() -> None:
     store = CaptionStore({"c1": [".\n.\n.", "pasta night with friends"]})
     assert store.best("c1", "pasta", 2) == ["pasta night with friends"]
+
+
+def test_caption_table_keeps_each_creators_captions_in_order() -> None:
+    from serving.captions import CaptionTable
+
+    frame = pl.DataFrame(
+        {"creator_id": ["a", "b", "c"], "caption": [["a1", "a2"], [], ["c1"]]},
+        schema={"creator_id": pl.String, "caption": pl.List(pl.String)},
+    )
+    table = CaptionTable.from_frame(frame)
+    same = CaptionTable.from_dict({"a": ["a1", "a2"], "b": [], "c": ["c1"]})
+    for t in (table, same):
+        assert len(t) == 3 and t.n_captions == 3
+        assert t.get("a") == ["a1", "a2"] and t.get("b") == [] and t.get("c") == ["c1"] and t.get("zz") == []
+        assert t.span("c") == (2, 1) and t.span("b") == (2, 0) and t.span("zz") is None
+        assert t.texts() == ["a1", "a2", "c1"]
+    with pytest.raises(ValueError, match="do not agree"):
+        CaptionTable(["a"], np.array([2], dtype=np.int64), pl.Series(["x"]))
