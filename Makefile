@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	@# torch first, pinned, so that no dependency can pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,compiled-trees]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,compiled-trees,notebook]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv, install the project and build the embedding artifacts (idempotent).
