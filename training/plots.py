@@ -1,7 +1,8 @@
 """Figures an analyst reads before trusting a model: calibration, gain against baselines, feature importance.
 
-Each function takes frames/arrays and returns a matplotlib ``Figure`` (Agg backend, no display); the caller saves
-or logs it. Nothing here trains or reads files.
+Each function takes frames/arrays and returns a matplotlib ``Figure`` made without pyplot: it touches no backend
+(a notebook's inline one stays in force and shows the figure when it is a cell's value) and ``savefig`` renders
+it wherever no display exists; the caller saves, logs or shows it. Nothing here trains or reads files.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ if TYPE_CHECKING:
 
 
 def _figure(width: float = 6.5, height: float = 4.5) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=110)
