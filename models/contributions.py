@@ -35,6 +35,7 @@ from models.estimators import (
     follower_offset,
     stage_share,
 )
+from models.pair_features import FEATURE_COLUMNS, BrandQuery, CreatorView, pair_features
 
 Target = Literal["conversions", "engagement_rate", "price"]
 TARGETS: tuple[Target, ...] = ("conversions", "engagement_rate", "price")
@@ -118,3 +119,24 @@ def top_contributions(contributions: pl.DataFrame, row: int, k: int = 10) -> pl.
     features = mine.filter(~pl.col("term").is_in([BASELINE, EXPOSURE]))
     ranked = features.with_columns(size=pl.col("contribution").abs()).sort(["size", "term"], descending=[True, False])
     return pl.concat([ranked.head(k).drop("size"), fixed]).drop("row")
+
+
+def explain_scored(
+    view: CreatorView, models: ModelSet, query: BrandQuery, scored: pl.DataFrame, target: Target = "conversions"
+) -> pl.DataFrame:
+    """:func:`feature_contributions` for the creators of a scoring frame (``models.scoring.top_creators``'
+    ``scored``: columns ``row``, the creator's feature-set row, ``creator_id`` and ``matched_segment``), each for
+    the segment its forecast is for: the pair features the service computed, from the same function. Adds
+    ``creator_id``; ``row`` is the position in ``scored``."""
+    missing = [c for c in ("row", "creator_id", "matched_segment") if c not in scored.columns]
+    if missing:
+        raise ValueError(f"the scoring frame lacks {missing} (pass top_creators(...).scored)")
+    labels = {segment.label: j for j, segment in enumerate(query.segments)}
+    unknown = sorted(set(scored["matched_segment"].to_list()) - set(labels))
+    if unknown:
+        raise ValueError(f"matched segments {unknown} are not segments of the query")
+    rows = scored["row"].to_numpy().astype(np.int64)
+    segment_index = np.array([labels[m] for m in scored["matched_segment"].to_list()], dtype=np.int64)
+    features = pair_features(view, rows, segment_index, query).select(FEATURE_COLUMNS)
+    ids = scored.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("row"), "creator_id")
+    return feature_contributions(models, features, target).join(ids, on="row", how="left", maintain_order="left")

@@ -85,3 +85,23 @@ def test_bad_target_and_unfitted_models_are_refused(bundle, rows) -> None:
         feature_contributions(ModelSet(FEATURE_COLUMNS), rows)
     with pytest.raises(ValueError, match="feature columns missing"):
         feature_contributions(bundle.models, rows.drop("audience_fit"))
+
+
+def test_the_scored_creators_forecasts_are_explained_for_their_matched_segment(model_world, bundle) -> None:
+    from features.featureset import load_feature_set
+    from models.contributions import explain_scored
+    from models.pair_features import BrandQuery
+    from models.query import Segment, embed_segments, query_embedder
+    from models.scoring import top_creators
+
+    fs = load_feature_set(model_world["features"])
+    segments = [Segment("runners training for a marathon", segment_id="run"), Segment("vegan home cooks")]
+    query = BrandQuery(segments, embed_segments(segments, query_embedder(fs)))
+    top = top_creators(fs, bundle.models, query, np.arange(fs.creators.height), objective="conversions", k=8)
+    explained = explain_scored(fs, bundle.models, query, top.scored)
+    assert explained["creator_id"].unique(maintain_order=True).to_list() == top.scored["creator_id"].to_list()
+    np.testing.assert_allclose(_sums(explained), np.log(top.scored["conversions"].to_numpy()), atol=1e-6)
+    with pytest.raises(ValueError, match="lacks"):
+        explain_scored(fs, bundle.models, query, top.scored.drop("row"))
+    with pytest.raises(ValueError, match="not segments of the query"):
+        explain_scored(fs, bundle.models, query, top.scored.with_columns(matched_segment=pl.lit("other")))
