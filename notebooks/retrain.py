@@ -33,8 +33,10 @@ from pathlib import Path
 import polars as pl
 from IPython.display import display
 
+from audiencefit.logs import quiet_third_party_output
 from audiencefit.settings import located_settings
 
+quiet_third_party_output()  # no third-party progress bars (mlflow's downloads) or warnings between the outputs
 settings = located_settings()
 DATA_DIR = Path(os.environ.get("RETRAIN_DATA_DIR", str(settings.demo_dir))).resolve()
 FEATURES_DIR = Path(os.environ.get("RETRAIN_FEATURES_DIR", str(settings.features_dir))).resolve()

@@ -121,3 +121,20 @@ def importance_plot(models: ModelSet, top: int = 15) -> Figure:
         ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
     return fig
+
+
+def contribution_plot(top: pl.DataFrame, title: str) -> Figure:
+    """Horizontal bars of one forecast's feature contributions (``models.contributions.top_contributions``'
+    feature rows; baseline and exposure left out), largest effect on top, raising in one colour, lowering in
+    another; the axis reads as the factor the feature multiplied the forecast by."""
+    features = top.filter(~pl.col("term").str.starts_with("(")).reverse()
+    fig = _figure(7.0, 0.35 * max(features.height, 4) + 1.2)
+    ax = fig.add_subplot()
+    values = features["contribution"].to_numpy()
+    ax.barh(features["term"].to_list(), values, color=np.where(values >= 0, "tab:green", "tab:red"))
+    ax.axvline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("contribution (log scale: +0.1 ≈ ×1.11 on the forecast)")
+    ax.set_title(title)
+    ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    return fig

@@ -30,6 +30,9 @@ def kernel(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     under it (no MLFLOW_TRACKING_URI), nothing set for the notebooks' own parameters."""
     kernel_env(tmp_path / "jupyter", monkeypatch)
     monkeypatch.setenv("AUDIENCEFIT_DATA_DIR", "data")
+    # Training's check on the served population (training.served_eval, minutes on a shared CI core) is tested on
+    # its own; here it would only slow the notebooks down.
+    monkeypatch.setenv("AUDIENCEFIT_SERVED_EVAL_CANDIDATES", "0")
     for name in [n for n in os.environ if n.startswith("RETRAIN_")] + ["MLFLOW_TRACKING_URI"]:
         monkeypatch.delenv(name, raising=False)
     return project / "elsewhere" / "deeper"
@@ -54,6 +57,7 @@ def test_retrain_runs_in_a_kernel_and_registers_and_promotes(project: Path, kern
     tables = outputs(notebook, "text/html")
     assert len(tables) >= 4 and all("<table" in t for t in tables)
     assert any("audiencefit model" in t for t in tables)
+    assert "Downloading artifacts" not in printed and "Warning" not in printed
 
 
 def test_notebooks_are_percent_format_without_outputs() -> None:
@@ -63,3 +67,43 @@ def test_notebooks_are_percent_format_without_outputs() -> None:
         assert "format_name: percent" in text, path
         assert "matplotlib.use(" not in text, path  # the kernel's inline backend shows the plots
         compile(text, str(path), "exec")
+
+
+def test_inspect_runs_in_a_kernel_and_explains_compares_and_checks_outcomes(
+    project: Path, kernel: Path, small_world: Path, small_features: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audiencefit.settings import Settings
+    from training import promote as promotion
+    from training.tracking import log_training
+    from training.train import train_models
+
+    # A champion (v1) and a different challenger (v2, another seed), as two retrains leave them.
+    data = project / "inspect-data"
+    data.mkdir()
+    (data / "demo").symlink_to(small_world, target_is_directory=True)
+    (data / "features").symlink_to(small_features, target_is_directory=True)
+    for seed in (7, 8):
+        settings = Settings(data_dir=data, seed=seed, served_eval_candidates=0)
+        log_training(train_models(small_world, small_features, settings, progress=False), settings)
+        if seed == 7:
+            assert promotion.promote(settings).promoted
+
+    monkeypatch.setenv("AUDIENCEFIT_DATA_DIR", "inspect-data")
+    notebook = run_notebook("inspect.py", kernel)
+
+    printed = "".join(outputs(notebook, "stream"))
+    tables = outputs(notebook, "text/html")
+    # 1. the champion's first creator explained: the terms add up to the forecast served
+    line = next(t for t in printed.splitlines() if " ranks #1: " in t)
+    forecast, served = line.split(": ", 1)[1].split(" expected conversions (served: ")
+    assert forecast == served.split(")")[0]
+    assert any("factor" in t and "(baseline)" in t for t in tables)
+    # 2. champion v1 and challenger v2: their logged metrics and rankings side by side
+    assert any("ndcg20_brand" in t and "challenger" in t for t in tables)
+    assert any("rank_champion" in t and "rank_challenger" in t for t in tables)
+    # 3. forecasts against the campaigns since the champion's training data
+    assert "campaigns started after" in printed and "nothing to compare" not in printed
+    assert any("conversions_in_band" in t for t in tables)
+    # Plots inline: the contributions and the calibration.
+    assert len(outputs(notebook, "image/png")) >= 2
+    assert "Downloading artifacts" not in printed and "Warning" not in printed
