@@ -5,6 +5,7 @@ explain and show their plots inline and their tables as tables."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,9 @@ def test_notebooks_are_percent_format_without_outputs() -> None:
         assert "format_name: percent" in text, path
         assert "matplotlib.use(" not in text, path  # the kernel's inline backend shows the plots
         compile(text, str(path), "exec")
+        # A kernel started in notebooks/ has it on sys.path: a notebook named like a standard module (inspect.py)
+        # would shadow it there (and crashes mypy).
+        assert path.stem not in sys.stdlib_module_names, path
 
 
 def test_inspect_runs_in_a_kernel_and_explains_compares_and_checks_outcomes(
@@ -89,7 +93,7 @@ def test_inspect_runs_in_a_kernel_and_explains_compares_and_checks_outcomes(
             assert promotion.promote(settings).promoted
 
     monkeypatch.setenv("AUDIENCEFIT_DATA_DIR", "inspect-data")
-    notebook = run_notebook("inspect.py", kernel)
+    notebook = run_notebook("inspect_models.py", kernel)
 
     printed = "".join(outputs(notebook, "stream"))
     tables = outputs(notebook, "text/html")

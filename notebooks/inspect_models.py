@@ -165,13 +165,13 @@ side_by_side(rankings)
 
 # %%
 from features.errors import InputError
-from training.outcomes import forecasts_since
+from training.outcomes import ForecastOutcomes, forecasts_since
 from training.plots import calibration_plot
 
+outcomes: ForecastOutcomes | None = None
 try:
     outcomes = forecasts_since(bundles[CHAMPION], DATA_DIR, FEATURES_DIR, settings)
 except InputError as exc:
-    outcomes = None
     print(f"nothing to compare yet: {exc}")
 if outcomes is not None:
     print(f"{outcomes.rows.height} campaigns started after {outcomes.since}")
