@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export AUDIENCEFIT_DATA_DIR ?= $(DATA)
 
-.PHONY: install models run test lint typecheck unit bench bench-embed clean help
+.PHONY: install models run notebook test lint typecheck unit bench bench-embed clean help
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	@# torch first, pinned, so that no dependency can pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,compiled-trees]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,compiled-trees,notebook]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv, install the project and build the embedding artifacts (idempotent).
@@ -54,6 +54,9 @@ run: $(STAMP) ## Embedding artifacts → demo world → features → index → t
 	$(PY) -m audiencefit.ready http://$(HOST):$(PORT) --key-file $(DATA)/demo-api-key --pid $$pid \
 		|| { kill -TERM $$pid 2>/dev/null; wait $$pid; exit 1; }; \
 	wait $$pid
+
+notebook: $(STAMP) ## JupyterLab on notebooks/ (right-click a .py: Open With → Jupytext Notebook).
+	$(VENV)/bin/jupyter lab notebooks/
 
 lint: $(STAMP) ## ruff (lint + format check).
 	$(VENV)/bin/ruff check .
