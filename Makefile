@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export AUDIENCEFIT_DATA_DIR ?= $(DATA)
 
-.PHONY: install models run test lint typecheck unit bench bench-embed clean help
+.PHONY: install models run notebook test lint typecheck unit bench bench-embed clean help
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	@# torch first, pinned, so that no dependency can pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,compiled-trees,notebook]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv, install the project and build the embedding artifacts (idempotent).
@@ -44,10 +44,19 @@ run: $(STAMP) ## Embedding artifacts → demo world → features → index → t
 	$(AF) promote || echo "make run: the current champion stays (see the reason above)"
 	@test -s $(DATA)/demo-api-key || $(PY) -c "import secrets; print('demo-' + secrets.token_urlsafe(18))" > $(DATA)/demo-api-key
 	@test -s $(DATA)/demo-admin-key || $(PY) -c "import secrets; print('admin-' + secrets.token_urlsafe(18))" > $(DATA)/demo-admin-key
-	@echo "make run: serving on http://$(HOST):$(PORT)  demo API key: $$(cat $(DATA)/demo-api-key)  (header X-API-Key)"
 	@echo "make run: admin key for /admin/reload: $$(cat $(DATA)/demo-admin-key)"
-	AUDIENCEFIT_API_KEYS=$$(cat $(DATA)/demo-api-key) AUDIENCEFIT_ADMIN_API_KEYS=$$(cat $(DATA)/demo-admin-key) \
-		$(AF) serve --features $(DATA)/features --model-uri models:/audiencefit@champion --data $(DATA)/demo --host $(HOST) --port $(PORT)
+	@# The service runs in the background so that, once it is ready, the last line is the one to paste from
+	@# (URL, key, a curl); Ctrl-C stops it. audiencefit.ready exits 1 if the service ends before it is ready.
+	@AUDIENCEFIT_API_KEYS=$$(cat $(DATA)/demo-api-key) AUDIENCEFIT_ADMIN_API_KEYS=$$(cat $(DATA)/demo-admin-key) \
+		$(AF) serve --features $(DATA)/features --model models:/audiencefit@champion --data $(DATA)/demo \
+		--host $(HOST) --port $(PORT) & pid=$$!; \
+	trap 'kill -TERM $$pid 2>/dev/null; wait $$pid' INT TERM; \
+	$(PY) -m audiencefit.ready http://$(HOST):$(PORT) --key-file $(DATA)/demo-api-key --pid $$pid \
+		|| { kill -TERM $$pid 2>/dev/null; wait $$pid; exit 1; }; \
+	wait $$pid
+
+notebook: $(STAMP) ## JupyterLab on notebooks/ (right-click a .py: Open With → Jupytext Notebook).
+	$(VENV)/bin/jupyter lab notebooks/
 
 lint: $(STAMP) ## ruff (lint + format check).
 	$(VENV)/bin/ruff check .

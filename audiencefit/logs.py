@@ -4,6 +4,9 @@ Both formats carry a record's traceback (``exc_info``) and stack (``stack_info``
 
 - uvicorn's access log shows the path with every query value replaced by ``***`` (a client may send its key as
   ``?api_key=...``; the routes take few query parameters, so nothing useful is lost);
+- no line carries a terminal colour code: uvicorn's ``color_message`` (its message again, with ANSI colours) is
+  dropped, JSON lines never hold an escape sequence, and console lines lose theirs when the stream is not a
+  terminal (a file, a pipe, a log collector);
 - every line is scrubbed of the configured secrets (API keys, admin keys, the follower-id secret), of any
   ``X-API-Key`` header value and of passwords in URLs (``scheme://user:password@host``), wherever they appear
   (message, extra fields, traceback).
@@ -13,14 +16,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Record attributes that are not extra fields: the standard ones, and uvicorn's ``color_message`` (the message
+# again with ANSI colours, for its own coloured formatter).
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# ANSI escape sequences: CSI (colours, cursor moves: ESC [ ... final byte), OSC (ESC ] ... BEL or ESC \), and the
+# two-byte ones (ESC followed by one of @-Z, \, ], ^, _).
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 REDACTED = "***"
 ACCESS_LOGGER = "uvicorn.access"
 # The X-API-Key header as it can appear in a logged text: 'x-api-key': 'v', (b'x-api-key', b'v'), X-API-Key: v.
@@ -96,6 +105,11 @@ def _unescaped_secrets(path: str) -> str:
     return quote(scrub(decoded), safe="/?&=*%")
 
 
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI escape sequences (colours, cursor moves, terminal titles)."""
+    return _ANSI.sub("", text) if "\x1b" in text else text
+
+
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _RESERVED and not k.startswith("_")}
 
@@ -106,16 +120,17 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": strip_ansi(record.getMessage()),
         }
-        payload.update(_extras(record))
+        payload.update({k: strip_ansi(v) if isinstance(v, str) else v for k, v in _extras(record).items()})
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:
             payload["exc"] = record.exc_text
         if record.stack_info:
             payload["stack"] = self.formatStack(record.stack_info)
-        return scrub(json.dumps(payload, default=str, ensure_ascii=False))
+        # default=str can turn an object into text with escapes; json.dumps then spells ESC as \u001b.
+        return scrub(json.dumps(payload, default=lambda v: strip_ansi(str(v)), ensure_ascii=False))
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -133,11 +148,27 @@ class ConsoleFormatter(logging.Formatter):
         return scrub(line)
 
 
+class LogHandler(logging.StreamHandler[TextIO]):
+    """A stream handler whose lines lose their ANSI escape sequences unless the stream is a terminal (checked at
+    each line: the stream can be replaced)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if _is_terminal(self.stream) else strip_ansi(text)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
 def configure_logging(level: str = "INFO", fmt: str = "console", secrets: Iterable[str] = ()) -> None:
     """Install one stderr handler on the root logger (idempotent); ``secrets`` are scrubbed from every line, and
     the access log's query values are redacted."""
     register_secrets(secrets)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LogHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -145,8 +176,42 @@ def configure_logging(level: str = "INFO", fmt: str = "console", secrets: Iterab
     access = logging.getLogger(ACCESS_LOGGER)
     if not any(isinstance(f, AccessLogFilter) for f in access.filters):
         access.addFilter(AccessLogFilter())
-    for noisy in ("httpx", "urllib3", "sentence_transformers", "alembic", "numexpr", "faiss.loader"):
+    for noisy in ("httpx", "urllib3", "sentence_transformers", "alembic", "numexpr", "faiss.loader", "mlflow"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    quiet_third_party_output(verbose=logging.getLevelName(level) <= logging.DEBUG)
+
+
+# What other libraries would write to the console besides audiencefit's log lines: their progress bars (tqdm:
+# mlflow's "Downloading artifacts", huggingface_hub, transformers) and mlflow's own log handler (its lines in its
+# own format, beside ours). Set only where the environment does not say otherwise; read by each library when it
+# is imported or draws a bar, so set before any of them loads (the CLI's start, a serving worker's start).
+QUIET_ENV = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_CONFIGURE_LOGGING": "false",  # mlflow's loggers then reach the root handler (ours), at WARNING
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TQDM_DISABLE": "1",
+}
+WARNINGS_LOGGER = "py.warnings"
+
+
+def quiet_third_party_output(*, verbose: bool = False) -> None:
+    """Third-party progress bars off and Python warnings (a library's deprecation, a tracer's or quantizer's hint)
+    routed into the log as ``py.warnings`` lines, shown only with ``-v`` (DEBUG): audiencefit's own code logs what
+    a user should see, it never warns through ``warnings``."""
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    logging.captureWarnings(True)
+    logging.getLogger(WARNINGS_LOGGER).setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+def silence_mlflow_prints() -> None:
+    """mlflow prints some events straight to stderr, past any logging configuration ("Successfully registered
+    model 'x'.", "Created version '1' of model 'x'."); audiencefit logs the same facts itself. Call after importing
+    mlflow."""
+    module = sys.modules.get("mlflow.utils.logging_utils")
+    if module is not None:
+        module.disable_logging()
 
 
 def settings_secrets(settings: Any) -> list[str]:

@@ -432,6 +432,31 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError(f"invalid settings: {exc}") from None
 
 
+def locate_data_dir(data_dir: Path, start: Path | None = None) -> Path:
+    """``data_dir`` as an absolute path, found from any working directory (a notebook's kernel starts in
+    ``notebooks/``, a script anywhere): an absolute path as it is; a relative one (the default ``audiencefit-data``,
+    or ``AUDIENCEFIT_DATA_DIR=audiencefit-data`` as the Makefile exports it) in ``start`` (default: the working
+    directory) or the nearest parent where that directory exists, else in the checkout this package runs from
+    (the directory holding its ``pyproject.toml``, where ``make`` creates it), else in ``start``."""
+    if data_dir.is_absolute():
+        return data_dir
+    here = (start or Path.cwd()).resolve()
+    for parent in (here, *here.parents):
+        if (parent / data_dir).is_dir():
+            return parent / data_dir
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / data_dir
+    return here / data_dir
+
+
+def located_settings(start: Path | None = None) -> Settings:
+    """:func:`get_settings` with ``data_dir`` made absolute by :func:`locate_data_dir`: what a notebook or a script
+    run from another directory uses, so the demo world, feature sets and MLflow store are the project's."""
+    settings = get_settings()
+    return settings.model_copy(update={"data_dir": locate_data_dir(settings.data_dir, start)})
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment; bad values raise :class:`SettingsError`."""

@@ -12,6 +12,7 @@ Pure apart from the embedding cache: frames in, frames and arrays out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from features.quality import follower_sample_summary, quality_from_creators
 from features.schemas import UTC_DATETIME
 from features.stats import creator_stats, creator_terms, filter_as_of, newest_posts
 from features.text import is_meaningful, prepare_text
+from features.topic_terms import MAX_SPREAD, MIN_CLUSTERS_FOR_SPREAD, content_words
 
 # A creator needs at least this many embedded, authentic-looking followers for a follower-based audience;
 # below it the sample says too little and the audience is inferred from content instead.
@@ -282,23 +284,33 @@ def cluster_table(sample_texts: list[str], sample_assignments: np.ndarray, sizes
 
 
 def _cluster_terms(texts: list[str], assignments: np.ndarray, k: int, top: int = 8) -> pl.DataFrame:
-    """Label each interest cluster with the words most over-represented in its members' profiles."""
+    """Label each interest cluster with the words most over-represented in its members' profiles: stop words of
+    each profile's language and words spread evenly over the clusters left out (``features.topic_terms``)."""
     frame = pl.DataFrame(
-        {"cluster_id": assignments.astype(np.int32), "text": texts}, schema={"cluster_id": pl.Int32, "text": pl.String}
+        {"cluster_id": assignments.astype(np.int32), "text": texts, "word": [content_words(t) for t in texts]},
+        schema={"cluster_id": pl.Int32, "text": pl.String, "word": pl.List(pl.String)},
     )
     words = (
-        frame.with_columns(word=pl.col("text").str.to_lowercase().str.extract_all(r"[^\W\d_]{3,}"))
-        .explode("word")
+        frame.explode("word")
         .drop_nulls("word")
-        .filter(~pl.col("word").is_in(list(_STOPWORDS)))
         .unique(["cluster_id", "word", "text"])  # a word counts once per profile
     )
     sizes = frame.group_by("cluster_id").agg(size=pl.len())
     total = max(frame.height, 1)
     counts = words.group_by("cluster_id", "word").agg(n=pl.len())
     overall = words.group_by("word").agg(n_all=pl.len())
+    occupied = sizes.filter(pl.col("size") > 0).height
+    rate = pl.col("n") / pl.col("size")
+    share = rate / rate.sum().over("word")
+    spread = (
+        counts.join(sizes, on="cluster_id")
+        .group_by("word")
+        .agg(spread=-(share * share.log()).sum() / math.log(max(occupied, 2)))
+    )
+    generic = spread.filter(pl.col("spread") > MAX_SPREAD) if occupied >= MIN_CLUSTERS_FOR_SPREAD else spread.clear()
     scored = (
-        counts.join(overall, on="word")
+        counts.join(generic.select("word"), on="word", how="anti")
+        .join(overall, on="word")
         .join(sizes, on="cluster_id")
         .filter(pl.col("n") >= 2)
         .with_columns(lift=(pl.col("n") / pl.col("size")) / (pl.col("n_all") / total) * pl.col("n").log1p())
@@ -314,10 +326,3 @@ def _cluster_terms(texts: list[str], assignments: np.ndarray, k: int, top: int =
         .select("cluster_id", "size", "top_terms")
         .sort("cluster_id")
     )
-
-
-_STOPWORDS = frozenset(
-    "the and for with you your are from that this have has not but all our out who what when love just "
-    "like get got can will more new day life here there they them his her she him its into about over "
-    "also one two les des une pour que con por para los las del und der die das mit ich ein eine ".split()
-)

@@ -210,6 +210,25 @@ def _engagement_sampler(models: ModelSet, picked: FeatureMatrix, kept: np.ndarra
     return sample
 
 
+FIT_DIGITS = 3  # per-segment fit and audience share are reported to this many decimals
+QUALITY_DIGITS = 1  # audience quality (0–100) to this many
+
+
+def reported(scored: pl.DataFrame) -> pl.DataFrame:
+    """The figures as every consumer reports them (API fields, the reasons quoting them, batch output): per-segment
+    fit and audience share rounded to :data:`FIT_DIGITS` decimals, audience quality to :data:`QUALITY_DIGITS`.
+    One expression for all of them, so the API and the batch job can never print different numbers."""
+    present = set(scored.columns)
+    exprs = [
+        pl.col(name).list.eval(pl.element().cast(pl.Float64).round(FIT_DIGITS))
+        for name in ("segment_fit", "segment_share")
+        if name in present
+    ]
+    if "audience_quality" in present:
+        exprs.append(pl.col("audience_quality").cast(pl.Float64).round(QUALITY_DIGITS))
+    return scored.with_columns(exprs) if exprs else scored
+
+
 def rank(scored: pl.DataFrame, objective: Objective, *, budget: float | None = None) -> pl.DataFrame:
     """Order scored creators by the objective (expected conversions, expected engagements, or audience fit),
     dropping creators whose expected price alone exceeds ``budget``; ties broken by creator id."""

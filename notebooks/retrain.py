@@ -16,40 +16,52 @@
 #
 # A thin client of the package: it trains with `training.train.train_models`, logs and registers with
 # `training.tracking.log_training`, compares with `training.promote.compare` and promotes with
-# `training.promote.promote`. Parameters come from the environment so the same file runs in CI:
+# `training.promote.promote`. It finds the project's data from any working directory
+# (`audiencefit.settings.located_settings`: `AUDIENCEFIT_DATA_DIR`, or `audiencefit-data` in this directory, a parent
+# or the checkout). Parameters come from the environment so the same file runs in CI:
 #
 # - `RETRAIN_DATA_DIR` — raw data with past campaigns (default: the demo world under the data dir)
 # - `RETRAIN_FEATURES_DIR` — feature set (default: `<data dir>/features`)
 # - `RETRAIN_PROMOTE` — `1` to move `champion` when the challenger wins (default `1`)
 # - `RETRAIN_METRIC`, `RETRAIN_MARGIN` — what "wins" means (default `ndcg20_brand`, `0.0`)
 
-# %% parameters
+# %% tags=["parameters"]
+# %matplotlib inline
 import os
 from pathlib import Path
 
-from audiencefit.settings import get_settings
+import polars as pl
+from IPython.display import display
 
-settings = get_settings()
-DATA_DIR = Path(os.environ.get("RETRAIN_DATA_DIR", str(settings.demo_dir)))
-FEATURES_DIR = Path(os.environ.get("RETRAIN_FEATURES_DIR", str(settings.features_dir)))
+from audiencefit.logs import quiet_third_party_output
+from audiencefit.settings import located_settings
+
+quiet_third_party_output()  # no third-party progress bars (mlflow's downloads) or warnings between the outputs
+settings = located_settings()
+DATA_DIR = Path(os.environ.get("RETRAIN_DATA_DIR", str(settings.demo_dir))).resolve()
+FEATURES_DIR = Path(os.environ.get("RETRAIN_FEATURES_DIR", str(settings.features_dir))).resolve()
 PROMOTE = os.environ.get("RETRAIN_PROMOTE", "1") == "1"
 METRIC = os.environ.get("RETRAIN_METRIC", "ndcg20_brand")
 MARGIN = float(os.environ.get("RETRAIN_MARGIN", "0.0"))
-print(f"data={DATA_DIR} features={FEATURES_DIR} promote={PROMOTE} metric={METRIC} margin={MARGIN}")
-print(f"MLflow tracking: {settings.tracking_uri}")
+pl.DataFrame(
+    {
+        "parameter": ["data", "features", "promote", "metric", "margin", "MLflow tracking"],
+        "value": [str(DATA_DIR), str(FEATURES_DIR), str(PROMOTE), METRIC, str(MARGIN), settings.tracking_uri],
+    }
+)
 
 # %% [markdown]
 # ## The campaign data
 
 # %%
-import polars as pl
-
 campaigns = pl.read_parquet(DATA_DIR / "campaigns.parquet")
 print(f"{campaigns.height} past campaigns, {campaigns['creator_id'].n_unique()} creators")
-print(campaigns.head())
+campaigns.head()
 
 # %% [markdown]
 # ## Train and register the challenger
+#
+# The evaluation table: the model first, then the baselines, on the held-out (latest) campaigns.
 
 # %%
 from training.tracking import log_training
@@ -58,7 +70,7 @@ from training.train import train_models
 result = train_models(DATA_DIR, FEATURES_DIR, settings, progress=False)
 tracked = log_training(result, settings)
 print(f"run {tracked.run_id}: registered audiencefit v{tracked.model_version} as challenger")
-print(result.table)
+result.table
 
 # %% [markdown]
 # ## Challenger against champion on the same held-out rows
@@ -68,34 +80,24 @@ from training import promote as promotion
 
 comparison = promotion.compare(settings, metric=METRIC, margin=MARGIN)
 print(comparison.describe())
-print(promotion.table(comparison))
+promotion.table(comparison)
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from models.bundle import load_bundle
 from models.registry import CHAMPION, resolve_bundle
 from training.evaluate import model_forecast
-from training.plots import gain_curve
+from training.plots import calibration_plot, gain_chart, importance_plot
 
 test = promotion.held_out_set(tracked.run_id, settings)
 actual = test["conversions"].to_numpy()
-curves = {f"challenger v{comparison.challenger_version}": model_forecast(result.models, test).conversions}
+challenger_forecast = model_forecast(result.models, test).conversions
+curves = {f"challenger v{comparison.challenger_version}": challenger_forecast}
 if comparison.champion_version is not None:
     champion = load_bundle(resolve_bundle(f"models:/audiencefit@{CHAMPION}", settings=settings))
     curves[f"champion v{comparison.champion_version}"] = model_forecast(champion.models, test).conversions
-fig, ax = plt.subplots(figsize=(6, 4))
-for label, score in curves.items():
-    x, y = gain_curve(score, actual)
-    ax.plot(x, y, label=label)
-ax.plot([0, 1], [0, 1], "--", color="grey", label="random order")
-ax.set_xlabel("share of test creators taken (best first)")
-ax.set_ylabel("share of test conversions captured")
-ax.legend()
-plt.show()
+display(gain_chart(curves, actual))
+display(calibration_plot(challenger_forecast, actual))
+importance_plot(result.models)
 
 # %% [markdown]
 # ## Promote

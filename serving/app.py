@@ -16,17 +16,19 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from audiencefit.settings import Settings
 from features.embed import Embedder
 from features.errors import AudiencefitError, InputError
-from serving.errors import MAX_MESSAGE, safe_text, undecodable_body, validation_error
+from serving.errors import MAX_MESSAGE, http_problem, safe_text, validation_error, validation_problem
 from serving.gate import RequestGate
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.openapi import add_docs, error_responses, openapi_generator
+from serving.problems import problem, problem_response
 from serving.ratelimit import RateLimitMiddleware, RateLimits
 from serving.routes import admin, creators, health, plans, recommend
 from serving.state import (
@@ -49,11 +51,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROUTERS = (recommend.router, plans.router, creators.router, health.router, health.model_router, admin.router)
-RATE_LIMITED = {
-    "description": "Rate limit exceeded (per API key, or per client address without one); see Retry-After.",
-    "headers": {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
-    "content": {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}},
-}
+API_DESCRIPTION = """Recommends micro-influencers to a brand by how well their real audience fits the brand's target
+segments, with forecasts of engagement, conversions and price.
+
+Send the key in `X-API-Key` (an admin key for `/admin`). Every error is a problem details object (RFC 9457,
+`application/problem+json`): `type`, `title`, `status`, `detail`, `instance`, and for a 422 an `errors` list naming
+each refused value's location. Money is in USD, the currency of the data contracts' rates, costs and revenue
+(docs/data-contracts.md). `fit` is a cosine similarity between the creator's real audience and the brand's
+segments, weighted by how much of the audience is real: at most 1, higher fits better (docs/api.md)."""
 DEFAULT_THREADS = 4  # thread pool size for sync routes: CPU-bound work on 2 cores gains nothing from more
 
 
@@ -255,7 +260,7 @@ def create_app(
     app.state.sync = None
     app.state.compute_inline = compute_inline
     app.add_exception_handler(RequestValidationError, validation_error)  # 422 bodies stay valid JSON
-    app.add_exception_handler(StarletteHTTPException, undecodable_body)
+    app.add_exception_handler(StarletteHTTPException, http_problem)  # every error answer is a problem
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(Exception, _internal_error)
     # Last added is outermost: metrics see every response, including the rate limiter's 429, the gate's
@@ -283,12 +288,17 @@ def _bare_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] |
         title="audiencefit",
         version="1",
         summary="Micro-influencer recommendations by audience fit, with engagement and conversion predictions.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
-        responses={429: RATE_LIMITED},
+        responses=error_responses(429, 500),
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: served from the package instead (add_docs)
+        redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,  # no OAuth: one keyless route fewer
     )
     for router in ROUTERS:
         app.include_router(router)
+    add_docs(app)
+    app.openapi = openapi_generator(app)  # type: ignore[method-assign]
     return app
 
 
@@ -299,15 +309,16 @@ def api_routes(app: FastAPI | None = None) -> list[BaseRoute]:
     return own + [route for router in ROUTERS for route in router.routes]
 
 
-async def _input_error(request: Request, exc: Exception) -> JSONResponse:
-    """A request the domain code refuses (e.g. a segment with no words): 422 with the reason, shaped like FastAPI's
-    own validation errors so that the one declared 422 schema (``HTTPValidationError``) holds for every 422."""
+async def _input_error(request: Request, exc: Exception) -> Response:
+    """A request the domain code refuses (e.g. a segment with no words): a 422 problem with the reason, listed in
+    ``errors`` like FastAPI's own validation errors, so that the one declared 422 schema holds for every 422."""
     where = "body" if request.method in ("POST", "PUT", "PATCH") else "query"
-    detail = [{"type": "value_error", "loc": [where], "msg": safe_text(str(exc), MAX_MESSAGE)}]
-    return JSONResponse({"detail": detail}, status_code=422)
+    return validation_problem(
+        request, [{"type": "value_error", "loc": [where], "msg": safe_text(str(exc), MAX_MESSAGE)}]
+    )
 
 
-async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+async def _internal_error(request: Request, exc: Exception) -> Response:
     """Anything unexpected: logged with its traceback, answered without one."""
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path, "method": request.method})
-    return JSONResponse({"detail": "internal server error"}, status_code=500)
+    return problem_response(problem(500, "internal server error", instance=request.url.path))

@@ -51,7 +51,7 @@ from models.drift import Reliability, check_features
 from models.pair_features import BrandQuery
 from models.query import validate_filters
 from models.retrieval import AudienceSearch
-from models.scoring import rank, score_creators
+from models.scoring import rank, reported, score_creators
 from serving.pipeline import brand_query, read_description, to_filters, to_segments
 from serving.schemas import BrandIn, FiltersIn, Objective, SegmentIn
 
@@ -206,7 +206,7 @@ def finish(task: BrandTask, scored: pl.DataFrame) -> pl.DataFrame:
     """Ranked output rows of one brand: the objective's order (ties by creator id), rank from 1, flat bands."""
     if scored.height == 0:
         return empty_output()
-    ranked = rank(scored, task.brand.objective)
+    ranked = reported(rank(scored, task.brand.objective))  # the API's rounding of the reported figures
     return ranked.select(
         pl.lit(task.brand.brand_id).alias("brand_id"),
         pl.int_range(1, ranked.height + 1, dtype=pl.Int64).alias("rank"),

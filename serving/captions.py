@@ -107,10 +107,32 @@ def recent_captions(posts: pl.DataFrame, per_creator: int = CAPTIONS_PER_CREATOR
     return dict(zip(frame["creator_id"].to_list(), frame["caption"].to_list(), strict=True))
 
 
+def _is_filler(token: str) -> bool:
+    """True for a run of punctuation, symbols of layout or invisible characters only ("." "•" "-" the braille blank
+    U+2800 that keeps empty lines on Instagram): what captions use to space lines out, nothing to quote."""
+    return all(unicodedata.category(c)[0] in "PZC" or c == "\u2800" or unicodedata.category(c) == "Sk" for c in token)
+
+
+def tidy_caption(caption: str) -> str:
+    """A caption as one line to quote: lines of filler only ("." "•" "⠀": what spaces a caption out) left out,
+    runs of two or more filler marks within a line too, whitespace collapsed to single spaces; a mark standing alone
+    between words ("a - b") stays."""
+    lines = (line.replace("\u2800", " ").split() for line in caption.splitlines())
+    tokens = [t for line in lines if not all(_is_filler(t) for t in line) for t in line]
+    kept = []
+    for i, token in enumerate(tokens):
+        in_run = _is_filler(token) and (
+            (i > 0 and _is_filler(tokens[i - 1])) or (i + 1 < len(tokens) and _is_filler(tokens[i + 1]))
+        )
+        if not in_run:
+            kept.append(token)
+    return " ".join(kept)
+
+
 def quote(caption: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str:
-    """``caption`` shortened to about ``limit`` characters around its first word (or hashtag) whose stem is in
-    ``target``; the start when none is. Cuts are marked with '…'."""
-    text = " ".join(caption.split())
+    """``caption`` tidied (:func:`tidy_caption`) and shortened to about ``limit`` characters around its first word
+    (or hashtag) whose stem is in ``target``; the start when none is. Cuts are marked with '…'."""
+    text = tidy_caption(caption)
     if len(text) <= limit:
         return text
     start = 0
@@ -129,27 +151,78 @@ def quote(caption: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str
     return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")
 
 
+class CaptionTable:
+    """creator_id → its captions (newest first), over one flat string column and an offsets array.
+
+    At a million creators the captions as a ``dict`` of lists were ~9 million Python objects per worker (GBs, and
+    a million lists for every full garbage collection to walk); here they are one arrow buffer, one int64 array and
+    a dict of plain ``str → int`` (which the collector does not track). A lookup slices the column (microseconds).
+    """
+
+    def __init__(self, creator_ids: list[str], counts: npt.NDArray[np.int64], captions: pl.Series) -> None:
+        if len(creator_ids) != len(counts) or int(counts.sum()) != captions.len():
+            raise ValueError(
+                f"{len(creator_ids)} creators, {len(counts)} counts and {captions.len()} captions do not agree"
+            )
+        self._row = {creator_id: i for i, creator_id in enumerate(creator_ids)}
+        self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self._captions = captions.cast(pl.String).rechunk()
+
+    @classmethod
+    def from_dict(cls, captions: dict[str, list[str]]) -> CaptionTable:
+        counts = np.fromiter((len(texts) for texts in captions.values()), dtype=np.int64, count=len(captions))
+        flat = pl.Series("caption", [c for texts in captions.values() for c in texts], dtype=pl.String)
+        return cls(list(captions), counts, flat)
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> CaptionTable:
+        """From a frame of ``creator_id`` and ``caption`` (a list of strings per creator), in that creator order."""
+        counts = frame["caption"].list.len().fill_null(0).to_numpy().astype(np.int64)
+        flat = frame["caption"].explode().drop_nulls() if frame.height else pl.Series("caption", [], pl.String)
+        return cls(frame["creator_id"].to_list(), counts, flat)
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def span(self, creator_id: str) -> tuple[int, int] | None:
+        """(first row, caption count) of ``creator_id`` in :meth:`texts` order; None when it has none kept."""
+        i = self._row.get(creator_id)
+        if i is None:
+            return None
+        start = int(self._starts[i])
+        return start, int(self._starts[i + 1]) - start
+
+    def get(self, creator_id: str) -> list[str]:
+        span = self.span(creator_id)
+        if span is None or span[1] == 0:
+            return []
+        return [str(c) for c in self._captions.slice(span[0], span[1]).to_list()]
+
+    def texts(self) -> list[str]:
+        """Every caption, creators in table order, newest first (the order caption vectors are kept in)."""
+        return [str(c) for c in self._captions.to_list()]
+
+    @property
+    def n_captions(self) -> int:
+        return self._captions.len()
+
+
 class CaptionStore:
     """Recent captions per creator (and their vectors, when embedded); :meth:`best` quotes those closest to a
     segment."""
 
     def __init__(
         self,
-        captions: dict[str, list[str]],
+        captions: dict[str, list[str]] | CaptionTable,
         remembered: int = 50_000,
         vectors: npt.NDArray[np.float16] | None = None,
     ) -> None:
         """``vectors``, when given, hold one unit-length row per caption in the order of ``captions`` (creators in
-        dict order, captions newest first); a zero row for a caption with nothing to embed."""
-        self._captions = captions
+        dict / table order, captions newest first); a zero row for a caption with nothing to embed."""
+        self._captions = captions if isinstance(captions, CaptionTable) else CaptionTable.from_dict(captions)
         self._vectors = vectors
-        self._offsets: dict[str, int] = {}
-        offset = 0
-        for creator_id, texts in captions.items():
-            self._offsets[creator_id] = offset
-            offset += len(texts)
-        if vectors is not None and vectors.shape[0] != offset:
-            raise ValueError(f"{vectors.shape[0]} caption vectors for {offset} captions")
+        if vectors is not None and vectors.shape[0] != self._captions.n_captions:
+            raise ValueError(f"{vectors.shape[0]} caption vectors for {self._captions.n_captions} captions")
         # Stems of the creators quoted lately (and of segment texts): requests quote the same creators and
         # segments again, and splitting captions into words is most of what quoting costs. Kept as tuples of
         # strings, which the cyclic garbage collector stops tracking: as sets, a full cache was hundreds of
@@ -159,7 +232,7 @@ class CaptionStore:
         self._segment_stems = lru_cache(maxsize=4096)(_sorted_stems)
 
     def _stems_of(self, creator_id: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        return tuple((caption, _sorted_stems(caption)) for caption in self._captions.get(creator_id, []))
+        return tuple((caption, _sorted_stems(caption)) for caption in self._captions.get(creator_id))
 
     @classmethod
     def from_data_dir(
@@ -193,7 +266,7 @@ class CaptionStore:
             .group_by("creator_id", maintain_order=True)
             .agg(pl.col("caption").head(CAPTIONS_PER_CREATOR).str.slice(0, MATCH_CHARS))
         )
-        captions = dict(zip(frame["creator_id"].to_list(), frame["caption"].to_list(), strict=True))
+        captions = CaptionTable.from_frame(frame)
         if embedder is None:
             return cls(captions)
         return cls(captions, vectors=embed_captions(captions, embedder, cache))
@@ -222,13 +295,14 @@ class CaptionStore:
             if overlap or close:
                 score = OVERLAP_BONUS * overlap + (float(similarity[age]) if similarity is not None else 0.0)
                 scored.append((-score, -overlap, age, caption))
-        return [quote(caption, target) for _, _, _, caption in sorted(scored)[:n]]
+        quotes = (quote(caption, target) for _, _, _, caption in sorted(scored))
+        return [q for q in quotes if q][:n]  # a caption of filler only quotes as nothing
 
     def _similarity(self, creator_id: str, segment_vector: npt.NDArray[np.float32] | None) -> np.ndarray | None:
-        if self._vectors is None or segment_vector is None or creator_id not in self._offsets:
+        span = self._captions.span(creator_id) if self._vectors is not None and segment_vector is not None else None
+        if span is None or self._vectors is None or segment_vector is None:
             return None
-        start = self._offsets[creator_id]
-        rows = self._vectors[start : start + len(self._captions[creator_id])].astype(np.float32)
+        rows = self._vectors[span[0] : span[0] + span[1]].astype(np.float32)
         norm = float(np.linalg.norm(segment_vector))
         if norm == 0.0:
             return None
@@ -236,19 +310,20 @@ class CaptionStore:
 
 
 def embed_captions(
-    captions: dict[str, list[str]], embedder: Embedder, cache: EmbeddingCache | None
+    captions: dict[str, list[str]] | CaptionTable, embedder: Embedder, cache: EmbeddingCache | None
 ) -> npt.NDArray[np.float16] | None:
     """Unit-length float16 vectors of every caption, in the order :class:`CaptionStore` expects (2 bytes per
     dimension: 6 KB per creator with 8 captions of 384 dimensions); None beyond :data:`MAX_EMBEDDED_CAPTIONS`."""
     from features.embed import embed_texts
 
-    texts = [caption for texts in captions.values() for caption in texts]
-    if len(texts) > MAX_EMBEDDED_CAPTIONS:
+    table = captions if isinstance(captions, CaptionTable) else CaptionTable.from_dict(captions)
+    if table.n_captions > MAX_EMBEDDED_CAPTIONS:
         log.warning(
             "too many captions to embed for quotes; quotes match words only",
-            extra={"captions": len(texts), "max_embedded_captions": MAX_EMBEDDED_CAPTIONS},
+            extra={"captions": table.n_captions, "max_embedded_captions": MAX_EMBEDDED_CAPTIONS},
         )
         return None
+    texts = table.texts()
     try:
         result = embed_texts(texts, embedder, cache, progress=False, desc="quote captions")
     except OSError as exc:  # a cache that cannot be written: embed without it rather than not start

@@ -43,9 +43,13 @@ from starlette.types import Message, Receive, Scope, Send
 from serving.frames import decode_headers, encode_headers, read_frame, write_frame
 from serving.gate import RequestGate, respond
 from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
+from serving.problems import send_problem
+
+FORWARDED = "audiencefit.forwarded"  # scope key: a worker answered (and counted) this request (serving.metrics)
 
 if TYPE_CHECKING:
     from audiencefit.settings import Settings
+    from serving.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,12 @@ class Front:
     """The front's ASGI app (wrap with :func:`front_app`)."""
 
     def __init__(
-        self, workers: int, control_dir: Path, options: dict[str, Any], in_flight: int = DEFAULT_IN_FLIGHT
+        self,
+        workers: int,
+        control_dir: Path,
+        options: dict[str, Any],
+        in_flight: int = DEFAULT_IN_FLIGHT,
+        metrics: Metrics | None = None,
     ) -> None:
         if in_flight < 1:
             raise ValueError(f"in_flight must be at least 1, got {in_flight}")
@@ -103,6 +112,7 @@ class Front:
         self._server: asyncio.AbstractServer | None = None
         self._monitor: asyncio.Task[None] | None = None
         self._stopping = False
+        self.metrics = metrics  # the front's own: what it answers itself, and its process metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -112,7 +122,8 @@ class Front:
             return
         if scope["path"] in OWN_PATHS:  # answered here (/readyz only while a worker is missing): GET only
             if scope["method"] != "GET":
-                await respond(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", b"GET")])
+                detail = f"{scope['method']} is not allowed on {scope['path']}; allowed: GET"
+                await send_problem(send, 405, detail, path=scope["path"], headers=[(b"allow", b"GET")])
                 return
             if scope["path"] == "/healthz":
                 await respond(send, 200, {"status": "ok"})
@@ -131,7 +142,7 @@ class Front:
         if isinstance(link, _Gone):
             return
         if link is None:
-            await respond(send, 503, {"detail": "the service is starting; try again shortly"})
+            await send_problem(send, 503, "the service is starting; try again shortly", path=scope["path"])
             return
         header = {
             "id": next(self._ids),
@@ -145,10 +156,12 @@ class Front:
         try:
             answer, out = await link.call(header["id"], header, body)
         except ConnectionError:
-            await respond(send, 503, {"detail": "the worker answering this request stopped; try again"})
+            detail = "the worker answering this request stopped; try again"
+            await send_problem(send, 503, detail, path=scope["path"])
             return
         finally:
             self._wake()
+        scope[FORWARDED] = True  # the worker that answered counted it (serving.metrics.MetricsMiddleware)
         await send(
             {"type": "http.response.start", "status": answer["status"], "headers": decode_headers(answer["headers"])}
         )
@@ -279,15 +292,25 @@ class Front:
         log.info("worker process started", extra={"slot": slot, "pid": process.pid})
 
     async def _watch(self) -> None:
-        """Start a worker again if it died (not while stopping)."""
+        """Start a worker again if it died (not while stopping); bring the front's process metrics up to date."""
         while not self._stopping:
             await asyncio.sleep(RESTART_DELAY_S)
+            if self.metrics is not None:
+                self.metrics.refresh()
             for slot, process in enumerate(self._processes):
                 if process is not None and not process.is_alive() and not self._stopping:
                     log.error(
                         "worker process exited; starting it again", extra={"pid": process.pid, "code": process.exitcode}
                     )
+                    self._forget(process)
                     self._spawn(slot)
+
+    def _forget(self, process: multiprocessing.process.BaseProcess) -> None:
+        """Drop the per-process metrics of a worker that exited (its counts stay in the sums)."""
+        if process.pid is not None:
+            from serving.metrics import forget_process
+
+            forget_process(process.pid)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         hello = await read_frame(reader)
@@ -327,6 +350,8 @@ class Front:
                 await loop.run_in_executor(None, process.join, 30)
                 if process.is_alive():
                     process.kill()
+                    await loop.run_in_executor(None, process.join, 5)
+                self._forget(process)
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -346,11 +371,16 @@ def front_app(
     workers' own route table), then its body is read whole, within the size and time limits (``serving.limits``);
     a cut-off body is dropped, never forwarded."""
     from serving.app import api_routes
+    from serving.metrics import Metrics, MetricsMiddleware
     from serving.ratelimit import rate_limited
 
-    front = Front(workers, control_dir, options, in_flight)
+    metrics = Metrics(role="front")
+    front = Front(workers, control_dir, options, in_flight, metrics)
     limited = BodySizeLimitMiddleware(front, max_bytes=max_body_bytes, timeout_s=settings.http_body_timeout_s)
-    return rate_limited(RequestGate(limited, settings, api_routes), settings)
+    # Outermost: the front counts the 429s, 401/403/404/405, 408/413 and 503s it answers itself.
+    return MetricsMiddleware(
+        rate_limited(RequestGate(limited, settings, api_routes), settings), metrics, skip_forwarded=True
+    )
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -1,4 +1,5 @@
-"""422 bodies that are always valid JSON, whatever the request held.
+"""Error answers as problem details (``serving.problems``), and 422 bodies that are always valid JSON, whatever the
+request held.
 
 FastAPI's own handler echoes each refused value (``input``) and the error's context (``ctx``) as they came. A value
 that JSON cannot carry (``NaN``, ``Infinity``, a lone surrogate such as ``"\\ud800"``) then makes the error response
@@ -16,11 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from serving.problems import ProblemError, problem, problem_response
 
 MAX_ECHO = 200  # characters of a refused value echoed in a 422 (serialised); larger inputs are left out
 MAX_MESSAGE = 4_000
@@ -108,32 +109,46 @@ def safe_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _location(errors: Sequence[dict[str, Any]]) -> str:
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', '')}{more}" if where else f"{first.get('msg', '')}{more}"
+
+
+def validation_problem(request: Request, errors: Sequence[Any]) -> Response:
+    """A 422 problem listing every refused value (JSON-safe); its ``detail`` names the first."""
+    safe = safe_errors(errors)
+    detail = safe_text(f"invalid request: {_location(safe)}", MAX_MESSAGE)
+    return problem_response(problem(422, detail, kind="validation", instance=request.url.path, errors=safe))
+
+
 async def validation_error(request: Request, exc: Exception) -> Response:
     """A request FastAPI refused (body, query, path or header): 422 with a JSON-safe list of what is wrong."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else [{"msg": str(exc)}]
-    return JSONResponse({"detail": safe_errors(errors)}, status_code=422)
+    return validation_problem(request, errors)
 
 
-async def undecodable_body(request: Request, exc: Exception) -> Response:
-    """FastAPI answers a JSON body that is not valid UTF-8, nested deeper than Python's parser follows or holding
-    an integer longer than it converts with a bare 400 ("There was an error parsing the body"); answer a 422 that
-    says what is wrong, like any other invalid JSON. Every other HTTP error keeps FastAPI's own answer."""
+async def http_problem(request: Request, exc: Exception) -> Response:
+    """Every ``HTTPException`` (a route's 404, a dependency's 401/403/503, Starlette's own) as a problem.
+
+    FastAPI answers a JSON body that is not valid UTF-8, nested deeper than Python's parser follows or holding an
+    integer longer than it converts with a bare 400 ("There was an error parsing the body"); that is answered as a
+    422 that says what is wrong, like any other invalid JSON."""
     if not isinstance(exc, StarletteHTTPException):
         raise exc
     cause = exc.__cause__
     if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
-        detail = [
-            {
-                "type": "json_invalid",
-                "loc": ["body", cause.start],
-                "msg": f"the body is not valid {cause.encoding.upper()}: byte {cause.start} cannot be decoded",
-            }
-        ]
-        return JSONResponse({"detail": detail}, status_code=422)
+        message = f"the body is not valid {cause.encoding.upper()}: byte {cause.start} cannot be decoded"
+        return validation_problem(request, [{"type": "json_invalid", "loc": ["body", cause.start], "msg": message}])
     if exc.status_code == 400 and isinstance(cause, RecursionError | ValueError):
         # Python's JSON parser gives up on nesting deeper than its recursion limit and on integers of more than
         # 4,300 digits; no field of any request nests or counts that far.
         reason = "nested too deeply" if isinstance(cause, RecursionError) else "holds an integer with too many digits"
-        detail = [{"type": "json_invalid", "loc": ["body"], "msg": f"the JSON body {reason} to be a request"}]
-        return JSONResponse({"detail": detail}, status_code=422)
-    return await http_exception_handler(request, exc)
+        message = f"the JSON body {reason} to be a request"
+        return validation_problem(request, [{"type": "json_invalid", "loc": ["body"], "msg": message}])
+    kind = exc.kind if isinstance(exc, ProblemError) else None
+    extensions = exc.extensions if isinstance(exc, ProblemError) else {}
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    body = problem(exc.status_code, safe_text(detail, MAX_MESSAGE), kind=kind, instance=request.url.path, **extensions)
+    return problem_response(body, exc.headers)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.featureset import FeatureSet
+from features.topic_terms import topic_terms
 from models.pair_features import segment_cluster_membership
+from models.scoring import FIT_DIGITS
 from serving.captions import CaptionStore
 from serving.schemas import Explanation, Topic
 
@@ -27,8 +29,18 @@ MIN_TOPIC_SHARE = 0.02  # clusters holding less of the audience than this are no
 MIN_RELEVANCE = 0.1  # a cluster this far from the segment does not explain a match to it
 
 
-def share_words(share: float) -> str:
-    return "under 1%" if share < 0.01 else f"about {share:.0%}"
+# The fit and share fields are rounded to FIT_DIGITS decimals (models.scoring.reported); the reasons quote them as
+# they are.
+
+
+def percent(share: float) -> str:
+    """A share field (0–1, ``FIT_DIGITS`` decimals) as the percentage the reasons print: the same number ×100."""
+    return f"{round(share * 100, FIT_DIGITS - 2):g}%"
+
+
+def number(value: float) -> str:
+    """A rounded field as the reasons print it (no trailing zeros: 0.43, not 0.430)."""
+    return f"{value:g}"
 
 
 def audience_basis(audience_source: str | None) -> str:
@@ -66,10 +78,11 @@ def fit_strength(fit: float) -> str:
 
 
 def cluster_terms(fs: FeatureSet) -> dict[int, list[str]]:
-    """cluster_id → its top terms (at most 4), from the feature set's cluster table."""
+    """cluster_id → its top terms (at most 4), from the feature set's cluster table, without stop words (feature
+    sets labelled before ``features.topic_terms`` filtered them still name clusters by "since" or "cada")."""
     table = fs.clusters
     return {
-        int(cid): [str(t) for t in (terms or [])][:4]
+        int(cid): topic_terms(str(t) for t in (terms or []))[:4]
         for cid, terms in zip(table["cluster_id"].to_list(), table["top_terms"].to_list(), strict=True)
     }
 
@@ -92,8 +105,8 @@ def top_topics(
             Topic(
                 cluster_id=int(k),
                 terms=names.get(int(k), []),
-                audience_share=round(float(dist[k]), 4),
-                relevance=None if membership is None else round(float(membership[k]), 4),
+                audience_share=round(float(dist[k]), FIT_DIGITS),
+                relevance=None if membership is None else round(float(membership[k]), FIT_DIGITS),
             )
         )
     return topics
@@ -137,27 +150,24 @@ class Explainer:
         audience_source: str | None,
         quality_source: str | None = None,
     ) -> Explanation:
-        """Reasons for one scored creator."""
+        """Reasons for one scored creator. Every number a reason states is a field of the response as it is sent
+        (``segment_fit``, ``segment_share`` and ``audience_quality`` already rounded, ``pipeline.row_fields``), so a
+        reader comparing the two finds the same figures."""
         s = self.segment_labels.index(matched) if matched in self.segment_labels else 0
         fit, share = segment_fit[s], segment_share[s]
         basis = audience_basis(audience_source)
         again = "estimated from the creator's own posts" if audience_source == "content" else "a guess"
+        head = f"Audience matches “{matched}”: {fit_strength(fit)} fit ({number(fit)})"
         if basis:
-            reasons = [
-                f"Audience matches “{matched}”: {fit_strength(fit)} fit ({fit:.2f}), {basis}; "
-                f"{share_words(share)} of the audience belongs to this segment, also {again}."
-            ]
+            reasons = [f"{head}, {basis}; {percent(share)} of the audience belongs to this segment, also {again}."]
         else:
-            reasons = [
-                f"Audience matches “{matched}”: {fit_strength(fit)} fit ({fit:.2f}); "
-                f"{share_words(share)} of the audience belongs to this segment (from a follower sample)."
-            ]
+            reasons = [f"{head}; {percent(share)} of the audience belongs to this segment (from a follower sample)."]
         if len(self.segment_labels) > 1:
             reasons.append(f"Expected to convert best for “{matched}” among {len(self.segment_labels)} segments.")
         topics = top_topics(self.fs, row, self.names, self.membership[s])
         if topics:
             named = "; ".join(
-                f"{', '.join(t.terms[:3]) or f'cluster {t.cluster_id}'} ({t.audience_share:.0%} of audience)"
+                f"{', '.join(t.terms[:3]) or 'an unnamed cluster'} ({percent(t.audience_share)} of the audience)"
                 for t in topics
             )
             if basis:
@@ -170,10 +180,12 @@ class Explainer:
                 "audience's overall profile" + (f", {basis}." if basis else ".")
             )
         if brand_mentions > 0:
-            reasons.append(f"Has already mentioned the brand ({brand_mentions} time(s) in past posts).")
+            times = "once" if brand_mentions == 1 else f"{brand_mentions} times"
+            reasons.append(f"Has already mentioned the brand ({times} in past posts).")
         if audience_quality is not None:
             reasons.append(
-                f"Audience quality {audience_quality:.0f}/100, {quality_basis(quality_source, audience_source)}."
+                f"Audience quality {number(audience_quality)} out of 100, "
+                f"{quality_basis(quality_source, audience_source)}."
             )
         quotes: list[str] = []
         if self.captions is None:

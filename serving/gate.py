@@ -9,6 +9,9 @@ exist, is answered at once and never makes the server buffer a body:
    whole prefix is guarded, known route or not, so a client without a key learns nothing about what is there.
 2. A path no route matches: 404. A route asked with a method it does not take (``TRACE``, ``DELETE /healthz``,
    ``HEAD``, ``OPTIONS``): 405 with an ``Allow`` header listing the methods it takes.
+3. A ``POST`` whose ``Content-Type`` is not JSON (``application/json`` or ``application/*+json``): 415. Every body
+   the API takes is JSON; without this, curl's default form type was read as a JSON text and refused with a 422
+   that said nothing about the header. No ``Content-Type`` at all is read as JSON.
 
 The routes and their methods are read from the app's own route table (``route_rules``), so the gate and the app
 cannot disagree about what exists.
@@ -26,6 +29,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from audiencefit.settings import Settings
+from serving.problems import send_problem
 from serving.security import API_KEY_HEADER, key_matches
 
 _KEY_HEADER = API_KEY_HEADER.lower().encode("latin-1")
@@ -100,12 +104,19 @@ class RequestGate:
             await refusal(send)
             return
         if methods is None:
-            await respond(send, 404, {"detail": "Not Found"})
+            await send_problem(send, 404, f"no route matches {path}", path=path)
             return
         if methods and scope["method"] not in methods:
             allow = ", ".join(sorted(methods))
-            await respond(send, 405, {"detail": "Method Not Allowed"}, [(b"allow", allow.encode("latin-1"))])
+            detail = f"{scope['method']} is not allowed on {path}; allowed: {allow}"
+            await send_problem(send, 405, detail, path=path, headers=[(b"allow", allow.encode("latin-1"))])
             return
+        if scope["method"] == "POST":
+            content_type = header(scope, b"content-type")
+            if content_type is not None and not is_json(content_type):
+                detail = f"the body must be JSON (Content-Type: application/json), not {content_type[:100]!r}"
+                await send_problem(send, 415, detail, path=path, kind="unsupported-media-type")
+                return
         await self.app(scope, receive, send)
 
     def _key_refusal(self, path: str, scope: Scope) -> Callable[[Send], Any] | None:
@@ -117,12 +128,24 @@ class RequestGate:
             return None
         key = header(scope, _KEY_HEADER)
         if not key:
-            return lambda send: respond(
-                send, 401, {"detail": f"missing {API_KEY_HEADER} header"}, [(b"www-authenticate", b"APIKey")]
+            return lambda send: send_problem(
+                send,
+                401,
+                f"missing {API_KEY_HEADER} header",
+                path=path,
+                kind="missing-api-key",
+                headers=[(b"www-authenticate", b"APIKey")],
             )
         if not accepted or not key_matches(key, accepted):
-            return lambda send: respond(send, 403, {"detail": "invalid API key"})
+            return lambda send: send_problem(send, 403, "invalid API key", path=path, kind="invalid-api-key")
         return None
+
+
+def is_json(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``, with any parameters (as FastAPI reads a body)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    main, _, sub = media.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -136,7 +159,8 @@ def header(scope: Scope, name: bytes) -> str | None:
 async def respond(
     send: Send, status: int, payload: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    """A small JSON answer sent straight from the transport layer."""
+    """A small JSON answer that is not an error (``/healthz``, a probe's ``/readyz``) sent straight from the ASGI
+    layer; errors go through ``serving.problems.send_problem``."""
     body = json.dumps(payload).encode()
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": start})

@@ -18,7 +18,8 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.gate import header, respond
+from serving.gate import header
+from serving.problems import send_problem
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,11 @@ class BodySizeLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared == -1:
-            await respond(send, 400, {"detail": "invalid Content-Length header"}, [(b"connection", b"close")])
+            detail = "invalid Content-Length header: not one non-negative integer"
+            await send_problem(send, 400, detail, path=scope["path"], headers=[(b"connection", b"close")])
             return
         if declared is not None and declared > self.max_bytes:
-            await _too_large(send, self.max_bytes)
+            await _too_large(send, self.max_bytes, scope["path"])
             return
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -57,17 +59,17 @@ class BodySizeLimitMiddleware:
         except TimeoutError:
             log.info("request body not received in time", extra=_where(scope, self.timeout_s))
             detail = f"request body not received within {self.timeout_s:g} seconds"
-            await respond(send, 408, {"detail": detail}, [(b"connection", b"close")])
+            await send_problem(send, 408, detail, path=scope["path"], headers=[(b"connection", b"close")])
             return
         except _TooLargeError:
-            await _too_large(send, self.max_bytes)
+            await _too_large(send, self.max_bytes, scope["path"])
             return
         if body is None:  # nobody to answer (the client is gone), and nothing to compute
             log.info("request dropped: the client left before the end of its body", extra=_where(scope, None))
             return
         if declared is not None and len(body) != declared:  # never from uvicorn, which counts; from anything else
             detail = f"request body of {len(body)} bytes, not the {declared} its Content-Length says"
-            await respond(send, 400, {"detail": detail}, [(b"connection", b"close")])
+            await send_problem(send, 400, detail, path=scope["path"], headers=[(b"connection", b"close")])
             return
         await self.app(scope, _replay({"type": "http.request", "body": body, "more_body": False}, receive), send)
 
@@ -99,8 +101,8 @@ def _content_length(scope: Scope) -> int | None:
     return int(values[0])
 
 
-async def _too_large(send: Send, max_bytes: int) -> None:
-    await respond(send, 413, {"detail": f"request body larger than {max_bytes} bytes"})
+async def _too_large(send: Send, max_bytes: int, path: str) -> None:
+    await send_problem(send, 413, f"request body larger than {max_bytes} bytes", path=path)
 
 
 def _where(scope: Scope, timeout_s: float | None) -> dict[str, object]:

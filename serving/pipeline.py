@@ -26,7 +26,7 @@ from models.explore import Exploration, derive_seed
 from models.pair_features import BrandQuery
 from models.query import Filters, Segment, embed_segments, validate_segments
 from models.reclog import Shown, ShownCreator
-from models.scoring import score_creators, top_creators
+from models.scoring import reported, score_creators, top_creators
 from serving.explain import Explainer, cluster_terms
 from serving.schemas import (
     Band,
@@ -186,10 +186,13 @@ def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) 
     if top.affordable == 0:
         reason = f"no candidate's expected price is within the budget of {req.budget:,.2f}"
         return Scored([], reason, segs, 0, share, reading=reading)
-    shown = [
-        RecommendedCreator(**fields, propensity=float(rec["propensity"]), explored=bool(rec["explored"]))
-        for rec, fields in row_fields(state, query, top.scored, model.reliability)
-    ]
+    shown = []
+    for rec, fields in row_fields(state, query, top.scored, model.reliability):
+        creator = RecommendedCreator(
+            **fields, propensity=float(rec["propensity"]), explored=bool(rec["explored"]), ranking_value=0.0
+        )
+        creator.ranking_value = objective_key(req.objective, creator)
+        shown.append(creator)
     rows = tuple(int(r) for r in top.scored["row"].to_list())
     return Scored(shown, None, segs, top.affordable, share, rows, reading)
 
@@ -338,9 +341,13 @@ def row_fields(
         query.segment_vectors,
         state.captions,
     )
-    for i, rec in enumerate(scored.iter_rows(named=True)):
+    # Rounded once, by the expression the batch job uses too: the fields carry these figures and the reasons quote
+    # them (serving.explain).
+    for i, rec in enumerate(reported(scored).iter_rows(named=True)):
         mentions = int(rec["brand_mentions"] or 0)
         quality = _num(rec["audience_quality"])
+        segment_fit = [float(f) for f in rec["segment_fit"]]
+        segment_share = [float(x) for x in rec["segment_share"]]
         row = int(rec["row"])
         quality_source = rec["quality_source"]  # what audience_quality was computed from
         yield (
@@ -355,10 +362,8 @@ def row_fields(
                 language=rec["language"],
                 fit=_num(rec["fit"]) or 0.0,
                 segments=[
-                    SegmentFit(
-                        segment=label, fit=float(f), audience_share=float(s), audience_source=rec["audience_source"]
-                    )
-                    for label, f, s in zip(labels, rec["segment_fit"], rec["segment_share"], strict=True)
+                    SegmentFit(segment=label, fit=f, audience_share=s, audience_source=rec["audience_source"])
+                    for label, f, s in zip(labels, segment_fit, segment_share, strict=True)
                 ],
                 matched_segment=rec["matched_segment"],
                 engagement_rate=_band(rec, "engagement_rate"),
@@ -374,8 +379,8 @@ def row_fields(
                     creator_id=rec["creator_id"],
                     row=row,
                     matched=rec["matched_segment"],
-                    segment_fit=list(rec["segment_fit"]),
-                    segment_share=list(rec["segment_share"]),
+                    segment_fit=segment_fit,
+                    segment_share=segment_share,
                     brand_mentions=mentions,
                     audience_quality=quality,
                     audience_source=rec["audience_source"],

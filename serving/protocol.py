@@ -31,6 +31,8 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from serving.problems import PROBLEM_JSON, problem, problem_bytes, send_problem
+
 log = logging.getLogger(__name__)
 
 DISCARD_MAX_BYTES = 1 << 20
@@ -130,7 +132,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_head = False
         self._head_received = 0
         self._disarm()
-        super().on_headers_complete()
+        limit = self.limit_concurrency
+        if limit is None or (len(self.connections) < limit and len(self.tasks) < limit):
+            super().on_headers_complete()
+            return
+        # Over the connection limit: uvicorn would answer its own text/plain 503; answer the problem every other
+        # error is, by handing uvicorn's request cycle an app that sends it.
+        self.logger.warning("Exceeded concurrency limit.")
+        app, self.app, self.limit_concurrency = self.app, _over_limit, None
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app, self.limit_concurrency = app, limit
 
     def on_message_complete(self) -> None:
         if self._refused is not None:
@@ -212,19 +225,30 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._deadline.cancel()
             self._deadline = None
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are not HTTP, as a problem like every other error."""
+        self._refuse(400, msg)
+
     def _refuse(self, status: int, message: str) -> None:
-        """Answer straight on the transport (no request to hand to the app) and close."""
-        body = message.encode("ascii")
+        """Answer a problem (``serving.problems``) straight on the transport (no request to hand to the app) and
+        close."""
+        body = problem_bytes(problem(status, message))
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
         head += [
-            b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-type: " + PROBLEM_JSON.encode("latin-1") + b"\r\n",
             b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
             b"connection: close\r\n\r\n",
         ]
         self.transport.write(b"".join(head) + body)
         self.transport.close()
+
+
+async def _over_limit(scope: Any, receive: Any, send: Any) -> None:
+    """The 503 of a connection over ``--limit-concurrency`` (``AUDIENCEFIT_HTTP_MAX_CONNECTIONS``)."""
+    detail = "too many connections to this server; try again shortly"
+    await send_problem(send, 503, detail, path=scope.get("path"), headers=[(b"connection", b"close")])
 
 
 def _client(protocol: HttpToolsProtocol) -> str:

@@ -31,7 +31,8 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from audiencefit.settings import Settings
-from serving.gate import header, respond
+from serving.gate import header
+from serving.problems import send_problem
 from serving.security import API_KEY_HEADER, key_matches
 
 PLANS_PATH = "/v1/plans"
@@ -99,7 +100,7 @@ class RateLimitMiddleware:
         for b in budgets:  # all checked before any is spent: a refused request costs nothing
             if not self._limiter.test(b.item, who):
                 per = "API key" if who.startswith("key:") else "client address"
-                await _too_many(send, self._retry_after(b, who), b, per)
+                await _too_many(send, self._retry_after(b, who), b, per, scope.get("path"))
                 return
         for b in budgets:
             self._limiter.hit(b.item, who)
@@ -118,11 +119,16 @@ class RateLimitMiddleware:
         return max(1, math.ceil(reset - time.time()))
 
 
-async def _too_many(send: Send, retry_after: int, budget: Budget, per: str) -> None:
+async def _too_many(send: Send, retry_after: int, budget: Budget, per: str, path: str | None) -> None:
     what = "POST /v1/plans requests" if budget.name == "plans" else "requests"
     detail = f"rate limit exceeded: at most {budget.describe().replace('requests', what)} per {per}"
-    await respond(
-        send, 429, {"detail": f"{detail}; retry after {retry_after} s"}, [(b"retry-after", str(retry_after).encode())]
+    await send_problem(
+        send,
+        429,
+        f"{detail}; retry after {retry_after} s",
+        path=path,
+        headers=[(b"retry-after", str(retry_after).encode())],
+        retry_after=retry_after,
     )
 
 

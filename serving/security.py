@@ -14,10 +14,11 @@ import secrets
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi import Depends, Request, Security, status
 from fastapi.security import APIKeyHeader
 
 from audiencefit.settings import Settings
+from serving.problems import ProblemError
 
 API_KEY_HEADER = "X-API-Key"
 _header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key (admin key for /admin routes).")
@@ -39,11 +40,14 @@ def _settings(request: Request) -> Settings:
 
 def _check(key: str | None, accepted: list[str]) -> None:
     if not key:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, f"missing {API_KEY_HEADER} header", headers={"WWW-Authenticate": "APIKey"}
+        raise ProblemError(
+            status.HTTP_401_UNAUTHORIZED,
+            f"missing {API_KEY_HEADER} header",
+            kind="missing-api-key",
+            headers={"WWW-Authenticate": "APIKey"},
         )
     if not accepted or not key_matches(key, accepted):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid API key")
+        raise ProblemError(status.HTTP_403_FORBIDDEN, "invalid API key", kind="invalid-api-key")
 
 
 async def require_api_key(request: Request, key: Annotated[str | None, Security(_header)]) -> None:

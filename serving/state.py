@@ -198,8 +198,9 @@ def compile_trees(bundle: Bundle, settings: Settings) -> bool:
     for it; True when they are.
 
     Compiled trees are an optimisation that gives LightGBM's numbers bit for bit, so when compiling fails (a
-    platform LLVM cannot target, an unwritable cache) the bundle keeps LightGBM's own predictor and says so in the
-    log: slower, never different.
+    platform LLVM cannot target, an unwritable cache) or lleaves/llvmlite are not installed or do not import (the
+    ``compiled-trees`` extra left out where its llvmlite pin conflicts, e.g. with numba: docs/scaling.md), the
+    bundle keeps LightGBM's own predictor and says so in the log: slower, never different.
     """
     if not settings.compiled_trees:
         return False
@@ -208,8 +209,15 @@ def compile_trees(bundle: Bundle, settings: Settings) -> bool:
     except Exception as exc:
         for model in bundle.models.regressors().values():
             model.compiled_ = None
+        missing = isinstance(exc, ImportError)  # PackageNotFoundError included
         log.warning(
-            "compiled tree models unavailable; predicting with LightGBM (the same numbers, slower)",
+            "compiled tree models unavailable; predicting with LightGBM (the same numbers, slower)"
+            + (
+                ": lleaves/llvmlite not importable (install audiencefit[compiled-trees], or set "
+                "AUDIENCEFIT_COMPILED_TREES=false to stop trying)"
+                if missing
+                else ""
+            ),
             extra={"bundle_id": bundle.bundle_id, "error": f"{type(exc).__name__}: {exc}"},
         )
         return False

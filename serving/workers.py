@@ -7,9 +7,9 @@ it, running them through the same FastAPI app as a single-process service.
 
 The workers share a control directory, which keeps them one service to the outside:
 
-- Metrics: every ``SYNC_INTERVAL_S`` each worker writes its snapshot there; ``/metrics`` on any worker sums its
-  own live metrics and the others' snapshots (counters and histograms add up; a worker that stopped keeps its
-  counts, as a Prometheus counter must).
+- Metrics: ``prometheus_client``'s multiprocess files are in a directory of their own (``serving.metrics``);
+  every ``SYNC_INTERVAL_S`` each worker brings there what it reads rather than counts (the recommendation log's
+  counts, its process and GC metrics), and ``/metrics`` on any worker reads every process's files.
 - Reloads: a successful ``POST /admin/reload`` on one worker writes ``reload.json`` (a generation, the bundle source
   and the feature set directory it loaded, a ``CURRENT`` pointer as resolved there); every other worker sees it
   within ``SYNC_INTERVAL_S`` and loads the same beside its old state, swapping atomically as a single worker does.
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from features.io import write_bytes_atomic
 from serving.frames import decode_headers, encode_headers, read_frame, write_frame
+from serving.problems import PROBLEM_JSON, problem, problem_bytes
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -181,8 +182,8 @@ async def _call(app: Any, header: dict[str, Any], body: bytes) -> tuple[int, lis
         # ServerErrorMiddleware): that answer goes back. Only if nothing was sent is this a failure of its own.
         if not chunks:
             log.exception("request failed in the worker before any response")
-            payload = b'{"detail":"internal server error"}'
-            return 500, [["content-type", "application/json"], ["content-length", str(len(payload))]], payload
+            payload = problem_bytes(problem(500, "internal server error", instance=scope.get("path")))
+            return 500, [["content-type", PROBLEM_JSON], ["content-length", str(len(payload))]], payload
     finally:
         done.set()
     return status, headers, b"".join(chunks)
@@ -229,7 +230,7 @@ class WorkerSync:
         """Follow any reload published before this worker started, then sync in a background thread."""
         self._state = state
         self._follow()
-        self._write_snapshot()
+        self._refresh_metrics()
         self._thread = threading.Thread(target=self._run, name="worker-sync", daemon=True)
         self._thread.start()
 
@@ -237,7 +238,7 @@ class WorkerSync:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._write_snapshot()
+        self._refresh_metrics()
 
     def publish_reload(self, source: BundleSource | None, features: Path | None = None) -> None:
         """Tell the other workers to serve the bundle ``source`` (None: keep theirs) with the feature set
@@ -256,32 +257,16 @@ class WorkerSync:
             extra={"source": str(source), "features": str(features), "generation": generation},
         )
 
-    def others(self) -> list[dict[str, Any]]:
-        """The other workers' latest metrics snapshots; a model is only listed for workers that wrote recently."""
-        out = []
-        fresh_after = time.time() - 4 * SYNC_INTERVAL_S
-        for file in sorted(self.control_dir.glob("metrics-*.json")):
-            if file.name == f"metrics-{self.pid}.json":
-                continue
-            snap = _read_json(file)
-            if snap is None:
-                continue
-            if float(snap.get("written_at", 0.0)) < fresh_after:
-                snap["model"] = None
-            out.append(snap)
-        return out
-
     def _run(self) -> None:
         while not self._stop.wait(SYNC_INTERVAL_S):
             try:
                 self._follow()
-                self._write_snapshot()
+                self._refresh_metrics()
             except Exception:  # never let the sync thread die; the next tick tries again
                 log.exception("worker sync failed")
 
-    def _write_snapshot(self) -> None:
-        snap = self.metrics.snapshot() | {"pid": self.pid, "written_at": time.time()}
-        _write_json(self.control_dir / f"metrics-{self.pid}.json", snap)
+    def _refresh_metrics(self) -> None:
+        self.metrics.refresh()
 
     def _follow(self) -> None:
         data = _read_json(self.control_dir / RELOAD_FILE)

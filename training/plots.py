@@ -1,7 +1,8 @@
 """Figures an analyst reads before trusting a model: calibration, gain against baselines, feature importance.
 
-Each function takes frames/arrays and returns a matplotlib ``Figure`` (Agg backend, no display); the caller saves
-or logs it. Nothing here trains or reads files.
+Each function takes frames/arrays and returns a matplotlib ``Figure`` made without pyplot: it touches no backend
+(a notebook's inline one stays in force and shows the figure when it is a cell's value) and ``savefig`` renders
+it wherever no display exists; the caller saves, logs or shows it. Nothing here trains or reads files.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ if TYPE_CHECKING:
 
 
 def _figure(width: float = 6.5, height: float = 4.5) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=110)
@@ -121,5 +119,22 @@ def importance_plot(models: ModelSet, top: int = 15) -> Figure:
         ax.set_xlabel("share of total gain")
         ax.set_title("conversions model" if i == 0 else "engagement model")
         ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def contribution_plot(top: pl.DataFrame, title: str) -> Figure:
+    """Horizontal bars of one forecast's feature contributions (``models.contributions.top_contributions``'
+    feature rows; baseline and exposure left out), largest effect on top, raising in one colour, lowering in
+    another; the axis reads as the factor the feature multiplied the forecast by."""
+    features = top.filter(~pl.col("term").str.starts_with("(")).reverse()
+    fig = _figure(7.0, 0.35 * max(features.height, 4) + 1.2)
+    ax = fig.add_subplot()
+    values = features["contribution"].to_numpy()
+    ax.barh(features["term"].to_list(), values, color=np.where(values >= 0, "tab:green", "tab:red"))
+    ax.axvline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("contribution (log scale: +0.1 ≈ ×1.11 on the forecast)")
+    ax.set_title(title)
+    ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
     return fig

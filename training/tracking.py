@@ -49,6 +49,9 @@ def configure(settings: Settings) -> None:
     """Point the fluent MLflow API at the configured tracking store (also the registry)."""
     import mlflow
 
+    from audiencefit.logs import silence_mlflow_prints
+
+    silence_mlflow_prints()  # its "Successfully registered model" lines; tracking logs them itself
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
 

@@ -161,6 +161,9 @@ def train_models(
         "train_rows": split.train.height,
         "test_rows": split.test.height,
         "train_end": str(split.train["start_date"].max()),
+        # The last campaign the bundle's models were fitted on: campaigns after it are new to them
+        # (training.outcomes compares their forecasts with what they observed).
+        "fitted_through": str((training_set.frame if refit_all else split.train)["start_date"].max()),
         "test_start": str(split.test["start_date"].min()),
         "n_features": len(FEATURE_COLUMNS),
         "conversion_structure": settings.conversion_structure,

@@ -37,3 +37,23 @@ def finite(min: float | None = None, max: float | None = None) -> Callable[[str]
 
     parse.__name__ = "number" if not bounds else f"number {bounds}"
     return parse
+
+
+def whole(min: int, max: int) -> Callable[[str], int]:
+    """A flag parser for a whole number within ``[min, max]`` whose bound only guards the machine (2^62 followers,
+    a 64-bit seed): click would print such a bound in ``--help`` as ``0<=x<=4611686018427387904``; this keeps it
+    out of the help and in the error."""
+
+    def parse(value: str | int) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{value!r} is not a whole number") from None
+        if number < min:
+            raise ValueError(f"{number} should be greater than or equal to {min:,}")
+        if number > max:
+            raise ValueError(f"{number} should be less than or equal to {max:,}")
+        return number
+
+    parse.__name__ = "integer"
+    return parse

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from audiencefit.cli._app import app
+from audiencefit.cli._types import whole
 from features.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -35,9 +36,8 @@ def demo_data_command(
         int | None,
         typer.Option(
             "--seed",
-            min=0,
-            max=2**63 - 1,
-            help="Random seed; the same seed gives byte-identical files. Default: settings.",
+            parser=whole(0, 2**63 - 1),
+            help="Random seed (0 to 2^63-1); the same seed gives byte-identical files. Default: settings.",
         ),
     ] = None,
     out: Annotated[

@@ -50,7 +50,12 @@ def build(
     export_time: Annotated[str | None, typer.Option("--export-time", help=EXPORT_TIME_HELP)] = None,
     embedder: Annotated[
         str | None,
-        typer.Option("--embedder", help="Embedding backend id (default: the AUDIENCEFIT_EMBEDDER setting)."),
+        typer.Option(
+            "--embedder",
+            metavar="BACKEND",
+            help="Embedding backend id, e.g. minilm-aligned (default: the AUDIENCEFIT_EMBEDDER setting; an unknown id "
+            "is refused with the list of registered ones).",
+        ),
     ] = None,
     partition_creators: Annotated[
         int | None,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from audiencefit.cli._app import app, index_app
-from audiencefit.cli._types import finite
+from audiencefit.cli._types import finite, whole
 from features.errors import InputError
 
 if TYPE_CHECKING:
@@ -22,13 +23,40 @@ if TYPE_CHECKING:
 FeaturesOpt = Annotated[Path, typer.Option("--features", help="Feature set directory (from 'features build').")]
 IndexDirOpt = Annotated[Path | None, typer.Option("--index-dir", help="Index directory. Default: <features>/index.")]
 KOpt = Annotated[int, typer.Option("--k", min=1, max=1000, help="How many creators to return (1–1000).")]
+
+
+class SimilarityChoice(StrEnum):
+    audience = "audience"
+    content = "content"
+
+
+# Far above any account; the bound keeps a typo from overflowing the follower columns (Int64).
+MAX_FOLLOWERS = 2**62
 MinFollowersOpt = Annotated[
-    int, typer.Option("--min-followers", min=0, max=2**62, help="Smallest follower count allowed.")
+    int,
+    typer.Option("--min-followers", parser=whole(0, MAX_FOLLOWERS), help="Smallest follower count allowed."),
 ]
 MaxFollowersOpt = Annotated[
-    int, typer.Option("--max-followers", min=0, max=2**62, help="Largest follower count allowed.")
+    int, typer.Option("--max-followers", parser=whole(0, MAX_FOLLOWERS), help="Largest follower count allowed.")
 ]
-PlatformOpt = Annotated[list[str] | None, typer.Option("--platform", help="Allowed platform (repeatable).")]
+
+
+# features.schemas.PLATFORMS, not imported: it pulls polars into every CLI start; tests/code/test_cli_flags.py
+# checks that the two agree.
+class PlatformChoice(StrEnum):
+    instagram = "instagram"
+    tiktok = "tiktok"
+    youtube = "youtube"
+    twitch = "twitch"
+    x = "x"
+    threads = "threads"
+    pinterest = "pinterest"
+    facebook = "facebook"
+    snapchat = "snapchat"
+    other = "other"
+
+
+PlatformOpt = Annotated[list[PlatformChoice] | None, typer.Option("--platform", help="Allowed platform (repeatable).")]
 CountryOpt = Annotated[
     list[str] | None, typer.Option("--country", help="Allowed creator country, ISO alpha-2 (repeatable).")
 ]
@@ -73,7 +101,7 @@ def _searcher(features: Path, index_dir: Path | None) -> AudienceSearch:
 def _filters(
     min_followers: int,
     max_followers: int,
-    platform: list[str] | None,
+    platform: list[PlatformChoice] | None,
     country: list[str] | None,
     language: list[str] | None,
     min_quality: float,
@@ -84,7 +112,7 @@ def _filters(
     return Filters(
         min_followers=min_followers,
         max_followers=max_followers,
-        platforms=tuple(platform or ()),
+        platforms=tuple(p.value for p in platform or ()),
         countries=tuple(country or ()),
         languages=tuple(language or ()),
         min_audience_quality=min_quality,
@@ -212,17 +240,25 @@ def search(
 def lookalikes(
     features: FeaturesOpt,
     creator: Annotated[str, typer.Option("--creator", help="Creator id to find lookalikes of.")],
-    by: Annotated[str, typer.Option("--by", help="Similarity of 'audience' or of 'content'.")] = "audience",
+    by: Annotated[
+        SimilarityChoice,
+        typer.Option("--by", help="Similar audiences (who follows) or similar content (what is posted)."),
+    ] = SimilarityChoice.audience,
     k: KOpt = 20,
     min_followers: MinFollowersOpt = 0,
-    max_followers: MaxFollowersOpt = 2**62,
+    max_followers: Annotated[
+        int | None,
+        typer.Option(
+            "--max-followers", parser=whole(0, MAX_FOLLOWERS), help="Largest follower count allowed. Default: no limit."
+        ),
+    ] = None,
     index_dir: IndexDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Creators most similar to a given creator, by audience or by content."""
-    if by not in ("audience", "content"):
-        raise InputError(f"--by must be 'audience' or 'content', got {by!r}")
     searcher = _searcher(features, index_dir)
-    flt = _filters(min_followers, max_followers, None, None, None, 0.0, None)
-    frame = searcher.lookalikes(creator, by="audience" if by == "audience" else "content", k=k, filters=flt)
-    _print_rows(frame.to_dicts(), as_json, f"lookalikes of {creator} by {by}")
+    upper = MAX_FOLLOWERS if max_followers is None else max_followers
+    flt = _filters(min_followers, upper, None, None, None, 0.0, None)
+    kind: Literal["audience", "content"] = "audience" if by is SimilarityChoice.audience else "content"
+    frame = searcher.lookalikes(creator, by=kind, k=k, filters=flt)
+    _print_rows(frame.to_dicts(), as_json, f"lookalikes of {creator} by {by.value}")

@@ -43,6 +43,7 @@ def build(
         list[str] | None,
         typer.Option(
             "--backend",
+            metavar="BACKEND",
             help="Embedding backend whose artifacts to build (repeatable; with what it is built from). "
             "Default: the AUDIENCEFIT_EMBEDDER setting (minilm-aligned unless set).",
         ),

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from audiencefit.cli._app import app, model_source
+from audiencefit.cli._app import BundleOpt, ModelOpt, ModelUriOpt, app, model_source
 from audiencefit.cli._types import finite, finite_number
 from features.errors import InputError
 from features.untrusted_json import parse_json
@@ -36,8 +36,9 @@ def plan(
     budget: Annotated[
         float, typer.Option("--budget", parser=finite(min=0.01), help="Total spend available (at least 0.01).")
     ],
-    bundle: Annotated[Path | None, typer.Option("--bundle", help="Model bundle directory.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Registered model URI instead of --bundle.")] = None,
+    bundle: BundleOpt = None,
+    model: ModelOpt = None,
+    model_uri: ModelUriOpt = None,
     objective: Annotated[
         PlanObjectiveChoice,
         typer.Option(
@@ -76,7 +77,7 @@ def plan(
     from serving.schemas import PlanRequest
     from serving.state import load_serving_model
 
-    source = model_source(bundle, model, model_flag="--model", default=None)
+    source = model_source(bundle, model, model_uri)
     try:
         body = parse_json(brand.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from audiencefit.cli._app import DEFAULT_MODEL_URI, app, model_source
+from audiencefit.cli._app import BundleOpt, ModelOpt, ModelUriOpt, app, model_source
 from features.errors import InputError
 
 
@@ -34,13 +34,9 @@ def score(
         Path,
         typer.Option("--out", help="Output directory: brand_id=<id>/part-0.parquet per brand, plus _manifest.json."),
     ],
-    model: Annotated[
-        str | None,
-        typer.Option("--model", help=f"Registered model to score with (default {DEFAULT_MODEL_URI})."),
-    ] = None,
-    bundle: Annotated[
-        Path | None, typer.Option("--bundle", help="Model bundle directory, instead of the registry.")
-    ] = None,
+    model: ModelOpt = None,
+    bundle: BundleOpt = None,
+    model_uri: ModelUriOpt = None,
     engine: Annotated[
         EngineChoice,
         typer.Option("--engine", help="local: this process. ray: Ray Data actors (local runtime, or RAY_ADDRESS)."),
@@ -66,7 +62,7 @@ def score(
     from serving.batch import LocalScorer, Scorer, read_brands, run_batch
     from serving.state import load_serving_model
 
-    source = model_source(bundle, model, model_flag="--model", default=DEFAULT_MODEL_URI)
+    source = model_source(bundle, model, model_uri)
     if not features.is_dir():
         raise InputError(f"--features {features}: not a directory")
     settings = get_settings()

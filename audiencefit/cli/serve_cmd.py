@@ -7,9 +7,10 @@ Threads and workers on the 2-core machine this targets:
   connections and hands each request to the worker with the fewest in flight (``serving.dispatch``: connections
   stay open, so sharing the socket between workers would split the load by connection, not by request). Each
   worker holds its own copy of the feature set, indexes and embedding model, and they stay one service through
-  a shared control directory: ``/metrics`` sums every worker and a reload on one is followed by all
-  (``serving.workers``). The front gives a worker ``--in-flight`` requests at a time (default 1) and keeps the
-  others in one first-come-first-served line, so a request goes to the first worker that frees up. Tree models
+  a shared control directory: ``/metrics`` reads every process's metrics (``prometheus_client``'s multiprocess
+  mode, in a directory of that run) and a reload on one is followed by all (``serving.workers``). The front gives a
+  worker ``--in-flight`` requests at a time (default 1) and keeps the others in one first-come-first-served line,
+  so a request goes to the first worker that frees up. Tree models
   are compiled once, before the workers start. ``--workers 1`` runs the app in one process, with no front.
 - Routes that embed or score run that work in the anyio thread pool, capped at ``--threads`` (default 4) so a
   burst queues instead of oversubscribing the cores, and the event loop keeps taking requests meanwhile. numpy/
@@ -48,7 +49,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from audiencefit.children import pid_alive
-from audiencefit.cli._app import DEFAULT_MODEL_URI, app, model_source
+from audiencefit.cli._app import BundleOpt, ModelOpt, ModelUriOpt, app, model_source
 from audiencefit.logs import JsonFormatter
 from features.errors import InputError
 from serving.dispatch import DEFAULT_IN_FLIGHT
@@ -70,13 +71,9 @@ def serve(
     features: Annotated[Path, typer.Option("--features", help="Feature set directory (with its index/).")],
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")] = 8000,
-    bundle: Annotated[
-        Path | None, typer.Option("--bundle", help="Model bundle directory (instead of the registry).")
-    ] = None,
-    model_uri: Annotated[
-        str | None,
-        typer.Option("--model-uri", help=f"Registered model to serve (default {DEFAULT_MODEL_URI} without --bundle)."),
-    ] = None,
+    bundle: BundleOpt = None,
+    model: ModelOpt = None,
+    model_uri: ModelUriOpt = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -117,7 +114,7 @@ def serve(
             "no API key configured: set AUDIENCEFIT_API_KEYS (comma-separated) before starting the server; "
             "every /v1 request must send one in the X-API-Key header"
         )
-    source = model_source(bundle, model_uri, model_flag="--model-uri", default=DEFAULT_MODEL_URI)
+    source = model_source(bundle, model, model_uri)
     if not features.is_dir():
         raise InputError(f"--features {features}: not a directory")
     for var in SINGLE_THREAD_ENV:
@@ -127,6 +124,10 @@ def serve(
 
     if workers == 1:
         from serving.app import create_app
+        from serving.metrics import MULTIPROCESS_ENV
+
+        if os.environ.pop(MULTIPROCESS_ENV, None) is not None:  # one process: its own registry, nothing shared
+            log.info("one process: %s is not used", MULTIPROCESS_ENV)
 
         api = create_app(
             settings,
@@ -146,6 +147,13 @@ def serve(
     # One onnxruntime thread per worker, as for the native pools above: the workers already use every core.
     os.environ.setdefault("AUDIENCEFIT_EMBED_THREADS", "1")
     control_dir = make_control_dir()
+    from serving.metrics import use_multiprocess_dir
+
+    # prometheus_client's multiprocess files of this run (the front's and every worker's): removed with the control
+    # directory when the service stops; the workers find it in the environment they inherit.
+    metrics_dir = control_dir / METRICS_DIR
+    metrics_dir.mkdir()
+    use_multiprocess_dir(metrics_dir)
     root = logging.getLogger()
     options = {
         "features_dir": str(features),
@@ -167,6 +175,7 @@ def serve(
 
 
 CONTROL_PREFIX = "audiencefit-serve-"
+METRICS_DIR = "metrics"
 MAX_SOCKET_PATH = 100  # AF_UNIX socket paths are limited to 107 bytes on Linux (103 on macOS)
 
 

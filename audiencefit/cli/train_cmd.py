@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -114,6 +115,16 @@ def train(
         sys.stdout.write(f"registered: models:/audiencefit/{tracked.model_version} (alias challenger)\n")
 
 
+# training.promote.DIRECTION's keys, not imported: training pulls mlflow into every CLI start;
+# tests/code/test_cli_flags.py checks that the two agree.
+class PromoteMetric(StrEnum):
+    ndcg20_brand = "ndcg20_brand"
+    spearman_er = "spearman_er"
+    spearman_conversions = "spearman_conversions"
+    mae_log_er = "mae_log_er"
+    poisson_deviance = "poisson_deviance"
+
+
 @app.command("promote")
 def promote(
     margin: Annotated[
@@ -125,13 +136,13 @@ def promote(
         ),
     ] = 0.0,
     metric: Annotated[
-        str,
+        PromoteMetric,
         typer.Option(
             "--metric",
             help="Metric compared on the challenger's held-out set: ndcg20_brand, spearman_er, "
             "spearman_conversions (higher is better), mae_log_er, poisson_deviance (lower is better).",
         ),
-    ] = "ndcg20_brand",
+    ] = PromoteMetric.ndcg20_brand,
     force: Annotated[bool, typer.Option("--force", help="Promote the challenger even if it does not win.")] = False,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Move 'champion' back to the previous champion version instead.")
@@ -146,9 +157,9 @@ def promote(
         done = promotion.rollback(settings)
         sys.stdout.write(done.reason + "\n")
         return
-    outcome = promotion.promote(settings, metric=metric, margin=margin, force=force)
+    outcome = promotion.promote(settings, metric=metric.value, margin=margin, force=force)
     if outcome.comparison is not None:
-        _print_table(promotion.table(outcome.comparison), f"{metric} on the same held-out rows")
+        _print_table(promotion.table(outcome.comparison), f"{metric.value} on the same held-out rows")
     if not outcome.promoted:
         stream = sys.stdout if outcome.comparison is None else sys.stderr
         stream.write(("" if outcome.comparison is None else "refused: ") + outcome.reason + "\n")

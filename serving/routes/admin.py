@@ -6,16 +6,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fastapi import APIRouter, Body, HTTPException, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from features.errors import InputError
+from serving import examples
 from serving.deps import HolderDep, MetricsDep, SyncDep
+from serving.openapi import error_responses, example_response
+from serving.problems import ProblemError, problem, problem_response
 from serving.schemas import RELOAD_SOURCES, ReloadRequest, ReloadResponse
 from serving.security import AdminKey
 from serving.state import BundleSource, ReloadRefusedError
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminKey])
+router = APIRouter(
+    prefix="/admin", tags=["admin"], dependencies=[AdminKey], responses=error_responses(401, 403, 413, 415, 422, 503)
+)
 log = logging.getLogger(__name__)
 
 DESCRIPTION = f"""The body names {RELOAD_SOURCES}.
@@ -52,17 +57,24 @@ worker resolved it), with the same checks, within a second."""
     "/reload",
     response_model=ReloadResponse,
     responses={
-        403: {"description": "Wrong admin key, or a bundle_path or feature_set_path outside the reload roots."},
-        409: {"model": ReloadResponse},
+        **example_response(examples.RELOAD.model_dump(mode="json")),
+        **error_responses(409),
+        403: {
+            **error_responses(403)[403],
+            "description": "Wrong admin key, or a bundle_path or feature_set_path outside the reload roots.",
+        },
     },
     description=DESCRIPTION,
     openapi_extra={"requestBody": {"required": True}},
 )
 def reload(
+    request: Request,
     holder: HolderDep,
     metrics: MetricsDep,
     sync: SyncDep,
-    req: ReloadRequest | None = Body(None),  # noqa: B008  (None answered below with a 422 naming the choices)
+    req: ReloadRequest | None = Body(  # noqa: B008  (None answered below with a 422 naming the choices)
+        None, openapi_examples={"champion": {"summary": "The registry's champion", "value": examples.RELOAD_REQUEST}}
+    ),
 ) -> Response:
     """Load, verify and swap in a bundle and/or a feature set with its index; 409 keeps the old ones serving."""
     if req is None:
@@ -76,12 +88,12 @@ def reload(
         done = holder.reload(source, features, keep_bundle=not req.has_bundle)
     except ReloadRefusedError as exc:
         metrics.observe_reload("refused")
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+        raise ProblemError(status.HTTP_403_FORBIDDEN, str(exc), kind="forbidden") from None
     except Exception:
         metrics.observe_reload("failed")
         bundle_id = serving.model.bundle.bundle_id if serving and serving.model else None
         feature_set_id = serving.fs.feature_set_id if serving else None
-        body = ReloadResponse(
+        failed = ReloadResponse(
             ok=False,
             serving_bundle_id=bundle_id,
             previous_bundle_id=bundle_id,
@@ -89,7 +101,10 @@ def reload(
             previous_feature_set_id=feature_set_id,
             error=holder.last_error,
         )
-        return JSONResponse(body.model_dump(), status_code=status.HTTP_409_CONFLICT)
+        detail = holder.last_error or "the reload failed"
+        return problem_response(
+            problem(409, detail, kind="reload-failed", instance=request.url.path, **failed.model_dump())
+        )
     metrics.observe_reload("ok")
     new = done.state
     if new.model is not None:

@@ -6,18 +6,23 @@ import math
 from typing import Annotated, Any, Literal
 
 import polars as pl
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from features.errors import InputError
 from models.overlap import overlap_of
 from models.query import Filters
+from serving import examples
 from serving.deps import StateDep
 from serving.explain import cluster_terms, top_topics
+from serving.openapi import error_responses, example_response
+from serving.problems import ProblemError
 from serving.schemas import MAX_K, CreatorProfile, GeoShare, Lookalike, LookalikesResponse, OverlapResponse
 from serving.security import ApiKey
 from serving.state import AppState
 
-router = APIRouter(prefix="/v1/creators", tags=["creators"], dependencies=[ApiKey])
+router = APIRouter(
+    prefix="/v1/creators", tags=["creators"], dependencies=[ApiKey], responses=error_responses(401, 403, 404, 422, 503)
+)
 
 STATISTICS = (
     "post_count",
@@ -50,10 +55,17 @@ def _row(state: AppState, creator_id: str) -> int:
     try:
         return state.search.row(creator_id)
     except InputError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown creator {creator_id!r}") from None
+        raise ProblemError(
+            status.HTTP_404_NOT_FOUND,
+            f"unknown creator {creator_id!r}",
+            kind="unknown-creator",
+            unknown_ids=[creator_id],
+        ) from None
 
 
-@router.get("/{creator_id}", response_model=CreatorProfile)
+@router.get(
+    "/{creator_id}", response_model=CreatorProfile, responses=example_response(examples.PROFILE.model_dump(mode="json"))
+)
 def creator(creator_id: CreatorId, state: StateDep) -> CreatorProfile:
     """A creator's profile, statistics, audience quality and main audience interests."""
     row = _row(state, creator_id)
@@ -83,7 +95,11 @@ def creator(creator_id: CreatorId, state: StateDep) -> CreatorProfile:
     )
 
 
-@router.get("/{creator_id}/lookalikes", response_model=LookalikesResponse)
+@router.get(
+    "/{creator_id}/lookalikes",
+    response_model=LookalikesResponse,
+    responses=example_response(examples.LOOKALIKES.model_dump(mode="json")),
+)
 def lookalikes(
     creator_id: CreatorId,
     state: StateDep,
@@ -101,7 +117,11 @@ def lookalikes(
     return LookalikesResponse(creator_id=creator_id, by=by, count=len(creators), creators=creators)
 
 
-@router.get("/{creator_id}/overlap/{other_id}", response_model=OverlapResponse)
+@router.get(
+    "/{creator_id}/overlap/{other_id}",
+    response_model=OverlapResponse,
+    responses=example_response(examples.OVERLAP.model_dump(mode="json")),
+)
 def overlap(creator_id: CreatorId, other_id: CreatorId, state: StateDep) -> OverlapResponse:
     """Estimated shared real audience of two creators (audience interests, countries and follower samples)."""
     est = overlap_of(state.fs, _row(state, creator_id), _row(state, other_id))

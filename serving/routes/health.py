@@ -2,8 +2,9 @@
 
 The keyless three reveal no admin input, error text, path or exception message: ``/healthz`` says the process
 answers, ``/readyz`` which part is loaded, the bundle and feature set ids and whether the last reload failed (and
-when), ``/metrics`` request counts and latencies by route template, reload outcomes and the bundle serving (ids,
-not its source). All take ``GET`` only (405 with ``Allow`` otherwise, ``serving.gate``)."""
+when), ``/metrics`` request counts and latencies by route template, reload outcomes, the bundle serving (ids,
+not its source) and the standard process and GC metrics of each process. All take ``GET`` only (405 with
+``Allow`` otherwise, ``serving.gate``)."""
 
 from __future__ import annotations
 
@@ -13,23 +14,34 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from serving.deps import MetricsDep, ModelDep, StateDep, SyncDep
+from serving import examples
+from serving.deps import MetricsDep, ModelDep, StateDep
 from serving.metrics import CONTENT_TYPE
+from serving.openapi import error_responses, example_response
 from serving.schemas import ForecastReliabilityReport, Health, ModelInfo, Readiness
 from serving.security import ApiKey
 from serving.state import ServingHolder
 
 router = APIRouter(tags=["operations"])
-model_router = APIRouter(prefix="/v1", tags=["operations"], dependencies=[ApiKey])
+model_router = APIRouter(
+    prefix="/v1", tags=["operations"], dependencies=[ApiKey], responses=error_responses(401, 403, 503)
+)
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, responses=example_response(examples.HEALTH.model_dump(mode="json")))
 def healthz() -> Health:
     """Liveness: the process answers."""
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={
+        **example_response(examples.READY.model_dump(mode="json")),
+        503: {"model": Readiness, "description": "Not ready: the same fields say which part is missing."},
+    },
+)
 def readyz(request: Request) -> Response:
     """Readiness: features, indexes and a model are loaded (503 otherwise); the ids serving; whether the last
     reload failed."""
@@ -52,13 +64,22 @@ def readyz(request: Request) -> Response:
     return JSONResponse(body.model_dump(), status_code=code)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-def metrics(m: MetricsDep, sync: SyncDep) -> Response:
-    """Prometheus metrics: request counts, latency histograms, the model serving (summed over worker processes)."""
-    return Response(m.render(sync.others() if sync is not None else ()), media_type=CONTENT_TYPE)
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"description": "Prometheus text exposition.", "content": {"text/plain": {"example": examples.METRICS}}}
+    },
+)
+def metrics(m: MetricsDep) -> Response:
+    """Prometheus metrics: request counts, latency histograms, the model serving, process and GC metrics (every
+    worker process of the service)."""
+    return Response(m.render(), media_type=CONTENT_TYPE)
 
 
-@model_router.get("/model", response_model=ModelInfo)
+@model_router.get(
+    "/model", response_model=ModelInfo, responses=example_response(examples.MODEL.model_dump(mode="json"))
+)
 def model_info(state: StateDep, model: ModelDep) -> ModelInfo:
     """The model bundle and feature set serving, the bundle's source, versions and evaluation summary."""
     meta: dict[str, Any] = model.bundle.meta

@@ -11,13 +11,16 @@ unknown or unreachable segment) is a 422 whose message starts with the constrain
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 
 from models.planner import Constraints, Plan, plan_for_brand
 from models.query import Segment, embed_segments
 from models.reclog import Shown, ShownCreator
+from serving import examples
 from serving.deps import ModelDep, StateDep
+from serving.openapi import error_responses, example_response
 from serving.pipeline import (
     brand_terms,
     creator_reliability,
@@ -33,7 +36,13 @@ from serving.schemas import Band, PlannedCreator, PlanRequest, PlanResponse
 from serving.security import ApiKey
 from serving.state import AppState, ServingModel
 
-router = APIRouter(prefix="/v1", tags=["plans"], dependencies=[ApiKey])
+router = APIRouter(
+    prefix="/v1", tags=["plans"], dependencies=[ApiKey], responses=error_responses(401, 403, 413, 415, 422, 503)
+)
+Planning = Annotated[
+    PlanRequest,
+    Body(openapi_examples={"runners": {"summary": "A budget of 5,000 USD", "value": examples.PLAN_REQUEST}}),
+]
 
 
 def make_plan(state: AppState, model: ServingModel, req: PlanRequest) -> Plan:
@@ -61,8 +70,8 @@ def make_plan(state: AppState, model: ServingModel, req: PlanRequest) -> Plan:
     )
 
 
-@router.post("/plans", response_model=PlanResponse)
-def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
+@router.post("/plans", response_model=PlanResponse, responses=example_response(examples.PLAN.model_dump(mode="json")))
+def plans(req: Planning, state: StateDep, model: ModelDep) -> PlanResponse:
     """The set of creators that maximises expected conversions (or unique reach) within the budget."""
     plan = make_plan(state, model, req)
     recommendation_id = uuid.uuid4().hex
@@ -82,6 +91,7 @@ def plans(req: PlanRequest, state: StateDep, model: ModelDep) -> PlanResponse:
             engagements=c.engagements,
             marginal_conversions=c.marginal_conversions,
             marginal_reach=c.marginal_reach,
+            gain_per_cost=c.gain_per_cost,
             propensity=1.0,
             explored=False,
             forecast_reliability=creator_reliability(model.reliability, row),

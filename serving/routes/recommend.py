@@ -12,10 +12,13 @@ a 404 whose detail lists every unknown id (nothing is scored).
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, Body, Response, status
 
+from serving import examples
 from serving.deps import ComputeDep, ModelDep, StateDep
+from serving.openapi import error_responses, example_response
 from serving.pipeline import (
     reading_out,
     recommend,
@@ -25,11 +28,25 @@ from serving.pipeline import (
     unknown_ids,
     versions,
 )
-from serving.schemas import RecommendationRequest, RecommendationResponse, ScoreRequest, ScoreResponse
+from serving.problems import ProblemError
+from serving.schemas import RANKED_BY, RecommendationRequest, RecommendationResponse, ScoreRequest, ScoreResponse
 from serving.security import ApiKey
 from serving.state import AppState, ServingModel
 
-router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[ApiKey])
+router = APIRouter(
+    prefix="/v1",
+    tags=["recommendations"],
+    dependencies=[ApiKey],
+    responses=error_responses(401, 403, 413, 415, 422, 503),
+)
+Recommendation = Annotated[
+    RecommendationRequest,
+    Body(openapi_examples={"runners": {"summary": "A running-shoe brand", "value": examples.RECOMMENDATION_REQUEST}}),
+]
+Scoring = Annotated[
+    ScoreRequest,
+    Body(openapi_examples={"one creator": {"summary": "Score one creator", "value": examples.SCORE_REQUEST}}),
+]
 
 
 def recommendation_json(state: AppState, model: ServingModel, req: RecommendationRequest) -> str:
@@ -40,6 +57,7 @@ def recommendation_json(state: AppState, model: ServingModel, req: Recommendatio
     body = RecommendationResponse(
         recommendation_id=recommendation_id,
         objective=req.objective,
+        ranked_by=RANKED_BY[req.objective],
         count=len(result.creators),
         creators=result.creators,
         empty_reason=result.empty_reason,
@@ -53,10 +71,12 @@ def recommendation_json(state: AppState, model: ServingModel, req: Recommendatio
     return body.model_dump_json()
 
 
-@router.post("/recommendations", response_model=RecommendationResponse)
-async def recommendations(
-    req: RecommendationRequest, state: StateDep, model: ModelDep, compute: ComputeDep
-) -> Response:
+@router.post(
+    "/recommendations",
+    response_model=RecommendationResponse,
+    responses=example_response(examples.RECOMMENDATION.model_dump(mode="json")),
+)
+async def recommendations(req: Recommendation, state: StateDep, model: ModelDep, compute: ComputeDep) -> Response:
     """Creators whose audience fits the brand, ranked by the objective, with predictions and reasons."""
     return Response(await compute(recommendation_json, state, model, req), media_type="application/json")
 
@@ -78,13 +98,16 @@ def score_json(state: AppState, model: ServingModel, req: ScoreRequest) -> str:
 @router.post(
     "/score",
     response_model=ScoreResponse,
-    responses={404: {"description": "Unknown creator ids; the detail lists them all."}},
+    responses={**example_response(examples.SCORE.model_dump(mode="json")), **error_responses(404)},
 )
-async def score(req: ScoreRequest, state: StateDep, model: ModelDep, compute: ComputeDep) -> Response:
+async def score(req: Scoring, state: StateDep, model: ModelDep, compute: ComputeDep) -> Response:
     """Predictions and reasons for the given creators, in the order given."""
     missing = unknown_ids(state, req.creator_ids)
     if missing:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, {"message": f"{len(missing)} unknown creator id(s)", "unknown_ids": missing}
+        raise ProblemError(
+            status.HTTP_404_NOT_FOUND,
+            f"{len(missing)} unknown creator id(s): nothing was scored",
+            kind="unknown-creator",
+            unknown_ids=missing,
         )
     return Response(await compute(score_json, state, model, req), media_type="application/json")

@@ -8,7 +8,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from serving.captions import MIN_SIMILARITY, QUOTE_CHARS, CaptionStore, quote, recent_captions, stem, stems
+from serving.captions import (
+    MIN_SIMILARITY,
+    QUOTE_CHARS,
+    CaptionStore,
+    quote,
+    recent_captions,
+    stem,
+    stems,
+    tidy_caption,
+)
 
 LONG_PREAMBLE = (
     "Otra semana increíble con todos vosotros 🙌🙌🙌 gracias por estar siempre ahí, de verdad que no me lo creo. "
@@ -108,3 +117,42 @@ def test_too_many_captions_fall_back_to_the_word_match(monkeypatch: pytest.Monke
     assert store.best("c1", "students who study", 2, np.ones(hashing_embedder.dim, dtype=np.float32)) == [
         "late night study #studygram"
     ]
+
+
+@pytest.mark.parametrize(
+    ("caption", "tidied"),
+    [
+        ("Sunday hike!\n.\n.\n.\n#hiking #trail", "Sunday hike! #hiking #trail"),
+        ("Vegan cheese  board\n\n•\n•\n•\n\u2800\nrecipe below ⬇️", "Vegan cheese board recipe below ⬇️"),
+        ("Love it!!! 😍😍 . . . #x", "Love it!!! 😍😍 #x"),
+        ("before - after", "before - after"),  # one mark between words is text
+        ("one\n.\ntwo", "one two"),
+        (".\n.\n.", ""),
+    ],
+)
+def test_quotes_leave_out_filler_lines_and_runs(caption: str, tidied: str) -> None:
+    assert tidy_caption(caption) == tidied
+    assert quote(caption, frozenset()) == tidied
+
+
+def test_a_caption_of_filler_only_is_never_quoted() -> None:
+    store = CaptionStore({"c1": [".\n.\n.", "pasta night with friends"]})
+    assert store.best("c1", "pasta", 2) == ["pasta night with friends"]
+
+
+def test_caption_table_keeps_each_creators_captions_in_order() -> None:
+    from serving.captions import CaptionTable
+
+    frame = pl.DataFrame(
+        {"creator_id": ["a", "b", "c"], "caption": [["a1", "a2"], [], ["c1"]]},
+        schema={"creator_id": pl.String, "caption": pl.List(pl.String)},
+    )
+    table = CaptionTable.from_frame(frame)
+    same = CaptionTable.from_dict({"a": ["a1", "a2"], "b": [], "c": ["c1"]})
+    for t in (table, same):
+        assert len(t) == 3 and t.n_captions == 3
+        assert t.get("a") == ["a1", "a2"] and t.get("b") == [] and t.get("c") == ["c1"] and t.get("zz") == []
+        assert t.span("c") == (2, 1) and t.span("b") == (2, 0) and t.span("zz") is None
+        assert t.texts() == ["a1", "a2", "c1"]
+    with pytest.raises(ValueError, match="do not agree"):
+        CaptionTable(["a"], np.array([2], dtype=np.int64), pl.Series(["x"]))

@@ -112,3 +112,47 @@ def test_an_integer_flag_too_large_for_the_machine_is_refused_with_exit_2(args: 
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--" in result.output and "less than or equal to" in result.output
+
+
+MODEL_COMMANDS = ["serve", "score", "plan"]
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_every_command_that_loads_a_model_takes_the_same_flags(command: str) -> None:
+    shown = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert "--bundle DIR" in shown.output and "--model URI" in shown.output
+    assert "models:/audiencefit@champion" in shown.output  # the default, the same everywhere
+    assert "--model-uri" not in shown.output  # the deprecated name is read but not shown
+
+
+def test_no_model_flag_means_the_champion_and_model_uri_is_a_warned_alias(tmp_path, caplog) -> None:
+    from audiencefit.cli._app import DEFAULT_MODEL_URI, model_source
+    from features.errors import InputError
+
+    assert model_source(None, None) == DEFAULT_MODEL_URI
+    assert model_source(None, "models:/audiencefit/3") == "models:/audiencefit/3"
+    assert model_source(tmp_path, None) == tmp_path
+    with caplog.at_level("WARNING", logger="audiencefit.cli"):
+        assert model_source(None, None, "models:/audiencefit/2") == "models:/audiencefit/2"
+    assert "--model-uri is deprecated" in caplog.text and "use --model" in caplog.text
+    both = [(tmp_path, "models:/a/1", None), (None, "models:/a/1", "models:/a/2"), (tmp_path, None, "models:/a/1")]
+    for args in both:
+        with pytest.raises(InputError, match="not both"):
+            model_source(*args)
+    with pytest.raises(InputError, match=r"--bundle .*not a directory"):
+        model_source(tmp_path / "missing", None)
+
+
+def test_the_deprecated_flag_still_works_on_the_command_line_and_says_so(tmp_path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            *("score", "--brands", str(tmp_path / "b.jsonl"), "--features", str(tmp_path / "missing")),
+            *("--out", str(tmp_path / "out"), "--model-uri", "models:/audiencefit@champion"),
+        ],
+    )
+    # The model source is read first (with its warning), then the missing feature set stops the command.
+    assert "--model-uri is deprecated" in result.stderr
+    assert "--features" in str(result.exception) and "not a directory" in str(result.exception)
+    assert not (tmp_path / "out").exists()

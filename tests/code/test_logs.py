@@ -178,3 +178,124 @@ def test_a_path_decoded_for_scrubbing_carries_no_line_break(captured):
         '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "GET", "/v1/x%0Afake-line/plus%2Bkey%3D0123456789abcdef", "1.1", 404
     )
     assert stream.getvalue().count("\n") == 1
+
+
+COLOURED = "\x1b[36mhttp://127.0.0.1:8000\x1b[0m"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("captured", ["console", "json"], indirect=True)
+def test_uvicorns_color_message_and_ansi_codes_never_reach_a_stream_that_is_not_a_terminal(captured):
+    stream, fmt = captured
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on %s", "http://127.0.0.1:8000", extra={"color_message": f"Uvicorn running on {COLOURED}"}
+    )
+    logging.getLogger("t").warning(f"a library's coloured line {COLOURED}", extra={"url": COLOURED})
+    text = stream.getvalue()
+    assert "\x1b" not in text and "\\u001b" not in text and "[36m" not in text, text
+    assert "color_message" not in text
+    assert "Uvicorn running on http://127.0.0.1:8000" in text
+    assert "a library's coloured line http://127.0.0.1:8000" in text
+    if fmt == "json":
+        lines = [json.loads(line) for line in text.splitlines()]
+        assert lines[1]["url"] == "http://127.0.0.1:8000"
+
+
+@pytest.mark.parametrize("captured", ["console"], indirect=True)
+def test_a_terminal_keeps_what_a_library_coloured(captured):
+    terminal = _Terminal()
+    logging.getLogger().handlers[0].setStream(terminal)  # type: ignore[attr-defined]
+    logging.getLogger("t").warning(f"coloured {COLOURED}")
+    assert COLOURED in terminal.getvalue()
+
+
+def test_strip_ansi_removes_every_kind_of_escape_sequence():
+    assert logs.strip_ansi("\x1b[1;31;40mred\x1b[m \x1b]0;title\x07tab \x1bMup") == "red tab up"
+    assert logs.strip_ansi("no escapes [36m here") == "no escapes [36m here"
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_a_real_uvicorn_start_and_stop_logs_no_colour_into_a_pipe(fmt):
+    """uvicorn itself, as ``serve`` runs it (log_config=None, our handler on the root logger), writing to a
+    stream that is not a terminal: no color_message, no escape sequence."""
+    import asyncio
+
+    import uvicorn
+
+    async def app(scope, receive, send):  # a bare ASGI app: nothing is requested
+        raise AssertionError("not called")
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    logs.configure_logging("INFO", fmt)
+    stream = io.StringIO()
+    root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off"))
+
+    async def run() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        server.should_exit = True
+        await task
+
+    try:
+        asyncio.run(run())
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    text = stream.getvalue()
+    assert "Uvicorn running on http://127.0.0.1:" in text, text
+    assert "\x1b" not in text and "\\u001b" not in text and "color_message" not in text, text
+
+
+_THIRD_PARTY_NOISE = """
+import logging, pathlib, sys, tempfile, warnings
+from audiencefit.logs import configure_logging
+configure_logging("DEBUG" if sys.argv[1] == "verbose" else "INFO")
+import mlflow.artifacts
+from mlflow.utils.logging_utils import eprint
+from audiencefit.logs import silence_mlflow_prints
+src = pathlib.Path(tempfile.mkdtemp())
+for i in range(3):
+    (src / f"f{i}.txt").write_text("x")
+mlflow.artifacts.download_artifacts(artifact_uri=src.as_uri(), dst_path=tempfile.mkdtemp())  # a tqdm bar
+warnings.warn("a library hint", UserWarning)
+logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables...")
+silence_mlflow_prints()
+eprint("Successfully registered model 'audiencefit'.")
+logging.getLogger("audiencefit.cli").info("our own line")
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_third_party_bars_warnings_and_prints_stay_off_the_console(mode, tmp_path):
+    """In a fresh process, as the CLI starts: mlflow's tqdm bar, its own handler's INFO lines and its prints, and
+    Python warnings never reach stderr; audiencefit's lines do. With -v (DEBUG) the warnings come back, as log lines."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in logs.QUIET_ENV}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", _THIRD_PARTY_NOISE, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "our own line" in done.stderr
+    for noise in ("Downloading artifacts", "it/s", "Creating initial MLflow", "Successfully registered", "\x1b"):
+        assert noise not in done.stderr + done.stdout, (noise, done.stderr)
+    if mode == "quiet":
+        assert "a library hint" not in done.stderr
+    else:
+        assert "warning py.warnings:" in done.stderr and "a library hint" in done.stderr

@@ -4,18 +4,59 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
+from tests import metrics_text
 from tests.e2e.conftest import ADMIN_KEY, API_KEY, SEGMENTS, make_client
 
 
 def _rec(client, **body):
     body.setdefault("segments", SEGMENTS)
     return client.post("/v1/recommendations", json=body)
+
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")  # a fit is a cosine: it can be negative
+
+
+def _assert_reasons_state_the_fields(creator: dict) -> None:
+    """Every number a reason states is one of the creator's fields as sent (a share as its percentage), and the
+    figures each reason names are those of the fields it names."""
+    explanation = creator["explanation"]
+    reasons = [r for r in explanation["reasons"] if not r.startswith("Recent captions")]  # quotes: their own words
+    matched = next(s for s in creator["segments"] if s["segment"] == creator["matched_segment"])
+    first = reasons[0]
+    assert float(re.search(r" fit \((-?[\d.]+)\)", first).group(1)) == matched["fit"], (first, matched)
+    assert float(re.search(r"([\d.]+)% of the audience belongs", first).group(1)) == round(
+        matched["audience_share"] * 100, 1
+    ), (first, matched)
+    interests = next((r for r in reasons if r.startswith("Audience interests")), None)
+    if interests is not None:
+        shown = [float(x) for x in re.findall(r"\(([\d.]+)% of the audience\)", interests)]
+        assert shown == [round(t["audience_share"] * 100, 1) for t in explanation["topics"]], interests
+    quality = next((r for r in reasons if r.startswith("Audience quality")), None)
+    assert (quality is None) == (creator["audience_quality"] is None)
+    if quality is not None:
+        stated = re.search(r"Audience quality ([\d.]+) out of 100", quality)
+        assert float(stated.group(1)) == creator["audience_quality"], quality
+    fields = {
+        *(s["fit"] for s in creator["segments"]),
+        *(round(s["audience_share"] * 100, 1) for s in creator["segments"]),
+        *(round(t["audience_share"] * 100, 1) for t in explanation["topics"]),
+        float(creator["brand_mentions"]),
+        float(len(creator["segments"])),
+        100.0,  # "out of 100"
+    }
+    if creator["audience_quality"] is not None:
+        fields.add(creator["audience_quality"])
+    for reason in reasons:
+        unquoted = re.sub(r"“[^”]*”", "", reason)  # segment labels are the brand's words
+        for found in NUMBER.findall(unquoted):
+            assert float(found) in fields, (found, reason, sorted(fields))
 
 
 def test_recommendations_happy_path(client, bundles):
@@ -43,6 +84,7 @@ def test_recommendations_happy_path(client, bundles):
         assert all(t["terms"] and t["relevance"] >= 0.1 for t in topics)
         assert any(r.startswith("Audience interests driving") for r in reasons) == bool(topics)
         assert any(r.startswith("Recent captions") for r in reasons) == bool(c["explanation"]["captions"])
+        _assert_reasons_state_the_fields(c)
     assert any(c["explanation"]["topics"] for c in body["creators"])
 
 
@@ -89,6 +131,8 @@ def test_require_mention_keeps_only_mentioning_creators(client, small_features: 
     assert body["creators"] or body["empty_reason"]
     assert all(c["mentions_brand"] and c["brand_mentions"] > 0 for c in body["creators"])
     assert any("mentioned the brand" in r for c in body["creators"] for r in c["explanation"]["reasons"])
+    for c in body["creators"]:
+        _assert_reasons_state_the_fields(c)
 
 
 def test_auth(client):
@@ -168,8 +212,10 @@ def test_score_known_and_unknown_ids(client, small_features: Path):
     assert resp.status_code == 200, resp.text
     assert [c["creator_id"] for c in resp.json()["creators"]] == ids
     resp = client.post("/v1/score", json={"segments": SEGMENTS, "creator_ids": [ids[0], "nobody-1", "nobody-2"]})
-    assert resp.status_code == 404
-    assert resp.json()["detail"]["unknown_ids"] == ["nobody-1", "nobody-2"]
+    assert resp.status_code == 404 and resp.headers["content-type"] == "application/problem+json"
+    problem = resp.json()
+    assert problem["unknown_ids"] == ["nobody-1", "nobody-2"] and problem["instance"] == "/v1/score"
+    assert problem["type"] == "urn:audiencefit:problem:unknown-creator" and problem["status"] == 404
     too_many = client.post("/v1/score", json={"segments": SEGMENTS, "creator_ids": ["x"] * 501})
     assert too_many.status_code == 422
 
@@ -220,15 +266,36 @@ def test_health_ready_metrics_model(client, bundles):
     assert model["bundle_id"] == meta["bundle_id"]
     assert model["model_source"] == str(bundles[0])
     assert model["embedder_id"] == "test-hashing/v1" and model["evaluation"]
+    rec = {"method": "POST", "route": "/v1/recommendations"}
+    counted = ("audiencefit_http_requests_total", "audiencefit_http_request_duration_seconds_count")
+    pages = ("/docs", "/openapi.json", "unmatched")
+
+    def counts(text: str) -> list[float]:
+        return [metrics_text.value(text, name, **rec) for name in counted] + [
+            metrics_text.value(text, "audiencefit_http_requests_total", route=route) for route in pages
+        ]
+
+    before = counts(client.get("/metrics").text)
     _rec(client, k=2)
-    text = client.get("/metrics").text
-    assert 'audiencefit_http_requests_total{method="POST",route="/v1/recommendations",status="200"}' in text
-    bucket = 'audiencefit_http_request_duration_seconds_bucket{method="POST",route="/v1/recommendations",le="+Inf"}'
-    assert bucket in text
-    assert f'audiencefit_model_info{{bundle_id="{meta["bundle_id"]}"' in text
+    assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
     # Unknown paths share one label value: an attacker cannot blow up the label set.
-    client.get("/no/such/path/123")
-    assert "/no/such/path/123" not in client.get("/metrics").text
+    assert client.get("/no/such/path/123").status_code == 404
+    text = client.get("/metrics").text
+    # One recommendation counted and timed; FastAPI's own pages under their own route, not lumped with unknown paths.
+    assert [a - b for a, b in zip(counts(text), before, strict=True)] == [1, 1, 1, 1, 1]
+    assert metrics_text.value(text, "audiencefit_http_request_duration_seconds_bucket", le="+Inf", **rec) == (
+        metrics_text.value(text, "audiencefit_http_request_duration_seconds_count", **rec)
+    )
+    assert "/no/such/path/123" not in text
+    assert metrics_text.samples(text, "audiencefit_model_info") == [
+        ({"bundle_id": meta["bundle_id"], "feature_set_id": model["feature_set_id"]}, 1.0)
+    ]
+    # The standard process, GC and platform metrics of prometheus_client.
+    kinds = metrics_text.types(text)
+    assert kinds["process_cpu_seconds"] == "counter" and kinds["process_resident_memory_bytes"] == "gauge"
+    assert metrics_text.value(text, "process_resident_memory_bytes") > 0
+    assert metrics_text.value(text, "python_gc_collections_total") > 0
+    assert kinds["python_info"] == "gauge"
 
 
 def test_unexpected_error_is_a_generic_500(client, monkeypatch):
@@ -240,7 +307,14 @@ def test_unexpected_error_is_a_generic_500(client, monkeypatch):
     monkeypatch.setattr(route, "recommend", boom)
     resp = _rec(client, k=2)
     assert resp.status_code == 500
-    assert resp.json() == {"detail": "internal server error"}
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json() == {
+        "type": "urn:audiencefit:problem:internal",
+        "title": "Internal server error",
+        "status": 500,
+        "detail": "internal server error",
+        "instance": "/v1/recommendations",
+    }
     assert "secret" not in resp.text
 
 

@@ -46,7 +46,7 @@ def test_plan_limits_and_reach_objective(client):
 def test_unmet_constraints_are_422_naming_the_constraint(client, extra, constraint):
     resp = _plan(client, **extra)
     assert resp.status_code == 422, resp.text
-    assert resp.json()["detail"][0]["msg"].startswith(f"{constraint}: ")
+    assert resp.json()["errors"][0]["msg"].startswith(f"{constraint}: ")
 
 
 def test_plan_rejects_unknown_fields(client):

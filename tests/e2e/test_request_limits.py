@@ -76,14 +76,14 @@ def test_non_finite_numbers_anywhere_are_422_naming_the_field(client, small_feat
     for path, body, loc in _numeric_cases(_ids(small_features)):
         resp = _raw(client, path, _text(body, value))
         assert resp.status_code == 422, (path, body, resp.status_code, resp.text[:300])
-        detail = _strict_json(resp)["detail"]
+        detail = _strict_json(resp)["errors"]
         assert any(d["loc"] == ["body", *loc] for d in detail), (path, body, detail)
 
 
 def test_a_non_finite_value_in_a_422_is_echoed_as_a_string(client):
     resp = _raw(client, "/v1/plans", _text({"segments": SEGMENTS, "budget": V}, "NaN"))
     assert resp.status_code == 422
-    (error,) = _strict_json(resp)["detail"]
+    (error,) = _strict_json(resp)["errors"]
     assert error["loc"] == ["body", "budget"] and error["input"] == "NaN"
 
 
@@ -107,7 +107,7 @@ def test_a_non_finite_value_in_a_422_is_echoed_as_a_string(client):
 def test_invalid_unicode_in_text_is_422_naming_the_field(client, body: dict[str, object], loc):
     resp = _raw(client, "/v1/recommendations", _text(body, SURROGATE))
     assert resp.status_code == 422, resp.text[:300]
-    detail = _strict_json(resp)["detail"]
+    detail = _strict_json(resp)["errors"]
     if loc is not None:
         assert any(d["loc"] == ["body", *loc] for d in detail), detail
 
@@ -129,11 +129,11 @@ def test_surrogates_and_bad_bytes_sent_raw_are_refused_with_json(client):
         content=b'{"description": "runners \xed\xa0\x80"}',
         headers={"Content-Type": "application/json"},
     )
-    assert resp.status_code == 422 and _strict_json(resp)["detail"][0]["loc"] == ["body", "description"]
+    assert resp.status_code == 422 and _strict_json(resp)["errors"][0]["loc"] == ["body", "description"]
     resp = client.post(
         "/v1/recommendations", content=b'{"description": "runners \xff"}', headers={"Content-Type": "application/json"}
     )
-    assert resp.status_code == 422 and "not valid UTF-8" in _strict_json(resp)["detail"][0]["msg"]
+    assert resp.status_code == 422 and "not valid UTF-8" in _strict_json(resp)["errors"][0]["msg"]
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_json_beyond_the_parser_is_a_422_not_a_400(client, body: str, message: s
     """Python's JSON parser gives up on very deep nesting and on integers over 4,300 digits (FastAPI: a bare 400)."""
     resp = client.post("/v1/recommendations", content=body.encode(), headers={"Content-Type": "application/json"})
     assert resp.status_code == 422, resp.text
-    assert message in _strict_json(resp)["detail"][0]["msg"]
+    assert message in _strict_json(resp)["errors"][0]["msg"]
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_json_beyond_the_parser_is_a_422_not_a_400(client, body: str, message: s
 def test_json_types_are_strict(client, field: str, value: str):
     resp = _raw(client, "/v1/recommendations", _text({"segments": SEGMENTS, field: V}, value))
     assert resp.status_code == 422, resp.text[:300]
-    assert _strict_json(resp)["detail"][0]["loc"] == ["body", field]
+    assert _strict_json(resp)["errors"][0]["loc"] == ["body", field]
 
 
 def test_whole_numbers_are_integers_as_json_schema_says(client):
@@ -194,7 +194,7 @@ def test_whole_numbers_are_integers_as_json_schema_says(client):
 def test_nested_json_types_are_strict(client, template: str, loc):
     resp = _raw(client, "/v1/recommendations", template)
     assert resp.status_code == 422, resp.text[:300]
-    assert _strict_json(resp)["detail"][0]["loc"] == ["body", *loc]
+    assert _strict_json(resp)["errors"][0]["loc"] == ["body", *loc]
 
 
 def test_strict_types_in_score_and_plans(client, small_features: Path):
@@ -214,7 +214,7 @@ def test_strict_types_in_score_and_plans(client, small_features: Path):
     for path, body, loc in cases:
         resp = client.post(path, json=body)
         assert resp.status_code == 422, (path, body, resp.text[:300])
-        assert resp.json()["detail"][0]["loc"] == ["body", *loc]
+        assert resp.json()["errors"][0]["loc"] == ["body", *loc]
 
 
 def test_query_and_path_parameters_never_500(client, small_features: Path):
@@ -222,9 +222,9 @@ def test_query_and_path_parameters_never_500(client, small_features: Path):
     for value in ("nan", "NaN", "inf", "-Infinity", "1e309", "true", "2.5", "%ED%A0%80", "%FF"):
         resp = client.get(f"/v1/creators/{cid}/lookalikes?k={value}")
         assert resp.status_code == 422, (value, resp.text[:300])
-        assert _strict_json(resp)["detail"][0]["loc"] == ["query", "k"]
+        assert _strict_json(resp)["errors"][0]["loc"] == ["query", "k"]
     resp = client.get(f"/v1/creators/{cid}/lookalikes?by=%ED%A0%80")
-    assert resp.status_code == 422 and _strict_json(resp)["detail"][0]["loc"] == ["query", "by"]
+    assert resp.status_code == 422 and _strict_json(resp)["errors"][0]["loc"] == ["query", "by"]
     for path in (
         "/v1/creators/%ED%A0%80",
         f"/v1/creators/{cid}/overlap/%ED%A0%80",
@@ -241,7 +241,7 @@ def test_a_422_does_not_echo_a_huge_input(client):
     resp = client.post("/v1/score", json=body | {"surprise": "z" * 400_000})
     assert resp.status_code == 422
     assert len(resp.content) < 5_000, len(resp.content)
-    locs = [d["loc"] for d in _strict_json(resp)["detail"]]
+    locs = [d["loc"] for d in _strict_json(resp)["errors"]]
     assert ["body", "creator_ids"] in locs and ["body", "surprise"] in locs
 
 
@@ -255,7 +255,7 @@ def test_a_422_does_not_echo_a_huge_input(client):
 def test_score_id_limits(client, body, loc):
     resp = client.post("/v1/score", json={"segments": SEGMENTS, **body})
     assert resp.status_code == 422, resp.text[:300]
-    assert resp.json()["detail"][0]["loc"] == ["body", *loc]
+    assert resp.json()["errors"][0]["loc"] == ["body", *loc]
 
 
 @pytest.mark.parametrize(
@@ -270,7 +270,7 @@ def test_score_id_limits(client, body, loc):
 def test_list_items_and_budgets_are_bounded(client, body, loc):
     resp = client.post("/v1/recommendations", json={"segments": SEGMENTS, **body})
     assert resp.status_code == 422, resp.text[:300]
-    assert resp.json()["detail"][0]["loc"] == ["body", *loc]
+    assert resp.json()["errors"][0]["loc"] == ["body", *loc]
 
 
 def test_a_plan_with_a_huge_budget_is_bounded(client):
@@ -286,4 +286,4 @@ def test_a_plan_with_a_huge_budget_is_bounded(client):
     assert plan["count"] <= PLAN_MAX_CREATORS
     assert elapsed < 3.0
     too_many = client.post("/v1/plans", json=body | {"max_creators": PLAN_MAX_CREATORS + 1})
-    assert too_many.status_code == 422 and too_many.json()["detail"][0]["loc"] == ["body", "max_creators"]
+    assert too_many.status_code == 422 and too_many.json()["errors"][0]["loc"] == ["body", "max_creators"]

@@ -100,6 +100,12 @@ def test_sigterm_removes_the_control_directory(serve: Serve):
     workers = worker_pids(serve.base, 12)
     ours = [p for p in serve.control_dirs() if (p / "front.sock").exists()]
     assert len(ours) == 1
+
+    def written() -> set[str]:
+        """The pids with prometheus_client multiprocess files in this run's metrics/ (serving.metrics)."""
+        return {f.name.rsplit("_", 1)[1].removesuffix(".db") for f in (ours[0] / "metrics").glob("*.db")}
+
+    assert until(lambda: {str(pid) for pid in workers} | {str(serve.proc.pid)} <= written(), 5), written()
     serve.proc.send_signal(signal.SIGTERM)
     serve.proc.wait(timeout=60)
     assert not ours[0].exists(), serve.log.read_text()[-2000:]

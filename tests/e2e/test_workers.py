@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import metrics_text
 from tests.e2e.conftest import ADMIN_KEY, API_KEY
 from tests.e2e.serve_process import ROOT, free_port, running_serve, serve_command, serve_env, worker_pids
 from tests.e2e.test_hot_swap import BODY, _bundle_id, _corrupt_copy
@@ -80,6 +81,45 @@ def test_two_workers_are_one_service(two_workers: str, bundles, tmp_path: Path):
         assert (time.perf_counter() - started) / 10 < 0.025
 
 
+def _process_pids(text: str) -> dict[str, str]:
+    """pid → role (front, worker) of the processes /metrics shows process metrics for."""
+    rows = metrics_text.samples(text, "process_resident_memory_bytes")
+    return {labels["pid"]: labels["process"] for labels, _ in rows}
+
+
+def test_one_scrape_reads_every_process(two_workers: str):
+    """prometheus_client's multiprocess mode: any worker's /metrics counts what the other worker and the front
+    answered, shows the process and GC metrics of every process, and counts FastAPI's own pages by route."""
+    base = two_workers
+    workers = worker_pids(base, 12)
+    assert len(workers) == 2
+    for _ in range(3):  # new connections: the front hands them to both workers
+        assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
+        assert httpx.get(f"{base}/openapi.json", timeout=5).status_code == 200
+    # Refused by the front itself, never forwarded: counted by the front.
+    assert httpx.get(f"{base}/v1/model", timeout=5).status_code == 401
+    assert httpx.get(f"{base}/no/such/path", timeout=5).status_code == 404
+    for _ in range(4):  # whichever worker answers the scrape, the counts are the service's
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+        counted = {
+            (route, status): metrics_text.value(text, "audiencefit_http_requests_total", route=route, status=status)
+            for route, status in [
+                ("/docs", "200"),
+                ("/openapi.json", "200"),
+                ("/v1/model", "401"),
+                ("unmatched", "404"),
+            ]
+        }
+        assert list(counted.values()) == [3, 3, 1, 1], counted
+        assert metrics_text.value(text, "audiencefit_http_request_duration_seconds_count", route="/docs") == 3
+        roles = _process_pids(text)
+        assert sorted(roles.values()) == ["front", "worker", "worker"], roles
+        assert {int(pid) for pid, role in roles.items() if role == "worker"} == workers
+        assert metrics_text.types(text)["process_cpu_seconds"] == "counter"
+        assert len({labels["pid"] for labels, _ in metrics_text.samples(text, "python_gc_collections_total")}) == 3
+        assert len(metrics_text.samples(text, "audiencefit_model_info")) == 1  # both serve the same bundle
+
+
 def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(two_workers: str):
     base = two_workers
     headers = {"X-API-Key": API_KEY}
@@ -99,6 +139,12 @@ def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(two_workers
     # The other worker answered throughout; only a request in flight on the killed one could have failed.
     assert statuses.count(200) >= len(statuses) - 1, statuses
     assert httpx.post(f"{base}/v1/recommendations", json=BODY, headers=headers, timeout=30).status_code == 200
+    # The killed worker's process metrics are gone, its replacement's shown; the counts it made are kept.
+    text = httpx.get(f"{base}/metrics", timeout=5).text
+    roles = _process_pids(text)
+    assert str(victim) not in roles and {int(p) for p, r in roles.items() if r == "worker"} == pids, roles
+    counted = metrics_text.value(text, "audiencefit_http_requests_total", route="/v1/recommendations", status="200")
+    assert counted >= statuses.count(200) + 1
 
 
 @pytest.mark.parametrize("workers", [1, 2])

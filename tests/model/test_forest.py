@@ -129,3 +129,54 @@ def test_a_failed_compile_falls_back_to_lightgbm_with_the_same_numbers(model_wor
     assert all(m.compiled_ is None for m in bundle.models.regressors().values())
     frame = pl.DataFrame(inputs[:200], schema=list(FEATURE_COLUMNS), orient="row")
     assert bundle.models.predict(frame).equals(load_bundle(model_world["bundle"]).models.predict(frame))
+
+
+@pytest.mark.parametrize("how", ["not installed", "fails to import"])
+def test_without_lleaves_or_llvmlite_the_service_predicts_with_lightgbm(model_world, inputs, monkeypatch, caplog, how):
+    """The ``compiled-trees`` extra left out (its llvmlite pin conflicts with the environment, e.g. numba), or an
+    llvmlite whose native library does not load: serving falls back to LightGBM's predictor, the same numbers."""
+    import sys
+    from importlib.metadata import PackageNotFoundError
+
+    from audiencefit.settings import Settings
+    from models import forest
+    from serving.state import compile_trees
+
+    # An entry of None in sys.modules makes `import name` raise ImportError, as a missing or broken package does.
+    for name in ("lleaves", "llvmlite", "llvmlite.binding"):
+        monkeypatch.setitem(sys.modules, name, None)
+    forest._host.cache_clear()  # the host key imports llvmlite (cached once a compile ran in this process)
+    if how == "not installed":
+
+        def no_distribution(name: str) -> str:
+            raise PackageNotFoundError(name)
+
+        monkeypatch.setattr(forest, "version", no_distribution)
+    bundle = load_bundle(model_world["bundle"])
+    settings = Settings(data_dir=model_world["data"], compiled_trees=True)
+    with caplog.at_level("WARNING"):
+        assert compile_trees(bundle, settings) is False
+    assert "predicting with LightGBM" in caplog.text and "audiencefit[compiled-trees]" in caplog.text
+    assert all(m.compiled_ is None for m in bundle.models.regressors().values())
+    frame = pl.DataFrame(inputs[:200], schema=list(FEATURE_COLUMNS), orient="row")
+    assert bundle.models.predict(frame).equals(load_bundle(model_world["bundle"]).models.predict(frame))
+    forest._host.cache_clear()  # computed again, with the real llvmlite, by the tests after this one
+
+
+def test_the_compiled_trees_code_imports_without_lleaves():
+    """Nothing imports lleaves or llvmlite at module level: models, serving and the CLI load without them (in a
+    fresh process, so that no module of this one is loaded twice)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('lleaves', 'llvmlite', 'llvmlite.binding'):\n"
+        "    sys.modules[name] = None\n"
+        "import models.forest, models.estimators, serving.state, serving.app, audiencefit.cli\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr

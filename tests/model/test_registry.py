@@ -419,3 +419,31 @@ def test_registry_cache_tells_two_tracking_stores_apart(
     monkeypatch.undo()
     assert resolve_bundle("models:/audiencefit/1", settings=settings) == first
     assert load_bundle(first).bundle_id == trained.bundle_meta["bundle_id"]
+
+
+def test_plan_without_a_model_flag_plans_with_the_champion(tracked, settings, small_features: Path, tmp_path) -> None:
+    """The README's example, ``audiencefit plan --features F --brand brand.json --budget 5000``: no --model, no
+    --bundle, so the champion plans (as ``score`` and ``serve`` do)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import audiencefit.cli  # noqa: F401  (registers the commands)
+    from audiencefit.cli._app import app
+    from audiencefit.settings import get_settings
+    from models.registry import current_version
+    from training.promote import _set_champion
+
+    if current_version("champion", settings=settings) is None:
+        _set_champion(settings, "audiencefit", "1", None, "test")
+    get_settings.cache_clear()  # the CLI reads the module's store from the environment
+    brand = tmp_path / "brand.json"
+    brand.write_text(json.dumps({"segments": [{"text": "fitness fans who lift weights and run marathons"}]}))
+    args = ["plan", "--features", str(small_features), "--brand", str(brand), "--budget", "5000"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    plan = json.loads(result.stdout)
+    assert plan["creators"], plan
+    assert 0 < plan["total_cost"] <= 5000
+    again = CliRunner().invoke(app, [*args, "--model", "models:/audiencefit@champion"])
+    assert again.exit_code == 0 and json.loads(again.stdout) == plan
