@@ -20,9 +20,11 @@ from typing import Any
 
 import polars as pl
 
+from audiencefit.logs import redact_url
 from audiencefit.settings import Settings
+from features.errors import InputError
 from models.pair_features import FEATURE_COLUMNS
-from models.registry import CHALLENGER, MODEL_NAME, client
+from models.registry import ARTIFACTS_DIRNAME, CHALLENGER, MODEL_NAME, client
 from training.train import TrainResult
 
 log = logging.getLogger(__name__)
@@ -56,19 +58,30 @@ def configure(settings: Settings) -> None:
     mlflow.set_registry_uri(settings.tracking_uri)
 
 
+SERVER_SCHEMES = ("http", "https", "databricks", "databricks-uc")  # a tracking server: it places artifacts itself
+
+
 def artifact_root(settings: Settings) -> str | None:
-    """Artifact location for a new experiment: beside a local store under data_dir; a server chooses its own."""
-    uri = settings.tracking_uri
-    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
-        return (settings.data_dir / "mlartifacts").resolve().as_uri()
-    return None
+    """Artifact location for a new experiment: a tracking server (``http(s)://``, Databricks) chooses its own
+    (``mlflow-artifacts:/`` when it proxies artifacts); every store this process writes itself (SQLite, another
+    database URL, a directory) keeps them under ``<data_dir>/mlartifacts``, never in the working directory."""
+    scheme = settings.tracking_uri.partition(":")[0].lower()  # "databricks" alone is a server too
+    if scheme in SERVER_SCHEMES:
+        return None
+    return (settings.data_dir / ARTIFACTS_DIRNAME).resolve().as_uri()
 
 
 def ensure_experiment(settings: Settings, name: str = EXPERIMENT) -> str:
-    """The id of the training experiment, created (with its artifact location) on first use."""
+    """The id of the training experiment, created (with its artifact location) on first use; ``InputError`` when it
+    exists but was deleted (a run cannot start in it)."""
     c = client(settings)
     existing = c.get_experiment_by_name(name)
     if existing is not None:
+        if existing.lifecycle_stage == "deleted":
+            raise InputError(
+                f"the MLflow experiment {name!r} (id {existing.experiment_id}) at {redact_url(settings.tracking_uri)} "
+                "is deleted; restore it ('mlflow experiments restore') or remove it for good ('mlflow gc')"
+            )
         return str(existing.experiment_id)
     return str(c.create_experiment(name, artifact_location=artifact_root(settings)))
 

@@ -85,10 +85,12 @@ def train(
 ) -> None:
     """Train the engagement, conversion and price models, evaluate them against baselines, log to MLflow."""
     from audiencefit.settings import get_settings
+    from models.registry import check_reachable
     from training.tracking import log_training
     from training.train import train_models
 
     settings = get_settings()
+    check_reachable(settings.tracking_uri)  # a tracking server that is down fails now, not after the training
     result = train_models(data, features, settings, test_share=test_share, refit_all=refit_all)
     tracked = log_training(result, settings, register=register)
     _print_table(result.table, "evaluation on held-out campaigns (model first, then baselines)")
