@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import API_KEY
-from tests.e2e.serve_process import free_port, serve_env
+from tests.e2e.serve_process import free_port, readiness, serve_env
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -62,6 +62,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     cmd += ["--backend-store-uri", f"sqlite:///{side / 'mlflow.db'}", "--artifacts-destination", str(artifacts)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # its GenAI job runner: one process less to boot here
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=side, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -132,10 +133,11 @@ def test_train_promote_serve_through_an_mlflow_server(
     for where in (trainer / "cwd", trainer / "data"):
         assert not [p for p in where.rglob("*") if p.name in CLIENT_LOCAL_STORES], files_under(where)
 
-    # A serving host: nothing but the feature set and the tracking URI; the champion is downloaded from the server.
+    # A serving host: nothing but the feature set and the tracking URI; the champion is downloaded from the server,
+    # once (by the front, before its two workers start; they find it in the registry cache).
     host = tmp_path / "host"
     port = free_port()
-    cmd = [sys.executable, "-c", "from audiencefit.cli import main; main()", "serve", "--workers", "1"]
+    cmd = [sys.executable, "-c", "from audiencefit.cli import main; main()", "serve", "--workers", "2"]
     cmd += ["--features", str(small_features), "--model", "models:/audiencefit@champion", "--port", str(port)]
     (host / "cwd").mkdir(parents=True)
     base = f"http://127.0.0.1:{port}"
@@ -146,22 +148,14 @@ def test_train_promote_serve_through_an_mlflow_server(
         )
         try:
             deadline = time.monotonic() + COMMAND_SECONDS
-            while True:
-                try:
-                    ready = httpx.get(f"{base}/readyz", timeout=5)
-                    if ready.status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
+            while len(workers := readiness(base, 12)) < 2:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"serve did not become ready: {log.read_text()[-3000:]}")
                 time.sleep(0.3)
+            assert {w["bundle_id"] for w in workers.values()} == {version.tags["bundle_id"]}
             headers = {"X-API-Key": API_KEY}
             served = httpx.get(f"{base}/v1/model", headers=headers, timeout=30).json()
-            assert served["model_source"] == (f"models:/audiencefit@champion (audiencefit-v1-{run.info.run_id})"), (
-                served["model_source"]
-            )
-            assert served["bundle_id"] == version.tags["bundle_id"]
+            assert served["model_source"] == f"models:/audiencefit@champion (audiencefit-v1-{run.info.run_id})"
             resp = httpx.post(
                 f"{base}/v1/recommendations",
                 json={"description": "Protein bars with whey and oats", "k": 3},
@@ -173,6 +167,7 @@ def test_train_promote_serve_through_an_mlflow_server(
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+    assert log.read_text().count("model bundle downloaded") == 1, log.read_text()[-3000:]
     cached = host / "data" / "registry-cache" / f"audiencefit-v1-{run.info.run_id}"
     assert (cached / "bundle.json").is_file()
     assert not [p for p in host.rglob("*") if p.name in CLIENT_LOCAL_STORES], files_under(host)
