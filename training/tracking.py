@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 
@@ -45,6 +47,7 @@ class TrackedRun:
     experiment_id: str
     model_uri: str
     model_version: str | None
+    url: str | None = None  # the run's page on a tracking server
 
 
 def configure(settings: Settings) -> None:
@@ -54,11 +57,24 @@ def configure(settings: Settings) -> None:
     from audiencefit.logs import silence_mlflow_prints
 
     silence_mlflow_prints()  # its "Successfully registered model" lines; tracking logs them itself
+    # Its "🏃 View run … at" lines on stdout for a tracking server: ``run_url`` gives the same link to the caller.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
 
 
 SERVER_SCHEMES = ("http", "https", "databricks", "databricks-uc")  # a tracking server: it places artifacts itself
+
+
+def run_url(settings: Settings, experiment_id: str, run_id: str) -> str | None:
+    """The run's page on a tracking server (``http(s)://``; without any credentials the URI carries), else None."""
+    parts = urlsplit(settings.tracking_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def artifact_root(settings: Settings) -> str | None:
@@ -208,4 +224,5 @@ def log_training(
         "training run logged",
         extra={"run_id": run.info.run_id, "model_version": version, "model_uri": info.model_uri},
     )
-    return TrackedRun(run.info.run_id, experiment_id, info.model_uri, version)
+    url = run_url(settings, experiment_id, run.info.run_id)
+    return TrackedRun(run.info.run_id, experiment_id, info.model_uri, version, url)

@@ -113,6 +113,8 @@ def train(
     sys.stdout.write(f"price: {', '.join(f'{k}={v:.3f}' for k, v in result.price.items())}\n")
     _print_loop(result)
     sys.stdout.write(f"mlflow run: {tracked.run_id} (tracking {redact_url(settings.tracking_uri)})\n")
+    if tracked.url is not None:
+        sys.stdout.write(f"run page: {tracked.url}\n")
     if tracked.model_version is not None:
         sys.stdout.write(f"registered: models:/audiencefit/{tracked.model_version} (alias challenger)\n")
 

@@ -174,3 +174,14 @@ def test_artifacts_of_a_store_written_here_stay_under_the_data_dir(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     root = artifact_root(Settings(data_dir=tmp_path))
     assert root == ((tmp_path / "mlartifacts").resolve().as_uri() if local else None)
+
+
+def test_the_run_page_of_a_server_carries_no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from audiencefit.settings import Settings
+    from training.tracking import run_url
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://ops:Uri-Pw-33@mlflow.example:8443/base/")
+    url = run_url(Settings(data_dir=tmp_path), "4", "abc")
+    assert url == "https://mlflow.example:8443/base/#/experiments/4/runs/abc"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x.db")
+    assert run_url(Settings(data_dir=tmp_path), "4", "abc") is None

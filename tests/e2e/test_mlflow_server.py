@@ -105,7 +105,7 @@ def test_train_promote_serve_through_an_mlflow_server(
     mlflow_server.wait_ready()
     trainer, server = tmp_path / "trainer", mlflow_server
 
-    out = run_command(
+    out = train_out = run_command(
         ["train", "--data", str(small_world), "--features", str(small_features)],
         cwd=trainer / "cwd",
         env=client_env(trainer, server),
@@ -113,6 +113,7 @@ def test_train_promote_serve_through_an_mlflow_server(
     assert "registered: models:/audiencefit/1 (alias challenger)" in out
     out = run_command(["promote"], cwd=trainer / "cwd", env=client_env(trainer, server))
     assert "champion is now v1" in out
+    assert "🏃" not in train_out  # MLflow's own stdout line; the command prints the run's page itself
 
     # The registry over REST: aliases, the version's run, and artifact URIs that go through the server's proxy.
     c = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
@@ -120,6 +121,7 @@ def test_train_promote_serve_through_an_mlflow_server(
     assert model.aliases == {"challenger": "1", "champion": "1"}
     version = c.get_model_version("audiencefit", "1")
     run = c.get_run(version.run_id)
+    assert f"run page: {server.url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in train_out
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/"), run.info.artifact_uri
     assert c.get_model_version_download_uri("audiencefit", "1").startswith("mlflow-artifacts:/")
     assert {"test_set.parquet", "evaluation.csv"} <= {a.path for a in c.list_artifacts(run.info.run_id)}
