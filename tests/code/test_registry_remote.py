@@ -35,7 +35,7 @@ def rest(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Answers]]:
         def do_GET(self) -> None:
             answers.authorizations.append(self.headers.get("Authorization"))
             answers.paths.append(self.path)
-            body = json.dumps(answers.body).encode()
+            body = json.dumps(answers.body).encode() if answers.body else b"You are not authenticated."
             if "registered-models/search" in self.path and answers.status == 404:
                 body = b'{"registered_models": [{"name": "other"}]}'
                 self.send_response(200)
@@ -107,13 +107,18 @@ def test_train_checks_the_server_before_it_trains(tmp_path: Path, monkeypatch: p
     assert isinstance(result.exception, InputError) and "not reachable" in str(result.exception)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [{"error_code": "UNAUTHENTICATED", "message": "You are not authenticated."}, {}],  # {}: a plain-text answer
+    ids=["json", "text"],
+)
 def test_a_refused_login_says_which_variables_carry_credentials(
-    rest: tuple[str, Answers], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    body: dict[str, object], rest: tuple[str, Answers], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from models.registry import current_version, get_version
 
     url, answers = rest
-    answers.status, answers.body = 401, {"error_code": "UNAUTHENTICATED", "message": "You are not authenticated."}
+    answers.status, answers.body = 401, body
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "ops")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong-password")
     settings = settings_for(url, tmp_path, monkeypatch)
