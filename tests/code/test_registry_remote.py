@@ -190,3 +190,16 @@ def test_the_run_page_of_a_server_carries_no_credentials(tmp_path: Path, monkeyp
     assert url == "https://mlflow.example:8443/base/#/experiments/4/runs/abc"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x.db")
     assert run_url(Settings(data_dir=tmp_path), "4", "abc") is None
+
+
+def test_a_deleted_training_experiment_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    from training.tracking import EXPERIMENT, ensure_experiment
+
+    settings = settings_for(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, monkeypatch)
+    first = ensure_experiment(settings)
+    assert ensure_experiment(settings) == first
+    MlflowClient(tracking_uri=settings.tracking_uri).delete_experiment(first)
+    with pytest.raises(InputError, match=f"experiment '{EXPERIMENT}' .* is deleted; restore it"):
+        ensure_experiment(settings)
