@@ -221,7 +221,15 @@ def settings_secrets(settings: Any) -> list[str]:
     log_url = getattr(settings, "recommendation_log_url", None)
     if log_url is not None:
         values += url_passwords(log_url.get_secret_value())
+    # MLflow's credentials: the standard variables its REST client reads, and a password inside the tracking URI.
+    values += [os.environ[name] for name in MLFLOW_SECRET_VARIABLES if os.environ.get(name)]
+    tracking_uri = getattr(settings, "tracking_uri", None)
+    if isinstance(tracking_uri, str):
+        values += url_passwords(tracking_uri)
     return values
+
+
+MLFLOW_SECRET_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
 def url_passwords(url: str) -> list[str]:

@@ -9,16 +9,19 @@ alias changes what the next resolve returns. This module must not import ``train
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from audiencefit.logs import redact_url
 from audiencefit.settings import Settings
 from features.errors import InputError
 from features.io import staging_dir
@@ -26,6 +29,7 @@ from features.stored_paths import contained_path
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,12 @@ BUNDLE_ARTIFACT = "bundle"  # key of the bundle in the pyfunc model's artifacts
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
+CONNECT_SECONDS = 10.0  # how long the first connection to a tracking server may take before it counts as down
+_NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"  # the MLflow error code of a missing model, version or alias
+_CREDENTIALS = (
+    "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (basic auth) or MLFLOW_TRACKING_TOKEN (bearer) "
+    "for the server"
+)
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,56 @@ class ModelRef:
 
 
 def client(settings: Settings) -> MlflowClient:
-    """An MLflow client on the configured tracking store (which is also the registry)."""
+    """An MLflow client on the configured tracking store (which is also the registry); a tracking server is
+    checked to accept connections first (:func:`check_reachable`)."""
     from mlflow import MlflowClient
 
+    check_reachable(settings.tracking_uri)
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+@functools.cache
+def check_reachable(tracking_uri: str) -> None:
+    """``InputError`` when the tracking URI is an ``http(s)://`` server that refuses or never answers a connection
+    (once per URI and process; other stores are not network services of their own).
+
+    MLflow's own client retries a refused connection with backoff for minutes before it gives up, and then the
+    failure reads like a missing model; this says at once which server is down.
+    """
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    shown = redact_url(tracking_uri)
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        raise InputError(f"MLflow tracking URI {shown}: not a valid port") from None
+    if not parsed.hostname:
+        raise InputError(f"MLflow tracking URI {shown}: no host")
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(
+            f"the MLflow tracking server {shown} is not reachable ({reason}); check MLFLOW_TRACKING_URI "
+            "(or AUDIENCEFIT_MLFLOW_TRACKING_URI) and that the server runs"
+        ) from None
+
+
+def registry_error(exc: MlflowException, settings: Settings, what: str) -> InputError:
+    """An MLflow failure other than "does not exist" as an ``InputError`` naming the store and what was asked (a
+    refused login says which variables carry credentials)."""
+    code = str(getattr(exc, "error_code", "") or "")
+    status = getattr(exc, "get_http_status_code", lambda: None)()
+    message = str(getattr(exc, "message", exc)).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    hint = ""
+    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or status in (401, 403):
+        hint = f"; {_CREDENTIALS}"
+    return InputError(f"MLflow at {redact_url(settings.tracking_uri)}: {what} failed: {redact_url(message)}{hint}")
+
+
+def _missing(exc: MlflowException) -> bool:
+    return str(getattr(exc, "error_code", "")) == _NOT_FOUND
 
 
 def parse_model_uri(model_uri: str) -> tuple[str, str | None, str | None]:
@@ -77,13 +133,15 @@ def _ref(mv: Any) -> ModelRef:
     )
 
 
-def _known(c: MlflowClient, name: str) -> dict[str, str]:
+def _known(c: MlflowClient, name: str, settings: Settings) -> dict[str, str]:
     """Alias → version of a registered model; ``InputError`` naming the registered models if it does not exist."""
     from mlflow.exceptions import MlflowException
 
     try:
         model = c.get_registered_model(name)
     except MlflowException as exc:
+        if not _missing(exc):
+            raise registry_error(exc, settings, f"reading registered model {name!r}") from None
         names = sorted(m.name for m in c.search_registered_models())
         raise InputError(
             f"no registered model {name!r} in the MLflow registry; registered: {names or 'none'} "
@@ -98,7 +156,7 @@ def get_version(model_uri: str, *, settings: Settings) -> ModelRef:
 
     name, alias, version = parse_model_uri(model_uri)
     c = client(settings)
-    aliases = _known(c, name)
+    aliases = _known(c, name, settings)
     if alias is not None:
         if alias not in aliases:
             raise InputError(
@@ -109,6 +167,8 @@ def get_version(model_uri: str, *, settings: Settings) -> ModelRef:
     try:
         return _ref(c.get_model_version(name, str(version)))
     except MlflowException as exc:
+        if not _missing(exc):
+            raise registry_error(exc, settings, f"reading {name!r} v{version}") from None
         raise InputError(f"model {name!r} has no version {version}") from exc
 
 
@@ -119,8 +179,10 @@ def current_version(alias: str = CHAMPION, *, settings: Settings, name: str = MO
     c = client(settings)
     try:
         model = c.get_registered_model(name)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if _missing(exc):
+            return None
+        raise registry_error(exc, settings, f"reading registered model {name!r}") from None
     version = (model.aliases or {}).get(alias)
     return str(version) if version is not None else None
 
@@ -192,6 +254,7 @@ def resolve_bundle(model_uri: str = f"models:/{MODEL_NAME}@{CHAMPION}", *, setti
     ``models.bundle.load_bundle`` verifies the cached copy again when it loads.
     """
     import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
     from models.bundle import copy_bundle
 
@@ -204,11 +267,14 @@ def resolve_bundle(model_uri: str = f"models:/{MODEL_NAME}@{CHAMPION}", *, setti
         # The version's storage location, not a models:/ URI: those resolve through MLflow's global registry URI.
         location = client(settings).get_model_version_download_uri(ref.name, ref.version)
         _local_source(str(location), settings)
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=location, dst_path=str(tmp / "model"), tracking_uri=settings.tracking_uri
+        try:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=location, dst_path=str(tmp / "model"), tracking_uri=settings.tracking_uri
+                )
             )
-        )
+        except MlflowException as exc:
+            raise registry_error(exc, settings, f"downloading {ref.name!r} v{ref.version}") from None
         copy_bundle(_bundle_path_in_model(local), tmp / "bundle")
         try:
             os.replace(tmp / "bundle", target)  # both inside the cache: our own copy into its final name

@@ -55,6 +55,11 @@ def source_from_json(data: dict[str, str]) -> BundleSource:
     return Path(data["path"]) if "path" in data else str(data["uri"])
 
 
+def is_alias(source: BundleSource) -> bool:
+    """A registry URI naming an alias (``models:/name@alias``), whose version can change between two loads."""
+    return isinstance(source, str) and source.startswith("models:/") and "@" in source
+
+
 def build_app(options: dict[str, Any]) -> FastAPI:
     """One worker's app: settings from the environment, serve options from the front (``audiencefit serve``)."""
     from audiencefit.settings import get_settings
@@ -277,8 +282,10 @@ class WorkerSync:
         features = Path(data["features"]) if data.get("features") else None
         serving = self._state.state
         if serving is not None:
+            # The same source is not loaded again, unless it is a registry alias: what it names moves (a reload
+            # after 'promote' publishes the same models:/name@champion this worker started with).
             if source is not None and serving.model is not None and source == serving.bundle_source:
-                source = None
+                source = source if is_alias(source) else None
             if features is not None and features == serving.features.path:
                 features = None
         if source is None and features is None:

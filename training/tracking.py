@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 
+from audiencefit.logs import redact_url
 from audiencefit.settings import Settings
+from features.errors import InputError
 from models.pair_features import FEATURE_COLUMNS
-from models.registry import CHALLENGER, MODEL_NAME, client
+from models.registry import ARTIFACTS_DIRNAME, CHALLENGER, MODEL_NAME, client
 from training.train import TrainResult
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ class TrackedRun:
     experiment_id: str
     model_uri: str
     model_version: str | None
+    url: str | None = None  # the run's page on a tracking server
 
 
 def configure(settings: Settings) -> None:
@@ -52,23 +57,47 @@ def configure(settings: Settings) -> None:
     from audiencefit.logs import silence_mlflow_prints
 
     silence_mlflow_prints()  # its "Successfully registered model" lines; tracking logs them itself
+    # Its "🏃 View run … at" lines on stdout for a tracking server: ``run_url`` gives the same link to the caller.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
 
 
+SERVER_SCHEMES = ("http", "https", "databricks", "databricks-uc")  # a tracking server: it places artifacts itself
+
+
+def run_url(settings: Settings, experiment_id: str, run_id: str) -> str | None:
+    """The run's page on a tracking server (``http(s)://``; without any credentials the URI carries), else None."""
+    parts = urlsplit(settings.tracking_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
 def artifact_root(settings: Settings) -> str | None:
-    """Artifact location for a new experiment: beside a local store under data_dir; a server chooses its own."""
-    uri = settings.tracking_uri
-    if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
-        return (settings.data_dir / "mlartifacts").resolve().as_uri()
-    return None
+    """Artifact location for a new experiment: a tracking server (``http(s)://``, Databricks) chooses its own
+    (``mlflow-artifacts:/`` when it proxies artifacts); every store this process writes itself (SQLite, another
+    database URL, a directory) keeps them under ``<data_dir>/mlartifacts``, never in the working directory."""
+    scheme = settings.tracking_uri.partition(":")[0].lower()  # "databricks" alone is a server too
+    if scheme in SERVER_SCHEMES:
+        return None
+    return (settings.data_dir / ARTIFACTS_DIRNAME).resolve().as_uri()
 
 
 def ensure_experiment(settings: Settings, name: str = EXPERIMENT) -> str:
-    """The id of the training experiment, created (with its artifact location) on first use."""
+    """The id of the training experiment, created (with its artifact location) on first use; ``InputError`` when it
+    exists but was deleted (a run cannot start in it)."""
     c = client(settings)
     existing = c.get_experiment_by_name(name)
     if existing is not None:
+        if existing.lifecycle_stage == "deleted":
+            raise InputError(
+                f"the MLflow experiment {name!r} (id {existing.experiment_id}) at {redact_url(settings.tracking_uri)} "
+                "is deleted; restore it ('mlflow experiments restore') or remove it for good ('mlflow gc')"
+            )
         return str(existing.experiment_id)
     return str(c.create_experiment(name, artifact_location=artifact_root(settings)))
 
@@ -195,4 +224,5 @@ def log_training(
         "training run logged",
         extra={"run_id": run.info.run_id, "model_version": version, "model_uri": info.model_uri},
     )
-    return TrackedRun(run.info.run_id, experiment_id, info.model_uri, version)
+    url = run_url(settings, experiment_id, run.info.run_id)
+    return TrackedRun(run.info.run_id, experiment_id, info.model_uri, version, url)

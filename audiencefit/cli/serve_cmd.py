@@ -233,14 +233,17 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
 
 
 def _compile_before_workers(source: Path | str, settings: Settings) -> None:
-    """Compile the bundle's tree models into the shared cache once, so the workers load them instead of each
-    compiling the same models at the same time. Any failure is left to the workers (they log it and serve)."""
-    if not settings.compiled_trees:  # nothing to compile: do not load the bundle here at all
+    """Download a registry model into the registry cache and compile the bundle's tree models into the shared
+    cache once, so the workers find both there instead of each downloading and compiling the same model at the
+    same time. Any failure is left to the workers (they log it and serve, or exit as a single process would)."""
+    if not settings.compiled_trees and not isinstance(source, str):  # a directory, nothing to compile: load nothing
         return
     from models.bundle import load_bundle
     from serving.state import compile_trees, resolve_source
 
     try:
-        compile_trees(load_bundle(resolve_source(source, settings)), settings)
+        path = resolve_source(source, settings)  # a models:/ URI: downloaded from the tracking server once, here
+        if settings.compiled_trees:
+            compile_trees(load_bundle(path), settings)
     except Exception as exc:
-        log.warning("could not compile the tree models before starting the workers", extra={"error": str(exc)})
+        log.warning("could not prepare the model before starting the workers", extra={"error": str(exc)})

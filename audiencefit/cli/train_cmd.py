@@ -85,10 +85,12 @@ def train(
 ) -> None:
     """Train the engagement, conversion and price models, evaluate them against baselines, log to MLflow."""
     from audiencefit.settings import get_settings
+    from models.registry import check_reachable
     from training.tracking import log_training
     from training.train import train_models
 
     settings = get_settings()
+    check_reachable(settings.tracking_uri)  # a tracking server that is down fails now, not after the training
     result = train_models(data, features, settings, test_share=test_share, refit_all=refit_all)
     tracked = log_training(result, settings, register=register)
     _print_table(result.table, "evaluation on held-out campaigns (model first, then baselines)")
@@ -111,6 +113,8 @@ def train(
     sys.stdout.write(f"price: {', '.join(f'{k}={v:.3f}' for k, v in result.price.items())}\n")
     _print_loop(result)
     sys.stdout.write(f"mlflow run: {tracked.run_id} (tracking {redact_url(settings.tracking_uri)})\n")
+    if tracked.url is not None:
+        sys.stdout.write(f"run page: {tracked.url}\n")
     if tracked.model_version is not None:
         sys.stdout.write(f"registered: models:/audiencefit/{tracked.model_version} (alias challenger)\n")
 
