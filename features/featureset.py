@@ -158,11 +158,18 @@ def read_manifest(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     return manifest, files
 
 
-def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = False) -> FeatureSet:
+def load_feature_set(
+    path: Path, *, verify_checksums: bool = True, mmap: bool = False, skip: frozenset[str] = frozenset()
+) -> FeatureSet:
     """Load and check a feature set; any missing file, version or checksum mismatch is an ``InputError``.
 
     Only files the manifest lists (with their sha256) are opened, each inside ``path`` (symlinks resolved);
-    ``verify_checksums=False`` skips hashing them (the listing and the paths are still checked)."""
+    ``verify_checksums=False`` skips hashing them (the listing and the paths are still checked). ``skip`` names
+    optional tables a caller does not use (``follower_keys``, ``recent_captions``: GBs at a million creators); they
+    are still checksummed, not read, and are None on the result."""
+    unknown = set(skip) - {FOLLOWER_KEYS, RECENT_CAPTIONS}
+    if unknown:
+        raise ValueError(f"only {FOLLOWER_KEYS} and {RECENT_CAPTIONS} can be skipped, not {sorted(unknown)}")
     manifest, files = read_manifest(path)
     where = f"{path / MANIFEST}, field 'files'"
     needed = loaded_files(
@@ -185,9 +192,9 @@ def load_feature_set(path: Path, *, verify_checksums: bool = True, mmap: bool = 
                 name: np.load(resolved[f"vectors/{name}.npy"], allow_pickle=False, mmap_mode="r" if mmap else None)
                 for name in VECTOR_FILES
             }
-            keys_file = resolved.get(f"{FOLLOWER_KEYS}.parquet")
+            keys_file = None if FOLLOWER_KEYS in skip else resolved.get(f"{FOLLOWER_KEYS}.parquet")
             follower_keys = pl.read_parquet(keys_file) if keys_file is not None else None
-            captions_file = resolved.get(f"{RECENT_CAPTIONS}.parquet")
+            captions_file = None if RECENT_CAPTIONS in skip else resolved.get(f"{RECENT_CAPTIONS}.parquet")
             recent_captions = pl.read_parquet(captions_file) if captions_file is not None else None
             unreadable = None
         except Exception as exc:  # reported below, after the checksums that usually explain it

@@ -32,11 +32,13 @@ class ChunkScorer:
 
     def __init__(self, features_dir: str, bundle_dir: str, tasks: list[tuple[Any, np.ndarray]]) -> None:
         from audiencefit.settings import get_settings
-        from features.featureset import load_feature_set
+        from features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, load_feature_set
         from models.bundle import load_bundle
         from serving.state import compile_trees
 
-        self.fs = load_feature_set(Path(features_dir))
+        self.fs = load_feature_set(
+            Path(features_dir), mmap=True, skip=frozenset({FOLLOWER_KEYS, RECENT_CAPTIONS})
+        )  # as the local engine: audiencefit score
         self.bundle = load_bundle(Path(bundle_dir))
         self.bundle.check_compatible(self.fs)
         compile_trees(self.bundle, get_settings())  # the driver compiled them already: each worker loads the cache

@@ -99,3 +99,19 @@ def test_index_file_symlinked_outside_is_refused(copy: Path, tmp_path: Path) -> 
     os.symlink(outside, index_file)
     with pytest.raises(InputError, match="outside its directory"):
         load_index(fs, "audience", default_index_dir(fs))
+
+
+def test_skipped_optional_tables_are_checked_but_not_read(copy: Path, small_features: Path) -> None:
+    full = load_feature_set(small_features)
+    assert full.recent_captions is not None and full.follower_keys is not None
+    lean = load_feature_set(small_features, mmap=True, skip=frozenset({"recent_captions", "follower_keys"}))
+    assert lean.recent_captions is None and lean.follower_keys is None
+    assert isinstance(lean.audience, np.memmap) and np.array_equal(lean.audience, full.audience)
+    assert lean.creators.equals(full.creators)
+    # Still checksummed: a skipped file that changed is refused all the same.
+    captions = copy / "recent_captions.parquet"
+    captions.write_bytes(captions.read_bytes() + b"x")
+    with pytest.raises(InputError, match=r"recent_captions\.parquet: checksum mismatch"):
+        load_feature_set(copy, skip=frozenset({"recent_captions"}))
+    with pytest.raises(ValueError, match="can be skipped"):
+        load_feature_set(small_features, skip=frozenset({"terms"}))
