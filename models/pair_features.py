@@ -172,8 +172,9 @@ class ViewArrays:
         self._numpy: dict[str, np.ndarray] = {}
         self._per_creator: IdentityCache[tuple[dict[str, np.ndarray], np.ndarray]] = IdentityCache()
         self._terms_view = view.terms
-        self._terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._terms: tuple[pl.Series, np.ndarray, np.ndarray] | None = None
         self._term_scans = 0
+        self._mentions: dict[tuple[str, ...], np.ndarray] = {}
         self._ids: pl.DataFrame | None = None
         self._lock = threading.Lock()
 
@@ -238,11 +239,30 @@ class ViewArrays:
             names, rows, counts = self._index_terms(self._terms_view.filter(pl.col("term") == term))
         else:
             names, rows, counts = self._terms
-        start, stop = np.searchsorted(names, term, "left"), np.searchsorted(names, term, "right")
+        start = int(names.search_sorted(term, "left"))
+        stop = int(names.search_sorted(term, "right"))
         return rows[start:stop], counts[start:stop]
 
-    def _index_terms(self, terms: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(term, row, count) sorted by term then row: a term's creators are one slice, found by binary search."""
+    def mention_totals(self, terms: tuple[str, ...]) -> np.ndarray:
+        """(n,) how often each creator used any of ``terms`` (sorted, unique), summed; computed once per term set
+        and kept (a brand's terms are the same for every chunk of a batch job and every request of a brand), at
+        most ``MENTION_SETS_KEPT`` sets (8 bytes per creator each)."""
+        got = self._mentions.get(terms)
+        if got is None:
+            got = np.zeros(self.n, dtype=np.float64)
+            for term in terms:
+                hit_rows, counts = self.term_counts(term)
+                np.add.at(got, hit_rows, counts)
+            with self._lock:
+                if len(self._mentions) >= MENTION_SETS_KEPT:
+                    self._mentions.pop(next(iter(self._mentions)))
+                self._mentions[terms] = got
+        return got
+
+    def _index_terms(self, terms: pl.DataFrame) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+        """(term, row, count) sorted by term then row: a term's creators are one slice, found by binary search.
+        Terms stay a polars string column (one buffer), not a numpy array of Python strings: at a million creators
+        the index has ~54M rows, which as Python objects were GBs per process."""
         if self._ids is None:
             self._ids = pl.DataFrame(
                 {"creator_id": list(self.row_of), "row": np.fromiter(self.row_of.values(), np.int64, len(self.row_of))}
@@ -254,13 +274,14 @@ class ViewArrays:
             .sort("term", "row")
         )
         return (
-            indexed["term"].to_numpy(),
+            indexed["term"],
             indexed["row"].to_numpy().astype(np.int64),
             indexed["n"].cast(pl.Float64).to_numpy(),
         )
 
 
 TERM_SCANS_BEFORE_INDEX = 64
+MENTION_SETS_KEPT = 64
 
 
 def _nonzero_rows(vectors: np.ndarray) -> np.ndarray:
@@ -373,11 +394,7 @@ def brand_mention_counts(view: CreatorView, rows: np.ndarray, brand_terms: Seque
     rows = np.asarray(rows, dtype=np.int64)
     if not brand_terms:
         return np.zeros(len(rows), dtype=np.float32)
-    arrays = view_arrays(view)
-    total = np.zeros(arrays.n, dtype=np.float64)
-    for term in sorted(set(brand_terms)):
-        hit_rows, counts = arrays.term_counts(term)
-        np.add.at(total, hit_rows, counts)
+    total = view_arrays(view).mention_totals(tuple(sorted(set(brand_terms))))
     out: np.ndarray = total[rows].astype(np.float32)
     return out
 

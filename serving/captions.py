@@ -184,6 +184,10 @@ class CaptionTable:
     def __len__(self) -> int:
         return len(self._row)
 
+    def creator_ids(self) -> list[str]:
+        """The creators kept, in table order."""
+        return list(self._row)
+
     def span(self, creator_id: str) -> tuple[int, int] | None:
         """(first row, caption count) of ``creator_id`` in :meth:`texts` order; None when it has none kept."""
         i = self._row.get(creator_id)

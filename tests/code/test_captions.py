@@ -153,6 +153,6 @@ def test_caption_table_keeps_each_creators_captions_in_order() -> None:
         assert len(t) == 3 and t.n_captions == 3
         assert t.get("a") == ["a1", "a2"] and t.get("b") == [] and t.get("c") == ["c1"] and t.get("zz") == []
         assert t.span("c") == (2, 1) and t.span("b") == (2, 0) and t.span("zz") is None
-        assert t.texts() == ["a1", "a2", "c1"]
+        assert t.texts() == ["a1", "a2", "c1"] and t.creator_ids() == ["a", "b", "c"]
     with pytest.raises(ValueError, match="do not agree"):
         CaptionTable(["a"], np.array([2], dtype=np.int64), pl.Series(["x"]))

@@ -341,7 +341,7 @@ def test_what_start_up_loaded_is_frozen_and_quote_caches_are_not_walked_by_the_g
         assert not any(o is ids for o in gc.get_objects())  # in the permanent generation, not walked
         # A creator's quote words, cached by a request after start-up, end up untracked by the collector.
         store = state.captions
-        creator_id = next(reversed(store._captions))  # not among the warm-up's quotes
+        creator_id = store._captions.creator_ids()[-1]  # not among the warm-up's quotes
         store.best(creator_id, SEGMENTS[0]["text"], 2)
         for _ in range(3):  # the collector untracks the innermost tuples first, then one level per collection
             gc.collect()
