@@ -3,6 +3,7 @@ embedder, recent captions and the model bundle are loaded once in the lifespan a
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
@@ -119,20 +120,22 @@ def features_loader(settings: Settings, config: ServeConfig) -> Callable[[Path, 
             embedder = config.embedder
         else:
             embedder = query_embedder(fs)
-        search = AudienceSearch(
-            fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), embedder
-        )
         # An asymmetric embedder loads its query model on first use: load it now, not in the first request.
-        for_queries(search.embedder).embed(["warm up"])
+        for_queries(embedder).embed(["warm up"])
         if is_configured and config.data_dir is not None:
             captions: CaptionStore | None = CaptionStore.from_data_dir(
                 config.data_dir,
                 settings.follower_id_secret.get_secret_value(),
-                embedder=search.embedder,
-                cache=caption_cache(settings, search.embedder),
+                embedder=embedder,
+                cache=caption_cache(settings, embedder),
             )
         else:
-            captions = CaptionStore.from_feature_set(fs, search.embedder, caption_cache(settings, search.embedder))
+            captions = CaptionStore.from_feature_set(fs, embedder, caption_cache(settings, embedder))
+        # The store holds the quotable captions now; the table they came from is not kept twice (GBs at 1M).
+        fs = dataclasses.replace(fs, recent_captions=None)
+        search = AudienceSearch(
+            fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), embedder
+        )
         if captions is not None:
             log.info(
                 "captions loaded",

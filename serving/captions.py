@@ -265,12 +265,20 @@ class CaptionStore:
         table = fs.recent_captions
         if table is None:
             return None
-        frame = (
-            table.sort(["creator_id", "rank"])
-            .group_by("creator_id", maintain_order=True)
-            .agg(pl.col("caption").head(CAPTIONS_PER_CREATOR).str.slice(0, MATCH_CHARS))
+        # Flat, in (creator, newest first) order, without a list per creator: one string column and the counts.
+        flat = (
+            table.lazy()
+            .sort(["creator_id", "rank"])
+            .with_columns(position=pl.int_range(pl.len()).over("creator_id"))
+            .filter(pl.col("position") < CAPTIONS_PER_CREATOR)
+            .select("creator_id", pl.col("caption").str.slice(0, MATCH_CHARS))
+            .collect()
         )
-        captions = CaptionTable.from_frame(frame)
+        counts = flat.group_by("creator_id", maintain_order=True).len()
+        captions = CaptionTable(
+            counts["creator_id"].to_list(), counts["len"].to_numpy().astype(np.int64), flat["caption"]
+        )
+        del flat
         if embedder is None:
             return cls(captions)
         return cls(captions, vectors=embed_captions(captions, embedder, cache))
