@@ -9,12 +9,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from audiencefit import ready
+from tests.stub_http import stub_server
 
 
 @pytest.fixture()
@@ -22,27 +23,12 @@ def service() -> Iterator[tuple[str, dict[str, bool]]]:
     """A stand-in service: /readyz answers 503 until ``state["ready"]`` is set, then 200 ``{"ready": true}``."""
     state = {"ready": False}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            ok = self.path == "/readyz" and state["ready"]
-            body = json.dumps({"ready": ok}).encode()
-            self.send_response(200 if ok else 503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(request: BaseHTTPRequestHandler) -> tuple[int, bytes]:
+        ok = request.path == "/readyz" and state["ready"]
+        return (200 if ok else 503), json.dumps({"ready": ok}).encode()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with stub_server(answer) as url:
+        yield url, state
 
 
 def test_waits_through_503_until_ready(service) -> None:

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from features.errors import InputError
+from tests.stub_http import stub_server
 
 
 class Answers:
@@ -31,33 +31,16 @@ class Answers:
 def rest(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Answers]]:
     answers = Answers(200, {})
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            answers.authorizations.append(self.headers.get("Authorization"))
-            answers.paths.append(self.path)
-            body = json.dumps(answers.body).encode() if answers.body else b"You are not authenticated."
-            if "registered-models/search" in self.path and answers.status == 404:
-                body = b'{"registered_models": [{"name": "other"}]}'
-                self.send_response(200)
-            else:
-                self.send_response(answers.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(request: BaseHTTPRequestHandler) -> tuple[int, bytes]:
+        answers.authorizations.append(request.headers.get("Authorization"))
+        answers.paths.append(request.path)
+        if "registered-models/search" in request.path and answers.status == 404:
+            return 200, b'{"registered_models": [{"name": "other"}]}'
+        return answers.status, json.dumps(answers.body).encode() if answers.body else b"You are not authenticated."
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # 5xx would otherwise be retried; none is sent here
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", answers
-    finally:
-        server.shutdown()
-        server.server_close()
+    with stub_server(answer) as url:
+        yield url, answers
 
 
 def settings_for(uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
