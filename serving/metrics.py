@@ -170,22 +170,27 @@ class Metrics:
             self._model = new
 
     def set_log_counts(self, counts: Callable[[], dict[str, int]]) -> None:
-        """Where the recommendation log's counts come from (``RecommendationLog.counts``)."""
-        self._log_records = Counter(
-            "audiencefit_recommendation_log_records",
-            "Recommendation log records by outcome (written, dropped: queue full, failed: database error).",
-            ("outcome",),
-            registry=self._own,
-        )
-        self._log_queued = Gauge(
-            "audiencefit_recommendation_log_queued",
-            "Recommendation log records waiting to be written.",
-            multiprocess_mode="livesum",
-            registry=self._own,
-        )
-        for outcome in LOG_OUTCOMES:
-            self._log_records.labels(outcome)
-        self._log_counts = counts
+        """Where the recommendation log's counts come from (``RecommendationLog.counts``). The metrics are made
+        once per :class:`Metrics`: an app started again (a second lifespan, as test clients do) only re-points the
+        counts, instead of registering the same series twice."""
+        if self._log_records is None or self._log_queued is None:
+            self._log_records = Counter(
+                "audiencefit_recommendation_log_records",
+                "Recommendation log records by outcome (written, dropped: queue full, failed: database error).",
+                ("outcome",),
+                registry=self._own,
+            )
+            self._log_queued = Gauge(
+                "audiencefit_recommendation_log_queued",
+                "Recommendation log records waiting to be written.",
+                multiprocess_mode="livesum",
+                registry=self._own,
+            )
+            for outcome in LOG_OUTCOMES:
+                self._log_records.labels(outcome)
+        with self._lock:  # a new log counts from 0: its counts add to the counter from here on
+            self._log_counts = counts
+            self._log_seen = {}
         self.refresh()
 
     def refresh(self) -> None:

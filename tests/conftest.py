@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,19 @@ def _register_hashing_backend() -> None:
 
 
 _register_hashing_backend()
+
+
+@pytest.fixture(autouse=True)
+def _tracking_uri_put_back() -> Iterator[None]:
+    """``mlflow.set_tracking_uri`` (called by training in process) also sets ``MLFLOW_TRACKING_URI``, which every
+    later ``Settings`` would then read: a test's store leaking into the next tests. Put the variable back."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if os.environ.get("MLFLOW_TRACKING_URI") != before:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture()
