@@ -175,11 +175,10 @@ class CaptionTable:
         return cls(list(captions), counts, flat)
 
     @classmethod
-    def from_frame(cls, frame: pl.DataFrame) -> CaptionTable:
-        """From a frame of ``creator_id`` and ``caption`` (a list of strings per creator), in that creator order."""
-        counts = frame["caption"].list.len().fill_null(0).to_numpy().astype(np.int64)
-        flat = frame["caption"].explode().drop_nulls() if frame.height else pl.Series("caption", [], pl.String)
-        return cls(frame["creator_id"].to_list(), counts, flat)
+    def from_flat(cls, flat: pl.DataFrame) -> CaptionTable:
+        """From one row per caption (``creator_id``, ``caption``), each creator's rows together, newest first."""
+        counts = flat.group_by("creator_id", maintain_order=True).len()
+        return cls(counts["creator_id"].to_list(), counts["len"].to_numpy().astype(np.int64), flat["caption"])
 
     def __len__(self) -> int:
         return len(self._row)
@@ -274,10 +273,7 @@ class CaptionStore:
             .select("creator_id", pl.col("caption").str.slice(0, MATCH_CHARS))
             .collect()
         )
-        counts = flat.group_by("creator_id", maintain_order=True).len()
-        captions = CaptionTable(
-            counts["creator_id"].to_list(), counts["len"].to_numpy().astype(np.int64), flat["caption"]
-        )
+        captions = CaptionTable.from_flat(flat)
         del flat
         if embedder is None:
             return cls(captions)

@@ -143,16 +143,17 @@ def test_a_caption_of_filler_only_is_never_quoted() -> None:
 def test_caption_table_keeps_each_creators_captions_in_order() -> None:
     from serving.captions import CaptionTable
 
-    frame = pl.DataFrame(
-        {"creator_id": ["a", "b", "c"], "caption": [["a1", "a2"], [], ["c1"]]},
-        schema={"creator_id": pl.String, "caption": pl.List(pl.String)},
-    )
-    table = CaptionTable.from_frame(frame)
+    table = CaptionTable.from_flat(pl.DataFrame({"creator_id": ["a", "a", "c"], "caption": ["a1", "a2", "c1"]}))
     same = CaptionTable.from_dict({"a": ["a1", "a2"], "b": [], "c": ["c1"]})
-    for t in (table, same):
+    for t in (same,):
         assert len(t) == 3 and t.n_captions == 3
         assert t.get("a") == ["a1", "a2"] and t.get("b") == [] and t.get("c") == ["c1"] and t.get("zz") == []
         assert t.span("c") == (2, 1) and t.span("b") == (2, 0) and t.span("zz") is None
         assert t.texts() == ["a1", "a2", "c1"] and t.creator_ids() == ["a", "b", "c"]
+    # One row per caption: a creator without captions has no row and so no entry.
+    assert len(table) == 2 and table.n_captions == 3
+    assert table.get("a") == ["a1", "a2"] and table.get("b") == [] and table.get("c") == ["c1"]
+    assert table.span("c") == (2, 1) and table.span("b") is None
+    assert table.texts() == ["a1", "a2", "c1"] and table.creator_ids() == ["a", "c"]
     with pytest.raises(ValueError, match="do not agree"):
         CaptionTable(["a"], np.array([2], dtype=np.int64), pl.Series(["x"]))
