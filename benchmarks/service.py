@@ -17,9 +17,12 @@ Run: ``.venv/bin/python -m benchmarks.service [--creators 100000] [--duration 20
    it runs on the server's 2 cores, so its own CPU per request is reported), each level for ``--duration``
    seconds:
    - closed loop: for each ``--concurrency`` level, that many clients send requests back to back (at most
-     ``--max-requests``); at 16 clients once more with novel briefs. This is the service's capacity.
-   - open loop, the goal's level: requests arrive at ``--rate`` per second (Poisson-like gaps, seeded) over
-     ``--connections`` clients; latency counts from arrival, so waiting for a free client is included.
+     ``--max-requests``); at 16 clients once more with novel briefs. This is the service's capacity, and the two
+     levels of 16 give the server CPU per request of repeat and of novel briefs under the same load, and their
+     ratio.
+   - open loop, the goals' levels: requests arrive at ``--rate`` per second of repeat briefs, then at
+     ``--novel-rate`` per second of novel ones (Poisson-like gaps, seeded) over ``--connections`` clients; latency
+     counts from arrival, so waiting for a free client is included.
    Briefs have 1–3 segments. "repeat": texts drawn from :data:`BRIEFS` (marketers re-running saved segments; the
    service remembers a text's vector after its first use). "novel": every text made new (a place, an age range and
    a campaign number added), so every segment is embedded during the request.
@@ -30,13 +33,11 @@ Run: ``.venv/bin/python -m benchmarks.service [--creators 100000] [--duration 20
    embed the brief, exact search over the bio vectors (a numpy dot over every creator), then a Python loop scoring
    each creator ``0.8·cos + 0.2·ER``; reported as the ratio of its latency to the service's at one client.
 
-Goal (issue): p99 ≤ 50 ms and ≥ 100 req/s at 16 concurrent clients, on the 100k-creator world, judged on the
-open-loop level with repeat briefs (see ``run_service``). The novel-brief level is reported beside it as the
-capacity for briefs never seen before: every new text goes through the MiniLM transformer (~6.7 ms of CPU per
-text here), so 100 requests per second of ~2.3 new texts each (1–3 segments, a description in 30 %) need ~1.5
-of the 2 cores for embedding alone and ~1 more for the rest of the requests (~9.5 ms each): more than the machine
-has. The brief says as much (MiniLM embeds about 200 texts/s on these 2 cores; design for caching), so the repeat
-level, where the service's remembered query vectors do their job, is the goal's.
+Goals (issues 7 and 22), on the 100k-creator world: repeat briefs at 100 req/s offered over 16 clients, p99 ≤ 35
+ms (issue 7 asked 50; 22 keeps headroom for 1M creators and slower machines); novel briefs at 50 req/s offered,
+p99 ≤ 100 ms; server CPU per novel request ≤ 1.5 × per repeat request (closed loop of 16). A novel brief's texts go
+through the query transformer (the ``query_model`` setting: MiniLM int8 or fp32, docs/evaluation.md), once per
+text, and are then remembered.
 Results go to ``<data_dir>/bench/service.json``.
 """
 
@@ -79,9 +80,12 @@ BENCH_KEY = "bench-key-0123456789"
 FAST_BACKENDS = ("minilm-aligned", "minilm-onnx-int8", "minilm-hybrid", "minilm-static")
 TORCH_BACKEND = "minilm-torch"
 TORCH_MAX_CREATORS = 500  # the torch MiniLM embeds ~25 texts/s on this machine: 500 creators is ~7 minutes
-GOAL_P99_MS = 50.0
+GOAL_P99_MS = 35.0  # issue 22: 50 ms (issue 7) with headroom for 1M creators and a ~25 % slower box
 GOAL_RPS = 100.0
 GOAL_CONCURRENCY = 16
+NOVEL_RPS = 50.0  # issue 22: briefs never seen before, p99 ≤ NOVEL_P99_MS at this rate offered
+NOVEL_P99_MS = 100.0
+NOVEL_CPU_RATIO = 1.5  # issue 22: server CPU per novel request ≤ this × per repeat request (closed loop of 16)
 K = 20
 READY_TIMEOUT_S = 600.0
 REQUEST_TIMEOUT_S = 30.0
@@ -736,7 +740,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--rate",
         type=float,
         default=GOAL_RPS,
-        help="open-loop arrival rate (req/s) over --connections clients, the goal's level (0 = skip)",
+        help="open-loop arrival rate (req/s) of repeat briefs over --connections clients, the goal's level (0 = skip)",
+    )
+    parser.add_argument(
+        "--novel-rate",
+        type=float,
+        default=NOVEL_RPS,
+        help="open-loop arrival rate (req/s) of novel briefs over --connections clients (0 = skip)",
     )
     parser.add_argument("--connections", type=int, default=GOAL_CONCURRENCY, help="clients of the open-loop level")
     parser.add_argument("--peer-requests", type=int, default=300, help="briefs answered the peer's way")
@@ -831,10 +841,8 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
                 base, width, args.duration, args.max_requests, args.seed + width, novel, meter, args.client
             )
 
-        def open_level(novel: bool) -> Coroutine[Any, Any, LevelResult]:
-            return run_open(
-                base, args.rate, args.connections, args.duration, args.seed + 500, novel, meter, args.client
-            )
+        def open_level(rate: float, novel: bool) -> Coroutine[Any, Any, LevelResult]:
+            return run_open(base, rate, args.connections, args.duration, args.seed + 500, novel, meter, args.client)
 
         # Each level is started only when its turn comes (a coroutine per label, made when it runs).
         runs: list[tuple[str, Callable[[], Coroutine[Any, Any, LevelResult]]]] = [
@@ -844,11 +852,11 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
         if GOAL_CONCURRENCY in args.concurrency:
             label = f"closed loop, {GOAL_CONCURRENCY} clients, novel briefs"
             runs.append((label, functools.partial(closed_level, GOAL_CONCURRENCY, True)))
-        if args.rate > 0:
-            for novel in (False, True):
+        for rate, novel in ((args.rate, False), (args.novel_rate, True)):
+            if rate > 0:
                 kind = "novel" if novel else "repeat"
-                label = f"open loop, {args.rate:g} req/s over {args.connections} clients, {kind} briefs"
-                runs.append((label, functools.partial(open_level, novel)))
+                label = f"open loop, {rate:g} req/s over {args.connections} clients, {kind} briefs"
+                runs.append((label, functools.partial(open_level, rate, novel)))
         for label, start in runs:
             level = asyncio.run(start())
             levels.append(level.summary() | {"label": label})
@@ -930,24 +938,33 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
     at_goal_size = n >= 100_000
     suffix = "" if at_goal_size else f" (ran {n:,}; target is for 100,000)"
     for lv in levels:
-        if lv["mode"] != "open" or lv["concurrency"] != GOAL_CONCURRENCY or (lv["target_rps"] or 0) < GOAL_RPS:
+        if lv["mode"] != "open" or lv["concurrency"] != GOAL_CONCURRENCY:
             continue
-        p99, rps = lv["latency_ms"]["p99"], lv["rps"]
-        if lv["briefs"] == "novel":
-            # Information, not the goal (module docstring): every text is new, so embedding it and answering the
-            # request need more CPU at this rate than the machine has; the measured CPU per request says how far.
-            cpu = lv["server_cpu_ms_per_request"]
-            res.goals.append(
-                Goal("service", f"capacity for briefs never seen before, {GOAL_RPS:.0f} req/s offered "
-                     "(information)", f"p99 {p99:.1f} ms at {rps:.1f} req/s, {fmt(cpu, '.1f')} ms server CPU "
-                     "per request", None)
-            )  # fmt: skip
-            continue
-        ok = p99 <= GOAL_P99_MS and rps >= GOAL_RPS * 0.98 and lv["errors"] == 0
+        p99, rps, target = lv["latency_ms"]["p99"], lv["rps"], lv["target_rps"] or 0.0
+        bound, briefs = (NOVEL_P99_MS, "novel") if lv["briefs"] == "novel" else (GOAL_P99_MS, "repeat")
+        at_goal_rate = target >= (NOVEL_RPS if briefs == "novel" else GOAL_RPS)
+        ok = p99 <= bound and rps >= target * 0.98 and lv["errors"] == 0
         res.goals.append(
-            Goal("service", f"p99 ≤ {GOAL_P99_MS:.0f} ms at ≥ {GOAL_RPS:.0f} req/s, {GOAL_CONCURRENCY} clients, "
-                 f"{lv['briefs']} briefs", f"p99 {p99:.1f} ms at {rps:.1f} req/s{suffix}",
-                 ok if at_goal_size else None)
+            Goal("service", f"p99 ≤ {bound:.0f} ms at {target:g} req/s offered, {GOAL_CONCURRENCY} clients, "
+                 f"{briefs} briefs", f"p99 {p99:.1f} ms at {rps:.1f} req/s, "
+                 f"{fmt(lv['server_cpu_ms_per_request'], '.1f')} ms server CPU per request{suffix}",
+                 ok if at_goal_size and at_goal_rate else None)
+        )  # fmt: skip
+    # CPU per request of novel against repeat briefs, both from the closed loop of 16 (the same load, the machine
+    # kept busy): what a new text costs on top of a request whose texts are remembered.
+    by_kind = {
+        lv["briefs"]: lv["server_cpu_ms_per_request"]
+        for lv in levels
+        if lv["mode"] == "closed" and lv["concurrency"] == GOAL_CONCURRENCY
+    }
+    if by_kind.get("repeat") and by_kind.get("novel"):
+        ratio = by_kind["novel"] / by_kind["repeat"]
+        res.results["novel_vs_repeat_cpu"] = {"repeat_ms": by_kind["repeat"], "novel_ms": by_kind["novel"],
+                                              "ratio": ratio}  # fmt: skip
+        res.goals.append(
+            Goal("service", f"server CPU per novel brief ≤ {NOVEL_CPU_RATIO:g} × per repeat brief (closed loop of "
+                 f"{GOAL_CONCURRENCY})", f"{by_kind['novel']:.1f} / {by_kind['repeat']:.1f} ms = {ratio:.2f}×{suffix}",
+                 ratio <= NOVEL_CPU_RATIO if at_goal_size else None)
         )  # fmt: skip
     closed = next((lv for lv in levels if lv["mode"] == "closed" and lv["concurrency"] == GOAL_CONCURRENCY), None)
     if closed is not None:

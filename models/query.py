@@ -201,15 +201,36 @@ def embed_segments(segments: Sequence[Segment], embedder: Embedder) -> np.ndarra
     return out
 
 
-def query_embedder(fs: FeatureSet) -> Embedder:
-    """The embedder that made ``fs`` (queries must live in the same vector space as the creators)."""
+def query_embedder(fs: FeatureSet, query_model: str | None = None) -> Embedder:
+    """The embedder that made ``fs`` (queries must live in the same vector space as the creators).
+
+    ``query_model`` ("int8" or "fp32", the ``query_model`` setting's values) loads the backend with that query
+    transformer instead of the setting's, for evaluations that compare the two on one feature set.
+    """
     backend = fs.manifest.get("embedder_backend")
     if not backend:
         raise InputError(f"{fs.path}: the manifest does not say which embedder built it; rebuild the features")
-    embedder = get_embedder(str(backend))
+    if query_model is None:
+        embedder = get_embedder(str(backend))
+    else:
+        from audiencefit.settings import get_settings
+        from features.embed_backends import QUERY_MODELS, load_embedder
+
+        if query_model not in QUERY_MODELS:
+            raise InputError(f"query model {query_model!r}: expected one of {sorted(QUERY_MODELS)}")
+        embedder = load_embedder(str(backend), get_settings().model_copy(update={"query_model": query_model}))
     if embedder.id != fs.embedder_id:
         raise InputError(
             f"{fs.path}: embedded with {fs.embedder_id!r}, but backend {backend!r} is now {embedder.id!r}; "
             "rebuild the features"
         )
     return embedder
+
+
+def query_variants(fs: FeatureSet, query_models: Sequence[str] | None) -> list[tuple[str, Embedder]]:
+    """``(label, embedder)`` per query transformer to evaluate ``fs`` with: the setting's alone (label: the
+    backend) when ``query_models`` is empty, else one per model (label: "<backend> (queries <model>)")."""
+    backend = str(fs.manifest.get("embedder_backend"))
+    if not query_models:
+        return [(backend, query_embedder(fs))]
+    return [(f"{backend} (queries {q})", query_embedder(fs, q)) for q in query_models]

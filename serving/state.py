@@ -167,12 +167,31 @@ def load_serving_model(source: BundleSource, fs: FeatureSet, settings: Settings)
     path = resolve_source(source, settings)
     bundle = load_bundle(path)
     bundle.check_compatible(fs)
+    warn_on_another_query_model(bundle, fs)
     compile_trees(bundle, settings)
     # A registry URI is shown with the version it resolved to (the cached directory is named <model>-v<version>).
     shown = f"{source} ({path.name})" if isinstance(source, str) and source.startswith("models:/") else str(source)
     reliability = check_features(bundle.feature_summary, fs)
     log_reliability(reliability, bundle, fs)
     return ServingModel(bundle=bundle, source=shown, loaded_at=utc_now(), reliability=reliability)
+
+
+def warn_on_another_query_model(bundle: Bundle, fs: FeatureSet) -> None:
+    """A warning when the bundle's brand descriptions were embedded by another query transformer than the one
+    that will embed them now (the ``query_model`` setting differs from training's): forecasts still work, but the
+    brand-description features move a little (mean cosine 0.992 between int8 and fp32)."""
+    from features.embed import for_queries
+    from models.query import query_embedder
+
+    trained = bundle.meta.get("training", {}).get("query_embedder_id")
+    if not trained:
+        return  # a bundle from before the query model was recorded
+    served = for_queries(query_embedder(fs)).id
+    if served != trained:
+        log.warning(
+            "the model was trained with another query model than the one serving: set query_model as in training",
+            extra={"bundle": bundle.bundle_id, "trained_query_embedder": trained, "serving_query_embedder": served},
+        )
 
 
 def log_reliability(reliability: Reliability, bundle: Bundle, fs: FeatureSet) -> None:

@@ -132,8 +132,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--features", type=Path, nargs="+", required=True, help="Feature set(s) of that world, one per backend."
     )
+    parser.add_argument(
+        "--query-models",
+        nargs="+",
+        choices=["int8", "fp32"],
+        help="Evaluate each feature set once per query transformer (minilm-aligned's query_model setting); "
+        "default: the setting's only.",
+    )
     args = parser.parse_args(argv)
-    from models.query import query_embedder
+    from models.query import query_variants
 
     if not (args.world / "truth" / "fit.parquet").is_file():
         parser.error(f"--world {args.world}: no truth/fit.parquet (a world written by audiencefit demo-data)")
@@ -141,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         tables = []
         for path in args.features:
             fs = load_feature_set(path)
-            table = evaluate_segments(fs, args.world, query_embedder(fs))
-            backend = str(fs.manifest.get("embedder_backend"))
-            tables.append(table.select(pl.lit(backend).alias("backend"), pl.all()))
+            for backend, embedder in query_variants(fs, args.query_models):
+                table = evaluate_segments(fs, args.world, embedder)
+                tables.append(table.select(pl.lit(backend).alias("backend"), pl.all()))
     except InputError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

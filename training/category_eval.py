@@ -203,18 +203,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=50, help="Cut-off of NDCG@k and precision@k (default 50).")
     parser.add_argument("--by-language", action="store_true", help="Also break the means down by brief language.")
     parser.add_argument("--json", type=Path, default=None, help="Also write every per-brief row to this JSON file.")
+    parser.add_argument(
+        "--query-models",
+        nargs="+",
+        choices=["int8", "fp32"],
+        help="Evaluate each feature set once per query transformer (minilm-aligned's query_model setting); "
+        "default: the setting's only.",
+    )
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error("--k must be at least 1")
-    from models.query import query_embedder
+    from models.query import query_variants
 
     try:
         truth = read_truth(args.truth)
         tables = []
         for path in args.features:
             fs = load_feature_set(path)
-            table = evaluate_categories(fs, truth, query_embedder(fs), k=args.k)
-            tables.append(table.with_columns(pl.lit(str(fs.manifest.get("embedder_backend"))).alias("backend")))
+            for backend, embedder in query_variants(fs, args.query_models):
+                table = evaluate_categories(fs, truth, embedder, k=args.k)
+                tables.append(table.with_columns(pl.lit(backend).alias("backend")))
     except InputError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

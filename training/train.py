@@ -24,6 +24,7 @@ import polars as pl
 
 from audiencefit.settings import Settings
 from features.dataset import load_dataset
+from features.embed import for_queries
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
 from features.featureset import FeatureSet, load_feature_set
@@ -168,6 +169,8 @@ def train_models(
         "n_features": len(FEATURE_COLUMNS),
         "conversion_structure": settings.conversion_structure,
         "embedder_id": embedder.id,
+        # Brand descriptions went through this query transformer; serving warns when it embeds with another.
+        "query_embedder_id": for_queries(embedder).id,
         "feature_set_id": fs.feature_set_id,
         "refit_all": refit_all,
         "bundle_rows": training_set.frame.height if refit_all else split.train.height,

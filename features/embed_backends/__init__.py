@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 
+QUERY_MODELS = {"fp32": "minilm-onnx-fp32", "int8": "minilm-onnx-int8"}
+"""The ``query_model`` setting → the backend whose ONNX transformer embeds the aligned backend's query texts."""
+
+
 def load_embedder(
     backend: str,
     settings: Settings | None = None,
@@ -86,8 +90,9 @@ def load_embedder(
         from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
         from features.embed_backends.static import INFO_FILE, StaticEmbedder
 
-        transformer_key, static_key = spec.depends
-        transformer_dir = ensure_artifacts(transformer_key, settings, build=build)
+        _, static_key = spec.depends
+        # The map was fitted on the fp32 transformer (``depends``); queries go through the one the setting names.
+        transformer_dir = ensure_artifacts(QUERY_MODELS[settings.query_model], settings, build=build)
         static = StaticEmbedder(ensure_artifacts(static_key, settings, build=build))
         return AlignedEmbedder(
             artifact_dir,

@@ -167,8 +167,10 @@ def test_aligned_embeds_stored_texts_static_and_queries_with_the_transformer(bui
     texts = [RUN_A, SKIN, LONG]
     np.testing.assert_allclose(aligned.embed(texts), apply_linear_map(static.embed(texts), aligned._affine), atol=1e-6)
     query = for_queries(aligned)
-    assert query.id == int8.id != aligned.id  # cached query vectors never share a key with stored ones
-    np.testing.assert_allclose(query.embed([RUN_A]), int8.embed([RUN_A]), atol=1e-6)
+    # The query_model setting names the query transformer (this fixture's settings: the default).
+    expected = built.embedders[{"int8": "minilm-onnx-int8", "fp32": "minilm-onnx-fp32"}[built.settings.query_model]]
+    assert query.id == expected.id != aligned.id  # cached query vectors never share a key with stored ones
+    np.testing.assert_allclose(query.embed([RUN_A]), expected.embed([RUN_A]), atol=1e-6)
     assert for_queries(int8) is int8  # symmetric backends are their own query side
     # Queries compare with stored vectors: the running query finds the running text.
     stored = embed_texts([RUN_B, SKIN], aligned, None, progress=False).vectors
@@ -187,6 +189,25 @@ _PIECE_TEXTS = [
     "#veganrecipes @jane.runs, e-mail-free!!! (really) 3.5k",
     " ".join(["marathon training with my running club"] * 80),  # past 256 pieces: truncated
 ]
+
+
+@pytest.mark.parametrize("query_model", ["int8", "fp32"])
+def test_the_query_model_setting_picks_the_query_transformer_and_leaves_stored_vectors_alone(
+    built: Built, query_model: str
+) -> None:
+    from features.embed import for_queries
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(SPECS, SMALL_STATIC.key, SMALL_STATIC)
+        mp.setitem(SPECS, SMALL_ALIGNED.key, SMALL_ALIGNED)
+        aligned = load_embedder(SMALL_ALIGNED.key, built.settings.model_copy(update={"query_model": query_model}))
+    reference = built.embedders[SMALL_ALIGNED.key]
+    transformer = built.embedders[f"minilm-onnx-{query_model}"]
+    assert aligned.id == reference.id  # feature sets built under either setting stay valid
+    np.testing.assert_array_equal(aligned.embed([RUN_A, LONG]), reference.embed([RUN_A, LONG]))
+    query = for_queries(aligned)
+    assert query.id == transformer.id
+    np.testing.assert_array_equal(query.embed([RUN_B]), transformer.embed([RUN_B]))
 
 
 def test_static_pieces_are_exactly_the_tokenizers(built: Built) -> None:
