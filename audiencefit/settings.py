@@ -78,14 +78,16 @@ class Settings(BaseSettings):
         "minilm-aligned",
         description=(
             "Embedding backend id: minilm-aligned (default: stored texts static + aligned to MiniLM, queries ONNX "
-            "MiniLM fp32), minilm-onnx-int8, minilm-onnx-fp32, minilm-hybrid, minilm-static, minilm-torch."
+            "MiniLM, see query_model), minilm-onnx-int8, minilm-onnx-fp32, minilm-hybrid, minilm-static, "
+            "minilm-torch."
         ),
     )
     query_model: Literal["int8", "fp32"] = Field(
-        "fp32",
+        "int8",
         description="The ONNX MiniLM that embeds query texts (segment and brand descriptions) for minilm-aligned: "
-        "'int8' (weights quantised per channel) or 'fp32'. Stored texts and feature sets do not depend on it; a "
-        "query vector does, so training and serving should use the same one (docs/evaluation.md, issue 22).",
+        "'int8' (default: weights quantised per channel, 2.2× less CPU per text, retrieval within a point of fp32 "
+        "on synthetic and real text) or 'fp32'. Stored texts and feature sets do not depend on it; a query vector "
+        "does, so training and serving should use the same one (docs/evaluation.md, issue 22).",
     )
     embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
     embed_threads: int | None = Field(

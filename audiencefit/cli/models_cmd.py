@@ -20,9 +20,10 @@ from features.errors import InputError
 logger = logging.getLogger("audiencefit.cli")
 
 
-def build_order(keys: list[str]) -> list[str]:
-    """``keys`` and every artifact they are built from, each once, dependencies first."""
-    from features.embed_backends import SPECS
+def build_order(keys: list[str], query_model: str = "int8") -> list[str]:
+    """``keys`` and every artifact they are built from, each once, dependencies first; an aligned backend also
+    needs the transformer that embeds its queries (the ``query_model`` setting), after it."""
+    from features.embed_backends import QUERY_MODELS, SPECS
 
     order: list[str] = []
 
@@ -31,6 +32,8 @@ def build_order(keys: list[str]) -> list[str]:
             visit(dep)
         if key not in order:
             order.append(key)
+        if SPECS[key].kind == "aligned":
+            visit(QUERY_MODELS[query_model])
 
     for key in keys:
         visit(key)
@@ -94,7 +97,7 @@ def build(
             f"--backend {', '.join(map(repr, unknown))}: no artifacts to build for it; "
             f"backends with artifacts: {', '.join(sorted(SPECS))}"
         )
-    order = build_order(keys)
+    order = build_order(keys, settings.query_model)
     root = models_dir(settings)
     if check:
         missing = []

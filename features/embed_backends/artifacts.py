@@ -102,8 +102,9 @@ SPECS: dict[str, BackendSpec] = {
             {"long_tokens": 32, "corpus_size": 3000, "corpus_seed": 0, "ridge": 1.0},
             depends=("minilm-onnx-int8", "minilm-static"),
         ),
-        # The default. Stored texts static, mapped into MiniLM fp32 space; queries ONNX fp32 (docs/benchmarks.md:
-        # retrieval within a point of torch fp32 on the 1k and 5k worlds; int8 targets lost 1.1 points at 5k).
+        # The default. Stored texts static, mapped into MiniLM fp32 space; queries through the ONNX transformer the
+        # query_model setting names, int8 by default (docs/evaluation.md, issue 22; retrieval within a point of
+        # torch fp32 on the 1k and 5k worlds; a map fitted to int8 targets lost 1.1 points at 5k).
         # 6,000 corpus texts, not 20,000: the map's fit costs a third (embedding the corpus is most of the first
         # build) for −0.2 to −0.4 points of retrieval on the 1k and 3k worlds; 4,000 lost up to a point
         # (docs/benchmarks.md, "The first build in a fresh data directory").

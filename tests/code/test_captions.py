@@ -157,3 +157,23 @@ def test_caption_table_keeps_each_creators_captions_in_order() -> None:
     assert table.texts() == ["a1", "a2", "c1"] and table.creator_ids() == ["a", "c"]
     with pytest.raises(ValueError, match="do not agree"):
         CaptionTable(["a"], np.array([2], dtype=np.int64), pl.Series(["x"]))
+
+
+def test_quotes_are_remembered_by_creator_segment_and_vector_and_the_oldest_go_first() -> None:
+    captions = {"c1": ["pasta night with friends #pasta", "a new pasta recipe, fresh basil"], "c2": ["pasta again"]}
+    vectors = np.eye(3, 4, dtype=np.float16)
+    store = CaptionStore(captions, remembered=2, vectors=vectors)
+    first = store.best("c1", "pasta lovers", n=1)
+    again = store.best("c1", "pasta lovers", n=1)
+    assert first == again == ["pasta night with friends #pasta"]
+    again.append("changed by the caller")  # the remembered answer is a copy's source, not the list handed out
+    assert store.best("c1", "pasta lovers", n=1) == first
+    # Another n, another vector: other answers, each remembered on its own (capacity 2: the oldest leaves).
+    assert store.best("c1", "pasta lovers", n=2) == [
+        "pasta night with friends #pasta",
+        "a new pasta recipe, fresh basil",
+    ]
+    towards_second = np.array([0, 1, 0, 0], dtype=np.float32)
+    assert store.best("c1", "fresh basil", n=1, segment_vector=towards_second) == ["a new pasta recipe, fresh basil"]
+    assert len(store._quotes) == 2
+    assert ("c1", "pasta lovers", 1, b"") not in store._quotes
