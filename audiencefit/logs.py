@@ -14,12 +14,14 @@ Both formats carry a record's traceback (``exc_info``) and stack (``stack_info``
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
@@ -212,6 +214,29 @@ def silence_mlflow_prints() -> None:
     module = sys.modules.get("mlflow.utils.logging_utils")
     if module is not None:
         module.disable_logging()
+
+
+@contextmanager
+def mlflow_prints_logged(logger: logging.Logger) -> Iterator[None]:
+    """Within the block, mlflow's event prints reach ``logger`` at DEBUG instead of stderr.
+
+    :func:`silence_mlflow_prints` is not enough around ``log_model``: mlflow re-enables its stream when one of its
+    own contexts ends inside that call, before it prints "Successfully registered model 'x'." and "Created version
+    '1' of model 'x'."."""
+    module = sys.modules.get("mlflow.utils.logging_utils")
+    if module is None:
+        yield
+        return
+    stream = module.MLFLOW_LOGGING_STREAM
+    captured = io.StringIO()
+    stream.write, stream.flush = captured.write, captured.flush  # the instance's, over its class's methods
+    try:
+        yield
+    finally:
+        del stream.write, stream.flush
+        for line in captured.getvalue().splitlines():
+            if line.strip():
+                logger.debug("mlflow: " + line.strip())
 
 
 def settings_secrets(settings: Any) -> list[str]:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 
-from audiencefit.logs import redact_url
+from audiencefit.logs import mlflow_prints_logged, redact_url
 from audiencefit.settings import Settings
 from features.errors import InputError
 from models.pair_features import FEATURE_COLUMNS
@@ -205,15 +205,16 @@ def log_training(
         plots.mkdir()
         for path in _log_plots(result, plots):
             mlflow.log_artifact(str(path), artifact_path="plots")
-        info = mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT,
-            python_model=str(MLFLOW_MODEL_CODE),
-            artifacts={"bundle": str(result.bundle_dir)},
-            signature=signature,
-            input_example=example,
-            registered_model_name=name if register else None,
-            pip_requirements=[],  # the serving image installs audiencefit itself; no environment is inferred
-        )
+        with mlflow_prints_logged(log):
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT,
+                python_model=str(MLFLOW_MODEL_CODE),
+                artifacts={"bundle": str(result.bundle_dir)},
+                signature=signature,
+                input_example=example,
+                registered_model_name=name if register else None,
+                pip_requirements=[],  # the serving image installs audiencefit itself; no environment is inferred
+            )
     version = None
     if register:
         version = str(info.registered_model_version)

@@ -299,3 +299,26 @@ def test_third_party_bars_warnings_and_prints_stay_off_the_console(mode, tmp_pat
         assert "a library hint" not in done.stderr
     else:
         assert "warning py.warnings:" in done.stderr and "a library hint" in done.stderr
+
+
+def test_mlflow_prints_inside_the_block_go_to_the_log_even_when_mlflow_enables_its_stream_again(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from mlflow.utils import logging_utils
+
+    from audiencefit.logs import mlflow_prints_logged, silence_mlflow_prints
+
+    logger = logging.getLogger("test.mlflow_prints")
+    silence_mlflow_prints()
+    try:
+        with caplog.at_level(logging.DEBUG, logger="test.mlflow_prints"), mlflow_prints_logged(logger):
+            logging_utils.enable_logging()  # what one of mlflow's own contexts does on leaving, inside log_model
+            logging_utils.eprint("Successfully registered model 'audiencefit'.")
+        assert "Successfully registered" not in capsys.readouterr().err
+        assert [r.getMessage() for r in caplog.records] == ["mlflow: Successfully registered model 'audiencefit'."]
+        logging_utils.eprint("after the block")  # the stream is mlflow's own again
+        assert "after the block" in capsys.readouterr().err
+    finally:
+        logging_utils.enable_logging()
