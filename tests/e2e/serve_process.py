@@ -20,12 +20,38 @@ from tests.e2e.conftest import ADMIN_KEY, API_KEY, UNLIMITED_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 # Worker processes are spawned fresh: the test embedder is registered in each through sitecustomize.
-SITECUSTOMIZE = f"""
+# And the packages only building and training need are made uninstallable in every test server (front and
+# workers): serving must start and answer without them, so that a serving host can go without torch, Ray or the
+# notebook stack (issue 21); an import of one fails the server's start or its request.
+TRAINING_ONLY = (
+    "torch", "transformers", "sentence_transformers", "ray", "model2vec", "skeletoken", "onnx", "matplotlib",
+    "jupyter_client", "ipykernel", "nbclient", "jupytext",
+)  # fmt: skip
+TEST_EMBEDDER_SITE = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 from tests.conftest import _register_hashing_backend
 _register_hashing_backend()
 """
+"""The sitecustomize of a host that builds and trains (all packages installed), with the test embedder."""
+SITECUSTOMIZE = (
+    f"""
+import importlib.abc
+import sys
+
+
+class _TrainingOnly(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {TRAINING_ONLY!r}:
+            raise ModuleNotFoundError(f"{{name}}: not on a serving host (tests/e2e/serve_process.py)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _TrainingOnly())
+"""
+    + TEST_EMBEDDER_SITE
+)
+"""The sitecustomize of a serving host: the packages only building and training use are not there."""
 
 
 def free_port() -> int:

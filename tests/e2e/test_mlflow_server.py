@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import API_KEY
-from tests.e2e.serve_process import free_port, readiness, serve_env
+from tests.e2e.serve_process import SITECUSTOMIZE, TEST_EMBEDDER_SITE, free_port, readiness, serve_env
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -86,10 +86,12 @@ def run_command(args: list[str], *, cwd: Path, env: dict[str, str]) -> str:
     return output
 
 
-def client_env(host: Path, server: MlflowServer) -> dict[str, str]:
-    """One host's environment: the test embedder, its own data directory, and only the tracking URI for MLflow."""
+def client_env(host: Path, server: MlflowServer, *, serving: bool = False) -> dict[str, str]:
+    """One host's environment: the test embedder, its own data directory, and only the tracking URI for MLflow; a
+    serving host goes without the packages only training uses (tests/e2e/serve_process.py)."""
     host.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in serve_env(host).items() if not k.startswith("MLFLOW_")}
+    site = SITECUSTOMIZE if serving else TEST_EMBEDDER_SITE
+    env = {k: v for k, v in serve_env(host, site).items() if not k.startswith("MLFLOW_")}
     return {**env, "MLFLOW_TRACKING_URI": server.url, "AUDIENCEFIT_LOG_LEVEL": "INFO"}
 
 
@@ -146,7 +148,7 @@ def test_train_promote_serve_through_an_mlflow_server(
     log = host / "serve.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            cmd, cwd=host / "cwd", env=client_env(host, server), stdout=sink, stderr=subprocess.STDOUT
+            cmd, cwd=host / "cwd", env=client_env(host, server, serving=True), stdout=sink, stderr=subprocess.STDOUT
         )
         try:
             deadline = time.monotonic() + COMMAND_SECONDS

@@ -1,0 +1,43 @@
+"""A serving host needs none of the packages that only building and training use (issue 21's serve install).
+
+Every test server (tests/e2e/serve_process.py) runs with those packages made uninstallable, so each e2e test of
+the service also checks that it starts and answers without them. Here: that the guard is real, and that the
+serving code imports without them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.serve_process import TRAINING_ONLY, serve_env
+
+
+@pytest.mark.parametrize("package", ["torch", "sentence_transformers", "ray", "onnx"])
+def test_the_guard_of_test_servers_refuses_training_only_packages(tmp_path: Path, package: str) -> None:
+    assert package in TRAINING_ONLY
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import {package}"],
+        env=serve_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert f"{package}: not on a serving host" in proc.stderr
+
+
+def test_the_serving_code_and_cli_import_without_them(tmp_path: Path) -> None:
+    code = (
+        "import audiencefit.cli, serving.app, serving.workers, serving.batch, serving.pipeline, models.registry; "
+        "import onnxruntime, faiss, lightgbm, mlflow; print('ok')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=serve_env(tmp_path), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("ok")
