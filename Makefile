@@ -25,12 +25,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	@# torch first, pinned, so that no dependency can pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,compiled-trees]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,ray,dev,compiled-trees]'
 	@touch $(STAMP)
 
 # JupyterLab (the notebook extra) only where notebooks are opened: make test runs them through a kernel without it.
 $(VENV)/.notebook: $(STAMP)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,compiled-trees,notebook]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[train,ray,dev,compiled-trees,notebook]'
 	@touch $@
 
 install: $(STAMP) $(VENV)/.notebook ## Create .venv, install the project with every extra and build the embedding artifacts (idempotent).

@@ -30,6 +30,7 @@ import polars as pl
 
 from audiencefit.settings import Settings
 from features.compute import PartitionFeatures
+from features.errors import InputError
 from features.stream_input import SpilledPartitions
 
 log = logging.getLogger(__name__)
@@ -156,9 +157,18 @@ class PartitionWorker:
         return {"id": np.asarray(done, dtype=np.int64)}
 
 
+def require_ray() -> Any:
+    """The ``ray`` module, or an error saying which extra brings it (it is not installed on a serving host)."""
+    try:
+        import ray
+    except ModuleNotFoundError as exc:
+        raise InputError("--engine ray needs Ray, the 'ray' extra: pip install 'audiencefit[ray]'") from exc
+    return ray
+
+
 def init_ray(workers: int) -> None:
     """A local runtime of ``workers`` CPUs, or the cluster at ``RAY_ADDRESS``; an initialised runtime is reused."""
-    import ray
+    ray = require_ray()
 
     if ray.is_initialized():
         return

@@ -61,7 +61,9 @@ class ChunkScorer:
 
 def init_ray(num_cpus: int | None = None) -> None:
     """Connect to ``RAY_ADDRESS`` when set, else start a local runtime; no-op when Ray is already initialised."""
-    import ray
+    from features.engine_ray import require_ray
+
+    ray = require_ray()
 
     if ray.is_initialized():
         return

@@ -77,7 +77,14 @@ def build(
     """Build (or check) the embedding model artifacts in the data directory; already built ones are only checked."""
     from audiencefit.settings import get_settings
     from features.embed_backends import SPECS, ensure_artifacts
-    from features.embed_backends.artifacts import backend_id, check_artifacts, models_dir
+    from features.embed_backends.artifacts import (
+        ArtifactError,
+        backend_id,
+        built_source_sha256,
+        check_artifacts,
+        installed_source_sha256,
+        models_dir,
+    )
     from features.embed_backends.build_report import BuildReporter, LogReporter, RichReporter, default_reporter
 
     if all_backends and backend:
@@ -102,7 +109,13 @@ def build(
     if check:
         missing = []
         for key in order:
-            problem = check_artifacts(root / key, backend_id(key))
+            source = installed_source_sha256()
+            try:
+                expected = backend_id(key, source if source is not None else built_source_sha256(root))
+            except ArtifactError as exc:
+                problem: str | None = str(exc)
+            else:
+                problem = check_artifacts(root / key, expected)
             logger.info(f"{key}: {problem or 'ready'}", extra={"backend": key, "dir": str(root / key)})
             if problem is not None:
                 missing.append(key)

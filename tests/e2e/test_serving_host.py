@@ -41,3 +41,21 @@ def test_the_serving_code_and_cli_import_without_them(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_the_ray_engine_without_ray_says_which_extra_brings_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from features.engine_ray import require_ray
+    from features.errors import InputError
+
+    real_import = builtins.__import__
+
+    def without_ray(name: str, *args: object, **kwargs: object) -> object:
+        if name == "ray" or name.startswith("ray."):
+            raise ModuleNotFoundError("No module named 'ray'", name="ray")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", without_ray)
+    with pytest.raises(InputError, match=r"the 'ray' extra: pip install 'audiencefit\[ray\]'"):
+        require_ray()
