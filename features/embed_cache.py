@@ -131,10 +131,12 @@ class EmbeddingCache:
     def _read_keys(self, path: Path) -> npt.NDArray[np.bytes_] | None:
         """The keys of one shard, or None (with a warning) when the shard is unreadable or not ours."""
         try:
-            schema = pq.read_schema(path)
-            problem = self._schema_problem(schema)
-            if problem is None:
-                column = pq.read_table(path, columns=["key"]).column("key").combine_chunks()
+            # One file read as one file: pq.read_table goes through dataset discovery, ~8x slower per shard.
+            with pq.ParquetFile(path) as shard:
+                problem = self._schema_problem(shard.schema_arrow)
+                keys = shard.read(columns=["key"]) if problem is None else None
+            if keys is not None:
+                column = keys.column("key").combine_chunks()
                 if column.null_count:
                     problem = "null keys"
                 else:
@@ -198,7 +200,9 @@ class EmbeddingCache:
     def _read_vectors(self, path: Path) -> npt.NDArray[np.float32] | None:
         """All vectors of one shard (memory-mapped), or None if the shard became unreadable."""
         try:
-            table = pq.read_table(path, columns=["vector"], memory_map=True)
+            # Every lookup that hits the shard reads it: as one file (see _read_keys), not as a dataset.
+            with pq.ParquetFile(path, memory_map=True) as shard:
+                table = shard.read(columns=["vector"])
             column = table.column("vector").combine_chunks()
             if column.null_count:
                 raise ValueError("null vectors")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,6 +23,10 @@ if "AUDIENCEFIT_FOREST_CACHE" not in os.environ:
     import tempfile
 
     os.environ["AUDIENCEFIT_FOREST_CACHE"] = tempfile.mkdtemp(prefix="audiencefit-test-forests-")
+
+_SETTINGS_PREFIXES = ("AUDIENCEFIT_", "MLFLOW_")
+_SESSION_SETTINGS_ENV = {k: v for k, v in os.environ.items() if k.startswith(_SETTINGS_PREFIXES)}
+"""The settings' variables as the session started (with the defaults above), before any test set its own."""
 
 SMALL_WORLD_CREATORS = 150
 SMALL_WORLD_SEED = 11
@@ -116,6 +121,35 @@ def small_features(small_world: Path, tmp_path_factory: pytest.TempPathFactory) 
     build_feature_set(small_world, out, settings=settings, embedder=HashingEmbedder())
     build_and_save(load_feature_set(out), settings)
     return out
+
+
+@pytest.fixture(scope="session")
+def small_training(
+    small_world: Path, small_features: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[int], Any]:
+    """``training.train.train_models`` on the small world with the default settings but the seed given: trained once
+    per seed for the session (a few seconds each), e.g. ``small_training(7)``. Read-only: a test logs the result to a
+    store of its own (``training.tracking.log_training(result, its_settings)``)."""
+    from audiencefit.settings import Settings
+    from training.train import train_models
+
+    root = tmp_path_factory.mktemp("small-training")
+    trained: dict[int, Any] = {}
+
+    def train(seed: int) -> Any:
+        if seed not in trained:
+            with pytest.MonkeyPatch.context() as mp:  # the session's settings, whatever the test asking first set
+                for name in [n for n in os.environ if n.startswith(_SETTINGS_PREFIXES)]:
+                    mp.delenv(name)
+                for name, value in _SESSION_SETTINGS_ENV.items():
+                    mp.setenv(name, value)
+                settings = Settings(data_dir=root / "data", seed=seed)
+                trained[seed] = train_models(
+                    small_world, small_features, settings, out_dir=root / f"bundle-seed-{seed}", progress=False
+                )
+        return trained[seed]
+
+    return train
 
 
 MODEL_WORLD_CREATORS = 600

@@ -21,9 +21,14 @@ from tests.e2e.test_hot_swap import BODY, _bundle_id, _corrupt_copy
 from tests.processes import until
 
 
-@pytest.fixture()
-def two_workers(tmp_path: Path, small_features: Path, bundles) -> Iterator[str]:
-    with running_serve(tmp_path, small_features, bundles[0], workers=2, env=serve_env(tmp_path)) as server:
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory, small_features: Path, bundles) -> Iterator[str]:
+    """One service for the module's three tests (a start takes seconds), in the file's order: what each leaves is
+    what the next may find. The first reloads the second bundle (both workers then serve it); the second counts
+    routes the first never asks (/docs, /openapi.json, a 401, a 404); the last kills a worker and checks only what
+    it adds to the counts."""
+    tmp = tmp_path_factory.mktemp("two-workers")
+    with running_serve(tmp, small_features, bundles[0], workers=2, env=serve_env(tmp)) as server:
         yield server.base
 
 

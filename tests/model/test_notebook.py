@@ -74,21 +74,26 @@ def test_notebooks_are_percent_format_without_outputs() -> None:
 
 
 def test_inspect_runs_in_a_kernel_and_explains_compares_and_checks_outcomes(
-    project: Path, kernel: Path, small_world: Path, small_features: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path,
+    kernel: Path,
+    small_world: Path,
+    small_features: Path,
+    small_training,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from audiencefit.settings import Settings
     from training import promote as promotion
     from training.tracking import log_training
-    from training.train import train_models
 
-    # A champion (v1) and a different challenger (v2, another seed), as two retrains leave them.
+    # A champion (v1) and a different challenger (v2, another seed), as two retrains leave them (the session's
+    # trainings of the small world, logged to this project's store).
     data = project / "inspect-data"
     data.mkdir()
     (data / "demo").symlink_to(small_world, target_is_directory=True)
     (data / "features").symlink_to(small_features, target_is_directory=True)
     for seed in (7, 8):
         settings = Settings(data_dir=data, seed=seed, served_eval_candidates=0)
-        log_training(train_models(small_world, small_features, settings, progress=False), settings)
+        log_training(small_training(seed), settings)
         if seed == 7:
             assert promotion.promote(settings).promoted
 

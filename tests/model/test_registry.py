@@ -1,7 +1,8 @@
 """MLflow tracking, registry aliases, champion/challenger promotion and bundle resolution, on a temporary store.
 
-One model is trained on the session's small world (hashing embedder) and shared by the module; promotion tests
-register the same bundle again as a second version, which cannot beat the first on the same rows.
+One model trained on the session's small world (hashing embedder, tests/conftest.py ``small_training``) is shared
+by the module; promotion tests register the same bundle again as a second version, which cannot beat the first on
+the same rows.
 """
 
 from __future__ import annotations
@@ -40,10 +41,9 @@ def settings(store: Path):
 
 
 @pytest.fixture(scope="module")
-def trained(small_world: Path, small_features: Path, settings, store: Path):
-    from training.train import train_models
-
-    return train_models(small_world, small_features, settings, out_dir=store / "bundle", progress=False)
+def trained(small_training, settings):
+    """The session's training of the small world with these settings' seed (the default, 7)."""
+    return small_training(settings.seed)
 
 
 @pytest.fixture(scope="module")
@@ -398,19 +398,18 @@ def test_service_serves_and_reloads_the_champion_from_the_registry(tracked, sett
 
 
 def test_registry_cache_tells_two_tracking_stores_apart(
-    tracked, trained, settings, store: Path, small_world: Path, small_features: Path, monkeypatch
+    tracked, trained, settings, store: Path, small_training, monkeypatch
 ) -> None:
     """Version numbers restart in every tracking store: the same data directory used with another store (a fresh
     mlflow.db, a simulation's) must not serve the first store's cached v1 for the second store's v1."""
     from models.bundle import load_bundle
     from models.registry import resolve_bundle
     from training.tracking import log_training
-    from training.train import train_models
 
     first = resolve_bundle("models:/audiencefit/1", settings=settings)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'other-mlflow.db'}")
-    other = settings.model_copy(update={"seed": 1})
-    retrained = train_models(small_world, small_features, other, out_dir=store / "other-bundle", progress=False)
+    other = settings.model_copy(update={"seed": 8})
+    retrained = small_training(other.seed)  # the same data, another seed: another bundle
     assert retrained.bundle_meta["bundle_id"] != trained.bundle_meta["bundle_id"]
     assert log_training(retrained, other).model_version == "1"
     second = resolve_bundle("models:/audiencefit/1", settings=other)
