@@ -31,7 +31,7 @@ from features.embed import Embedder
 from features.errors import InputError
 from features.featureset import FeatureSet, load_feature_set
 from models.query import Segment, embed_segments
-from training.category_eval import CONDITIONS, markdown, paired_differences, score_content
+from training.category_eval import CONDITIONS, add_query_models_option, markdown, paired_differences, score_content
 from training.retrieval_eval import ScoreFn, load_world_queries, ndcg_at, recall_at, score_audience
 
 METHODS: dict[str, ScoreFn] = {"audience fit (audiencefit)": score_audience, "content similarity": score_content}
@@ -132,13 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--features", type=Path, nargs="+", required=True, help="Feature set(s) of that world, one per backend."
     )
-    parser.add_argument(
-        "--query-models",
-        nargs="+",
-        choices=["int8", "fp32"],
-        help="Evaluate each feature set once per query transformer (minilm-aligned's query_model setting); "
-        "default: the setting's only.",
-    )
+    add_query_models_option(parser)
     args = parser.parse_args(argv)
     from models.query import query_variants
 

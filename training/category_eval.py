@@ -188,6 +188,17 @@ def markdown(table: pl.DataFrame) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def add_query_models_option(parser: argparse.ArgumentParser) -> None:
+    """``--query-models``: evaluate each feature set once per query transformer (this module's and backend_eval's)."""
+    parser.add_argument(
+        "--query-models",
+        nargs="+",
+        choices=["int8", "fp32"],
+        help="Evaluate each feature set once per query transformer (minilm-aligned's query_model setting); "
+        "default: the setting's only.",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -203,13 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=50, help="Cut-off of NDCG@k and precision@k (default 50).")
     parser.add_argument("--by-language", action="store_true", help="Also break the means down by brief language.")
     parser.add_argument("--json", type=Path, default=None, help="Also write every per-brief row to this JSON file.")
-    parser.add_argument(
-        "--query-models",
-        nargs="+",
-        choices=["int8", "fp32"],
-        help="Evaluate each feature set once per query transformer (minilm-aligned's query_model setting); "
-        "default: the setting's only.",
-    )
+    add_query_models_option(parser)
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error("--k must be at least 1")
