@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+
+from tests.hashing_embedder import HashingEmbedder
+from tests.hashing_embedder import register as _register_hashing_backend
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -30,40 +30,6 @@ _SESSION_SETTINGS_ENV = {k: v for k, v in os.environ.items() if k.startswith(_SE
 
 SMALL_WORLD_CREATORS = 150
 SMALL_WORLD_SEED = 11
-
-
-class HashingEmbedder:
-    """A fast deterministic stand-in for the transformer: bag of hashed words, L2-normalised.
-
-    Used where a test checks pipeline logic (caching, point in time, atomic writes), not embedding quality.
-    Counts how many texts it embedded so tests can assert cache hits.
-    """
-
-    id = "test-hashing/v1"
-    backend = "test-hashing"
-    dim = 64
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.texts_embedded = 0
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        self.texts_embedded += len(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
-                out[i, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
-
-
-def _register_hashing_backend() -> None:
-    from features.embed import register_embedder
-
-    register_embedder(HashingEmbedder.backend, HashingEmbedder)
-
 
 _register_hashing_backend()
 
