@@ -200,14 +200,27 @@ def _minilm_vocabulary() -> list[str]:
     except ImportError:
         from audiencefit.settings import get_settings
 
-        models = Path(get_settings().data_dir) / "models"
-        for path in sorted(models.glob("minilm-onnx-*/tokenizer.json")):
-            vocab = json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"]
-            if isinstance(vocab, dict) and vocab:
-                return sorted(vocab, key=lambda token: int(vocab[token]))
-        raise
+        found = sorted((Path(get_settings().data_dir) / "models").glob("minilm-onnx-*/tokenizer.json"))
+        if not found:
+            raise
+        return _vocabulary_of(found[0])
     with (Path(get_model_path()) / "vocab.txt").open(encoding="utf-8") as handle:
         return [line.strip() for line in handle]
+
+
+def _vocabulary_of(tokenizer_file: Path) -> list[str]:
+    """The tokens of a WordPiece ``tokenizer.json`` in id order; ``ValueError`` naming the file when it is not one
+    (a stored artifact: read as untrusted)."""
+    try:
+        vocab = json.loads(tokenizer_file.read_text(encoding="utf-8"))["model"]["vocab"]
+    except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{tokenizer_file}: not a tokenizer with a model.vocab table ({exc!r})") from None
+    if not isinstance(vocab, dict) or not vocab:
+        raise ValueError(f"{tokenizer_file}: model.vocab is not a non-empty token → id table")
+    ids = list(vocab.values())
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids) or sorted(ids) != list(range(len(ids))):
+        raise ValueError(f"{tokenizer_file}: model.vocab ids are not 0..{len(ids) - 1}, each once")
+    return sorted(vocab, key=vocab.__getitem__)
 
 
 @cache

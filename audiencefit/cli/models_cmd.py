@@ -20,7 +20,7 @@ from features.errors import InputError
 logger = logging.getLogger("audiencefit.cli")
 
 
-def build_order(keys: list[str], query_model: str = "int8") -> list[str]:
+def build_order(keys: list[str], query_model: str) -> list[str]:
     """``keys`` and every artifact they are built from, each once, dependencies first; an aligned backend also
     needs the transformer that embeds its queries (the ``query_model`` setting), after it."""
     from features.embed_backends import QUERY_MODELS, SPECS
@@ -80,9 +80,8 @@ def build(
     from features.embed_backends.artifacts import (
         ArtifactError,
         backend_id,
-        built_source_sha256,
         check_artifacts,
-        installed_source_sha256,
+        expected_source,
         models_dir,
     )
     from features.embed_backends.build_report import BuildReporter, LogReporter, RichReporter, default_reporter
@@ -108,14 +107,13 @@ def build(
     root = models_dir(settings)
     if check:
         missing = []
+        try:
+            source, _ = expected_source(root)
+            unusable: str | None = None
+        except ArtifactError as exc:  # no package and nothing copied: every artifact is missing for that reason
+            source, unusable = "", str(exc)
         for key in order:
-            source = installed_source_sha256()
-            try:
-                expected = backend_id(key, source if source is not None else built_source_sha256(root))
-            except ArtifactError as exc:
-                problem: str | None = str(exc)
-            else:
-                problem = check_artifacts(root / key, expected)
+            problem = unusable or check_artifacts(root / key, backend_id(key, source))
             logger.info(f"{key}: {problem or 'ready'}", extra={"backend": key, "dir": str(root / key)})
             if problem is not None:
                 missing.append(key)

