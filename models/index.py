@@ -169,8 +169,18 @@ class VectorIndex:
         if codec is not None and not refine:
             scores = codec.similarities(scores, queries)
         if allowed is not None and (rows < 0).any():
-            # The approximate search visited too few allowed rows: score them all exactly.
-            return _exact_subset(self.vectors, queries, k_eff, np.flatnonzero(allowed))
+            # The approximate search visited too few allowed rows for some queries: those are scored exactly over
+            # every allowed row, the others keep their search (each query's answer depends on that query alone, so
+            # a segment finds the same creators whichever segments share its request).
+            short = (rows < 0).any(axis=1)
+            alone = _exact_subset(self.vectors, queries[short], k_eff, np.flatnonzero(allowed))
+            if short.all():
+                return alone
+            out_scores = np.empty((len(queries), k_eff), dtype=np.float32)
+            out_rows = np.empty((len(queries), k_eff), dtype=np.int64)
+            out_scores[short], out_rows[short] = alone
+            out_scores[~short], out_rows[~short] = self.search(queries[~short], k, allowed, exact_scores=exact_scores)
+            return out_scores, out_rows
         rows = rows.astype(np.int64)
         if refine:
             exact, order = _rescore(self.vectors, queries, rows)

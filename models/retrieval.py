@@ -7,6 +7,7 @@ that belongs to each segment, and one combined fit (segment weights, and target 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -32,6 +33,9 @@ from models.query import (
 )
 
 MASKS_REMEMBERED = 256  # distinct filter sets whose row masks a search keeps (n bytes each)
+# Segments whose index search a search keeps (rows found for one segment vector, filter set and depth: 8 bytes a row,
+# ~6 KB for the API's 800 per segment): marketers re-run saved segments, in new combinations.
+SEGMENT_SEARCHES_REMEMBERED = 2048
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class AudienceSearch:
         # least recently used out) instead of being computed again over every creator.
         self._masks: OrderedDict[Filters, np.ndarray] = OrderedDict()
         self._masks_lock = threading.Lock()
+        self._found: OrderedDict[tuple[bytes, Filters, int], np.ndarray] = OrderedDict()
+        self._found_lock = threading.Lock()
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """``allowed_mask(fs, filters)`` for validated filters, remembered (the same array for the same filters)."""
@@ -98,6 +104,26 @@ class AudienceSearch:
             while len(self._masks) > MASKS_REMEMBERED:
                 self._masks.popitem(last=False)
         return mask
+
+    def segment_rows(self, vector: np.ndarray, filters: Filters, allowed: np.ndarray, k: int) -> np.ndarray:
+        """The rows the audience index finds for one segment vector among the ``allowed`` rows of ``filters``
+        (read-only; remembered, least recently used out: a segment's answer depends on that segment alone)."""
+        vec = np.ascontiguousarray(vector, dtype=np.float32)
+        key = (hashlib.blake2b(vec.tobytes(), digest_size=16).digest(), filters, k)
+        with self._found_lock:
+            known = self._found.get(key)
+            if known is not None:
+                self._found.move_to_end(key)
+                return known
+        # Only the rows are used: the search scores the union again, for every segment.
+        _, found = self.audience.search(vec[None, :], k, allowed, exact_scores=False)
+        rows = np.asarray(found[0])
+        rows.setflags(write=False)
+        with self._found_lock:
+            self._found[key] = rows
+            while len(self._found) > SEGMENT_SEARCHES_REMEMBERED:
+                self._found.popitem(last=False)
+        return rows
 
     def search(
         self,
@@ -117,8 +143,7 @@ class AudienceSearch:
         if not allowed.any():
             return self._empty(segs, seg_vecs, describe_empty(self.fs, flt))
         per_segment = candidates_per_segment or max(4 * k, 200)
-        # Only the rows are used: they are scored again just below, for every segment.
-        _, found = self.audience.search(seg_vecs, per_segment, allowed, exact_scores=False)
+        found = np.concatenate([self.segment_rows(v, flt, allowed, per_segment) for v in seg_vecs])
         union = np.unique(found[found >= 0])
         query = BrandQuery(segs, seg_vecs)
         weights = np.array([s.weight for s in segs], dtype=np.float32)

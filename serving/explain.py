@@ -12,13 +12,15 @@ interests of a creator without a follower sample are estimated from the creator'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
 from features.featureset import FeatureSet
 from features.topic_terms import topic_terms
-from models.pair_features import segment_cluster_membership
+from models.pair_features import IdentityCache, segment_cluster_membership
 from models.scoring import FIT_DIGITS
 from serving.captions import CaptionStore
 from serving.schemas import Explanation, Topic
@@ -77,18 +79,29 @@ def fit_strength(fit: float) -> str:
     return "weak"
 
 
-def cluster_terms(fs: FeatureSet) -> dict[int, list[str]]:
+_CLUSTER_TERMS: IdentityCache[Mapping[int, tuple[str, ...]]] = IdentityCache()
+
+
+def cluster_terms(fs: FeatureSet) -> Mapping[int, tuple[str, ...]]:
     """cluster_id → its top terms (at most 4), from the feature set's cluster table, without stop words (feature
-    sets labelled before ``features.topic_terms`` filtered them still name clusters by "since" or "cada")."""
-    table = fs.clusters
-    return {
-        int(cid): topic_terms(str(t) for t in (terms or []))[:4]
-        for cid, terms in zip(table["cluster_id"].to_list(), table["top_terms"].to_list(), strict=True)
-    }
+    sets labelled before ``features.topic_terms`` filtered them still name clusters by "since" or "cada").
+
+    Read-only and computed once per loaded feature set (every request's explanations read it)."""
+
+    def make() -> Mapping[int, tuple[str, ...]]:
+        table = fs.clusters
+        return MappingProxyType(
+            {
+                int(cid): tuple(topic_terms(str(t) for t in (terms or []))[:4])
+                for cid, terms in zip(table["cluster_id"].to_list(), table["top_terms"].to_list(), strict=True)
+            }
+        )
+
+    return _CLUSTER_TERMS.get(fs, make)
 
 
 def top_topics(
-    fs: FeatureSet, row: int, names: dict[int, list[str]], membership: np.ndarray | None, n: int = MAX_TOPICS
+    fs: FeatureSet, row: int, names: Mapping[int, tuple[str, ...]], membership: np.ndarray | None, n: int = MAX_TOPICS
 ) -> list[Topic]:
     """The creator's main audience interest clusters; weighted by ``membership`` (one segment's row of
     :func:`segment_cluster_membership`) when given, else by audience share alone."""
@@ -104,7 +117,7 @@ def top_topics(
         topics.append(
             Topic(
                 cluster_id=int(k),
-                terms=names.get(int(k), []),
+                terms=list(names.get(int(k), ())),
                 audience_share=round(float(dist[k]), FIT_DIGITS),
                 relevance=None if membership is None else round(float(membership[k]), FIT_DIGITS),
             )
@@ -117,7 +130,7 @@ class Explainer:
     """Builds explanations for one request: the segments' cluster memberships are computed once."""
 
     fs: FeatureSet
-    names: dict[int, list[str]]
+    names: Mapping[int, tuple[str, ...]]
     segment_labels: list[str]
     segment_texts: list[str]
     membership: np.ndarray  # (n_segments, n_clusters)
@@ -128,7 +141,7 @@ class Explainer:
     def for_request(
         cls,
         fs: FeatureSet,
-        names: dict[int, list[str]],
+        names: Mapping[int, tuple[str, ...]],
         labels: list[str],
         texts: list[str],
         segment_vectors: np.ndarray,

@@ -221,3 +221,28 @@ def test_an_ivf_build_trains_and_assigns_with_one_faiss_thread(data, encoding, m
         faiss.omp_set_num_threads(before)
     assert any(name.endswith(".train") for name, _ in seen)
     assert {threads for _, threads in seen} == {1}, seen
+
+
+def test_each_query_is_answered_as_if_alone_when_others_come_back_short(data, monkeypatch):
+    """A narrow filter leaves some queries short (scored exactly over the allowed rows) and not others: each
+    query's rows are those it gets on its own, whichever queries share its call (the API remembers segments)."""
+    import models.index as index_module
+
+    vectors, queries = data
+    idx = make_index(vectors, index_type="ivf", ivf_nprobe=1)
+    allowed = np.zeros(len(vectors), dtype=bool)
+    allowed[np.random.default_rng(5).choice(len(vectors), 2_000, replace=False)] = True
+    monkeypatch.setattr("models.index.EXACT_SUBSET_MAX", 100)
+    exact_queries: list[int] = []
+    real = index_module._exact_subset
+
+    def counted(vecs, qs, k, rows):
+        exact_queries.append(len(qs))
+        return real(vecs, qs, k, rows)
+
+    monkeypatch.setattr(index_module, "_exact_subset", counted)
+    _, together = idx.search(queries, 10, allowed, exact_scores=False)
+    assert 0 < exact_queries[0] < len(queries)  # a mix: some short, some answered by the index
+    alone = np.vstack([idx.search(q[None, :], 10, allowed, exact_scores=False)[1] for q in queries])
+    np.testing.assert_array_equal(together, alone)
+    assert allowed[together].all()

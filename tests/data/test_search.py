@@ -164,3 +164,28 @@ def test_filter_masks_are_remembered_read_only_and_equal_a_fresh_mask(searcher):
     assert searcher.allowed(narrow).sum() < first.sum()
     with pytest.raises(ValueError):
         first[0] = not first[0]  # callers cannot change what later requests read
+
+
+def test_a_segment_finds_the_same_creators_whichever_searches_came_before(small_features, searcher):
+    """Segments' index searches are remembered: a fresh searcher and one that saw the segments in other
+    combinations (and other filters) give the same answer, and a repeated segment is not searched again."""
+    fs = load_feature_set(small_features)
+    directory = default_index_dir(fs)
+    fresh = AudienceSearch(
+        fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), query_embedder(fs)
+    )
+    other = Segment("home cooks sharing weeknight vegetarian recipes")
+    searcher.search([SKIN], k=20)
+    searcher.search([other, RUNNING], Filters(min_followers=2_000), k=20)
+    searcher.search([RUNNING, other], k=20)
+    warm, cold = searcher.search([RUNNING, SKIN], k=20), fresh.search([RUNNING, SKIN], k=20)
+    assert warm.creator_ids == cold.creator_ids
+    np.testing.assert_array_equal(warm.fit, cold.fit)
+    calls = []
+    real = searcher.audience.search
+    searcher.audience.search = lambda *a, **kw: calls.append(1) or real(*a, **kw)  # type: ignore[method-assign]
+    try:
+        again = searcher.search([SKIN, RUNNING], k=20)
+    finally:
+        del searcher.audience.search
+    assert calls == [] and set(again.creator_ids) == set(warm.creator_ids)

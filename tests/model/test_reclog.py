@@ -142,3 +142,26 @@ def test_propensity_outside_zero_one_is_refused() -> None:
     bad = ShownCreator(1, "c", "s", 1.0, None, None, None, propensity=0.0)
     with pytest.raises(ValueError, match="propensity"):
         Shown("r", "t", "recommendation", [], "conversions", "b", "m", "f", 1, creators=[bad])
+
+
+def test_records_arriving_together_share_a_transaction_and_flush_ends_the_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: list[int] = []
+    real = reclog.write_now
+
+    def counted(engine: sa.Engine, records: list[Shown]) -> None:
+        sizes.append(len(records))
+        real(engine, records)
+
+    monkeypatch.setattr(reclog, "write_now", counted)
+    log = RecommendationLog(f"sqlite:///{tmp_path / 'log.db'}", linger=5.0)
+    for i in range(5):
+        assert log.submit(_record(f"r{i}"))
+    started = time.perf_counter()
+    assert log.flush(4)
+    assert time.perf_counter() - started < 2.0  # the flush did not wait out the 5 s linger
+    assert sizes == [5] and log.counts()["written"] == 5
+    log.close()
+    with pytest.raises(ValueError, match="linger"):
+        RecommendationLog(f"sqlite:///{tmp_path / 'other.db'}", linger=-1)
