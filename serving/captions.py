@@ -71,6 +71,10 @@ _SUFFIXES = ("ing", "ies", "ers", "es", "er", "ed", "s")
 _STEM_CHARS = 6
 
 
+WORDS_REMEMBERED = 1 << 16  # distinct words whose stem and folded form are kept (captions repeat their words)
+
+
+@lru_cache(maxsize=WORDS_REMEMBERED)
 def stem(word: str) -> str:
     """A light, language-neutral stem: accents off, one common English ending off (when 4+ letters remain), then
     the first 6 letters (students → studen, studying → study, meals → meal, universidad/university → univer)."""
@@ -82,6 +86,7 @@ def stem(word: str) -> str:
     return folded[:_STEM_CHARS]
 
 
+@lru_cache(maxsize=WORDS_REMEMBERED)
 def _fold(word: str) -> str:
     """Lower case without accents (étudiant → etudiant)."""
     if word.isascii():  # most words: nothing to decompose (and no ASCII character is a combining mark)
@@ -138,7 +143,11 @@ def tidy_caption(caption: str) -> str:
 def quote(caption: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str:
     """``caption`` tidied (:func:`tidy_caption`) and shortened to about ``limit`` characters around its first word
     (or hashtag) whose stem is in ``target``; the start when none is. Cuts are marked with '…'."""
-    text = tidy_caption(caption)
+    return cut(tidy_caption(caption), target, limit)
+
+
+def cut(text: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str:
+    """A tidied caption (:func:`tidy_caption`) shortened as :func:`quote` does."""
     if len(text) <= limit:
         return text
     start = 0
@@ -247,7 +256,9 @@ class CaptionStore:
         self._quotes_lock = threading.Lock()
 
     def _stems_of(self, creator_id: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        return tuple((caption, _sorted_stems(caption)) for caption in self._captions.get(creator_id))
+        """(the caption tidied, its stems) for each of the creator's captions, newest first: what quoting reads of
+        a creator whatever the segment (a quote is :func:`cut` of the tidied caption, as :func:`quote` makes it)."""
+        return tuple((tidy_caption(caption), _sorted_stems(caption)) for caption in self._captions.get(creator_id))
 
     @classmethod
     def from_data_dir(
@@ -327,15 +338,15 @@ class CaptionStore:
         target = frozenset(self._segment_stems(segment_text))
         similarity = self._similarity(creator_id, segment_vector)
         scored = []
-        for age, (caption, caption_stems) in enumerate(self._caption_stems(creator_id)):
+        for age, (tidied, caption_stems) in enumerate(self._caption_stems(creator_id)):
             overlap = len(target.intersection(caption_stems))
             close = similarity is not None and similarity[age] >= MIN_SIMILARITY
             if overlap or close:
                 score = OVERLAP_BONUS * overlap + (float(similarity[age]) if similarity is not None else 0.0)
-                scored.append((-score, -overlap, age, caption))
+                scored.append((-score, -overlap, age, tidied))
         out: list[str] = []
-        for _, _, _, caption in sorted(scored):
-            text = quote(caption, target)
+        for _, _, _, tidied in sorted(scored):
+            text = cut(tidied, target)
             if text:  # a caption of filler only quotes as nothing
                 out.append(text)
                 if len(out) == n:  # tidying and cutting is most of a quote's cost: only the n shown are made
