@@ -186,10 +186,13 @@ def top_creators(
     pairs = (order[:, None] * n_seg + np.arange(n_seg)).reshape(-1)
     scores = unique_scores.take(inverse[pairs[::n_seg]])
     scored = _scored(view, models, query, chosen, feats[pairs], scores, conv.reshape(-1)[pairs])
-    scored = scored.with_columns(
-        row=pl.Series(chosen, dtype=pl.Int64),
-        propensity=pl.Series(selection.propensity, dtype=pl.Float64),
-        explored=pl.Series(selection.explored, dtype=pl.Boolean),
+    # hstack, not with_columns: eager (with_columns plans and collects a lazy query, ~0.5 ms a request)
+    scored = scored.hstack(
+        [
+            pl.Series("row", chosen, dtype=pl.Int64),
+            pl.Series("propensity", selection.propensity, dtype=pl.Float64),
+            pl.Series("explored", selection.explored, dtype=pl.Boolean),
+        ]
     )
     pool = selection.pool_propensity if selection.slots else None
     return Top(scored, mentioning, int(keep.sum()), pool)
