@@ -185,7 +185,6 @@ def write_now(engine: sa.Engine, records: Sequence[Shown]) -> None:
 
 
 LINGER_S = 0.1  # how long the writer waits for more records before a transaction (at most batch records each)
-_FLUSH = object()  # queued by flush(): the writer writes what it has gathered without waiting out the linger
 FAILURE_LOG_INTERVAL_S = 60.0  # a failing database is logged at most this often (with the counts so far)
 
 
@@ -206,7 +205,8 @@ class RecommendationLog:
         self.url = url
         self._engine = make_engine(url)
         self.backend = self._engine.dialect.name  # "sqlite", "postgresql", …: shown instead of the URL
-        self._queue: queue.Queue[Shown | object | None] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[Shown | None] = queue.Queue(maxsize=queue_size)
+        self._wake = threading.Event()  # set by flush and close: the writer stops lingering
         self._batch = batch
         self._linger = linger
         self._lock = threading.Lock()
@@ -241,32 +241,30 @@ class RecommendationLog:
     def _run(self) -> None:
         while True:
             first = self._queue.get()
-            if first is None:
-                self._queue.task_done()
-                return
             batch: list[Shown] = []
             taken = 1
             stop = first is None
-            if isinstance(first, Shown):
+            if first is not None:
                 batch.append(first)
-                # Linger: records that arrive within ``linger`` join this transaction. At the API's rates a batch
-                # is otherwise a single record, and a transaction per request costs ~3× the CPU per record of one
-                # per 50 (writer thread and requests share a process). A flush or close ends the wait at once.
-                deadline = time.monotonic() + self._linger
+                # Linger: records that arrive meanwhile join this transaction. At the API's rates a batch would
+                # otherwise be a single record, and a transaction per request costs ~3× the CPU per record of one
+                # per 50 (the writer shares the process with the requests). The writer waits on an event, not on
+                # the queue, so a request's submit wakes nobody; flush and close end the wait at once.
+                if self._linger > 0 and self._queue.qsize() < self._batch - 1:
+                    self._wake.wait(self._linger)
+                self._wake.clear()
                 while len(batch) < self._batch:
-                    wait = deadline - time.monotonic()
                     try:
-                        nxt = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                        nxt = self._queue.get_nowait()
                     except queue.Empty:
                         break
                     taken += 1
                     if nxt is None:
                         stop = True
                         break
-                    if not isinstance(nxt, Shown):  # a flush: write what is gathered now
-                        break
                     batch.append(nxt)
-            self._write(batch)
+            if batch:
+                self._write(batch)
             for _ in range(taken):
                 self._queue.task_done()
             if stop:
@@ -304,10 +302,8 @@ class RecommendationLog:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued record is written or dropped; False on timeout."""
         deadline = time.monotonic() + timeout
-        if not self._closed:
-            with contextlib.suppress(queue.Full):
-                self._queue.put(_FLUSH, timeout=timeout)  # ends the writer's linger
         while self._queue.unfinished_tasks:
+            self._wake.set()  # again each time: the writer clears it when it takes the next batch
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.005)
@@ -320,6 +316,7 @@ class RecommendationLog:
         self._closed = True
         with contextlib.suppress(queue.Full):
             self._queue.put(None, timeout=timeout)
+        self._wake.set()
         self._thread.join(timeout)
         self._engine.dispose()
 
