@@ -51,6 +51,7 @@ from features.compute import PartitionFeatures, cluster_table, compute_partition
 from features.dataset import Dataset
 from features.digests import DIGEST_SCHEME, update_state
 from features.embed import Embedder, backend_of, get_embedder
+from features.embed_backends import CARRIED_DIR, SPECS, carry_artifacts
 from features.embed_cache import EmbeddingCache
 from features.errors import InputError
 from features.export import format_instant
@@ -597,6 +598,10 @@ def build_from_partitions(
         )
         if carry is not None:
             manifest["update"] = carry.summary()
+        if backend in SPECS:
+            # The artifacts that embed this feature set's queries travel with it (issue 21): a serving host given
+            # the directory builds nothing. Not in "files": the feature set's id stays its data's.
+            manifest["embedding_artifacts"] = carry_artifacts(backend, settings, tmp / CARRIED_DIR)
         _write_manifest(tmp, manifest)
         replace_dir(tmp, out_dir)
     except BaseException:

@@ -190,6 +190,16 @@ def _strip_accents(word: str) -> str:
     return "".join(unicodedata.normalize("NFD", ch)[0] for ch in word)
 
 
+_CARRIED_TOKENIZERS: list[Path] = []  # tokenizer.json of ONNX artifacts a feature set carries (and a host loaded)
+
+
+def use_tokenizer_file(path: Path) -> None:
+    """Also read the vocabulary from ``path`` on a host without the packaged model: the ``tokenizer.json`` of an
+    artifact a feature set carries (``features.embed_backends``), for hosts with no ``<data_dir>/models``."""
+    if path not in _CARRIED_TOKENIZERS:
+        _CARRIED_TOKENIZERS.append(path)
+
+
 def _minilm_vocabulary() -> list[str]:
     """MiniLM's WordPiece vocabulary in id order: the packaged model's ``vocab.txt``, or, on a host without the
     package (a serving install without the 'train' extra), the same list from a built ONNX artifact's
@@ -201,6 +211,7 @@ def _minilm_vocabulary() -> list[str]:
         from audiencefit.settings import get_settings
 
         found = sorted((Path(get_settings().data_dir) / "models").glob("minilm-onnx-*/tokenizer.json"))
+        found += _CARRIED_TOKENIZERS
         if not found:
             raise
         return _vocabulary_of(found[0])

@@ -210,15 +210,27 @@ def query_embedder(fs: FeatureSet, query_model: str | None = None) -> Embedder:
     backend = fs.manifest.get("embedder_backend")
     if not backend:
         raise InputError(f"{fs.path}: the manifest does not say which embedder built it; rebuild the features")
+    from features.embed_backends import CARRIED_DIR, SPECS
+
+    # A feature set of a fast backend carries the artifacts its queries need (features build copies them): a serving
+    # host given the feature set uses those, checked, and needs no <data_dir>/models of its own.
+    carried = fs.path / CARRIED_DIR if str(backend) in SPECS and (fs.path / CARRIED_DIR).is_dir() else None
     if query_model is None:
-        embedder = get_embedder(str(backend))
+        if carried is None:
+            embedder = get_embedder(str(backend))
+        else:
+            from features.embed_backends import carried_embedder
+
+            embedder = carried_embedder(str(backend), carried)
     else:
         from audiencefit.settings import get_settings
         from features.embed_backends import QUERY_MODELS, load_embedder
 
         if query_model not in QUERY_MODELS:
             raise InputError(f"query model {query_model!r}: expected one of {sorted(QUERY_MODELS)}")
-        embedder = load_embedder(str(backend), get_settings().model_copy(update={"query_model": query_model}))
+        embedder = load_embedder(
+            str(backend), get_settings().model_copy(update={"query_model": query_model}), carried=carried
+        )
     if embedder.id != fs.embedder_id:
         raise InputError(
             f"{fs.path}: embedded with {fs.embedder_id!r}, but backend {backend!r} is now {embedder.id!r}; "

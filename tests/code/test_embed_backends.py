@@ -423,6 +423,59 @@ def test_a_host_without_the_packaged_model_serves_copied_artifacts_and_refuses_b
         ensure_artifacts("minilm-onnx-fp32", settings)
 
 
+def test_a_feature_set_carries_the_artifacts_its_queries_need_to_a_host_without_any(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``features build`` copies the artifacts that embed a feature set's queries into ``<fs>/embedding`` (issue
+    21): a serving host with no <data_dir>/models and no packaged model loads them from there, checked, with the
+    same vectors; a damaged carried file is refused by name and not used."""
+    from types import SimpleNamespace
+
+    from audiencefit.settings import Settings
+    from features.embed_backends import CARRIED_DIR, artifacts, carry_artifacts, query_artifact_keys
+    from models.query import query_embedder
+
+    key = SMALL_ALIGNED.key
+    fs_dir = tmp_path / "fs"
+    carried = carry_artifacts(key, built.settings, fs_dir / CARRIED_DIR)
+    keys = query_artifact_keys(key, built.settings.query_model)
+    assert sorted(carried) == sorted(keys) == sorted([key, "minilm-onnx-int8", SMALL_STATIC.key])
+    assert built.embedders[key].id.startswith(carried[key])  # the artifact id (the embedder adds its map revision)
+    host = Settings(data_dir=tmp_path / "serving-host")  # no models directory at all
+    monkeypatch.setattr(artifacts, "source_model_dir", _not_installed)
+    monkeypatch.setenv("AUDIENCEFIT_DATA_DIR", str(host.data_dir))
+    from audiencefit.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        fs: Any = SimpleNamespace(path=fs_dir, manifest={"embedder_backend": key}, embedder_id=built.embedders[key].id)
+        embedder = query_embedder(fs)
+        reference = built.embedders[key]
+        np.testing.assert_array_equal(embedder.embed([RUN_A, SKIN]), reference.embed([RUN_A, SKIN]))
+        from features.embed import for_queries
+
+        np.testing.assert_array_equal(for_queries(embedder).embed([RUN_B]), for_queries(reference).embed([RUN_B]))
+        assert query_embedder(fs) is embedder  # loaded once per process
+        assert not (tmp_path / "serving-host" / "models").exists()  # nothing built or copied on the host
+
+        onnx = fs_dir / CARRIED_DIR / "minilm-onnx-int8" / "model.onnx"
+        data = bytearray(onnx.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        onnx.unlink()  # a hard link to the built artifact: replace the file, do not change the shared one
+        onnx.write_bytes(bytes(data))
+        with (
+            caplog.at_level(logging.WARNING),
+            pytest.raises(
+                ArtifactError,
+                match=r"minilm-onnx-int8 \(carried by the feature set\): corrupted file model\.onnx.*train",
+            ),
+        ):
+            load_embedder(key, host, carried=fs_dir / CARRIED_DIR)
+        assert any("corrupted file model.onnx" in str(getattr(r, "problem", "")) for r in caplog.records)
+    finally:
+        get_settings.cache_clear()
+
+
 def test_without_the_packaged_model_the_hashtag_vocabulary_comes_from_an_artifact(
     built: Built, monkeypatch: pytest.MonkeyPatch
 ) -> None:
