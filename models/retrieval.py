@@ -67,6 +67,18 @@ class Candidates:
         )
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` of a 1-d integer array by sorting: numpy 2's hashing ``unique`` took ~290 µs for a
+    request's ~2,400 candidate rows, a sort and a comparison ~55."""
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 class AudienceSearch:
     """Retrieval over one feature set; holds the indexes and the embedder, loaded once."""
 
@@ -144,7 +156,7 @@ class AudienceSearch:
             return self._empty(segs, seg_vecs, describe_empty(self.fs, flt))
         per_segment = candidates_per_segment or max(4 * k, 200)
         found = np.concatenate([self.segment_rows(v, flt, allowed, per_segment) for v in seg_vecs])
-        union = np.unique(found[found >= 0])
+        union = sorted_unique(found[found >= 0])
         query = BrandQuery(segs, seg_vecs)
         weights = np.array([s.weight for s in segs], dtype=np.float32)
         # The k best of the union by an estimate of the combined fit, then their exact scores and order.

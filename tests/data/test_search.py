@@ -189,3 +189,12 @@ def test_a_segment_finds_the_same_creators_whichever_searches_came_before(small_
     finally:
         del searcher.audience.search
     assert calls == [] and set(again.creator_ids) == set(warm.creator_ids)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 50, 2_400])
+def test_sorted_unique_is_numpys_unique(n):
+    from models.retrieval import sorted_unique
+
+    values = np.random.default_rng(n).integers(0, max(n // 3, 1), n).astype(np.int64)
+    np.testing.assert_array_equal(sorted_unique(values), np.unique(values))
+    assert sorted_unique(values).dtype == np.int64
