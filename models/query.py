@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from features.embed import Embedder, embed_texts, for_queries, get_embedder
-from features.errors import InputError
-from features.featureset import FeatureSet
-from features.schemas import PLATFORMS
-from features.text import is_meaningful, prepare_text
+from audiencefit.features.embed import Embedder, embed_texts, for_queries, get_embedder
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet
+from audiencefit.features.schemas import PLATFORMS
+from audiencefit.features.text import is_meaningful, prepare_text
 
 DEFAULT_MIN_FOLLOWERS = 1_000
 DEFAULT_MAX_FOLLOWERS = 100_000
@@ -213,8 +213,8 @@ def query_embedder(fs: FeatureSet, query_model: str | None = None) -> Embedder:
     if query_model is None:
         embedder = get_embedder(str(backend))
     else:
+        from audiencefit.features.embed_backends import QUERY_MODELS, load_embedder
         from audiencefit.settings import get_settings
-        from features.embed_backends import QUERY_MODELS, load_embedder
 
         if query_model not in QUERY_MODELS:
             raise InputError(f"query model {query_model!r}: expected one of {sorted(QUERY_MODELS)}")

@@ -1,8 +1,8 @@
 """Faster embedding backends for all-MiniLM-L6-v2: onnxruntime fp32 / int8, a model2vec static model, a hybrid,
 and the aligned (asymmetric) default: stored texts static + aligned, queries int8.
 
-Each backend satisfies ``features.embed.Embedder`` (``id``, ``dim``, ``embed``). Its artifacts are built once,
-offline, from the packaged model into ``<data_dir>/models/<backend>/`` (see :mod:`.artifacts`); loading and
+Each backend satisfies ``audiencefit.features.embed.Embedder`` (``id``, ``dim``, ``embed``). Its artifacts are built
+once, offline, from the packaged model into ``<data_dir>/models/<backend>/`` (see :mod:`.artifacts`); loading and
 embedding never import torch. Register them with::
 
     for backend, factory in factories().items():
@@ -18,14 +18,20 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from features.embed_backends.artifacts import SPECS, ArtifactError, BackendSpec, backend_id, ensure_artifacts
+from audiencefit.features.embed_backends.artifacts import (
+    SPECS,
+    ArtifactError,
+    BackendSpec,
+    backend_id,
+    ensure_artifacts,
+)
 
 if TYPE_CHECKING:
+    from audiencefit.features.embed_backends.aligned import AlignedEmbedder
+    from audiencefit.features.embed_backends.hybrid import HybridEmbedder
+    from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+    from audiencefit.features.embed_backends.static import StaticEmbedder
     from audiencefit.settings import Settings
-    from features.embed_backends.aligned import AlignedEmbedder
-    from features.embed_backends.hybrid import HybridEmbedder
-    from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-    from features.embed_backends.static import StaticEmbedder
 
     FastEmbedder = OnnxMiniLMEmbedder | StaticEmbedder | HybridEmbedder | AlignedEmbedder
 
@@ -68,17 +74,17 @@ def load_embedder(
     threads = settings.embed_threads if threads is None else threads
     artifact_dir = ensure_artifacts(spec, settings, build=build)
     if spec.kind in ("onnx-fp32", "onnx-int8"):
-        from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+        from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
 
         return OnnxMiniLMEmbedder(artifact_dir, batch_size=batch, threads=threads)
     if spec.kind == "static":
-        from features.embed_backends.static import StaticEmbedder
+        from audiencefit.features.embed_backends.static import StaticEmbedder
 
         return StaticEmbedder(artifact_dir)
     if spec.kind == "hybrid":
-        from features.embed_backends.hybrid import HybridEmbedder
-        from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-        from features.embed_backends.static import StaticEmbedder
+        from audiencefit.features.embed_backends.hybrid import HybridEmbedder
+        from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+        from audiencefit.features.embed_backends.static import StaticEmbedder
 
         transformer_key, static_key = spec.depends
         transformer_dir = ensure_artifacts(transformer_key, settings, build=build)
@@ -86,9 +92,9 @@ def load_embedder(
         static = StaticEmbedder(ensure_artifacts(static_key, settings, build=build))
         return HybridEmbedder(artifact_dir, transformer, static)
     if spec.kind == "aligned":
-        from features.embed_backends.aligned import AlignedEmbedder
-        from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-        from features.embed_backends.static import INFO_FILE, StaticEmbedder
+        from audiencefit.features.embed_backends.aligned import AlignedEmbedder
+        from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+        from audiencefit.features.embed_backends.static import INFO_FILE, StaticEmbedder
 
         _, static_key = spec.depends
         # The map was fitted on the fp32 transformer (``depends``); queries go through the one the setting names.
@@ -104,5 +110,5 @@ def load_embedder(
 
 
 def factories() -> dict[str, Callable[[], FastEmbedder]]:
-    """``{backend key: zero-argument constructor}`` for ``features.embed.register_embedder``."""
+    """``{backend key: zero-argument constructor}`` for ``audiencefit.features.embed.register_embedder``."""
     return {key: partial(load_embedder, key) for key in SPECS}
