@@ -16,7 +16,8 @@ No loop, weighting or amount of campaign data can bring a model with these input
 population: they are a floor set by the features, the noise-free labels and the trees (a lower bound only for
 this model family; a better learner could go lower). Beside them, the served model's own error on the same rows.
 
-    python -m audiencefit.training.feature_ceiling --world DIR --features DIR --bundle DIR [--candidates 300] [--folds 5]
+    python -m audiencefit.training.feature_ceiling --world DIR --features DIR --bundle DIR [--candidates 300]
+        [--folds 5]
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ A loss counts only when it is larger than a campaign could show (``NOISE_Z`` sta
 of two plans' realised conversions, each a Poisson count; the creators both plans share cancel, see
 :func:`loses_beyond_noise`).
 
-    python -m audiencefit.training.plan_eval --world DIR --features DIR --bundle DIR [--budgets 300,1000,3000] [--out FILE]
-        [--oracle-noise 0,0.5,1,1.5 [--noise-seeds 8]]
+    python -m audiencefit.training.plan_eval --world DIR --features DIR --bundle DIR [--budgets 300,1000,3000]
+        [--out FILE] [--oracle-noise 0,0.5,1,1.5 [--noise-seeds 8]]
 
 ``--oracle-noise`` measures the floor of that count: the same plans made from the true conversions times
 log-normal noise of a given σ instead of the model's predictions, beside the model's own σ on the candidates.

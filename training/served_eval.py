@@ -16,7 +16,8 @@ segment each creator was matched to (``matched_segment``, the pair the forecast 
   drawn once with ``world_truth.draw_outcomes`` (fixed seed) starting at the world's export; outcomes the draw
   leaves untracked (as brands do) are left out.
 
-    python -m audiencefit.training.served_eval --world DIR --features DIR --bundle DIR [--candidates 300] [--seed N] [--out FILE]
+    python -m audiencefit.training.served_eval --world DIR --features DIR --bundle DIR [--candidates 300] [--seed N]
+        [--out FILE]
 """
 
 from __future__ import annotations

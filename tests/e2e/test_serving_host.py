@@ -33,7 +33,8 @@ def test_the_guard_of_test_servers_refuses_training_only_packages(tmp_path: Path
 
 def test_the_serving_code_and_cli_import_without_them(tmp_path: Path) -> None:
     code = (
-        "import audiencefit.cli, audiencefit.serving.app, audiencefit.serving.workers, audiencefit.serving.batch, audiencefit.serving.pipeline, audiencefit.models.registry; "
+        "import audiencefit.cli, audiencefit.serving.app, audiencefit.serving.workers, audiencefit.serving.batch; "
+        "import audiencefit.serving.pipeline, audiencefit.models.registry; "
         "import onnxruntime, faiss, lightgbm, mlflow; print('ok')"
     )
     proc = subprocess.run(

@@ -198,6 +198,41 @@ def test_pyfunc_model_serves_bundle_predictions(tracked, trained, settings) -> N
     expected = trained.models.predict(frame)
     np.testing.assert_allclose(served["conversions"].to_numpy(), expected["conversions"].to_numpy())
     assert set(expected.columns) <= set(served.columns)
+
+
+def test_a_version_logged_under_the_old_module_names_loads_as_a_pyfunc(tracked, trained, tmp_path) -> None:
+    # Versions logged before issue 21 keep a wrapper whose source imports the top-level ``models`` package, which
+    # is no longer installed: within ``legacy_module_names`` those names are audiencefit's modules.
+    import sys
+
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    import audiencefit.models.bundle
+    from audiencefit.legacy_names import legacy_module_names
+    from audiencefit.models.pair_features import FEATURE_COLUMNS
+
+    local = Path(mlflow.artifacts.download_artifacts(tracked.model_uri, dst_path=str(tmp_path)))
+    [wrapper] = [p for p in local.rglob("mlflow_model.py")]
+    logged = wrapper.read_text(encoding="utf-8")
+    old = logged.replace("from audiencefit.models", "from models")  # the wrapper as versions before it read
+    assert old.count("\nfrom models") == 2 and "audiencefit" not in old.split("class ")[0]
+    wrapper.write_text(old, encoding="utf-8")
+
+    def old_names() -> dict[str, object]:
+        return {name: module for name, module in sys.modules.items() if name.split(".")[0] == "models"}
+
+    before = old_names()
+    with legacy_module_names():
+        model = mlflow.pyfunc.load_model(str(local))
+    # The old names were audiencefit's modules themselves, and are gone again after the block.
+    assert isinstance(model.unwrap_python_model().bundle, audiencefit.models.bundle.Bundle)
+    assert old_names() == before
+    assert audiencefit.models.bundle.__spec__.name == "audiencefit.models.bundle"
+    frame = trained.split.test.select(FEATURE_COLUMNS).head(8)
+    served = model.predict(frame.to_pandas())
+    expected = trained.models.predict(frame)
+    np.testing.assert_allclose(served["conversions"].to_numpy(), expected["conversions"].to_numpy())
     # The optional quoted rate goes through MLflow's schema and replaces the model's price.
     quoted = frame.to_pandas().assign(rate_per_post=[250.0] + [float("nan")] * (frame.height - 1))
     priced = model.predict(quoted)
