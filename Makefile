@@ -68,7 +68,7 @@ lint: $(STAMP) ## ruff (lint + format check).
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP) ## mypy (strict).
-	$(VENV)/bin/mypy audiencefit features models training serving benchmarks
+	$(VENV)/bin/mypy audiencefit benchmarks
 
 unit: $(STAMP) ## The default test suite only.
 	$(VENV)/bin/pytest -q

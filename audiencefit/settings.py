@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
-from features.errors import AudiencefitError
+from audiencefit.features.errors import AudiencefitError
 
 DEV_FOLLOWER_SECRET = "audiencefit-development-only-secret"
 MIN_SECRET_CHARS = 16  # production: the follower-id secret and every API key
@@ -211,7 +211,7 @@ class Settings(BaseSettings):
         le=100_000,
         description="Concurrent connections (and requests) one server process takes; a request over it gets 503.",
     )
-    # -- H5: rate limits (serving.ratelimit; what one key can cost: docs/architecture.md)
+    # -- H5: rate limits (audiencefit.serving.ratelimit; what one key can cost: docs/architecture.md)
     rate_limit_enabled: bool = Field(
         True, description="Limit requests per API key (and per client address without a valid key): 429 past it."
     )
@@ -247,7 +247,7 @@ class Settings(BaseSettings):
         "follows whatever the loaded bundle was trained with.",
     )
 
-    # -- #18 H1: the error on the population the service ranks (training.served_eval)
+    # -- #18 H1: the error on the population the service ranks (audiencefit.training.served_eval)
     served_eval_candidates: int = Field(
         300,
         ge=0,

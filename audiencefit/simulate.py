@@ -2,18 +2,19 @@
 
 A round is what a team does between two trainings:
 
-1. **recommend** — the brands ask the service (``serving.app``, in process, serving ``models:/audiencefit@champion``
-   from the simulation's own MLflow store) for ``picks`` creators each, with their segments, description, handles
-   and hashtags, leaving out the creators they have contracted before; with ``exploration`` a share of each answer
-   is Thompson-sampled and its propensity recorded. The service writes what it showed to its recommendation log.
+1. **recommend** — the brands ask the service (``audiencefit.serving.app``, in process, serving
+   ``models:/audiencefit@champion`` from the simulation's own MLflow store) for ``picks`` creators each, with their
+   segments, description, handles and hashtags, leaving out the creators they have contracted before; with
+   ``exploration`` a share of each answer is Thompson-sampled and its propensity recorded. The service writes what it
+   showed to its recommendation log.
 2. **contract** — each brand contracts every creator it was shown, for the segment the creator was matched to.
-3. **outcomes** — each campaign's outcomes are drawn from the world's truth (``training.world_truth.draw_outcomes``,
-   the generator's own formula), dated in the weeks before the world's export, and appended to the world's
-   ``campaigns`` table with the answer's ``recommendation_id``.
-4. **retrain and promote** — ``training.train.train_models`` (with ``refit_all``: the time split puts the newest
-   campaigns, the loop's, in the test split; the served model is fitted again on every row after the held-out
-   evaluation), ``training.tracking.log_training`` and ``training.promote.promote`` (forced: the challenger's
-   held-out rows are ones the refitted champion was trained on, so the comparison is recorded, not obeyed).
+3. **outcomes** — each campaign's outcomes are drawn from the world's truth
+   (``audiencefit.training.world_truth.draw_outcomes``, the generator's own formula), dated in the weeks before the
+   world's export, and appended to the world's ``campaigns`` table with the answer's ``recommendation_id``.
+4. **retrain and promote** — ``audiencefit.training.train.train_models`` (with ``refit_all``: the time split puts the
+   newest campaigns, the loop's, in the test split; the served model is fitted again on every row after the held-out
+   evaluation), ``audiencefit.training.tracking.log_training`` and ``audiencefit.training.promote.promote`` (forced: the
+   challenger's held-out rows are ones the refitted champion was trained on, so the comparison is recorded, not obeyed).
    Training joins the campaigns to the log and weights them by 1/propensity, as it does for a real team.
 
 Every model (after 0, 1, …, N rounds of outcomes) is measured the same way and one row per model is printed,
@@ -28,15 +29,15 @@ written to ``<out>/rounds.csv`` and logged to MLflow (experiment ``audiencefit-s
 - ``true_conv_per_dollar`` / ``drawn_conv_per_dollar``: the same for the round's contracts (true expected, and
   realised where tracked). Each round leaves out everybody contracted before, so the pool thins round by round:
   these fall as the best creators are used up, whatever the model does.
-- ``served_*``: the model's error on the top candidates of every brand (``training.served_eval``).
+- ``served_*``: the model's error on the top candidates of every brand (``audiencefit.training.served_eval``).
 - ``plan_*``: the planner's losses beyond noise against top-k by predicted conversions and by followers
-  (``training.plan_eval``), the oracle's mean losses at the model's own σ on the same candidates, and the mean true
-  conversions of the planner's and top-k's plans per budget.
+  (``audiencefit.training.plan_eval``), the oracle's mean losses at the model's own σ on the same candidates, and the
+  mean true conversions of the planner's and top-k's plans per budget.
 
 The simulation writes under ``--out``: a copy of the world (its ``campaigns`` grows), its own MLflow store (a
 team's tracking server or store is never written to), the recommendation log and the bundles. The MLflow artifacts
-go where the local registry accepts them, ``<data_dir>/mlartifacts`` (``models.registry``), and the settings'
-embedding cache is reused.
+go where the local registry accepts them, ``<data_dir>/mlartifacts`` (``audiencefit.models.registry``), and the
+settings' embedding cache is reused.
 """
 
 from __future__ import annotations
@@ -59,15 +60,15 @@ import numpy as np
 import polars as pl
 from pydantic import SecretStr
 
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet, load_feature_set
+from audiencefit.models.explore import MAX_SHARE
+from audiencefit.models.index import default_index_dir
+from audiencefit.models.reclog import read_shown
+from audiencefit.models.retrieval import AudienceSearch
+from audiencefit.serving.schemas import MAX_EXCLUDE
+from audiencefit.serving.schemas import MAX_K as MAX_PICKS
 from audiencefit.settings import Settings
-from features.errors import InputError
-from features.featureset import FeatureSet, load_feature_set
-from models.explore import MAX_SHARE
-from models.index import default_index_dir
-from models.reclog import read_shown
-from models.retrieval import AudienceSearch
-from serving.schemas import MAX_EXCLUDE
-from serving.schemas import MAX_K as MAX_PICKS
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class Brand:
 class Answers:
     """One round of requests: the campaigns they become and what the log says was shown."""
 
-    shown: pl.DataFrame  # the log's rows of these answers (models.reclog.SHOWN_SCHEMA)
+    shown: pl.DataFrame  # the log's rows of these answers (audiencefit.models.reclog.SHOWN_SCHEMA)
     contracts: pl.DataFrame  # brand_id, segment_id, creator_id, recommendation_id, in request order
 
 
@@ -223,7 +224,7 @@ def _service(settings: Settings, features: Path) -> Iterator[Any]:
     Leaving the block shuts it down, which flushes and closes its recommendation log."""
     from fastapi.testclient import TestClient
 
-    from serving.app import create_app
+    from audiencefit.serving.app import create_app
 
     with TestClient(create_app(settings, features_dir=features, bundle_source=MODEL_URI)) as client:
         yield client
@@ -290,8 +291,8 @@ def recommend(
 
 def recommended_error(truth: Any, shown: pl.DataFrame) -> dict[str, float]:
     """``rec_*``: the log's forecasts for the creators shown against the truth for their matched segment."""
-    from training.served_eval import log_error
-    from training.world_truth import matched_truth
+    from audiencefit.training.served_eval import log_error
+    from audiencefit.training.world_truth import matched_truth
 
     if shown.height == 0:
         return {}
@@ -316,7 +317,7 @@ def round_dates(export_day: date, rounds: int, round_days: int) -> list[date]:
 
 def outcomes(truth: Any, contracts: pl.DataFrame, start: date, rng: np.random.Generator) -> pl.DataFrame:
     """The contracted campaigns, drawn from the truth (``campaigns`` rows with their recommendation ids)."""
-    from training.world_truth import draw_outcomes
+    from audiencefit.training.world_truth import draw_outcomes
 
     frames = []
     for (brand_id, segment_id, rid), group in contracts.group_by(
@@ -329,7 +330,7 @@ def outcomes(truth: Any, contracts: pl.DataFrame, start: date, rng: np.random.Ge
 
 def contract_value(truth: Any, campaigns: pl.DataFrame, start: date) -> dict[str, float]:
     """True expected and realised (tracked) conversions per dollar of the contracted campaigns."""
-    from training.world_truth import expected_outcomes
+    from audiencefit.training.world_truth import expected_outcomes
 
     if campaigns.height == 0:
         return {}
@@ -365,7 +366,7 @@ def plan_check(
     world: Path, fs: FeatureSet, search: AudienceSearch, bundle: Path, config: SimulationConfig
 ) -> dict[str, float]:
     """``plan_*``: the planner against top-k on every brand's candidates, and the oracle at the model's σ."""
-    from training.plan_eval import brand_cases, compare_plans, losses, model_error, oracle_noise, summarise
+    from audiencefit.training.plan_eval import brand_cases, compare_plans, losses, model_error, oracle_noise, summarise
 
     truth, cases = brand_cases(world, fs, search, bundle)
     results = compare_plans(truth, cases, config.budgets)
@@ -390,9 +391,9 @@ def train_round(
     world: Path, features: Path, settings: Settings, bundle_dir: Path, test_share: float, step: int
 ) -> tuple[dict[str, float], str]:
     """Train (refit on every campaign), register as challenger, promote it; the served_* metrics and the version."""
-    from training.promote import promote
-    from training.tracking import log_training
-    from training.train import train_models
+    from audiencefit.training.promote import promote
+    from audiencefit.training.tracking import log_training
+    from audiencefit.training.train import train_models
 
     result = train_models(world, features, settings, out_dir=bundle_dir, test_share=test_share, refit_all=True)
     tracked = log_training(result, settings, register=True)
@@ -420,10 +421,10 @@ def simulate(
     fs = load_feature_set(config.features, verify_checksums=False)
     if not default_index_dir(fs).is_dir():
         raise InputError(f"--features {config.features}: no index; run `audiencefit index build` first")
-    from models.registry import client
-    from training.served_eval import audience_search
-    from training.tracking import artifact_root
-    from training.world_truth import load_truth
+    from audiencefit.models.registry import client
+    from audiencefit.training.served_eval import audience_search
+    from audiencefit.training.tracking import artifact_root
+    from audiencefit.training.world_truth import load_truth
 
     search = audience_search(fs)  # the planner check's, loaded once for every model
 

@@ -6,9 +6,9 @@ Steps, each reused when its output is already there (only the scoring runs are a
 2. its feature set, built with the fast ``minilm-aligned`` embedder by ``audiencefit features build`` as a
    subprocess in a fresh data directory (cold embedding cache); its wall time and peak RSS are recorded with it
    (``<work>/features-<n>-seed<s>-<embedder>.build.json``): the largest-world feature build figure;
-3. a model bundle trained (``training.train.train_models``, no MLflow) on a small world of ``train_creators``
-   creators built with the same embedder. Scoring speed depends on the model's size, not on the world it was
-   trained on, and both feature sets share the embedder id and feature version, so the bundle is compatible;
+3. a model bundle trained (``audiencefit.training.train.train_models``, no MLflow) on a small world of
+   ``train_creators`` creators built with the same embedder. Scoring speed depends on the model's size, not on the world
+   it was trained on, and both feature sets share the embedder id and feature version, so the bundle is compatible;
 4. a brands file with ``segments`` segments in total, taken from the world's own brands and segments (the first
    brands until the count is reached), with open follower filters so that every creator is scored;
 5. ``audiencefit --log-json score --engine local`` into a fresh directory, the same with ``--engine ray`` (a local
@@ -95,7 +95,7 @@ def _json(path: Path) -> dict[str, Any]:
 
 def current_embedder_id(embedder: str) -> str:
     """The id the embedding backend has now (it changes when its artifacts or their recipe change)."""
-    from features.embed import get_embedder
+    from audiencefit.features.embed import get_embedder
 
     return str(get_embedder(embedder).id)
 
@@ -140,7 +140,7 @@ _TRAIN_SCRIPT = """
 import sys
 from pathlib import Path
 from audiencefit.settings import get_settings
-from training.train import train_models
+from audiencefit.training.train import train_models
 result = train_models(Path(sys.argv[1]), Path(sys.argv[2]), get_settings(), out_dir=Path(sys.argv[3]), progress=False)
 print(result.bundle_dir)
 """
@@ -424,7 +424,7 @@ def run_batch_bench(config: BatchBenchConfig) -> Results:
     # The bundle's trees compiled to native code, once per bundle and machine, into the cache the scoring
     # processes read (<home>/cache/forests): a deployment step like building the index, timed here; the scoring
     # runs below then load the compiled objects (milliseconds).
-    from models.bundle import load_bundle
+    from audiencefit.models.bundle import load_bundle
 
     forests = home / "cache" / "forests"
     cached_before = len(list(forests.glob("*.o"))) if forests.is_dir() else 0

@@ -9,13 +9,13 @@ nearest under the backend). Then, per backend, a fresh Python process that loads
 time, import+load time, peak RSS, and whether torch got imported (the query is embedded by the backend's query
 side, as the service does). The last line is ``speedup N.Nx`` for the default backend (the ``embedder`` setting)
 on stored texts, the texts the feature pipeline embeds by the million; its query side is reported beside it.
-Which backend may be the default is decided by the retrieval evaluation (``training.retrieval_eval``), not by
-cosine agreement: see docs/benchmarks.md.
+Which backend may be the default is decided by the retrieval evaluation (``audiencefit.training.retrieval_eval``), not
+by cosine agreement: see docs/benchmarks.md.
 
 Before that, the end-to-end figure for the default backend (``--e2e-backends`` for others): texts/s and chars/s of
-``features.embed.embed_texts`` (what the feature build calls: preparation, de-duplication, the backend; no embedding
-cache, the preparation memo and the backend's word cache cleared before every round) on real-length captions *as
-written* and, separately, on short texts (bios), with preparation alone and the backend alone beside it.
+``audiencefit.features.embed.embed_texts`` (what the feature build calls: preparation, de-duplication, the backend; no
+embedding cache, the preparation memo and the backend's word cache cleared before every round) on real-length captions
+*as written* and, separately, on short texts (bios), with preparation alone and the backend alone beside it.
 ``--e2e-only`` stops there.
 
 On a busy shared machine torch's two-thread pool slows down far more than onnxruntime's, which inflates the
@@ -54,19 +54,20 @@ FloatMatrix = npt.NDArray[np.float32]
 
 
 def load_backend(backend: str, batch_size: int = 64, threads: int | None = None) -> Any:
-    """A backend of :mod:`features.embed_backends`, or any id registered with ``features.embed``.
+    """A backend of :mod:`audiencefit.features.embed_backends`, or any id registered with
+    ``audiencefit.features.embed``.
 
     ``threads`` caps onnxruntime's and torch's intra-op threads (None: one per core). ``<backend>:query`` is the
-    backend's query side (``features.embed.for_queries``; itself for symmetric backends).
+    backend's query side (``audiencefit.features.embed.for_queries``; itself for symmetric backends).
     """
-    from features.embed import for_queries
-    from features.embed_backends import SPECS, load_embedder
+    from audiencefit.features.embed import for_queries
+    from audiencefit.features.embed_backends import SPECS, load_embedder
 
     if backend.endswith(QUERY_SUFFIX):
         return for_queries(load_backend(backend.removesuffix(QUERY_SUFFIX), batch_size, threads))
     if backend in SPECS:
         return load_embedder(backend, batch_size=batch_size, threads=threads)
-    from features.embed import get_embedder
+    from audiencefit.features.embed import get_embedder
 
     embedder = get_embedder(backend)
     if threads is not None and "torch" in sys.modules:
@@ -104,8 +105,8 @@ def benchmark_backends(
 ) -> list[dict[str, Any]]:
     """Speed and agreement of each backend against ``reference`` on ``texts``; one dict per backend, reference first.
 
-    Texts are fed as the pipeline feeds them (``features.embed.embed_texts``): longest first, ``batch_size`` per
-    ``embed`` call. Every call is timed for every backend in turn, ``rounds`` times; a backend's time is the sum
+    Texts are fed as the pipeline feeds them (``audiencefit.features.embed.embed_texts``): longest first, ``batch_size``
+    per ``embed`` call. Every call is timed for every backend in turn, ``rounds`` times; a backend's time is the sum
     over calls of its fastest round, which keeps bursts of other work on a shared machine out of the numbers.
 
     Keys: backend, id, dim, texts_per_s, texts_per_s_median (summing each call's median round instead), speedup
@@ -159,13 +160,13 @@ _CHILD = """
 import json, re, sys, time
 started = time.perf_counter()
 backend = sys.argv[1]
-from features.embed import for_queries
-from features.embed_backends import SPECS
+from audiencefit.features.embed import for_queries
+from audiencefit.features.embed_backends import SPECS
 if backend in SPECS:
-    from features.embed_backends import load_embedder
+    from audiencefit.features.embed_backends import load_embedder
     embedder = load_embedder(backend, build=False)
 else:
-    from features.embed import get_embedder
+    from audiencefit.features.embed import get_embedder
     embedder = get_embedder(backend)
 loaded = time.perf_counter()
 for_queries(embedder).embed(["new running shoes for my first marathon"])
@@ -206,8 +207,8 @@ def end_to_end(texts: Sequence[str], backend: str, *, rounds: int = 3, batch_siz
     chars_per_s (end to end: raw texts in, vectors out), texts_per_cpu_s (end to end per second of this process's
     CPU time: what the pipeline costs, less disturbed than wall time when other work shares the cores).
     """
-    from features.embed import embed_texts
-    from features.text import clear_text_caches, is_meaningful, prepare_text
+    from audiencefit.features.embed import embed_texts
+    from audiencefit.features.text import clear_text_caches, is_meaningful, prepare_text
 
     embedder = load_backend(backend, batch_size)
     embedder.embed(["warm up the thread pools", "and the allocators"])
@@ -348,9 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+    from audiencefit.features.embed_backends import SPECS, ensure_artifacts
     from audiencefit.settings import get_settings
     from benchmarks.texts import world_texts
-    from features.embed_backends import SPECS, ensure_artifacts
 
     default = get_settings().embedder
     from benchmarks.texts import raw_captions, raw_short_texts

@@ -63,9 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from fastapi.testclient import TestClient
 
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.serving.app import create_app
     from audiencefit.settings import Settings
-    from features.featureset import load_feature_set
-    from serving.app import create_app
 
     sets = {}
     for path in (args.features, args.other):

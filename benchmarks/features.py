@@ -65,7 +65,7 @@ def world_dir(creators: int, seed: int) -> Path:
 
 def ensure_world(creators: int, seed: int) -> tuple[Path, float | None]:
     """The generated world (reused when already complete): (directory, seconds to generate or None if reused)."""
-    from features.synthetic import generate_world
+    from audiencefit.features.synthetic import generate_world
 
     path = world_dir(creators, seed)
     if (path / "segments.parquet").is_file() and (path / "truth").is_dir():
@@ -107,7 +107,7 @@ def _prepare_artifacts(backend: str, home: Path) -> None:
     from audiencefit.settings import get_settings
 
     try:
-        from features.embed_backends import SPECS, ensure_artifacts
+        from audiencefit.features.embed_backends import SPECS, ensure_artifacts
     except ImportError:  # no fast backends in this checkout: only the built-in torch backend exists
         pass
     else:
@@ -400,7 +400,7 @@ def world_rows(world: Path) -> dict[str, int]:
     """Rows of each parquet input table of ``world``, from the file footers (no data is read)."""
     import pyarrow.parquet as pq
 
-    from features.schemas import TABLE_ORDER
+    from audiencefit.features.schemas import TABLE_ORDER
 
     rows: dict[str, int] = {}
     for name in TABLE_ORDER:

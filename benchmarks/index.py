@@ -5,7 +5,7 @@ plus noise, with the queries drawn from the same topics (as segment queries embe
 with ``vectors="demo"``, mixtures of the real audience vectors of a built feature set with the real segment query
 vectors of its world as queries.
 
-Per size and index (flat = exact, IVF-Flat and HNSW built by ``models.index.build_faiss`` with the settings'
+Per size and index (flat = exact, IVF-Flat and HNSW built by ``audiencefit.models.index.build_faiss`` with the settings'
 parameters): build seconds and memory (peak and retained RSS growth of this process); per filter (none, a random
 30% allowed mask, a random 0.5% mask, all through ``VectorIndex.search`` as the service calls it): single-query
 latency p50/p95/p99, throughput in batches of 64, and recall@100 against the exact (flat) answer for the same
@@ -99,9 +99,9 @@ def demo_vectors(
     vectors, then copies perturbed by 20% noise until there are ``n_queries``."""
     import polars as pl
 
-    from features.featureset import load_feature_set
-    from models.index import index_vectors
-    from models.query import Segment, embed_segments, query_embedder
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.index import index_vectors
+    from audiencefit.models.query import Segment, embed_segments, query_embedder
 
     fs = load_feature_set(features, verify_checksums=False)
     real = index_vectors(fs, "audience")
@@ -202,8 +202,8 @@ def measure_search(
 
 
 def _build(kind: str, vectors: np.ndarray, settings_overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    from audiencefit.models.index import VectorIndex, build_faiss, shown_params
     from audiencefit.settings import get_settings
-    from models.index import VectorIndex, build_faiss, shown_params
 
     n = len(vectors)
     overrides = {"index_exact_max": n} if kind == "flat" else {"index_exact_max": 0, "index_type": kind}
@@ -255,7 +255,7 @@ def sweep(
 ) -> list[dict[str, Any]]:
     """For each value of a query-time parameter: recall@k without filter and with the 30% filter (batched search),
     and single-query latency without filter (1 thread)."""
-    from models.index import VectorIndex
+    from audiencefit.models.index import VectorIndex
 
     out = []
     for value in values:

@@ -1,7 +1,7 @@
 """An index updated for a day's changes against one built again (#20 §3): at N synthetic creators (audience-like
 384-dimension vectors), a share of them changed (a third removed, a third with new vectors, a third new), the
-``int8`` IVF index updated in place (``models.index_update``) and built from scratch (``models.index.build_faiss``),
-timed, with the top-50 answers of both compared.
+``int8`` IVF index updated in place (``audiencefit.models.index_update``) and built from scratch
+(``audiencefit.models.index.build_faiss``), timed, with the top-50 answers of both compared.
 
 Run: ``python -m benchmarks.index_update [--creators 100000] [--changed 0.01]``. Results in
 ``<data_dir>/bench/index_update.json``.
@@ -45,9 +45,9 @@ def vectors(n: int, seed: int, topics: int = 60) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from audiencefit.models.index import VectorIndex, build_faiss
+    from audiencefit.models.index_update import update_with_vectors
     from audiencefit.settings import get_settings
-    from models.index import VectorIndex, build_faiss
-    from models.index_update import update_with_vectors
 
     n, third = args.creators, max(1, round(args.creators * args.changed / 3))
     settings = get_settings().model_copy(update={"index_exact_max": 0, "ivf_encoding": "int8"})

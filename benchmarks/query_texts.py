@@ -2,10 +2,10 @@
 
 Run: ``.venv/bin/python -m benchmarks.query_texts [--n 300] [--rounds 3]``
 
-The service embeds a new segment or brand text alone, during its request (``models.query.QueryVectors``), so the
-figure that matters is CPU per text at batch size one, not throughput in batches. For each query model of the
-``query_model`` setting (:data:`features.embed_backends.QUERY_MODELS`) and each thread count, ``--n`` novel brief
-texts (the service benchmark's briefs with a place, an age range and a campaign number added) are embedded one at
+The service embeds a new segment or brand text alone, during its request (``audiencefit.models.query.QueryVectors``), so
+the figure that matters is CPU per text at batch size one, not throughput in batches. For each query model of the
+``query_model`` setting (:data:`audiencefit.features.embed_backends.QUERY_MODELS`) and each thread count, ``--n`` novel
+brief texts (the service benchmark's briefs with a place, an age range and a campaign number added) are embedded one at
 a time after a warm-up; reported: process CPU (user + system) and wall milliseconds per text, the best of
 ``--rounds`` interleaved passes, and each model's mean cosine to fp32 on these texts. Results go to
 ``<data_dir>/bench/query_texts.json``.
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 1 or args.rounds < 1 or min(args.threads) < 1:
         parser.error("--n, --rounds and --threads must be at least 1")
+    from audiencefit.features.embed_backends import QUERY_MODELS, load_embedder
     from audiencefit.settings import get_settings
-    from features.embed_backends import QUERY_MODELS, load_embedder
 
     settings = get_settings()
     texts = novel_texts(args.n, args.seed)

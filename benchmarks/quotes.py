@@ -4,10 +4,10 @@
 
 WORLD is a synthetic world (``audiencefit demo-data``) with its truth. For each of the first ``--segments``
 segments, the ``--per-side`` creators with the highest true fit (related) and as many drawn at random from those
-below the median fit (unrelated) are quoted as the service quotes them (``serving.captions``): as before issue #19
-(exact words in the first 200 characters), with the stem match alone, and with caption vectors of ``--backend``.
-The table gives, per side, the share of creator-segment pairs with at least one quote and percentiles of the best
-caption's cosine to the segment: the basis of ``serving.captions.MIN_SIMILARITY``
+below the median fit (unrelated) are quoted as the service quotes them (``audiencefit.serving.captions``): as before
+issue #19 (exact words in the first 200 characters), with the stem match alone, and with caption vectors of
+``--backend``. The table gives, per side, the share of creator-segment pairs with at least one quote and percentiles of
+the best caption's cosine to the segment: the basis of ``audiencefit.serving.captions.MIN_SIMILARITY``
 (docs/evaluation.md, "Caption quotes").
 """
 
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.embed import for_queries, get_embedder
-from features.text import prepare_text
-from serving.captions import CaptionStore, embed_captions, recent_captions
+from audiencefit.features.embed import for_queries, get_embedder
+from audiencefit.features.text import prepare_text
+from audiencefit.serving.captions import CaptionStore, embed_captions, recent_captions
 
 _OLD_STOP = frozenset(
     "the and for with who are you your our their this that from have has into about people love like just "

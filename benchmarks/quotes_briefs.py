@@ -2,9 +2,9 @@
 
     python -m benchmarks.quotes_briefs --features DIR [--k 20]
 
-Each brief of ``training.category_briefs`` (22 marketer briefs, English and French) is read by the brief reader,
-the service's search ranks the creators (no follower filter: exports may carry proxies), and each of the top ``k``
-is asked for quotes the way ``serving.explain`` asks: the feature set's recent captions
+Each brief of ``audiencefit.training.category_briefs`` (22 marketer briefs, English and French) is read by the brief
+reader, the service's search ranks the creators (no follower filter: exports may carry proxies), and each of the top
+``k`` is asked for quotes the way ``audiencefit.serving.explain`` asks: the feature set's recent captions
 (``recent_captions.parquet``), their vectors from the creators' embedder, and every derived segment's text and
 vector. Prints the share of recommended creators with at least one quote, overall and per brief language.
 The feature set needs its index (``audiencefit index build``).
@@ -16,12 +16,12 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from features.featureset import load_feature_set
-from models.brief import read_brief
-from models.query import Filters, Segment
-from serving.captions import CaptionStore
-from training.category_briefs import YOUTUBE_BRIEFS
-from training.served_eval import audience_search
+from audiencefit.features.featureset import load_feature_set
+from audiencefit.models.brief import read_brief
+from audiencefit.models.query import Filters, Segment
+from audiencefit.serving.captions import CaptionStore
+from audiencefit.training.category_briefs import YOUTUBE_BRIEFS
+from audiencefit.training.served_eval import audience_search
 
 MAX_QUOTES = 2  # what an explanation shows per segment
 

@@ -2,9 +2,9 @@
 
 Run: ``.venv/bin/python -m benchmarks.reclog --features DIR --bundle DIR [--requests 400] [--k 20]``
 
-The service's state is loaded once (``serving.app.load_state``: the feature set, its indexes, the query embedder,
-the bundle, and the recommendation log at ``AUDIENCEFIT_RECOMMENDATION_LOG_URL``, default SQLite under the data
-dir). Then the same requests (briefs of :data:`benchmarks.service.BRIEFS`, 1–3 segments, each text embedded once
+The service's state is loaded once (``audiencefit.serving.app.load_state``: the feature set, its indexes, the query
+embedder, the bundle, and the recommendation log at ``AUDIENCEFIT_RECOMMENDATION_LOG_URL``, default SQLite under the
+data dir). Then the same requests (briefs of :data:`benchmarks.service.BRIEFS`, 1–3 segments, each text embedded once
 in a warm-up pass so that embedding does not drown the difference) are answered by ``recommendation_json`` — the
 route's whole work: search, score, explain, serialise, and hand the record to the log — in four modes, interleaved
 request by request in a rotating order so that drift on a shared machine hits every mode alike:
@@ -59,10 +59,10 @@ def make_requests(n: int, k: int, seed: int) -> list[dict[str, object]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from audiencefit.serving.app import ServeConfig, load_state
+    from audiencefit.serving.routes.recommend import recommendation_json
+    from audiencefit.serving.schemas import RecommendationRequest
     from audiencefit.settings import get_settings
-    from serving.app import ServeConfig, load_state
-    from serving.routes.recommend import recommendation_json
-    from serving.schemas import RecommendationRequest
 
     settings = get_settings()
     loaded = load_state(settings, ServeConfig(features_dir=args.features, bundle_source=args.bundle)).state
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     written = after["written"] - before["written"]
 
     # Building and queueing one record alone (what the log adds to a request), on a queue with room.
-    from serving.pipeline import recommend, shown_record
+    from audiencefit.serving.pipeline import recommend, shown_record
 
     result = recommend(state, model, plain[0])
     reps = 2_000

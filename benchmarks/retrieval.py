@@ -1,6 +1,6 @@
 """Retrieval quality and end-to-end search latency on a generated world's feature set.
 
-Quality: ``training.retrieval_eval.evaluate_retrieval`` (recall@100 and NDCG@50 of the truly best-fitting
+Quality: ``audiencefit.training.retrieval_eval.evaluate_retrieval`` (recall@100 and NDCG@50 of the truly best-fitting
 creators per segment, every segment of the world as a query) for audiencefit and the baselines on the same
 queries; audiencefit must beat every baseline on both metrics. Latency: ``AudienceSearch.search`` for two-segment
 queries (a brand's segments, with their target countries, default filters), including embedding the segment texts,
@@ -34,8 +34,9 @@ class RetrievalBenchConfig:
 
 
 def two_segment_queries(world: Path) -> list[list[Any]]:
-    """Per brand with at least two segments, its first two as :class:`models.query.Segment` (with countries)."""
-    from models.query import Segment
+    """Per brand with at least two segments, its first two as :class:`audiencefit.models.query.Segment` (with
+    countries)."""
+    from audiencefit.models.query import Segment
 
     seg = pl.read_parquet(world / "segments.parquet").sort("segment_id")
     queries = []
@@ -58,7 +59,7 @@ def two_segment_queries(world: Path) -> list[list[Any]]:
 
 def beats_baselines(table: pl.DataFrame) -> dict[str, dict[str, bool]]:
     """For each metric, whether audiencefit beats each baseline (strictly)."""
-    from training.retrieval_eval import BASELINES
+    from audiencefit.training.retrieval_eval import BASELINES
 
     metrics = [c for c in table.columns if c.startswith(("recall@", "ndcg@"))]
     by_method = {r["method"]: r for r in table.to_dicts()}
@@ -68,12 +69,12 @@ def beats_baselines(table: pl.DataFrame) -> dict[str, dict[str, bool]]:
 
 def run_retrieval(config: RetrievalBenchConfig) -> Results:
     """Evaluate retrieval quality and time two-segment searches; prints both tables."""
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.index import build_index
+    from audiencefit.models.query import embed_segments, query_embedder
+    from audiencefit.models.retrieval import AudienceSearch
     from audiencefit.settings import get_settings
-    from features.featureset import load_feature_set
-    from models.index import build_index
-    from models.query import embed_segments, query_embedder
-    from models.retrieval import AudienceSearch
-    from training.retrieval_eval import evaluate_retrieval
+    from audiencefit.training.retrieval_eval import evaluate_retrieval
 
     res = Results("retrieval", {"features": str(config.features), "world": str(config.world), "k": config.k})
     fs = load_feature_set(config.features)

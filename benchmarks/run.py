@@ -189,8 +189,8 @@ def _feature_set(args: argparse.Namespace) -> tuple[Path, Path]:
         if "features" in args.only:
             # Building it here would repeat the (slow) build that just failed or timed out.
             raise FileNotFoundError(f"{path}: no feature set: the features build did not finish; see its log")
-        from features.build import build_feature_set
-        from features.embed import get_embedder
+        from audiencefit.features.build import build_feature_set
+        from audiencefit.features.embed import get_embedder
 
         console.print(f"no benchmark feature set at {path}: building it now (not timed)")
         build_feature_set(world, path, embedder=get_embedder(backend))

@@ -2,11 +2,11 @@
 
 Run: ``.venv/bin/python -m benchmarks.service [--creators 100000] [--duration 20] [--concurrency 1,16]``
 
-1. A synthetic world of ``--creators`` creators (``features.synthetic.generate_world``), its feature set built with
-   a fast embedding backend (the ``AUDIENCEFIT_EMBEDDER`` setting when it is a fast one, else the first of
+1. A synthetic world of ``--creators`` creators (``audiencefit.features.synthetic.generate_world``), its feature set
+   built with a fast embedding backend (the ``AUDIENCEFIT_EMBEDDER`` setting when it is a fast one, else the first of
    :data:`FAST_BACKENDS` whose artifacts load; with none, the torch MiniLM on at most :data:`TORCH_MAX_CREATORS`
-   creators, said in the output), its indexes, and a bundle from ``training.train.train_models``. Everything is
-   kept under ``<data_dir>/bench/work/service-<n>-seed<seed>-<backend>/`` and reused by the next run. When
+   creators, said in the output), its indexes, and a bundle from ``audiencefit.training.train.train_models``. Everything
+   is kept under ``<data_dir>/bench/work/service-<n>-seed<seed>-<backend>/`` and reused by the next run. When
    ``features-large`` (or the batch benchmark) kept a feature set of that world, it is served instead of building
    one (how the 1M run is done: ``--creators 1000000`` after ``features-large --creators 1000000``), or any feature
    set with ``--features DIR``; its indexes are built beside it when missing. After the load levels, the RSS of
@@ -132,10 +132,10 @@ BRIEFS = (
 
 def pick_backend(requested: str | None) -> tuple[str, str]:
     """The embedding backend to build the features with, and why. Loads it once so a broken one is skipped."""
+    from audiencefit.features.embed import get_embedder, known_backends
     from audiencefit.settings import get_settings
-    from features.embed import get_embedder, known_backends
 
-    fast = known_backends()  # registers the fast backends of features.embed_backends
+    fast = known_backends()  # registers the fast backends of audiencefit.features.embed_backends
     default = get_settings().embedder
     candidates = [requested] if requested else [*([default] if default != TORCH_BACKEND else []), *FAST_BACKENDS]
     for backend in candidates:
@@ -169,13 +169,13 @@ def prepare_given(features: Path, seed: int, backend: str, train_creators: int) 
     """An existing feature set (``--features``, e.g. the 1M one ``features-large`` built), its indexes (built
     beside it when missing, in ``<features>/index``, timed) and a bundle trained on a separate ``train_creators`` world
     (same seed and backend), kept under ``<work>/service-given-<name>-...`` and reused by the next run."""
+    from audiencefit.features.build import build_feature_set
+    from audiencefit.features.embed import get_embedder
+    from audiencefit.features.featureset import load_feature_set, read_manifest
+    from audiencefit.features.synthetic import generate_world
+    from audiencefit.models.index import build_and_save
     from audiencefit.settings import get_settings
-    from features.build import build_feature_set
-    from features.embed import get_embedder
-    from features.featureset import load_feature_set, read_manifest
-    from features.synthetic import generate_world
-    from models.index import build_and_save
-    from training.train import train_models
+    from audiencefit.training.train import train_models
 
     manifest, _ = read_manifest(features)
     embedder = get_embedder(backend)
@@ -188,7 +188,7 @@ def prepare_given(features: Path, seed: int, backend: str, train_creators: int) 
     root = work_dir() / f"service-given-{features.name}-seed{seed}-{backend}-train{train_creators}"
     bundle = root / "bundle"
     timings: dict[str, float] = {}
-    if not (features / "index").is_dir():  # models.index.default_index_dir
+    if not (features / "index").is_dir():  # audiencefit.models.index.default_index_dir
         console.print(f"building the indexes of {features} ({n_creators:,} creators) …")
         with stopwatch() as t:
             build_and_save(load_feature_set(features, mmap=True), settings)
@@ -213,13 +213,13 @@ def prepare(n_creators: int, seed: int, backend: str, train_creators: int | None
     world's size and on the model's size, not on how many creators it was trained on, and training on 100k
     creators' past campaigns takes far longer than the benchmark.
     """
+    from audiencefit.features.build import build_feature_set
+    from audiencefit.features.embed import get_embedder
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.features.synthetic import generate_world
+    from audiencefit.models.index import build_and_save
     from audiencefit.settings import get_settings
-    from features.build import build_feature_set
-    from features.embed import get_embedder
-    from features.featureset import load_feature_set
-    from features.synthetic import generate_world
-    from models.index import build_and_save
-    from training.train import train_models
+    from audiencefit.training.train import train_models
 
     # The feature set's manifest records the settings' backend; queries are embedded with it.
     settings = get_settings().model_copy(update={"embedder": backend})
@@ -299,8 +299,8 @@ def running_server(
         "AUDIENCEFIT_API_KEYS": BENCH_KEY,
         "AUDIENCEFIT_LOG_LEVEL": "WARNING",
         "AUDIENCEFIT_EMBEDDER": prep.backend,
-        # One key drives the whole load here: per-key limits (serving.ratelimit) far above it, so the limiter runs
-        # but never refuses.
+        # One key drives the whole load here: per-key limits (audiencefit.serving.ratelimit) far above it, so the
+        # limiter runs but never refuses.
         "AUDIENCEFIT_RATE_LIMIT_PER_SECOND": "100000",
         "AUDIENCEFIT_RATE_LIMIT_BURST": "100000",
         "AUDIENCEFIT_RATE_LIMIT_ADDRESS_PER_SECOND": "100000",
@@ -684,8 +684,8 @@ async def run_open(
 
 def peer_latencies(prep: Prepared, n_requests: int, max_seconds: float, seed: int) -> list[float]:
     """Seconds per brief the peer's way: embed, exact dot over all bio vectors, Python loop 0.8·cos + 0.2·ER."""
-    from features.embed import for_queries, get_embedder
-    from features.featureset import load_feature_set
+    from audiencefit.features.embed import for_queries, get_embedder
+    from audiencefit.features.featureset import load_feature_set
 
     fs = load_feature_set(prep.features, verify_checksums=False)
     query_side = for_queries(get_embedder(prep.backend))

@@ -22,8 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from features.dataset import load_dataset
-from features.stream_input import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_ROWS, stream_partitions
+from audiencefit.features.dataset import load_dataset
+from audiencefit.features.stream_input import DEFAULT_CHUNK_BYTES, DEFAULT_CHUNK_ROWS, stream_partitions
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

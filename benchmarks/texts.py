@@ -5,8 +5,9 @@ world's captions *as written* (real-length: ~300 characters on Instagram with a 
 emoji runs, line breaks, several languages), for the end-to-end figure that includes text preparation, and
 :func:`raw_short_texts` the short texts (creator and follower bios) beside them.
 
-The hybrid backend's alignment map is fitted on :mod:`features.embed_backends.corpus`, a different generator, so
-taking the benchmark texts from ``features.synthetic`` keeps the map from being graded on its own training texts.
+The hybrid backend's alignment map is fitted on :mod:`audiencefit.features.embed_backends.corpus`, a different
+generator, so taking the benchmark texts from ``audiencefit.features.synthetic`` keeps the map from being graded on its
+own training texts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from features.text import is_meaningful, prepare_text
+from audiencefit.features.text import is_meaningful, prepare_text
 
 
 def _unique_prepared(values: list[str | None]) -> list[str]:
@@ -35,7 +36,7 @@ def world_texts(n: int = 2000, seed: int = 7, caption_share: float = 0.5) -> lis
     Bios are follower bios plus creator bios (short, keyword-like); captions carry hashtags, mentions and emoji
     before preparation. Deterministic per ``seed``.
     """
-    from features.synthetic import generate_world
+    from audiencefit.features.synthetic import generate_world
 
     n_creators = max(20, n // 10)
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +57,7 @@ def world_texts(n: int = 2000, seed: int = 7, caption_share: float = 0.5) -> lis
 
 def _world_columns(n_creators: int, seed: int) -> tuple[list[str], list[str]]:
     """(captions, bios) as written, distinct and non-empty, from a generated world."""
-    from features.synthetic import generate_world
+    from audiencefit.features.synthetic import generate_world
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "world"

@@ -31,8 +31,8 @@ def _per_row_us(seconds: float, rows: int) -> float:
 
 def run_trees(rows: int = 200_000, seed: int = 7, bundle_dir: Path | None = None) -> Results:
     """Time and compare both predictors on every model of the bundle; compile it cold and warm."""
-    from models.bundle import load_bundle
-    from models.forest import compile_forest
+    from audiencefit.models.bundle import load_bundle
+    from audiencefit.models.forest import compile_forest
 
     if bundle_dir is None:
         from benchmarks.batch import BatchBenchConfig, ensure_bundle

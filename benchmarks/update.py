@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from audiencefit.features.export import EXPORT_MANIFEST
 from benchmarks.common import Goal, Results, conclude, console, fmt, print_table, run_measured, work_dir
 from benchmarks.features import _audiencefit_command, _prepare_artifacts, ensure_world
-from features.export import EXPORT_MANIFEST
 
 GOAL_SHARE = 0.05  # "a day with 1% of creators changed costs ≤ 5% of a full build's time"
 TABLES = ("creators", "posts", "followers")

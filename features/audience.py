@@ -3,7 +3,7 @@
 Pure numpy transforms: vectors and row-to-creator indices in, per-creator matrices out. The audience of a
 creator is represented twice: a mean vector of its (authentic-looking) followers' profile embeddings, and a
 distribution over audience interest clusters (k-means over a key-ordered sample of the follower vectors,
-``features.cluster_sample``), so a consumer can estimate the
+``audiencefit.features.cluster_sample``), so a consumer can estimate the
 share of an audience that belongs to a segment. Creators without a usable follower sample get an audience
 inferred from their content and are flagged ``audience_source = "content"``.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from features.exact_matmul import exact_matmul
+from audiencefit.features.exact_matmul import exact_matmul
 
 F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
@@ -81,8 +81,8 @@ class AudienceClusters:
     def similarities(self, vectors: F32) -> F32:
         """Cosine of each row with each centroid, (n, k); each value depends on its row alone.
 
-        Through ``features.exact_matmul``, not a plain ``vectors @ centroids.T``: BLAS gives a row last bits that
-        change with the rows around it, and a partitioned feature build must give the same bytes whatever its
+        Through ``audiencefit.features.exact_matmul``, not a plain ``vectors @ centroids.T``: BLAS gives a row last bits
+        that change with the rows around it, and a partitioned feature build must give the same bytes whatever its
         partitions.
         """
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -110,9 +110,9 @@ def fit_audience_clusters(vectors: F32, k: int, seed: int, *, max_points_per_cen
     """Spherical k-means over follower vectors (FAISS), deterministic for a seed.
 
     A sample of ``k * max_points_per_centroid`` points is enough to place the centroids; every follower is then
-    assigned to its nearest centroid. The feature build passes at most that many (``features.cluster_sample``), so
-    FAISS's own random subsampling never runs there. With fewer points than ``k`` the number of clusters shrinks to
-    fit.
+    assigned to its nearest centroid. The feature build passes at most that many
+    (``audiencefit.features.cluster_sample``), so FAISS's own random subsampling never runs there. With fewer points
+    than ``k`` the number of clusters shrinks to fit.
     """
     import faiss
 

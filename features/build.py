@@ -1,15 +1,16 @@
 """``features build``: validated raw tables → a versioned feature set on disk, creator partition by partition.
 
-The computation is ``features.compute`` (per partition) and ``features.cluster_sample`` (the k-means sample);
-this module runs them over a :class:`~features.partitions.PartitionSource` and adds the edges: reading and
-validating the inputs, and writing the result atomically (a temporary directory renamed into place, so a crash
-never leaves a half-written feature set). Memory grows with the partition size (``feature_partition_creators``),
-not with the creator count, and the files are byte-identical whatever the partition count:
+The computation is ``audiencefit.features.compute`` (per partition) and ``audiencefit.features.cluster_sample`` (the
+k-means sample); this module runs them over a :class:`~audiencefit.features.partitions.PartitionSource` and adds the
+edges: reading and validating the inputs, and writing the result atomically (a temporary directory renamed into place,
+so a crash never leaves a half-written feature set). Memory grows with the partition size
+(``feature_partition_creators``), not with the creator count, and the files are byte-identical whatever the partition
+count:
 
 1. sample pre-pass: each partition's bottom-``m`` basis candidates, merged, embedded, and the audience clusters
-   fitted on them (``features.cluster_sample``);
-2. main pass: :func:`~features.compute.compute_partition` per partition, its rows appended to the files
-   (``features.featureset_writer``);
+   fitted on them (``audiencefit.features.cluster_sample``);
+2. main pass: :func:`~audiencefit.features.compute.compute_partition` per partition, its rows appended to the files
+   (``audiencefit.features.featureset_writer``);
 3. global steps on creator-level rows only: the audience quality's medians, cluster sizes, the manifest.
 
 :func:`compute_features` runs the same steps on one in-memory partition (training snapshots use it), so every
@@ -36,9 +37,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from audiencefit.settings import Settings, get_settings
-from features import audience as aud
-from features.cluster_sample import (
+from audiencefit.features import audience as aud
+from audiencefit.features.cluster_sample import (
     CONTENT_POSTS,
     BasisCandidates,
     ClusterSample,
@@ -47,20 +47,34 @@ from features.cluster_sample import (
     partition_candidates,
     sample_size,
 )
-from features.compute import PartitionFeatures, cluster_table, compute_partition, embed_column, finish_creators
-from features.dataset import Dataset
-from features.digests import DIGEST_SCHEME, update_state
-from features.embed import Embedder, backend_of, get_embedder
-from features.embed_backends import CARRIED_DIR, SPECS, carry_artifacts
-from features.embed_cache import EmbeddingCache
-from features.errors import InputError
-from features.export import format_instant
-from features.featureset import FEATURE_VERSION, MANIFEST, FeatureSet, content_id, load_feature_set, schema_hash
-from features.featureset_writer import FeatureSetWriter
-from features.io import replace_dir, sha256_file, staging_dir
-from features.partitions import PartitionSource
-from features.stream_input import SpilledPartitions, stream_partitions
-from features.update import Carry, plan_update
+from audiencefit.features.compute import (
+    PartitionFeatures,
+    cluster_table,
+    compute_partition,
+    embed_column,
+    finish_creators,
+)
+from audiencefit.features.dataset import Dataset
+from audiencefit.features.digests import DIGEST_SCHEME, update_state
+from audiencefit.features.embed import Embedder, backend_of, get_embedder
+from audiencefit.features.embed_backends import CARRIED_DIR, SPECS, carry_artifacts
+from audiencefit.features.embed_cache import EmbeddingCache
+from audiencefit.features.errors import InputError
+from audiencefit.features.export import format_instant
+from audiencefit.features.featureset import (
+    FEATURE_VERSION,
+    MANIFEST,
+    FeatureSet,
+    content_id,
+    load_feature_set,
+    schema_hash,
+)
+from audiencefit.features.featureset_writer import FeatureSetWriter
+from audiencefit.features.io import replace_dir, sha256_file, staging_dir
+from audiencefit.features.partitions import PartitionSource
+from audiencefit.features.stream_input import SpilledPartitions, stream_partitions
+from audiencefit.features.update import Carry, plan_update
+from audiencefit.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +214,8 @@ def compute_features(
 ) -> CreatorFeatures:
     """Every creator feature as of ``as_of``, from validated frames (the whole dataset as one partition).
 
-    ``as_of`` None means as of the dataset's export instant (``Dataset.export``, see ``features.export``): posts and
-    followers timestamped after it (the validation's tolerance allows a day) are not used, and recency
+    ``as_of`` None means as of the dataset's export instant (``Dataset.export``, see ``audiencefit.features.export``):
+    posts and followers timestamped after it (the validation's tolerance allows a day) are not used, and recency
     (``days_since_last_post``) is measured from it, never from the newest timestamp in the data. The numbers are
     those of a partitioned :func:`build_from_partitions` of the same data.
     """
@@ -362,8 +376,8 @@ def feature_pass(
     n_parts: int,
     bar: Any = None,
 ) -> PassTotals:
-    """Pass 2: every partition's features (from :func:`local_partitions` or ``features.engine_ray``), in partition
-    order, appended by ``writer`` with their update state; returns the totals the global steps need."""
+    """Pass 2: every partition's features (from :func:`local_partitions` or ``audiencefit.features.engine_ray``), in
+    partition order, appended by ``writer`` with their update state; returns the totals the global steps need."""
     totals = PassTotals(k=fitted.clusters.k, embed_stats=dict(fitted.embed_stats))
     task = bar.add_task("features", total=n_parts) if bar is not None else None
     started = time.perf_counter()
@@ -429,7 +443,7 @@ def feature_manifest(
     recipe_id = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return {
         "feature_version": FEATURE_VERSION,
-        # The id covers the recipe and every file's sha256: loading recomputes it (features.featureset).
+        # The id covers the recipe and every file's sha256: loading recomputes it (audiencefit.features.featureset).
         "feature_set_id": content_id(recipe_id, checksums),
         "recipe_id": recipe_id,
         "schema_hash": schema_hash(creators),
@@ -479,10 +493,10 @@ def build_from_partitions(
     :func:`feature_pass`), one at a time; the files do not depend on the partition count. A failure leaves
     ``out_dir`` as it was. ``clusters_from``: keep that feature set's audience clusters instead of fitting new ones
     (no sample pass). ``reuse`` (``features update``): an earlier feature set whose clusters are kept and whose rows
-    are carried over for every creator whose raw rows did not change (``features.update``); the files are those of
-    a full build with ``clusters_from`` set to it; ``on_plan`` is handed the plan (creators recomputed, removed).
-    ``engine`` ``ray`` computes the partitions in Ray Data tasks (``features.engine_ray``; ``workers``, default one
-    per core), with the same files as ``local``.
+    are carried over for every creator whose raw rows did not change (``audiencefit.features.update``); the files are
+    those of a full build with ``clusters_from`` set to it; ``on_plan`` is handed the plan (creators recomputed,
+    removed). ``engine`` ``ray`` computes the partitions in Ray Data tasks (``audiencefit.features.engine_ray``;
+    ``workers``, default one per core), with the same files as ``local``.
     """
     if engine not in ENGINES:
         raise InputError(f"--engine {engine!r}: unknown; choose one of {', '.join(ENGINES)}")
@@ -548,7 +562,7 @@ def build_from_partitions(
                     on_plan(carry)
             partitions: Iterator[tuple[PartitionFeatures, pl.DataFrame]]
             if engine == "ray":
-                from features.engine_ray import ray_partitions
+                from audiencefit.features.engine_ray import ray_partitions
 
                 assert isinstance(source, SpilledPartitions)
                 partitions = ray_partitions(
@@ -640,12 +654,12 @@ def build_feature_set(
     """Validate ``data_dir``, compute features as of ``as_of``, write them atomically to ``out_dir``.
 
     ``export_time`` states when the data was exported (default: the directory's ``export.json``, else the files'
-    modification time; ``features.export``): timestamps after it are refused, and without ``as_of`` the features
-    are taken as of it. ``partition_creators`` (default: the ``feature_partition_creators`` setting) bounds the
+    modification time; ``audiencefit.features.export``): timestamps after it are refused, and without ``as_of`` the
+    features are taken as of it. ``partition_creators`` (default: the ``feature_partition_creators`` setting) bounds the
     creators computed at once; it changes memory, never the result. ``clusters_from``: a feature set whose audience
     clusters are kept (no refit). ``engine``: ``local`` (this process) or ``ray`` (the partitions computed by Ray
-    Data tasks, ``features.engine_ray``; the same files). Returns the manifest. Invalid input raises ``InputError``
-    before anything is written.
+    Data tasks, ``audiencefit.features.engine_ray``; the same files). Returns the manifest. Invalid input raises
+    ``InputError`` before anything is written.
     """
     settings = settings or get_settings()
     per_partition = settings.feature_partition_creators if partition_creators is None else partition_creators
@@ -678,8 +692,8 @@ def spilled_partitions(
     progress: bool,
 ) -> Iterator[SpilledPartitions]:
     """The raw tables of ``data_dir`` validated in chunks and spilled as creator partitions
-    (``features.stream_input``) to a directory beside ``out_dir`` (on the same file system, so a cluster's workers
-    see it where they see the output), removed when the build is over, whatever happens."""
+    (``audiencefit.features.stream_input``) to a directory beside ``out_dir`` (on the same file system, so a cluster's
+    workers see it where they see the output), removed when the build is over, whatever happens."""
     spill = out_dir.parent / f".{out_dir.name}.spill-{os.getpid()}-{secrets.token_hex(4)}"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -709,7 +723,7 @@ def update_feature_set(
     progress: bool = True,
 ) -> UpdateResult:
     """``features update``: the feature set of ``data_dir``, recomputing only the creators whose raw rows differ
-    from those ``base_dir`` was built from (``features.update``); the files equal a full build's with
+    from those ``base_dir`` was built from (``audiencefit.features.update``); the files equal a full build's with
     ``clusters_from=base_dir``. The manifest's ``update`` block says what was recomputed, carried and removed."""
     settings = settings or get_settings()
     per_partition = settings.feature_partition_creators if partition_creators is None else partition_creators

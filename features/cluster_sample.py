@@ -24,12 +24,12 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+from audiencefit.features.dataset import Dataset
+from audiencefit.features.errors import InputError
+from audiencefit.features.quality import follower_flags
+from audiencefit.features.stats import filter_as_of, filter_followers_as_of, sample_followers
+from audiencefit.features.text import is_meaningful, prepare_text
 from audiencefit.settings import Settings
-from features.dataset import Dataset
-from features.errors import InputError
-from features.quality import follower_flags
-from features.stats import filter_as_of, filter_followers_as_of, sample_followers
-from features.text import is_meaningful, prepare_text
 
 SAMPLE_PER_CLUSTER = 256
 """Basis vectors per cluster in the k-means sample (FAISS's ``max_points_per_centroid``)."""
@@ -56,7 +56,8 @@ def sampled_followers(part: Dataset, as_of: datetime | None, cap: int) -> pl.Dat
 
 
 def authentic_followers(followers: pl.DataFrame) -> pl.DataFrame:
-    """The sampled followers not flagged suspicious (``features.quality.follower_flags``), with the flags."""
+    """The sampled followers not flagged suspicious (``audiencefit.features.quality.follower_flags``), with the
+    flags."""
     return follower_flags(followers.lazy()).collect().filter(~pl.col("suspicious"))
 
 

@@ -5,7 +5,7 @@ terms, follower sample and flags, geography, embeddings, content and audience ve
 cluster centroids, follower keys, captions to quote, the per-creator inputs of the audience quality). What needs every
 creator runs afterwards on creator-level rows only: :func:`finish_creators` (the audience quality's medians and
 expected-ER line) and :func:`cluster_table` (cluster sizes summed over partitions). The clusters themselves are fitted
-before, on a sample chosen independently of the partitioning (``features.cluster_sample``).
+before, on a sample chosen independently of the partitioning (``audiencefit.features.cluster_sample``).
 
 Pure apart from the embedding cache: frames in, frames and arrays out.
 """
@@ -20,18 +20,18 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+from audiencefit.features import audience as aud
+from audiencefit.features.cluster_sample import CONTENT_POSTS, authentic_followers, recent_captions, sampled_followers
+from audiencefit.features.dataset import Dataset
+from audiencefit.features.embed import Embedder, embed_texts
+from audiencefit.features.embed_cache import EmbeddingCache
+from audiencefit.features.featureset import QUOTE_CAPTION_CHARS, QUOTE_CAPTIONS
+from audiencefit.features.quality import follower_sample_summary, quality_from_creators
+from audiencefit.features.schemas import UTC_DATETIME
+from audiencefit.features.stats import creator_stats, creator_terms, filter_as_of, newest_posts
+from audiencefit.features.text import is_meaningful, prepare_text
+from audiencefit.features.topic_terms import MAX_SPREAD, MIN_CLUSTERS_FOR_SPREAD, content_words
 from audiencefit.settings import Settings
-from features import audience as aud
-from features.cluster_sample import CONTENT_POSTS, authentic_followers, recent_captions, sampled_followers
-from features.dataset import Dataset
-from features.embed import Embedder, embed_texts
-from features.embed_cache import EmbeddingCache
-from features.featureset import QUOTE_CAPTION_CHARS, QUOTE_CAPTIONS
-from features.quality import follower_sample_summary, quality_from_creators
-from features.schemas import UTC_DATETIME
-from features.stats import creator_stats, creator_terms, filter_as_of, newest_posts
-from features.text import is_meaningful, prepare_text
-from features.topic_terms import MAX_SPREAD, MIN_CLUSTERS_FOR_SPREAD, content_words
 
 # A creator needs at least this many embedded, authentic-looking followers for a follower-based audience;
 # below it the sample says too little and the audience is inferred from content instead.
@@ -268,7 +268,7 @@ def compute_partition(
 
 def finish_creators(partitions: pl.DataFrame) -> pl.DataFrame:
     """The creators table from the concatenated ``PartitionFeatures.creators`` rows of every partition: the global
-    audience quality (``features.quality.quality_from_creators``) inserted before the source columns."""
+    audience quality (``audiencefit.features.quality.quality_from_creators``) inserted before the source columns."""
     quality = quality_from_creators(partitions.lazy()).collect()
     head = partitions.drop(*SAMPLE_COLUMNS, *SOURCE_COLUMNS)
     return pl.concat([head, quality.drop("creator_id"), partitions.select(*SOURCE_COLUMNS)], how="horizontal").rechunk()
@@ -285,7 +285,8 @@ def cluster_table(sample_texts: list[str], sample_assignments: np.ndarray, sizes
 
 def _cluster_terms(texts: list[str], assignments: np.ndarray, k: int, top: int = 8) -> pl.DataFrame:
     """Label each interest cluster with the words most over-represented in its members' profiles: stop words of
-    each profile's language and words spread evenly over the clusters left out (``features.topic_terms``)."""
+    each profile's language and words spread evenly over the clusters left out
+    (``audiencefit.features.topic_terms``)."""
     frame = pl.DataFrame(
         {"cluster_id": assignments.astype(np.int32), "text": texts, "word": [content_words(t) for t in texts]},
         schema={"cluster_id": pl.Int32, "text": pl.String, "word": pl.List(pl.String)},

@@ -1,6 +1,6 @@
 """Render ``docs/data-contracts.md`` from the schemas, so the documentation cannot drift from the code.
 
-Regenerate with ``.venv/bin/python -m features.contracts_doc > docs/data-contracts.md``.
+Regenerate with ``.venv/bin/python -m audiencefit.features.contracts_doc > docs/data-contracts.md``.
 """
 
 from __future__ import annotations
@@ -10,20 +10,20 @@ from typing import Any
 
 import polars as pl
 
-from audiencefit.settings import Settings
-from features.export import EARLIEST_PLAUSIBLE, EXPORT_KEY, EXPORT_MANIFEST, EXPORT_TOLERANCE
-from features.io import HEADER_PROBE_BYTES, MAX_JSON_DEPTH, TABLE_EXTENSIONS
-from features.pseudonymise import PSEUDONYM_LENGTH, PSEUDONYMISED_COLUMNS
-from features.schemas import TABLE_ORDER, TABLES, TEXT_MAX, Column, TableSchema
-from features.validate import (
+from audiencefit.features.export import EARLIEST_PLAUSIBLE, EXPORT_KEY, EXPORT_MANIFEST, EXPORT_TOLERANCE
+from audiencefit.features.io import HEADER_PROBE_BYTES, MAX_JSON_DEPTH, TABLE_EXTENSIONS
+from audiencefit.features.pseudonymise import PSEUDONYM_LENGTH, PSEUDONYMISED_COLUMNS
+from audiencefit.features.schemas import TABLE_ORDER, TABLES, TEXT_MAX, Column, TableSchema
+from audiencefit.features.validate import (
     LOWER_CASE_COLUMNS,
     MAX_ROWS_PER_PROBLEM,
     UPPER_CASE_COLUMNS,
     WARNING_PREFIX,
     describe_dtype,
 )
+from audiencefit.settings import Settings
 
-REGENERATE_COMMAND = ".venv/bin/python -m features.contracts_doc > docs/data-contracts.md"
+REGENERATE_COMMAND = ".venv/bin/python -m audiencefit.features.contracts_doc > docs/data-contracts.md"
 
 
 def render_contracts_markdown() -> str:

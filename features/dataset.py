@@ -2,8 +2,8 @@
 
 This is the input boundary of the pipeline: it finds each table's file, reads it, validates it against its
 contract, checks the foreign keys between tables, and either returns clean frames or raises one
-:class:`~features.errors.InputError` carrying every problem of every table. Raw follower ids are replaced by their
-keyed hash here and never leave :func:`load_dataset`.
+:class:`~audiencefit.features.errors.InputError` carrying every problem of every table. Raw follower ids are replaced by
+their keyed hash here and never leave :func:`load_dataset`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import polars as pl
 
-from features.errors import InputError, Issue
-from features.export import EXPORT_MANIFEST, ExportInstant, resolve_export_instant
-from features.io import TABLE_EXTENSIONS, find_table_file, read_raw
-from features.pseudonymise import PSEUDONYMISED_COLUMNS, pseudonymise_ids
-from features.schemas import TABLE_ORDER, TABLES
-from features.validate import WARNING_PREFIX, check_foreign_keys, split_issues, validate_table
+from audiencefit.features.errors import InputError, Issue
+from audiencefit.features.export import EXPORT_MANIFEST, ExportInstant, resolve_export_instant
+from audiencefit.features.io import TABLE_EXTENSIONS, find_table_file, read_raw
+from audiencefit.features.pseudonymise import PSEUDONYMISED_COLUMNS, pseudonymise_ids
+from audiencefit.features.schemas import TABLE_ORDER, TABLES
+from audiencefit.features.validate import WARNING_PREFIX, check_foreign_keys, split_issues, validate_table
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class Dataset:
 
     Optional tables that were not provided are None. ``followers.follower_id`` holds pseudonyms, not raw ids.
     ``source_files`` maps each loaded table to the file it came from; ``export`` is the export instant every
-    timestamp was checked against and "as of" which statistics are taken (``features.export``).
+    timestamp was checked against and "as of" which statistics are taken (``audiencefit.features.export``).
     """
 
     creators: pl.DataFrame
@@ -106,7 +106,7 @@ def validate_dir(data_dir: Path, *, export_time: datetime | None = None) -> Vali
     """Validate every table present in ``data_dir`` (and report required ones that are absent); reads only.
 
     Timestamps are checked against the export instant: ``export_time`` when given, else the directory's
-    ``export.json``, else the files' modification time (``features.export``).
+    ``export.json``, else the files' modification time (``audiencefit.features.export``).
     """
     report, _frames, _paths = _scan(data_dir, None, export_time)
     return report
@@ -174,7 +174,7 @@ class FoundTables:
 
 
 def locate_tables(data_dir: Path) -> FoundTables:
-    """Find the file of every contract table in ``data_dir`` (see :func:`features.io.find_table_file`)."""
+    """Find the file of every contract table in ``data_dir`` (see :func:`audiencefit.features.io.find_table_file`)."""
     paths: dict[str, Path] = {}
     ambiguous: set[str] = set()
     shown: dict[str, Path] = {}

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from features.dataset import Dataset
-from features.featureset import UPDATE_STATE_SCHEMA
-from features.schemas import UTC_DATETIME
+from audiencefit.features.dataset import Dataset
+from audiencefit.features.featureset import UPDATE_STATE_SCHEMA
+from audiencefit.features.schemas import UTC_DATETIME
 
 DIGEST_SCHEME = f"polars-{pl.__version__}-hash_rows-sum-v1"
 DIGESTS = "creator_digests"

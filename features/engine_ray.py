@@ -2,9 +2,9 @@
 
 ``audiencefit features build --engine ray`` hands every creator partition to a Ray Data ``map_batches`` actor
 (:class:`PartitionWorker`): it loads the embedder once, reads its partition from the spill directory
-(``features.stream_input``), calls :func:`features.compute.compute_partition` — the function the local engine
-calls — and writes the partition's features to ``<work>/part-<i>/`` (parquet tables and ``.npy`` matrices; nothing
-pickled to disk). The driver reads the parts back in partition order and writes the feature set with the same
+(``audiencefit.features.stream_input``), calls :func:`audiencefit.features.compute.compute_partition` — the function the
+local engine calls — and writes the partition's features to ``<work>/part-<i>/`` (parquet tables and ``.npy`` matrices;
+nothing pickled to disk). The driver reads the parts back in partition order and writes the feature set with the same
 writer, so the files are byte-identical to ``--engine local`` (tested).
 
 Where it runs: a local Ray runtime with one worker per core by default (``--workers``); the cluster at
@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from audiencefit.features.compute import PartitionFeatures
+from audiencefit.features.errors import InputError
+from audiencefit.features.stream_input import SpilledPartitions
 from audiencefit.settings import Settings
-from features.compute import PartitionFeatures
-from features.errors import InputError
-from features.stream_input import SpilledPartitions
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,8 @@ class PartitionWorker:
         stats_as_of: str | None,
         basis: str,
     ) -> None:
-        from features.embed import get_embedder
-        from features.embed_cache import EmbeddingCache
+        from audiencefit.features.embed import get_embedder
+        from audiencefit.features.embed_cache import EmbeddingCache
 
         self.settings = settings
         self.source = source
@@ -133,8 +133,8 @@ class PartitionWorker:
         self.basis = basis
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from features.compute import compute_partition
-        from features.digests import update_state
+        from audiencefit.features.compute import compute_partition
+        from audiencefit.features.digests import update_state
 
         done = []
         for i in batch["id"]:

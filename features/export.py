@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from features.errors import InputError, Issue
+from audiencefit.features.errors import InputError, Issue
 
 EARLIEST_PLAUSIBLE = datetime(2004, 1, 1, tzinfo=UTC)
 EXPORT_TOLERANCE = timedelta(days=1)

@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from features.errors import InputError
-from features.io import sha256_file
-from features.stored_paths import MAX_MANIFEST_BYTES, checksum_table, contained_path, read_regular
+from audiencefit.features.errors import InputError
+from audiencefit.features.io import sha256_file
+from audiencefit.features.stored_paths import MAX_MANIFEST_BYTES, checksum_table, contained_path, read_regular
 
 # Bump when the meaning, columns or layout of a feature changes: models record the version they were trained on
 # and refuse a feature set of another version. 2: audience clusters fitted on a key-ordered sample (the partitioned
-# build, features.cluster_sample), parquet written in fixed row groups.
+# build, audiencefit.features.cluster_sample), parquet written in fixed row groups.
 FEATURE_VERSION = "2"
 MANIFEST = "manifest.json"
 VECTOR_FILES = ("bio", "content", "audience", "audience_dist", "centroids")
@@ -50,8 +50,8 @@ FOLLOWER_KEYS = "follower_keys"
 # Optional table (absent in feature sets built before it existed): captions to quote in explanations.
 RECENT_CAPTIONS = "recent_captions"
 # Written by every build since feature version 2 and never loaded by the service: per creator, the digest of its raw
-# rows, its newest row's instant and its basis rows per audience cluster (``features.update`` compares and carries
-# them over).
+# rows, its newest row's instant and its basis rows per audience cluster (``audiencefit.features.update`` compares and
+# carries them over).
 UPDATE_STATE = "update_state"
 UPDATE_STATE_SCHEMA = {
     "creator_id": pl.String,

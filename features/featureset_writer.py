@@ -7,7 +7,7 @@ front; the header is the one ``np.save`` writes) filled partition by partition w
 map: written pages stay in the page cache, not in the process (a map of 1M rows would add ~4.7 GB to the resident
 set). Memory is one partition plus one row group per table.
 
-The layout and the loader are ``features.featureset``'s; this module only writes.
+The layout and the loader are ``audiencefit.features.featureset``'s; this module only writes.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.compute import (
+from audiencefit.features.compute import (
     FOLLOWER_KEYS_SCHEMA,
     GEO_SCHEMA,
     RECENT_CAPTIONS_SCHEMA,
     TERMS_SCHEMA,
     PartitionFeatures,
 )
-from features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, UPDATE_STATE, UPDATE_STATE_SCHEMA
-from features.io import sha256_file
+from audiencefit.features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, UPDATE_STATE, UPDATE_STATE_SCHEMA
+from audiencefit.features.io import sha256_file
 
 ROW_GROUP_ROWS = 131_072
 """Rows per parquet row group, whatever the partitioning."""

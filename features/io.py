@@ -1,9 +1,9 @@
 """Reading raw input tables and writing artifacts atomically.
 
-Raw CSV and JSON Lines are read with every column as text, so that ``features.validate`` can report each bad
+Raw CSV and JSON Lines are read with every column as text, so that ``audiencefit.features.validate`` can report each bad
 value with its row instead of a reader failing on the first one. Parquet keeps its own types. Every problem with
 the file itself (missing, empty, not UTF-8, unparsable, not the format its extension says) becomes an
-:class:`~features.errors.InputError` naming the file and, where it makes sense, the line.
+:class:`~audiencefit.features.errors.InputError` naming the file and, where it makes sense, the line.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 import polars as pl
 
 from audiencefit.children import pid_alive
-from features.errors import InputError, Issue
-from features.schemas import TableSchema
+from audiencefit.features.errors import InputError, Issue
+from audiencefit.features.schemas import TableSchema
 
 # Accepted extensions, in the order they are looked for. ``.json`` holds JSON Lines (or one JSON array of objects).
 TABLE_EXTENSIONS = (".parquet", ".csv", ".jsonl", ".ndjson", ".json")
@@ -38,7 +38,7 @@ MAX_PARSE_ISSUES = 20  # per file: enough to see the pattern, few enough to read
 _UTF8_BOM = b"\xef\xbb\xbf"
 HEADER_PROBE_BYTES = 1 << 20
 # The standard library CSV reader refuses fields over 128 KiB by default; only the contracts' own length limits
-# (``Column.max_length``, checked in ``features.validate``) should decide how long a value may be.
+# (``Column.max_length``, checked in ``audiencefit.features.validate``) should decide how long a value may be.
 _CSV_FIELD_LIMIT = (1 << 31) - 1
 _ARROW_MAX_BLOCK = (1 << 31) - 1
 # Python's JSON parser recurses per level and gives up near 1,000; table values are scalars, so any nesting this

@@ -4,8 +4,8 @@ A partition is a contiguous range of ``creator_id`` values (in the ``creators`` 
 string order) with every post and follower row of those creators. Partitions are numbered in creator-id order, so
 concatenating per-partition outputs in partition order gives the same rows, in the same order, as one build over all
 creators. Where the partitions come from is the input's business: :func:`split_dataset` cuts an in-memory
-:class:`~features.dataset.Dataset` (tests, small worlds); a streamed reader spills them to disk and loads one at a
-time, so memory grows with the partition, not with the creator count.
+:class:`~audiencefit.features.dataset.Dataset` (tests, small worlds); a streamed reader spills them to disk and loads
+one at a time, so memory grows with the partition, not with the creator count.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Protocol
 
 import polars as pl
 
-from features.dataset import Dataset
-from features.export import ExportInstant
+from audiencefit.features.dataset import Dataset
+from audiencefit.features.export import ExportInstant
 
 
 class PartitionSource(Protocol):
@@ -25,8 +25,8 @@ class PartitionSource(Protocol):
 
     ``load(i)`` returns a :class:`Dataset` whose ``creators`` holds partition ``i``'s creators sorted by
     ``creator_id`` and whose ``posts`` / ``followers`` hold exactly their rows, in the input's row order, with the
-    contract dtypes (the same frames :func:`features.dataset.load_dataset` would give, filtered to those creators).
-    Every partition's ``export`` and ``source_files`` are the whole input's.
+    contract dtypes (the same frames :func:`audiencefit.features.dataset.load_dataset` would give, filtered to those
+    creators). Every partition's ``export`` and ``source_files`` are the whole input's.
     """
 
     @property

@@ -11,8 +11,8 @@ import hashlib
 
 import polars as pl
 
-# Which raw columns hold personal identifiers, per table. ``features.dataset`` replaces them at ingestion and the
-# contracts doc lists them; keeping the list here gives one statement of it.
+# Which raw columns hold personal identifiers, per table. ``audiencefit.features.dataset`` replaces them at ingestion
+# and the contracts doc lists them; keeping the list here gives one statement of it.
 PSEUDONYMISED_COLUMNS: dict[str, tuple[str, ...]] = {"followers": ("follower_id",)}
 
 PSEUDONYM_LENGTH = 32  # hex characters = 128 bits: collisions are negligible even for billions of ids

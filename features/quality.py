@@ -2,7 +2,7 @@
 
 No labels exist in real exports, so the score is a documented combination of signals used across the industry
 (fake-follower audits, engagement-rate benchmarks by size), never a fitted model. Pure ``pl.LazyFrame``
-transforms; callers apply ``features.stats.filter_followers_as_of`` first for a point-in-time score.
+transforms; callers apply ``audiencefit.features.stats.filter_followers_as_of`` first for a point-in-time score.
 
 **Follower signals** (:func:`follower_flags`, per sampled follower; an unknown count is no evidence):
 
@@ -160,7 +160,7 @@ def audience_quality(creators: pl.LazyFrame, stats: pl.LazyFrame, followers: pl.
     """Per creator (order of ``creators``): suspicious_share, follower_sample_size, er_residual,
     engagement_anomaly, audience_quality (0–100, higher = more authentic) and quality_source.
 
-    ``stats`` is the output of ``features.stats.creator_stats``; ``followers`` the (as-of filtered) follower
+    ``stats`` is the output of ``audiencefit.features.stats.creator_stats``; ``followers`` the (as-of filtered) follower
     sample, or None. The combination and its reasons are in the module docstring. Nulls: suspicious_share without
     a sample; er_residual when ER or followers is not positive or nothing could be fitted; engagement_anomaly when
     no component is defined (no posts).

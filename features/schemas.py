@@ -1,8 +1,8 @@
 """Data contracts: the explicit schema of every raw input table.
 
-Each table is a tuple of :class:`Column` specs. Validation (``features.validate``), the readers
-(``features.io``), the synthetic world (``features.synthetic``) and ``docs/data-contracts.md`` all derive from
-these definitions, so there is exactly one statement of what a valid input looks like.
+Each table is a tuple of :class:`Column` specs. Validation (``audiencefit.features.validate``), the readers
+(``audiencefit.features.io``), the synthetic world (``audiencefit.features.synthetic``) and ``docs/data-contracts.md``
+all derive from these definitions, so there is exactly one statement of what a valid input looks like.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class TableSchema:
 
 ID_MAX = 128
 TEXT_MAX = 5000
-RECOMMENDATION_ID_MAX = 64  # the recommendation log's key (models.reclog) is at most this long
+RECOMMENDATION_ID_MAX = 64  # the recommendation log's key (audiencefit.models.reclog) is at most this long
 
 CREATORS = TableSchema(
     name="creators",

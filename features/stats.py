@@ -1,7 +1,8 @@
 """Per-creator statistics from posts, computed "as of" an instant.
 
 Every function here is a pure ``pl.LazyFrame -> pl.LazyFrame`` transform over validated frames (column names of
-``features.schemas``): no IO, and the output is deterministic (rows follow the order of ``creators``, or are sorted).
+``audiencefit.features.schemas``): no IO, and the output is deterministic (rows follow the order of ``creators``, or are
+sorted).
 
 Point-in-time rule: with ``as_of`` set, only posts with ``posted_at < as_of`` and followers with ``observed_at`` null
 or ``< as_of`` are used, so adding later rows never changes a feature. A naive ``as_of`` is read as UTC.
@@ -9,8 +10,8 @@ or ``< as_of`` are used, so adding later rows never changes a feature. A naive `
 Caveat: the creator's follower count is the one exported with the creators table (no history exists), so
 engagement rates of old posts are divided by today's count.
 
-Caption terms (:func:`creator_terms`) follow the rules of ``features.text.extract_hashtags/extract_mentions``,
-vectorised with polars' (Rust) regexes:
+Caption terms (:func:`creator_terms`) follow the rules of
+``audiencefit.features.text.extract_hashtags/extract_mentions``, vectorised with polars' (Rust) regexes:
 
 - the caption is NFKC-normalised (stylised letters such as 𝓵𝓸𝓿𝓮 become plain), then e-mail addresses, URLs and
   bare links (``bit.ly/x``, ``shop.example.com``) are removed, so ``me@mail.com`` is no mention and
@@ -20,7 +21,7 @@ vectorised with polars' (Rust) regexes:
   ZWJ/ZWNJ): ``#café`` → ``café``, ``#料理`` → ``料理``, ``#भारत`` → ``भारत``; the tag ends at the first other
   character (punctuation, space, emoji, another ``#``);
 - mention: ``@`` not preceded by a word character, ``@`` or ``#``, followed by word characters and dots (the
-  ``[A-Za-z0-9_.]`` handle alphabet of the big platforms, plus letters of other scripts as ``features.text``
+  ``[A-Za-z0-9_.]`` handle alphabet of the big platforms, plus letters of other scripts as ``audiencefit.features.text``
   accepts them, so ``@josé`` is ``josé``, not a truncated ``jos``), with trailing dots removed (``@anna.`` at the
   end of a sentence → ``anna``); a mention of dots only is dropped.
 - both are lower-cased (Unicode-aware) and stored without ``#``/``@``; ``count`` is the number of posts that
@@ -37,13 +38,13 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 
-from features.schemas import UTC_DATETIME
+from audiencefit.features.schemas import UTC_DATETIME
 
 # Rust regexes have no look-behind: the character before '#'/'@' is matched (or the start of the text) and
 # removed afterwards. Rust's Unicode \w includes combining marks and ZWJ/ZWNJ, like the Python tag class.
 HASHTAG_PATTERN = r"(?:^|[^\w&#@])#\w+"
 MENTION_PATTERN = r"(?:^|[^\w@#])@[\w.]+"
-# Links are removed before extraction (same definitions as features.text).
+# Links are removed before extraction (same definitions as audiencefit.features.text).
 _EMAIL_PATTERN = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 _URL_PATTERN = r"(?i)\b(?:https?://|ftp://|www\.)\S+"
 _BARE_DOMAIN_PATTERN = (
@@ -92,8 +93,8 @@ def filter_followers_as_of(followers: pl.LazyFrame, as_of: datetime | None) -> p
 def sample_followers(followers: pl.LazyFrame, cap: int) -> pl.LazyFrame:
     """At most ``cap`` followers per creator: those with the smallest ``follower_id``, in the input order.
 
-    ``follower_id`` holds the keyed-hash pseudonym (``features.pseudonymise``), so this is a uniform random sample,
-    the same in every build under one secret (no random state), and coordinated: a person kept in one creator's
+    ``follower_id`` holds the keyed-hash pseudonym (``audiencefit.features.pseudonymise``), so this is a uniform random
+    sample, the same in every build under one secret (no random state), and coordinated: a person kept in one creator's
     sample is kept in every other sample it ranks in, so audience overlap between samples stays measurable.
     Creators with at most ``cap`` followers keep every row.
     """
@@ -253,8 +254,8 @@ def creator_stats(
     - ``likes_spikiness``: max likes / median likes (1 = flat; large = a spike); null when median likes is 0.
     - ``views_per_follower``: median of views / followers over posts reporting views; null with no views.
     - ``last_post_at``; ``days_since_last_post``: (as_of − last post) in days; null when ``as_of`` is None.
-      Recency needs a stated instant (``features.build`` passes the export instant): the newest timestamp in the
-      data is no such instant, since one post dated 9999-12-31 would make every other creator look inactive.
+      Recency needs a stated instant (``audiencefit.features.build`` passes the export instant): the newest timestamp in
+      the data is no such instant, since one post dated 9999-12-31 would make every other creator look inactive.
     - ``follower_tier``: 'sub-1k' < 1k ≤ 'nano' < 10k ≤ 'micro' < 100k ≤ 'mid' < 500k ≤ 'macro' < 1M ≤ 'mega'.
     - ``log_followers``: ln(1 + followers) (defined at 0); ``following_ratio``: following / followers, null
       when followers is 0 or following is unknown.

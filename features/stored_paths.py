@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_NAME_CHARS = 1_024

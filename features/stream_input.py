@@ -1,18 +1,18 @@
 """The input of the out-of-core feature build: raw tables read in bounded chunks, validated, and spilled to disk
-as creator partitions (a :class:`~features.partitions.PartitionSource`).
+as creator partitions (a :class:`~audiencefit.features.partitions.PartitionSource`).
 
-:func:`stream_partitions` does what :func:`features.dataset.load_dataset` does for ``creators``, ``posts`` and
-``followers`` (optional) without holding a whole posts or followers table: it reads ``creators`` whole (one short
+:func:`stream_partitions` does what :func:`audiencefit.features.dataset.load_dataset` does for ``creators``, ``posts``
+and ``followers`` (optional) without holding a whole posts or followers table: it reads ``creators`` whole (one short
 row per creator) and cuts its sorted ids into ranges of ``partition_creators``
-(:func:`features.partitions.creator_ranges`); then it reads ``posts`` and ``followers`` chunk by chunk
-(:func:`features.io.iter_raw_chunks`), validates each chunk with the same code as ``load_dataset``
-(:func:`features.validate.validate_chunk`, issues merged across chunks by :class:`~features.validate.IssueTally`
-so every message, row number and cap is the one ``load_dataset`` gives), checks each chunk's foreign keys against
-the creators, pseudonymises follower ids, and appends each chunk's rows to per-partition part files. Only key
-columns are held for the whole table, for the uniqueness checks. When every table is valid, each partition's
-parts are joined into one parquet file per table (written to a temporary name, then renamed); on any problem one
-:class:`~features.errors.InputError` lists all of them, in ``load_dataset``'s order, and nothing is left in the
-spill directory.
+(:func:`audiencefit.features.partitions.creator_ranges`); then it reads ``posts`` and ``followers`` chunk by chunk
+(:func:`audiencefit.features.io.iter_raw_chunks`), validates each chunk with the same code as ``load_dataset``
+(:func:`audiencefit.features.validate.validate_chunk`, issues merged across chunks by
+:class:`~audiencefit.features.validate.IssueTally` so every message, row number and cap is the one ``load_dataset``
+gives), checks each chunk's foreign keys against the creators, pseudonymises follower ids, and appends each chunk's rows
+to per-partition part files. Only key columns are held for the whole table, for the uniqueness checks. When every table
+is valid, each partition's parts are joined into one parquet file per table (written to a temporary name, then renamed);
+on any problem one :class:`~audiencefit.features.errors.InputError` lists all of them, in ``load_dataset``'s order, and
+nothing is left in the spill directory.
 
 Files that cannot be read in chunks are read whole, exactly as ``load_dataset`` reads them, and memory is then
 that file's: a JSON array (``.json`` holding ``[...]``), a text file with classic Mac line endings, a CSV with a
@@ -35,20 +35,20 @@ from types import TracebackType
 
 import polars as pl
 
-from features.dataset import (
+from audiencefit.features.dataset import (
     Dataset,
     check_data_dir,
     ignored_files,
     locate_tables,
     missing_table_issues,
 )
-from features.errors import InputError, Issue
-from features.export import ExportInstant, TimeWindow, resolve_export_instant
-from features.io import ColumnsDifferError, UnsplittableError, iter_raw_chunks, read_raw
-from features.partitions import creator_ranges
-from features.pseudonymise import PSEUDONYMISED_COLUMNS, pseudonymise_ids
-from features.schemas import TABLE_ORDER, TABLES, TableSchema
-from features.validate import (
+from audiencefit.features.errors import InputError, Issue
+from audiencefit.features.export import ExportInstant, TimeWindow, resolve_export_instant
+from audiencefit.features.io import ColumnsDifferError, UnsplittableError, iter_raw_chunks, read_raw
+from audiencefit.features.partitions import creator_ranges
+from audiencefit.features.pseudonymise import PSEUDONYMISED_COLUMNS, pseudonymise_ids
+from audiencefit.features.schemas import TABLE_ORDER, TABLES, TableSchema
+from audiencefit.features.validate import (
     IssueTally,
     check_foreign_keys,
     check_unique,
@@ -69,7 +69,7 @@ _PART = "part-{chunk:06d}.parquet"
 @dataclass
 class SpilledPartitions:
     """Validated, pseudonymised creator partitions in parquet files under ``spill_dir`` (a
-    :class:`~features.partitions.PartitionSource`). ``spill_dir`` is the caller's: remove the files with
+    :class:`~audiencefit.features.partitions.PartitionSource`). ``spill_dir`` is the caller's: remove the files with
     :meth:`cleanup`, or use the object as a context manager. ``chunks`` counts the pieces each table was read in
     and ``read_whole`` names the tables that had to be read whole (see the module docstring)."""
 

@@ -195,7 +195,8 @@ _CARRIED_TOKENIZERS: list[Path] = []  # tokenizer.json of ONNX artifacts a featu
 
 def use_tokenizer_file(path: Path) -> None:
     """Also read the vocabulary from ``path`` on a host without the packaged model: the ``tokenizer.json`` of an
-    artifact a feature set carries (``features.embed_backends``), for hosts with no ``<data_dir>/models``."""
+    artifact a feature set carries (``audiencefit.features.embed_backends``), for hosts with no
+    ``<data_dir>/models``."""
     if path not in _CARRIED_TOKENIZERS:
         _CARRIED_TOKENIZERS.append(path)
 

@@ -1,5 +1,5 @@
-"""Words that can name an interest topic: the labels of the audience interest clusters (``features.compute``) and
-the terms explanations show (``serving.explain``).
+"""Words that can name an interest topic: the labels of the audience interest clusters
+(``audiencefit.features.compute``) and the terms explanations show (``audiencefit.serving.explain``).
 
 Cluster labels are the words most over-represented in a cluster's profiles. Two kinds of word are over-represented
 without naming anything, and both are dropped here:

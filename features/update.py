@@ -2,12 +2,12 @@
 whose raw rows changed.
 
 A day's export differs from yesterday's in a few creators: new posts, changed counts, new followers, an edited bio,
-creators added or gone. :func:`plan_update` compares every creator's digest (``features.digests``) with the one the
-earlier feature set stored in ``update_state.parquet`` and lists the creators to recompute: new ones, changed ones,
-and those with rows at or after the earlier cut-off (left out then, counted now). :class:`Carry` then gives the
-build (``features.build.build_from_partitions`` with ``reuse``) each partition's features: computed for those
-creators, copied for the others (their rows of every table and matrix, read from the earlier feature set in creator
-order, so memory stays one partition). What depends on more than a creator's own rows is redone over everything,
+creators added or gone. :func:`plan_update` compares every creator's digest (``audiencefit.features.digests``) with the
+one the earlier feature set stored in ``update_state.parquet`` and lists the creators to recompute: new ones, changed
+ones, and those with rows at or after the earlier cut-off (left out then, counted now). :class:`Carry` then gives the
+build (``audiencefit.features.build.build_from_partitions`` with ``reuse``) each partition's features: computed for
+those creators, copied for the others (their rows of every table and matrix, read from the earlier feature set in
+creator order, so memory stays one partition). What depends on more than a creator's own rows is redone over everything,
 as a full build does:
 
 - the global audience quality (medians over all creators) — from the creator-level rows;
@@ -31,14 +31,14 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from features.compute import PartitionFeatures
-from features.dataset import Dataset
-from features.digests import DIGEST_SCHEME, changed_creators, creator_digests
-from features.embed import Embedder
-from features.errors import InputError
-from features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, UPDATE_STATE, FeatureSet
-from features.partitions import PartitionSource, restrict
-from features.stats import days_since
+from audiencefit.features.compute import PartitionFeatures
+from audiencefit.features.dataset import Dataset
+from audiencefit.features.digests import DIGEST_SCHEME, changed_creators, creator_digests
+from audiencefit.features.embed import Embedder
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, UPDATE_STATE, FeatureSet
+from audiencefit.features.partitions import PartitionSource, restrict
+from audiencefit.features.stats import days_since
 
 log = logging.getLogger(__name__)
 

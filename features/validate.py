@@ -1,8 +1,8 @@
-"""Lazy validation of raw tables against the data contracts in ``features.schemas``.
+"""Lazy validation of raw tables against the data contracts in ``audiencefit.features.schemas``.
 
 Validation collects every problem instead of stopping at the first: a user fixing an export wants the whole list.
-Each problem is an :class:`~features.errors.Issue` naming the file, the 1-based data row (the header is not a data
-row), the column and what is wrong with the value. Per column and kind of problem the first
+Each problem is an :class:`~audiencefit.features.errors.Issue` naming the file, the 1-based data row (the header is not
+a data row), the column and what is wrong with the value. Per column and kind of problem the first
 ``MAX_ROWS_PER_PROBLEM`` rows are listed, then one summary issue counts the rest.
 
 Warnings (unknown extra columns, absent optional columns) are ``Issue`` objects whose ``problem`` starts with
@@ -19,9 +19,9 @@ from typing import Any
 
 import polars as pl
 
-from features.errors import Issue
-from features.export import TimeWindow
-from features.schemas import TABLE_ORDER, TABLES, Column, ForeignKey, TableSchema
+from audiencefit.features.errors import Issue
+from audiencefit.features.export import TimeWindow
+from audiencefit.features.schemas import TABLE_ORDER, TABLES, Column, ForeignKey, TableSchema
 
 WARNING_PREFIX = "warning: "
 MAX_ROWS_PER_PROBLEM = 20
@@ -82,8 +82,8 @@ def validate_table(
     row ``i`` of the frame is data row ``i + 1`` of the file. Values that failed a check are null in it. Text is
     stripped and empty text becomes null; vocabulary and language columns are lower-cased, country codes
     upper-cased; timestamps are converted to UTC (naive ones are taken as UTC). With ``window``, every timestamp
-    and date outside it is an issue (see ``features.export``). Issues include warnings (see :func:`is_warning`);
-    the input is valid when there is no other issue.
+    and date outside it is an issue (see ``audiencefit.features.export``). Issues include warnings (see
+    :func:`is_warning`); the input is valid when there is no other issue.
     """
     report = _Reporter(schema.name, file)
     frame, issues = _validate_rows(raw, schema, report, window)

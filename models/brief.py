@@ -8,7 +8,7 @@ splits it, without a model and deterministically, into
   secondary weighs :data:`SECONDARY_WEIGHT`), and
 - the **product** context (what the brand is and sells), kept as the brand description's vector that the pair
   features read, and added as a low-weight segment (:data:`PRODUCT_WEIGHT` of the audience weight; the weight was
-  chosen with ``python -m training.brief_eval``, see docs/evaluation.md).
+  chosen with ``python -m audiencefit.training.brief_eval``, see docs/evaluation.md).
 
 It reads labelled lines and bullet lists ("Target:", "Audience:", "Zielgruppe:", "Público objetivo:", "Cible :",
 "Público-alvo:", "Pubblico:" …; "Product:", "Produkt:" …), phrases that introduce an audience ("wants to reach",

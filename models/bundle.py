@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from features.errors import InputError
-from features.featureset import FEATURE_VERSION, FeatureSet
-from features.io import replace_dir, sha256_file, staging_dir
-from features.stored_paths import (
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FEATURE_VERSION, FeatureSet
+from audiencefit.features.io import replace_dir, sha256_file, staging_dir
+from audiencefit.features.stored_paths import (
     MAX_MANIFEST_BYTES,
     UnsafePathError,
     checksum_table,
@@ -30,28 +30,28 @@ from features.stored_paths import (
     read_regular,
     read_verified,
 )
-from models.estimators import DIRECT_STRUCTURE, ModelSet
-from models.pair_features import FEATURE_COLUMNS
+from audiencefit.models.estimators import DIRECT_STRUCTURE, ModelSet
+from audiencefit.models.pair_features import FEATURE_COLUMNS
 
 # Format 2: the conversion model records its exposure (``models.json`` "exposure", see
-# ``models.estimators.exposure_offset``). Code that reads only format 1 would ignore it and predict with the wrong
-# offset, so it must refuse these bundles; this code still reads format 1 (exposure: followers).
+# ``audiencefit.models.estimators.exposure_offset``). Code that reads only format 1 would ignore it and predict with the
+# wrong offset, so it must refuse these bundles; this code still reads format 1 (exposure: followers).
 # Format 3: ``bundle_id`` is the hash of bundle.json's whole canonical content (every field but the id itself,
 # including each file's sha256), so no stated field can change without changing the id. Formats 1 and 2 still
 # load when their ``files`` list every model file; their id is recomputed as it was defined then (the hash of the
 # ``files`` table), and a stated id must match it.
 # Format 4: as format 3, with the funnel conversion model (``models.json`` "conversion_structure": "funnel", see
-# ``models.estimators.FUNNEL_STAGES``): code that reads only up to format 3 would look for the one conversion model
-# and not find it, so it must refuse these bundles. Bundles with the direct conversion model are still written as
-# format 3 (nothing in them changed).
+# ``audiencefit.models.estimators.FUNNEL_STAGES``): code that reads only up to format 3 would look for the one
+# conversion model and not find it, so it must refuse these bundles. Bundles with the direct conversion model are still
+# written as format 3 (nothing in them changed).
 BUNDLE_FORMAT = 3
 FUNNEL_BUNDLE_FORMAT = 4
 READABLE_FORMATS = (1, 2, 3, 4)
 BUNDLE_FILE = "bundle.json"
 MODELS_DIR = "models"
-# bundle.json field holding the summary of the training creators' inputs (``models.drift.summarize_features``);
-# bundles written before it existed lack it and load with forecast reliability "unknown". Optional, so no format bump:
-# code that ignores it serves as before.
+# bundle.json field holding the summary of the training creators' inputs
+# (``audiencefit.models.drift.summarize_features``); bundles written before it existed lack it and load with forecast
+# reliability "unknown". Optional, so no format bump: code that ignores it serves as before.
 FEATURE_SUMMARY = "feature_summary"
 ID_CHARS = 16
 
@@ -78,8 +78,8 @@ class Bundle:
 
     @property
     def feature_summary(self) -> object:
-        """The training creators' input summary as stored (``models.drift`` checks it), or None for a bundle written
-        before it."""
+        """The training creators' input summary as stored (``audiencefit.models.drift`` checks it), or None for a bundle
+        written before it."""
         return self.meta.get(FEATURE_SUMMARY)
 
     def check_compatible(self, fs: FeatureSet) -> None:

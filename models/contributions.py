@@ -10,7 +10,8 @@ precision) to the log of the forecast the service gives (tested):
 - ``baseline``: the trees' expected value over their training rows (plus the log of the overall rate for the
   conversion model);
 - ``exposure``: the conversion forecast's log exposure (followers × share of the audience in the segment, or the
-  funnel's follower count and segment share; :func:`models.estimators.exposure_offset`), 0 for the other targets;
+  funnel's follower count and segment share; :func:`audiencefit.models.estimators.exposure_offset`), 0 for the other
+  targets;
 - one term per feature: summed over every model behind the forecast (a funnel's three stages).
 
 Only the central forecast is explained (the ``mean`` models); bands come from quantile models and the negative
@@ -24,7 +25,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from models.estimators import (
+from audiencefit.models.estimators import (
     FUNNEL_STAGES,
     FUNNEL_STRUCTURE,
     FeatureMatrix,
@@ -35,7 +36,7 @@ from models.estimators import (
     follower_offset,
     stage_share,
 )
-from models.pair_features import FEATURE_COLUMNS, BrandQuery, CreatorView, pair_features
+from audiencefit.models.pair_features import FEATURE_COLUMNS, BrandQuery, CreatorView, pair_features
 
 Target = Literal["conversions", "engagement_rate", "price"]
 TARGETS: tuple[Target, ...] = ("conversions", "engagement_rate", "price")
@@ -124,7 +125,7 @@ def top_contributions(contributions: pl.DataFrame, row: int, k: int = 10) -> pl.
 def explain_scored(
     view: CreatorView, models: ModelSet, query: BrandQuery, scored: pl.DataFrame, target: Target = "conversions"
 ) -> pl.DataFrame:
-    """:func:`feature_contributions` for the creators of a scoring frame (``models.scoring.top_creators``'
+    """:func:`feature_contributions` for the creators of a scoring frame (``audiencefit.models.scoring.top_creators``'
     ``scored``: columns ``row``, the creator's feature-set row, ``creator_id`` and ``matched_segment``), each for
     the segment its forecast is for: the pair features the service computed, from the same function. Adds
     ``creator_id``; ``row`` is the position in ``scored``."""

@@ -35,8 +35,8 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from features.errors import InputError
-from models.pair_features import CREATOR_COLUMNS, CreatorView, view_arrays
+from audiencefit.features.errors import InputError
+from audiencefit.models.pair_features import CREATOR_COLUMNS, CreatorView, view_arrays
 
 SUMMARY_METHOD = "quantile-bins-psi"
 SUMMARY_VERSION = 1

@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from models.forest import CompiledForest, compile_forests
-from models.pair_features import PAIR_COLUMNS
+from audiencefit.models.forest import CompiledForest, compile_forests
+from audiencefit.models.pair_features import PAIR_COLUMNS
 
 ER_FLOOR = 1e-5  # engagement rates are modelled on a log scale; a zero-engagement post counts as this
 QUANTILES = (0.1, 0.9)
@@ -169,7 +169,9 @@ class GBMRegressor:
     booster_: Any = None
     base_: float = 0.0  # with an offset: log of the overall rate, so trees start from the right level
     text_: str | None = None  # the LightGBM text model, when loaded from one (the booster is then built on demand)
-    compiled_: CompiledForest | None = None  # the same model compiled to native code (models.forest): same bits
+    compiled_: CompiledForest | None = (
+        None  # the same model compiled to native code (audiencefit.models.forest): same bits
+    )
 
     def fit(
         self, frame: pl.DataFrame, y: np.ndarray, offset: np.ndarray | None = None, weight: np.ndarray | None = None
@@ -336,8 +338,8 @@ class ModelSet:
     def fit(self, frame: pl.DataFrame, sample_weight: np.ndarray | None = None) -> ModelSet:
         """``frame`` holds the feature columns plus labels engagement_rate, conversions, cost and followers.
 
-        ``sample_weight`` (one per row, positive; e.g. inverse-propensity weights, ``training.weights``) weights
-        every model's loss, the conversion model's base rate, the negative binomial dispersion and the conformal
+        ``sample_weight`` (one per row, positive; e.g. inverse-propensity weights, ``audiencefit.training.weights``)
+        weights every model's loss, the conversion model's base rate, the negative binomial dispersion and the conformal
         calibration of the bands; None fits every row equally (the same models as before weights existed).
         """
         weight = _check_weights(sample_weight, frame.height)
@@ -541,7 +543,8 @@ class ModelSet:
         }
 
     def compile(self, cache_dir: Path, *, workers: int | None = None) -> None:
-        """Compile every model to native code (``models.forest``): the same predictions, several times faster.
+        """Compile every model to native code (``audiencefit.models.forest``): the same predictions, several times
+        faster.
 
         Models not yet in the cache are compiled in ``workers`` processes (default: one per CPU); cached ones load
         in milliseconds.

@@ -77,7 +77,7 @@ def derive_seed(content: bytes) -> int:
 
 
 def rank_order(key: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Positions by ``key`` descending, ties by id ascending (``models.scoring``'s order)."""
+    """Positions by ``key`` descending, ties by id ascending (``audiencefit.models.scoring``'s order)."""
     return np.lexsort((ids, -np.asarray(key, dtype=np.float64)))
 
 
@@ -165,7 +165,8 @@ def gamma_sampler(mean: np.ndarray, theta: float) -> Sampler:
     """Expected conversions drawn from the conversion model's own uncertainty about them.
 
     The model's predictive distribution of a count is a negative binomial with mean μ and dispersion θ (its p10–p90
-    band, ``models.estimators``), i.e. a Poisson whose rate is Gamma(shape θ, scale μ/θ): the draws are of that rate.
+    band, ``audiencefit.models.estimators``), i.e. a Poisson whose rate is Gamma(shape θ, scale μ/θ): the draws are of
+    that rate.
     """
     mean = np.maximum(np.asarray(mean, dtype=np.float64), 1e-12)
     if not theta > 0:

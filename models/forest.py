@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from features.io import write_bytes_atomic
+from audiencefit.features.io import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

@@ -38,12 +38,18 @@ from typing import Any, Literal
 
 import numpy as np
 
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet
+from audiencefit.features.io import replace_dir, sha256_file, staging_dir
+from audiencefit.features.stored_paths import (
+    MAX_MANIFEST_BYTES,
+    UnsafePathError,
+    contained_path,
+    read_regular,
+    sha256_contained,
+)
+from audiencefit.models.pair_features import authentic_share
 from audiencefit.settings import Settings
-from features.errors import InputError
-from features.featureset import FeatureSet
-from features.io import replace_dir, sha256_file, staging_dir
-from features.stored_paths import MAX_MANIFEST_BYTES, UnsafePathError, contained_path, read_regular, sha256_contained
-from models.pair_features import authentic_share
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +358,7 @@ def save_index(idx: VectorIndex, directory: Path) -> Path:
 
 def load_index(fs: FeatureSet, kind: IndexKind, directory: Path) -> VectorIndex:
     """Load a stored index; refuses one built from another feature set (its id is a hash of the feature set's
-    content, see ``features.featureset.content_id``), whose file changed, or whose files lie outside
+    content, see ``audiencefit.features.featureset.content_id``), whose file changed, or whose files lie outside
     ``directory`` (symlinks resolved)."""
     import faiss
 

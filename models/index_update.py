@@ -11,12 +11,13 @@ from the new vectors with the same quantiser and codec (``rebuild_with_quantizer
 That holds while the trained parts still fit the data (:func:`quantizer_fits`): few creators changed (at most
 ``max_share`` of them, 5 % by default), the new vectors within the ``int8`` codec's ranges, and the new vectors as
 close to their nearest list centre as the unchanged ones are. Otherwise the index is built again from scratch
-(``models.index.build_faiss``: k-means and codec refitted), and the stats say why. A flat (exact) index has
+(``audiencefit.models.index.build_faiss``: k-means and codec refitted), and the stats say why. A flat (exact) index has
 nothing trained and is simply filled again; an HNSW graph cannot drop nodes, so it is built again.
 
 Nothing is changed in place: an index given as an object is copied first (a serving process may be searching
-it); an index directory is written to a new directory and put in place atomically (``features.io.replace_dir``),
-its manifest and checksum rewritten by ``models.index.save_index``.
+it); an index directory is written to a new directory and put in place atomically
+(``audiencefit.features.io.replace_dir``), its manifest and checksum rewritten by
+``audiencefit.models.index.save_index``.
 """
 
 from __future__ import annotations
@@ -32,11 +33,10 @@ from typing import Any, Literal, overload
 import numpy as np
 import polars as pl
 
-from audiencefit.settings import Settings
-from features.errors import InputError
-from features.featureset import FeatureSet, load_feature_set
-from features.io import replace_dir, staging_dir
-from models.index import (
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet, load_feature_set
+from audiencefit.features.io import replace_dir, staging_dir
+from audiencefit.models.index import (
     INT8_MAX,
     IndexKind,
     Int8Codec,
@@ -47,6 +47,7 @@ from models.index import (
     load_index,
     save_index,
 )
+from audiencefit.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def assign_lists(ivf: Any, vectors: np.ndarray, codec: Int8Codec | None) -> np.n
     """The inverted list each vector goes to, as a build assigns it: its nearest (inner product) list centre.
     An ``int8`` index keeps its centres times the codec's scales, so a vector divided by the scales is searched
     (the same inner products)."""
-    from models.index import _faiss_threads
+    from audiencefit.models.index import _faiss_threads
 
     if len(vectors) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -311,8 +312,8 @@ def update_with_vectors(
     *,
     max_share: float = MAX_CHANGED_SHARE,
 ) -> tuple[VectorIndex, IndexUpdateStats]:
-    """:func:`update_vector_index` on the new feature set's index vectors (``models.index.index_vectors``) and the
-    creator ids of both sets, row-aligned."""
+    """:func:`update_vector_index` on the new feature set's index vectors (``audiencefit.models.index.index_vectors``)
+    and the creator ids of both sets, row-aligned."""
     import faiss
 
     started = time.perf_counter()

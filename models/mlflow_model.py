@@ -16,8 +16,8 @@ import pandas as pd
 import polars as pl
 from mlflow.pyfunc.model import PythonModel, PythonModelContext
 
-from models.bundle import Bundle, load_bundle
-from models.pair_features import FEATURE_COLUMNS
+from audiencefit.models.bundle import Bundle, load_bundle
+from audiencefit.models.pair_features import FEATURE_COLUMNS
 
 
 class AudiencefitModel(PythonModel):
@@ -27,8 +27,8 @@ class AudiencefitModel(PythonModel):
 
     def load_context(self, context: PythonModelContext) -> None:
         # MLflow joins the MLmodel's (stored, untrusted) relative path to the model directory without normalising
-        # it; a path that climbs out is refused here (``models.registry`` checks it fully, symlinks included, when
-        # the service downloads a version).
+        # it; a path that climbs out is refused here (``audiencefit.models.registry`` checks it fully, symlinks
+        # included, when the service downloads a version).
         raw = str(context.artifacts["bundle"])
         if ".." in Path(raw).parts or "\x00" in raw:
             raise ValueError(f"MLmodel artifact 'bundle' path {raw!r} climbs out of the model directory; refused")

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from features.featureset import FeatureSet
-from models.pair_features import view_arrays
+from audiencefit.features.featureset import FeatureSet
+from audiencefit.models.pair_features import view_arrays
 
 PRIOR_FOLLOWS = 3.0  # κ₀: creators an average community member follows, before the samples say otherwise
 PRIOR_FOLLOWS_STRENGTH = 2.0  # Gamma shape of the prior on κ (in "shared keys" worth of evidence)

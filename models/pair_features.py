@@ -21,8 +21,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 import polars as pl
 
-from features.schemas import PLATFORMS
-from models.query import Segment
+from audiencefit.features.schemas import PLATFORMS
+from audiencefit.models.query import Segment
 
 # Sharpness of "does interest cluster k belong to the segment": a cluster 0.05 less similar to the segment than
 # the segment's best cluster counts e^-1 ≈ 0.37 as much.

@@ -1,8 +1,8 @@
 """Campaign planner: the best set of creators for a budget, aware of audience overlap.
 
 The value of a set is not the sum of its members: people who follow several of them are reached once and buy at
-most once. With the community estimate of ``models.overlap`` (creator i covers a share Q[i, c] of community c's
-N[c] people, independently of the others):
+most once. With the community estimate of ``audiencefit.models.overlap`` (creator i covers a share Q[i, c] of community
+c's N[c] people, independently of the others):
 
 - unique reach of S in a segment = Σ_c w[c] · N[c] · (1 − Π_{i∈S} (1 − Q[i, c])), w = the segment's weight of c;
 - expected conversions of S = Σ_c N[c] · E[max ρ over the creators of S that reach a person of c]: each person
@@ -32,14 +32,14 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from features.errors import InputError
-from features.featureset import FeatureSet
-from models.estimators import ModelSet
-from models.overlap import audience_model
-from models.pair_features import BrandQuery, segment_cluster_membership
-from models.query import Filters, Segment
-from models.retrieval import AudienceSearch
-from models.scoring import score_creators
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet
+from audiencefit.models.estimators import ModelSet
+from audiencefit.models.overlap import audience_model
+from audiencefit.models.pair_features import BrandQuery, segment_cluster_membership
+from audiencefit.models.query import Filters, Segment
+from audiencefit.models.retrieval import AudienceSearch
+from audiencefit.models.scoring import score_creators
 
 PlanObjective = Literal["conversions", "reach"]
 MAX_CANDIDATES = 300  # creators retrieved and scored for a plan

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from features.embed import Embedder, embed_texts, for_queries, get_embedder
-from features.errors import InputError
-from features.featureset import FeatureSet
-from features.schemas import PLATFORMS
-from features.text import is_meaningful, prepare_text
+from audiencefit.features.embed import Embedder, embed_texts, for_queries, get_embedder
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet
+from audiencefit.features.schemas import PLATFORMS
+from audiencefit.features.text import is_meaningful, prepare_text
 
 DEFAULT_MIN_FOLLOWERS = 1_000
 DEFAULT_MAX_FOLLOWERS = 100_000
@@ -210,7 +210,7 @@ def query_embedder(fs: FeatureSet, query_model: str | None = None) -> Embedder:
     backend = fs.manifest.get("embedder_backend")
     if not backend:
         raise InputError(f"{fs.path}: the manifest does not say which embedder built it; rebuild the features")
-    from features.embed_backends import CARRIED_DIR, SPECS
+    from audiencefit.features.embed_backends import CARRIED_DIR, SPECS
 
     # A feature set of a fast backend carries the artifacts its queries need (features build copies them): a serving
     # host given the feature set uses those, checked, and needs no <data_dir>/models of its own.
@@ -219,12 +219,12 @@ def query_embedder(fs: FeatureSet, query_model: str | None = None) -> Embedder:
         if carried is None:
             embedder = get_embedder(str(backend))
         else:
-            from features.embed_backends import carried_embedder
+            from audiencefit.features.embed_backends import carried_embedder
 
             embedder = carried_embedder(str(backend), carried)
     else:
+        from audiencefit.features.embed_backends import QUERY_MODELS, load_embedder
         from audiencefit.settings import get_settings
-        from features.embed_backends import QUERY_MODELS, load_embedder
 
         if query_model not in QUERY_MODELS:
             raise InputError(f"query model {query_model!r}: expected one of {sorted(QUERY_MODELS)}")

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from audiencefit.features.errors import InputError
+from audiencefit.features.io import staging_dir
+from audiencefit.features.stored_paths import contained_path
 from audiencefit.logs import redact_url
 from audiencefit.settings import Settings
-from features.errors import InputError
-from features.io import staging_dir
-from features.stored_paths import contained_path
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -37,7 +37,7 @@ MODEL_NAME = "audiencefit"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 CACHE_DIRNAME = "registry-cache"
-ARTIFACTS_DIRNAME = "mlartifacts"  # where a local store keeps artifacts (training.tracking.artifact_root)
+ARTIFACTS_DIRNAME = "mlartifacts"  # where a local store keeps artifacts (audiencefit.training.tracking.artifact_root)
 BUNDLE_ARTIFACT = "bundle"  # key of the bundle in the pyfunc model's artifacts
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -249,14 +249,15 @@ def resolve_bundle(model_uri: str = f"models:/{MODEL_NAME}@{CHAMPION}", *, setti
     """Local directory of the bundle of the model version ``model_uri`` names (downloaded once, then cached).
 
     The downloaded artifact is never moved: the bundle's ``bundle.json`` and the files it lists are copied into the
-    cache after each is checked to lie inside the download and to match its sha256 (``models.bundle.copy_bundle``),
-    so stored content cannot make this move, read or delete anything outside the download and the cache.
-    ``models.bundle.load_bundle`` verifies the cached copy again when it loads.
+    cache after each is checked to lie inside the download and to match its sha256
+    (``audiencefit.models.bundle.copy_bundle``), so stored content cannot make this move, read or delete anything
+    outside the download and the cache. ``audiencefit.models.bundle.load_bundle`` verifies the cached copy again when it
+    loads.
     """
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    from models.bundle import copy_bundle
+    from audiencefit.models.bundle import copy_bundle
 
     ref = get_version(model_uri, settings=settings)
     target = _cache_target(settings, ref)

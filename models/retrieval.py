@@ -17,12 +17,12 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from features.embed import Embedder
-from features.errors import InputError
-from features.featureset import FeatureSet
-from models.index import VectorIndex
-from models.pair_features import BrandQuery, combined_fit_estimate, fit_scores
-from models.query import (
+from audiencefit.features.embed import Embedder
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet
+from audiencefit.models.index import VectorIndex
+from audiencefit.models.pair_features import BrandQuery, combined_fit_estimate, fit_scores
+from audiencefit.models.query import (
     Filters,
     Segment,
     allowed_mask,

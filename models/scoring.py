@@ -13,9 +13,9 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from models.estimators import FeatureMatrix, ModelSet
-from models.explore import Exploration, Sampler, gamma_sampler, lognormal_sampler, select
-from models.pair_features import (
+from audiencefit.models.estimators import FeatureMatrix, ModelSet
+from audiencefit.models.explore import Exploration, Sampler, gamma_sampler, lognormal_sampler, select
+from audiencefit.models.pair_features import (
     CREATOR_COLUMNS,
     FEATURE_COLUMNS,
     BrandQuery,
@@ -138,9 +138,9 @@ def top_creators(
     exactly those of scoring every candidate fully (tested), at a fraction of the cost for a request.
 
     With ``exploration``, ``round(share·k)`` of the ``k`` are Thompson-sampled from the other eligible candidates
-    (``models.explore``) with the forecast's own uncertainty: the conversion model's Gamma rate for conversions,
-    the engagement band for engagements (objective ``fit`` has no forecast to be unsure about: refused). Every row
-    carries its ``propensity`` (1 for those shown by rank) and whether it was ``explored``.
+    (``audiencefit.models.explore``) with the forecast's own uncertainty: the conversion model's Gamma rate for
+    conversions, the engagement band for engagements (objective ``fit`` has no forecast to be unsure about: refused).
+    Every row carries its ``propensity`` (1 for those shown by rank) and whether it was ``explored``.
     """
     if exploration is not None and exploration.share > 0 and objective == "fit":
         raise ValueError("exploration samples a forecast's uncertainty: use objective 'conversions' or 'engagement'")

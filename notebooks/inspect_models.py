@@ -17,12 +17,13 @@
 # What analysts ask after a retrain (`retrain.py`), answered by package code:
 #
 # 1. **Why did this creator rank here?** The brief is scored as `audiencefit score` and the API score it
-#    (`serving.batch.prepare_task`, `models.scoring.top_creators`); each forecast is split into feature
-#    contributions (`models.contributions`: LightGBM's SHAP values, on the log scale, so they multiply the forecast).
+#    (`audiencefit.serving.batch.prepare_task`, `audiencefit.models.scoring.top_creators`); each forecast is split into
+#    feature contributions (`audiencefit.models.contributions`: LightGBM's SHAP values, on the log scale, so they
+#    multiply the forecast).
 # 2. **How do the champion and the challenger differ?** Their evaluation metrics as MLflow logged them and their
-#    recommendations for the same brief side by side (`training.model_diff`).
+#    recommendations for the same brief side by side (`audiencefit.training.model_diff`).
 # 3. **How do the forecasts compare with what happened?** The champion's forecasts for the campaigns that started
-#    after the last one it was fitted on, against their outcomes (`training.outcomes`).
+#    after the last one it was fitted on, against their outcomes (`audiencefit.training.outcomes`).
 #
 # Data is found from any working directory (`audiencefit.settings.located_settings`). Parameters come from the
 # environment:
@@ -70,11 +71,11 @@ pl.DataFrame(
 # The champion (what the service answers with) and the challenger (the latest registered version), if it differs.
 
 # %%
-from features.featureset import load_feature_set
-from models.bundle import load_bundle
-from models.query import query_embedder
-from models.registry import CHALLENGER, CHAMPION, current_version, resolve_bundle
-from serving.batch import BatchBrand, prepare_task
+from audiencefit.features.featureset import load_feature_set
+from audiencefit.models.bundle import load_bundle
+from audiencefit.models.query import query_embedder
+from audiencefit.models.registry import CHALLENGER, CHAMPION, current_version, resolve_bundle
+from audiencefit.serving.batch import BatchBrand, prepare_task
 
 fs = load_feature_set(FEATURES_DIR)
 versions = {CHAMPION: current_version(CHAMPION, settings=settings)}
@@ -100,7 +101,7 @@ pl.DataFrame({"model": list(versions), "version": list(versions.values())})
 # The champion's recommendations, ranked by the brief's objective.
 
 # %%
-from models.scoring import top_creators
+from audiencefit.models.scoring import top_creators
 
 rankings = {
     label: top_creators(fs, bundle.models, task.query, task.rows, objective=brand.objective, k=TOP).scored
@@ -127,8 +128,8 @@ ranked.select(
 # %%
 import math
 
-from models.contributions import explain_scored, top_contributions
-from training.plots import contribution_plot
+from audiencefit.models.contributions import explain_scored, top_contributions
+from audiencefit.training.plots import contribution_plot
 
 explained = explain_scored(fs, bundles[CHAMPION].models, task.query, ranked, "conversions")
 creator = CREATOR or ranked["creator_id"][0]
@@ -151,7 +152,7 @@ contribution_plot(contributions, f"{creator}: what moved the conversion forecast
 # same rows), then both models' recommendations for the brief.
 
 # %%
-from training.model_diff import side_by_side, version_metrics
+from audiencefit.training.model_diff import side_by_side, version_metrics
 
 display(version_metrics({label: str(version) for label, version in versions.items()}, settings))
 side_by_side(rankings)
@@ -164,9 +165,9 @@ side_by_side(rankings)
 # right) and the calibration deciles.
 
 # %%
-from features.errors import InputError
-from training.outcomes import ForecastOutcomes, forecasts_since
-from training.plots import calibration_plot
+from audiencefit.features.errors import InputError
+from audiencefit.training.outcomes import ForecastOutcomes, forecasts_since
+from audiencefit.training.plots import calibration_plot
 
 outcomes: ForecastOutcomes | None = None
 try:

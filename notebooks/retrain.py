@@ -14,9 +14,9 @@
 # %% [markdown]
 # # Retrain, compare with the champion, promote
 #
-# A thin client of the package: it trains with `training.train.train_models`, logs and registers with
-# `training.tracking.log_training`, compares with `training.promote.compare` and promotes with
-# `training.promote.promote`. It finds the project's data from any working directory
+# A thin client of the package: it trains with `audiencefit.training.train.train_models`, logs and registers with
+# `audiencefit.training.tracking.log_training`, compares with `audiencefit.training.promote.compare` and promotes with
+# `audiencefit.training.promote.promote`. It finds the project's data from any working directory
 # (`audiencefit.settings.located_settings`: `AUDIENCEFIT_DATA_DIR`, or `audiencefit-data` in this directory, a parent
 # or the checkout). Parameters come from the environment so the same file runs in CI:
 #
@@ -64,8 +64,8 @@ campaigns.head()
 # The evaluation table: the model first, then the baselines, on the held-out (latest) campaigns.
 
 # %%
-from training.tracking import log_training
-from training.train import train_models
+from audiencefit.training.tracking import log_training
+from audiencefit.training.train import train_models
 
 result = train_models(DATA_DIR, FEATURES_DIR, settings, progress=False)
 tracked = log_training(result, settings)
@@ -76,17 +76,17 @@ result.table
 # ## Challenger against champion on the same held-out rows
 
 # %%
-from training import promote as promotion
+from audiencefit.training import promote as promotion
 
 comparison = promotion.compare(settings, metric=METRIC, margin=MARGIN)
 print(comparison.describe())
 promotion.table(comparison)
 
 # %%
-from models.bundle import load_bundle
-from models.registry import CHAMPION, resolve_bundle
-from training.evaluate import model_forecast
-from training.plots import calibration_plot, gain_chart, importance_plot
+from audiencefit.models.bundle import load_bundle
+from audiencefit.models.registry import CHAMPION, resolve_bundle
+from audiencefit.training.evaluate import model_forecast
+from audiencefit.training.plots import calibration_plot, gain_chart, importance_plot
 
 test = promotion.held_out_set(tracked.run_id, settings)
 actual = test["conversions"].to_numpy()

@@ -21,18 +21,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from audiencefit.settings import Settings
-from features.embed import Embedder
-from features.errors import AudiencefitError, InputError
-from serving.errors import MAX_MESSAGE, http_problem, safe_text, validation_error, validation_problem
-from serving.gate import RequestGate
-from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
-from serving.metrics import Metrics, MetricsMiddleware
-from serving.openapi import add_docs, error_responses, openapi_generator
-from serving.problems import problem, problem_response
-from serving.ratelimit import RateLimitMiddleware, RateLimits
-from serving.routes import admin, creators, health, plans, recommend
-from serving.state import (
+from audiencefit.features.embed import Embedder
+from audiencefit.features.errors import AudiencefitError, InputError
+from audiencefit.serving.errors import MAX_MESSAGE, http_problem, safe_text, validation_error, validation_problem
+from audiencefit.serving.gate import RequestGate
+from audiencefit.serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
+from audiencefit.serving.metrics import Metrics, MetricsMiddleware
+from audiencefit.serving.openapi import add_docs, error_responses, openapi_generator
+from audiencefit.serving.problems import problem, problem_response
+from audiencefit.serving.ratelimit import RateLimitMiddleware, RateLimits
+from audiencefit.serving.routes import admin, creators, health, plans, recommend
+from audiencefit.serving.state import (
     BundleSource,
     ServedFeatures,
     ServingHolder,
@@ -43,11 +42,12 @@ from serving.state import (
     resolve_pointer,
     utc_now,
 )
-from serving.workers import WorkerSync
+from audiencefit.serving.workers import WorkerSync
+from audiencefit.settings import Settings
 
 if TYPE_CHECKING:
-    from features.featureset import FeatureSet
-    from models.reclog import RecommendationLog
+    from audiencefit.features.featureset import FeatureSet
+    from audiencefit.models.reclog import RecommendationLog
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,15 @@ class ServeConfig:
     embedder: Embedder | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
     threads: int = DEFAULT_THREADS
-    control_dir: Path | None = None  # shared with the other worker processes (serving.workers); None: one process
+    control_dir: Path | None = (
+        None  # shared with the other worker processes (audiencefit.serving.workers); None: one process
+    )
 
 
 def load_state(settings: Settings, config: ServeConfig) -> ServingHolder:
     """Load everything heavy. Features, indexes and embedder must load; a bad bundle leaves the service up but not
     ready (``/readyz`` says why) so that ``/admin/reload`` can fix it."""
-    from serving.state import open_recommendation_log
+    from audiencefit.serving.state import open_recommendation_log
 
     reclog = open_recommendation_log(settings)  # first: a bad log URL fails the start before anything loads
     try:
@@ -99,12 +101,12 @@ def features_loader(settings: Settings, config: ServeConfig) -> Callable[[Path, 
     ``config.data_dir`` when given; any other feature set its own ``index/`` and the captions it stores. The query
     embedder of the serving set is kept when the new set was embedded with the same one.
     """
-    from features.embed import for_queries
-    from features.featureset import load_feature_set
-    from models.index import default_index_dir, load_index
-    from models.query import query_embedder
-    from models.retrieval import AudienceSearch
-    from serving.captions import CaptionStore, caption_cache
+    from audiencefit.features.embed import for_queries
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.index import default_index_dir, load_index
+    from audiencefit.models.query import query_embedder
+    from audiencefit.models.retrieval import AudienceSearch
+    from audiencefit.serving.captions import CaptionStore, caption_cache
 
     configured = resolve_pointer(config.features_dir).resolve()
 
@@ -155,7 +157,7 @@ def features_loader(settings: Settings, config: ServeConfig) -> Callable[[Path, 
 
 
 def _load(settings: Settings, config: ServeConfig, reclog: RecommendationLog | None) -> ServingHolder:
-    from serving.pipeline import warm_up
+    from audiencefit.serving.pipeline import warm_up
 
     def load_model(source: BundleSource, fs: FeatureSet) -> ServingModel:
         return load_serving_model(source, fs, settings)
@@ -216,9 +218,9 @@ def create_app(
     exit_on_load_error: bool = False,
 ) -> FastAPI:
     """The audiencefit API. ``bundle_source`` is a bundle directory or a registry URI (models:/name@alias);
-    ``control_dir`` makes the app one of several worker processes (``serving.workers``); ``compute_inline`` runs
-    the recommendation routes' work on the event loop, for a worker that is given one request at a time
-    (``serving.deps.get_compute``); ``exit_on_load_error`` ends the process when the state cannot load (bad
+    ``control_dir`` makes the app one of several worker processes (``audiencefit.serving.workers``); ``compute_inline``
+    runs the recommendation routes' work on the event loop, for a worker that is given one request at a time
+    (``audiencefit.serving.deps.get_compute``); ``exit_on_load_error`` ends the process when the state cannot load (bad
     input: a directory that is not a feature set, unreadable raw data): one log line naming what is wrong and the
     error's exit code (2), instead of the traceback the ASGI server would print for a failed start."""
     config = ServeConfig(
@@ -272,7 +274,9 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_body_bytes, timeout_s=settings.http_body_timeout_s)
     app.add_middleware(RequestGate, settings=settings, routes=lambda: api_routes(app))
     rate_limits = RateLimits.from_settings(settings)
-    if rate_limits is not None and config.control_dir is None:  # a worker: its front limits (serving.ratelimit)
+    if (
+        rate_limits is not None and config.control_dir is None
+    ):  # a worker: its front limits (audiencefit.serving.ratelimit)
         app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
@@ -306,8 +310,9 @@ def _bare_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] |
 
 
 def api_routes(app: FastAPI | None = None) -> list[BaseRoute]:
-    """Every route the app answers, flat, with its path pattern and methods (for ``serving.gate``): FastAPI's own
-    (the OpenAPI schema and docs) and the routers'. Without ``app``: as a worker's app has them (the front)."""
+    """Every route the app answers, flat, with its path pattern and methods (for ``audiencefit.serving.gate``):
+    FastAPI's own (the OpenAPI schema and docs) and the routers'. Without ``app``: as a worker's app has them (the
+    front)."""
     own = [route for route in (app or _bare_app()).routes if hasattr(route, "path_regex")]
     return own + [route for router in ROUTERS for route in router.routes]
 

@@ -1,8 +1,8 @@
 """Batch scoring: every eligible creator (or the top N from the index) for every brand of a file, to parquet.
 
-``audiencefit score`` reads a brands file, scores each brand with :func:`models.scoring.score_creators` — the
-function behind ``/v1/recommendations`` and ``/v1/score`` — ranks with :func:`models.scoring.rank`, and writes one
-partition per brand::
+``audiencefit score`` reads a brands file, scores each brand with :func:`audiencefit.models.scoring.score_creators` —
+the function behind ``/v1/recommendations`` and ``/v1/score`` — ranks with :func:`audiencefit.models.scoring.rank`, and
+writes one partition per brand::
 
     OUT/brand_id=<id>/part-0.parquet     ranked creators with the API's predictions and bands
     OUT/brand_id=<id>/_partition.json    what produced it (run key, brand fingerprint, rows, sha256)
@@ -15,8 +15,8 @@ run are removed on start. Everything is validated (brands file, model, feature s
 first byte is written.
 
 Engines: ``local`` scores a brand's creators in chunks in this process (LightGBM on every core); ``ray`` hands
-the same chunks to Ray Data actors (:mod:`serving.batch_ray`). Creators are scored independently of each other,
-so chunking and engines never change a number.
+the same chunks to Ray Data actors (:mod:`audiencefit.serving.batch_ray`). Creators are scored independently of each
+other, so chunking and engines never change a number.
 """
 
 from __future__ import annotations
@@ -41,19 +41,19 @@ import polars as pl
 from pydantic import Field, ValidationError
 
 from audiencefit.children import pid_alive
-from features.embed import Embedder
-from features.errors import InputError
-from features.featureset import FeatureSet
-from features.io import remove_leftovers_in, replace_dir, sha256_file, staging_dir
-from features.untrusted_json import parse_json
-from models.bundle import Bundle
-from models.drift import Reliability, check_features
-from models.pair_features import BrandQuery
-from models.query import validate_filters
-from models.retrieval import AudienceSearch
-from models.scoring import rank, reported, score_creators
-from serving.pipeline import brand_query, read_description, to_filters, to_segments
-from serving.schemas import BrandIn, FiltersIn, Objective, SegmentIn
+from audiencefit.features.embed import Embedder
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet
+from audiencefit.features.io import remove_leftovers_in, replace_dir, sha256_file, staging_dir
+from audiencefit.features.untrusted_json import parse_json
+from audiencefit.models.bundle import Bundle
+from audiencefit.models.drift import Reliability, check_features
+from audiencefit.models.pair_features import BrandQuery
+from audiencefit.models.query import validate_filters
+from audiencefit.models.retrieval import AudienceSearch
+from audiencefit.models.scoring import rank, reported, score_creators
+from audiencefit.serving.pipeline import brand_query, read_description, to_filters, to_segments
+from audiencefit.serving.schemas import BrandIn, FiltersIn, Objective, SegmentIn
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def prepare_task(
 ) -> BrandTask:
     """Embed the brand's query and choose its creators: every one the filters allow, or the ``top`` best-fitting
     (found by ``search``, which ``top`` needs)."""
-    from models.query import allowed_mask, describe_empty
+    from audiencefit.models.query import allowed_mask, describe_empty
 
     segments = to_segments(brand)
     reading = read_description(brand)
@@ -382,8 +382,8 @@ def write_partition(out: Path, brand_id: str, frame: pl.DataFrame, meta: dict[st
 def clean_leftovers(out: Path) -> int:
     """Remove what killed runs left behind (never the staging directory of a run still alive); returns how many.
 
-    Partitions are staged as ``.brand_id=<id>.tmp-<pid>-…`` (:func:`features.io.staging_dir`); earlier versions
-    used ``.tmp-<id>-<pid>``."""
+    Partitions are staged as ``.brand_id=<id>.tmp-<pid>-…`` (:func:`audiencefit.features.io.staging_dir`); earlier
+    versions used ``.tmp-<id>-<pid>``."""
     if not out.is_dir():
         return 0
     removed = remove_leftovers_in(out)

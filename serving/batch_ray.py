@@ -2,8 +2,8 @@
 
 Every (brand, chunk of creators) is one item of a Ray Dataset; ``map_batches`` runs :class:`ChunkScorer` actors,
 each of which loads the feature set and the model bundle once (checksums verified, no pickle) and calls
-:func:`models.scoring.score_creators` — the function the local engine and the API call. Chunks come back in any
-order; a brand is handed on when all its chunks are in, reassembled in row order, so the output is identical to
+:func:`audiencefit.models.scoring.score_creators` — the function the local engine and the API call. Chunks come back in
+any order; a brand is handed on when all its chunks are in, reassembled in row order, so the output is identical to
 the local engine's.
 
 Where it runs: a local Ray runtime with one CPU per core by default; the cluster at ``RAY_ADDRESS`` when that is
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from serving.batch import BrandTask, Progress, chunks
+from audiencefit.serving.batch import BrandTask, Progress, chunks
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,10 @@ class ChunkScorer:
     """A Ray Data actor: holds the feature set, the bundle and the run's queries; scores one chunk per call."""
 
     def __init__(self, features_dir: str, bundle_dir: str, tasks: list[tuple[Any, np.ndarray]]) -> None:
+        from audiencefit.features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, load_feature_set
+        from audiencefit.models.bundle import load_bundle
+        from audiencefit.serving.state import compile_trees
         from audiencefit.settings import get_settings
-        from features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, load_feature_set
-        from models.bundle import load_bundle
-        from serving.state import compile_trees
 
         self.fs = load_feature_set(
             Path(features_dir), mmap=True, skip=frozenset({FOLLOWER_KEYS, RECENT_CAPTIONS})
@@ -47,7 +47,7 @@ class ChunkScorer:
     def __call__(self, batch: dict[str, np.ndarray]) -> Any:
         import pyarrow as pa
 
-        from models.scoring import score_creators
+        from audiencefit.models.scoring import score_creators
 
         tables = []
         for task_i, start, stop, chunk_i in zip(
@@ -61,7 +61,7 @@ class ChunkScorer:
 
 def init_ray(num_cpus: int | None = None) -> None:
     """Connect to ``RAY_ADDRESS`` when set, else start a local runtime; no-op when Ray is already initialised."""
-    from features.engine_ray import require_ray
+    from audiencefit.features.engine_ray import require_ray
 
     ray = require_ray()
 

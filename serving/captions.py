@@ -11,7 +11,7 @@ to the segment's vector; the related captions closest to the segment are quoted.
 Real captions defeated the word match alone (measured on a real Instagram sample: no quote at all): they run to
 hundreds of characters with the hashtags at the end (the match read only the first 200), are written in many
 languages ("estudiante" for a segment of students), and inflect ("meals", "studying"). So words are matched on the
-whole prepared caption (hashtags split into words by ``features.text.prepare_text``) by a light stem, the
+whole prepared caption (hashtags split into words by ``audiencefit.features.text.prepare_text``) by a light stem, the
 vectors catch captions in other words or languages, and the quote is the part of the caption around the first
 matching word.
 """
@@ -32,14 +32,14 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from features.featureset import QUOTE_CAPTION_CHARS, QUOTE_CAPTIONS
-from features.text import prepare_text
+from audiencefit.features.featureset import QUOTE_CAPTION_CHARS, QUOTE_CAPTIONS
+from audiencefit.features.text import prepare_text
 
 if TYPE_CHECKING:
+    from audiencefit.features.embed import Embedder
+    from audiencefit.features.embed_cache import EmbeddingCache
+    from audiencefit.features.featureset import FeatureSet
     from audiencefit.settings import Settings
-    from features.embed import Embedder
-    from features.embed_cache import EmbeddingCache
-    from features.featureset import FeatureSet
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class CaptionStore:
     ) -> CaptionStore:
         """Read and validate the raw tables in ``data_dir`` and keep recent captions (posts only); with
         ``embedder`` (the one that embedded the creators' content), also one vector per caption."""
-        from features.dataset import load_dataset
+        from audiencefit.features.dataset import load_dataset
 
         dataset = load_dataset(data_dir, secret=secret, tables=())
         captions = recent_captions(dataset.posts)
@@ -369,7 +369,7 @@ def embed_captions(
 ) -> npt.NDArray[np.float16] | None:
     """Unit-length float16 vectors of every caption, in the order :class:`CaptionStore` expects (2 bytes per
     dimension: 6 KB per creator with 8 captions of 384 dimensions); None beyond :data:`MAX_EMBEDDED_CAPTIONS`."""
-    from features.embed import embed_texts
+    from audiencefit.features.embed import embed_texts
 
     table = captions if isinstance(captions, CaptionTable) else CaptionTable.from_dict(captions)
     if table.n_captions > MAX_EMBEDDED_CAPTIONS:
@@ -411,7 +411,7 @@ def _sorted_stems(text: str) -> tuple[str, ...]:
 def caption_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
     """The embedding cache the feature build filled (so captions it embedded are not embedded again); None when
     it cannot be opened, e.g. a read-only service host without one (the captions are then embedded anew)."""
-    from features.embed_cache import EmbeddingCache
+    from audiencefit.features.embed_cache import EmbeddingCache
 
     try:
         return EmbeddingCache(settings.embedding_cache_dir, embedder.id, embedder.dim)

@@ -12,9 +12,9 @@ from typing import Annotated, ParamSpec, Protocol, TypeVar
 from fastapi import Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from serving.metrics import Metrics
-from serving.state import AppState, ServingHolder, ServingModel
-from serving.workers import WorkerSync
+from audiencefit.serving.metrics import Metrics
+from audiencefit.serving.state import AppState, ServingHolder, ServingModel
+from audiencefit.serving.workers import WorkerSync
 
 
 async def get_holder(request: Request) -> ServingHolder:

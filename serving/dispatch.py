@@ -4,8 +4,8 @@ with the fewest requests in flight.
 Why not N uvicorn workers sharing the socket: a client keeps its connections open, and each connection stays with
 the worker that accepted it, so the load splits by connection, not by request (measured with 16 keep-alive
 clients at 100 req/s: 64 % / 36 %), and the busier worker sets the tail latency. Here the front parses HTTP (cheap,
-asynchronous), forwards the request to the least busy worker over a Unix socket (``serving.frames``) and relays
-the answer: join-the-shortest-queue, whatever the client's connections.
+asynchronous), forwards the request to the least busy worker over a Unix socket (``audiencefit.serving.frames``) and
+relays the answer: join-the-shortest-queue, whatever the client's connections.
 
 A worker is given at most ``in_flight`` requests at a time (default 1); the others wait in the front, first come
 first served, and go to the first worker that frees up. A request is CPU-bound Python, so two requests in one
@@ -20,8 +20,9 @@ flight get 503, the others go to the remaining workers, and ``/readyz`` answers 
 ``/healthz`` is answered by the front itself (the process is alive), ``GET`` only, like every route.
 
 Before a request is forwarded (``front_app``): its key, route and method are checked before its body is read
-(``serving.gate``), its body is read whole within the size and time limits (``serving.limits``), and a client
-that disconnects mid-body or while its request waits in line is dropped: a request is forwarded whole or never.
+(``audiencefit.serving.gate``), its body is read whole within the size and time limits (``audiencefit.serving.limits``),
+and a client that disconnects mid-body or while its request waits in line is dropped: a request is forwarded whole or
+never.
 """
 
 from __future__ import annotations
@@ -40,16 +41,18 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from serving.frames import decode_headers, encode_headers, read_frame, write_frame
-from serving.gate import RequestGate, respond
-from serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
-from serving.problems import send_problem
+from audiencefit.serving.frames import decode_headers, encode_headers, read_frame, write_frame
+from audiencefit.serving.gate import RequestGate, respond
+from audiencefit.serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
+from audiencefit.serving.problems import send_problem
 
-FORWARDED = "audiencefit.forwarded"  # scope key: a worker answered (and counted) this request (serving.metrics)
+FORWARDED = (
+    "audiencefit.forwarded"  # scope key: a worker answered (and counted) this request (audiencefit.serving.metrics)
+)
 
 if TYPE_CHECKING:
+    from audiencefit.serving.metrics import Metrics
     from audiencefit.settings import Settings
-    from serving.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +164,7 @@ class Front:
             return
         finally:
             self._wake()
-        scope[FORWARDED] = True  # the worker that answered counted it (serving.metrics.MetricsMiddleware)
+        scope[FORWARDED] = True  # the worker that answered counted it (audiencefit.serving.metrics.MetricsMiddleware)
         await send(
             {"type": "http.response.start", "status": answer["status"], "headers": decode_headers(answer["headers"])}
         )
@@ -280,7 +283,7 @@ class Front:
         self._monitor = asyncio.create_task(self._watch())
 
     def _spawn(self, slot: int) -> None:
-        from serving.workers import worker_main
+        from audiencefit.serving.workers import worker_main
 
         ctx = multiprocessing.get_context("spawn")
         options = json.dumps(self.options | {"in_flight": self.in_flight})
@@ -308,7 +311,7 @@ class Front:
     def _forget(self, process: multiprocessing.process.BaseProcess) -> None:
         """Drop the per-process metrics of a worker that exited (its counts stay in the sums)."""
         if process.pid is not None:
-            from serving.metrics import forget_process
+            from audiencefit.serving.metrics import forget_process
 
             forget_process(process.pid)
 
@@ -366,13 +369,13 @@ def front_app(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     in_flight: int = DEFAULT_IN_FLIGHT,
 ) -> Any:
-    """The front's ASGI app. Before a request is forwarded: rate limits are counted (``serving.ratelimit``, once for
-    all workers), its key, route and method are checked before its body is read (``serving.gate``, with the
-    workers' own route table), then its body is read whole, within the size and time limits (``serving.limits``);
-    a cut-off body is dropped, never forwarded."""
-    from serving.app import api_routes
-    from serving.metrics import Metrics, MetricsMiddleware
-    from serving.ratelimit import rate_limited
+    """The front's ASGI app. Before a request is forwarded: rate limits are counted (``audiencefit.serving.ratelimit``,
+    once for all workers), its key, route and method are checked before its body is read (``audiencefit.serving.gate``,
+    with the workers' own route table), then its body is read whole, within the size and time limits
+    (``audiencefit.serving.limits``); a cut-off body is dropped, never forwarded."""
+    from audiencefit.serving.app import api_routes
+    from audiencefit.serving.metrics import Metrics, MetricsMiddleware
+    from audiencefit.serving.ratelimit import rate_limited
 
     metrics = Metrics(role="front")
     front = Front(workers, control_dir, options, in_flight, metrics)

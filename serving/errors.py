@@ -1,5 +1,5 @@
-"""Error answers as problem details (``serving.problems``), and 422 bodies that are always valid JSON, whatever the
-request held.
+"""Error answers as problem details (``audiencefit.serving.problems``), and 422 bodies that are always valid JSON,
+whatever the request held.
 
 FastAPI's own handler echoes each refused value (``input``) and the error's context (``ctx``) as they came. A value
 that JSON cannot carry (``NaN``, ``Infinity``, a lone surrogate such as ``"\\ud800"``) then makes the error response
@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from serving.problems import ProblemError, problem, problem_response
+from audiencefit.serving.problems import ProblemError, problem, problem_response
 
 MAX_ECHO = 200  # characters of a refused value echoed in a 422 (serialised); larger inputs are left out
 MAX_MESSAGE = 4_000

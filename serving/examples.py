@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.schemas import (
+from audiencefit.serving.schemas import (
     Band,
     CreatorProfile,
     CreatorScore,

@@ -18,12 +18,12 @@ from types import MappingProxyType
 
 import numpy as np
 
-from features.featureset import FeatureSet
-from features.topic_terms import topic_terms
-from models.pair_features import IdentityCache, segment_cluster_membership
-from models.scoring import FIT_DIGITS
-from serving.captions import CaptionStore
-from serving.schemas import Explanation, Topic
+from audiencefit.features.featureset import FeatureSet
+from audiencefit.features.topic_terms import topic_terms
+from audiencefit.models.pair_features import IdentityCache, segment_cluster_membership
+from audiencefit.models.scoring import FIT_DIGITS
+from audiencefit.serving.captions import CaptionStore
+from audiencefit.serving.schemas import Explanation, Topic
 
 MAX_TOPICS = 3
 MAX_CAPTIONS = 2
@@ -31,8 +31,8 @@ MIN_TOPIC_SHARE = 0.02  # clusters holding less of the audience than this are no
 MIN_RELEVANCE = 0.1  # a cluster this far from the segment does not explain a match to it
 
 
-# The fit and share fields are rounded to FIT_DIGITS decimals (models.scoring.reported); the reasons quote them as
-# they are.
+# The fit and share fields are rounded to FIT_DIGITS decimals (audiencefit.models.scoring.reported); the reasons quote
+# them as they are.
 
 
 def percent(share: float) -> str:
@@ -84,7 +84,7 @@ _CLUSTER_TERMS: IdentityCache[Mapping[int, tuple[str, ...]]] = IdentityCache()
 
 def cluster_terms(fs: FeatureSet) -> Mapping[int, tuple[str, ...]]:
     """cluster_id → its top terms (at most 4), from the feature set's cluster table, without stop words (feature
-    sets labelled before ``features.topic_terms`` filtered them still name clusters by "since" or "cada").
+    sets labelled before ``audiencefit.features.topic_terms`` filtered them still name clusters by "since" or "cada").
 
     Read-only and computed once per loaded feature set (every request's explanations read it)."""
 

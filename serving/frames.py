@@ -1,4 +1,5 @@
-"""The messages between the front process and its workers (``serving.dispatch``, ``serving.workers``).
+"""The messages between the front process and its workers (``audiencefit.serving.dispatch``,
+``audiencefit.serving.workers``).
 
 A message is a JSON header and a byte body, each preceded by its length (4 bytes, big endian), over a Unix socket
 the front owns. Requests carry what an ASGI ``http`` scope needs (method, path, query, headers, client); responses

@@ -1,12 +1,12 @@
 """What is decided about a request before a byte of its body is read: its key, its route and its method.
 
-``RequestGate`` runs in front of the body reader (``serving.limits``) in the single-process app and in the front
-of ``serve --workers N``, so that a client without a valid key, or asking for a route or method that does not
+``RequestGate`` runs in front of the body reader (``audiencefit.serving.limits``) in the single-process app and in the
+front of ``serve --workers N``, so that a client without a valid key, or asking for a route or method that does not
 exist, is answered at once and never makes the server buffer a body:
 
 1. ``/v1/...`` needs an API key and ``/admin/...`` an admin key in ``X-API-Key`` (missing: 401, wrong: 403; the
-   same answers as the routes' own dependencies in ``serving.security``, which still run behind the gate). The
-   whole prefix is guarded, known route or not, so a client without a key learns nothing about what is there.
+   same answers as the routes' own dependencies in ``audiencefit.serving.security``, which still run behind the gate).
+   The whole prefix is guarded, known route or not, so a client without a key learns nothing about what is there.
 2. A path no route matches: 404. A route asked with a method it does not take (``TRACE``, ``DELETE /healthz``,
    ``HEAD``, ``OPTIONS``): 405 with an ``Allow`` header listing the methods it takes.
 3. A ``POST`` whose ``Content-Type`` is not JSON (``application/json`` or ``application/*+json``): 415. Every body
@@ -28,9 +28,9 @@ from typing import Any
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from audiencefit.serving.problems import send_problem
+from audiencefit.serving.security import API_KEY_HEADER, key_matches
 from audiencefit.settings import Settings
-from serving.problems import send_problem
-from serving.security import API_KEY_HEADER, key_matches
 
 _KEY_HEADER = API_KEY_HEADER.lower().encode("latin-1")
 
@@ -160,7 +160,7 @@ async def respond(
     send: Send, status: int, payload: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
     """A small JSON answer that is not an error (``/healthz``, a probe's ``/readyz``) sent straight from the ASGI
-    layer; errors go through ``serving.problems.send_problem``."""
+    layer; errors go through ``audiencefit.serving.problems.send_problem``."""
     body = json.dumps(payload).encode()
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": start})

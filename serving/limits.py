@@ -18,8 +18,8 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.gate import header
-from serving.problems import send_problem
+from audiencefit.serving.gate import header
+from audiencefit.serving.problems import send_problem
 
 log = logging.getLogger(__name__)
 

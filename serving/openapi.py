@@ -1,7 +1,7 @@
-"""The OpenAPI contract's shared parts: the declared error responses (problem details, ``serving.problems``), the
-schema generator that adds the problem schemas, and the API docs pages (Swagger UI at ``/docs``, ReDoc at
-``/redoc``) served from the ``fastapi-offline`` package's copy of their assets, so that they work without internet
-access (FastAPI's own pages load them from a CDN)."""
+"""The OpenAPI contract's shared parts: the declared error responses (problem details,
+``audiencefit.serving.problems``), the schema generator that adds the problem schemas, and the API docs pages (Swagger
+UI at ``/docs``, ReDoc at ``/redoc``) served from the ``fastapi-offline`` package's copy of their assets, so that they
+work without internet access (FastAPI's own pages load them from a CDN)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from serving.problems import PROBLEM_JSON, problem
-from serving.schemas import ProblemDetails, ReloadProblem, ValidationProblem
+from audiencefit.serving.problems import PROBLEM_JSON, problem
+from audiencefit.serving.schemas import ProblemDetails, ReloadProblem, ValidationProblem
 
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"

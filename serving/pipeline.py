@@ -1,7 +1,7 @@
 """From a validated request to ranked, explained creators: validate → retrieve → score → rank → explain.
 
-Synchronous and CPU-bound (embedding, scoring); the routes call it through ``serving.deps.get_compute``: in the
-thread pool, or on the event loop of a worker that the front gives one request at a time.
+Synchronous and CPU-bound (embedding, scoring); the routes call it through ``audiencefit.serving.deps.get_compute``: in
+the thread pool, or on the event loop of a worker that the front gives one request at a time.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from features.embed import Embedder
-from features.errors import InputError
-from models.brief import BriefReading as Reading
-from models.brief import read_brief
-from models.drift import Reliability
-from models.explore import Exploration, derive_seed
-from models.pair_features import BrandQuery
-from models.query import Filters, Segment, embed_segments, validate_segments
-from models.reclog import Shown, ShownCreator
-from models.scoring import reported, score_creators, top_creators
-from serving.explain import Explainer, cluster_terms
-from serving.schemas import (
+from audiencefit.features.embed import Embedder
+from audiencefit.features.errors import InputError
+from audiencefit.models.brief import BriefReading as Reading
+from audiencefit.models.brief import read_brief
+from audiencefit.models.drift import Reliability
+from audiencefit.models.explore import Exploration, derive_seed
+from audiencefit.models.pair_features import BrandQuery
+from audiencefit.models.query import Filters, Segment, embed_segments, validate_segments
+from audiencefit.models.reclog import Shown, ShownCreator
+from audiencefit.models.scoring import reported, score_creators, top_creators
+from audiencefit.serving.explain import Explainer, cluster_terms
+from audiencefit.serving.schemas import (
     Band,
     BrandIn,
     BriefReading,
@@ -41,7 +41,7 @@ from serving.schemas import (
     SegmentFit,
     Versions,
 )
-from serving.state import AppState, ServingModel
+from audiencefit.serving.state import AppState, ServingModel
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def versions(state: AppState, model: ServingModel) -> Versions:
 
 
 def read_description(brand: BrandIn) -> Reading | None:
-    """How a description sent without segments is read (``models.brief.read_brief``); None with segments."""
+    """How a description sent without segments is read (``audiencefit.models.brief.read_brief``); None with segments."""
     if brand.segments:
         return None
     return read_brief(brand.description or "")
@@ -198,7 +198,7 @@ def recommend(state: AppState, model: ServingModel, req: RecommendationRequest) 
 
 
 def objective_key(objective: str, creator: CreatorScore) -> float:
-    """The number a recommendation is ranked by (``models.scoring.rank``), for one shown creator."""
+    """The number a recommendation is ranked by (``audiencefit.models.scoring.rank``), for one shown creator."""
     if objective == "conversions":
         return creator.conversions.expected
     if objective == "engagement":
@@ -213,7 +213,7 @@ def segments_json(segments: list[Segment]) -> list[dict[str, Any]]:
 def shown_record(
     state: AppState, model: ServingModel, req: RecommendationRequest, result: Scored, recommendation_id: str
 ) -> Shown:
-    """What the recommendation log keeps of one answer (``models.reclog``)."""
+    """What the recommendation log keeps of one answer (``audiencefit.models.reclog``)."""
     return Shown(
         recommendation_id=recommendation_id,
         created_at=now_iso(),
@@ -342,7 +342,7 @@ def row_fields(
         state.captions,
     )
     # Rounded once, by the expression the batch job uses too: the fields carry these figures and the reasons quote
-    # them (serving.explain).
+    # them (audiencefit.serving.explain).
     for i, rec in enumerate(reported(scored).iter_rows(named=True)):
         mentions = int(rec["brand_mentions"] or 0)
         quality = _num(rec["audience_quality"])

@@ -11,12 +11,12 @@ layer (408/431) — is a JSON object with:
 - ``detail``: what went wrong with this request, in words;
 - ``instance``: the request path the problem occurred on;
 - ``errors``: for a 422, every refused value: its location (``loc``, e.g. ``["body", "segments", 0, "text"]``),
-  a message and an error type (``serving.errors`` makes them JSON-safe);
+  a message and an error type (``audiencefit.serving.errors`` makes them JSON-safe);
 - extension members where a problem carries more (``unknown_ids`` of a 404 from ``/v1/score``, the serving ids of a
   409 from ``/admin/reload``).
 
 Pure builders here, no IO; ``send_problem`` writes one on a raw ASGI ``send`` for the middlewares that answer before
-any route runs. Nothing here imports the app: the front process (``serving.dispatch``) imports it too.
+any route runs. Nothing here imports the app: the front process (``audiencefit.serving.dispatch``) imports it too.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ async def send_problem(
 
 class ProblemError(HTTPException):
     """An ``HTTPException`` that names its problem type and carries extension members (answered by the app's
-    handler, ``serving.errors.http_problem``)."""
+    handler, ``audiencefit.serving.errors.http_problem``)."""
 
     def __init__(
         self,

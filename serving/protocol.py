@@ -15,11 +15,11 @@ of any size. Here (``guarded_protocol``):
   and, for a head still incomplete after a read (httptools buffers a header until its end), as the bytes received
   since it began. A head refused behind pipelined requests still unanswered gets its 431 after their answers.
   Nothing a refused connection sends afterwards is parsed.
-- A request answered before its body was read (401, 404, 405, 413 from ``serving.gate`` / ``serving.limits``):
-  the rest of the body is read and thrown away, so that the client gets its answer rather than a reset, but for
-  at most ``header_timeout_s`` and ``DISCARD_MAX_BYTES``; then the connection is closed.
+- A request answered before its body was read (401, 404, 405, 413 from ``audiencefit.serving.gate`` /
+  ``audiencefit.serving.limits``): the rest of the body is read and thrown away, so that the client gets its answer
+  rather than a reset, but for at most ``header_timeout_s`` and ``DISCARD_MAX_BYTES``; then the connection is closed.
 
-The body's own deadline is the ASGI side's (``serving.limits``), where the request is known.
+The body's own deadline is the ASGI side's (``audiencefit.serving.limits``), where the request is known.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from serving.problems import PROBLEM_JSON, problem, problem_bytes, send_problem
+from audiencefit.serving.problems import PROBLEM_JSON, problem, problem_bytes, send_problem
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +230,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(400, msg)
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer a problem (``serving.problems``) straight on the transport (no request to hand to the app) and
-        close."""
+        """Answer a problem (``audiencefit.serving.problems``) straight on the transport (no request to hand to the app)
+        and close."""
         body = problem_bytes(problem(status, message))
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:

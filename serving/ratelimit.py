@@ -1,11 +1,11 @@
 """Per-key rate limits, enforced before a request's body is read: ``429`` with ``Retry-After``.
 
 Where: around the single-process app (inside its metrics, so 429s are counted) and around the front process of
-``serve --workers N`` (``serving.dispatch.front_app``), so that a key has one budget for the whole service, not one
-per worker; the workers behind a front do not limit again.
+``serve --workers N`` (``audiencefit.serving.dispatch.front_app``), so that a key has one budget for the whole service,
+not one per worker; the workers behind a front do not limit again.
 
-Who is counted: a request with a valid API or admin key (matched in constant time, as ``serving.security`` does)
-counts against a hash of that key; any other request (no key, a wrong key, the keyless ``/healthz``, ``/readyz``,
+Who is counted: a request with a valid API or admin key (matched in constant time, as ``audiencefit.serving.security``
+does) counts against a hash of that key; any other request (no key, a wrong key, the keyless ``/healthz``, ``/readyz``,
 ``/metrics``) counts against its client address. Guessing keys or flooding the probes never spends a real key's
 budget.
 
@@ -30,10 +30,10 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from audiencefit.serving.gate import header
+from audiencefit.serving.problems import send_problem
+from audiencefit.serving.security import API_KEY_HEADER, key_matches
 from audiencefit.settings import Settings
-from serving.gate import header
-from serving.problems import send_problem
-from serving.security import API_KEY_HEADER, key_matches
 
 PLANS_PATH = "/v1/plans"
 _HEADER = API_KEY_HEADER.lower().encode("latin-1")

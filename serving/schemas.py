@@ -4,8 +4,8 @@ cost is bounded before any work starts; violations are 422 responses.
 Request fields are strict: a JSON value must already have the field's type (``true`` is not the integer 1, ``"20"``
 is not a number, ``2.5`` is not an integer; ``2.0`` is, as JSON Schema says), numbers must be finite (``NaN``,
 ``Infinity`` and ``1e309``, which Python's JSON parser reads as infinity, are refused) and text must be valid Unicode
-(no lone surrogate such as ``"\\ud800"``). Each violation is a 422 naming the field (``serving.errors`` keeps the
-422 body valid JSON)."""
+(no lone surrogate such as ``"\\ud800"``). Each violation is a 422 naming the field (``audiencefit.serving.errors``
+keeps the 422 body valid JSON)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from models.explore import MAX_SHARE as MAX_EXPLORATION_SHARE
-from models.planner import MAX_CREATORS as PLAN_MAX_CREATORS
+from audiencefit.models.explore import MAX_SHARE as MAX_EXPLORATION_SHARE
+from audiencefit.models.planner import MAX_CREATORS as PLAN_MAX_CREATORS
 
 MAX_K = 200
 MAX_SEGMENTS = 10
@@ -39,7 +39,7 @@ BRAND_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"  # the batch jobs' bran
 MAX_SEED = 2**63 - 1
 
 Objective = Literal["conversions", "engagement", "fit"]
-# What a recommendation's creators are ranked by, per objective (``models.scoring.rank``; each creator's
+# What a recommendation's creators are ranked by, per objective (``audiencefit.models.scoring.rank``; each creator's
 # ``ranking_value``).
 RANKED_BY: dict[str, str] = {
     "conversions": "conversions.expected: expected conversions from one sponsored post",
@@ -186,8 +186,8 @@ class BrandIn(StrictModel):
 
 
 class ExplorationIn(StrictModel):
-    """A share of the answer given to creators the model is unsure about (``models.explore``): with ``k`` results,
-    ``round(share·k)`` slots are Thompson-sampled from the candidates not ranked into the others, using the
+    """A share of the answer given to creators the model is unsure about (``audiencefit.models.explore``): with ``k``
+    results, ``round(share·k)`` slots are Thompson-sampled from the candidates not ranked into the others, using the
     forecast's own uncertainty. Each creator's ``propensity`` says how likely it was to be shown."""
 
     share: float = Field(
@@ -296,8 +296,8 @@ class Explanation(BaseModel):
 
 
 class ForecastReliability(BaseModel):
-    """Whether the forecasts can be trusted here (``models.drift``): "ok" when the creators served look like the
-    ones the model was trained among, "low" when they differ beyond the documented threshold (or, for one creator,
+    """Whether the forecasts can be trusted here (``audiencefit.models.drift``): "ok" when the creators served look like
+    the ones the model was trained among, "low" when they differ beyond the documented threshold (or, for one creator,
     when its inputs lie outside the training range), "unknown" for a model trained before this was recorded."""
 
     level: Literal["ok", "low", "unknown"] = Field(
@@ -454,7 +454,7 @@ class BriefSegmentOut(BaseModel):
 
 
 class BriefReading(BaseModel):
-    """How a description without segments was read (models.brief); send segments to read it differently."""
+    """How a description without segments was read (audiencefit.models.brief); send segments to read it differently."""
 
     segments: list[BriefSegmentOut] = Field(
         description="The segments read from the description, as if they had been sent."
@@ -824,7 +824,7 @@ class OverlapResponse(BaseModel):
 
 
 class ProblemDetails(BaseModel):
-    """Every error answer (``application/problem+json``, RFC 9457; ``serving.problems``)."""
+    """Every error answer (``application/problem+json``, RFC 9457; ``audiencefit.serving.problems``)."""
 
     model_config = ConfigDict(extra="allow")
 

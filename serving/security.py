@@ -17,8 +17,8 @@ from typing import Annotated
 from fastapi import Depends, Request, Security, status
 from fastapi.security import APIKeyHeader
 
+from audiencefit.serving.problems import ProblemError
 from audiencefit.settings import Settings
-from serving.problems import ProblemError
 
 API_KEY_HEADER = "X-API-Key"
 _header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="API key (admin key for /admin routes).")

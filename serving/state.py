@@ -26,16 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from audiencefit.features.errors import AudiencefitError
+from audiencefit.features.featureset import FeatureSet
+from audiencefit.models.bundle import Bundle, load_bundle
+from audiencefit.models.drift import Reliability, check_features
+from audiencefit.models.retrieval import AudienceSearch
+from audiencefit.serving.captions import CaptionStore
 from audiencefit.settings import Settings
-from features.errors import AudiencefitError
-from features.featureset import FeatureSet
-from models.bundle import Bundle, load_bundle
-from models.drift import Reliability, check_features
-from models.retrieval import AudienceSearch
-from serving.captions import CaptionStore
 
 if TYPE_CHECKING:
-    from models.reclog import RecommendationLog, Shown
+    from audiencefit.models.reclog import RecommendationLog, Shown
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ class ServingModel:
     bundle: Bundle
     source: str
     loaded_at: str
-    # How far the served creators lie from the ones the bundle was trained among (models.drift): computed here, once
-    # per bundle and feature set, and read by every response.
+    # How far the served creators lie from the ones the bundle was trained among (audiencefit.models.drift): computed
+    # here, once per bundle and feature set, and read by every response.
     reliability: Reliability
 
 
@@ -78,7 +78,7 @@ def reload_roots(settings: Settings, start_source: BundleSource | None) -> tuple
     if settings.reload_roots is not None:
         roots = list(settings.reload_roots)
     else:
-        from models.registry import CACHE_DIRNAME
+        from audiencefit.models.registry import CACHE_DIRNAME
 
         roots = [settings.data_dir / "bundles", settings.data_dir / CACHE_DIRNAME]
         if isinstance(start_source, Path):
@@ -156,7 +156,7 @@ def resolve_source(source: BundleSource, settings: Settings) -> Path:
     if isinstance(source, Path):
         return source
     try:
-        from models.registry import resolve_bundle
+        from audiencefit.models.registry import resolve_bundle
     except ImportError as exc:
         raise AudiencefitError(f"cannot resolve {source!r}: the model registry is not available ({exc})") from exc
     return Path(resolve_bundle(source, settings=settings))
@@ -180,8 +180,8 @@ def warn_on_another_query_model(bundle: Bundle, fs: FeatureSet) -> None:
     """A warning when the bundle's brand descriptions were embedded by another query transformer than the one
     that will embed them now (the ``query_model`` setting differs from training's): forecasts still work, but the
     brand-description features move a little (mean cosine 0.992 between int8 and fp32)."""
-    from features.embed import for_queries
-    from models.query import query_embedder
+    from audiencefit.features.embed import for_queries
+    from audiencefit.models.query import query_embedder
 
     trained = bundle.meta.get("training", {}).get("query_embedder_id")
     if not trained:
@@ -213,8 +213,8 @@ def log_reliability(reliability: Reliability, bundle: Bundle, fs: FeatureSet) ->
 
 
 def compile_trees(bundle: Bundle, settings: Settings) -> bool:
-    """Compile the bundle's tree models to native code (``models.forest``) when ``settings.compiled_trees`` asks
-    for it; True when they are.
+    """Compile the bundle's tree models to native code (``audiencefit.models.forest``) when ``settings.compiled_trees``
+    asks for it; True when they are.
 
     Compiled trees are an optimisation that gives LightGBM's numbers bit for bit, so when compiling fails (a
     platform LLVM cannot target, an unwritable cache) or lleaves/llvmlite are not installed or do not import (the
@@ -258,9 +258,9 @@ class ServedFeatures:
 @dataclass(frozen=True)
 class AppState:
     """One consistent view of what serves: a feature set, its indexes and captions, and the model checked against
-    it. A request takes one (``serving.deps.get_state``) at its start and uses only that one; a reload builds a new
-    view beside it and swaps the reference, so no request ever sees a feature set with another set's index or a
-    model that was not checked against it."""
+    it. A request takes one (``audiencefit.serving.deps.get_state``) at its start and uses only that one; a reload
+    builds a new view beside it and swaps the reference, so no request ever sees a feature set with another set's index
+    or a model that was not checked against it."""
 
     settings: Settings
     features: ServedFeatures
@@ -439,10 +439,10 @@ class Reloaded:
 
 def _refreeze_when_gone(old: weakref.ref[ServedFeatures], timeout_s: float = REFREEZE_TIMEOUT_S) -> None:
     """After a feature set swap, when start-up froze its objects for the garbage collector
-    (``serving.app.freeze_loaded_objects``): once nothing refers to the old feature set any more (the requests that
-    started on it have ended), unfreeze, collect and freeze again, in a background thread. The old set's reference
-    cycles (caches bound to its objects) are then collected instead of staying frozen for ever, and the new set's
-    objects are frozen so that later full collections do not walk them. Freezing while a request still held the
+    (``audiencefit.serving.app.freeze_loaded_objects``): once nothing refers to the old feature set any more (the
+    requests that started on it have ended), unfreeze, collect and freeze again, in a background thread. The old set's
+    reference cycles (caches bound to its objects) are then collected instead of staying frozen for ever, and the new
+    set's objects are frozen so that later full collections do not walk them. Freezing while a request still held the
     old set would keep it frozen, and resident, for the life of the process."""
     if not gc.get_freeze_count():
         return
@@ -503,7 +503,7 @@ def open_recommendation_log(settings: Settings) -> RecommendationLog | None:
     """
     if not settings.recommendation_log_enabled:
         return None
-    from models.reclog import RecommendationLog, display_url
+    from audiencefit.models.reclog import RecommendationLog, display_url
 
     url = settings.recommendation_log_target
     try:

@@ -2,12 +2,12 @@
 
 Why: a request is CPU-bound and much of it is Python, so one process keeps only about 1.4 of 2 cores busy (the
 GIL); a second process uses the second core. Each worker loads its own state (feature set, indexes, embedder,
-bundle: nothing is shared but the files) and answers the requests the front process (``serving.dispatch``) hands
-it, running them through the same FastAPI app as a single-process service.
+bundle: nothing is shared but the files) and answers the requests the front process (``audiencefit.serving.dispatch``)
+hands it, running them through the same FastAPI app as a single-process service.
 
 The workers share a control directory, which keeps them one service to the outside:
 
-- Metrics: ``prometheus_client``'s multiprocess files are in a directory of their own (``serving.metrics``);
+- Metrics: ``prometheus_client``'s multiprocess files are in a directory of their own (``audiencefit.serving.metrics``);
   every ``SYNC_INTERVAL_S`` each worker brings there what it reads rather than counts (the recommendation log's
   counts, its process and GC metrics), and ``/metrics`` on any worker reads every process's files.
 - Reloads: a successful ``POST /admin/reload`` on one worker writes ``reload.json`` (a generation, the bundle source
@@ -31,15 +31,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from features.io import write_bytes_atomic
-from serving.frames import decode_headers, encode_headers, read_frame, write_frame
-from serving.problems import PROBLEM_JSON, problem, problem_bytes
+from audiencefit.features.io import write_bytes_atomic
+from audiencefit.serving.frames import decode_headers, encode_headers, read_frame, write_frame
+from audiencefit.serving.problems import PROBLEM_JSON, problem, problem_bytes
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from serving.metrics import Metrics
-    from serving.state import BundleSource, ServingHolder
+    from audiencefit.serving.metrics import Metrics
+    from audiencefit.serving.state import BundleSource, ServingHolder
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,8 @@ def is_alias(source: BundleSource) -> bool:
 
 def build_app(options: dict[str, Any]) -> FastAPI:
     """One worker's app: settings from the environment, serve options from the front (``audiencefit serve``)."""
+    from audiencefit.serving.app import create_app
     from audiencefit.settings import get_settings
-    from serving.app import create_app
 
     def path(key: str) -> Path | None:
         value = options.get(key)
@@ -87,8 +87,8 @@ def build_app(options: dict[str, Any]) -> FastAPI:
 
 
 def worker_main(options_json: str, front_socket: str) -> None:
-    """A worker process (started by the front, ``serving.dispatch``): load the app, connect to the front, answer
-    the requests it forwards until told to stop (SIGTERM/SIGINT) or the front goes away (its socket closes, or,
+    """A worker process (started by the front, ``audiencefit.serving.dispatch``): load the app, connect to the front,
+    answer the requests it forwards until told to stop (SIGTERM/SIGINT) or the front goes away (its socket closes, or,
     while the worker still loads or compiles, the front process ends: even a SIGKILLed front takes its workers,
     and their compile processes, with it)."""
     from audiencefit.children import die_with_parent

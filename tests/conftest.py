@@ -55,7 +55,7 @@ def hashing_embedder() -> HashingEmbedder:
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic world (raw tables + truth/), generated once per session. Treat as read-only."""
-    from features.synthetic import generate_world
+    from audiencefit.features.synthetic import generate_world
 
     out = tmp_path_factory.mktemp("world") / "demo"
     generate_world(out, n_creators=SMALL_WORLD_CREATORS, seed=SMALL_WORLD_SEED, followers_per_creator=10)
@@ -76,10 +76,10 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="session")
 def small_features(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A feature set (hashing embedder) of the small world, with its indexes. Treat as read-only."""
+    from audiencefit.features.build import build_feature_set
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.index import build_and_save
     from audiencefit.settings import Settings
-    from features.build import build_feature_set
-    from features.featureset import load_feature_set
-    from models.index import build_and_save
 
     root = tmp_path_factory.mktemp("features")
     settings = Settings(data_dir=root / "data")
@@ -93,11 +93,11 @@ def small_features(small_world: Path, tmp_path_factory: pytest.TempPathFactory) 
 def small_training(
     small_world: Path, small_features: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[int], Any]:
-    """``training.train.train_models`` on the small world with the default settings but the seed given: trained once
-    per seed for the session (a few seconds each), e.g. ``small_training(7)``. Read-only: a test logs the result to a
-    store of its own (``training.tracking.log_training(result, its_settings)``)."""
+    """``audiencefit.training.train.train_models`` on the small world with the default settings but the seed given:
+    trained once per seed for the session (a few seconds each), e.g. ``small_training(7)``. Read-only: a test logs the
+    result to a store of its own (``audiencefit.training.tracking.log_training(result, its_settings)``)."""
     from audiencefit.settings import Settings
-    from training.train import train_models
+    from audiencefit.training.train import train_models
 
     root = tmp_path_factory.mktemp("small-training")
     trained: dict[int, Any] = {}
@@ -129,12 +129,12 @@ def model_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Keys: world, features, bundle, trainset (parquet), data (the settings data dir with its embedding cache).
     Read-only.
     """
+    from audiencefit.features.build import build_feature_set
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.features.synthetic import generate_world
+    from audiencefit.models.index import build_and_save
     from audiencefit.settings import Settings
-    from features.build import build_feature_set
-    from features.featureset import load_feature_set
-    from features.synthetic import generate_world
-    from models.index import build_and_save
-    from training.train import train_models
+    from audiencefit.training.train import train_models
 
     root = tmp_path_factory.mktemp("model-world")
     world = root / "world"

@@ -41,7 +41,7 @@ class HashingEmbedder:
 
 
 def register() -> None:
-    """Make the backend ``test-hashing`` available to ``features.embed.get_embedder``."""
-    from features.embed import register_embedder
+    """Make the backend ``test-hashing`` available to ``audiencefit.features.embed.get_embedder``."""
+    from audiencefit.features.embed import register_embedder
 
     register_embedder(HashingEmbedder.backend, HashingEmbedder)

@@ -1,7 +1,7 @@
 """Retrieval of a synthetic world per embedding backend, with segments sent as a marketer would send a brief.
 
-``training.retrieval_eval`` asks each segment's own text. Here the same truth (``truth/fit.parquet``) is asked
-three ways, the conditions of ``training.category_eval`` on real data:
+``audiencefit.training.retrieval_eval`` asks each segment's own text. Here the same truth (``truth/fit.parquet``) is
+asked three ways, the conditions of ``audiencefit.training.category_eval`` on real data:
 
 - ``audience clause``: the segment's description alone (``retrieval_eval``'s query);
 - ``brief``: the brand's description (what it sells) and the segment's description as one text;
@@ -10,7 +10,7 @@ three ways, the conditions of ``training.category_eval`` on real data:
 Metrics are those of ``retrieval_eval`` (recall@100 of the truly best-fitting creators, NDCG@50 graded by true
 fit) over the creators in the default follower range, for audiencefit's audience fit and content similarity.
 
-    python -m training.backend_eval --world DIR --features DIR [DIR ...]
+    python -m audiencefit.training.backend_eval --world DIR --features DIR [DIR ...]
 
 Each feature set is one build of the world with one backend (``audiencefit features build --embedder``). With
 several, it also prints each backend's paired difference to the first one given (audience fit; mean over the
@@ -27,12 +27,18 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.embed import Embedder
-from features.errors import InputError
-from features.featureset import FeatureSet, load_feature_set
-from models.query import Segment, embed_segments
-from training.category_eval import CONDITIONS, add_query_models_option, markdown, paired_differences, score_content
-from training.retrieval_eval import ScoreFn, load_world_queries, ndcg_at, recall_at, score_audience
+from audiencefit.features.embed import Embedder
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet, load_feature_set
+from audiencefit.models.query import Segment, embed_segments
+from audiencefit.training.category_eval import (
+    CONDITIONS,
+    add_query_models_option,
+    markdown,
+    paired_differences,
+    score_content,
+)
+from audiencefit.training.retrieval_eval import ScoreFn, load_world_queries, ndcg_at, recall_at, score_audience
 
 METHODS: dict[str, ScoreFn] = {"audience fit (audiencefit)": score_audience, "content similarity": score_content}
 
@@ -134,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_query_models_option(parser)
     args = parser.parse_args(argv)
-    from models.query import query_variants
+    from audiencefit.models.query import query_variants
 
     if not (args.world / "truth" / "fit.parquet").is_file():
         parser.error(f"--world {args.world}: no truth/fit.parquet (a world written by audiencefit demo-data)")

@@ -1,15 +1,16 @@
-"""Brief evaluation: does reading a marketer's brief (``models.brief``) rank creators as well as hand-written segments?
+"""Brief evaluation: does reading a marketer's brief (``audiencefit.models.brief``) rank creators as well as
+hand-written segments?
 
-    python -m training.brief_eval --features FEATURES (--world WORLD | --truth TRUTH.parquet)
+    python -m audiencefit.training.brief_eval --features FEATURES (--world WORLD | --truth TRUTH.parquet)
         [--briefs BRIEFS.jsonl] [--category-map MAP.json] [--k 50] [--product-weights 0,0.25]
         [--subset all|even|odd] [--out TABLE.md]
 
 Every brief of ``--briefs`` (default: ``training/data/briefs.jsonl``, 75 briefs in marketers' styles and six
 languages, most of them selling a product of one category to an audience of another) is answered three ways, each
 ranking the feature set's creators in the default follower range by the service's combined audience fit
-(``models.pair_features.fit_scores(...).combined``, what objective ``fit`` ranks by):
+(``audiencefit.models.pair_features.fit_scores(...).combined``, what objective ``fit`` ranks by):
 
-- **brief reader**: the segments :func:`models.brief.read_brief` derives from the brief alone (one row per
+- **brief reader**: the segments :func:`audiencefit.models.brief.read_brief` derives from the brief alone (one row per
   ``--product-weights`` value: the weight of the product context as a segment, relative to the audience);
 - **hand-written segment**: the brief's ``segment`` (what a marketer would type as the segment);
 - **brief as one segment**: the whole brief as the one segment (the behaviour before the reader);
@@ -30,7 +31,7 @@ Truth, either
   ``--category-map``, a JSON object from its category to a list of topic names. Creators missing from the truth
   are left out of the ranking; briefs whose audience no creator of the truth has are skipped (and counted).
   ``training/data/youtube_categories.json`` maps YouTube's video categories (the public trending-videos data that
-  ``training.real_data`` loads) onto the topics.
+  ``audiencefit.training.real_data`` loads) onto the topics.
 
 The functions are importable: :func:`load_briefs`, :func:`world_truth`, :func:`read_truth`,
 :func:`evaluate_briefs` (one row per brief and method) and :func:`summarize` / :func:`markdown`.
@@ -48,13 +49,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.embed import Embedder
-from features.errors import InputError
-from features.featureset import FeatureSet, load_feature_set
-from models.brief import PRODUCT_WEIGHT, read_brief
-from models.pair_features import BrandQuery, fit_scores
-from models.query import Filters, Segment, allowed_mask, embed_segments, query_embedder, validate_segments
-from training.retrieval_eval import ndcg_at
+from audiencefit.features.embed import Embedder
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet, load_feature_set
+from audiencefit.models.brief import PRODUCT_WEIGHT, read_brief
+from audiencefit.models.pair_features import BrandQuery, fit_scores
+from audiencefit.models.query import Filters, Segment, allowed_mask, embed_segments, query_embedder, validate_segments
+from audiencefit.training.retrieval_eval import ndcg_at
 
 DEFAULT_BRIEFS = Path(__file__).parent / "data" / "briefs.jsonl"
 BRIEF_FIELDS = ("id", "style", "order", "language", "product_topic", "audience", "text", "segment")

@@ -1,4 +1,5 @@
-"""Category briefs for real data whose truth is a creator category (``training.real_data``'s YouTube categories).
+"""Category briefs for real data whose truth is a creator category (``audiencefit.training.real_data``'s YouTube
+categories).
 
 Each brief is written as a marketer pastes one: what the brand sells and, somewhere in it, who it wants to reach.
 ``audience`` is the audience clause alone, as a marketer correcting the reading would send it as a segment. In

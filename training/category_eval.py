@@ -1,6 +1,6 @@
 """Retrieval on real data whose truth is a creator category: does a brief find the creators of its audience?
 
-Every brief of ``training.category_briefs`` is asked three ways, as a marketer would send it:
+Every brief of ``audiencefit.training.category_briefs`` is asked three ways, as a marketer would send it:
 
 - ``brief``: the whole brief as one segment (product words and audience together);
 - ``audience clause``: the audience clause alone;
@@ -9,12 +9,12 @@ Every brief of ``training.category_briefs`` is asked three ways, as a marketer w
 
 Every creator of the feature set is ranked (no follower filter: a real export's counts are the source's, not
 audiencefit's range); the relevant creators are those whose primary category (``truth/categories.parquet`` of
-``training.real_data``, or any parquet with ``creator_id``, ``category`` and optionally ``primary``) is the
+``audiencefit.training.real_data``, or any parquet with ``creator_id``, ``category`` and optionally ``primary``) is the
 brief's. Metrics per brief: NDCG@k (binary gains) and precision@k, the share of the top k in the category,
 divided by min(k, relevant creators) so that a small category can still reach 1. Chance is the category's share
 of the pool.
 
-    python -m training.category_eval --features DIR [DIR ...] --truth PATH [--k 50] [--by-language]
+    python -m audiencefit.training.category_eval --features DIR [DIR ...] --truth PATH [--k 50] [--by-language]
 
 With several feature sets (one per embedding backend, built from the same export) it prints one table row per
 backend, condition and method, then each backend's paired difference to the first one given (mean over briefs and
@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.embed import Embedder
-from features.errors import InputError
-from features.featureset import FeatureSet, load_feature_set
-from models.query import Segment, embed_segments
-from training.category_briefs import YOUTUBE_BRIEFS, CategoryBrief
-from training.real_data import read_truth
-from training.retrieval_eval import ScoreFn, ndcg_at, score_audience, score_keywords
+from audiencefit.features.embed import Embedder
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet, load_feature_set
+from audiencefit.models.query import Segment, embed_segments
+from audiencefit.training.category_briefs import YOUTUBE_BRIEFS, CategoryBrief
+from audiencefit.training.real_data import read_truth
+from audiencefit.training.retrieval_eval import ScoreFn, ndcg_at, score_audience, score_keywords
 
 
 def score_content(fs: FeatureSet, segments: list[Segment], seg_vecs: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -158,7 +158,8 @@ def paired_differences(
     """Per backend and condition: mean over briefs of (backend − ``reference``) on each metric, with its standard
     error (paired by brief: the briefs vary far more than the backends, so unpaired means hide real gaps).
 
-    ``keys`` name one query (a brief here; a world segment in ``training.backend_eval``) under one condition.
+    ``keys`` name one query (a brief here; a world segment in ``audiencefit.training.backend_eval``) under one
+    condition.
     """
     metrics = [c for c in table.columns if c.startswith(("recall@", "ndcg@", "precision@"))]
     keys = list(keys)
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error("--k must be at least 1")
-    from models.query import query_variants
+    from audiencefit.models.query import query_variants
 
     try:
         truth = read_truth(args.truth)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from models.estimators import ER_FLOOR, ModelSet
+from audiencefit.models.estimators import ER_FLOOR, ModelSet
 
 TIER_EDGES = (1_000, 10_000, 100_000, 500_000, 1_000_000)
 

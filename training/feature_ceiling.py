@@ -1,8 +1,8 @@
 """How low can the conversion error on the served population go with today's features? (issue #18)
 
-``training.served_eval`` measures the served model's error on the candidates the service ranks. This asks what a
-model could reach there *if it had the labels it lacks*: for every brand of a synthetic world, the top-N
-candidates of the search (as served_eval picks them) get their pair features (``models.pair_features``, the
+``audiencefit.training.served_eval`` measures the served model's error on the candidates the service ranks. This asks
+what a model could reach there *if it had the labels it lacks*: for every brand of a synthetic world, the top-N
+candidates of the search (as served_eval picks them) get their pair features (``audiencefit.models.pair_features``, the
 model's inputs, for the matched segment) and their true expected conversions from the world's truth — labels
 without noise, on exactly the population served. A LightGBM regression of log(true conversions) on the features
 is then scored out of fold:
@@ -16,7 +16,8 @@ No loop, weighting or amount of campaign data can bring a model with these input
 population: they are a floor set by the features, the noise-free labels and the trees (a lower bound only for
 this model family; a better learner could go lower). Beside them, the served model's own error on the same rows.
 
-    python -m training.feature_ceiling --world DIR --features DIR --bundle DIR [--candidates 300] [--folds 5]
+    python -m audiencefit.training.feature_ceiling --world DIR --features DIR --bundle DIR [--candidates 300]
+        [--folds 5]
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.errors import InputError
-from features.featureset import FeatureSet, load_feature_set
-from models.estimators import ModelSet
-from models.pair_features import FEATURE_COLUMNS, pair_features
-from training.served_eval import DEFAULT_CANDIDATES, audience_search, log_error, served_candidates
-from training.world_truth import load_truth, matched_truth
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet, load_feature_set
+from audiencefit.models.estimators import ModelSet
+from audiencefit.models.pair_features import FEATURE_COLUMNS, pair_features
+from audiencefit.training.served_eval import DEFAULT_CANDIDATES, audience_search, log_error, served_candidates
+from audiencefit.training.world_truth import load_truth, matched_truth
 
 ROUNDS = 400
 _FLOOR = 1e-9
@@ -84,7 +85,7 @@ def _fit_predict(
 ) -> np.ndarray:
     import lightgbm as lgb
 
-    from models.estimators import _lgb_params
+    from audiencefit.models.estimators import _lgb_params
 
     params = _lgb_params("regression", seed)
     data = lgb.Dataset(x[train], y[train], categorical_feature=categorical or "auto", free_raw_data=False)
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.candidates < 1:
         parser.error("--candidates must be at least 1")
-    from models.bundle import load_bundle
+    from audiencefit.models.bundle import load_bundle
 
     fs = load_feature_set(args.features)
     frame = served_rows(args.world, fs, load_bundle(args.bundle).models, args.candidates)

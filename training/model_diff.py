@@ -1,19 +1,19 @@
 """How two registered model versions differ: their evaluation metrics as MLflow recorded them, and their
 recommendations for the same brief side by side.
 
-``version_metrics`` reads each version's training run (the metrics ``training.tracking`` logged: the model's row of
-the evaluation table on its own held-out campaigns, price and served-population metrics); to score two versions on
-the *same* rows use ``training.promote.compare``. ``side_by_side`` lines up rankings made by
-``models.scoring.top_creators`` (or any frame with ``creator_id`` in rank order) for the same brief.
+``version_metrics`` reads each version's training run (the metrics ``audiencefit.training.tracking`` logged: the model's
+row of the evaluation table on its own held-out campaigns, price and served-population metrics); to score two versions
+on the *same* rows use ``audiencefit.training.promote.compare``. ``side_by_side`` lines up rankings made by
+``audiencefit.models.scoring.top_creators`` (or any frame with ``creator_id`` in rank order) for the same brief.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from audiencefit.features.errors import InputError
+from audiencefit.models.registry import MODEL_NAME, client, get_version
 from audiencefit.settings import Settings
-from features.errors import InputError
-from models.registry import MODEL_NAME, client, get_version
 
 # What side_by_side shows per model, when the rankings have it.
 RANKING_COLUMNS = ("conversions", "engagement_rate", "price", "fit")

@@ -1,11 +1,12 @@
 """Forecasts against what happened: a model's forecasts for the campaigns that started after the last campaign it
 was fitted on, next to their observed outcomes.
 
-Each campaign's features are computed as training computes them (``training.trainset``: a point-in-time snapshot
-at or before its start, so nothing the campaign produced reaches them) and forecast by the bundle's models (the
+Each campaign's features are computed as training computes them (``audiencefit.training.trainset``: a point-in-time
+snapshot at or before its start, so nothing the campaign produced reaches them) and forecast by the bundle's models (the
 numbers ``ModelSet.predict`` gives the service for that pair). The comparison uses the evaluation table's metric
-code (``training.evaluate.score_forecast``: Poisson deviance, calibration = Σ forecast / Σ observed, the share of
-outcomes inside the p10–p90 bands, NDCG@20 per brand) and the calibration deciles of ``training.plots``.
+code (``audiencefit.training.evaluate.score_forecast``: Poisson deviance, calibration = Σ forecast / Σ observed, the
+share of outcomes inside the p10–p90 bands, NDCG@20 per brand) and the calibration deciles of
+``audiencefit.training.plots``.
 
 "Since" is the bundle's ``fitted_through`` date (recorded by ``audiencefit train``); bundles from before it was
 recorded use ``train_end`` when they were fitted on the training split only.
@@ -21,16 +22,16 @@ from typing import Any
 
 import polars as pl
 
+from audiencefit.features.dataset import load_dataset
+from audiencefit.features.embed_cache import EmbeddingCache
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import load_feature_set
+from audiencefit.models.bundle import Bundle
+from audiencefit.models.query import query_embedder
 from audiencefit.settings import Settings
-from features.dataset import load_dataset
-from features.embed_cache import EmbeddingCache
-from features.errors import InputError
-from features.featureset import load_feature_set
-from models.bundle import Bundle
-from models.query import query_embedder
-from training.evaluate import Forecast, model_forecast, score_forecast
-from training.plots import calibration_by_decile
-from training.trainset import build_training_set
+from audiencefit.training.evaluate import Forecast, model_forecast, score_forecast
+from audiencefit.training.plots import calibration_by_decile
+from audiencefit.training.trainset import build_training_set
 
 log = logging.getLogger(__name__)
 

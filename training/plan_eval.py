@@ -1,17 +1,17 @@
 """Evaluate the campaign planner against the synthetic world's truth.
 
 For every brand of a generated world and several budgets, three plans spend the same budget on the same retrieved
-and scored candidates: the planner (``models.planner``), top-k by predicted conversions, and top-k by followers
-(each adds creators in its order while the next one still fits the budget). Each plan is scored with the world's
-truth (``docs/synthetic-world.md``, "Audience overlap"): true unique in-segment reach and true expected
+and scored candidates: the planner (``audiencefit.models.planner``), top-k by predicted conversions, and top-k by
+followers (each adds creators in its order while the next one still fits the budget). Each plan is scored with the
+world's truth (``docs/synthetic-world.md``, "Audience overlap"): true unique in-segment reach and true expected
 conversions, both discounted for people in several of the plan's audiences.
 
 A loss counts only when it is larger than a campaign could show (``NOISE_Z`` standard deviations of the difference
 of two plans' realised conversions, each a Poisson count; the creators both plans share cancel, see
 :func:`loses_beyond_noise`).
 
-    python -m training.plan_eval --world DIR --features DIR --bundle DIR [--budgets 300,1000,3000] [--out FILE]
-        [--oracle-noise 0,0.5,1,1.5 [--noise-seeds 8]]
+    python -m audiencefit.training.plan_eval --world DIR --features DIR --bundle DIR [--budgets 300,1000,3000]
+        [--out FILE] [--oracle-noise 0,0.5,1,1.5 [--noise-seeds 8]]
 
 ``--oracle-noise`` measures the floor of that count: the same plans made from the true conversions times
 log-normal noise of a given σ instead of the model's predictions, beside the model's own σ on the candidates.
@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.featureset import FeatureSet, load_feature_set
-from models.bundle import load_bundle
-from models.index import default_index_dir
-from models.planner import Candidates, Constraints, PlanError, candidates_from_scores, make_plan
-from models.retrieval import AudienceSearch
-from training.served_eval import DEFAULT_CANDIDATES, audience_search, served_candidates
-from training.world_truth import WorldTruth, load_truth, segment_weights, true_conversions, true_plan_value
+from audiencefit.features.featureset import FeatureSet, load_feature_set
+from audiencefit.models.bundle import load_bundle
+from audiencefit.models.index import default_index_dir
+from audiencefit.models.planner import Candidates, Constraints, PlanError, candidates_from_scores, make_plan
+from audiencefit.models.retrieval import AudienceSearch
+from audiencefit.training.served_eval import DEFAULT_CANDIDATES, audience_search, served_candidates
+from audiencefit.training.world_truth import WorldTruth, load_truth, segment_weights, true_conversions, true_plan_value
 
 DEFAULT_BUDGETS = (300.0, 1_000.0, 3_000.0)
 METHODS = ("planner", "top-k predicted conversions", "top-k followers")
@@ -259,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     fs = load_feature_set(args.features)
     index_dir = default_index_dir(fs)
     if not index_dir.is_dir():
+        from audiencefit.models.index import build_and_save
         from audiencefit.settings import get_settings
-        from models.index import build_and_save
 
         build_and_save(fs, get_settings())
     search = audience_search(fs)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from models.estimators import GBMRegressor, ModelSet
+from audiencefit.models.estimators import GBMRegressor, ModelSet
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -124,7 +124,7 @@ def importance_plot(models: ModelSet, top: int = 15) -> Figure:
 
 
 def contribution_plot(top: pl.DataFrame, title: str) -> Figure:
-    """Horizontal bars of one forecast's feature contributions (``models.contributions.top_contributions``'
+    """Horizontal bars of one forecast's feature contributions (``audiencefit.models.contributions.top_contributions``'
     feature rows; baseline and exposure left out), largest effect on top, raising in one colour, lowering in
     another; the axis reads as the factor the feature multiplied the forecast by."""
     features = top.filter(~pl.col("term").str.starts_with("(")).reverse()

@@ -1,8 +1,8 @@
 """Champion/challenger: move the ``champion`` alias only when the challenger is better on the same held-out rows.
 
-Both bundles are scored on the challenger run's test set (``test_set.parquet``, logged by ``training.tracking``)
-with the same metric code as the evaluation table. The previous champions are kept, newest last, in the
-registered model's ``champion_history`` tag so ``rollback`` can restore the one before.
+Both bundles are scored on the challenger run's test set (``test_set.parquet``, logged by
+``audiencefit.training.tracking``) with the same metric code as the evaluation table. The previous champions are kept,
+newest last, in the registered model's ``champion_history`` tag so ``rollback`` can restore the one before.
 """
 
 from __future__ import annotations
@@ -16,12 +16,20 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from audiencefit.features.errors import InputError
+from audiencefit.models.bundle import load_bundle
+from audiencefit.models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_NAME,
+    client,
+    current_version,
+    get_version,
+    resolve_bundle,
+)
 from audiencefit.settings import Settings
-from features.errors import InputError
-from models.bundle import load_bundle
-from models.registry import CHALLENGER, CHAMPION, MODEL_NAME, client, current_version, get_version, resolve_bundle
-from training.evaluate import model_forecast, score_forecast
-from training.tracking import TEST_SET_ARTIFACT
+from audiencefit.training.evaluate import model_forecast, score_forecast
+from audiencefit.training.tracking import TEST_SET_ARTIFACT
 
 log = logging.getLogger(__name__)
 

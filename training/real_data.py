@@ -9,7 +9,7 @@ and ``FRvideos.csv`` committed in github.com/karanmurthy7/youtube-tag-recommende
 Kaggle files load the same way. The data is never committed here: download it into a directory of your own and
 run::
 
-    python -m training.real_data --src DIR --out OUT [--countries US FR]
+    python -m audiencefit.training.real_data --src DIR --out OUT [--countries US FR]
 
 ``OUT`` then holds ``creators.parquet`` and ``posts.parquet`` (the contract of docs/data-contracts.md, no
 followers table: ``audiencefit validate OUT`` and ``audiencefit features build --data OUT`` accept it),
@@ -47,8 +47,8 @@ from pathlib import Path
 
 import polars as pl
 
-from features.errors import InputError
-from features.io import replace_dir, staging_dir
+from audiencefit.features.errors import InputError
+from audiencefit.features.io import replace_dir, staging_dir
 
 logger = logging.getLogger(__name__)
 

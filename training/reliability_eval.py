@@ -1,6 +1,6 @@
-"""Measure the forecast-reliability check (``models.drift``) between a training feature set and served ones.
+"""Measure the forecast-reliability check (``audiencefit.models.drift``) between a training feature set and served ones.
 
-    python -m training.reliability_eval --train FEATURES [--served FEATURES ...] [--bundle BUNDLE] [--top 8]
+    python -m audiencefit.training.reliability_eval --train FEATURES [--served FEATURES ...] [--bundle BUNDLE] [--top 8]
 
 The training side is the summary ``audiencefit train`` stores for ``--train`` (computed here the same way), or the
 summary stored in ``--bundle``. For every served feature set it prints the level the service would report, how many
@@ -14,10 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from features.errors import InputError
-from features.featureset import load_feature_set
-from models.bundle import load_bundle
-from models.drift import check_features, summarize_features, summary_frame
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import load_feature_set
+from audiencefit.models.bundle import load_bundle
+from audiencefit.models.drift import check_features, summarize_features, summary_frame
 
 
 def report(summary: object, served: Path, top: int) -> str:

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.embed import Embedder
-from features.featureset import FeatureSet
-from features.text import prepare_text, tag_words
-from models.pair_features import BrandQuery, country_factors, fit_scores, segment_cluster_membership
-from models.query import Filters, Segment, allowed_mask, embed_segments
+from audiencefit.features.embed import Embedder
+from audiencefit.features.featureset import FeatureSet
+from audiencefit.features.text import prepare_text, tag_words
+from audiencefit.models.pair_features import BrandQuery, country_factors, fit_scores, segment_cluster_membership
+from audiencefit.models.query import Filters, Segment, allowed_mask, embed_segments
 
 _STOP = frozenset(
     "the and for who with their them they that this from into about love want wants like likes people "
@@ -177,14 +177,15 @@ def evaluate_retrieval(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m training.retrieval_eval --features F --world W`` prints one row per method."""
+    """Command line: ``python -m audiencefit.training.retrieval_eval --features F --world W`` prints one row per
+    method."""
     import argparse
 
-    from features.featureset import load_feature_set
-    from models.query import query_embedder
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.query import query_embedder
 
     parser = argparse.ArgumentParser(
-        prog="python -m training.retrieval_eval",
+        prog="python -m audiencefit.training.retrieval_eval",
         description="Recall@k and NDCG@k of audiencefit and the baselines on a synthetic world's truth.",
     )
     parser.add_argument("--features", type=Path, required=True, help="feature set built from the world (directory)")

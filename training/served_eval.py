@@ -2,12 +2,12 @@
 
 The test split measures the models on creators marketers picked in the past. The service applies them to what
 retrieval picks: for each brand of the world, the top-N candidates ``AudienceSearch`` returns (default filters),
-scored by ``models.scoring.score_creators`` — the one scoring path of the API, the batch jobs and the planner. Here
-those forecasts are compared with the world's truth (``training.world_truth``), for the segment each creator was
-matched to (``matched_segment``, the pair the forecast is for):
+scored by ``audiencefit.models.scoring.score_creators`` — the one scoring path of the API, the batch jobs and the
+planner. Here those forecasts are compared with the world's truth (``audiencefit.training.world_truth``), for the
+segment each creator was matched to (``matched_segment``, the pair the forecast is for):
 
 - ``served_sigma_log_conv`` / ``served_sigma_log_er``: standard deviation of log(predicted / true expected) after
-  removing each brand's median (what ranking within a brand sees; ``training.plan_eval``'s "model σ");
+  removing each brand's median (what ranking within a brand sees; ``audiencefit.training.plan_eval``'s "model σ");
   ``served_sd_log_*``: the raw standard deviation; ``served_bias_log_*``: the mean of log(predicted / true).
 - ``served_ndcg20``: NDCG@20 per brand of the ranking by predicted conversions, gains = true expected
   conversions, averaged over brands.
@@ -16,7 +16,8 @@ matched to (``matched_segment``, the pair the forecast is for):
   drawn once with ``world_truth.draw_outcomes`` (fixed seed) starting at the world's export; outcomes the draw
   leaves untracked (as brands do) are left out.
 
-    python -m training.served_eval --world DIR --features DIR --bundle DIR [--candidates 300] [--seed N] [--out FILE]
+    python -m audiencefit.training.served_eval --world DIR --features DIR --bundle DIR [--candidates 300] [--seed N]
+        [--out FILE]
 """
 
 from __future__ import annotations
@@ -34,16 +35,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from features.errors import InputError
-from features.featureset import FeatureSet, load_feature_set
-from models.estimators import ModelSet
-from models.index import default_index_dir, load_index
-from models.pair_features import BrandQuery
-from models.query import Filters, Segment, embed_segments, query_embedder
-from models.retrieval import AudienceSearch
-from models.scoring import score_creators
-from training.evaluate import ndcg
-from training.world_truth import WorldTruth, draw_outcomes, load_truth, matched_truth
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet, load_feature_set
+from audiencefit.models.estimators import ModelSet
+from audiencefit.models.index import default_index_dir, load_index
+from audiencefit.models.pair_features import BrandQuery
+from audiencefit.models.query import Filters, Segment, embed_segments, query_embedder
+from audiencefit.models.retrieval import AudienceSearch
+from audiencefit.models.scoring import score_creators
+from audiencefit.training.evaluate import ndcg
+from audiencefit.training.world_truth import WorldTruth, draw_outcomes, load_truth, matched_truth
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="Write the per-candidate rows as parquet.")
     args = parser.parse_args(argv)
+    from audiencefit.models.bundle import load_bundle
     from audiencefit.settings import get_settings
-    from models.bundle import load_bundle
 
     seed = get_settings().seed if args.seed is None else args.seed
     fs = load_feature_set(args.features)

@@ -1,10 +1,10 @@
-"""Join campaign outcomes to what the service showed: the recommendation log (``models.reclog``).
+"""Join campaign outcomes to what the service showed: the recommendation log (``audiencefit.models.reclog``).
 
 A campaign row with a ``recommendation_id`` is looked up in the log on (recommendation_id, creator_id). When the
 log has that creator in that answer, the row gets what was shown: the creator's propensity (the probability it had
 of being shown for that request), its rank, whether exploration picked it and the model bundle that answered
 (columns ``SHOWN_COLUMNS``); ``from_recommendation`` is then true. Everything else counts as not from a
-recommendation (weight 1 in training, ``training.weights``):
+recommendation (weight 1 in training, ``audiencefit.training.weights``):
 
 - ``missing_id``: the log has no answer with that id (another deployment's log, a typo, a log that was reset);
 - ``creator_not_shown``: the answer exists but did not show that creator (the id was copied to the wrong row).
@@ -30,9 +30,9 @@ import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
+from audiencefit.features.errors import InputError
 from audiencefit.logs import redact_url
-from features.errors import InputError
-from models.reclog import RECOMMENDATIONS, SHOWN_SCHEMA, make_engine, read_shown
+from audiencefit.models.reclog import RECOMMENDATIONS, SHOWN_SCHEMA, make_engine, read_shown
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,8 @@ def join_shown(
     """``frame`` (campaign rows with campaign_id, brand_id, segment_id, creator_id, recommendation_id) with
     ``SHOWN_COLUMNS`` and ``from_recommendation`` added, and the join's report. Pure.
 
-    ``shown`` is :func:`models.reclog.read_shown`'s frame (``SHOWN_SCHEMA``); ``answers`` (recommendation_id,
-    answer_brand_id, segments JSON) enables the segment and brand checks.
+    ``shown`` is :func:`audiencefit.models.reclog.read_shown`'s frame (``SHOWN_SCHEMA``); ``answers``
+    (recommendation_id, answer_brand_id, segments JSON) enables the segment and brand checks.
     """
     for col in ("campaign_id", "brand_id", "segment_id", "creator_id", "recommendation_id"):
         if col not in frame.columns:
@@ -262,7 +262,8 @@ def attach_shown(frame: pl.DataFrame, url: str) -> tuple[pl.DataFrame, ShownJoin
 
 
 def propensities(frame: pl.DataFrame) -> np.ndarray:
-    """Per row: the logged propensity of a row from a recommendation, NaN otherwise (``training.weights``)."""
+    """Per row: the logged propensity of a row from a recommendation, NaN otherwise
+    (``audiencefit.training.weights``)."""
     if "shown_propensity" not in frame.columns:
         return np.full(frame.height, np.nan)
     return frame["shown_propensity"].cast(pl.Float64).fill_null(float("nan")).to_numpy()

@@ -22,12 +22,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import polars as pl
 
+from audiencefit.features.errors import InputError
 from audiencefit.logs import mlflow_prints_logged, redact_url
+from audiencefit.models.pair_features import FEATURE_COLUMNS
+from audiencefit.models.registry import ARTIFACTS_DIRNAME, CHALLENGER, MODEL_NAME, client
 from audiencefit.settings import Settings
-from features.errors import InputError
-from models.pair_features import FEATURE_COLUMNS
-from models.registry import ARTIFACTS_DIRNAME, CHALLENGER, MODEL_NAME, client
-from training.train import TrainResult
+from audiencefit.training.train import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,8 @@ def table_markdown(table: pl.DataFrame, digits: int = 3) -> str:
 
 
 def _log_plots(result: TrainResult, out: Path) -> list[Path]:
-    from training.evaluate import baseline_historical_er, baseline_most_followed, model_forecast
-    from training.plots import calibration_plot, feature_importance, gain_chart, importance_plot
+    from audiencefit.training.evaluate import baseline_historical_er, baseline_most_followed, model_forecast
+    from audiencefit.training.plots import calibration_plot, feature_importance, gain_chart, importance_plot
 
     test, train = result.split.test, result.split.train
     actual = test["conversions"].to_numpy()
@@ -163,7 +163,7 @@ def log_training(
     import mlflow
     from mlflow.models import infer_signature
 
-    from models.bundle import load_bundle
+    from audiencefit.models.bundle import load_bundle
 
     configure(settings)
     experiment_id = ensure_experiment(settings)

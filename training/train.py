@@ -7,7 +7,7 @@ serves. With ``refit_all`` the model is fitted again on every campaign after the
 the bundle holds: the newest campaigns (a team's latest recommendations, which the time split always puts in the
 test split) then teach the served model too, at the price that the table describes the same recipe fitted on
 fewer, older rows. The bundle's meta says which (``training.refit_all``). MLflow logging and registration
-(``training.tracking``) wrap this.
+(``audiencefit.training.tracking``) wrap this.
 """
 
 from __future__ import annotations
@@ -22,19 +22,19 @@ from typing import Any
 
 import polars as pl
 
+from audiencefit.features.dataset import load_dataset
+from audiencefit.features.embed import for_queries
+from audiencefit.features.embed_cache import EmbeddingCache
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FeatureSet, load_feature_set
+from audiencefit.models.bundle import FEATURE_SUMMARY, save_bundle
+from audiencefit.models.drift import summarize_features
+from audiencefit.models.estimators import ModelSet
+from audiencefit.models.index import default_index_dir
+from audiencefit.models.pair_features import FEATURE_COLUMNS
+from audiencefit.models.query import query_embedder
 from audiencefit.settings import Settings
-from features.dataset import load_dataset
-from features.embed import for_queries
-from features.embed_cache import EmbeddingCache
-from features.errors import InputError
-from features.featureset import FeatureSet, load_feature_set
-from models.bundle import FEATURE_SUMMARY, save_bundle
-from models.drift import summarize_features
-from models.estimators import ModelSet
-from models.index import default_index_dir
-from models.pair_features import FEATURE_COLUMNS
-from models.query import query_embedder
-from training.evaluate import (
+from audiencefit.training.evaluate import (
     RecommendedEval,
     Split,
     beats_baselines,
@@ -43,10 +43,10 @@ from training.evaluate import (
     recommended_metrics,
     time_group_split,
 )
-from training.served_eval import ServedPopulation, served_population
-from training.shown import ShownJoin, attach_shown, propensities
-from training.trainset import TrainingSet, build_training_set
-from training.weights import PropensityWeights, ipw_weights
+from audiencefit.training.served_eval import ServedPopulation, served_population
+from audiencefit.training.shown import ShownJoin, attach_shown, propensities
+from audiencefit.training.trainset import TrainingSet, build_training_set
+from audiencefit.training.weights import PropensityWeights, ipw_weights
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ class TrainResult:
     # row's with refit_all.
     weights: PropensityWeights
     recommended: RecommendedEval  # recommended_* metrics on test rows from recommendations, or why there are none
-    # The error on the population the service ranks (training.served_eval); None when the data is not a synthetic
-    # world with its truth, or the feature set has no index.
+    # The error on the population the service ranks (audiencefit.training.served_eval); None when the data is not a
+    # synthetic world with its truth, or the feature set has no index.
     served: ServedPopulation | None = None
     # With refit_all: the models fitted on every row, which the bundle holds (``models`` is the evaluated fit).
     refit: ModelSet | None = None
@@ -83,8 +83,8 @@ def data_fingerprint(frame: pl.DataFrame) -> str:
 
 
 def served_check(data_dir: Path, fs: FeatureSet, models: ModelSet, settings: Settings) -> ServedPopulation | None:
-    """``training.served_eval`` on a synthetic world (``truth/`` beside the tables) whose feature set has its index;
-    otherwise None, with one info line saying why."""
+    """``audiencefit.training.served_eval`` on a synthetic world (``truth/`` beside the tables) whose feature set has
+    its index; otherwise None, with one info line saying why."""
     if settings.served_eval_candidates == 0:
         log.info("served population not measured: served_eval_candidates is 0")
         return None
@@ -163,7 +163,7 @@ def train_models(
         "test_rows": split.test.height,
         "train_end": str(split.train["start_date"].max()),
         # The last campaign the bundle's models were fitted on: campaigns after it are new to them
-        # (training.outcomes compares their forecasts with what they observed).
+        # (audiencefit.training.outcomes compares their forecasts with what they observed).
         "fitted_through": str((training_set.frame if refit_all else split.train)["start_date"].max()),
         "test_start": str(split.test["start_date"].min()),
         "n_features": len(FEATURE_COLUMNS),
@@ -192,7 +192,8 @@ def train_models(
             "recommended_metrics": recommended.metrics,
             "recommended_metrics_absent": recommended.reason,
             **({"served_population": served_meta(served)} if served is not None else {}),
-            # The creators the models were trained among, summarised for the service's drift check (models.drift).
+            # The creators the models were trained among, summarised for the service's drift check
+            # (audiencefit.models.drift).
             FEATURE_SUMMARY: summarize_features(fs),
         },
     )

@@ -1,10 +1,10 @@
 """Point-in-time training sets from past campaigns.
 
 Each row is one creator contracted for one brand segment. Its features are computed by the feature pipeline
-(``features.build.compute_features``) *as of a snapshot at or before the campaign's start* — snapshots are taken
-every ``settings.training_snapshot_days`` days on a fixed grid — and turned into model features by
-``models.pair_features.pair_features``, the same function the service and the batch jobs call. Nothing observed
-after the snapshot (posts, followers, the campaign's own outcome) can reach a feature.
+(``audiencefit.features.build.compute_features``) *as of a snapshot at or before the campaign's start* — snapshots are
+taken every ``settings.training_snapshot_days`` days on a fixed grid — and turned into model features by
+``audiencefit.models.pair_features.pair_features``, the same function the service and the batch jobs call. Nothing
+observed after the snapshot (posts, followers, the campaign's own outcome) can reach a feature.
 """
 
 from __future__ import annotations
@@ -17,21 +17,21 @@ import numpy as np
 import polars as pl
 from rich.progress import Progress
 
+from audiencefit.features.build import compute_features
+from audiencefit.features.dataset import Dataset
+from audiencefit.features.embed import Embedder, embed_texts, for_queries
+from audiencefit.features.embed_cache import EmbeddingCache
+from audiencefit.features.errors import InputError
+from audiencefit.models.pair_features import FEATURE_COLUMNS, BrandQuery, pair_features
+from audiencefit.models.query import Segment
 from audiencefit.settings import Settings
-from features.build import compute_features
-from features.dataset import Dataset
-from features.embed import Embedder, embed_texts, for_queries
-from features.embed_cache import EmbeddingCache
-from features.errors import InputError
-from models.pair_features import FEATURE_COLUMNS, BrandQuery, pair_features
-from models.query import Segment
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_ANCHOR = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday; snapshots fall on this grid
 LABEL_COLUMNS = ("engagement_rate", "conversions", "clicks", "reach", "cost", "revenue")
 # recommendation_id: the service's answer the creator was contracted from (null for other picks); training joins it
-# to the recommendation log (training.shown) to weight the row by how the creator came to be shown.
+# to the recommendation log (audiencefit.training.shown) to weight the row by how the creator came to be shown.
 KEY_COLUMNS = (
     "campaign_id",
     "brand_id",

@@ -1,8 +1,8 @@
 """Inverse-propensity weights for training rows that came from our own recommendations.
 
 A campaign whose creator the service showed (``campaigns.recommendation_id`` joined to the recommendation log,
-``training.shown``) carries the probability ``p`` that creator had of being shown for that request. Rows with a
-small ``p`` stand for many candidates like them that were not shown; weighting each by ``1 / p`` makes the
+``audiencefit.training.shown``) carries the probability ``p`` that creator had of being shown for that request. Rows
+with a small ``p`` stand for many candidates like them that were not shown; weighting each by ``1 / p`` makes the
 recommended rows, together, describe the population the service ranks rather than the creators it happened to
 put first. Three choices, argued in docs/evaluation.md ("Learning from our own recommendations"):
 

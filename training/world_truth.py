@@ -1,9 +1,10 @@
 """What a synthetic world's ``truth/`` says about campaigns: expected outcomes, plan values and drawn outcomes.
 
-Evaluation (``training.plan_eval``, ``training.served_eval``) compares forecasts with these; a simulation of
-contracting the creators the service recommends draws their outcomes with :func:`draw_outcomes`, by the same
-function the generator drew the world's past campaigns with (``features.synthetic.story.campaign_outcomes``), so
-the two cannot diverge. ``truth/`` is never read by the pipeline or the service.
+Evaluation (``audiencefit.training.plan_eval``, ``audiencefit.training.served_eval``) compares forecasts with these; a
+simulation of contracting the creators the service recommends draws their outcomes with :func:`draw_outcomes`, by the
+same function the generator drew the world's past campaigns with
+(``audiencefit.features.synthetic.story.campaign_outcomes``), so the two cannot diverge. ``truth/`` is never read by the
+pipeline or the service.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.errors import InputError
-from features.export import read_export_manifest
-from features.schemas import TABLES
-from features.synthetic import story
-from features.synthetic.locale import COUNTRY_CODES, COUNTRY_WEIGHTS
-from features.synthetic.story import PLATFORM_CTR, PLATFORM_REACH, PLATFORMS, community_audience
-from features.synthetic.tables import campaign_rows
+from audiencefit.features.errors import InputError
+from audiencefit.features.export import read_export_manifest
+from audiencefit.features.schemas import TABLES
+from audiencefit.features.synthetic import story
+from audiencefit.features.synthetic.locale import COUNTRY_CODES, COUNTRY_WEIGHTS
+from audiencefit.features.synthetic.story import PLATFORM_CTR, PLATFORM_REACH, PLATFORMS, community_audience
+from audiencefit.features.synthetic.tables import campaign_rows
 
 # truth/creators columns added with generator version 3; older worlds cannot draw outcomes.
 DRAW_COLUMNS = ("er_real", "comment_ratio", "price_noise")
@@ -44,7 +45,7 @@ class WorldTruth:
     fit: pl.DataFrame  # segment_id, creator_id, true_fit
     segments: pl.DataFrame  # segment_id, brand_id, topic_mix, countries
     conversion_factor: dict[str, float]
-    # Campaign drivers (features.synthetic.story.CampaignDrivers), one entry per creator row.
+    # Campaign drivers (audiencefit.features.synthetic.story.CampaignDrivers), one entry per creator row.
     followers: np.ndarray  # follower count at the export (the creators table)
     authenticity: np.ndarray
     base_engagement_rate: np.ndarray  # er_real × authenticity

@@ -21,9 +21,9 @@ from audiencefit.cli import (  # noqa: F401  (registers commands)
     validate,
 )
 from audiencefit.cli._app import app
+from audiencefit.features.errors import AudiencefitError
 from audiencefit.logs import configure_logging, settings_secrets
 from audiencefit.settings import get_settings
-from features.errors import AudiencefitError
 
 
 @app.callback()

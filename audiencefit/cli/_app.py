@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 
 DEFAULT_MODEL_URI = "models:/audiencefit@champion"
 

@@ -10,7 +10,7 @@ import typer
 
 from audiencefit.cli._app import app
 from audiencefit.cli._types import whole
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,10 @@ def demo_data_command(
     force: Annotated[bool, typer.Option("--force", help="Replace DIR even when it already holds files.")] = False,
 ) -> None:
     """Generate a synthetic world."""
+    from audiencefit.features.synthetic import generate_world
+    from audiencefit.features.synthetic.world import FIT_MAX_PAIRS
+    from audiencefit.features.synthetic.writer import is_empty_dir
     from audiencefit.settings import get_settings
-    from features.synthetic import generate_world
-    from features.synthetic.world import FIT_MAX_PAIRS
-    from features.synthetic.writer import is_empty_dir
 
     settings = get_settings()
     out_dir = out if out is not None else settings.demo_dir

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from audiencefit.cli._app import features_app
-from features.errors import InputError
-from features.export import parse_instant
+from audiencefit.features.errors import InputError
+from audiencefit.features.export import parse_instant
 
 
 class Engine(StrEnum):
@@ -100,9 +100,9 @@ def build(
     """Validate raw tables and build a versioned feature set (statistics, quality, embeddings, audience)."""
     import logging
 
+    from audiencefit.features.build import build_feature_set
+    from audiencefit.features.embed import known_backends
     from audiencefit.settings import get_settings
-    from features.build import build_feature_set
-    from features.embed import known_backends
 
     cut = parse_as_of(as_of)
     exported = parse_as_of(export_time, "--export-time")
@@ -180,8 +180,8 @@ def update(
     """
     import logging
 
+    from audiencefit.features.build import update_feature_set
     from audiencefit.settings import get_settings
-    from features.build import update_feature_set
 
     exported = parse_as_of(export_time, "--export-time")
     if not data.is_dir():
@@ -199,7 +199,7 @@ def update(
     )
     base_index = base / "index"
     if index and base_index.is_dir():
-        from models.index_update import update_index
+        from audiencefit.models.index_update import update_index
 
         stats = update_index(
             base_index,

@@ -96,9 +96,9 @@ def import_command(
     force: Annotated[bool, typer.Option("--force", help="Replace DIR if it exists and is not empty.")] = False,
 ) -> None:
     """Convert an export into the data contracts."""
-    from features.errors import InputError
-    from features.export import format_instant
-    from features.importing.output import ImportSummary, check_out, export_instant, write_import
+    from audiencefit.features.errors import InputError
+    from audiencefit.features.export import format_instant
+    from audiencefit.features.importing.output import ImportSummary, check_out, export_instant, write_import
 
     if source_format is ImportFormat.mapping and mapping is None:
         raise InputError("--from mapping needs --mapping FILE (the column-mapping file; see docs/importing.md)")
@@ -113,14 +113,14 @@ def import_command(
     summary = ImportSummary()
     stated = parse_as_of(export_time, "--export-time")
     if source_format is ImportFormat.mapping:
-        from features.importing.mapping import import_mapping, load_mapping, source_files
+        from audiencefit.features.importing.mapping import import_mapping, load_mapping, source_files
 
         assert mapping is not None
         parsed = load_mapping(mapping)
         instant = export_instant(stated, sorted(set(source_files(parsed, src).values())))
         assembled, files = import_mapping(parsed, src, instant.window)
     else:
-        from features.importing.instagram import import_instagram, list_files
+        from audiencefit.features.importing.instagram import import_instagram, list_files
 
         instant = export_instant(stated, list_files(src)[0])
         result = import_instagram(

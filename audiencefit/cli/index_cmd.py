@@ -13,12 +13,12 @@ import typer
 
 from audiencefit.cli._app import app, index_app
 from audiencefit.cli._types import finite, whole
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 
 if TYPE_CHECKING:
-    from models.brief import BriefReading
-    from models.query import Filters
-    from models.retrieval import AudienceSearch
+    from audiencefit.models.brief import BriefReading
+    from audiencefit.models.query import Filters
+    from audiencefit.models.retrieval import AudienceSearch
 
 FeaturesOpt = Annotated[Path, typer.Option("--features", help="Feature set directory (from 'features build').")]
 IndexDirOpt = Annotated[Path | None, typer.Option("--index-dir", help="Index directory. Default: <features>/index.")]
@@ -41,8 +41,8 @@ MaxFollowersOpt = Annotated[
 ]
 
 
-# features.schemas.PLATFORMS, not imported: it pulls polars into every CLI start; tests/code/test_cli_flags.py
-# checks that the two agree.
+# audiencefit.features.schemas.PLATFORMS, not imported: it pulls polars into every CLI start;
+# tests/code/test_cli_flags.py checks that the two agree.
 class PlatformChoice(StrEnum):
     instagram = "instagram"
     tiktok = "tiktok"
@@ -76,9 +76,9 @@ def build(features: FeaturesOpt, out: IndexDirOpt = None) -> None:
     """Build the FAISS audience and content indexes for a feature set (exact or approximate by size)."""
     import logging
 
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.index import build_and_save
     from audiencefit.settings import get_settings
-    from features.featureset import load_feature_set
-    from models.index import build_and_save
 
     fs = load_feature_set(features)
     summary = build_and_save(fs, get_settings(), out)
@@ -86,10 +86,10 @@ def build(features: FeaturesOpt, out: IndexDirOpt = None) -> None:
 
 
 def _searcher(features: Path, index_dir: Path | None) -> AudienceSearch:
-    from features.featureset import load_feature_set
-    from models.index import default_index_dir, load_index
-    from models.query import query_embedder
-    from models.retrieval import AudienceSearch
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.index import default_index_dir, load_index
+    from audiencefit.models.query import query_embedder
+    from audiencefit.models.retrieval import AudienceSearch
 
     fs = load_feature_set(features)
     directory = index_dir or default_index_dir(fs)
@@ -107,7 +107,7 @@ def _filters(
     min_quality: float,
     exclude: list[str] | None,
 ) -> Filters:
-    from models.query import Filters
+    from audiencefit.models.query import Filters
 
     return Filters(
         min_followers=min_followers,
@@ -187,7 +187,7 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Find the creators whose audience best fits one or more segments (or a brief), with fit scores per segment."""
-    from models.query import Segment
+    from audiencefit.models.query import Segment
 
     if bool(segment) == (brief is not None):
         raise InputError("give --segment (one or more) or --brief, not both and not neither")
@@ -195,7 +195,7 @@ def search(
     if brief is not None:
         if weight:
             raise InputError("--weight goes with --segment; a brief's segments are weighted as it is read")
-        from models.brief import read_brief
+        from audiencefit.models.brief import read_brief
 
         reading = read_brief(brief)
         _print_reading(reading, as_json)

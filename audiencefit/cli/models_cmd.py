@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from audiencefit.cli._app import models_app
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 
 logger = logging.getLogger("audiencefit.cli")
 
@@ -23,7 +23,7 @@ logger = logging.getLogger("audiencefit.cli")
 def build_order(keys: list[str], query_model: str) -> list[str]:
     """``keys`` and every artifact they are built from, each once, dependencies first; an aligned backend also
     needs the transformer that embeds its queries (the ``query_model`` setting), after it."""
-    from features.embed_backends import QUERY_MODELS, SPECS
+    from audiencefit.features.embed_backends import QUERY_MODELS, SPECS
 
     order: list[str] = []
 
@@ -75,16 +75,21 @@ def build(
     ] = False,
 ) -> None:
     """Build (or check) the embedding model artifacts in the data directory; already built ones are only checked."""
-    from audiencefit.settings import get_settings
-    from features.embed_backends import SPECS, ensure_artifacts
-    from features.embed_backends.artifacts import (
+    from audiencefit.features.embed_backends import SPECS, ensure_artifacts
+    from audiencefit.features.embed_backends.artifacts import (
         ArtifactError,
         backend_id,
         check_artifacts,
         expected_source,
         models_dir,
     )
-    from features.embed_backends.build_report import BuildReporter, LogReporter, RichReporter, default_reporter
+    from audiencefit.features.embed_backends.build_report import (
+        BuildReporter,
+        LogReporter,
+        RichReporter,
+        default_reporter,
+    )
+    from audiencefit.settings import get_settings
 
     if all_backends and backend:
         raise InputError("give --backend or --all, not both")

@@ -13,11 +13,11 @@ import typer
 
 from audiencefit.cli._app import BundleOpt, ModelOpt, ModelUriOpt, app, model_source
 from audiencefit.cli._types import finite, finite_number
-from features.errors import InputError
-from features.untrusted_json import parse_json
+from audiencefit.features.errors import InputError
+from audiencefit.features.untrusted_json import parse_json
 
-# models.planner.MAX_CREATORS, not imported: the planner pulls numpy and polars into every CLI start (0.56 s);
-# tests/code/test_cli_flags.py checks that the two agree.
+# audiencefit.models.planner.MAX_CREATORS, not imported: the planner pulls numpy and polars into every CLI start (0.56
+# s); tests/code/test_cli_flags.py checks that the two agree.
 MAX_CREATORS = 100
 
 
@@ -67,15 +67,15 @@ def plan(
     """Plan a campaign: creators, cost, unique reach per segment, conversions with bands (JSON on stdout)."""
     from pydantic import ValidationError
 
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.index import default_index_dir, load_index
+    from audiencefit.models.planner import Constraints, plan_for_brand
+    from audiencefit.models.query import query_embedder
+    from audiencefit.models.retrieval import AudienceSearch
+    from audiencefit.serving.pipeline import brand_terms, to_filters, to_segments
+    from audiencefit.serving.schemas import PlanRequest
+    from audiencefit.serving.state import load_serving_model
     from audiencefit.settings import get_settings
-    from features.featureset import load_feature_set
-    from models.index import default_index_dir, load_index
-    from models.planner import Constraints, plan_for_brand
-    from models.query import query_embedder
-    from models.retrieval import AudienceSearch
-    from serving.pipeline import brand_terms, to_filters, to_segments
-    from serving.schemas import PlanRequest
-    from serving.state import load_serving_model
 
     source = model_source(bundle, model, model_uri)
     try:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from audiencefit.cli._app import BundleOpt, ModelOpt, ModelUriOpt, app, model_source
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 
 
 class EngineChoice(StrEnum):
@@ -56,11 +56,11 @@ def score(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar per brand.")] = True,
 ) -> None:
     """Score every eligible creator (or the top N) for each brand; resumable, one parquet partition per brand."""
+    from audiencefit.features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, load_feature_set
+    from audiencefit.models.query import query_embedder
+    from audiencefit.serving.batch import LocalScorer, Scorer, read_brands, run_batch
+    from audiencefit.serving.state import load_serving_model
     from audiencefit.settings import get_settings
-    from features.featureset import FOLLOWER_KEYS, RECENT_CAPTIONS, load_feature_set
-    from models.query import query_embedder
-    from serving.batch import LocalScorer, Scorer, read_brands, run_batch
-    from serving.state import load_serving_model
 
     source = model_source(bundle, model, model_uri)
     if not features.is_dir():
@@ -75,8 +75,8 @@ def score(
     embedder = query_embedder(fs)
     search = None
     if top is not None:
-        from models.index import default_index_dir, load_index
-        from models.retrieval import AudienceSearch
+        from audiencefit.models.index import default_index_dir, load_index
+        from audiencefit.models.retrieval import AudienceSearch
 
         directory = index_dir or default_index_dir(fs)
         search = AudienceSearch(
@@ -84,7 +84,7 @@ def score(
         )
     scorer: Scorer
     if engine is EngineChoice.ray:
-        from serving.batch_ray import RayScorer
+        from audiencefit.serving.batch_ray import RayScorer
 
         scorer = RayScorer(features, serving_model.bundle.path, chunk_rows=chunk_rows)
     else:

@@ -4,20 +4,20 @@ Threads and workers on the 2-core machine this targets:
 
 - ``--workers`` processes (default 2 = the cores here). A request is CPU-bound and largely Python, so one
   process keeps only about 1.4 of 2 cores busy (the GIL); two use both. A front process takes the HTTP
-  connections and hands each request to the worker with the fewest in flight (``serving.dispatch``: connections
-  stay open, so sharing the socket between workers would split the load by connection, not by request). Each
+  connections and hands each request to the worker with the fewest in flight (``audiencefit.serving.dispatch``:
+  connections stay open, so sharing the socket between workers would split the load by connection, not by request). Each
   worker holds its own copy of the feature set, indexes and embedding model, and they stay one service through
   a shared control directory: ``/metrics`` reads every process's metrics (``prometheus_client``'s multiprocess
-  mode, in a directory of that run) and a reload on one is followed by all (``serving.workers``). The front gives a
-  worker ``--in-flight`` requests at a time (default 1) and keeps the others in one first-come-first-served line,
-  so a request goes to the first worker that frees up. Tree models
+  mode, in a directory of that run) and a reload on one is followed by all (``audiencefit.serving.workers``). The front
+  gives a worker ``--in-flight`` requests at a time (default 1) and keeps the others in one first-come-first-served
+  line, so a request goes to the first worker that frees up. Tree models
   are compiled once, before the workers start. ``--workers 1`` runs the app in one process, with no front.
 - Routes that embed or score run that work in the anyio thread pool, capped at ``--threads`` (default 4) so a
   burst queues instead of oversubscribing the cores, and the event loop keeps taking requests meanwhile. numpy/
   faiss/torch release the GIL in their kernels, so a few threads overlap usefully; many threads only add
   contention. A worker given one request at a time (``--in-flight 1``, the default) runs ``/v1/recommendations``
   and ``/v1/score`` on its own event loop instead: nothing else waits on that loop (the front's loop takes the
-  connections), and the thread hop would only add CPU and latency (``serving.deps.get_compute``).
+  connections), and the thread hop would only add CPU and latency (``audiencefit.serving.deps.get_compute``).
 - Native thread pools are capped per process: ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``
   and ``POLARS_MAX_THREADS`` default to 1 here (set before numpy, faiss, LightGBM and polars load): with several
   request threads each doing its own small matrix work, one native thread per request thread avoids 4×2 threads
@@ -28,10 +28,10 @@ Threads and workers on the 2-core machine this targets:
 - The front (or the single process) and every worker run on uvloop, and uvicorn parses HTTP with httptools:
   with asyncio's loop and the pure-Python h11 parser the same requests cost 0.5–0.9 ms more CPU each.
 - How requests arrive (the front, or the single process): a request's head must arrive within
-  ``AUDIENCEFIT_HTTP_HEADER_TIMEOUT_S`` and fit in ``AUDIENCEFIT_HTTP_MAX_HEADER_BYTES`` (``serving.protocol``), at
-  most ``AUDIENCEFIT_HTTP_MAX_CONNECTIONS`` are taken at once; the key, route and method are checked before the
-  body is read (``serving.gate``), and the body must arrive whole within ``AUDIENCEFIT_HTTP_BODY_TIMEOUT_S``
-  (``serving.limits``): a cut-off body is dropped, never computed.
+  ``AUDIENCEFIT_HTTP_HEADER_TIMEOUT_S`` and fit in ``AUDIENCEFIT_HTTP_MAX_HEADER_BYTES``
+  (``audiencefit.serving.protocol``), at most ``AUDIENCEFIT_HTTP_MAX_CONNECTIONS`` are taken at once; the key, route and
+  method are checked before the body is read (``audiencefit.serving.gate``), and the body must arrive whole within
+  ``AUDIENCEFIT_HTTP_BODY_TIMEOUT_S`` (``audiencefit.serving.limits``): a cut-off body is dropped, never computed.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ import typer
 
 from audiencefit.children import pid_alive
 from audiencefit.cli._app import BundleOpt, ModelOpt, ModelUriOpt, app, model_source
+from audiencefit.features.errors import InputError
 from audiencefit.logs import JsonFormatter
-from features.errors import InputError
-from serving.dispatch import DEFAULT_IN_FLIGHT
+from audiencefit.serving.dispatch import DEFAULT_IN_FLIGHT
 
 if TYPE_CHECKING:
     from audiencefit.settings import Settings
@@ -123,8 +123,8 @@ def serve(
     import uvicorn
 
     if workers == 1:
-        from serving.app import create_app
-        from serving.metrics import MULTIPROCESS_ENV
+        from audiencefit.serving.app import create_app
+        from audiencefit.serving.metrics import MULTIPROCESS_ENV
 
         if os.environ.pop(MULTIPROCESS_ENV, None) is not None:  # one process: its own registry, nothing shared
             log.info("one process: %s is not used", MULTIPROCESS_ENV)
@@ -140,14 +140,14 @@ def serve(
         )
         uvicorn.run(api, host=host, port=port, **_uvicorn_options(settings))
         return
-    from serving.dispatch import front_app
-    from serving.workers import source_to_json
+    from audiencefit.serving.dispatch import front_app
+    from audiencefit.serving.workers import source_to_json
 
     _compile_before_workers(source, settings)
     # One onnxruntime thread per worker, as for the native pools above: the workers already use every core.
     os.environ.setdefault("AUDIENCEFIT_EMBED_THREADS", "1")
     control_dir = make_control_dir()
-    from serving.metrics import use_multiprocess_dir
+    from audiencefit.serving.metrics import use_multiprocess_dir
 
     # prometheus_client's multiprocess files of this run (the front's and every worker's): removed with the control
     # directory when the service stops; the workers find it in the environment they inherit.
@@ -215,10 +215,10 @@ def exit_on_stop_signals() -> Iterator[None]:
 
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How uvicorn takes connections, for the front or the single process: httptools with a deadline and a size cap
-    on each request's head (``serving.protocol``; uvicorn has neither), at most ``http_max_connections`` at once
-    (503 above). The body's size and time limits, and the key check before it, are the app's (``serving.gate``,
-    ``serving.limits``)."""
-    from serving.protocol import guarded_protocol
+    on each request's head (``audiencefit.serving.protocol``; uvicorn has neither), at most ``http_max_connections`` at
+    once (503 above). The body's size and time limits, and the key check before it, are the app's
+    (``audiencefit.serving.gate``, ``audiencefit.serving.limits``)."""
+    from audiencefit.serving.protocol import guarded_protocol
 
     return {
         "workers": 1,
@@ -238,8 +238,8 @@ def _compile_before_workers(source: Path | str, settings: Settings) -> None:
     same time. Any failure is left to the workers (they log it and serve, or exit as a single process would)."""
     if not settings.compiled_trees and not isinstance(source, str):  # a directory, nothing to compile: load nothing
         return
-    from models.bundle import load_bundle
-    from serving.state import compile_trees, resolve_source
+    from audiencefit.models.bundle import load_bundle
+    from audiencefit.serving.state import compile_trees, resolve_source
 
     try:
         path = resolve_source(source, settings)  # a models:/ URI: downloaded from the tracking server once, here

@@ -16,7 +16,7 @@ from audiencefit.logs import redact_url
 if TYPE_CHECKING:
     import polars as pl
 
-    from training.train import TrainResult
+    from audiencefit.training.train import TrainResult
 
 
 def _print_table(frame: pl.DataFrame, title: str) -> None:
@@ -84,10 +84,10 @@ def train(
     ] = False,
 ) -> None:
     """Train the engagement, conversion and price models, evaluate them against baselines, log to MLflow."""
+    from audiencefit.models.registry import check_reachable
     from audiencefit.settings import get_settings
-    from models.registry import check_reachable
-    from training.tracking import log_training
-    from training.train import train_models
+    from audiencefit.training.tracking import log_training
+    from audiencefit.training.train import train_models
 
     settings = get_settings()
     check_reachable(settings.tracking_uri)  # a tracking server that is down fails now, not after the training
@@ -119,7 +119,7 @@ def train(
         sys.stdout.write(f"registered: models:/audiencefit/{tracked.model_version} (alias challenger)\n")
 
 
-# training.promote.DIRECTION's keys, not imported: training pulls mlflow into every CLI start;
+# audiencefit.training.promote.DIRECTION's keys, not imported: training pulls mlflow into every CLI start;
 # tests/code/test_cli_flags.py checks that the two agree.
 class PromoteMetric(StrEnum):
     ndcg20_brand = "ndcg20_brand"
@@ -154,7 +154,7 @@ def promote(
 ) -> None:
     """Move the 'champion' alias to the current 'challenger' if it beats the champion; exit 1 if it does not."""
     from audiencefit.settings import get_settings
-    from training import promote as promotion
+    from audiencefit.training import promote as promotion
 
     settings = get_settings()
     if rollback:

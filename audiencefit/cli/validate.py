@@ -36,8 +36,8 @@ def validate_command(
     from rich.console import Console
     from rich.table import Table
 
-    from features.dataset import validate_dir
-    from features.export import format_instant
+    from audiencefit.features.dataset import validate_dir
+    from audiencefit.features.export import format_instant
 
     report = validate_dir(data_dir, export_time=parse_as_of(export_time, "--export-time"))
     console = Console(highlight=False, soft_wrap=True)

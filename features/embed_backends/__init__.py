@@ -1,8 +1,8 @@
 """Faster embedding backends for all-MiniLM-L6-v2: onnxruntime fp32 / int8, a model2vec static model, a hybrid,
 and the aligned (asymmetric) default: stored texts static + aligned, queries int8.
 
-Each backend satisfies ``features.embed.Embedder`` (``id``, ``dim``, ``embed``). Its artifacts are built once,
-offline, from the packaged model into ``<data_dir>/models/<backend>/`` (see :mod:`.artifacts`); loading and
+Each backend satisfies ``audiencefit.features.embed.Embedder`` (``id``, ``dim``, ``embed``). Its artifacts are built
+once, offline, from the packaged model into ``<data_dir>/models/<backend>/`` (see :mod:`.artifacts`); loading and
 embedding never import torch. Register them with::
 
     for backend, factory in factories().items():
@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from features.embed_backends.artifacts import (
+from audiencefit.features.embed_backends.artifacts import (
     MANIFEST,
     SPECS,
     ArtifactError,
@@ -37,11 +37,11 @@ from features.embed_backends.artifacts import (
 )
 
 if TYPE_CHECKING:
+    from audiencefit.features.embed_backends.aligned import AlignedEmbedder
+    from audiencefit.features.embed_backends.hybrid import HybridEmbedder
+    from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+    from audiencefit.features.embed_backends.static import StaticEmbedder
     from audiencefit.settings import Settings
-    from features.embed_backends.aligned import AlignedEmbedder
-    from features.embed_backends.hybrid import HybridEmbedder
-    from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-    from features.embed_backends.static import StaticEmbedder
 
     FastEmbedder = OnnxMiniLMEmbedder | StaticEmbedder | HybridEmbedder | AlignedEmbedder
 
@@ -116,7 +116,7 @@ def _artifact(key: str, settings: Settings, build: bool, carried: Path | None) -
         if problem is None:
             tokenizer = carried / key / "tokenizer.json"
             if tokenizer.is_file():  # hashtags are split with MiniLM's vocabulary: this host may have no other copy
-                from features.text import use_tokenizer_file
+                from audiencefit.features.text import use_tokenizer_file
 
                 use_tokenizer_file(tokenizer)
             return carried / key
@@ -161,17 +161,17 @@ def load_embedder(
     threads = settings.embed_threads if threads is None else threads
     artifact_dir = _artifact(spec.key, settings, build, carried)
     if spec.kind in ("onnx-fp32", "onnx-int8"):
-        from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+        from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
 
         return OnnxMiniLMEmbedder(artifact_dir, batch_size=batch, threads=threads)
     if spec.kind == "static":
-        from features.embed_backends.static import StaticEmbedder
+        from audiencefit.features.embed_backends.static import StaticEmbedder
 
         return StaticEmbedder(artifact_dir)
     if spec.kind == "hybrid":
-        from features.embed_backends.hybrid import HybridEmbedder
-        from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-        from features.embed_backends.static import StaticEmbedder
+        from audiencefit.features.embed_backends.hybrid import HybridEmbedder
+        from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+        from audiencefit.features.embed_backends.static import StaticEmbedder
 
         transformer_key, static_key = spec.depends
         transformer_dir = _artifact(transformer_key, settings, build, carried)
@@ -179,9 +179,9 @@ def load_embedder(
         static = StaticEmbedder(_artifact(static_key, settings, build, carried))
         return HybridEmbedder(artifact_dir, transformer, static)
     if spec.kind == "aligned":
-        from features.embed_backends.aligned import AlignedEmbedder
-        from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-        from features.embed_backends.static import INFO_FILE, StaticEmbedder
+        from audiencefit.features.embed_backends.aligned import AlignedEmbedder
+        from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+        from audiencefit.features.embed_backends.static import INFO_FILE, StaticEmbedder
 
         _, static_key = spec.depends
         # The map was fitted on the fp32 transformer (``depends``); queries go through the one the setting names.
@@ -216,5 +216,5 @@ def carried_embedder(backend: str, carried: Path, settings: Settings | None = No
 
 
 def factories() -> dict[str, Callable[[], FastEmbedder]]:
-    """``{backend key: zero-argument constructor}`` for ``features.embed.register_embedder``."""
+    """``{backend key: zero-argument constructor}`` for ``audiencefit.features.embed.register_embedder``."""
     return {key: partial(load_embedder, key) for key in SPECS}

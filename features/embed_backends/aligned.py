@@ -5,8 +5,8 @@ of *query* texts (segment and brand descriptions) per request. Stored texts are 
 representations (a mean over recent captions, over a follower sample), where a bag-of-pieces vector loses little;
 a query is one short text whose meaning hangs on every word. So the stored side goes through the static model,
 mapped into MiniLM space by the affine map fitted on locally generated texts (``align.npy``, see
-:func:`~features.embed_backends.build_static.build_alignment`), and the query side through MiniLM itself (the
-fp32 ONNX export named first in the backend's ``depends`` is the map's target; queries go through the export
+:func:`~audiencefit.features.embed_backends.build_static.build_alignment`), and the query side through MiniLM itself
+(the fp32 ONNX export named first in the backend's ``depends`` is the map's target; queries go through the export
 the ``query_model`` setting names, int8 by default: 2.2× less CPU per text, retrieval within a point). Both live
 in MiniLM space, so a query compares directly with the stored vectors.
 
@@ -25,9 +25,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from features.embed_backends.artifacts import read_manifest
-from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-from features.embed_backends.static import ALIGN_FILE, MAP_REVISION, StaticEmbedder, apply_linear_map, load_matrix
+from audiencefit.features.embed_backends.artifacts import read_manifest
+from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+from audiencefit.features.embed_backends.static import (
+    ALIGN_FILE,
+    MAP_REVISION,
+    StaticEmbedder,
+    apply_linear_map,
+    load_matrix,
+)
 
 
 class AlignedEmbedder:

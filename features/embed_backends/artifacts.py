@@ -27,10 +27,10 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from features.embed_backends.build_report import BuildReporter, Report, default_reporter, quiet_third_party
-from features.errors import InputError
-from features.io import replace_dir, sha256_file, staging_dir
-from features.stored_paths import UnsafePathError, checksum_table, sha256_contained
+from audiencefit.features.embed_backends.build_report import BuildReporter, Report, default_reporter, quiet_third_party
+from audiencefit.features.errors import InputError
+from audiencefit.features.io import replace_dir, sha256_file, staging_dir
+from audiencefit.features.stored_paths import UnsafePathError, checksum_table, sha256_contained
 
 if TYPE_CHECKING:
     from audiencefit.settings import Settings
@@ -145,7 +145,7 @@ def source_sha256(model_dir: Path | None = None) -> str:
 def _extra_identity(spec: BackendSpec) -> dict[str, str]:
     """Inputs of a build that its parameters do not name (the hybrid's training corpus)."""
     if spec.kind in ("hybrid", "aligned"):
-        from features.embed_backends.corpus import corpus_sha256
+        from audiencefit.features.embed_backends.corpus import corpus_sha256
 
         return {
             "corpus_sha256": corpus_sha256(int(spec.params["corpus_size"] or 0), int(spec.params["corpus_seed"] or 0))
@@ -310,19 +310,19 @@ def expected_seconds(spec: BackendSpec) -> float:
 def _builder(kind: str) -> Builder:
     # Imported lazily: builders import torch / transformers / model2vec, which loading must never do.
     if kind == "onnx-fp32":
-        from features.embed_backends.build_onnx import build_onnx_fp32
+        from audiencefit.features.embed_backends.build_onnx import build_onnx_fp32
 
         return build_onnx_fp32
     if kind == "onnx-int8":
-        from features.embed_backends.build_onnx import build_onnx_int8
+        from audiencefit.features.embed_backends.build_onnx import build_onnx_int8
 
         return build_onnx_int8
     if kind == "static":
-        from features.embed_backends.build_static import build_static
+        from audiencefit.features.embed_backends.build_static import build_static
 
         return build_static
     if kind in ("hybrid", "aligned"):
-        from features.embed_backends.build_static import build_alignment
+        from audiencefit.features.embed_backends.build_static import build_alignment
 
         return build_alignment
     raise ArtifactError(f"no builder for backend kind {kind!r}")
@@ -361,8 +361,8 @@ def ensure_artifacts(
 
     With ``build=False`` a missing or invalid artifact raises :class:`ArtifactError` saying why, instead of
     being rebuilt. A build logs what it builds and about how long it takes, shows a progress bar when
-    ``reporter`` (default: :func:`~features.embed_backends.build_report.default_reporter`) does, and keeps the
-    third-party libraries it uses quiet. The default backend's artifacts take well under two minutes on 2 cores.
+    ``reporter`` (default: :func:`~audiencefit.features.embed_backends.build_report.default_reporter`) does, and keeps
+    the third-party libraries it uses quiet. The default backend's artifacts take well under two minutes on 2 cores.
     """
     spec = spec_of(backend)
     root = models_dir(settings)

@@ -1,6 +1,6 @@
 """Builders of the ONNX MiniLM artifacts: export with ``torch.onnx.export``, fuse, and quantize to int8.
 
-Build time only (imports torch and transformers); the runtime in :mod:`features.embed_backends.onnx_minilm`
+Build time only (imports torch and transformers); the runtime in :mod:`audiencefit.features.embed_backends.onnx_minilm`
 needs only onnxruntime, tokenizers and numpy. sentence-transformers' own ONNX export fails on the packaged
 model's directory, so the BertModel is exported directly and pooling is done in numpy at run time.
 """
@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from features.embed_backends.artifacts import BackendSpec, set_offline_env, source_model_dir
-from features.embed_backends.build_report import Report, silence_library_bars
+from audiencefit.features.embed_backends.artifacts import BackendSpec, set_offline_env, source_model_dir
+from audiencefit.features.embed_backends.build_report import Report, silence_library_bars
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from features.embed_backends.artifacts import BackendSpec, set_offline_env, source_model_dir
-from features.embed_backends.build_onnx import minilm_info
-from features.embed_backends.build_report import Report, silence_library_bars
-from features.embed_backends.static import (
+from audiencefit.features.embed_backends.artifacts import BackendSpec, set_offline_env, source_model_dir
+from audiencefit.features.embed_backends.build_onnx import minilm_info
+from audiencefit.features.embed_backends.build_report import Report, silence_library_bars
+from audiencefit.features.embed_backends.static import (
     ALIGN_FILE,
     INFO_FILE,
     TOKENIZER_FILE,
@@ -69,7 +69,7 @@ def build_static(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path], rep
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
-    from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+    from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
 
     silence_library_bars()
     model_dir = source_model_dir()
@@ -137,9 +137,9 @@ def build_alignment(spec: BackendSpec, out_dir: Path, deps: Mapping[str, Path], 
     Targets come from the ONNX model named first in ``depends`` — the transformer the hybrid uses for its other
     texts and the aligned backend for queries — so both halves live in the same space.
     """
-    from features.embed_backends.corpus import corpus_sha256, social_texts
-    from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder, unit_rows
-    from features.embed_backends.static import StaticEmbedder
+    from audiencefit.features.embed_backends.corpus import corpus_sha256, social_texts
+    from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder, unit_rows
+    from audiencefit.features.embed_backends.static import StaticEmbedder
 
     size, seed = int(spec.params["corpus_size"] or 0), int(spec.params["corpus_seed"] or 0)
     # Units of progress: generating the corpus costs about as much as embedding a tenth of it.

@@ -1,11 +1,11 @@
 """Bio- and caption-like social texts used to fit the hybrid backend's static → MiniLM alignment map.
 
-Deterministic given a seed, and written independently of ``features.synthetic`` on purpose: the map is fitted
-here and measured on texts from a generated world, so the benchmark does not grade it on its own training
+Deterministic given a seed, and written independently of ``audiencefit.features.synthetic`` on purpose: the map is
+fitted here and measured on texts from a generated world, so the benchmark does not grade it on its own training
 distribution. No real influencer data: every text is assembled from templates and word lists written here.
 The mix mirrors what the pipeline embeds: follower bios (short, keyword-like, emoji and hashtags), captions (a
 sentence or three plus hashtags and mentions), some in other languages, a few long ones. Texts go through
-``features.text.prepare_text``, as the pipeline's do.
+``audiencefit.features.text.prepare_text``, as the pipeline's do.
 
 Changing anything here changes the corpus, whose sha256 is part of the hybrid backend's id.
 """
@@ -475,11 +475,12 @@ _KINDS: list[tuple[float, Callable[[random.Random], str]]] = [
 
 
 def social_texts(n: int, seed: int = 7, *, prepare: bool = True) -> list[str]:
-    """``n`` bio- and caption-like texts, prepared with ``features.text.prepare_text`` unless ``prepare`` is False.
+    """``n`` bio- and caption-like texts, prepared with ``audiencefit.features.text.prepare_text`` unless ``prepare`` is
+    False.
 
     Texts that prepare to nothing meaningful (emoji only) are replaced, so every returned text has content.
     """
-    from features.text import is_meaningful, prepare_text
+    from audiencefit.features.text import is_meaningful, prepare_text
 
     rng = random.Random(seed)
     weights = [w for w, _ in _KINDS]
@@ -500,17 +501,17 @@ def corpus_sha256(n: int, seed: int) -> str:
 
     Generating 20,000 texts takes seconds and every process that loads the backend needs the id, so the digest
     is remembered in the system's temporary directory under a key made of everything the texts depend on (this
-    module's and ``features.text``'s source, ``n``, ``seed``, the Python version); a missing or unreadable
+    module's and ``audiencefit.features.text``'s source, ``n``, ``seed``, the Python version); a missing or unreadable
     memo is simply recomputed.
     """
     import sys
     import tempfile
     from pathlib import Path
 
-    import features.text
+    import audiencefit.features.text
 
     key = hashlib.sha256()
-    for source in (Path(__file__), Path(features.text.__file__)):
+    for source in (Path(__file__), Path(audiencefit.features.text.__file__)):
         key.update(source.read_bytes())
     key.update(f"{n}:{seed}:{sys.version}".encode())
     memo = Path(tempfile.gettempdir()) / f"audiencefit-corpus-{key.hexdigest()[:32]}.sha256"

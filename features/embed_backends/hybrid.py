@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from features.embed_backends.artifacts import read_manifest
-from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-from features.embed_backends.static import (
+from audiencefit.features.embed_backends.artifacts import read_manifest
+from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+from audiencefit.features.embed_backends.static import (
     ALIGN_FILE,
     INFO_FILE,
     MAP_REVISION,

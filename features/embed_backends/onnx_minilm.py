@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from features.embed_backends.artifacts import read_manifest
+from audiencefit.features.embed_backends.artifacts import read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def unit_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 
 
 class OnnxMiniLMEmbedder:
-    """all-MiniLM-L6-v2 from an ONNX artifact built by :func:`features.embed_backends.artifacts.ensure_artifacts`."""
+    """all-MiniLM-L6-v2 from an ONNX artifact built by
+    :func:`audiencefit.features.embed_backends.artifacts.ensure_artifacts`."""
 
     def __init__(
         self, artifact_dir: Path, *, batch_size: int = 64, threads: int | None = None, spin: bool = False

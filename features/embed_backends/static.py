@@ -31,9 +31,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.sparse import csr_matrix
 
-from features.embed_backends.artifacts import read_manifest
-from features.embed_backends.onnx_minilm import unit_rows
-from features.exact_matmul import exact_matmul
+from audiencefit.features.embed_backends.artifacts import read_manifest
+from audiencefit.features.embed_backends.onnx_minilm import unit_rows
+from audiencefit.features.exact_matmul import exact_matmul
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +83,9 @@ def apply_linear_map(vectors: npt.NDArray[np.float32], affine: npt.NDArray[np.fl
     slower than one thread at a load of 9 on 2 cores). One thread also makes the vectors the same on any number
     of cores. The lock keeps concurrent callers from restoring each other's thread count out of order.
 
-    The product is ``features.exact_matmul``'s (``m3``): a text's vector does not depend on the texts batched with
-    it, so a feature build split into partitions or spread over workers embeds every text to the same bytes.
+    The product is ``audiencefit.features.exact_matmul``'s (``m3``): a text's vector does not depend on the texts
+    batched with it, so a feature build split into partitions or spread over workers embeds every text to the same
+    bytes.
     """
     with _BLAS_LOCK, _one_blas_thread():
         mapped = exact_matmul(vectors, affine[:-1])
@@ -123,7 +124,8 @@ class _WordRows:
 
 
 class StaticEmbedder:
-    """Static word-piece vectors from an artifact built by :func:`~features.embed_backends.ensure_artifacts`."""
+    """Static word-piece vectors from an artifact built by
+    :func:`~audiencefit.features.embed_backends.ensure_artifacts`."""
 
     def __init__(self, artifact_dir: Path) -> None:
         from tokenizers import Tokenizer

@@ -1,11 +1,11 @@
-"""``audiencefit import``: turn common creator exports into the data contracts (``features.schemas``).
+"""``audiencefit import``: turn common creator exports into the data contracts (``audiencefit.features.schemas``).
 
 Formats (``docs/importing.md`` has worked examples):
 
 - ``mapping``: any CSV or JSON Lines export plus a column-mapping file (YAML or JSON) saying which source column is
-  which contract column (:mod:`features.importing.mapping`).
+  which contract column (:mod:`audiencefit.features.importing.mapping`).
 - ``instagram``: the post JSON of Instagram's web API and of the common scrapers, one object per post
-  (:mod:`features.importing.instagram`).
+  (:mod:`audiencefit.features.importing.instagram`).
 
 Both produce text frames in the contract's column names with the place each row came from; :mod:`.rows` turns those
 into validated contract tables (duplicate posts merged, every problem named by source file, line and field), and

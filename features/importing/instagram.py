@@ -19,7 +19,7 @@ instaloader writes them) or a directory of such files (``.json``, ``.jsonl``, ``
 Creators come from the posts' owners and from profile objects (``--profiles`` adds profile files). Follower counts
 are required by the contract; creators without one are an error naming them unless ``missing_followers="drop"``.
 Posts whose like count Instagram hides (-1) are dropped and counted. Duplicate posts (the same id in several
-snapshots) are merged: the last one read wins (see ``features.importing.rows.merge_duplicates``).
+snapshots) are merged: the last one read wins (see ``audiencefit.features.importing.rows.merge_duplicates``).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from features.errors import InputError, Issue
-from features.export import TimeWindow
-from features.importing.rows import (
+from audiencefit.features.errors import InputError, Issue
+from audiencefit.features.export import TimeWindow
+from audiencefit.features.importing.rows import (
     AT,
     CREATOR_COLUMNS,
     FILE,
@@ -49,8 +49,8 @@ from features.importing.rows import (
     source_issue,
     text_frame,
 )
-from features.io import MAX_PARSE_ISSUES
-from features.untrusted_json import finite_float, refuse_constant
+from audiencefit.features.io import MAX_PARSE_ISSUES
+from audiencefit.features.untrusted_json import finite_float, refuse_constant
 
 if TYPE_CHECKING:
     from rich.progress import Progress

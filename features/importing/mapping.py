@@ -30,9 +30,9 @@ from typing import Any
 
 import polars as pl
 
-from features.errors import InputError, Issue
-from features.export import TimeWindow
-from features.importing.rows import (
+from audiencefit.features.errors import InputError, Issue
+from audiencefit.features.export import TimeWindow
+from audiencefit.features.importing.rows import (
     AT,
     CREATOR_COLUMNS,
     FILE,
@@ -43,9 +43,9 @@ from features.importing.rows import (
     convert_epochs,
     creators_from_rows,
 )
-from features.io import read_raw
-from features.schemas import CREATORS, POSTS, TableSchema
-from features.untrusted_json import parse_json
+from audiencefit.features.io import read_raw
+from audiencefit.features.schemas import CREATORS, POSTS, TableSchema
+from audiencefit.features.untrusted_json import parse_json
 
 MAX_MAPPING_BYTES = 1 << 20
 _TOP_KEYS = ("posts", "creators", "defaults", "timestamp_unit", "thousands_separator")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import polars as pl
 
-from features.dataset import validate_dir
-from features.errors import InputError
-from features.export import ExportInstant, check_export_instant, write_export_manifest
-from features.io import replace_dir, staging_dir
+from audiencefit.features.dataset import validate_dir
+from audiencefit.features.errors import InputError
+from audiencefit.features.export import ExportInstant, check_export_instant, write_export_manifest
+from audiencefit.features.io import replace_dir, staging_dir
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Pure transforms shared by every import format: counts as exporters write them, epoch timestamps, duplicate
 posts, creators gathered from post rows, and validation whose problems name the source file, place and field.
 
-A *text frame* holds contract columns (``features.schemas``) as text, plus ``FILE`` and ``AT``: the source file's
-name and the place in it ("row 12", "line 40", "element 3 (line 9)") each row came from.
+A *text frame* holds contract columns (``audiencefit.features.schemas``) as text, plus ``FILE`` and ``AT``: the source
+file's name and the place in it ("row 12", "line 40", "element 3 (line 9)") each row came from.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from decimal import Decimal, InvalidOperation
 
 import polars as pl
 
-from features.errors import Issue
-from features.export import TimeWindow
-from features.schemas import CREATORS, POSTS, TableSchema
-from features.validate import is_warning, validate_table
+from audiencefit.features.errors import Issue
+from audiencefit.features.export import TimeWindow
+from audiencefit.features.schemas import CREATORS, POSTS, TableSchema
+from audiencefit.features.validate import is_warning, validate_table
 
 FILE = "__file"
 AT = "__at"
@@ -260,7 +260,7 @@ def assemble(
     """Merge duplicates, validate both tables and their foreign key; the issues name source places and fields.
 
     The contract frames are meaningful only when the issue list is empty."""
-    from features.validate import check_foreign_keys
+    from audiencefit.features.validate import check_foreign_keys
 
     posts_merged, issues = merge_duplicates(posts_text, "posts", "post_id", owner="creator_id")
     creators_merged, more = merge_duplicates(creators_text, "creators", "creator_id")

@@ -3,6 +3,6 @@ campaigns drawn from a documented latent story (``docs/synthetic-world.md``), wi
 
 from __future__ import annotations
 
-from features.synthetic.world import WorldSummary, default_brand_count, generate_world
+from audiencefit.features.synthetic.world import WorldSummary, default_brand_count, generate_world
 
 __all__ = ["WorldSummary", "default_brand_count", "generate_world"]

@@ -1,7 +1,7 @@
 """A synthetic world rewritten the way real creator exports arrive (for the forecast-reliability tests and the
 measurements in docs/evaluation.md, "When not to trust a forecast")::
 
-    python -m features.synthetic.export_like WORLD OUT [--seed 0]
+    python -m audiencefit.features.synthetic.export_like WORLD OUT [--seed 0]
 
 Real exports from discovery platforms or scrapers hold creators and posts only: no follower table (so audience
 quality comes from engagement alone and audiences are inferred from content), bios missing for many creators, and
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 
 ENGAGEMENT_SCALE = 0.45  # real counts ~2.2× below the synthetic world's, the gap issue #18 measured
 ENGAGEMENT_NOISE = 0.6  # sd of the per-post log-normal factor

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
-from features.synthetic.locale import COUNTRIES, COUNTRY_WEIGHTS, N_COUNTRIES
-from features.synthetic.topics import N_TOPICS, POPULARITY, TOPICS, related_matrix
+from audiencefit.features.synthetic.locale import COUNTRIES, COUNTRY_WEIGHTS, N_COUNTRIES
+from audiencefit.features.synthetic.topics import N_TOPICS, POPULARITY, TOPICS, related_matrix
 
 FloatArr = npt.NDArray[np.float64]
 F32Arr = npt.NDArray[np.float32]
@@ -551,7 +551,7 @@ def expected_conversion_parts(d: CampaignDrivers) -> tuple[FloatArr, FloatArr, F
 def campaign_outcomes(rng: np.random.Generator, start_day: IntArr, d: CampaignDrivers) -> CampaignOutcomes:
     """Draw each campaign's post time, outcomes and price from its drivers: the one outcome model of the world,
     used for past campaigns (:func:`draw_campaigns`) and for campaigns contracted later
-    (``training.world_truth.draw_outcomes``)."""
+    (``audiencefit.training.world_truth.draw_outcomes``)."""
     m = len(start_day)
     post_us = start_day * DAY_US + (rng.uniform(0.3, 6.0, m) * DAY_US).astype(np.int64)
 

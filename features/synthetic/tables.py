@@ -1,7 +1,7 @@
 """Frames of the synthetic world: latent arrays and rendered text in, polars frames matching the contracts out.
 
-The six input tables follow ``features.schemas`` exactly; the ``truth/`` tables (never read by the pipeline) follow
-``TRUTH_SCHEMAS`` below.
+The six input tables follow ``audiencefit.features.schemas`` exactly; the ``truth/`` tables (never read by the pipeline)
+follow ``TRUTH_SCHEMAS`` below.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from features.schemas import AGE_BANDS, GENDERS, TABLES
-from features.synthetic import story
-from features.synthetic.locale import COUNTRY_CODES, COUNTRY_WEIGHTS
-from features.synthetic.story import (
+from audiencefit.features.schemas import AGE_BANDS, GENDERS, TABLES
+from audiencefit.features.synthetic import story
+from audiencefit.features.synthetic.locale import COUNTRY_CODES, COUNTRY_WEIGHTS
+from audiencefit.features.synthetic.story import (
     FOLLOWER_BOT,
     LANGUAGES,
     LOCAL_CAPTIONS,
@@ -27,7 +27,7 @@ from features.synthetic.story import (
     IntArr,
     Posts,
 )
-from features.synthetic.text import (
+from audiencefit.features.synthetic.text import (
     CaptionStyle,
     Picker,
     brand_description,
@@ -42,7 +42,7 @@ from features.synthetic.text import (
     follower_handle,
     segment_description,
 )
-from features.synthetic.topics import TOPICS
+from audiencefit.features.synthetic.topics import TOPICS
 
 _F32_LIST = pl.List(pl.Float32())
 TRUTH_SCHEMAS: dict[str, pl.Schema] = {
@@ -61,7 +61,8 @@ TRUTH_SCHEMAS: dict[str, pl.Schema] = {
             "home_share": pl.Float64(),
             "yearly_growth": pl.Float64(),
             "quoted_price": pl.Float64(),
-            # What a campaign's outcome depends on besides the above (features.synthetic.story.CampaignDrivers).
+            # What a campaign's outcome depends on besides the above
+            # (audiencefit.features.synthetic.story.CampaignDrivers).
             "er_real": pl.Float64(),
             "comment_ratio": pl.Float64(),
             "price_noise": pl.Float64(),

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from features.synthetic.locale import (
+from audiencefit.features.synthetic.locale import (
     BOT_BIOS,
     BOT_HANDLE_WORDS,
     CAPTIONS,
@@ -27,7 +27,7 @@ from features.synthetic.locale import (
     LOCAL_HASHTAGS,
     STORY_LINES,
 )
-from features.synthetic.topics import (
+from audiencefit.features.synthetic.topics import (
     FEELINGS,
     GENERIC_EMOJIS,
     GENERIC_HASHTAGS,

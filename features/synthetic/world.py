@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from features.errors import InputError
-from features.export import write_export_manifest
-from features.schemas import TABLE_ORDER
-from features.synthetic import story, tables
-from features.synthetic.text import Picker
-from features.synthetic.writer import SinkSet, is_empty_dir, staged_directory
+from audiencefit.features.errors import InputError
+from audiencefit.features.export import write_export_manifest
+from audiencefit.features.schemas import TABLE_ORDER
+from audiencefit.features.synthetic import story, tables
+from audiencefit.features.synthetic.text import Picker
+from audiencefit.features.synthetic.writer import SinkSet, is_empty_dir, staged_directory
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def generate_world(
     """Write a synthetic world to ``out_dir`` and return its row counts.
 
     Writes ``{creators,posts,followers,brands,segments,campaigns}.parquet`` with exactly the contract dtypes,
-    ``export.json`` stating the world's fixed export instant (``features.export``), and ``truth/`` (latent
+    ``export.json`` stating the world's fixed export instant (``audiencefit.features.export``), and ``truth/`` (latent
     variables, true fit, expected outcomes) that the pipeline never reads. The world is built in a sibling
     directory and renamed into place at the end. ``out_dir`` must be missing or empty unless
     ``overwrite`` is true, in which case its previous content is replaced. Deterministic per ``seed``.

@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.io import replace_dir, staging_dir
+from audiencefit.features.io import replace_dir, staging_dir
 
 
 def arrow_schema(schema: pl.Schema) -> pa.Schema:
@@ -94,7 +94,7 @@ def staged_directory(out_dir: Path) -> Iterator[Path]:
     """Yield a fresh sibling directory of ``out_dir``; on success it replaces ``out_dir``, on failure it vanishes.
 
     Readers never see a half-written world, and a killed run leaves the old or the new world in place
-    (:func:`features.io.replace_dir`); what it leaves beside it, the next run removes.
+    (:func:`audiencefit.features.io.replace_dir`); what it leaves beside it, the next run removes.
     """
     staging = staging_dir(out_dir)
     try:

@@ -9,14 +9,14 @@ from pathlib import Path
 from fastapi import APIRouter, Body, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from features.errors import InputError
-from serving import examples
-from serving.deps import HolderDep, MetricsDep, SyncDep
-from serving.openapi import error_responses, example_response
-from serving.problems import ProblemError, problem, problem_response
-from serving.schemas import RELOAD_SOURCES, ReloadRequest, ReloadResponse
-from serving.security import AdminKey
-from serving.state import BundleSource, ReloadRefusedError
+from audiencefit.features.errors import InputError
+from audiencefit.serving import examples
+from audiencefit.serving.deps import HolderDep, MetricsDep, SyncDep
+from audiencefit.serving.openapi import error_responses, example_response
+from audiencefit.serving.problems import ProblemError, problem, problem_response
+from audiencefit.serving.schemas import RELOAD_SOURCES, ReloadRequest, ReloadResponse
+from audiencefit.serving.security import AdminKey
+from audiencefit.serving.state import BundleSource, ReloadRefusedError
 
 router = APIRouter(
     prefix="/admin", tags=["admin"], dependencies=[AdminKey], responses=error_responses(401, 403, 413, 415, 422, 503)

@@ -8,17 +8,17 @@ from typing import Annotated, Any, Literal
 import polars as pl
 from fastapi import APIRouter, Path, Query, status
 
-from features.errors import InputError
-from models.overlap import overlap_of
-from models.query import Filters
-from serving import examples
-from serving.deps import StateDep
-from serving.explain import cluster_terms, top_topics
-from serving.openapi import error_responses, example_response
-from serving.problems import ProblemError
-from serving.schemas import MAX_K, CreatorProfile, GeoShare, Lookalike, LookalikesResponse, OverlapResponse
-from serving.security import ApiKey
-from serving.state import AppState
+from audiencefit.features.errors import InputError
+from audiencefit.models.overlap import overlap_of
+from audiencefit.models.query import Filters
+from audiencefit.serving import examples
+from audiencefit.serving.deps import StateDep
+from audiencefit.serving.explain import cluster_terms, top_topics
+from audiencefit.serving.openapi import error_responses, example_response
+from audiencefit.serving.problems import ProblemError
+from audiencefit.serving.schemas import MAX_K, CreatorProfile, GeoShare, Lookalike, LookalikesResponse, OverlapResponse
+from audiencefit.serving.security import ApiKey
+from audiencefit.serving.state import AppState
 
 router = APIRouter(
     prefix="/v1/creators", tags=["creators"], dependencies=[ApiKey], responses=error_responses(401, 403, 404, 422, 503)

@@ -4,7 +4,7 @@ The keyless three reveal no admin input, error text, path or exception message: 
 answers, ``/readyz`` which part is loaded, the bundle and feature set ids and whether the last reload failed (and
 when), ``/metrics`` request counts and latencies by route template, reload outcomes, the bundle serving (ids,
 not its source) and the standard process and GC metrics of each process. All take ``GET`` only (405 with
-``Allow`` otherwise, ``serving.gate``)."""
+``Allow`` otherwise, ``audiencefit.serving.gate``)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from serving import examples
-from serving.deps import MetricsDep, ModelDep, StateDep
-from serving.metrics import CONTENT_TYPE
-from serving.openapi import error_responses, example_response
-from serving.schemas import ForecastReliabilityReport, Health, ModelInfo, Readiness
-from serving.security import ApiKey
-from serving.state import ServingHolder
+from audiencefit.serving import examples
+from audiencefit.serving.deps import MetricsDep, ModelDep, StateDep
+from audiencefit.serving.metrics import CONTENT_TYPE
+from audiencefit.serving.openapi import error_responses, example_response
+from audiencefit.serving.schemas import ForecastReliabilityReport, Health, ModelInfo, Readiness
+from audiencefit.serving.security import ApiKey
+from audiencefit.serving.state import ServingHolder
 
 router = APIRouter(tags=["operations"])
 model_router = APIRouter(

@@ -1,6 +1,7 @@
-"""``POST /v1/plans``: the best set of creators for a budget, aware of audience overlap (``models.planner``).
+"""``POST /v1/plans``: the best set of creators for a budget, aware of audience overlap
+(``audiencefit.models.planner``).
 
-Every plan gets a ``recommendation_id`` and is written to the recommendation log (``models.reclog``) like a
+Every plan gets a ``recommendation_id`` and is written to the recommendation log (``audiencefit.models.reclog``) like a
 recommendation; its creators are chosen deterministically (propensity 1). Exploration on plans takes share 0 only
 (a 422 otherwise): the probability that a creator is in a plan drawn from the forecast's uncertainty is not computed.
 
@@ -15,13 +16,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from models.planner import Constraints, Plan, plan_for_brand
-from models.query import Segment, embed_segments
-from models.reclog import Shown, ShownCreator
-from serving import examples
-from serving.deps import ModelDep, StateDep
-from serving.openapi import error_responses, example_response
-from serving.pipeline import (
+from audiencefit.models.planner import Constraints, Plan, plan_for_brand
+from audiencefit.models.query import Segment, embed_segments
+from audiencefit.models.reclog import Shown, ShownCreator
+from audiencefit.serving import examples
+from audiencefit.serving.deps import ModelDep, StateDep
+from audiencefit.serving.openapi import error_responses, example_response
+from audiencefit.serving.pipeline import (
     brand_terms,
     creator_reliability,
     now_iso,
@@ -32,9 +33,9 @@ from serving.pipeline import (
     to_segments,
     versions,
 )
-from serving.schemas import Band, PlannedCreator, PlanRequest, PlanResponse
-from serving.security import ApiKey
-from serving.state import AppState, ServingModel
+from audiencefit.serving.schemas import Band, PlannedCreator, PlanRequest, PlanResponse
+from audiencefit.serving.security import ApiKey
+from audiencefit.serving.state import AppState, ServingModel
 
 router = APIRouter(
     prefix="/v1", tags=["plans"], dependencies=[ApiKey], responses=error_responses(401, 403, 413, 415, 422, 503)

@@ -1,12 +1,13 @@
 """``POST /v1/recommendations`` and ``POST /v1/score``.
 
 Every recommendation gets a ``recommendation_id`` (uuid4, hex) and each creator its ``propensity`` and ``explored``
-(``models.explore``); what was shown is handed to the recommendation log (``models.reclog``) without waiting.
+(``audiencefit.models.explore``); what was shown is handed to the recommendation log (``audiencefit.models.reclog``)
+without waiting.
 
-The routes are ``async def`` and run their CPU-bound part through ``ComputeDep`` (``serving.deps.get_compute``):
-in the thread pool, so embedding and scoring never block an event loop that has other requests to take, or
-inline in a worker process that the front gives one request at a time. ``/v1/score`` with unknown creator ids is
-a 404 whose detail lists every unknown id (nothing is scored).
+The routes are ``async def`` and run their CPU-bound part through ``ComputeDep``
+(``audiencefit.serving.deps.get_compute``): in the thread pool, so embedding and scoring never block an event loop that
+has other requests to take, or inline in a worker process that the front gives one request at a time. ``/v1/score`` with
+unknown creator ids is a 404 whose detail lists every unknown id (nothing is scored).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Response, status
 
-from serving import examples
-from serving.deps import ComputeDep, ModelDep, StateDep
-from serving.openapi import error_responses, example_response
-from serving.pipeline import (
+from audiencefit.serving import examples
+from audiencefit.serving.deps import ComputeDep, ModelDep, StateDep
+from audiencefit.serving.openapi import error_responses, example_response
+from audiencefit.serving.pipeline import (
     reading_out,
     recommend,
     response_reliability,
@@ -28,10 +29,16 @@ from serving.pipeline import (
     unknown_ids,
     versions,
 )
-from serving.problems import ProblemError
-from serving.schemas import RANKED_BY, RecommendationRequest, RecommendationResponse, ScoreRequest, ScoreResponse
-from serving.security import ApiKey
-from serving.state import AppState, ServingModel
+from audiencefit.serving.problems import ProblemError
+from audiencefit.serving.schemas import (
+    RANKED_BY,
+    RecommendationRequest,
+    RecommendationResponse,
+    ScoreRequest,
+    ScoreResponse,
+)
+from audiencefit.serving.security import ApiKey
+from audiencefit.serving.state import AppState, ServingModel
 
 router = APIRouter(
     prefix="/v1",

@@ -1,4 +1,4 @@
-"""The brief reader (models.brief): languages, styles, and hostile input."""
+"""The brief reader (audiencefit.models.brief): languages, styles, and hostile input."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from models.brief import (
+from audiencefit.models.brief import (
     ENGLISH_WEIGHT,
     FALLBACK_ID,
     MAX_AUDIENCE_SEGMENTS,

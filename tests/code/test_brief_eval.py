@@ -1,4 +1,4 @@
-"""training.brief_eval on a tiny set of briefs over the small world (hashing embedder)."""
+"""audiencefit.training.brief_eval on a tiny set of briefs over the small world (hashing embedder)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from features.errors import InputError
-from features.featureset import load_feature_set
-from models.query import query_embedder
-from training import brief_eval
-from training.brief_eval import (
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import load_feature_set
+from audiencefit.models.query import query_embedder
+from audiencefit.training import brief_eval
+from audiencefit.training.brief_eval import (
     METHOD_CLAUSES,
     METHOD_SEGMENT,
     METHOD_WHOLE,
@@ -71,7 +71,7 @@ def test_the_packaged_briefs_are_valid_and_varied() -> None:
     assert {b.order for b in briefs} >= {"product-first", "audience-first"}
     assert sum(b.mismatched for b in briefs) >= 40
     assert sum(bool(b.audience_clauses) for b in briefs) >= 60
-    from features.synthetic.topics import TOPICS
+    from audiencefit.features.synthetic.topics import TOPICS
 
     names = {t.name for t in TOPICS}
     assert all(set(b.audience) <= names and b.product_topic in names for b in briefs)
@@ -158,7 +158,7 @@ def test_main_with_a_truth_file_and_category_map(small_features: Path, tmp_path:
 
 
 def test_the_youtube_category_map_names_topics() -> None:
-    from features.synthetic.topics import TOPICS
+    from audiencefit.features.synthetic.topics import TOPICS
 
     mapping = json.loads((brief_eval.DEFAULT_BRIEFS.parent / "youtube_categories.json").read_text(encoding="utf-8"))
     names = {t.name for t in TOPICS}

@@ -1,4 +1,4 @@
-"""Caption quotes (serving.captions) on captions as real ones are: long, hashtags last, other languages."""
+"""Caption quotes (audiencefit.serving.captions) on captions as real ones are: long, hashtags last, other languages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from serving.captions import (
+from audiencefit.serving.captions import (
     MIN_SIMILARITY,
     QUOTE_CHARS,
     CaptionStore,
@@ -106,7 +106,7 @@ def test_recent_captions_keep_whole_captions_newest_first() -> None:
 
 
 def test_too_many_captions_fall_back_to_the_word_match(monkeypatch: pytest.MonkeyPatch, hashing_embedder) -> None:
-    from serving import captions as module
+    from audiencefit.serving import captions as module
 
     captions = {"c1": ["late night study #studygram", "leg day"], "c2": ["pasta night"]}
     assert module.embed_captions(captions, hashing_embedder, None).shape == (3, hashing_embedder.dim)
@@ -141,7 +141,7 @@ def test_a_caption_of_filler_only_is_never_quoted() -> None:
 
 
 def test_caption_table_keeps_each_creators_captions_in_order() -> None:
-    from serving.captions import CaptionTable
+    from audiencefit.serving.captions import CaptionTable
 
     table = CaptionTable.from_flat(pl.DataFrame({"creator_id": ["a", "a", "c"], "caption": ["a1", "a2", "c1"]}))
     same = CaptionTable.from_dict({"a": ["a1", "a2"], "b": [], "c": ["c1"]})

@@ -19,20 +19,20 @@ SITECUSTOMIZE = textwrap.dedent(
     """
     import os, time
     from pathlib import Path
-    import models.forest
+    import audiencefit.models.forest
 
     def _compile_into_cache(text, cache_dir):
         (Path(os.environ["H3_PIDS"]) / str(os.getpid())).write_text(text)
         time.sleep(120)
 
-    models.forest._compile_into_cache = _compile_into_cache
+    audiencefit.models.forest._compile_into_cache = _compile_into_cache
     """
 )
 PARENT = textwrap.dedent(
     """
     from pathlib import Path
     import sys
-    from models.forest import compile_forests
+    from audiencefit.models.forest import compile_forests
     compile_forests(["model one", "model two"], Path(sys.argv[1]), workers=2)
     """
 )

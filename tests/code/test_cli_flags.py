@@ -72,7 +72,7 @@ def test_min_segment_reach_refuses_non_finite_people(tmp_path) -> None:
 
 def test_plan_flags_share_the_planners_creator_limit() -> None:
     from audiencefit.cli import plan_cmd
-    from models.planner import MAX_CREATORS
+    from audiencefit.models.planner import MAX_CREATORS
 
     assert plan_cmd.MAX_CREATORS == MAX_CREATORS
 
@@ -87,8 +87,8 @@ def test_simulate_budgets_refuse_what_is_not_a_positive_finite_number(value: str
 def test_simulate_flags_share_the_simulations_and_the_apis_limits() -> None:
     from audiencefit import simulate
     from audiencefit.cli import simulate_cmd
-    from models.explore import MAX_SHARE
-    from serving.schemas import MAX_K
+    from audiencefit.models.explore import MAX_SHARE
+    from audiencefit.serving.schemas import MAX_K
 
     assert simulate_cmd.MAX_ROUNDS == simulate.MAX_ROUNDS
     assert simulate_cmd.MAX_PICKS == simulate.MAX_PICKS == MAX_K
@@ -128,7 +128,7 @@ def test_every_command_that_loads_a_model_takes_the_same_flags(command: str) -> 
 
 def test_no_model_flag_means_the_champion_and_model_uri_is_a_warned_alias(tmp_path, caplog) -> None:
     from audiencefit.cli._app import DEFAULT_MODEL_URI, model_source
-    from features.errors import InputError
+    from audiencefit.features.errors import InputError
 
     assert model_source(None, None) == DEFAULT_MODEL_URI
     assert model_source(None, "models:/audiencefit/3") == "models:/audiencefit/3"

@@ -113,8 +113,8 @@ def test_a_value_outside_a_choice_is_refused_with_exit_2(args: list[str], flag: 
 def test_the_choices_agree_with_what_the_code_accepts() -> None:
     from audiencefit.cli.index_cmd import PlatformChoice
     from audiencefit.cli.train_cmd import PromoteMetric
-    from features.schemas import PLATFORMS
-    from training.promote import DIRECTION
+    from audiencefit.features.schemas import PLATFORMS
+    from audiencefit.training.promote import DIRECTION
 
     assert [p.value for p in PlatformChoice] == list(PLATFORMS)
     assert [m.value for m in PromoteMetric] == list(DIRECTION)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.audience import AudienceClusters, l2_normalise
-from features.exact_matmul import exact_matmul
+from audiencefit.features.audience import AudienceClusters, l2_normalise
+from audiencefit.features.exact_matmul import exact_matmul
 
 
 def _clusters(rng: np.random.Generator, k: int = 24, dim: int = 384) -> AudienceClusters:
@@ -53,7 +53,7 @@ def test_exact_matmul_is_row_independent_at_any_magnitude(scale: float):
 
 
 def test_the_static_to_minilm_map_embeds_a_text_the_same_in_any_batch():
-    from features.embed_backends.static import apply_linear_map
+    from audiencefit.features.embed_backends.static import apply_linear_map
 
     rng = np.random.default_rng(6)
     vectors = l2_normalise(rng.standard_normal((200, 384)).astype(np.float32))

@@ -1,5 +1,5 @@
-"""Where the hot routes compute (``serving.deps.get_compute``): in the thread pool, or on the event loop of a worker
-that the front gives one request at a time."""
+"""Where the hot routes compute (``audiencefit.serving.deps.get_compute``): in the thread pool, or on the event loop of
+a worker that the front gives one request at a time."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from serving.deps import ComputeDep
-from serving.dispatch import Front
-from serving.workers import build_app
+from audiencefit.serving.deps import ComputeDep
+from audiencefit.serving.dispatch import Front
+from audiencefit.serving.workers import build_app
 
 
 def _app(inline: bool) -> FastAPI:

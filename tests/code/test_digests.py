@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from features.dataset import Dataset, load_dataset
-from features.digests import DIGEST_SCHEMA, changed_creators, creator_digests
-from features.partitions import split_dataset
+from audiencefit.features.dataset import Dataset, load_dataset
+from audiencefit.features.digests import DIGEST_SCHEMA, changed_creators, creator_digests
+from audiencefit.features.partitions import split_dataset
 
 
 @pytest.fixture(scope="module")

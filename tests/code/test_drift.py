@@ -1,4 +1,5 @@
-"""models.drift's pure parts: the statistic, the sampling bound, the summary's validation, per-creator reasons."""
+"""audiencefit.models.drift's pure parts: the statistic, the sampling bound, the summary's validation, per-creator
+reasons."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from features.errors import InputError
-from models import drift
-from models.drift import NUMERIC, PSI_SHIFT, Reliability, check_features, psi, sampling_bound
+from audiencefit.features.errors import InputError
+from audiencefit.models import drift
+from audiencefit.models.drift import NUMERIC, PSI_SHIFT, Reliability, check_features, psi, sampling_bound
 
 
 def test_psi_is_zero_for_the_same_shares_and_matches_a_hand_computed_case():

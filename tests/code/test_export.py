@@ -1,4 +1,5 @@
-"""The export instant of a data directory and the plausible-timestamp window it implies (features.export)."""
+"""The export instant of a data directory and the plausible-timestamp window it implies
+(audiencefit.features.export)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from features.errors import InputError
-from features.export import (
+from audiencefit.features.errors import InputError
+from audiencefit.features.export import (
     EARLIEST_PLAUSIBLE,
     ExportInstant,
     read_export_manifest,
     resolve_export_instant,
 )
-from features.schemas import CAMPAIGNS, POSTS
-from features.validate import validate_table
+from audiencefit.features.schemas import CAMPAIGNS, POSTS
+from audiencefit.features.validate import validate_table
 
 EXPORT = ExportInstant(datetime(2026, 6, 30, tzinfo=UTC), "export.json")
 

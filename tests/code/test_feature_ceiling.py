@@ -1,4 +1,4 @@
-"""training.feature_ceiling: the out-of-fold error of a model given the served population's true labels."""
+"""audiencefit.training.feature_ceiling: the out-of-fold error of a model given the served population's true labels."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.errors import InputError
-from models.pair_features import FEATURE_COLUMNS
-from training.feature_ceiling import ceiling
+from audiencefit.features.errors import InputError
+from audiencefit.models.pair_features import FEATURE_COLUMNS
+from audiencefit.training.feature_ceiling import ceiling
 
 
 def _frame(label_noise: float, seed: int = 0) -> pl.DataFrame:

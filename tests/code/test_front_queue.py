@@ -1,6 +1,6 @@
-"""The front's line (``serving.dispatch.Front``): a worker gets at most ``in_flight`` requests at a time, the others
-wait first come first served and go to the first worker that frees up; a client that leaves while waiting gives
-its turn away. Workers are stand-ins answering after a set time, so this runs in milliseconds."""
+"""The front's line (``audiencefit.serving.dispatch.Front``): a worker gets at most ``in_flight`` requests at a time,
+the others wait first come first served and go to the first worker that frees up; a client that leaves while waiting
+gives its turn away. Workers are stand-ins answering after a set time, so this runs in milliseconds."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from serving.dispatch import Front, WorkerLink
-from serving.frames import write_frame
+from audiencefit.serving.dispatch import Front, WorkerLink
+from audiencefit.serving.frames import write_frame
 
 
 class FakeLink(WorkerLink):

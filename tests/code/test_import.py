@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 import audiencefit.cli  # noqa: F401  (registers the commands)
 from audiencefit.cli._app import app
-from features.dataset import validate_dir
-from features.errors import AudiencefitError, InputError
-from features.importing.mapping import parse_mapping
-from features.importing.rows import epoch_to_iso, parse_count
+from audiencefit.features.dataset import validate_dir
+from audiencefit.features.errors import AudiencefitError, InputError
+from audiencefit.features.importing.mapping import parse_mapping
+from audiencefit.features.importing.rows import epoch_to_iso, parse_count
 
 EXPORT_TIME = "2024-06-01T00:00:00Z"
 
@@ -469,7 +469,7 @@ def test_cli_help_and_flag_errors() -> None:
 
 
 def test_the_progress_bar_changes_nothing(tmp_path: Path) -> None:
-    from features.importing.instagram import import_instagram
+    from audiencefit.features.importing.instagram import import_instagram
 
     src = tmp_path / "posts.json"
     src.write_text(json.dumps(instagram_posts()), encoding="utf-8")

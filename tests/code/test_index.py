@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from audiencefit.features.errors import InputError
+from audiencefit.models.index import VectorIndex, build_faiss
 from audiencefit.settings import Settings
-from features.errors import InputError
-from models.index import VectorIndex, build_faiss
 
 
 def topic_mixture_vectors(n: int, dim: int = 384, topics: int = 30, seed: int = 0) -> np.ndarray:
@@ -88,7 +88,7 @@ def test_filter_is_applied_inside_the_search(data, index_type, monkeypatch):
     idx = make_index(vectors, index_type=index_type)
     rng = np.random.default_rng(3)
     allowed = rng.random(len(vectors)) < 0.6  # wide filter: answered by FAISS with an IDSelector
-    monkeypatch.setattr("models.index.EXACT_SUBSET_MAX", 1_000)
+    monkeypatch.setattr("audiencefit.models.index.EXACT_SUBSET_MAX", 1_000)
     _, rows = idx.search(queries, 100, allowed)
     assert rows.shape == (len(queries), 100)
     assert allowed[rows].all()
@@ -137,7 +137,7 @@ def test_exact_index_below_threshold_and_deterministic_builds(data):
 
 @pytest.mark.parametrize("allowed_share", [0.02, 0.6])
 def test_exact_subset_equals_a_stable_full_sort_including_ties(allowed_share):
-    from models.index import _exact_subset
+    from audiencefit.models.index import _exact_subset
 
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(2_000, 16)).astype(np.float32)
@@ -171,14 +171,14 @@ def test_int8_index_survives_a_save_and_load(tmp_path, data, monkeypatch):
     from dataclasses import replace
     from types import SimpleNamespace
 
-    from models.index import load_index, save_index
+    from audiencefit.models.index import load_index, save_index
 
     vectors, queries = data
     idx = make_index(vectors, index_type="ivf", ivf_encoding="int8")
     save_index(idx, tmp_path)
     assert '"encoding": "int8"' in (tmp_path / "audience.json").read_text(encoding="utf-8")
     view = SimpleNamespace(feature_set_id="fs-test", creators=SimpleNamespace(height=len(vectors)), path=tmp_path)
-    monkeypatch.setattr("models.index.index_vectors", lambda fs, kind: vectors)
+    monkeypatch.setattr("audiencefit.models.index.index_vectors", lambda fs, kind: vectors)
     loaded = load_index(view, "audience", tmp_path)  # type: ignore[arg-type]
     np.testing.assert_array_equal(loaded.search(queries, 50)[1], idx.search(queries, 50)[1])
     with pytest.raises(InputError, match="int8 index: its offsets and scales must be 384 finite numbers"):
@@ -226,13 +226,13 @@ def test_an_ivf_build_trains_and_assigns_with_one_faiss_thread(data, encoding, m
 def test_each_query_is_answered_as_if_alone_when_others_come_back_short(data, monkeypatch):
     """A narrow filter leaves some queries short (scored exactly over the allowed rows) and not others: each
     query's rows are those it gets on its own, whichever queries share its call (the API remembers segments)."""
-    import models.index as index_module
+    import audiencefit.models.index as index_module
 
     vectors, queries = data
     idx = make_index(vectors, index_type="ivf", ivf_nprobe=1)
     allowed = np.zeros(len(vectors), dtype=bool)
     allowed[np.random.default_rng(5).choice(len(vectors), 2_000, replace=False)] = True
-    monkeypatch.setattr("models.index.EXACT_SUBSET_MAX", 100)
+    monkeypatch.setattr("audiencefit.models.index.EXACT_SUBSET_MAX", 100)
     exact_queries: list[int] = []
     real = index_module._exact_subset
 

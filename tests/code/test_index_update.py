@@ -11,16 +11,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from audiencefit.settings import Settings
-from features.errors import InputError
-from models.index import VectorIndex, build_faiss, build_index, index_vectors, load_index, save_index
-from models.index_update import (
+from audiencefit.features.errors import InputError
+from audiencefit.models.index import VectorIndex, build_faiss, build_index, index_vectors, load_index, save_index
+from audiencefit.models.index_update import (
     rebuild_with_quantizer,
     row_changes,
     update_index,
     update_lists,
     update_vector_index,
 )
+from audiencefit.settings import Settings
 from tests.code.test_index import topic_mixture_vectors
 
 ENCODINGS = ["int8", "sq8", "flat"]
@@ -166,7 +166,7 @@ def test_update_index_writes_an_index_the_new_feature_set_loads(small_features: 
     unknown move too; they are found although not listed, and with them more than 5 % changed: built again."""
     import faiss
 
-    from features.featureset import load_feature_set
+    from audiencefit.features.featureset import load_feature_set
 
     fs = load_feature_set(small_features)
     if scenario == "small":
@@ -240,7 +240,7 @@ class _FakeFeatureSet:
 
 @pytest.fixture(autouse=True)
 def _fake_vectors(monkeypatch):
-    import models.index_update as module
+    import audiencefit.models.index_update as module
 
     real = module.index_vectors
 

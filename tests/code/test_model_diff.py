@@ -1,4 +1,4 @@
-"""training.model_diff: two versions' logged metrics and rankings side by side."""
+"""audiencefit.training.model_diff: two versions' logged metrics and rankings side by side."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from audiencefit.features.errors import InputError
 from audiencefit.settings import Settings
-from features.errors import InputError
-from training.model_diff import side_by_side, version_metrics
+from audiencefit.training.model_diff import side_by_side, version_metrics
 
 
 def test_side_by_side_lines_up_creators_by_their_best_rank() -> None:

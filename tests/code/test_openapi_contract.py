@@ -21,9 +21,9 @@ import pytest
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
 
+from audiencefit.serving.app import _bare_app, create_app
+from audiencefit.serving.problems import PROBLEM_JSON, PROBLEM_TYPES, TYPE_PREFIX, ProblemError, problem
 from audiencefit.settings import Settings
-from serving.app import _bare_app, create_app
-from serving.problems import PROBLEM_JSON, PROBLEM_TYPES, TYPE_PREFIX, ProblemError, problem
 
 KEY = "contract-key"
 ADMIN = "contract-admin-key"

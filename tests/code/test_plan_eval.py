@@ -1,10 +1,10 @@
-"""The planner evaluation's noise bar (training.plan_eval.loses_beyond_noise) on hand-made numbers."""
+"""The planner evaluation's noise bar (audiencefit.training.plan_eval.loses_beyond_noise) on hand-made numbers."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from training.plan_eval import loses_beyond_noise, losses, summarise
+from audiencefit.training.plan_eval import loses_beyond_noise, losses, summarise
 
 
 def judged(planner: float, other: float, shared: float) -> bool:

@@ -9,7 +9,7 @@ import time
 import polars as pl
 import pytest
 
-from features.pseudonymise import PSEUDONYM_LENGTH, pseudonymise_ids
+from audiencefit.features.pseudonymise import PSEUDONYM_LENGTH, pseudonymise_ids
 
 
 def reference(secret: str, value: str) -> str:

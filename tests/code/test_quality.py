@@ -9,9 +9,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from features.quality import audience_quality, follower_flags
-from features.schemas import CREATORS, FOLLOWERS, POSTS
-from features.stats import creator_stats
+from audiencefit.features.quality import audience_quality, follower_flags
+from audiencefit.features.schemas import CREATORS, FOLLOWERS, POSTS
+from audiencefit.features.stats import creator_stats
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 FLAGS = ["flag_no_bio", "flag_follow_ratio", "flag_few_posts", "flag_mass_following", "flag_spam_bio"]

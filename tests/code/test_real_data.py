@@ -1,5 +1,5 @@
-"""training.real_data (YouTube trending exports → contract tables + category truth) and training.category_eval's
-pure parts."""
+"""audiencefit.training.real_data (YouTube trending exports → contract tables + category truth) and
+audiencefit.training.category_eval's pure parts."""
 
 from __future__ import annotations
 
@@ -10,11 +10,18 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.dataset import validate_dir
-from features.errors import InputError
-from training.category_briefs import YOUTUBE_BRIEFS
-from training.category_eval import CONDITIONS, precision_at, segments_for
-from training.real_data import TRUTH_FILE, creator_id_of, load_youtube_trending, main, read_truth, write_export
+from audiencefit.features.dataset import validate_dir
+from audiencefit.features.errors import InputError
+from audiencefit.training.category_briefs import YOUTUBE_BRIEFS
+from audiencefit.training.category_eval import CONDITIONS, precision_at, segments_for
+from audiencefit.training.real_data import (
+    TRUTH_FILE,
+    creator_id_of,
+    load_youtube_trending,
+    main,
+    read_truth,
+    write_export,
+)
 
 HEADER = (
     "video_id,trending_date,title,channel_title,category_id,publish_time,tags,views,likes,dislikes,"
@@ -148,7 +155,7 @@ def test_every_brief_is_sent_three_ways_and_covers_two_languages() -> None:
 
 
 def test_paired_differences_pair_each_brief_with_the_reference() -> None:
-    from training.category_eval import paired_differences
+    from audiencefit.training.category_eval import paired_differences
 
     rows = []
     for backend, values in (("ref", [0.2, 0.4, 0.6]), ("new", [0.3, 0.5, 0.9])):
@@ -171,8 +178,8 @@ def test_paired_differences_pair_each_brief_with_the_reference() -> None:
 
 
 def test_world_segments_are_sent_as_brief_clause_or_both(tmp_path: Path) -> None:
-    from models.query import Segment
-    from training.backend_eval import brand_briefs, query_segments
+    from audiencefit.models.query import Segment
+    from audiencefit.training.backend_eval import brand_briefs, query_segments
 
     pl.DataFrame({"segment_id": ["b1-s1"], "brand_id": ["b1"]}).write_parquet(tmp_path / "segments.parquet")
     pl.DataFrame({"brand_id": ["b1"], "description": ["We sell espresso machines."]}).write_parquet(
@@ -190,7 +197,7 @@ def test_world_segments_are_sent_as_brief_clause_or_both(tmp_path: Path) -> None
 
 
 def test_world_backends_are_paired_by_segment_and_condition() -> None:
-    from training.backend_eval import paired_by_segment
+    from audiencefit.training.backend_eval import paired_by_segment
 
     rows = []
     for backend, values in (("ref", [0.5, 0.7]), ("new", [0.4, 0.8])):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 from tests.stub_http import stub_server
 
 
@@ -44,8 +44,8 @@ def rest(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Answers]]:
 
 
 def settings_for(uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from audiencefit.models.registry import check_reachable
     from audiencefit.settings import Settings
-    from models.registry import check_reachable
 
     check_reachable.cache_clear()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -59,7 +59,7 @@ def closed_port() -> int:
 
 
 def test_a_server_that_is_down_is_named_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from models.registry import get_version, resolve_bundle
+    from audiencefit.models.registry import get_version, resolve_bundle
 
     settings = settings_for(f"http://someone:Pw-Secret-77@127.0.0.1:{closed_port()}", tmp_path, monkeypatch)
     start = time.monotonic()
@@ -98,7 +98,7 @@ def test_train_checks_the_server_before_it_trains(tmp_path: Path, monkeypatch: p
 def test_a_refused_login_says_which_variables_carry_credentials(
     body: dict[str, object], rest: tuple[str, Answers], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models.registry import current_version, get_version
+    from audiencefit.models.registry import current_version, get_version
 
     url, answers = rest
     answers.status, answers.body = 401, body
@@ -119,7 +119,7 @@ def test_a_refused_login_says_which_variables_carry_credentials(
 def test_a_missing_model_on_the_server_names_the_registered_ones(
     rest: tuple[str, Answers], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models.registry import current_version, get_version
+    from audiencefit.models.registry import current_version, get_version
 
     url, answers = rest
     answers.status = 404
@@ -157,7 +157,7 @@ def test_artifacts_of_a_store_written_here_stay_under_the_data_dir(
     uri: str, local: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from audiencefit.settings import Settings
-    from training.tracking import artifact_root
+    from audiencefit.training.tracking import artifact_root
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     root = artifact_root(Settings(data_dir=tmp_path))
@@ -166,7 +166,7 @@ def test_artifacts_of_a_store_written_here_stay_under_the_data_dir(
 
 def test_the_run_page_of_a_server_carries_no_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from audiencefit.settings import Settings
-    from training.tracking import run_url
+    from audiencefit.training.tracking import run_url
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://ops:Uri-Pw-33@mlflow.example:8443/base/")
     url = run_url(Settings(data_dir=tmp_path), "4", "abc")
@@ -178,7 +178,7 @@ def test_the_run_page_of_a_server_carries_no_credentials(tmp_path: Path, monkeyp
 def test_a_deleted_training_experiment_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 
-    from training.tracking import EXPERIMENT, ensure_experiment
+    from audiencefit.training.tracking import EXPERIMENT, ensure_experiment
 
     settings = settings_for(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, monkeypatch)
     first = ensure_experiment(settings)

@@ -20,7 +20,7 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    import features.io as fio
+    import audiencefit.features.io as fio
 
     target, kill_at, how = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     calls = 0
@@ -47,7 +47,7 @@ CHILD = textwrap.dedent(
             (d / name).write_text("new")
 
     if how == "writer":
-        from features.synthetic.writer import staged_directory
+        from audiencefit.features.synthetic.writer import staged_directory
         with staged_directory(target) as staging:
             fill(staging)
     else:
@@ -95,7 +95,7 @@ def test_sigkill_at_any_point_leaves_old_or_new_and_next_run_cleans(tmp_path: Pa
     assert _version(target) in ("old", "new")
 
     # The next run: stages, swaps, and leaves nothing of the killed one behind.
-    from features.io import replace_dir, staging_dir
+    from audiencefit.features.io import replace_dir, staging_dir
 
     staging = staging_dir(target)
     _write(staging, "next")
@@ -105,7 +105,7 @@ def test_sigkill_at_any_point_leaves_old_or_new_and_next_run_cleans(tmp_path: Pa
 
 
 def test_without_exchange_a_killed_swap_is_repaired_by_the_next_run(tmp_path: Path):
-    from features.io import leftovers, remove_leftovers
+    from audiencefit.features.io import leftovers, remove_leftovers
 
     target = tmp_path / "features"
     target.mkdir()
@@ -119,7 +119,7 @@ def test_without_exchange_a_killed_swap_is_repaired_by_the_next_run(tmp_path: Pa
 
 def test_leftovers_of_earlier_versions_are_repaired(tmp_path: Path):
     """What the two-rename swap of earlier versions left after a kill: no features/, only .old and .tmp."""
-    from features.io import remove_leftovers
+    from audiencefit.features.io import remove_leftovers
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -133,7 +133,7 @@ def test_leftovers_of_earlier_versions_are_repaired(tmp_path: Path):
 
 
 def test_a_live_process_staging_directory_is_kept(tmp_path: Path):
-    from features.io import staging_dir
+    from audiencefit.features.io import staging_dir
 
     target = tmp_path / "index"
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -152,7 +152,7 @@ def test_a_live_process_staging_directory_is_kept(tmp_path: Path):
 
 def test_replace_dir_keeps_layout_plain(tmp_path: Path):
     """The swapped path is a plain directory (no symlink), so every reader and older directory keeps working."""
-    from features.io import replace_dir, staging_dir
+    from audiencefit.features.io import replace_dir, staging_dir
 
     target = tmp_path / "bundle"
     for version in ("one", "two"):
@@ -165,7 +165,7 @@ def test_replace_dir_keeps_layout_plain(tmp_path: Path):
 
 
 def test_half_written_tree_objects_of_dead_compiles_are_removed(tmp_path: Path):
-    from models.forest import _remove_dead_partials
+    from audiencefit.models.forest import _remove_dead_partials
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -180,7 +180,7 @@ def test_half_written_tree_objects_of_dead_compiles_are_removed(tmp_path: Path):
 
 def test_batch_output_cleanup_spares_live_runs(tmp_path: Path):
     """``score`` removes what killed runs left in --out, never the partition a live run is writing."""
-    from serving.batch import clean_leftovers
+    from audiencefit.serving.batch import clean_leftovers
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -1,5 +1,5 @@
-"""The served-population metrics (``training.served_eval.population_metrics``) on constructed cases with known
-answers."""
+"""The served-population metrics (``audiencefit.training.served_eval.population_metrics``) on constructed cases with
+known answers."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.errors import InputError
-from training.evaluate import ndcg as ndcg_at
-from training.served_eval import METRICS, population_metrics
+from audiencefit.features.errors import InputError
+from audiencefit.training.evaluate import ndcg as ndcg_at
+from audiencefit.training.served_eval import METRICS, population_metrics
 
 
 def frame(true_conv: np.ndarray, pred_conv: np.ndarray, brands: list[str], **extra: np.ndarray) -> pl.DataFrame:

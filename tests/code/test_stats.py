@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.schemas import CREATORS, FOLLOWERS, POSTS
-from features.stats import (
+from audiencefit.features.schemas import CREATORS, FOLLOWERS, POSTS
+from audiencefit.features.stats import (
     creator_stats,
     creator_terms,
     filter_as_of,

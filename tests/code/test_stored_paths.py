@@ -1,5 +1,5 @@
-"""Paths named by stored content are resolved inside their directory or refused (``features.stored_paths``), and
-embedding-artifact manifests are checked the same way."""
+"""Paths named by stored content are resolved inside their directory or refused (``audiencefit.features.stored_paths``),
+and embedding-artifact manifests are checked the same way."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 
 
 @pytest.mark.parametrize(
@@ -18,14 +18,14 @@ from features.errors import InputError
     ["../x", "a/../../x", "/etc/passwd", "C:/x", "a\\..\\x", "a\x00b", "", ".", "a//b", "./a", "a/./b", 3, None],
 )
 def test_paths_that_are_not_plain_relative_are_refused(tmp_path: Path, rel: object) -> None:
-    from features.stored_paths import UnsafePathError, contained_path
+    from audiencefit.features.stored_paths import UnsafePathError, contained_path
 
     with pytest.raises(UnsafePathError, match=r"^m\.json, field 'files': entry .* refused$"):
         contained_path(tmp_path, rel, where="m.json, field 'files'")
 
 
 def test_symlinks_are_followed_and_must_stay_inside(tmp_path: Path) -> None:
-    from features.stored_paths import UnsafePathError, contained_path
+    from audiencefit.features.stored_paths import UnsafePathError, contained_path
 
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "sub").mkdir(parents=True)
@@ -42,7 +42,7 @@ def test_symlinks_are_followed_and_must_stay_inside(tmp_path: Path) -> None:
 
 
 def test_read_verified_reads_once_and_checks(tmp_path: Path) -> None:
-    from features.stored_paths import read_verified
+    from audiencefit.features.stored_paths import read_verified
 
     (tmp_path / "f").write_bytes(b"data")
     digest = hashlib.sha256(b"data").hexdigest()
@@ -55,7 +55,7 @@ def test_read_verified_reads_once_and_checks(tmp_path: Path) -> None:
 
 
 def test_checksum_table_shape(tmp_path: Path) -> None:
-    from features.stored_paths import checksum_table
+    from audiencefit.features.stored_paths import checksum_table
 
     assert checksum_table({"a/b": "f" * 64}, where="w") == {"a/b": "f" * 64}
     for bad in (None, {}, [], {"a": "xyz"}, {"a": 3}, {"../a": "f" * 64}):
@@ -71,7 +71,7 @@ def _artifact(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_embedding_artifact_manifest_paths_are_checked(tmp_path: Path) -> None:
-    from features.embed_backends.artifacts import check_artifacts
+    from audiencefit.features.embed_backends.artifacts import check_artifacts
 
     outside = tmp_path / "outside.npy"
     outside.write_bytes(b"vectors")

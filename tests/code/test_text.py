@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features import text as text_module
-from features.text import (
+from audiencefit.features import text as text_module
+from audiencefit.features.text import (
     MAX_CHARS,
     extract_hashtags,
     extract_mentions,

@@ -1,13 +1,13 @@
-"""features.topic_terms and the cluster labels made with it: stop words by each text's own language, generic words
-by how evenly they spread over the clusters."""
+"""audiencefit.features.topic_terms and the cluster labels made with it: stop words by each text's own language, generic
+words by how evenly they spread over the clusters."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from features.compute import _cluster_terms
-from features.topic_terms import content_words, language_of, spread, topic_terms
+from audiencefit.features.compute import _cluster_terms
+from audiencefit.features.topic_terms import content_words, language_of, spread, topic_terms
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 import audiencefit.cli  # noqa: F401  (registers the commands)
 from audiencefit.cli._app import app
-from features.errors import InputError
-from features.untrusted_json import parse_json
-from serving.batch import read_brands
+from audiencefit.features.errors import InputError
+from audiencefit.features.untrusted_json import parse_json
+from audiencefit.serving.batch import read_brands
 
 HOSTILE = {
     "nan": ('{"segments": [{"text": "runners", "weight": NaN}]}', "NaN is not a JSON number"),

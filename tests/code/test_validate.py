@@ -8,10 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from features.errors import InputError, Issue
-from features.io import find_table_file, read_raw, write_parquet_atomic
-from features.schemas import CAMPAIGNS, CREATORS, FOLLOWERS, POSTS, SEGMENTS
-from features.validate import (
+from audiencefit.features.errors import InputError, Issue
+from audiencefit.features.io import find_table_file, read_raw, write_parquet_atomic
+from audiencefit.features.schemas import CAMPAIGNS, CREATORS, FOLLOWERS, POSTS, SEGMENTS
+from audiencefit.features.validate import (
     MAX_ROWS_PER_PROBLEM,
     check_foreign_keys,
     is_warning,

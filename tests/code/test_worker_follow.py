@@ -1,6 +1,7 @@
-"""How a worker of ``serve --workers N`` follows a reload another worker published (``serving.workers.WorkerSync``):
-the same bundle directory is not loaded twice, but a registry alias is resolved again, since a reload after
-``promote`` publishes the very ``models:/audiencefit@champion`` every worker started with."""
+"""How a worker of ``serve --workers N`` follows a reload another worker published
+(``audiencefit.serving.workers.WorkerSync``): the same bundle directory is not loaded twice, but a registry alias is
+resolved again, since a reload after ``promote`` publishes the very ``models:/audiencefit@champion`` every worker
+started with."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class FakeServing:
 
 @dataclass
 class FakeHolder:
-    """Stands in for ``serving.state.ServingHolder``: records what the worker asks it to reload."""
+    """Stands in for ``audiencefit.serving.state.ServingHolder``: records what the worker asks it to reload."""
 
     state: FakeServing
     reloads: list[tuple[Any, Any, bool]] = field(default_factory=list)
@@ -50,7 +51,7 @@ class FakeMetrics:
 def test_a_published_reload_of_the_same_source_is_followed_only_for_an_alias(
     source: Any, reloaded: bool, tmp_path: Path
 ) -> None:
-    from serving.workers import WorkerSync
+    from audiencefit.serving.workers import WorkerSync
 
     class Features:
         path = tmp_path / "features"

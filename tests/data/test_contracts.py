@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 import audiencefit.cli  # noqa: F401  (registers the commands)
 from audiencefit.cli._app import app
-from features.contracts_doc import REGENERATE_COMMAND, render_contracts_markdown
-from features.dataset import load_dataset, validate_dir
-from features.errors import InputError
-from features.pseudonymise import pseudonymise_ids
-from features.schemas import TABLE_ORDER, TABLES
+from audiencefit.features.contracts_doc import REGENERATE_COMMAND, render_contracts_markdown
+from audiencefit.features.dataset import load_dataset, validate_dir
+from audiencefit.features.errors import InputError
+from audiencefit.features.pseudonymise import pseudonymise_ids
+from audiencefit.features.schemas import TABLE_ORDER, TABLES
 
 SECRET = "test-secret-for-contracts"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -11,10 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-import features.build as build_mod
-from features.build import build_feature_set
-from features.errors import InputError
-from features.featureset import FEATURE_VERSION, load_feature_set
+import audiencefit.features.build as build_mod
+from audiencefit.features.build import build_feature_set
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import FEATURE_VERSION, load_feature_set
 
 AS_OF = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.errors import InputError
-from features.featureset import load_feature_set
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import load_feature_set
 
 
 @pytest.fixture()
@@ -66,7 +66,7 @@ def test_symlink_pointing_outside_is_refused(copy: Path, tmp_path: Path) -> None
 
 
 def test_feature_set_id_is_computed_from_the_content(copy: Path, small_features: Path) -> None:
-    from features.featureset import content_id
+    from audiencefit.features.featureset import content_id
 
     manifest = _manifest(copy)
     assert load_feature_set(small_features).feature_set_id == manifest["feature_set_id"]
@@ -74,7 +74,7 @@ def test_feature_set_id_is_computed_from_the_content(copy: Path, small_features:
     # A rewritten file with its checksum updated: the stated id no longer matches the content.
     vectors = copy / "vectors" / "audience.npy"
     np.save(vectors, np.load(vectors)[::-1].copy())
-    from features.io import sha256_file
+    from audiencefit.features.io import sha256_file
 
     manifest["files"]["vectors/audience.npy"] = sha256_file(vectors)
     _write(copy, manifest)
@@ -89,7 +89,7 @@ def test_feature_set_id_is_computed_from_the_content(copy: Path, small_features:
 
 
 def test_index_file_symlinked_outside_is_refused(copy: Path, tmp_path: Path) -> None:
-    from models.index import default_index_dir, load_index
+    from audiencefit.models.index import default_index_dir, load_index
 
     fs = load_feature_set(copy)
     index_file = default_index_dir(fs) / "audience.faiss"

@@ -10,10 +10,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from features.build import build_feature_set, update_feature_set
-from features.errors import InputError
-from features.export import EXPORT_MANIFEST
-from features.featureset import load_feature_set
+from audiencefit.features.build import build_feature_set, update_feature_set
+from audiencefit.features.errors import InputError
+from audiencefit.features.export import EXPORT_MANIFEST
+from audiencefit.features.featureset import load_feature_set
 
 TABLES = ("creators", "posts", "followers")
 
@@ -143,8 +143,8 @@ def test_the_cli_updates_features_and_their_indexes(small_world, tmp_path, isola
     from typer.testing import CliRunner
 
     from audiencefit.cli import app
+    from audiencefit.models.index import load_index
     from audiencefit.settings import get_settings
-    from models.index import load_index
 
     monkeypatch.setenv("AUDIENCEFIT_EMBEDDER", "test-hashing")
     get_settings.cache_clear()

@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 from scipy.stats import spearmanr
 
-from features.featureset import load_feature_set
-from models.overlap import audience_model, estimate_overlaps
-from training.world_truth import load_truth
+from audiencefit.features.featureset import load_feature_set
+from audiencefit.models.overlap import audience_model, estimate_overlaps
+from audiencefit.training.world_truth import load_truth
 
 
 def test_world_shares_real_followers_between_creators(small_world: Path) -> None:

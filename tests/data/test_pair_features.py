@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-import models.pair_features as pf
-from features.featureset import load_feature_set
+import audiencefit.models.pair_features as pf
+from audiencefit.features.featureset import load_feature_set
 
 
 def test_term_lookups_give_the_same_counts_before_and_after_the_index_is_built(small_features, monkeypatch):
@@ -32,8 +32,8 @@ def test_term_lookups_give_the_same_counts_before_and_after_the_index_is_built(s
 
 
 def test_the_combined_fit_estimate_matches_the_exact_one_and_ignores_which_rows_are_scored(small_features):
-    from models.pair_features import BrandQuery, combined_fit_estimate, fit_scores
-    from models.query import Segment
+    from audiencefit.models.pair_features import BrandQuery, combined_fit_estimate, fit_scores
+    from audiencefit.models.query import Segment
 
     fs = load_feature_set(small_features)
     rng = np.random.default_rng(5)

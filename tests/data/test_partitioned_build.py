@@ -11,19 +11,19 @@ import numpy as np
 import polars as pl
 import pytest
 
-from audiencefit.settings import Settings
-from features.build import build_feature_set, compute_features
-from features.cluster_sample import (
+from audiencefit.features.build import build_feature_set, compute_features
+from audiencefit.features.cluster_sample import (
     BasisCandidates,
     choose_sample,
     merge_candidates,
     partition_candidates,
     sample_size,
 )
-from features.dataset import load_dataset
-from features.embed_cache import EmbeddingCache
-from features.featureset import FOLLOWER_KEYS, load_feature_set
-from features.partitions import split_dataset
+from audiencefit.features.dataset import load_dataset
+from audiencefit.features.embed_cache import EmbeddingCache
+from audiencefit.features.featureset import FOLLOWER_KEYS, load_feature_set
+from audiencefit.features.partitions import split_dataset
+from audiencefit.settings import Settings
 from tests.conftest import SMALL_WORLD_CREATORS as WORLD_CREATORS
 from tests.conftest import HashingEmbedder
 
@@ -170,8 +170,8 @@ def test_the_caption_sample_does_not_depend_on_partitioning(world, tmp_path):
 def test_the_partition_size_is_validated_by_the_setting_and_the_builder(world, tmp_path, monkeypatch):
     from pydantic import ValidationError
 
+    from audiencefit.features.errors import InputError
     from audiencefit.settings import get_settings
-    from features.errors import InputError
 
     monkeypatch.setenv("AUDIENCEFIT_FEATURE_PARTITION_CREATORS", "0")
     get_settings.cache_clear()
@@ -185,7 +185,7 @@ def test_the_partition_size_is_validated_by_the_setting_and_the_builder(world, t
 
 
 def test_the_parquet_writer_bytes_do_not_depend_on_how_rows_arrive(tmp_path):
-    from features.featureset_writer import ParquetTableWriter
+    from audiencefit.features.featureset_writer import ParquetTableWriter
 
     schema = {"creator_id": pl.String, "rank": pl.Int32, "caption": pl.String}
     frame = pl.DataFrame(

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from features.quality import audience_quality
-from features.stats import creator_stats
+from audiencefit.features.quality import audience_quality
+from audiencefit.features.stats import creator_stats
 
 N_CREATORS = 800
 SEED = 7
@@ -24,7 +24,7 @@ MIN_AUC = 0.85
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
     """Quality of every creator of an ~800-creator world, joined to the truth's ``inflated`` flag."""
-    from features.synthetic import generate_world
+    from audiencefit.features.synthetic import generate_world
 
     out: Path = tmp_path_factory.mktemp("quality_world") / "world"
     generate_world(out, n_creators=N_CREATORS, seed=SEED)

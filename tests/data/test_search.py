@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 import audiencefit.cli  # noqa: F401  (registers commands)
 from audiencefit.cli._app import app
-from features.errors import InputError
-from features.featureset import load_feature_set
-from models.index import default_index_dir, load_index
-from models.query import Filters, Segment, query_embedder
-from models.retrieval import AudienceSearch
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import load_feature_set
+from audiencefit.models.index import default_index_dir, load_index
+from audiencefit.models.query import Filters, Segment, query_embedder
+from audiencefit.models.retrieval import AudienceSearch
 
 RUNNING = Segment("runners training for a marathon, trail running and race day", segment_id="run")
 SKIN = Segment("skincare routines, serums and sunscreen", segment_id="skin", weight=0.5)
@@ -112,7 +112,7 @@ def test_index_from_another_feature_set_is_refused(small_features, tmp_path):
     shutil.copytree(small_features, other)
     manifest = json.loads((other / "manifest.json").read_text())
     # Another recipe: the id (a hash of the recipe and of every file) changes with it.
-    from features.featureset import content_id
+    from audiencefit.features.featureset import content_id
 
     manifest["recipe_id"] = "0000000000000000"
     manifest["feature_set_id"] = content_id(manifest["recipe_id"], manifest["files"])
@@ -154,7 +154,7 @@ def test_search_cli_rejects_mismatched_weights(small_features):
 
 
 def test_filter_masks_are_remembered_read_only_and_equal_a_fresh_mask(searcher):
-    from models.query import Filters, allowed_mask
+    from audiencefit.models.query import Filters, allowed_mask
 
     default, narrow = Filters(), Filters(min_followers=5_000, platforms=("instagram",))
     first = searcher.allowed(default)
@@ -193,7 +193,7 @@ def test_a_segment_finds_the_same_creators_whichever_searches_came_before(small_
 
 @pytest.mark.parametrize("n", [0, 1, 2, 50, 2_400])
 def test_sorted_unique_is_numpys_unique(n):
-    from models.retrieval import sorted_unique
+    from audiencefit.models.retrieval import sorted_unique
 
     values = np.random.default_rng(n).integers(0, max(n // 3, 1), n).astype(np.int64)
     np.testing.assert_array_equal(sorted_unique(values), np.unique(values))

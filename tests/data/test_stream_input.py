@@ -1,4 +1,5 @@
-"""The streamed partition reader (``features.stream_input``) against ``load_dataset``: same frames, same errors.
+"""The streamed partition reader (``audiencefit.features.stream_input``) against ``load_dataset``: same frames, same
+errors.
 
 Chunks are forced small (a few rows, a few hundred bytes) so every table is read in many pieces and problems land
 in late chunks; the reference is always ``load_dataset`` on the same directory.
@@ -15,11 +16,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from features.dataset import Dataset, load_dataset
-from features.errors import InputError
-from features.partitions import split_dataset
-from features.stream_input import SpilledPartitions, stream_partitions
-from features.synthetic import generate_world
+from audiencefit.features.dataset import Dataset, load_dataset
+from audiencefit.features.errors import InputError
+from audiencefit.features.partitions import split_dataset
+from audiencefit.features.stream_input import SpilledPartitions, stream_partitions
+from audiencefit.features.synthetic import generate_world
 from tests.data.test_contracts import MALFORMED, base_tables, write_dataset
 
 SECRET = "test-secret-for-streaming"
@@ -162,7 +163,10 @@ def _without_clock(message: str) -> str:
 def _errors(data_dir: Path, spill: Path, caplog: pytest.LogCaptureFixture) -> tuple[str, str]:
     with pytest.raises(InputError) as whole:
         _reference(data_dir)
-    with caplog.at_level(logging.INFO, logger="features.stream_input"), pytest.raises(InputError) as streamed:
+    with (
+        caplog.at_level(logging.INFO, logger="audiencefit.features.stream_input"),
+        pytest.raises(InputError) as streamed,
+    ):
         _stream(data_dir, spill)
     assert not [r for r in caplog.records if "read whole" in r.getMessage()], "the error was found in chunks"
     assert not any(spill.iterdir()) if spill.exists() else True, "a failed stream leaves nothing in spill_dir"

@@ -11,10 +11,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.errors import InputError
-from features.synthetic import generate_world, story, tables
-from features.synthetic.text import Picker
-from features.synthetic.world import fit_segment_count
+from audiencefit.features.errors import InputError
+from audiencefit.features.synthetic import generate_world, story, tables
+from audiencefit.features.synthetic.text import Picker
+from audiencefit.features.synthetic.world import fit_segment_count
 
 SEED = 9
 

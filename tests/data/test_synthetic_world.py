@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from features.errors import InputError
-from features.schemas import TABLE_ORDER, TABLES
-from features.synthetic import WorldSummary, generate_world
-from features.synthetic.topics import TOPIC_INDEX, TOPICS
+from audiencefit.features.errors import InputError
+from audiencefit.features.schemas import TABLE_ORDER, TABLES
+from audiencefit.features.synthetic import WorldSummary, generate_world
+from audiencefit.features.synthetic.topics import TOPIC_INDEX, TOPICS
 
 N_CREATORS = 600
 SEED = 5

@@ -8,10 +8,10 @@ from datetime import timedelta
 import polars as pl
 import pytest
 
-from features.dataset import load_dataset
-from features.embed_cache import EmbeddingCache
-from models.pair_features import FEATURE_COLUMNS
-from training.trainset import build_training_set, snapshot_for
+from audiencefit.features.dataset import load_dataset
+from audiencefit.features.embed_cache import EmbeddingCache
+from audiencefit.models.pair_features import FEATURE_COLUMNS
+from audiencefit.training.trainset import build_training_set, snapshot_for
 
 SECRET = "test-secret"
 

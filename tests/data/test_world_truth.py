@@ -1,6 +1,6 @@
-"""The world's truth for campaigns contracted later (``training.world_truth``): outcomes are drawn by the generator's
-own function, expected values match the ones it recorded for past campaigns, and refactoring the generator left its
-files byte-identical."""
+"""The world's truth for campaigns contracted later (``audiencefit.training.world_truth``): outcomes are drawn by the
+generator's own function, expected values match the ones it recorded for past campaigns, and refactoring the generator
+left its files byte-identical."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.errors import InputError
-from features.schemas import TABLES
-from features.synthetic import story
-from features.synthetic.world import default_brand_count
-from tests.conftest import SMALL_WORLD_CREATORS, SMALL_WORLD_SEED
-from training.world_truth import (
+from audiencefit.features.errors import InputError
+from audiencefit.features.schemas import TABLES
+from audiencefit.features.synthetic import story
+from audiencefit.features.synthetic.world import default_brand_count
+from audiencefit.training.world_truth import (
     draw_outcomes,
     expected_outcomes,
     load_truth,
@@ -26,6 +25,7 @@ from training.world_truth import (
     true_conversions,
     true_engagement_rate,
 )
+from tests.conftest import SMALL_WORLD_CREATORS, SMALL_WORLD_SEED
 
 # sha256 of the small world's campaigns (150 creators, seed 11, 10 followers each) as CSV, without the
 # recommendation_id column added later (always null for the generator's past picks), as generated before the

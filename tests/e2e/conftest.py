@@ -30,12 +30,12 @@ TEST_ROUNDS = 30
 
 def train_bundle(features_dir: Path, out: Path, seed: int) -> Path:
     """Fit a ModelSet on every (creator, segment) pair of the feature set with synthetic labels; save a bundle."""
-    from features.embed import get_embedder
-    from features.featureset import load_feature_set
-    from models import estimators
-    from models.estimators import ModelSet
-    from models.pair_features import FEATURE_COLUMNS, BrandQuery, pair_features
-    from models.query import Segment, embed_segments
+    from audiencefit.features.embed import get_embedder
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models import estimators
+    from audiencefit.models.estimators import ModelSet
+    from audiencefit.models.pair_features import FEATURE_COLUMNS, BrandQuery, pair_features
+    from audiencefit.models.query import Segment, embed_segments
 
     fs = load_feature_set(features_dir)
     embedder = get_embedder(str(fs.manifest["embedder_backend"]))
@@ -65,7 +65,7 @@ def train_bundle(features_dir: Path, out: Path, seed: int) -> Path:
 
 
 def save(models, out: Path, embedder_id: str, seed: int) -> None:
-    from models.bundle import save_bundle
+    from audiencefit.models.bundle import save_bundle
 
     save_bundle(
         models,
@@ -82,8 +82,8 @@ def save(models, out: Path, embedder_id: str, seed: int) -> None:
 @pytest.fixture(scope="session")
 def bundles(small_features: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two different valid bundles for the small feature set."""
-    from features.featureset import load_feature_set
-    from models.bundle import load_bundle
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.bundle import load_bundle
 
     root = tmp_path_factory.mktemp("bundles")
     first = train_bundle(small_features, root / "a", seed=1)
@@ -120,7 +120,7 @@ UNLIMITED_ENV = {f"AUDIENCEFIT_{name.upper()}": str(value) for name, value in UN
 
 
 def make_client(settings, features: Path, bundle: Path, data: Path | None = None) -> Iterator[TestClient]:
-    from serving.app import create_app
+    from audiencefit.serving.app import create_app
 
     app = create_app(settings, features_dir=features, bundle_source=bundle, data_dir=data)
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -182,7 +182,7 @@ def test_invalid_requests_are_422(client, body):
 def test_a_worker_computing_inline_answers_as_the_thread_pool_does(
     client, api_settings, small_features: Path, small_world: Path, bundles
 ):
-    from serving.app import create_app
+    from audiencefit.serving.app import create_app
 
     app = create_app(
         api_settings, features_dir=small_features, bundle_source=bundles[0], data_dir=small_world, compute_inline=True
@@ -299,7 +299,7 @@ def test_health_ready_metrics_model(client, bundles):
 
 
 def test_unexpected_error_is_a_generic_500(client, monkeypatch):
-    import serving.routes.recommend as route
+    import audiencefit.serving.routes.recommend as route
 
     def boom(*args, **kwargs):
         raise RuntimeError("secret internal detail")
@@ -321,7 +321,7 @@ def test_unexpected_error_is_a_generic_500(client, monkeypatch):
 def test_start_up_answers_one_brief_before_the_first_client(
     api_settings, small_features: Path, small_world: Path, bundles, caplog
 ):
-    caplog.set_level(logging.INFO, logger="serving.pipeline")
+    caplog.set_level(logging.INFO, logger="audiencefit.serving.pipeline")
     for c in make_client(api_settings, small_features, bundles[0], data=small_world):
         warmed = [r for r in caplog.records if r.getMessage() == "warmed up with one brief"]
         assert len(warmed) == 1 and warmed[0].creators > 0
@@ -350,7 +350,7 @@ def test_what_start_up_loaded_is_frozen_and_quote_caches_are_not_walked_by_the_g
 
 
 def test_a_failing_warm_up_does_not_stop_the_start(api_settings, small_features: Path, bundles, monkeypatch, caplog):
-    from serving import pipeline
+    from audiencefit.serving import pipeline
 
     def boom(*args, **kwargs):
         raise RuntimeError("warm-up boom")

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import audiencefit.cli  # noqa: F401  (registers the commands)
 from audiencefit.cli._app import app
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 from tests.e2e.conftest import make_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +77,8 @@ def client(api_settings, small_features: Path, bundles):
 
 @pytest.fixture(params=[False, True], ids=["lightgbm", "compiled-trees"])
 def batch_predictor(request, monkeypatch):
-    """The batch job's tree predictor: LightGBM's own, or the trees compiled to native code (models.forest)."""
+    """The batch job's tree predictor: LightGBM's own, or the trees compiled to native code
+    (audiencefit.models.forest)."""
     from audiencefit.settings import get_settings
 
     monkeypatch.setenv("AUDIENCEFIT_COMPILED_TREES", str(request.param).lower())
@@ -217,7 +218,7 @@ def test_top_scores_only_the_best_fitting_candidates(tmp_path, small_features, b
     scored = pl.read_parquet(out / "brand_id=acme" / "part-0.parquet")
     assert scored.height == 12
     # A scored partition and an empty one (no eligible creator) have the same columns and types.
-    from serving.batch import OUTPUT_SCHEMA, empty_output
+    from audiencefit.serving.batch import OUTPUT_SCHEMA, empty_output
 
     assert dict(scored.schema) == OUTPUT_SCHEMA
     assert dict(empty_output().schema) == OUTPUT_SCHEMA

@@ -1,5 +1,5 @@
-"""A description sent without segments is read as a brief (models.brief): the response shows how, and the audience
-it names, not the product it sells, decides whom the fit ranks first."""
+"""A description sent without segments is read as a brief (audiencefit.models.brief): the response shows how, and the
+audience it names, not the product it sells, decides whom the fit ranks first."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_search_takes_a_brief_or_segments_not_both(small_features: Path):
 
     import audiencefit.cli  # noqa: F401
     from audiencefit.cli._app import app
-    from features.errors import InputError
+    from audiencefit.features.errors import InputError
 
     both = ["search", "--features", str(small_features), "--brief", MISMATCHED, "--segment", "runners"]
     for args in (both, ["search", "--features", str(small_features)]):
@@ -130,13 +130,13 @@ def test_search_takes_a_brief_or_segments_not_both(small_features: Path):
 def test_batch_scoring_reads_a_description_as_the_api_does(small_features: Path, caplog):
     import logging
 
-    from features.featureset import load_feature_set
-    from models.query import query_embedder
-    from serving.batch import BatchBrand, prepare_task
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.query import query_embedder
+    from audiencefit.serving.batch import BatchBrand, prepare_task
 
     fs = load_feature_set(small_features)
     brand = BatchBrand.model_validate({"brand_id": "bakery", "description": MISMATCHED})
-    with caplog.at_level(logging.INFO, logger="serving.batch"):
+    with caplog.at_level(logging.INFO, logger="audiencefit.serving.batch"):
         task = prepare_task(brand, fs, query_embedder(fs))
     assert task.query.segments[0].label == "audience 1"
     assert task.query.brand_vector is not None  # the whole description stays the brand vector

@@ -26,11 +26,11 @@ BODY = {"segments": [{"text": "fitness fans who lift weights and run"}], "k": 8}
 def feature_sets(small_features: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two feature sets of two different worlds (the same embedder, so one bundle serves both) side by side in one
     directory (``sets/a``, ``sets/b``), as a publisher lays them out; and a corrupted copy of ``b`` beside them."""
+    from audiencefit.features.build import build_feature_set
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.features.synthetic import generate_world
+    from audiencefit.models.index import build_and_save
     from audiencefit.settings import Settings
-    from features.build import build_feature_set
-    from features.featureset import load_feature_set
-    from features.synthetic import generate_world
-    from models.index import build_and_save
 
     root = tmp_path_factory.mktemp("swap")
     world = root / "world-b"
@@ -54,7 +54,7 @@ def feature_sets(small_features: Path, tmp_path_factory: pytest.TempPathFactory)
 
 def _creators(path: Path) -> tuple[str, dict[str, tuple[str | None, int | None]]]:
     """A feature set's id and, per creator, (handle, followers): what an answer must agree with."""
-    from features.featureset import load_feature_set
+    from audiencefit.features.featureset import load_feature_set
 
     fs = load_feature_set(path)
     frame = fs.creators.select("creator_id", "handle", "followers")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from audiencefit.features.build import build_feature_set
+from audiencefit.features.errors import InputError
 from audiencefit.settings import Settings
-from features.build import build_feature_set
-from features.errors import InputError
 
 from ..conftest import HashingEmbedder
 

@@ -2,10 +2,10 @@
 another, says so in /readyz, /v1/model, every answer and the batch manifest; the same world, and another seed of
 it, do not.
 
-The bundle is the session's ``model_world`` (600 creators, seed 5, trained by ``training.train``). "Another world"
-is what real exports look like (``features.synthetic.export_like``: creators and posts only, half the bios missing,
-engagement counts rescaled with noise), not another generator seed: a second seed of the same world must NOT be
-flagged.
+The bundle is the session's ``model_world`` (600 creators, seed 5, trained by ``audiencefit.training.train``). "Another
+world" is what real exports look like (``audiencefit.features.synthetic.export_like``: creators and posts only, half the
+bios missing, engagement counts rescaled with noise), not another generator seed: a second seed of the same world must
+NOT be flagged.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from audiencefit.features.errors import InputError
+from audiencefit.features.featureset import load_feature_set
+from audiencefit.features.synthetic.export_like import write_export_like
+from audiencefit.models.bundle import BUNDLE_FILE, FEATURE_SUMMARY, content_id, load_bundle
+from audiencefit.models.drift import NUMERIC, check_features
 from audiencefit.settings import Settings
-from features.errors import InputError
-from features.featureset import load_feature_set
-from features.synthetic.export_like import write_export_like
-from models.bundle import BUNDLE_FILE, FEATURE_SUMMARY, content_id, load_bundle
-from models.drift import NUMERIC, check_features
 from tests.conftest import MODEL_WORLD_SEED, HashingEmbedder
 from tests.e2e.conftest import API_KEY, SEGMENTS, UNLIMITED
 
@@ -34,8 +34,8 @@ FOLLOWERS_PER_CREATOR = 8  # model_world's
 
 
 def _features(world: Path, out: Path, settings: Settings) -> Path:
-    from features.build import build_feature_set
-    from models.index import build_and_save
+    from audiencefit.features.build import build_feature_set
+    from audiencefit.models.index import build_and_save
 
     build_feature_set(world, out, settings=settings, embedder=HashingEmbedder())
     build_and_save(load_feature_set(out), settings)
@@ -45,7 +45,7 @@ def _features(world: Path, out: Path, settings: Settings) -> Path:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Feature sets to serve: another seed of model_world's synthetic world, and that world as a real export."""
-    from features.synthetic import generate_world
+    from audiencefit.features.synthetic import generate_world
 
     root = tmp_path_factory.mktemp("reliability")
     settings = Settings(data_dir=root / "data")
@@ -60,7 +60,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _client(features: Path, bundle: Path, tmp: Path) -> Iterator[TestClient]:
-    from serving.app import create_app
+    from audiencefit.serving.app import create_app
 
     settings = Settings(data_dir=tmp / "data", api_keys=[API_KEY], **UNLIMITED)
     app = create_app(settings, features_dir=features, bundle_source=bundle)
@@ -181,16 +181,16 @@ def test_without_follower_data_the_figures_say_so(real_export, same_world):
 
 
 def test_low_reliability_is_a_structured_warning_at_start(model_world, served, caplog):
-    from serving.state import load_serving_model
+    from audiencefit.serving.state import load_serving_model
 
     settings = Settings()
-    with caplog.at_level(logging.WARNING, logger="serving.state"):
+    with caplog.at_level(logging.WARNING, logger="audiencefit.serving.state"):
         load_serving_model(model_world["bundle"], load_feature_set(served["export"]), settings)
     records = [r for r in caplog.records if getattr(r, "forecast_reliability", None) == "low"]
     assert len(records) == 1 and records[0].levelno == logging.WARNING
     assert "audience_from_followers" in " ".join(records[0].shifted_inputs)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="serving.state"):
+    with caplog.at_level(logging.WARNING, logger="audiencefit.serving.state"):
         load_serving_model(model_world["bundle"], load_feature_set(model_world["features"]), settings)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -205,7 +205,7 @@ def _without_summary(bundle: Path, out: Path) -> Path:
 
 
 def test_a_bundle_without_a_summary_loads_with_reliability_unknown(model_world, tmp_path):
-    from serving.state import load_serving_model
+    from audiencefit.serving.state import load_serving_model
 
     old = _without_summary(model_world["bundle"], tmp_path / "old")
     model = load_serving_model(old, load_feature_set(model_world["features"]), Settings())
@@ -226,8 +226,8 @@ def test_a_damaged_summary_is_refused_with_its_field_named(model_world, tmp_path
 
 
 def test_the_batch_manifest_records_the_reliability(model_world, served, tmp_path):
-    from models.query import query_embedder
-    from serving.batch import LocalScorer, read_brands, run_batch
+    from audiencefit.models.query import query_embedder
+    from audiencefit.serving.batch import LocalScorer, read_brands, run_batch
 
     brands = tmp_path / "brands.jsonl"
     brands.write_text(json.dumps({"brand_id": "acme", "segments": SEGMENTS}) + "\n", encoding="utf-8")

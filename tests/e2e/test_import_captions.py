@@ -1,10 +1,10 @@
 """A real-like Instagram export, end to end: ``audiencefit import`` → ``features build`` → the service with the
 imported data quotes captions in explanations (issue #19: on a real sample the quote list came back empty).
 
-The export is written from the small synthetic world the way real exports arrive (``features.synthetic.export_like``:
-creators and posts only, half the bios missing, noisy counts), as Instagram post JSON, with captions the way real
-ones are: hundreds of characters, in other languages first, the English words only in the hashtag block at the end,
-line breaks and emoji runs.
+The export is written from the small synthetic world the way real exports arrive
+(``audiencefit.features.synthetic.export_like``: creators and posts only, half the bios missing, noisy counts), as
+Instagram post JSON, with captions the way real ones are: hundreds of characters, in other languages first, the English
+words only in the hashtag block at the end, line breaks and emoji runs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from features.text import prepare_text
+from audiencefit.features.text import prepare_text
 from tests.conftest import HashingEmbedder
 from tests.e2e.conftest import make_client
 
@@ -68,11 +68,11 @@ def instagram_objects(world: Path) -> list[dict]:
 def imported(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the imported data directory, its feature set with indexes)."""
     from audiencefit.cli._app import app
+    from audiencefit.features.build import build_feature_set
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.features.synthetic.export_like import write_export_like
+    from audiencefit.models.index import build_and_save
     from audiencefit.settings import Settings
-    from features.build import build_feature_set
-    from features.featureset import load_feature_set
-    from features.synthetic.export_like import write_export_like
-    from models.index import build_and_save
 
     root = tmp_path_factory.mktemp("real-like")
     export_like = write_export_like(small_world, root / "export-like")

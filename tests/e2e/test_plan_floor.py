@@ -1,5 +1,5 @@
-"""The planner evaluation's floor (``training.plan_eval --oracle-noise``) on the small world: planning from given
-conversions is the same code path as planning from the model's, noisy oracles are reproducible, and the model's
+"""The planner evaluation's floor (``audiencefit.training.plan_eval --oracle-noise``) on the small world: planning from
+given conversions is the same code path as planning from the model's, noisy oracles are reproducible, and the model's
 error ignores a per-brand scale."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.featureset import load_feature_set
-from models.index import default_index_dir, load_index
-from models.query import query_embedder
-from models.retrieval import AudienceSearch
-from training.plan_eval import BrandCase, brand_cases, compare_plans, model_error, oracle_noise
+from audiencefit.features.featureset import load_feature_set
+from audiencefit.models.index import default_index_dir, load_index
+from audiencefit.models.query import query_embedder
+from audiencefit.models.retrieval import AudienceSearch
+from audiencefit.training.plan_eval import BrandCase, brand_cases, compare_plans, model_error, oracle_noise
 
 BUDGETS = (300.0, 1_000.0)
 

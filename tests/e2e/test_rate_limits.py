@@ -34,7 +34,7 @@ def limited_settings(api_settings):
 
 @pytest.fixture()
 def limited(limited_settings, small_features: Path, bundles) -> Iterator[TestClient]:
-    from serving.app import create_app
+    from audiencefit.serving.app import create_app
 
     app = create_app(limited_settings, features_dir=small_features, bundle_source=bundles[0])
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -97,7 +97,7 @@ def test_a_limited_request_is_refused_before_its_body_is_read(limited: TestClien
 
 
 def test_limits_can_be_turned_off(api_settings, small_features: Path, bundles):
-    from serving.app import create_app
+    from audiencefit.serving.app import create_app
 
     settings = api_settings.model_copy(update=LOW | {"rate_limit_enabled": False})
     app = create_app(settings, features_dir=small_features, bundle_source=bundles[0])
@@ -108,7 +108,7 @@ def test_limits_can_be_turned_off(api_settings, small_features: Path, bundles):
 def test_the_front_of_several_workers_limits_per_key(limited_settings, tmp_path: Path):
     """The front (``serve --workers N``) counts every request, whichever worker would answer it: here no worker is
     connected, so a counted request is a 503 from the front and a refused one a 429."""
-    from serving.dispatch import front_app
+    from audiencefit.serving.dispatch import front_app
 
     app = front_app(2, tmp_path, {}, settings=limited_settings)
 

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from models import reclog
-from models.explore import DRAWS
-from models.reclog import read_answers, read_shown
+from audiencefit.models import reclog
+from audiencefit.models.explore import DRAWS
+from audiencefit.models.reclog import read_answers, read_shown
 from tests.e2e.conftest import API_KEY, SEGMENTS
 from tests.e2e.serve_process import ROOT, free_port, running_serve, serve_command, serve_env, worker_pids
 from tests.processes import until
@@ -155,7 +155,7 @@ def test_a_full_queue_drops_and_the_request_still_answers(client: TestClient, mo
 
 
 def test_logging_disabled_still_answers_with_ids(api_settings, small_features: Path, bundles) -> None:
-    from serving.app import create_app
+    from audiencefit.serving.app import create_app
 
     settings = api_settings.model_copy(update={"recommendation_log_enabled": False})
     app = create_app(settings, features_dir=small_features, bundle_source=bundles[0])
@@ -170,8 +170,8 @@ def test_logging_disabled_still_answers_with_ids(api_settings, small_features: P
 def test_a_log_that_cannot_open_stops_the_start(api_settings, small_features: Path, bundles, tmp_path: Path) -> None:
     from pydantic import SecretStr
 
-    from serving.app import create_app
-    from serving.state import RecommendationLogError
+    from audiencefit.serving.app import create_app
+    from audiencefit.serving.state import RecommendationLogError
 
     url = f"sqlite:///{tmp_path / 'no-such-dir' / 'recs.db'}"
     settings = api_settings.model_copy(update={"recommendation_log_url": SecretStr(url)})
@@ -225,7 +225,7 @@ def test_serve_with_a_log_that_cannot_open_exits_2_in_one_line(tmp_path: Path, s
 
 
 def test_a_record_that_cannot_be_built_never_fails_the_request(client: TestClient, monkeypatch: pytest.MonkeyPatch):
-    from serving.routes import recommend
+    from audiencefit.serving.routes import recommend
 
     log = _log(client)
     before = log.counts()["failed"]

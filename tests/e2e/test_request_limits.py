@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.conftest import SEGMENTS
 
 NON_FINITE = ("NaN", "Infinity", "-Infinity", "1e309")
-PLAN_MAX_CREATORS = 100  # models.planner.MAX_CREATORS
+PLAN_MAX_CREATORS = 100  # audiencefit.models.planner.MAX_CREATORS
 SURROGATE = '"\\ud800"'  # JSON text of a lone surrogate
 
 

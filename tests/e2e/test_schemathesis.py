@@ -80,7 +80,7 @@ _SLOT = "__poisoned_value__"
 
 @pytest.fixture(scope="module")
 def app(api_settings, small_features: Path, small_world: Path, bundles) -> Iterator[Any]:
-    from serving.app import create_app
+    from audiencefit.serving.app import create_app
 
     application = create_app(api_settings, features_dir=small_features, bundle_source=bundles[0], data_dir=small_world)
     yield application
@@ -91,7 +91,7 @@ def app(api_settings, small_features: Path, small_world: Path, bundles) -> Itera
 
 @pytest.fixture(scope="module")
 def creator_ids(small_features: Path) -> list[str]:
-    from features.featureset import load_feature_set
+    from audiencefit.features.featureset import load_feature_set
 
     ids: list[str] = load_feature_set(small_features).creators["creator_id"].to_list()
     return ids

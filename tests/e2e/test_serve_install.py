@@ -1,8 +1,10 @@
 """The serving install (issue 21): the wheel alone, no extras, in a clean venv, serving what the full install built.
 
-The wheel is built from this checkout, installed with the project's constraints into a new venv (no torch, Ray,
-sentence-transformers, onnx or notebook stack comes with it), and that venv's ``audiencefit serve`` answers a
-recommendation on the feature set and bundle the full install (this test session) produced. The venv sees nothing
+The wheel is built from a copy of this checkout's package files (so no earlier build left in the checkout can add to
+it), installed with the project's constraints into a new venv (no torch, Ray, sentence-transformers, onnx or notebook
+stack comes with it), and that venv's ``audiencefit serve`` answers a recommendation on the feature set and bundle the
+full install (this test session) produced. The wheel installs one package, ``audiencefit``: the pipeline's packages
+are ``audiencefit.features`` ... there, and ``import models`` fails (issue 21). The venv sees nothing
 of the checkout: its processes load the tests' embedding backend from tests/hashing_embedder.py by path. About a
 minute, most of it pip installing the dependencies (from pip's cache after ``make test``'s own install).
 """
@@ -11,9 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ import httpx
 from tests.e2e.conftest import API_KEY, UNLIMITED_ENV, make_client
 from tests.e2e.serve_process import ROOT, TRAINING_ONLY, free_port
 
+LINKED = ("features", "models", "training", "serving")  # folders at the root, linked into audiencefit/
 INSTALL_SECONDS = 900
 READY_SECONDS = 180
 # Loaded by every process of the serving venv: the tests' embedding backend, from its file (not from the checkout,
@@ -43,13 +48,41 @@ def run(cmd: list[str], *, env: dict[str, str], cwd: Path, timeout: float = INST
     return done.stdout
 
 
+def package_copy(dst: Path) -> Path:
+    """What the wheel is built from, copied to ``dst``: pyproject, README and the packages, the links
+    audiencefit/<name> -> ../<name> kept as links."""
+    dst.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, dst / name)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("audiencefit", *LINKED):
+        shutil.copytree(ROOT / name, dst / name, symlinks=True, ignore=skip)
+    return dst
+
+
+def wheel_top_level(wheel: Path) -> set[str]:
+    """The first path component of every file in the wheel, its .dist-info directory left out."""
+    with zipfile.ZipFile(wheel) as z:
+        return {n.split("/")[0] for n in z.namelist() if not n.split("/")[0].endswith(".dist-info")}
+
+
 def test_the_wheel_alone_in_a_clean_venv_serves_what_the_full_install_built(
     small_features: Path, bundles: tuple[Path, Path], api_settings: Any, tmp_path: Path
 ) -> None:
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("AUDIENCEFIT_")}
+    source = package_copy(tmp_path / "src")
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
-         str(tmp_path / "wheel"), str(ROOT)], env=clean, cwd=tmp_path)  # fmt: skip
+         str(tmp_path / "wheel"), str(source)], env=clean, cwd=tmp_path)  # fmt: skip
     [wheel] = (tmp_path / "wheel").glob("audiencefit-*.whl")
+    # One top-level package; the linked folders' files are in it as files, package data and markers included.
+    assert wheel_top_level(wheel) == {"audiencefit"}
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        [top_level] = [n for n in names if n.endswith(".dist-info/top_level.txt")]
+        assert z.read(top_level).decode().split() == ["audiencefit"]
+    for package in LINKED:
+        assert {f"audiencefit/{package}/__init__.py", f"audiencefit/{package}/py.typed"} <= names
+    assert {"audiencefit/features/embed_backends/static.py", "audiencefit/training/data/briefs.jsonl"} <= names
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)], env=clean, cwd=tmp_path)
     python = venv / "bin" / "python"
@@ -60,14 +93,21 @@ def test_the_wheel_alone_in_a_clean_venv_serves_what_the_full_install_built(
     )
 
     probe = "import importlib.util, json, sys; print(json.dumps({m: importlib.util.find_spec(m) is not None for m in sys.argv[1:]}))"  # noqa: E501
+    namespaced = [f"audiencefit.{p}" for p in LINKED]
     found = json.loads(
-        run([str(python), "-c", probe, *TRAINING_ONLY, "audiencefit", "serving"], env=clean, cwd=tmp_path)
+        run([str(python), "-c", probe, *TRAINING_ONLY, "audiencefit", *namespaced, *LINKED], env=clean, cwd=tmp_path)
     )
     # None of the extras' packages came with it (matplotlib does, with mlflow; serving still never imports it).
     assert [m for m in TRAINING_ONLY if found[m] and m != "matplotlib"] == []
-    assert found["audiencefit"] and found["serving"]
-    where = run([str(python), "-c", "import serving; print(serving.__file__)"], env=clean, cwd=tmp_path)
-    assert str(venv) in where  # the installed package, not the checkout
+    assert found["audiencefit"] and all(found[m] for m in namespaced)
+    # No bare ``features``, ``models``, ``training`` or ``serving`` to clash with another project's.
+    assert [m for m in LINKED if found[m]] == []
+    for package in LINKED:
+        cmd = [str(python), "-c", f"import {package}"]
+        bare = subprocess.run(cmd, check=False, env=clean, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert bare.returncode != 0 and f"No module named '{package}'" in bare.stderr, bare.stderr
+    where = run([str(python), "-c", "import audiencefit.serving.app as m; print(m.__file__)"], env=clean, cwd=tmp_path)
+    assert str(venv) in where and where.strip().endswith("/audiencefit/serving/app.py")  # installed, not the checkout
 
     site = tmp_path / "site"
     site.mkdir()

@@ -49,16 +49,16 @@ def serve(tmp_path: Path, small_features: Path, bundles) -> Iterator[Serve]:
 SLOW_WORKERS = """
 import os, time
 from pathlib import Path
-import serving.workers
+import audiencefit.serving.workers
 
-_build_app = serving.workers.build_app
+_build_app = audiencefit.serving.workers.build_app
 
 def build_app(options):
     (Path(os.environ["H3_WORKER_PIDS"]) / str(os.getpid())).write_text("loading")
     time.sleep(120)
     return _build_app(options)
 
-serving.workers.build_app = build_app
+audiencefit.serving.workers.build_app = build_app
 """
 
 
@@ -102,7 +102,7 @@ def test_sigterm_removes_the_control_directory(serve: Serve):
     assert len(ours) == 1
 
     def written() -> set[str]:
-        """The pids with prometheus_client multiprocess files in this run's metrics/ (serving.metrics)."""
+        """The pids with prometheus_client multiprocess files in this run's metrics/ (audiencefit.serving.metrics)."""
         return {f.name.rsplit("_", 1)[1].removesuffix(".db") for f in (ours[0] / "metrics").glob("*.db")}
 
     assert until(lambda: {str(pid) for pid in workers} | {str(serve.proc.pid)} <= written(), 5), written()

@@ -33,7 +33,8 @@ def test_the_guard_of_test_servers_refuses_training_only_packages(tmp_path: Path
 
 def test_the_serving_code_and_cli_import_without_them(tmp_path: Path) -> None:
     code = (
-        "import audiencefit.cli, serving.app, serving.workers, serving.batch, serving.pipeline, models.registry; "
+        "import audiencefit.cli, audiencefit.serving.app, audiencefit.serving.workers, audiencefit.serving.batch; "
+        "import audiencefit.serving.pipeline, audiencefit.models.registry; "
         "import onnxruntime, faiss, lightgbm, mlflow; print('ok')"
     )
     proc = subprocess.run(
@@ -46,8 +47,8 @@ def test_the_serving_code_and_cli_import_without_them(tmp_path: Path) -> None:
 def test_the_ray_engine_without_ray_says_which_extra_brings_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 
-    from features.engine_ray import require_ray
-    from features.errors import InputError
+    from audiencefit.features.engine_ray import require_ray
+    from audiencefit.features.errors import InputError
 
     real_import = builtins.__import__
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 from tests.e2e.conftest import ADMIN_KEY, make_client
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -38,7 +38,7 @@ def _model_file(bundle: Path) -> Path:
 
 
 def test_files_climbing_out_are_refused_alike_whether_the_target_exists(bundles) -> None:
-    from models.bundle import load_bundle
+    from audiencefit.models.bundle import load_bundle
 
     first, _ = bundles
     (first.parent / "present-file").write_text("exists")
@@ -57,7 +57,7 @@ def test_files_climbing_out_are_refused_alike_whether_the_target_exists(bundles)
 
 @pytest.mark.parametrize("entry", ["/etc/passwd", "models/../../x", "models/\x00x", "", "models//x", "./models/x"])
 def test_files_entries_that_are_not_plain_relative_paths_are_refused(bundles, entry: str) -> None:
-    from models.bundle import load_bundle
+    from audiencefit.models.bundle import load_bundle
 
     bad = _copy(bundles[0], "odd-entry")
     meta = _meta(bad)
@@ -68,7 +68,7 @@ def test_files_entries_that_are_not_plain_relative_paths_are_refused(bundles, en
 
 
 def test_files_removed_and_model_rewritten_is_refused(bundles) -> None:
-    from models.bundle import load_bundle
+    from audiencefit.models.bundle import load_bundle
 
     bad = _copy(bundles[0], "no-files")
     meta = _meta(bad)
@@ -81,7 +81,7 @@ def test_files_removed_and_model_rewritten_is_refused(bundles) -> None:
 
 
 def test_a_model_file_left_out_of_files_is_refused(bundles) -> None:
-    from models.bundle import load_bundle
+    from audiencefit.models.bundle import load_bundle
 
     bad = _copy(bundles[0], "unlisted")
     meta = _meta(bad)
@@ -93,7 +93,7 @@ def test_a_model_file_left_out_of_files_is_refused(bundles) -> None:
 
 
 def test_stated_bundle_id_must_match_the_content(bundles) -> None:
-    from models.bundle import load_bundle
+    from audiencefit.models.bundle import load_bundle
 
     first, _ = bundles
     bad = _copy(first, "stated-id")
@@ -117,7 +117,7 @@ def test_stated_bundle_id_must_match_the_content(bundles) -> None:
 
 
 def test_symlink_in_a_bundle_pointing_outside_is_refused(bundles, tmp_path: Path) -> None:
-    from models.bundle import load_bundle
+    from audiencefit.models.bundle import load_bundle
 
     bad = _copy(bundles[0], "symlinked")
     outside = tmp_path / "outside.txt"
@@ -137,7 +137,7 @@ def test_symlink_in_a_bundle_pointing_outside_is_refused(bundles, tmp_path: Path
 
 
 def test_format_2_bundles_still_load_and_without_files_say_retrain(bundles) -> None:
-    from models.bundle import load_bundle, sha256_of_text
+    from audiencefit.models.bundle import load_bundle, sha256_of_text
 
     old = _copy(bundles[0], "format-2")
     meta = _meta(old)

@@ -378,7 +378,7 @@ def test_the_app_never_sees_a_cut_off_body(client):
 
 
 def test_a_body_shorter_than_its_length_is_refused_not_computed():
-    from serving.limits import BodySizeLimitMiddleware
+    from audiencefit.serving.limits import BodySizeLimitMiddleware
 
     called = []
 
@@ -400,7 +400,7 @@ def test_a_body_shorter_than_its_length_is_refused_not_computed():
 
 def test_the_keyless_routes_are_exactly_the_documented_ones():
     """docs/security.md lists the keyless endpoints; a route added outside /v1 and /admin must be listed there."""
-    from serving.app import api_routes
+    from audiencefit.serving.app import api_routes
 
     keyless = {route.path for route in api_routes() if not route.path.startswith(("/v1", "/admin"))}
     assert keyless == {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc", "/docs-assets"}

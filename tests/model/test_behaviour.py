@@ -6,13 +6,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from features.featureset import load_feature_set
-from models.bundle import load_bundle
-from models.estimators import ModelSet
-from models.pair_features import FEATURE_COLUMNS, BrandQuery
-from models.query import Segment, query_embedder
-from models.scoring import score_creators
-from training.evaluate import time_group_split
+from audiencefit.features.featureset import load_feature_set
+from audiencefit.models.bundle import load_bundle
+from audiencefit.models.estimators import ModelSet
+from audiencefit.models.pair_features import FEATURE_COLUMNS, BrandQuery
+from audiencefit.models.query import Segment, query_embedder
+from audiencefit.models.scoring import score_creators
+from audiencefit.training.evaluate import time_group_split
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_an_inflated_audience_gets_lower_predicted_engagement(bundle, rows):
 def test_predictions_do_not_depend_on_creator_id_or_row_order(model_world, bundle):
     fs = load_feature_set(model_world["features"])
     embedder = query_embedder(fs)
-    from models.query import embed_segments
+    from audiencefit.models.query import embed_segments
 
     segs = [Segment("runners training for a marathon", segment_id="a"), Segment("vegan recipes", segment_id="b")]
     query = BrandQuery(segs, embed_segments(segs, embedder))
@@ -103,9 +103,9 @@ def test_quoted_price_wins_over_the_model(bundle, rows):
      ("engagement", 150.0, False), ("conversions", None, True)],
 )  # fmt: skip
 def test_top_creators_equals_ranking_every_candidate_fully(model_world, bundle, objective, budget, require_mention):
-    from models.pair_features import view_arrays
-    from models.query import embed_segments
-    from models.scoring import rank, top_creators
+    from audiencefit.models.pair_features import view_arrays
+    from audiencefit.models.query import embed_segments
+    from audiencefit.models.scoring import rank, top_creators
 
     fs = load_feature_set(model_world["features"])
     segs = [Segment(text="fitness fans who run marathons", countries=("US",)), Segment(text="home bakers", weight=0.5)]
@@ -132,7 +132,7 @@ def test_top_creators_equals_ranking_every_candidate_fully(model_world, bundle, 
     if objective == "fit":
         return
     # With exploration: the first k − m are the ranking's; the m others come from below, scored like the rest.
-    from models.explore import Exploration
+    from audiencefit.models.explore import Exploration
 
     explored = top_creators(
         fs, bundle.models, query, rows, objective=objective, k=15, budget=budget, require_mention=require_mention,

@@ -1,4 +1,4 @@
-"""models.contributions: per-feature SHAP terms that add up to the forecast the service gives."""
+"""audiencefit.models.contributions: per-feature SHAP terms that add up to the forecast the service gives."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.bundle import load_bundle
-from models.contributions import BASELINE, EXPOSURE, feature_contributions, top_contributions
-from models.estimators import FUNNEL_STRUCTURE, FeatureMatrix, ModelSet
-from models.pair_features import FEATURE_COLUMNS
+from audiencefit.models.bundle import load_bundle
+from audiencefit.models.contributions import BASELINE, EXPOSURE, feature_contributions, top_contributions
+from audiencefit.models.estimators import FUNNEL_STRUCTURE, FeatureMatrix, ModelSet
+from audiencefit.models.pair_features import FEATURE_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +88,11 @@ def test_bad_target_and_unfitted_models_are_refused(bundle, rows) -> None:
 
 
 def test_the_scored_creators_forecasts_are_explained_for_their_matched_segment(model_world, bundle) -> None:
-    from features.featureset import load_feature_set
-    from models.contributions import explain_scored
-    from models.pair_features import BrandQuery
-    from models.query import Segment, embed_segments, query_embedder
-    from models.scoring import top_creators
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.models.contributions import explain_scored
+    from audiencefit.models.pair_features import BrandQuery
+    from audiencefit.models.query import Segment, embed_segments, query_embedder
+    from audiencefit.models.scoring import top_creators
 
     fs = load_feature_set(model_world["features"])
     segments = [Segment("runners training for a marathon", segment_id="run"), Segment("vegan home cooks")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.explore import (
+from audiencefit.models.explore import (
     DRAWS,
     Exploration,
     derive_seed,
@@ -129,7 +129,7 @@ def test_derived_seed_depends_on_the_content_only() -> None:
 
 @pytest.mark.parametrize("m", [1, 3, 8, 9, 20])
 def test_top_per_row_finds_each_rows_largest(m: int) -> None:
-    from models.explore import top_per_row
+    from audiencefit.models.explore import top_per_row
 
     x = np.random.default_rng(m).standard_normal((50, 40)).astype(np.float32)
     got = top_per_row(x, m)

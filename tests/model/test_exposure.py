@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.estimators import (
+from audiencefit.models.estimators import (
     CONVERSION_COLUMNS,
     EXPOSURE_FLOOR,
     FOLLOWER_EXPOSURE,
@@ -17,7 +17,7 @@ from models.estimators import (
     ModelSet,
     exposure_offset,
 )
-from models.pair_features import FEATURE_COLUMNS
+from audiencefit.models.pair_features import FEATURE_COLUMNS
 
 
 def _frame(n: int, rng: np.random.Generator, fit: np.ndarray | float) -> pl.DataFrame:

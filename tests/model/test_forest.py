@@ -1,4 +1,5 @@
-"""Compiled tree models (models.forest): the same bits as LightGBM, a verified cache, the same predictions."""
+"""Compiled tree models (audiencefit.models.forest): the same bits as LightGBM, a verified cache, the same
+predictions."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import polars as pl
 import pytest
 from scipy.stats import nbinom
 
-from models.bundle import load_bundle
-from models.estimators import negbin_quantiles
-from models.forest import compile_forest, compile_forests, forest_key, is_cached
-from models.pair_features import FEATURE_COLUMNS
+from audiencefit.models.bundle import load_bundle
+from audiencefit.models.estimators import negbin_quantiles
+from audiencefit.models.forest import compile_forest, compile_forests, forest_key, is_cached
+from audiencefit.models.pair_features import FEATURE_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +114,9 @@ def test_models_missing_from_the_cache_compile_in_worker_processes(bundle, input
 
 
 def test_a_failed_compile_falls_back_to_lightgbm_with_the_same_numbers(model_world, inputs, monkeypatch, caplog):
+    from audiencefit.models import estimators
+    from audiencefit.serving.state import compile_trees
     from audiencefit.settings import Settings
-    from models import estimators
-    from serving.state import compile_trees
 
     def broken(*args, **kwargs):
         raise RuntimeError("LLVM cannot target this CPU")
@@ -138,9 +139,9 @@ def test_without_lleaves_or_llvmlite_the_service_predicts_with_lightgbm(model_wo
     import sys
     from importlib.metadata import PackageNotFoundError
 
+    from audiencefit.models import forest
+    from audiencefit.serving.state import compile_trees
     from audiencefit.settings import Settings
-    from models import forest
-    from serving.state import compile_trees
 
     # An entry of None in sys.modules makes `import name` raise ImportError, as a missing or broken package does.
     for name in ("lleaves", "llvmlite", "llvmlite.binding"):
@@ -173,7 +174,8 @@ def test_the_compiled_trees_code_imports_without_lleaves():
         "import sys\n"
         "for name in ('lleaves', 'llvmlite', 'llvmlite.binding'):\n"
         "    sys.modules[name] = None\n"
-        "import models.forest, models.estimators, serving.state, serving.app, audiencefit.cli\n"
+        "import audiencefit.models.forest, audiencefit.models.estimators\n"
+        "import audiencefit.serving.state, audiencefit.serving.app, audiencefit.cli\n"
     )
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run(

@@ -11,9 +11,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models import estimators
-from models.bundle import FUNNEL_BUNDLE_FORMAT, load_bundle, save_bundle
-from models.estimators import (
+from audiencefit.models import estimators
+from audiencefit.models.bundle import FUNNEL_BUNDLE_FORMAT, load_bundle, save_bundle
+from audiencefit.models.estimators import (
     DIRECT_STRUCTURE,
     FUNNEL_STAGES,
     FUNNEL_STRUCTURE,
@@ -24,7 +24,7 @@ from models.estimators import (
     exposure_offset,
     negbin_quantiles,
 )
-from models.pair_features import FEATURE_COLUMNS
+from audiencefit.models.pair_features import FEATURE_COLUMNS
 
 STAGE = {s.name: s for s in FUNNEL_STAGES}
 
@@ -184,7 +184,7 @@ def test_a_stage_learns_only_from_campaigns_reporting_its_count_and_exposure(tra
 
 
 def test_feature_importance_reads_every_funnel_stage(funnel: ModelSet) -> None:
-    from training.plots import feature_importance
+    from audiencefit.training.plots import feature_importance
 
     table = feature_importance(funnel)
     assert table["gain_conversions"].sum() == pytest.approx(1.0)  # each stage's share of its gain, averaged

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 from pydantic import SecretStr
 
-from models.reclog import Shown, ShownCreator, make_engine, write_now
-from training.shown import FROM_RECOMMENDATION, attach_shown, join_shown, propensities
-from training.weights import ipw_weights, kish_ess
+from audiencefit.models.reclog import Shown, ShownCreator, make_engine, write_now
+from audiencefit.training.shown import FROM_RECOMMENDATION, attach_shown, join_shown, propensities
+from audiencefit.training.weights import ipw_weights, kish_ess
 
 # --- weights ------------------------------------------------------------------------------------------------------
 
@@ -185,7 +185,7 @@ def test_join_without_ids_reads_nothing_and_a_missing_log_file_is_a_warning(tmp_
 
 
 def test_an_unusable_log_is_an_input_error_naming_it_without_its_password(tmp_path: Path) -> None:
-    from features.errors import InputError
+    from audiencefit.features.errors import InputError
 
     frame = _campaigns([("k1", "b1", "s1", "c1", "r1")])
     with pytest.raises(InputError, match="recommendation log nodialect://u:\\*\\*\\*@host/db cannot be read") as err:
@@ -210,7 +210,7 @@ def test_join_is_pure_on_frames() -> None:
 
 
 def test_weighted_dispersion_and_conformal_quantile_respect_weights() -> None:
-    from models.estimators import negbin_dispersion, weighted_conformal_quantile
+    from audiencefit.models.estimators import negbin_dispersion, weighted_conformal_quantile
 
     mu = np.full(4, 2.0)
     y = np.array([2.0, 2.0, 0.0, 8.0])
@@ -227,8 +227,8 @@ def test_weighted_dispersion_and_conformal_quantile_respect_weights() -> None:
 
 
 def test_model_set_fit_uses_sample_weights(loop_run, monkeypatch) -> None:
-    import models.estimators as est
-    from models.pair_features import FEATURE_COLUMNS
+    import audiencefit.models.estimators as est
+    from audiencefit.models.pair_features import FEATURE_COLUMNS
 
     fit_rounds = est._fit_rounds  # fewer boosting rounds: the test is about weights reaching every fit, not accuracy
     monkeypatch.setattr(est, "_fit_rounds", lambda p, x, y, i, _r, w=None: fit_rounds(p, x, y, i, 30, w))
@@ -255,9 +255,9 @@ def test_model_set_fit_uses_sample_weights(loop_run, monkeypatch) -> None:
 def loop_run(small_world: Path, small_features: Path, tmp_path_factory: pytest.TempPathFactory):
     """A training run on the small world where every other campaign came from a logged recommendation (one id
     unknown to the log; propensities 0.01, 0.2 or 1)."""
+    from audiencefit.models.estimators import ModelSet
     from audiencefit.settings import Settings
-    from models.estimators import ModelSet
-    from training.train import train_models
+    from audiencefit.training.train import train_models
 
     tmp_path = tmp_path_factory.mktemp("loop")
     world = tmp_path / "world"
@@ -310,7 +310,7 @@ def loop_run(small_world: Path, small_features: Path, tmp_path_factory: pytest.T
 
 
 def test_train_joins_the_log_weights_rows_and_records_the_counts(loop_run) -> None:
-    from training.tracking import model_metrics
+    from audiencefit.training.tracking import model_metrics
 
     result, fitted_with = loop_run
     n = result.training_set.frame.height
@@ -342,7 +342,7 @@ def test_train_joins_the_log_weights_rows_and_records_the_counts(loop_run) -> No
 
 
 def test_recommended_metrics_are_absent_below_the_minimum_and_named_above_it(loop_run) -> None:
-    from training.evaluate import MIN_RECOMMENDED_ROWS, recommended_metrics
+    from audiencefit.training.evaluate import MIN_RECOMMENDED_ROWS, recommended_metrics
 
     models = loop_run[0].models
     test = loop_run[0].training_set.frame
@@ -384,7 +384,7 @@ def test_recommended_metrics_are_absent_below_the_minimum_and_named_above_it(loo
     assert m["recommended_bias_log_conv"] == pytest.approx(np.mean(np.log((pred[ok] + 0.5) / (actual[ok] + 0.5))))
     # sigma removes each brand's median (brands with ≥ 3 rows): a per-brand shift of the predictions leaves it.
     brand_code = test["brand_id"].rank("dense").to_numpy().astype(float)
-    from training.evaluate import log_ratio_spread
+    from audiencefit.training.evaluate import log_ratio_spread
 
     r = np.log((pred[ok] + 0.5) / (actual[ok] + 0.5))
     brands = test["brand_id"].to_numpy()[ok]
@@ -393,7 +393,7 @@ def test_recommended_metrics_are_absent_below_the_minimum_and_named_above_it(loo
     assert shifted["sd"] != pytest.approx(m["recommended_sd_log_conv"])
     # The floor: a perfect forecast still shows the counts' Poisson noise, and the +0.5 makes its bias positive.
     assert m["recommended_floor_sd_log_conv"] > 0 and m["recommended_floor_bias_log_conv"] > 0
-    from training.evaluate import poisson_floor
+    from audiencefit.training.evaluate import poisson_floor
 
     huge = poisson_floor(np.full(200, 1e6), np.array(["b"] * 200))
     assert huge["floor_sd_log_conv"] < 0.01 and abs(huge["floor_bias_log_conv"]) < 0.001

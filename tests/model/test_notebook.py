@@ -31,8 +31,8 @@ def kernel(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     under it (no MLFLOW_TRACKING_URI), nothing set for the notebooks' own parameters."""
     kernel_env(tmp_path / "jupyter", monkeypatch)
     monkeypatch.setenv("AUDIENCEFIT_DATA_DIR", "data")
-    # Training's check on the served population (training.served_eval, minutes on a shared CI core) is tested on
-    # its own; here it would only slow the notebooks down.
+    # Training's check on the served population (audiencefit.training.served_eval, minutes on a shared CI core) is
+    # tested on its own; here it would only slow the notebooks down.
     monkeypatch.setenv("AUDIENCEFIT_SERVED_EVAL_CANDIDATES", "0")
     for name in [n for n in os.environ if n.startswith("RETRAIN_")] + ["MLFLOW_TRACKING_URI"]:
         monkeypatch.delenv(name, raising=False)
@@ -40,8 +40,8 @@ def kernel(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
 
 
 def test_retrain_runs_in_a_kernel_and_registers_and_promotes(project: Path, kernel: Path) -> None:
+    from audiencefit.models.registry import current_version
     from audiencefit.settings import Settings
-    from models.registry import current_version
 
     notebook = run_notebook("retrain.py", kernel)
 
@@ -82,8 +82,8 @@ def test_inspect_runs_in_a_kernel_and_explains_compares_and_checks_outcomes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from audiencefit.settings import Settings
-    from training import promote as promotion
-    from training.tracking import log_training
+    from audiencefit.training import promote as promotion
+    from audiencefit.training.tracking import log_training
 
     # A champion (v1) and a different challenger (v2, another seed), as two retrains leave them (the session's
     # trainings of the small world, logged to this project's store).

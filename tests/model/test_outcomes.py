@@ -1,4 +1,5 @@
-"""training.outcomes: a bundle's forecasts for the campaigns after its training data, against what they observed."""
+"""audiencefit.training.outcomes: a bundle's forecasts for the campaigns after its training data, against what they
+observed."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from audiencefit.features.errors import InputError
+from audiencefit.models.bundle import load_bundle
 from audiencefit.settings import Settings
-from features.errors import InputError
-from models.bundle import load_bundle
-from training.evaluate import model_forecast
-from training.outcomes import OUTCOME_SCHEMA, fitted_through, forecasts_since
+from audiencefit.training.evaluate import model_forecast
+from audiencefit.training.outcomes import OUTCOME_SCHEMA, fitted_through, forecasts_since
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.planner import Candidates, Constraints, PlanError, conversions_value, make_plan, reach_value, select
+from audiencefit.models.planner import (
+    Candidates,
+    Constraints,
+    PlanError,
+    conversions_value,
+    make_plan,
+    reach_value,
+    select,
+)
 
 
 def candidates(n: int = 12, seed: int = 0, communities: int = 6) -> Candidates:
@@ -132,7 +140,7 @@ def test_infeasible_constraints_are_named(constraints: Constraints, name: str) -
 def test_plan_size_and_work_are_bounded_whatever_the_budget() -> None:
     """A budget that buys every candidate used to plan all of them (work ~ candidates x plan size^2); now a plan has
     at most MAX_CREATORS creators, and a greedy pass that runs out of work stops with a valid plan."""
-    from models import planner
+    from audiencefit.models import planner
 
     c = candidates(n=160, seed=3)
     huge = Constraints(budget=1e12)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from models import reclog
-from models.reclog import RecommendationLog, Shown, ShownCreator, make_engine, read_answers, read_shown
+from audiencefit.models import reclog
+from audiencefit.models.reclog import RecommendationLog, Shown, ShownCreator, make_engine, read_answers, read_shown
 
 
 def _record(rid: str, n: int = 3, brand: str | None = "brand-1") -> Shown:

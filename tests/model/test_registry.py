@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from features.errors import InputError
+from audiencefit.features.errors import InputError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -48,7 +48,7 @@ def trained(small_training, settings):
 
 @pytest.fixture(scope="module")
 def tracked(trained, settings):
-    from training.tracking import log_training
+    from audiencefit.training.tracking import log_training
 
     return log_training(trained, settings)
 
@@ -56,7 +56,7 @@ def tracked(trained, settings):
 def test_train_registers_version_with_challenger_alias(tracked, trained, settings, store: Path) -> None:
     from mlflow import MlflowClient
 
-    from models.registry import current_version
+    from audiencefit.models.registry import current_version
 
     assert tracked.model_version == "1"
     assert current_version("challenger", settings=settings) == "1"
@@ -84,7 +84,7 @@ def test_training_on_a_synthetic_world_measures_the_served_population(tracked, t
 
     from mlflow import MlflowClient
 
-    from training.served_eval import METRICS
+    from audiencefit.training.served_eval import METRICS
 
     served = trained.served
     assert served is not None
@@ -108,8 +108,8 @@ def test_training_on_a_synthetic_world_measures_the_served_population(tracked, t
 
 
 def test_served_population_is_deterministic_for_a_seed(trained, settings, small_world: Path, small_features) -> None:
-    from features.featureset import load_feature_set
-    from training.served_eval import served_population
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.training.served_eval import served_population
 
     fs = load_feature_set(small_features)
     n = settings.served_eval_candidates
@@ -124,14 +124,16 @@ def test_served_population_is_deterministic_for_a_seed(trained, settings, small_
 def test_train_command_prints_the_served_population_after_the_test_split(trained, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    import audiencefit.cli  # noqa: F401  (registers the commands)
-    import training.tracking
-    import training.train
+    import audiencefit.cli
+    import audiencefit.training.tracking
+    import audiencefit.training.train
     from audiencefit.cli._app import app
-    from training.tracking import TrackedRun
+    from audiencefit.training.tracking import TrackedRun
 
-    monkeypatch.setattr(training.train, "train_models", lambda *a, **k: trained)
-    monkeypatch.setattr(training.tracking, "log_training", lambda *a, **k: TrackedRun("r1", "e1", "models:/m", None))
+    monkeypatch.setattr(audiencefit.training.train, "train_models", lambda *a, **k: trained)
+    monkeypatch.setattr(
+        audiencefit.training.tracking, "log_training", lambda *a, **k: TrackedRun("r1", "e1", "models:/m", None)
+    )
     out = CliRunner().invoke(app, ["train", "--data", "d", "--features", "f", "--no-register"])
     assert out.exit_code == 0, out.output
     split = out.output.index("evaluation on held-out campaigns")
@@ -146,22 +148,22 @@ def test_served_population_is_skipped_without_truth_or_index(
     import logging
     import shutil
 
-    from features.featureset import load_feature_set
-    from training.train import served_check
+    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.training.train import served_check
 
     fs = load_feature_set(small_features)
     no_truth = tmp_path / "world"
     shutil.copytree(small_world, no_truth, ignore=shutil.ignore_patterns("truth"))
     no_index = tmp_path / "features"
     shutil.copytree(small_features, no_index, ignore=shutil.ignore_patterns("index"))
-    with caplog.at_level(logging.INFO, logger="training.train"):
+    with caplog.at_level(logging.INFO, logger="audiencefit.training.train"):
         assert served_check(no_truth, fs, trained.models, settings) is None
         assert served_check(small_world, load_feature_set(no_index), trained.models, settings) is None
         assert (
             served_check(small_world, fs, trained.models, settings.model_copy(update={"served_eval_candidates": 0}))
             is None
         )
-    said = [r.getMessage() for r in caplog.records if r.name == "training.train"]
+    said = [r.getMessage() for r in caplog.records if r.name == "audiencefit.training.train"]
     assert any("no truth/" in m for m in said) and any("no index" in m for m in said)
     assert any("served_eval_candidates is 0" in m for m in said)
 
@@ -169,8 +171,8 @@ def test_served_population_is_skipped_without_truth_or_index(
 def test_resolve_bundle_downloads_once_and_loads(tracked, trained, settings, monkeypatch) -> None:
     import mlflow.artifacts
 
-    from models.bundle import load_bundle
-    from models.registry import resolve_bundle
+    from audiencefit.models.bundle import load_bundle
+    from audiencefit.models.registry import resolve_bundle
 
     path = resolve_bundle("models:/audiencefit@challenger", settings=settings)
     assert path == settings.data_dir / "registry-cache" / f"audiencefit-v1-{tracked.run_id}"
@@ -188,7 +190,7 @@ def test_resolve_bundle_downloads_once_and_loads(tracked, trained, settings, mon
 def test_pyfunc_model_serves_bundle_predictions(tracked, trained, settings) -> None:
     import mlflow.pyfunc
 
-    from models.pair_features import FEATURE_COLUMNS
+    from audiencefit.models.pair_features import FEATURE_COLUMNS
 
     model = mlflow.pyfunc.load_model(tracked.model_uri)
     frame = trained.split.test.select(FEATURE_COLUMNS).head(8)
@@ -196,6 +198,41 @@ def test_pyfunc_model_serves_bundle_predictions(tracked, trained, settings) -> N
     expected = trained.models.predict(frame)
     np.testing.assert_allclose(served["conversions"].to_numpy(), expected["conversions"].to_numpy())
     assert set(expected.columns) <= set(served.columns)
+
+
+def test_a_version_logged_under_the_old_module_names_loads_as_a_pyfunc(tracked, trained, tmp_path) -> None:
+    # Versions logged before issue 21 keep a wrapper whose source imports the top-level ``models`` package, which
+    # is no longer installed: within ``legacy_module_names`` those names are audiencefit's modules.
+    import sys
+
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    import audiencefit.models.bundle
+    from audiencefit.legacy_names import legacy_module_names
+    from audiencefit.models.pair_features import FEATURE_COLUMNS
+
+    local = Path(mlflow.artifacts.download_artifacts(tracked.model_uri, dst_path=str(tmp_path)))
+    [wrapper] = [p for p in local.rglob("mlflow_model.py")]
+    logged = wrapper.read_text(encoding="utf-8")
+    old = logged.replace("from audiencefit.models", "from models")  # the wrapper as versions before it read
+    assert old.count("\nfrom models") == 2 and "audiencefit" not in old.split("class ")[0]
+    wrapper.write_text(old, encoding="utf-8")
+
+    def old_names() -> dict[str, object]:
+        return {name: module for name, module in sys.modules.items() if name.split(".")[0] == "models"}
+
+    before = old_names()
+    with legacy_module_names():
+        model = mlflow.pyfunc.load_model(str(local))
+    # The old names were audiencefit's modules themselves, and are gone again after the block.
+    assert isinstance(model.unwrap_python_model().bundle, audiencefit.models.bundle.Bundle)
+    assert old_names() == before
+    assert audiencefit.models.bundle.__spec__.name == "audiencefit.models.bundle"
+    frame = trained.split.test.select(FEATURE_COLUMNS).head(8)
+    served = model.predict(frame.to_pandas())
+    expected = trained.models.predict(frame)
+    np.testing.assert_allclose(served["conversions"].to_numpy(), expected["conversions"].to_numpy())
     # The optional quoted rate goes through MLflow's schema and replaces the model's price.
     quoted = frame.to_pandas().assign(rate_per_post=[250.0] + [float("nan")] * (frame.height - 1))
     priced = model.predict(quoted)
@@ -204,7 +241,7 @@ def test_pyfunc_model_serves_bundle_predictions(tracked, trained, settings) -> N
 
 
 def test_unknown_alias_or_model_is_a_clear_input_error(tracked, settings) -> None:
-    from models.registry import resolve_bundle
+    from audiencefit.models.registry import resolve_bundle
 
     with pytest.raises(InputError, match=r"no alias 'nope'.*challenger→v1"):
         resolve_bundle("models:/audiencefit@nope", settings=settings)
@@ -215,8 +252,8 @@ def test_unknown_alias_or_model_is_a_clear_input_error(tracked, settings) -> Non
 
 
 def test_corrupted_cached_bundle_is_refused(tracked, settings) -> None:
-    from models.bundle import load_bundle
-    from models.registry import resolve_bundle
+    from audiencefit.models.bundle import load_bundle
+    from audiencefit.models.registry import resolve_bundle
 
     path = resolve_bundle("models:/audiencefit@challenger", settings=settings)
     target = sorted((path / "models").glob("*.txt"))[0]
@@ -237,10 +274,10 @@ def test_promote_refuse_force_and_rollback(tracked, trained, settings) -> None:
 
     import audiencefit.cli  # noqa: F401  (registers the commands)
     from audiencefit.cli._app import app
+    from audiencefit.models.registry import current_version
     from audiencefit.settings import get_settings
-    from models.registry import current_version
-    from training import promote as promotion
-    from training.tracking import log_training
+    from audiencefit.training import promote as promotion
+    from audiencefit.training.tracking import log_training
 
     get_settings.cache_clear()  # the CLI reads the module's store from the environment
     runner = CliRunner()
@@ -276,7 +313,7 @@ def test_promote_refuse_force_and_rollback(tracked, trained, settings) -> None:
 
 
 def test_better_challenger_passes_the_bar() -> None:
-    from training.promote import Comparison
+    from audiencefit.training.promote import Comparison
 
     def cmp(chal: float, champ: float, higher: bool, margin: float = 0.0) -> Comparison:
         return Comparison("m", higher, margin, 10, "2", chal, "1", champ)
@@ -294,7 +331,7 @@ def _register_copy(settings, name: str, edit) -> str:
     import mlflow.artifacts
     import yaml
 
-    from models.registry import client
+    from audiencefit.models.registry import client
 
     c = client(settings)
     location = c.get_model_version_download_uri("audiencefit", "1")
@@ -310,7 +347,7 @@ def _register_copy(settings, name: str, edit) -> str:
 
 
 def test_mlmodel_artifact_path_climbing_out_is_refused_and_nothing_moves(tracked, settings, store: Path, tmp_path):
-    from models.registry import cache_dir, resolve_bundle
+    from audiencefit.models.registry import cache_dir, resolve_bundle
 
     # Where '../../../../victim' leads from the downloaded model (<data_dir>/registry-cache/.<name>-v1.tmp-*/model/
     # artifacts): <data_dir>/victim.
@@ -334,7 +371,7 @@ def test_mlmodel_artifact_path_climbing_out_is_refused_and_nothing_moves(tracked
 def test_mlmodel_bundle_with_unlisted_or_outside_files_never_reaches_the_cache(tracked, settings, tmp_path):
     import json
 
-    from models.registry import cache_dir, resolve_bundle
+    from audiencefit.models.registry import cache_dir, resolve_bundle
 
     def absolute(mlmodel: dict) -> None:
         mlmodel["flavors"]["python_function"]["artifacts"]["bundle"]["path"] = str(tmp_path)
@@ -361,7 +398,7 @@ def test_version_stored_outside_the_local_artifact_store_is_refused(tracked, set
 
     import mlflow.artifacts
 
-    from models.registry import cache_dir, client, resolve_bundle
+    from audiencefit.models.registry import cache_dir, client, resolve_bundle
 
     c = client(settings)
     location = c.get_model_version_download_uri("audiencefit", "1")
@@ -378,9 +415,9 @@ def test_service_serves_and_reloads_the_champion_from_the_registry(tracked, sett
     """``make run``'s last step: serve models:/audiencefit@champion; reloads by URI and by the configured source."""
     from fastapi.testclient import TestClient
 
-    from models.registry import current_version
-    from serving.app import create_app
-    from training.promote import _set_champion
+    from audiencefit.models.registry import current_version
+    from audiencefit.serving.app import create_app
+    from audiencefit.training.promote import _set_champion
 
     if current_version("champion", settings=settings) is None:
         _set_champion(settings, "audiencefit", "1", None, "test")
@@ -402,9 +439,9 @@ def test_registry_cache_tells_two_tracking_stores_apart(
 ) -> None:
     """Version numbers restart in every tracking store: the same data directory used with another store (a fresh
     mlflow.db, a simulation's) must not serve the first store's cached v1 for the second store's v1."""
-    from models.bundle import load_bundle
-    from models.registry import resolve_bundle
-    from training.tracking import log_training
+    from audiencefit.models.bundle import load_bundle
+    from audiencefit.models.registry import resolve_bundle
+    from audiencefit.training.tracking import log_training
 
     first = resolve_bundle("models:/audiencefit/1", settings=settings)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'other-mlflow.db'}")
@@ -429,9 +466,9 @@ def test_plan_without_a_model_flag_plans_with_the_champion(tracked, settings, sm
 
     import audiencefit.cli  # noqa: F401  (registers the commands)
     from audiencefit.cli._app import app
+    from audiencefit.models.registry import current_version
     from audiencefit.settings import get_settings
-    from models.registry import current_version
-    from training.promote import _set_champion
+    from audiencefit.training.promote import _set_champion
 
     if current_version("champion", settings=settings) is None:
         _set_champion(settings, "audiencefit", "1", None, "test")

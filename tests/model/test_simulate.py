@@ -12,17 +12,17 @@ import numpy as np
 import polars as pl
 import pytest
 
+from audiencefit.features.errors import InputError
+from audiencefit.models.reclog import read_shown
 from audiencefit.simulate import ROUNDS_FILE, SimulationConfig, round_dates, simulate
-from features.errors import InputError
-from models.reclog import read_shown
 
 FIT_ROUNDS = 30
 VOLATILE = ("seconds",)
 
 
 def _run(world: Path, features: Path, out: Path, data: Path) -> pl.DataFrame:
+    from audiencefit.models import estimators
     from audiencefit.settings import Settings
-    from models import estimators
 
     settings = Settings(data_dir=data, seed=3)
     config = SimulationConfig(world, features, out, rounds=1, brands=3, picks=4, exploration=0.5, seed=5)
@@ -84,7 +84,7 @@ def test_every_model_gets_a_row_and_the_campaigns_grow_by_what_was_contracted(ru
 
 
 def _export_day(world: Path):
-    from training.world_truth import load_truth
+    from audiencefit.training.world_truth import load_truth
 
     return load_truth(world).export_day
 
@@ -107,7 +107,7 @@ def test_campaigns_carry_the_ids_the_log_holds_and_training_joins_and_weights_th
     assert first["joined_from_log"].to_list() == [0.0, 12.0]
     # The time split puts the loop's (newest) campaigns in the test split; the served model is refitted on every
     # row, and its weights are those of every row: the explored picks weigh more than the ranked ones.
-    from models.bundle import read_meta
+    from audiencefit.models.bundle import read_meta
 
     training = read_meta(root / "a" / "bundles" / "round-1")["training"]
     assert training["refit_all"] is True and training["bundle_rows"] == first["train_rows"][1]
