@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import numpy as np
 import polars as pl
@@ -67,6 +67,33 @@ class Candidates:
         )
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+class Remembered(Generic[K]):
+    """Arrays made on first use and kept read-only, least recently used out beyond ``capacity``; thread-safe (two
+    threads may make the same array at once: both are equal, the second is kept)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[K, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, make: Callable[[], np.ndarray]) -> np.ndarray:
+        with self._lock:
+            known = self._items.get(key)
+            if known is not None:
+                self._items.move_to_end(key)
+                return known
+        made = make()
+        made.setflags(write=False)  # callers cannot change what later requests read
+        with self._lock:
+            self._items[key] = made
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return made
+
+
 def sorted_unique(values: np.ndarray) -> np.ndarray:
     """``np.unique(values)`` of a 1-d integer array by sorting: numpy 2's hashing ``unique`` took ~290 µs for a
     request's ~2,400 candidate rows, a sort and a comparison ~55."""
@@ -97,45 +124,24 @@ class AudienceSearch:
         self._row_of = {cid: i for i, cid in enumerate(self._ids)}
         # Requests repeat their filters (most use the defaults): each distinct filter's row mask is kept (read-only,
         # least recently used out) instead of being computed again over every creator.
-        self._masks: OrderedDict[Filters, np.ndarray] = OrderedDict()
-        self._masks_lock = threading.Lock()
-        self._found: OrderedDict[tuple[bytes, Filters, int], np.ndarray] = OrderedDict()
-        self._found_lock = threading.Lock()
+        self._masks: Remembered[Filters] = Remembered(MASKS_REMEMBERED)
+        self._found: Remembered[tuple[bytes, Filters, int]] = Remembered(SEGMENT_SEARCHES_REMEMBERED)
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """``allowed_mask(fs, filters)`` for validated filters, remembered (the same array for the same filters)."""
-        with self._masks_lock:
-            mask = self._masks.get(filters)
-            if mask is not None:
-                self._masks.move_to_end(filters)
-                return mask
-        mask = allowed_mask(self.fs, filters)
-        mask.setflags(write=False)
-        with self._masks_lock:
-            self._masks[filters] = mask
-            while len(self._masks) > MASKS_REMEMBERED:
-                self._masks.popitem(last=False)
-        return mask
+        return self._masks.get(filters, lambda: allowed_mask(self.fs, filters))
 
     def segment_rows(self, vector: np.ndarray, filters: Filters, allowed: np.ndarray, k: int) -> np.ndarray:
         """The rows the audience index finds for one segment vector among the ``allowed`` rows of ``filters``
         (read-only; remembered, least recently used out: a segment's answer depends on that segment alone)."""
         vec = np.ascontiguousarray(vector, dtype=np.float32)
-        key = (hashlib.blake2b(vec.tobytes(), digest_size=16).digest(), filters, k)
-        with self._found_lock:
-            known = self._found.get(key)
-            if known is not None:
-                self._found.move_to_end(key)
-                return known
-        # Only the rows are used: the search scores the union again, for every segment.
-        _, found = self.audience.search(vec[None, :], k, allowed, exact_scores=False)
-        rows = np.asarray(found[0])
-        rows.setflags(write=False)
-        with self._found_lock:
-            self._found[key] = rows
-            while len(self._found) > SEGMENT_SEARCHES_REMEMBERED:
-                self._found.popitem(last=False)
-        return rows
+
+        def search() -> np.ndarray:
+            # Only the rows are used: the search scores the union again, for every segment.
+            _, found = self.audience.search(vec[None, :], k, allowed, exact_scores=False)
+            return np.asarray(found[0])
+
+        return self._found.get((hashlib.blake2b(vec.tobytes(), digest_size=16).digest(), filters, k), search)
 
     def search(
         self,
