@@ -196,18 +196,28 @@ def load_embedder(
     raise ArtifactError(f"backend {backend!r} has unknown kind {spec.kind!r}")
 
 
-_CARRIED: dict[tuple[str, str, str], FastEmbedder] = {}
+_CARRIED: dict[tuple[str, str, tuple[str, ...]], FastEmbedder] = {}
 _CARRIED_LOCK = threading.Lock()
 
 
+def _carried_id(carried: Path, key: str) -> str:
+    """The id ``carried/<key>``'s manifest states ("" when there is none to read: the load says why)."""
+    try:
+        return str(read_manifest(carried / key).get("id", ""))
+    except ArtifactError:
+        return ""
+
+
 def carried_embedder(backend: str, carried: Path, settings: Settings | None = None) -> FastEmbedder:
-    """:func:`load_embedder` with a feature set's carried artifacts, loaded once per process for each
-    (backend, directory, query model)."""
+    """:func:`load_embedder` with a feature set's carried artifacts, loaded once per process for each backend,
+    query model and set of carried artifact ids: feature sets swapped in day after day carry the same artifacts and
+    share one embedder (one per directory would keep an ONNX session per swap)."""
     if settings is None:
         from audiencefit.settings import get_settings
 
         settings = get_settings()
-    key = (backend, str(carried.resolve()), settings.query_model)
+    ids = tuple(_carried_id(carried, k) for k in query_artifact_keys(backend, settings.query_model))
+    key = (backend, settings.query_model, ids)
     with _CARRIED_LOCK:
         found = _CARRIED.get(key)
         if found is None:

@@ -468,6 +468,9 @@ def test_a_feature_set_carries_the_artifacts_its_queries_need_to_a_host_without_
 
         np.testing.assert_array_equal(for_queries(embedder).embed([RUN_B]), for_queries(reference).embed([RUN_B]))
         assert query_embedder(fs) is embedder  # loaded once per process
+        later = tmp_path / "fs-next-day"  # another feature set carrying the same artifacts shares the embedder
+        shutil.copytree(fs_dir / CARRIED_DIR, later / CARRIED_DIR)
+        assert query_embedder(SimpleNamespace(path=later, manifest=fs.manifest, embedder_id=fs.embedder_id)) is embedder
         assert not (tmp_path / "serving-host" / "models").exists()  # nothing built or copied on the host
 
         onnx = fs_dir / CARRIED_DIR / "minilm-onnx-int8" / "model.onnx"
