@@ -169,9 +169,8 @@ class GBMRegressor:
     booster_: Any = None
     base_: float = 0.0  # with an offset: log of the overall rate, so trees start from the right level
     text_: str | None = None  # the LightGBM text model, when loaded from one (the booster is then built on demand)
-    compiled_: CompiledForest | None = (
-        None  # the same model compiled to native code (audiencefit.models.forest): same bits
-    )
+    # the same model compiled to native code (audiencefit.models.forest): same bits
+    compiled_: CompiledForest | None = None
 
     def fit(
         self, frame: pl.DataFrame, y: np.ndarray, offset: np.ndarray | None = None, weight: np.ndarray | None = None

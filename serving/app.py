@@ -74,9 +74,8 @@ class ServeConfig:
     embedder: Embedder | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
     threads: int = DEFAULT_THREADS
-    control_dir: Path | None = (
-        None  # shared with the other worker processes (audiencefit.serving.workers); None: one process
-    )
+    # shared with the other worker processes (audiencefit.serving.workers); None: one process
+    control_dir: Path | None = None
 
 
 def load_state(settings: Settings, config: ServeConfig) -> ServingHolder:
@@ -274,9 +273,8 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_body_bytes, timeout_s=settings.http_body_timeout_s)
     app.add_middleware(RequestGate, settings=settings, routes=lambda: api_routes(app))
     rate_limits = RateLimits.from_settings(settings)
-    if (
-        rate_limits is not None and config.control_dir is None
-    ):  # a worker: its front limits (audiencefit.serving.ratelimit)
+    # Not in a worker: its front counts the rate limits, once for all workers (audiencefit.serving.ratelimit).
+    if rate_limits is not None and config.control_dir is None:
         app.add_middleware(RateLimitMiddleware, limits=rate_limits)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

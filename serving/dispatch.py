@@ -46,9 +46,8 @@ from audiencefit.serving.gate import RequestGate, respond
 from audiencefit.serving.limits import DEFAULT_MAX_BODY, BodySizeLimitMiddleware
 from audiencefit.serving.problems import send_problem
 
-FORWARDED = (
-    "audiencefit.forwarded"  # scope key: a worker answered (and counted) this request (audiencefit.serving.metrics)
-)
+# scope key: a worker answered (and counted) this request (audiencefit.serving.metrics)
+FORWARDED = "audiencefit.forwarded"
 
 if TYPE_CHECKING:
     from audiencefit.serving.metrics import Metrics
