@@ -89,6 +89,15 @@ class Settings(BaseSettings):
         "on synthetic and real text) or 'fp32'. Stored texts and feature sets do not depend on it; a query vector "
         "does, so training and serving should use the same one (docs/evaluation.md, issue 22).",
     )
+    query_threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="onnxruntime threads of the transformer that embeds query texts for minilm-aligned (one segment "
+        "or brand text at a time, during a request). Default 1: on one short text a second thread saves little "
+        "wall time and costs CPU the concurrent requests need (measured on 2 cores: 2.61 ms of CPU per novel brief "
+        "text on one thread, 3.46 on two; docs/benchmarks.md, issue 22).",
+    )
     embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
     embed_threads: int | None = Field(
         None,

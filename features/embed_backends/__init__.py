@@ -148,7 +148,9 @@ def load_embedder(
     ``<data_dir>/models``.
 
     ``batch_size`` (texts per onnxruntime call) defaults to the ``embed_batch_size`` setting; ``threads``
-    (onnxruntime intra-op threads) to the ``embed_threads`` setting, whose default is the cores this process may use.
+    (onnxruntime intra-op threads) to the ``embed_threads`` setting, whose default is the cores this process may use,
+    except for the aligned backend's query transformer: the ``query_threads`` setting (one text at a time during a
+    request; default 1).
     """
     spec = SPECS.get(backend)
     if spec is None:
@@ -158,6 +160,7 @@ def load_embedder(
 
         settings = get_settings()
     batch = settings.embed_batch_size if batch_size is None else batch_size
+    query_threads = settings.query_threads if threads is None else threads
     threads = settings.embed_threads if threads is None else threads
     artifact_dir = _artifact(spec.key, settings, build, carried)
     if spec.kind in ("onnx-fp32", "onnx-int8"):
@@ -190,13 +193,13 @@ def load_embedder(
         return AlignedEmbedder(
             artifact_dir,
             static,
-            partial(OnnxMiniLMEmbedder, transformer_dir, batch_size=batch, threads=threads),
+            partial(OnnxMiniLMEmbedder, transformer_dir, batch_size=batch, threads=query_threads),
             dim=int(json.loads((artifact_dir / INFO_FILE).read_text(encoding="utf-8"))["dim"]),
         )
     raise ArtifactError(f"backend {backend!r} has unknown kind {spec.kind!r}")
 
 
-_CARRIED: dict[tuple[str, str, tuple[str, ...]], FastEmbedder] = {}
+_CARRIED: dict[tuple[str, str, int, int | None, tuple[str, ...]], FastEmbedder] = {}
 _CARRIED_LOCK = threading.Lock()
 
 
@@ -217,7 +220,7 @@ def carried_embedder(backend: str, carried: Path, settings: Settings | None = No
 
         settings = get_settings()
     ids = tuple(_carried_id(carried, k) for k in query_artifact_keys(backend, settings.query_model))
-    key = (backend, settings.query_model, ids)
+    key = (backend, settings.query_model, settings.query_threads, settings.embed_threads, ids)
     with _CARRIED_LOCK:
         found = _CARRIED.get(key)
         if found is None:

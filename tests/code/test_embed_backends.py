@@ -711,6 +711,30 @@ def test_the_embed_threads_setting_sizes_the_onnxruntime_pool(built: Built) -> N
     np.testing.assert_allclose(one.embed([RUN_A, SKIN]), default.embed([RUN_A, SKIN]), atol=1e-6)
 
 
+def test_the_aligned_query_transformer_runs_on_the_query_threads_setting(built: Built) -> None:
+    """Query texts come one at a time during a request: their transformer has its own pool size, one thread by
+    default whatever ``embed_threads`` says, and the vectors do not depend on it."""
+    from pydantic import ValidationError
+
+    from audiencefit.features.embed import for_queries
+    from audiencefit.settings import Settings
+
+    def pool(settings: Settings) -> int:
+        query = for_queries(load_embedder(SMALL_ALIGNED.key, settings, build=False))
+        return int(query._session.get_session_options().intra_op_num_threads)
+
+    assert Settings().query_threads == 1
+    assert pool(built.settings.model_copy(update={"embed_threads": 2})) == 1
+    two = built.settings.model_copy(update={"query_threads": 2})
+    assert pool(two) == 2
+    texts = [RUN_A, SKIN, LONG]
+    one_thread = for_queries(load_embedder(SMALL_ALIGNED.key, built.settings, build=False)).embed(texts)
+    two_threads = for_queries(load_embedder(SMALL_ALIGNED.key, two, build=False)).embed(texts)
+    np.testing.assert_allclose(one_thread, two_threads, atol=1e-6)
+    with pytest.raises(ValidationError, match="query_threads"):
+        Settings(query_threads=0)
+
+
 def test_static_distilled_with_onnx_matches_model2vec_distilled_with_torch(built: Built) -> None:
     # The builder follows model2vec's recipe with onnxruntime for the forward passes: same pieces, same order,
     # same tokenizer, vectors equal to float32 rounding.
