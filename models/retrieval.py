@@ -8,11 +8,9 @@ that belongs to each segment, and one combined fit (segment weights, and target 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -31,6 +29,7 @@ from audiencefit.models.query import (
     validate_filters,
     validate_segments,
 )
+from audiencefit.models.remembered import Remembered
 
 MASKS_REMEMBERED = 256  # distinct filter sets whose row masks a search keeps (n bytes each)
 # Segments whose index search a search keeps (rows found for one segment vector, filter set and depth: 8 bytes a row,
@@ -67,33 +66,6 @@ class Candidates:
         )
 
 
-K = TypeVar("K", bound=Hashable)
-
-
-class Remembered(Generic[K]):
-    """Arrays made on first use and kept read-only, least recently used out beyond ``capacity``; thread-safe (two
-    threads may make the same array at once: both are equal, the second is kept)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[K, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K, make: Callable[[], np.ndarray]) -> np.ndarray:
-        with self._lock:
-            known = self._items.get(key)
-            if known is not None:
-                self._items.move_to_end(key)
-                return known
-        made = make()
-        made.setflags(write=False)  # callers cannot change what later requests read
-        with self._lock:
-            self._items[key] = made
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-        return made
-
-
 def sorted_unique(values: np.ndarray) -> np.ndarray:
     """``np.unique(values)`` of a 1-d integer array by sorting: numpy 2's hashing ``unique`` took ~290 µs for a
     request's ~2,400 candidate rows, a sort and a comparison ~55."""
@@ -124,8 +96,8 @@ class AudienceSearch:
         self._row_of = {cid: i for i, cid in enumerate(self._ids)}
         # Requests repeat their filters (most use the defaults): each distinct filter's row mask is kept (read-only,
         # least recently used out) instead of being computed again over every creator.
-        self._masks: Remembered[Filters] = Remembered(MASKS_REMEMBERED)
-        self._found: Remembered[tuple[bytes, Filters, int]] = Remembered(SEGMENT_SEARCHES_REMEMBERED)
+        self._masks: Remembered[Filters, np.ndarray] = Remembered(MASKS_REMEMBERED)
+        self._found: Remembered[tuple[bytes, Filters, int], np.ndarray] = Remembered(SEGMENT_SEARCHES_REMEMBERED)
 
     def allowed(self, filters: Filters) -> np.ndarray:
         """``allowed_mask(fs, filters)`` for validated filters, remembered (the same array for the same filters)."""
