@@ -272,8 +272,10 @@ class EmbeddingCache:
         final = self.directory / name
         temporary = self.directory / f".{name}.tmp"  # does not match the shard glob
         try:
-            # Floats barely compress; uncompressed vectors read faster through a memory map.
-            pq.write_table(table, temporary, compression={"key": "zstd", "vector": "none"})
+            # Random keys and float vectors do not compress, a dictionary of them is never used (pyarrow tries one
+            # for every column first) and their min/max statistics select nothing: all off, plain pages. Measured on
+            # 50,000 × 384 rows: 0.176 → 0.134 s per shard written, 0.115 → 0.092 s to read the vectors back.
+            pq.write_table(table, temporary, compression="none", use_dictionary=False, write_statistics=False)
             with temporary.open("rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(temporary, final)
