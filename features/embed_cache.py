@@ -239,12 +239,18 @@ class EmbeddingCache:
             path = self._write_shard(query[keep], array[keep])
             shard_id = len(self._shards)
             self._shards.append(path)
-            self._set_index(
-                [self._keys, query[keep]],
-                [self._shard_of, np.full(keep.size, shard_id, dtype=np.int32)],
-                [self._row_of, np.arange(keep.size, dtype=np.int32)],
-            )
+            self._insert(query[keep], shard_id)
             return int(keep.size)
+
+    def _insert(self, keys: npt.NDArray[np.bytes_], shard_id: int) -> None:
+        """Add a new shard's keys (rows 0.. in order; none of them indexed yet) to the sorted index by merging: a
+        feature build adds a shard every 50,000 texts, and sorting the whole index again each time grew with the
+        index (millions of keys at 1M creators), where a merge is one pass over it."""
+        order = np.argsort(keys, kind="stable")
+        at = np.searchsorted(self._keys, keys[order])
+        self._keys = np.insert(self._keys, at, keys[order])
+        self._shard_of = np.insert(self._shard_of, at, np.full(keys.size, shard_id, dtype=np.int32))
+        self._row_of = np.insert(self._row_of, at, order.astype(np.int32))
 
     def _contains(self, query: npt.NDArray[np.bytes_]) -> npt.NDArray[np.bool_]:
         if self._keys.size == 0:

@@ -202,6 +202,27 @@ def test_shard_writes_are_atomic_and_put_many_skips_known_keys(tmp_path: Path) -
         cache.put_many(keys[:2], vectors)
 
 
+def test_keys_merged_in_shard_by_shard_equal_the_index_read_back_from_the_shards(tmp_path: Path) -> None:
+    """put_many merges each new shard's keys into the sorted index; a process opening the cache sorts every shard's
+    keys at once. Both must give the same index, and every vector must come back from either."""
+    writer = EmbeddingCache(tmp_path, "test/merge", 3)
+    rng = np.random.default_rng(1)
+    texts = [f"text {i}" for i in range(400)]
+    vectors = rng.normal(size=(400, 3)).astype(np.float32)
+    for start, stop in ((0, 7), (7, 150), (150, 151), (151, 400)):
+        batch = list(range(start, stop))[::-1] if start == 7 else list(range(start, stop))  # keys arrive unsorted
+        writer.put_many([writer.key(texts[i]) for i in batch], vectors[batch])
+    reader = EmbeddingCache(tmp_path, "test/merge", 3)
+    assert len(reader) == 400  # loads the index from the shards
+    for a, b in ((writer._keys, reader._keys), (writer._shard_of, reader._shard_of), (writer._row_of, reader._row_of)):
+        np.testing.assert_array_equal(a, b)
+    assert np.all(writer._keys[1:] > writer._keys[:-1]) and len(writer) == 400
+    for cache in (writer, reader):
+        found, got = cache.get_many([cache.key(t) for t in texts])
+        assert found.all()
+        np.testing.assert_array_equal(got, vectors)
+
+
 def test_compact_merges_shards_and_keeps_every_vector(tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path, "test/compact", 3)
     rng = np.random.default_rng(0)
