@@ -351,15 +351,27 @@ class CaptionStore:
     ) -> list[str]:
         target = frozenset(self._segment_stems(segment_text))
         similarity = self._similarity(creator_id, segment_vector)
-        scored = []
-        for age, (tidied, caption_stems) in enumerate(self._caption_stems(creator_id)):
-            overlap = len(target.intersection(caption_stems))
-            close = similarity is not None and similarity[age] >= MIN_SIMILARITY
-            if overlap or close:
-                score = OVERLAP_BONUS * overlap + (float(similarity[age]) if similarity is not None else 0.0)
-                scored.append((-score, -overlap, age, tidied))
+        captions = self._caption_stems(creator_id)
+        ranked: list[str]
+        if similarity is None:
+            # Related by shared stems alone, and the score is OVERLAP_BONUS per stem: the order of the loop below
+            # is by overlap, then age (one pass in C-level comprehension for the store without vectors).
+            by_overlap = sorted(
+                (-overlap, age, tidied)
+                for age, (tidied, caption_stems) in enumerate(captions)
+                if (overlap := len(target.intersection(caption_stems)))
+            )
+            ranked = [tidied for _, _, tidied in by_overlap]
+        else:
+            scored = []
+            for age, (tidied, caption_stems) in enumerate(captions):
+                overlap = len(target.intersection(caption_stems))
+                if overlap or similarity[age] >= MIN_SIMILARITY:
+                    score = OVERLAP_BONUS * overlap + float(similarity[age])
+                    scored.append((-score, -overlap, age, tidied))
+            ranked = [tidied for _, _, _, tidied in sorted(scored)]
         out: list[str] = []
-        for _, _, _, tidied in sorted(scored):
+        for tidied in ranked:
             text = cut(tidied, target)
             if text:  # a caption of filler only quotes as nothing
                 out.append(text)

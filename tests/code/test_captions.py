@@ -323,3 +323,16 @@ def test_a_store_without_caption_vectors_quotes_alike_whatever_the_segment_vecto
     first = store.best("c1", "pasta lovers", 2, unit([1.0, 0.0, 0.0]))
     assert store.best("c1", "pasta lovers", 2, unit([0.0, 1.0, 0.0])) == first == store.best("c1", "pasta lovers")
     assert list(store._quotes) == [("c1", "pasta lovers", 2, b"")]  # remembered once, by no vector
+
+
+def test_without_vectors_more_shared_stems_rank_first_and_ties_go_to_the_newer_caption() -> None:
+    captions = ["pasta tonight", "fresh pasta with basil", "sunset sailing", "basil pasta salad", "pasta"]
+    store = CaptionStore({"c1": captions})
+    assert store.best("c1", "pasta and basil lovers", n=4) == [
+        "fresh pasta with basil",
+        "basil pasta salad",
+        "pasta tonight",
+        "pasta",
+    ]
+    assert store.best("c1", "pasta and basil lovers", n=1) == ["fresh pasta with basil"]
+    assert store.best("c1", "sailing", n=2) == ["sunset sailing"]
