@@ -355,7 +355,7 @@ class CaptionStore:
         ranked: list[str]
         if similarity is None:
             # Related by shared stems alone, and the score is OVERLAP_BONUS per stem: the order of the loop below
-            # is by overlap, then age (one pass in C-level comprehension for the store without vectors).
+            # is by overlap, then age (so no score is computed, in one pass, for the store without vectors).
             by_overlap = sorted(
                 (-overlap, age, tidied)
                 for age, (tidied, caption_stems) in enumerate(captions)
