@@ -60,6 +60,8 @@ MAX_EMBEDDED_CAPTIONS = 100_000
 _CONTEXT_CHARS = 60  # characters kept before the first matching word when a long caption is shortened
 _WORD_RE = re.compile(r"[^\W\d_]{3,}")
 _TOKEN_RE = re.compile(r"#?[^\W_]+(?:['’][^\W_]+)?")
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+_WIDE = "\ufffd"  # stands for a character that folds to several characters, none of them ASCII (see _folded_view)
 # Words too common to show that a caption is about the segment.
 _STOP = frozenset(
     "the and for with who are you your our their this that from have has into about people love like just "
@@ -117,6 +119,7 @@ def recent_captions(posts: pl.DataFrame, per_creator: int = CAPTIONS_PER_CREATOR
     return dict(zip(frame["creator_id"].to_list(), frame["caption"].to_list(), strict=True))
 
 
+@lru_cache(maxsize=4096)  # few distinct marks and emoji recur across captions
 def _is_filler(token: str) -> bool:
     """True for a run of punctuation, symbols of layout or invisible characters only ("." "•" "-" the braille blank
     U+2800 that keeps empty lines on Instagram): what captions use to space lines out, nothing to quote."""
@@ -129,15 +132,23 @@ def tidy_caption(caption: str) -> str:
     """A caption as one line to quote: lines of filler only ("." "•" "⠀": what spaces a caption out) left out,
     runs of two or more filler marks within a line too, whitespace collapsed to single spaces; a mark standing alone
     between words ("a - b") stays."""
-    lines = (line.replace("\u2800", " ").split() for line in caption.splitlines())
-    marked = [[(t, _is_filler(t)) for t in line] for line in lines]
-    tokens = [pair for line in marked if not all(filler for _, filler in line) for pair in line]
-    kept = []
-    for i, (token, filler) in enumerate(tokens):
-        in_run = filler and ((i > 0 and tokens[i - 1][1]) or (i + 1 < len(tokens) and tokens[i + 1][1]))
-        if not in_run:
-            kept.append(token)
-    return " ".join(kept)
+    spaced = caption.replace("\u2800", " ")
+    words = spaced.split()
+    # The caption's distinct filler marks, looked up only for tokens without a letter or digit at either end.
+    fillers = {w for w in set(words) if not (w[:1].isalnum() or w[-1:].isalnum()) and _is_filler(w)}
+    if not fillers:  # most captions: every word kept (a line break is whitespace to str.split too)
+        return " ".join(words)
+    tokens: list[str] = []
+    for line in spaced.splitlines():
+        on_line = line.split()
+        if any(w not in fillers for w in on_line):
+            tokens.extend(on_line)
+    last = len(tokens) - 1
+    return " ".join(
+        token
+        for i, token in enumerate(tokens)
+        if token not in fillers or not ((i > 0 and tokens[i - 1] in fillers) or (i < last and tokens[i + 1] in fillers))
+    )
 
 
 def quote(caption: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str:
@@ -151,7 +162,7 @@ def cut(text: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str:
     if len(text) <= limit:
         return text
     start = 0
-    for match in _TOKEN_RE.finditer(text):
+    for match in _TOKEN_RE.finditer(text, scan_from(text, target)):
         token = match.group()
         if _hits(token, target):
             start = max(0, match.start() - _CONTEXT_CHARS)
@@ -318,7 +329,10 @@ class CaptionStore:
         cosine of at least :data:`MIN_SIMILARITY` to the segment. Closest: by cosine (when there are vectors) plus
         :data:`OVERLAP_BONUS` per shared stem; ties go to the newer caption. Answers are remembered (least
         recently used out): the same arguments give the same quotes."""
-        digest = b"" if segment_vector is None else hashlib.blake2b(segment_vector.tobytes(), digest_size=16).digest()
+        # Without caption vectors the segment's vector changes nothing: not hashed (a few microseconds a quote).
+        digest = b""
+        if segment_vector is not None and self._vectors is not None:
+            digest = hashlib.blake2b(segment_vector.tobytes(), digest_size=16).digest()
         key = (creator_id, segment_text, n, digest)
         with self._quotes_lock:
             found = self._quotes.get(key)
@@ -337,15 +351,27 @@ class CaptionStore:
     ) -> list[str]:
         target = frozenset(self._segment_stems(segment_text))
         similarity = self._similarity(creator_id, segment_vector)
-        scored = []
-        for age, (tidied, caption_stems) in enumerate(self._caption_stems(creator_id)):
-            overlap = len(target.intersection(caption_stems))
-            close = similarity is not None and similarity[age] >= MIN_SIMILARITY
-            if overlap or close:
-                score = OVERLAP_BONUS * overlap + (float(similarity[age]) if similarity is not None else 0.0)
-                scored.append((-score, -overlap, age, tidied))
+        captions = self._caption_stems(creator_id)
+        ranked: list[str]
+        if similarity is None:
+            # Related by shared stems alone, and the score is OVERLAP_BONUS per stem: the order of the loop below
+            # is by overlap, then age (so no score is computed, in one pass, for the store without vectors).
+            by_overlap = sorted(
+                (-overlap, age, tidied)
+                for age, (tidied, caption_stems) in enumerate(captions)
+                if (overlap := len(target.intersection(caption_stems)))
+            )
+            ranked = [tidied for _, _, tidied in by_overlap]
+        else:
+            scored = []
+            for age, (tidied, caption_stems) in enumerate(captions):
+                overlap = len(target.intersection(caption_stems))
+                if overlap or similarity[age] >= MIN_SIMILARITY:
+                    score = OVERLAP_BONUS * overlap + float(similarity[age])
+                    scored.append((-score, -overlap, age, tidied))
+            ranked = [tidied for _, _, _, tidied in sorted(scored)]
         out: list[str] = []
-        for _, _, _, tidied in sorted(scored):
+        for tidied in ranked:
             text = cut(tidied, target)
             if text:  # a caption of filler only quotes as nothing
                 out.append(text)
@@ -403,9 +429,72 @@ def _hits(token: str, target: frozenset[str]) -> bool:
     return any(len(t) >= 4 and t in folded for t in target)
 
 
+def scan_from(text: str, target: frozenset[str]) -> int:
+    """Where the search of :func:`cut` for the first word or hashtag of ``text`` that hits ``target`` (:func:`_hits`)
+    can start without passing one: just after the last space before the first place any token could hit (the
+    length of ``text`` when no token can), 0 when that cannot be told cheaply.
+
+    A token hits only if its folded form (:func:`_fold`) holds the *needle* of a target stem: the stem, without a
+    last "y" (what :func:`stem` puts in place of "ies"). A stem is the start of the folded word, and a hashtag hits
+    when it holds the stem; so when the needles are ASCII, searching them in the caption folded one character for
+    one character (:func:`_folded_view`) finds no later than the first hit. No token spans a space, so the tokens
+    :data:`_TOKEN_RE` finds from just after one are those it finds there reading the caption from its start."""
+    needles = _needles(target)
+    if needles is None:
+        return 0
+    view = _folded_view(text)
+    if view is None:
+        return 0
+    first = min((at for at in map(view.find, needles) if at >= 0), default=-1)
+    if first < 0:
+        return len(text)
+    return text.rfind(" ", 0, first) + 1
+
+
+@lru_cache(maxsize=4096)
+def _needles(target: frozenset[str]) -> tuple[str, ...] | None:
+    """The strings that any token hitting ``target`` holds once folded (see :func:`scan_from`); None when one is
+    not ASCII (the caption's folded view keeps only its ASCII letters in place)."""
+    needles = tuple(sorted({t[:-1] if t.endswith("y") else t for t in target}))
+    return needles if all(n.isascii() for n in needles) else None
+
+
+def _folded_view(text: str) -> str | None:
+    """``text`` lower-cased and folded as :func:`_fold` folds a word, one character for each of ``text``'s (so a
+    position in it is the same position in ``text``): a character folding to several non-ASCII characters stands
+    as one, :data:`_WIDE`. None when that cannot keep every ASCII letter of a folded word in place: a character
+    that lower-cases to several (İ), folds to nothing (a combining mark), or to several characters with an ASCII
+    one among them (the ligature ﬁ)."""
+    view = text.lower()
+    if len(view) != len(text):
+        return None
+    if view.isascii():
+        return view
+    for ch in set(_NON_ASCII_RE.findall(view)):
+        folded = _fold_char(ch)
+        if folded is None:
+            return None
+        if folded != ch:
+            view = view.replace(ch, folded)
+    return view
+
+
+@lru_cache(maxsize=WORDS_REMEMBERED)
+def _fold_char(ch: str) -> str | None:
+    """One lower-case character as :func:`_folded_view` shows it: what :func:`_fold` makes of it when that is one
+    character, :data:`_WIDE` for several non-ASCII ones, None for nothing or several with an ASCII one."""
+    folded = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    if len(folded) == 1:
+        return folded
+    if not folded or any(c.isascii() for c in folded):
+        return None
+    return _WIDE
+
+
 def _sorted_stems(text: str) -> tuple[str, ...]:
-    """:func:`stems` as a sorted tuple (a cache entry the garbage collector does not track)."""
-    return tuple(sorted(stems(text)))
+    """:func:`stems` as a sorted tuple (a cache entry the garbage collector does not track); the same steps as
+    :func:`words` and :func:`stems`, mapped in C (every caption of a creator first quoted goes through here)."""
+    return tuple(sorted(set(map(stem, set(_WORD_RE.findall(prepare_text(text).lower())) - _STOP))))
 
 
 def caption_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:

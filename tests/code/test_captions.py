@@ -7,13 +7,18 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from audiencefit.serving import captions as captions_module
 from audiencefit.serving.captions import (
     MIN_SIMILARITY,
     QUOTE_CHARS,
     CaptionStore,
+    cut,
     quote,
     recent_captions,
+    scan_from,
     stem,
     stems,
     tidy_caption,
@@ -177,3 +182,157 @@ def test_quotes_are_remembered_by_creator_segment_and_vector_and_the_oldest_go_f
     assert store.best("c1", "fresh basil", n=1, segment_vector=towards_second) == ["a new pasta recipe, fresh basil"]
     assert len(store._quotes) == 2
     assert ("c1", "pasta lovers", 1, b"") not in store._quotes
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The fast paths of quoting against the plain definitions they replace (a request must get the same quotes).
+
+
+def _tidy_reference(caption: str) -> str:
+    lines = (line.replace("\u2800", " ").split() for line in caption.splitlines())
+    marked = [[(t, captions_module._is_filler(t)) for t in line] for line in lines]
+    tokens = [pair for line in marked if not all(filler for _, filler in line) for pair in line]
+    kept = []
+    for i, (token, filler) in enumerate(tokens):
+        in_run = filler and ((i > 0 and tokens[i - 1][1]) or (i + 1 < len(tokens) and tokens[i + 1][1]))
+        if not in_run:
+            kept.append(token)
+    return " ".join(kept)
+
+
+def _cut_reference(text: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str:
+    """:func:`cut` reading every token from the start (no :func:`scan_from`)."""
+    if len(text) <= limit:
+        return text
+    start = 0
+    for match in captions_module._TOKEN_RE.finditer(text):
+        if captions_module._hits(match.group(), target):
+            start = max(0, match.start() - captions_module._CONTEXT_CHARS)
+            if start:
+                space = text.find(" ", start)
+                start = space + 1 if 0 <= space < match.start() else start
+            break
+    end = min(len(text), start + limit)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + limit // 2 else end
+    return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")
+
+
+def _first_hit_reference(text: str, target: frozenset[str]) -> int | None:
+    for match in captions_module._TOKEN_RE.finditer(text):
+        if captions_module._hits(match.group(), target):
+            return match.start()
+    return None
+
+
+# Pieces of hostile captions: words that hit by stem ("Studies" → study, "ÉTUDIANTS" → etudia) or only inside
+# another token ("xstudy", "#studygram"), characters that fold to several (ﬁ, ǆ), to nothing (combining marks),
+# that lower-case to several (İ) or to ASCII (the Kelvin sign), other scripts, emoji, filler and odd whitespace.
+_PIECES = st.sampled_from(
+    ["Studies", "studying", "study", "xstudy", "#studygram", "#LateNightStudy", "stud", "ÉTUDIANTS", "étudiant",
+     "e\u0301tudiant", "students'", "student’s", "meals", "Meal-prep", "#mealprep", "universidad", "ﬁtness", "ǆungle",
+     "İstanbul", "\u212aitchen", "Σπουδές", "ΣΠΟΥΔΑΣ", "учёба", "Студенты", "東京", "大学生", "भारत", "طلاب",
+     "ｓｔｕｄｙ", "🔥", "🏃🏽\u200d♀️", "☀️", "1\ufe0f\u20e3", "•", ".", "⠀", "—", "!!!", "_", "#", "'", "’", " ",
+     "  ", "\n", "\n.\n", "\t", "\u2028", "\x1c", "\x85", "\u200b", "\u0301", "\ufffd", "a", "x"]
+)  # fmt: skip
+_CAPTIONS = st.lists(st.one_of(_PIECES, st.text(max_size=5)), max_size=120).map("".join)
+_TARGETS = st.lists(
+    st.sampled_from(
+        ["study", "studen", "etudia", "meal", "univer", "fitnes", "dzungl", "istanb", "kitche", "σπουδ", "студен",
+         "東京", "late", "nigh", "Study", "y", "abc"]
+    ),
+    max_size=5,
+).map(frozenset)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(_CAPTIONS, _TARGETS)
+def test_the_search_for_a_quotes_first_match_starts_no_later_than_the_first_hit(
+    caption: str, target: frozenset[str]
+) -> None:
+    for text in (caption, tidy_caption(caption)):
+        start = scan_from(text, target)
+        hit = _first_hit_reference(text, target)
+        assert 0 <= start <= len(text)
+        if hit is not None:
+            assert start <= hit
+        long = text * (1 + QUOTE_CHARS // max(1, len(text)))
+        assert cut(long, target) == _cut_reference(long, target)
+        assert cut(text, target, limit=20) == _cut_reference(text, target, limit=20)
+
+
+@pytest.mark.parametrize(
+    ("text", "target", "hit"),
+    [
+        ("", frozenset({"study"}), None),
+        ("🔥🔥 ☀️ 🏃🏽\u200d♀️ " * 40, frozenset({"study"}), None),
+        ("#a #b #c " * 40 + "#studygram", frozenset({"study"}), 360),
+        ("word " * 60 + "xstudy then Studies", frozenset({"study"}), 312),  # "Studies" by its stem, "xstudy" not
+        ("mot " * 60 + "ÉTUDIANTS", frozenset({"etudia"}), 240),  # the accent folded in place
+        # A combining mark (read from the start) splits a token: "e", "tudiants", then the precomposed word.
+        ("mot " * 60 + "e\u0301tudiants étudiants", frozenset({"etudia"}), 251),
+        ("слово " * 50 + "Студенты", frozenset({"студен"}), 300),  # a stem outside ASCII: read from the start
+        ("\u212a " * 100 + "kitchens", frozenset({"kitche"}), 200),
+        ("İ " * 100 + "studies", frozenset({"study"}), 200),
+        ("İ" * 100 + " studies " + "word " * 40 + "studies", frozenset({"study"}), 101),  # İ lower-cases to two
+        ("ﬁ " * 100 + "fitness", frozenset({"fitnes"}), 200),
+    ],
+)
+def test_the_first_match_of_odd_captions_is_found(text: str, target: frozenset[str], hit: int | None) -> None:
+    assert _first_hit_reference(text, target) == hit
+    start = scan_from(text, target)
+    assert start <= (len(text) if hit is None else hit)
+    assert cut(text, target) == _cut_reference(text, target)
+
+
+def test_a_caption_without_any_needle_is_not_read_and_an_unsure_one_is_read_whole() -> None:
+    text = "nothing to see here " * 20
+    assert scan_from(text, frozenset({"study"})) == len(text)
+    assert scan_from(text, frozenset()) == len(text)
+    assert scan_from("a\u0301 " + text + " studies", frozenset({"study"})) == 0  # a combining mark
+    assert scan_from(text + " студенты", frozenset({"студен"})) == 0  # a stem outside ASCII
+    assert scan_from("x " * 50 + "big studies", frozenset({"study"})) == 104  # from the word's start
+
+
+@settings(max_examples=600, deadline=None)
+@given(_CAPTIONS)
+def test_captions_are_tidied_exactly_as_token_by_token(caption: str) -> None:
+    assert tidy_caption(caption) == _tidy_reference(caption)
+
+
+@pytest.mark.parametrize(
+    "caption",
+    ["", "   ", "🔥", "🔥🔥🔥 ✨", "#a #b #c", "#studygram\n#mealprep", ".\n•\n⠀", "x" * 3000, "• • word • •",
+     "Σπουδές ΣΠΟΥΔΑΣ", "东京 大学生", "طلاب الجامعة", "line\u2028.\u2028next", "a\x1c.\x1cb", "_ _ word", "-\n-",
+     "The students love their studies, and what about you?"],
+)  # fmt: skip
+def test_odd_captions_are_tidied_and_stemmed_as_the_plain_definitions(caption: str) -> None:
+    assert tidy_caption(caption) == _tidy_reference(caption)
+    assert captions_module._sorted_stems(caption) == tuple(sorted(stems(caption)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_CAPTIONS)
+def test_caption_stems_are_the_sorted_stems_of_the_words(caption: str) -> None:
+    assert captions_module._sorted_stems(caption) == tuple(sorted(stems(caption)))
+
+
+def test_a_store_without_caption_vectors_quotes_alike_whatever_the_segment_vector() -> None:
+    store = CaptionStore({"c1": ["pasta night with friends #pasta", "a new pasta recipe, fresh basil"]})
+    first = store.best("c1", "pasta lovers", 2, unit([1.0, 0.0, 0.0]))
+    assert store.best("c1", "pasta lovers", 2, unit([0.0, 1.0, 0.0])) == first == store.best("c1", "pasta lovers")
+    assert list(store._quotes) == [("c1", "pasta lovers", 2, b"")]  # remembered once, by no vector
+
+
+def test_without_vectors_more_shared_stems_rank_first_and_ties_go_to_the_newer_caption() -> None:
+    captions = ["pasta tonight", "fresh pasta with basil", "sunset sailing", "basil pasta salad", "pasta"]
+    store = CaptionStore({"c1": captions})
+    assert store.best("c1", "pasta and basil lovers", n=4) == [
+        "fresh pasta with basil",
+        "basil pasta salad",
+        "pasta tonight",
+        "pasta",
+    ]
+    assert store.best("c1", "pasta and basil lovers", n=1) == ["fresh pasta with basil"]
+    assert store.best("c1", "sailing", n=2) == ["sunset sailing"]
