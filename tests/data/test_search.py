@@ -198,3 +198,39 @@ def test_sorted_unique_is_numpys_unique(n):
     values = np.random.default_rng(n).integers(0, max(n // 3, 1), n).astype(np.int64)
     np.testing.assert_array_equal(sorted_unique(values), np.unique(values))
     assert sorted_unique(values).dtype == np.int64
+
+
+def test_a_brief_sent_again_reuses_its_shortlist_and_gets_the_same_answer(small_features, searcher, monkeypatch):
+    """The k rows the fit estimate picks are remembered per segment vectors, weights, countries, filters and depth:
+    sent again, a brief skips the estimate and gets exactly the answer a fresh searcher gives; a change of weight or
+    of countries is another shortlist."""
+    from audiencefit.models import retrieval
+
+    fs = load_feature_set(small_features)
+    directory = default_index_dir(fs)
+    fresh = AudienceSearch(
+        fs, load_index(fs, "audience", directory), load_index(fs, "content", directory), query_embedder(fs)
+    )
+    calls = []
+    real = retrieval.combined_fit_estimate
+    monkeypatch.setattr(retrieval, "combined_fit_estimate", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    brief = [RUNNING, SKIN]
+    first = searcher.search(brief, k=15)
+    estimates = len(calls)
+    again = searcher.search([Segment(RUNNING.text, segment_id="other id"), SKIN], k=15)
+    assert len(calls) == estimates  # the same vectors, weights and countries: no estimate
+    cold = fresh.search(brief, k=15)
+    for got in (again, cold):
+        assert got.creator_ids == first.creator_ids
+        np.testing.assert_array_equal(got.fit, first.fit)
+        np.testing.assert_array_equal(got.segment_fit, first.segment_fit)
+    heavier = Segment(SKIN.text, segment_id="skin", weight=2.0)
+    french = Segment(SKIN.text, segment_id="skin", weight=0.5, countries=("FR",))
+    for changed in ([RUNNING, heavier], [RUNNING, french]):
+        before = len(calls)
+        warm = searcher.search(changed, k=15)
+        assert len(calls) > before
+        assert warm.creator_ids == fresh.search(changed, k=15).creator_ids
+    before = len(calls)
+    searcher.search(brief, k=16)  # another depth
+    assert len(calls) > before
