@@ -34,6 +34,10 @@ def l2_normalise(matrix: F32) -> F32:
     return np.asarray(out, dtype=np.float32)
 
 
+_ROUNDS = 64
+"""Rounds of :func:`row_sums` before the rows left go through ``np.add.at``."""
+
+
 def row_sums(
     vectors: F32, group: I64, n_groups: int, weights: NDArray[np.float64] | None = None
 ) -> NDArray[np.float64]:
@@ -43,7 +47,8 @@ def row_sums(
     ``np.add.at`` on rows was a sixth of a cold feature build (py-spy, 20k creators). Here the rows go in rounds:
     round r adds every group's r-th row (in row order) at once, and within a round no two rows share a group, so
     a plain fancy-indexed add is safe. Each group still receives its rows one by one in the same order, so the
-    sums are the same numbers; rounds are as many as the largest group has rows.
+    sums are the same numbers. After :data:`_ROUNDS` rounds the rows left (of the rare groups with more rows: a
+    creator with a large follower sample) go through ``np.add.at`` in row order, so no group costs a round per row.
     """
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
     sums = np.zeros((n_groups, dim), dtype=np.float64)
@@ -60,12 +65,21 @@ def row_sums(
     rank[order] = np.arange(len(ordered)) - np.repeat(starts, sizes)  # each row's place within its group
     by_rank = np.argsort(rank, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(rank))]
-    for r in range(len(bounds) - 1):
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    for r in range(min(len(bounds) - 1, _ROUNDS)):
         rows = by_rank[bounds[r] : bounds[r + 1]]
         part = vectors[rows].astype(np.float64)
-        if weights is not None:
-            part *= np.asarray(weights, dtype=np.float64)[rows][:, None]
+        if w is not None:
+            part *= w[rows][:, None]
         sums[group[rows]] += part
+    if len(bounds) - 1 > _ROUNDS:
+        # The few groups with more rows than rounds: the rest of their rows in row order (which, within a group, is
+        # the order of their places), after the rounds, as np.add.at adds them.
+        rest = np.sort(by_rank[bounds[_ROUNDS] :])
+        part = vectors[rest].astype(np.float64)
+        if w is not None:
+            part *= w[rest][:, None]
+        np.add.at(sums, group[rest], part)
     return sums
 
 

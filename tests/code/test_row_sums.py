@@ -24,7 +24,9 @@ def test_row_sums_are_bit_for_bit_np_add_at(seed: int) -> None:
     if seed % 3 == 0:
         group = np.sort(group)  # creators' rows usually arrive together
     if seed % 4 == 1:
-        group[: n // 2] = 0  # one creator with half the rows: many rounds
+        group[: n // 2] = 0  # one creator with half the rows: more rows than rounds
+    if seed % 4 == 2:
+        group[rng.random(n) < 0.3] = n_groups - 1  # a large group spread over the rows
     vectors = (rng.standard_normal((n, 9)) * 10.0 ** rng.integers(-3, 4, (n, 1))).astype(np.float32)
     weights = rng.random(n) if seed % 2 else None
     expected = _add_at(vectors, group, n_groups, weights)
