@@ -21,9 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import threading
 import unicodedata
-from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +32,7 @@ import polars as pl
 
 from audiencefit.features.featureset import QUOTE_CAPTION_CHARS, QUOTE_CAPTIONS
 from audiencefit.features.text import prepare_text
+from audiencefit.models.remembered import Remembered
 
 if TYPE_CHECKING:
     from audiencefit.features.embed import Embedder
@@ -262,9 +261,7 @@ class CaptionStore:
         # Quotes made lately, by creator, segment text, n and the segment vector's digest: a repeat brief shows the
         # same creators for the same segments, and tidying and cutting their captions was a fifth of a request's
         # CPU (py-spy, 100k world). Tuples of strings, untracked by the garbage collector, like the stems.
-        self._quotes: OrderedDict[tuple[str, str, int, bytes], tuple[str, ...]] = OrderedDict()
-        self._quotes_capacity = remembered
-        self._quotes_lock = threading.Lock()
+        self._quotes: Remembered[tuple[str, str, int, bytes], tuple[str, ...]] = Remembered(remembered)
 
     def _stems_of(self, creator_id: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """(the caption tidied, its stems) for each of the creator's captions, newest first: what quoting reads of
@@ -334,17 +331,7 @@ class CaptionStore:
         if segment_vector is not None and self._vectors is not None:
             digest = hashlib.blake2b(segment_vector.tobytes(), digest_size=16).digest()
         key = (creator_id, segment_text, n, digest)
-        with self._quotes_lock:
-            found = self._quotes.get(key)
-            if found is not None:
-                self._quotes.move_to_end(key)
-                return list(found)
-        quotes = self._best(creator_id, segment_text, n, segment_vector)
-        with self._quotes_lock:
-            self._quotes[key] = tuple(quotes)
-            while len(self._quotes) > self._quotes_capacity:
-                self._quotes.popitem(last=False)
-        return quotes
+        return list(self._quotes.get(key, lambda: tuple(self._best(creator_id, segment_text, n, segment_vector))))
 
     def _best(
         self, creator_id: str, segment_text: str, n: int, segment_vector: npt.NDArray[np.float32] | None
