@@ -37,8 +37,6 @@ logger = logging.getLogger(__name__)
 KEY_BYTES = 16
 _SHARD_GLOB = "shard-*.parquet"
 _COMPACT_ROWS = 200_000
-SHARD_ROW_GROUP = 4096
-"""Rows per parquet row group of a shard (6 MB of 384-d vectors): the unit a lookup reads."""
 _META_EMBEDDER = b"audiencefit.embedder_id"
 _META_DIM = b"audiencefit.dim"
 
@@ -190,48 +188,27 @@ class EmbeddingCache:
             shard_of = self._shard_of[position[hit_idx]]
             row_of = self._row_of[position[hit_idx]]
             shards = list(self._shards)
-        if hit_idx.size == 0:
-            return found, vectors
-        by_shard = np.argsort(shard_of, kind="stable")
-        shard_ids, starts = np.unique(shard_of[by_shard], return_index=True)
-        for shard, hits in zip(shard_ids, np.split(by_shard, starts[1:]), strict=True):
-            block = self._read_vectors(shards[int(shard)], row_of[hits])
+        for shard in np.unique(shard_of):
+            in_shard = shard_of == shard
+            block = self._read_vectors(shards[int(shard)])
             if block is None:
                 continue
-            vectors[hit_idx[hits]] = block
-            found[hit_idx[hits]] = True
+            vectors[hit_idx[in_shard]] = block[row_of[in_shard]]
+            found[hit_idx[in_shard]] = True
         return found, vectors
 
-    def _read_vectors(self, path: Path, rows: npt.NDArray[np.int32] | None = None) -> npt.NDArray[np.float32] | None:
-        """The vectors of one shard's ``rows`` (all of them when None), or None if the shard became unreadable.
-
-        Only the row groups holding ``rows`` are read (memory-mapped): a lookup hitting a few rows of each of many
-        shards, as a build's later partitions do (a follower profile seen in an earlier partition), read every
-        one of those shards whole, and the partitions of a 1M build grew slower as the cache grew."""
+    def _read_vectors(self, path: Path) -> npt.NDArray[np.float32] | None:
+        """All vectors of one shard (memory-mapped), or None if the shard became unreadable."""
         try:
-            # As one file (see _read_keys), not as a dataset.
+            # Every lookup that hits the shard reads it: as one file (see _read_keys), not as a dataset.
             with pq.ParquetFile(path, memory_map=True) as shard:
-                sizes = np.array([shard.metadata.row_group(g).num_rows for g in range(shard.num_row_groups)])
-                first = np.concatenate([[0], np.cumsum(sizes)])
-                if rows is None:
-                    table = shard.read(columns=["vector"])
-                else:
-                    if rows.size and (rows.min() < 0 or rows.max() >= first[-1]):
-                        raise ValueError(f"rows up to {int(rows.max())} asked of a shard of {int(first[-1])}")
-                    groups = np.unique(np.searchsorted(first, rows, side="right") - 1)
-                    table = shard.read_row_groups([int(g) for g in groups], columns=["vector"])
-                    # Where each asked row is among the rows of the groups read.
-                    before = np.zeros(len(sizes), dtype=np.int64)
-                    before[groups] = np.concatenate([[0], np.cumsum(sizes[groups])[:-1]])
-                    group_of = np.searchsorted(first, rows, side="right") - 1
-                    rows = (rows - first[group_of] + before[group_of]).astype(np.int64)
+                table = shard.read(columns=["vector"])
             column = table.column("vector").combine_chunks()
             if column.null_count:
                 raise ValueError("null vectors")
             flat = column.values.to_numpy(zero_copy_only=False)
             offset = column.offset * self.dim
-            block = np.asarray(flat[offset : offset + len(column) * self.dim], dtype=np.float32).reshape(-1, self.dim)
-            return block if rows is None else block[rows]
+            return np.asarray(flat[offset : offset + len(column) * self.dim], dtype=np.float32).reshape(-1, self.dim)
         except (OSError, pa.ArrowException, ValueError) as exc:
             logger.warning(
                 "ignoring unreadable embedding cache shard",
@@ -304,15 +281,7 @@ class EmbeddingCache:
             # Random keys and float vectors do not compress, a dictionary of them is never used (pyarrow tries one
             # for every column first) and their min/max statistics select nothing: all off, plain pages. Measured on
             # 50,000 × 384 rows: 0.176 → 0.134 s per shard written, 0.115 → 0.092 s to read the vectors back.
-            # Row groups of SHARD_ROW_GROUP rows: a lookup reads only the groups holding its rows.
-            pq.write_table(
-                table,
-                temporary,
-                compression="none",
-                use_dictionary=False,
-                write_statistics=False,
-                row_group_size=SHARD_ROW_GROUP,
-            )
+            pq.write_table(table, temporary, compression="none", use_dictionary=False, write_statistics=False)
             with temporary.open("rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(temporary, final)

@@ -223,50 +223,6 @@ def test_keys_merged_in_shard_by_shard_equal_the_index_read_back_from_the_shards
         np.testing.assert_array_equal(got, vectors)
 
 
-def test_a_lookup_reads_the_row_groups_of_its_rows_and_old_single_group_shards_still_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from audiencefit.features import embed_cache
-
-    monkeypatch.setattr(embed_cache, "SHARD_ROW_GROUP", 7)
-    cache = EmbeddingCache(tmp_path, "test/groups", 3)
-    rng = np.random.default_rng(2)
-    texts = [f"t{i}" for i in range(50)]
-    vectors = rng.normal(size=(50, 3)).astype(np.float32)
-    cache.put_many([cache.key(t) for t in texts[:40]], vectors[:40])
-    (shard,) = cache.directory.glob("shard-*.parquet")
-    assert pq.ParquetFile(shard).num_row_groups == 6  # 40 rows in groups of 7
-    # A shard as the writer of before this change made it: one row group, dictionary pages, zstd keys.
-    old = pa.table(
-        {
-            "key": pa.array([cache.key(t) for t in texts[40:]], pa.binary(16)),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[40:].reshape(-1)), 3),
-        }
-    )
-    pq.write_table(
-        old, cache.directory / "shard-99999999999999999999-old.parquet", compression={"key": "zstd", "vector": "none"}
-    )
-    reader = EmbeddingCache(tmp_path, "test/groups", 3)
-    reads: list[list[int]] = []
-    real = pq.ParquetFile.read_row_groups
-    monkeypatch.setattr(
-        pq.ParquetFile,
-        "read_row_groups",
-        lambda self, groups, **kw: reads.append(list(groups)) or real(self, groups, **kw),
-    )
-    asked = [3, 45, 17, 18, 2, 44, 60]  # rows of groups 0 and 2 of the new shard, two of the old one, one unknown
-    found, got = reader.get_many([reader.key(f"t{i}") for i in asked])
-    assert found.tolist() == [True] * 6 + [False]
-    np.testing.assert_array_equal(got[:6], vectors[asked[:6]])
-    assert sorted(map(sorted, reads)) == [[0], [0, 2]]  # the old shard's one group; groups 0 and 2 of the new one
-    every_found, every = reader.get_many([reader.key(t) for t in texts])
-    assert every_found.all()
-    np.testing.assert_array_equal(every, vectors)
-
-
 def test_compact_merges_shards_and_keeps_every_vector(tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path, "test/compact", 3)
     rng = np.random.default_rng(0)
