@@ -158,10 +158,16 @@ def quote(caption: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str
 
 def cut(text: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str:
     """A tidied caption (:func:`tidy_caption`) shortened as :func:`quote` does."""
+    return cut_from(text, target, limit, scan_from(text, target) if len(text) > limit else 0)
+
+
+def cut_from(text: str, target: frozenset[str], limit: int, begin: int) -> str:
+    """:func:`cut`, reading tokens for the first hit from ``begin`` (0: every token; :func:`scan_from` says where
+    reading may start without passing one)."""
     if len(text) <= limit:
         return text
     start = 0
-    for match in _TOKEN_RE.finditer(text, scan_from(text, target)):
+    for match in _TOKEN_RE.finditer(text, begin):
         token = match.group()
         if _hits(token, target):
             start = max(0, match.start() - _CONTEXT_CHARS)

@@ -201,22 +201,8 @@ def _tidy_reference(caption: str) -> str:
 
 
 def _cut_reference(text: str, target: frozenset[str], limit: int = QUOTE_CHARS) -> str:
-    """:func:`cut` reading every token from the start (no :func:`scan_from`)."""
-    if len(text) <= limit:
-        return text
-    start = 0
-    for match in captions_module._TOKEN_RE.finditer(text):
-        if captions_module._hits(match.group(), target):
-            start = max(0, match.start() - captions_module._CONTEXT_CHARS)
-            if start:
-                space = text.find(" ", start)
-                start = space + 1 if 0 <= space < match.start() else start
-            break
-    end = min(len(text), start + limit)
-    if end < len(text):
-        space = text.rfind(" ", start, end)
-        end = space if space > start + limit // 2 else end
-    return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")
+    """:func:`cut` reading every token from the start (no :func:`scan_from`), as it did before."""
+    return captions_module.cut_from(text, target, limit, 0)
 
 
 def _first_hit_reference(text: str, target: frozenset[str]) -> int | None:
