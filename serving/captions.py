@@ -97,12 +97,12 @@ def _fold(word: str) -> str:
 
 def words(text: str) -> set[str]:
     """Lower-case content words (3+ letters, no stop words) of a prepared text."""
-    return {w for w in _WORD_RE.findall(prepare_text(text).lower()) if w not in _STOP}
+    return set(_WORD_RE.findall(prepare_text(text).lower())) - _STOP
 
 
 def stems(text: str) -> set[str]:
     """The stems of :func:`words` (hashtags split into their words)."""
-    return {stem(w) for w in words(text)}
+    return set(map(stem, words(text)))
 
 
 def recent_captions(posts: pl.DataFrame, per_creator: int = CAPTIONS_PER_CREATOR) -> dict[str, list[str]]:
@@ -476,7 +476,7 @@ def _folded_view(text: str) -> str | None:
 def _fold_char(ch: str) -> str | None:
     """One lower-case character as :func:`_folded_view` shows it: what :func:`_fold` makes of it when that is one
     character, :data:`_WIDE` for several non-ASCII ones, None for nothing or several with an ASCII one."""
-    folded = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    folded = _fold(ch)
     if len(folded) == 1:
         return folded
     if not folded or any(c.isascii() for c in folded):
@@ -485,9 +485,8 @@ def _fold_char(ch: str) -> str | None:
 
 
 def _sorted_stems(text: str) -> tuple[str, ...]:
-    """:func:`stems` as a sorted tuple (a cache entry the garbage collector does not track); the same steps as
-    :func:`words` and :func:`stems`, mapped in C (every caption of a creator first quoted goes through here)."""
-    return tuple(sorted(set(map(stem, set(_WORD_RE.findall(prepare_text(text).lower())) - _STOP))))
+    """:func:`stems` as a sorted tuple (a cache entry the garbage collector does not track)."""
+    return tuple(sorted(stems(text)))
 
 
 def caption_cache(settings: Settings, embedder: Embedder) -> EmbeddingCache | None:
