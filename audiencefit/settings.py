@@ -154,6 +154,11 @@ class Settings(BaseSettings):
     forest_cache: Path | None = Field(
         None, description="Where compiled tree models are kept (default: <data_dir>/cache/forests)."
     )
+    table_cache: Path | None = Field(
+        None,
+        description="Where the service keeps memory-mapped Arrow copies of the feature-set tables, shared by its "
+        "workers (default: <data_dir>/cache/tables). Set but empty: read the tables into each worker's memory.",
+    )
     seed: int = Field(7, description="Seed for every random choice the pipeline makes.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["json", "console"] = Field("console", description="'json' for one JSON object per line.")
@@ -369,6 +374,13 @@ class Settings(BaseSettings):
     @property
     def forest_cache_dir(self) -> Path:
         return self.forest_cache if self.forest_cache is not None else self.cache_dir / "forests"
+
+    @property
+    def table_cache_dir(self) -> Path | None:
+        """None when the table cache is switched off (``AUDIENCEFIT_TABLE_CACHE`` set but empty)."""
+        if self.table_cache is None:
+            return self.cache_dir / "tables"
+        return None if str(self.table_cache) in ("", ".") else self.table_cache
 
     @property
     def embedding_cache_dir(self) -> Path:

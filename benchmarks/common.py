@@ -239,8 +239,17 @@ def tree_rss_mb(root: int) -> tuple[float, int]:
     return total, count
 
 
+def _is_helper(pid: int) -> bool:
+    """multiprocessing's resource tracker (a few MB, started beside a pool's workers), not a worker."""
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def tree_memory(root: int) -> list[dict[str, Any]]:
-    """Memory of ``root`` and each descendant: pid, parent, role (``root`` or ``child``), VmRSS, VmHWM, RssAnon and
+    """Memory of ``root`` and each descendant: pid, parent, role (``root``, ``child`` or ``helper``: a resource
+    tracker), VmRSS, VmHWM, RssAnon and
     RssFile in MB (file pages are memory-mapped files, shared with the page cache and other processes)."""
     parents = _process_parents()
     rows: list[dict[str, Any]] = []
@@ -250,7 +259,7 @@ def tree_memory(root: int) -> list[dict[str, Any]]:
             {
                 "pid": pid,
                 "parent": parents.get(pid),
-                "role": "root" if pid == root else "child",
+                "role": "root" if pid == root else ("helper" if _is_helper(pid) else "child"),
                 **{
                     key: _status_mb(status, field_name)
                     for key, field_name in (

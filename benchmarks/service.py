@@ -864,7 +864,8 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
         # Memory after every level ran: the front (root) and each worker process it started.
         memory = tree_memory(pid)
         res.results["server_memory"] = memory
-        workers = [row for row in memory if row["role"] == "child"] or memory
+        # Workers: the processes the front started (not a resource tracker); with one worker the root serves.
+        workers = [row for row in memory if row["role"] == "child"] or [row for row in memory if row["role"] == "root"]
         res.results["memory_per_worker_mb"] = {
             "processes": len(memory),
             "workers": len(workers),
@@ -873,6 +874,9 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
             "worker_anon_max_mb": max((row["anon_mb"] or 0.0) for row in workers),
             "worker_file_max_mb": max((row["file_mb"] or 0.0) for row in workers),
             "total_rss_mb": sum((row["rss_mb"] or 0.0) for row in memory),
+            # Mapped file pages are shared between the workers (the page cache holds one copy): the machine's cost
+            # is every process's own (anonymous) memory plus the largest mapped set, not the sum of RSS.
+            "total_anon_mb": sum((row["anon_mb"] or 0.0) for row in memory),
         }
     res.results["levels"] = levels
     peer = latency_ms(peer_latencies(prep, args.peer_requests, max(args.duration, 10.0), args.seed))
@@ -918,12 +922,13 @@ def run_service(argv: Sequence[str] | None = None) -> Results:
         console.print(
             f"memory after the run: {mem['workers']} worker(s), per worker RSS ≤ {mem['worker_rss_max_mb']:,.0f} "
             f"MB (anonymous {mem['worker_anon_max_mb']:,.0f} MB, mapped files {mem['worker_file_max_mb']:,.0f} MB), "
-            f"peak {mem['worker_hwm_max_mb']:,.0f} MB; all {mem['processes']} processes {mem['total_rss_mb']:,.0f} MB"
+            f"peak {mem['worker_hwm_max_mb']:,.0f} MB; all {mem['processes']} processes {mem['total_rss_mb']:,.0f} MB "
+            f"RSS, of which {mem['total_anon_mb']:,.0f} MB their own (the mapped pages are shared)"
         )
         res.goals.append(
             Goal("service", f"memory per worker at {n:,} creators (information)",
-                 f"RSS {mem['worker_rss_max_mb']:,.0f} MB (peak {mem['worker_hwm_max_mb']:,.0f} MB) × "
-                 f"{mem['workers']} worker(s)", None)
+                 f"RSS {mem['worker_rss_max_mb']:,.0f} MB (own {mem['worker_anon_max_mb']:,.0f} MB, peak "
+                 f"{mem['worker_hwm_max_mb']:,.0f} MB) × {mem['workers']} worker(s)", None)
         )  # fmt: skip
     if "peer_vs_service_1_client" in res.results:
         ratio = res.results["peer_vs_service_1_client"]

@@ -36,6 +36,7 @@ import polars as pl
 
 from audiencefit.features.errors import InputError
 from audiencefit.features.io import sha256_file
+from audiencefit.features.mapped_tables import mapped_table
 from audiencefit.features.stored_paths import MAX_MANIFEST_BYTES, checksum_table, contained_path, read_regular
 
 # Bump when the meaning, columns or layout of a feature changes: models record the version they were trained on
@@ -45,6 +46,8 @@ FEATURE_VERSION = "2"
 MANIFEST = "manifest.json"
 VECTOR_FILES = ("bio", "content", "audience", "audience_dist", "centroids")
 TABLE_FILES = ("creators", "terms", "audience_geo", "clusters")
+# The tables a table cache maps (clusters: a few rows).
+MAPPED_TABLES = ("creators", "terms", "audience_geo")
 # Optional table (absent when the input had no followers, and in feature sets built before it existed).
 FOLLOWER_KEYS = "follower_keys"
 # Optional table (absent in feature sets built before it existed): captions to quote in explanations.
@@ -159,14 +162,21 @@ def read_manifest(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def load_feature_set(
-    path: Path, *, verify_checksums: bool = True, mmap: bool = False, skip: frozenset[str] = frozenset()
+    path: Path,
+    *,
+    verify_checksums: bool = True,
+    mmap: bool = False,
+    skip: frozenset[str] = frozenset(),
+    table_cache: Path | None = None,
 ) -> FeatureSet:
     """Load and check a feature set; any missing file, version or checksum mismatch is an ``InputError``.
 
     Only files the manifest lists (with their sha256) are opened, each inside ``path`` (symlinks resolved);
     ``verify_checksums=False`` skips hashing them (the listing and the paths are still checked). ``skip`` names
     optional tables a caller does not use (``follower_keys``, ``recent_captions``: GBs at a million creators); they
-    are still checksummed, not read, and are None on the result."""
+    are still checksummed, not read, and are None on the result. ``table_cache``: the tables (but ``clusters``) are
+    memory-mapped from Arrow copies kept there (``audiencefit.features.mapped_tables``; converted once, after the
+    checksums matched), so that processes mapping the same feature set share one copy."""
     unknown = set(skip) - {FOLLOWER_KEYS, RECENT_CAPTIONS}
     if unknown:
         raise ValueError(f"only {FOLLOWER_KEYS} and {RECENT_CAPTIONS} can be skipped, not {sorted(unknown)}")
@@ -186,14 +196,15 @@ def load_feature_set(
     # is returned unless every checksum matches.
     with ThreadPoolExecutor(max_workers=1) as pool:
         digests = {rel: pool.submit(sha256_file, resolved[rel]) for rel in sorted(files)} if verify_checksums else {}
+        mapped = (*MAPPED_TABLES, FOLLOWER_KEYS) if table_cache is not None else ()
         try:
-            tables = {name: pl.read_parquet(resolved[f"{name}.parquet"]) for name in TABLE_FILES}
+            tables = {name: pl.read_parquet(resolved[f"{name}.parquet"]) for name in TABLE_FILES if name not in mapped}
             arrays = {
                 name: np.load(resolved[f"vectors/{name}.npy"], allow_pickle=False, mmap_mode="r" if mmap else None)
                 for name in VECTOR_FILES
             }
             keys_file = None if FOLLOWER_KEYS in skip else resolved.get(f"{FOLLOWER_KEYS}.parquet")
-            follower_keys = pl.read_parquet(keys_file) if keys_file is not None else None
+            follower_keys = pl.read_parquet(keys_file) if keys_file is not None and not mapped else None
             captions_file = None if RECENT_CAPTIONS in skip else resolved.get(f"{RECENT_CAPTIONS}.parquet")
             recent_captions = pl.read_parquet(captions_file) if captions_file is not None else None
             unreadable = None
@@ -208,6 +219,17 @@ def load_feature_set(
         raise InputError(f"{path}: feature set is damaged: " + "; ".join(problems))
     if unreadable is not None:
         raise InputError(f"{path}: feature set is unreadable: {unreadable}") from unreadable
+    if table_cache is not None:
+        # Only now: a copy is converted from a file whose checksum matched, so it is never named after
+        # content it does not hold.
+        try:
+            for name in MAPPED_TABLES:
+                rel = f"{name}.parquet"
+                tables[name] = mapped_table(resolved[rel], files[rel], table_cache)
+            if keys_file is not None:
+                follower_keys = mapped_table(keys_file, files[f"{FOLLOWER_KEYS}.parquet"], table_cache)
+        except Exception as exc:
+            raise InputError(f"{path}: feature set is unreadable: {exc}") from exc
     n = tables["creators"].height
     for name in ("bio", "content", "audience", "audience_dist"):
         if arrays[name].shape[0] != n:

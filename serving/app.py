@@ -101,7 +101,7 @@ def features_loader(settings: Settings, config: ServeConfig) -> Callable[[Path, 
     embedder of the serving set is kept when the new set was embedded with the same one.
     """
     from audiencefit.features.embed import for_queries
-    from audiencefit.features.featureset import load_feature_set
+    from audiencefit.features.featureset import RECENT_CAPTIONS, load_feature_set
     from audiencefit.models.index import default_index_dir, load_index
     from audiencefit.models.query import query_embedder
     from audiencefit.models.retrieval import AudienceSearch
@@ -110,9 +110,13 @@ def features_loader(settings: Settings, config: ServeConfig) -> Callable[[Path, 
     configured = resolve_pointer(config.features_dir).resolve()
 
     def load(path: Path, serving: ServedFeatures | None) -> ServedFeatures:
-        # Memory-mapped matrices: the workers share one copy in the page cache instead of each holding its own
-        # (at 1M creators the four matrices are ~4.7 GB); rows are read when a request scores them.
-        fs = load_feature_set(path, mmap=True)
+        # Memory-mapped matrices and tables: the workers share one copy in the page cache instead of each holding
+        # its own (at 1M creators the four matrices are ~4.7 GB, the tables and quotable captions ~6 GB); rows are
+        # read when a request uses them. The captions table is read by the caption store (mapped, derived).
+        tables = settings.table_cache_dir
+        fs = load_feature_set(
+            path, mmap=True, table_cache=tables, skip=frozenset({RECENT_CAPTIONS}) if tables else frozenset()
+        )
         is_configured = path.resolve() == configured
         directory = config.index_dir if is_configured and config.index_dir is not None else default_index_dir(fs)
         if serving is not None and serving.search.embedder.id == fs.embedder_id:
@@ -131,7 +135,7 @@ def features_loader(settings: Settings, config: ServeConfig) -> Callable[[Path, 
                 cache=caption_cache(settings, embedder),
             )
         else:
-            captions = CaptionStore.from_feature_set(fs, embedder, caption_cache(settings, embedder))
+            captions = CaptionStore.from_feature_set(fs, embedder, caption_cache(settings, embedder), tables)
         # The store holds the quotable captions now; the table they came from is not kept twice (GBs at 1M).
         fs = dataclasses.replace(fs, recent_captions=None)
         search = AudienceSearch(

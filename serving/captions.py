@@ -30,7 +30,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from audiencefit.features.featureset import QUOTE_CAPTION_CHARS, QUOTE_CAPTIONS
+from audiencefit.features.featureset import MANIFEST, QUOTE_CAPTION_CHARS, QUOTE_CAPTIONS, RECENT_CAPTIONS
+from audiencefit.features.mapped_tables import mapped_table
+from audiencefit.features.stored_paths import contained_path
 from audiencefit.features.text import prepare_text
 from audiencefit.models.remembered import Remembered
 
@@ -182,6 +184,19 @@ def cut_from(text: str, target: frozenset[str], limit: int, begin: int) -> str:
     return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")
 
 
+def quotable_captions(table: pl.DataFrame) -> pl.DataFrame:
+    """The ``recent_captions`` rows quotes are taken from, flat, in (creator, newest first) order: each creator's
+    newest ``CAPTIONS_PER_CREATOR``, cut to ``MATCH_CHARS`` (``creator_id``, ``caption``)."""
+    return (
+        table.lazy()
+        .sort(["creator_id", "rank"])
+        .with_columns(position=pl.int_range(pl.len()).over("creator_id"))
+        .filter(pl.col("position") < CAPTIONS_PER_CREATOR)
+        .select("creator_id", pl.col("caption").str.slice(0, MATCH_CHARS))
+        .collect()
+    )
+
+
 class CaptionTable:
     """creator_id → its captions (newest first), over one flat string column and an offsets array.
 
@@ -197,7 +212,9 @@ class CaptionTable:
             )
         self._row = {creator_id: i for i, creator_id in enumerate(creator_ids)}
         self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
-        self._captions = captions.cast(pl.String).rechunk()
+        captions = captions.cast(pl.String)
+        # One chunk, for slicing; a memory-mapped column is one already and is not copied.
+        self._captions = captions if captions.n_chunks() == 1 else captions.rechunk()
 
     @classmethod
     def from_dict(cls, captions: dict[str, list[str]]) -> CaptionTable:
@@ -294,22 +311,31 @@ class CaptionStore:
 
     @classmethod
     def from_feature_set(
-        cls, fs: FeatureSet, embedder: Embedder | None = None, cache: EmbeddingCache | None = None
+        cls,
+        fs: FeatureSet,
+        embedder: Embedder | None = None,
+        cache: EmbeddingCache | None = None,
+        table_cache: Path | None = None,
     ) -> CaptionStore | None:
         """The captions ``features build`` kept in the feature set (``recent_captions.parquet``), so that quotes
-        need no raw data at serving time; None for a feature set built before it kept them."""
-        table = fs.recent_captions
-        if table is None:
+        need no raw data at serving time; None for a feature set built before it kept them. ``table_cache``: the
+        quotable captions are memory-mapped from an Arrow copy kept there (``audiencefit.features.mapped_tables``),
+        read from the parquet (checksummed when ``fs`` was loaded, also when ``fs`` skipped the table)."""
+        rel = f"{RECENT_CAPTIONS}.parquet"
+        checksum = fs.manifest["files"].get(rel)
+        if table_cache is not None and checksum is not None:
+            source = contained_path(fs.path, rel, where=f"{fs.path / MANIFEST}, field 'files'")
+            flat = mapped_table(
+                source,
+                checksum,
+                table_cache,
+                derive=quotable_captions,
+                derivation=f"quotable{CAPTIONS_PER_CREATOR}x{MATCH_CHARS}",
+            )
+        elif fs.recent_captions is not None:
+            flat = quotable_captions(fs.recent_captions)
+        else:
             return None
-        # Flat, in (creator, newest first) order, without a list per creator: one string column and the counts.
-        flat = (
-            table.lazy()
-            .sort(["creator_id", "rank"])
-            .with_columns(position=pl.int_range(pl.len()).over("creator_id"))
-            .filter(pl.col("position") < CAPTIONS_PER_CREATOR)
-            .select("creator_id", pl.col("caption").str.slice(0, MATCH_CHARS))
-            .collect()
-        )
         captions = CaptionTable.from_flat(flat)
         del flat
         if embedder is None:
