@@ -135,7 +135,7 @@ class Carry:
         def matrix(name: str) -> np.ndarray:
             base_m: np.ndarray = getattr(self.base, name)
             out = np.zeros((n, base_m.shape[1]), dtype=np.float32)
-            out[at_keep] = base_m[rows]
+            copy_runs(base_m, rows, out, at_keep)
             if new is not None:
                 out[at_new] = getattr(new, name)
             return out
@@ -205,6 +205,24 @@ class Carry:
             value = days_since(reference, pl.col("last_post_at")) if reference is not None else pl.lit(None, pl.Float64)
             frame = frame.with_columns(value.cast(frame.schema["days_since_last_post"]).alias("days_since_last_post"))
         return frame
+
+
+def copy_runs(source: np.ndarray, rows: np.ndarray, out: np.ndarray, at: np.ndarray) -> None:
+    """``out[at] = source[rows]``, copied as slices over the runs where both ``rows`` and ``at`` step by one.
+
+    The carried creators of a partition are long runs of consecutive rows of the base feature set (only the few
+    recomputed ones break them), and the base matrices are memory-mapped: a slice copy per run reads the file
+    sequentially, where one gather of every row went row by row (~0.4 s per matrix of 50,000 rows)."""
+    if len(rows) != len(at):
+        raise ValueError(f"{len(rows)} source rows for {len(at)} target rows")
+    if len(rows) == 0:
+        return
+    breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(at) != 1)) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(rows)]])
+    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+        first, target = int(rows[start]), int(at[start])
+        out[target : target + stop - start] = source[first : first + stop - start]
 
 
 def _check_compatible(base: FeatureSet, settings_used: dict[str, Any], embedder: Embedder) -> None:

@@ -107,9 +107,10 @@ def test_corrupt_shard_is_ignored_with_a_warning(
     cache = _cache(tmp_path, hashing_embedder)
     embed_texts(TEXTS[:3], hashing_embedder, cache, progress=False)
     embed_texts(TEXTS[3:], hashing_embedder, cache, progress=False)
-    shards = sorted(cache.directory.glob("shard-*.parquet"))
+    shards = sorted(cache.directory.glob("shard-*.arrow"))
     assert len(shards) == 2
     shards[1].write_bytes(shards[1].read_bytes()[:50])  # truncated, as after a disk error
+    (cache.directory / "shard-zzzz-garbage.arrow").write_bytes(b"not arrow at all")
     (cache.directory / "shard-zzzz-garbage.parquet").write_bytes(b"not parquet at all")
 
     with caplog.at_level(logging.WARNING, logger="audiencefit.features.embed_cache"):
@@ -118,7 +119,7 @@ def test_corrupt_shard_is_ignored_with_a_warning(
         result = embed_texts(TEXTS, hashing_embedder, fresh, progress=False)
     assert result.n_cached == 3 and result.n_embedded == 2
     warned = [r for r in caplog.records if "unreadable embedding cache shard" in r.getMessage()]
-    assert len(warned) == 2
+    assert len(warned) == 3
 
 
 def test_shard_of_the_wrong_width_is_ignored(
@@ -192,7 +193,7 @@ def test_shard_writes_are_atomic_and_put_many_skips_known_keys(tmp_path: Path) -
     assert cache.put_many(keys[:3], vectors[:3]) == 0
     assert cache.put_many([keys[0], cache.key("new"), cache.key("new")], vectors[:3]) == 1
     files = sorted(p.name for p in cache.directory.iterdir())
-    assert len(files) == 2 and all(f.startswith("shard-") and f.endswith(".parquet") for f in files)
+    assert len(files) == 2 and all(f.startswith("shard-") and f.endswith(".arrow") for f in files)
 
     found, got = EmbeddingCache(tmp_path, "test/atomic", 4).get_many([*keys, cache.key("missing")])
     assert found.tolist() == [True] * 5 + [False]
@@ -231,7 +232,7 @@ def test_compact_merges_shards_and_keeps_every_vector(tmp_path: Path) -> None:
     for start in range(0, 30, 10):
         cache.put_many(keys[start : start + 10], vectors[start : start + 10])
     assert cache.compact() == 2
-    assert len(list(cache.directory.glob("shard-*.parquet"))) == 1
+    assert len(list(cache.directory.glob("shard-*.arrow"))) == 1
     for reader in (cache, EmbeddingCache(tmp_path, "test/compact", 3)):
         found, got = reader.get_many(keys)
         assert found.all() and len(reader) == 30
@@ -284,3 +285,61 @@ def test_real_minilm_vectors(minilm: Embedder) -> None:
     run_run = float(first[0] @ first[1])
     run_skin = float(first[0] @ first[2])
     assert run_run > run_skin + 0.1
+
+
+def _parquet_shard(cache: EmbeddingCache, keys: list[bytes], vectors: np.ndarray) -> None:
+    """A shard as versions before the Arrow format wrote them (parquet, the same columns and metadata)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    table = pa.Table.from_arrays(
+        [
+            pa.array(keys, type=pa.binary(16)),
+            pa.FixedSizeListArray.from_arrays(flat, cache.dim),
+        ],
+        schema=pa.schema(
+            [pa.field("key", pa.binary(16), nullable=False), pa.field("vector", pa.list_(pa.float32(), cache.dim))],
+            metadata={
+                b"audiencefit.embedder_id": cache.embedder_id.encode(),
+                b"audiencefit.dim": str(cache.dim).encode(),
+            },
+        ),
+    )
+    cache.directory.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, cache.directory / "shard-00000000000000000001-legacy00.parquet")
+
+
+def test_shards_of_the_parquet_format_are_still_read_and_compacted_into_the_new_one(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path, "test/legacy", 4)
+    rng = np.random.default_rng(5)
+    old_keys = [cache.key(f"old {i}") for i in range(6)]
+    old = rng.normal(size=(6, 4)).astype(np.float32)
+    _parquet_shard(cache, old_keys, old)
+    new_keys = [cache.key(f"new {i}") for i in range(5)]
+    new = rng.normal(size=(5, 4)).astype(np.float32)
+    reader = EmbeddingCache(tmp_path, "test/legacy", 4)
+    assert reader.put_many(new_keys + old_keys[:1], np.vstack([new, old[:1]])) == 5  # the old key is known
+    for cache_now in (reader, EmbeddingCache(tmp_path, "test/legacy", 4)):
+        found, got = cache_now.get_many([*old_keys, *new_keys])
+        assert found.all()
+        np.testing.assert_array_equal(got, np.vstack([old, new]))
+    assert reader.compact() == 1
+    assert [p.suffix for p in reader.directory.glob("shard-*")] == [".arrow"]
+    found, got = EmbeddingCache(tmp_path, "test/legacy", 4).get_many([*old_keys, *new_keys])
+    assert found.all()
+    np.testing.assert_array_equal(got, np.vstack([old, new]))
+
+
+def test_a_lookup_reads_only_the_rows_it_takes_from_a_mapped_shard(tmp_path: Path) -> None:
+    """The vectors of an Arrow shard are a view of the mapped file, not a copy of the whole shard."""
+    cache = EmbeddingCache(tmp_path, "test/mapped", 8)
+    vectors = np.arange(8_000, dtype=np.float32).reshape(1_000, 8)
+    keys = [cache.key(f"t{i}") for i in range(1_000)]
+    cache.put_many(keys, vectors)
+    [shard] = cache.directory.glob("shard-*.arrow")
+    block = cache._read_vectors(shard)
+    assert block is not None and not block.flags.owndata and block.shape == (1_000, 8)
+    found, got = EmbeddingCache(tmp_path, "test/mapped", 8).get_many([keys[999], keys[3]])
+    assert found.all()
+    np.testing.assert_array_equal(got, vectors[[999, 3]])
