@@ -218,7 +218,9 @@ class EmbeddingCache:
                 # Every lookup that hits the shard reads it: as one file (see _read_keys), not as a dataset.
                 with pq.ParquetFile(path, memory_map=True) as shard:
                     table = shard.read(columns=["vector"])
-            column = table.column("vector").combine_chunks()
+            chunked = table.column("vector")
+            # One chunk (as written): taken as it is; combine_chunks would copy even one (a whole shard per lookup).
+            column = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
             if column.null_count:
                 raise ValueError("null vectors")
             flat = column.values.to_numpy(zero_copy_only=False)  # zero-copy for a mapped float32 column

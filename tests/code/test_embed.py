@@ -338,8 +338,12 @@ def test_a_lookup_reads_only_the_rows_it_takes_from_a_mapped_shard(tmp_path: Pat
     keys = [cache.key(f"t{i}") for i in range(1_000)]
     cache.put_many(keys, vectors)
     [shard] = cache.directory.glob("shard-*.arrow")
+    import pyarrow as pa
+
+    allocated = pa.total_allocated_bytes()
     block = cache._read_vectors(shard)
     assert block is not None and not block.flags.owndata and block.shape == (1_000, 8)
+    assert pa.total_allocated_bytes() - allocated < 1_000  # a view of the mapping: no 32 kB copy of the vectors
     found, got = EmbeddingCache(tmp_path, "test/mapped", 8).get_many([keys[999], keys[3]])
     assert found.all()
     np.testing.assert_array_equal(got, vectors[[999, 3]])
