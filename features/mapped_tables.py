@@ -17,17 +17,23 @@ process that maps the file, and the kernel can drop them under pressure and read
 - **One writer:** the conversion holds an exclusive lock on the file's ``.lock``, so workers starting together
   convert a table once; others wait and then map the result. Files are written under a private name and renamed
   into place, so no process ever maps half a file.
-- **No cache, no failure:** when the cache directory cannot be written (a read-only host), the table is read into
-  memory as before, with a warning.
+- **No cache, no failure:** when the cache directory cannot be written (a read-only host, a full disk), the table
+  is read into memory as before, with a warning.
+- **Old copies go:** each mapping marks its copy as used (the sidecar's modification time); converting a new table
+  removes the copies unused for ``RETENTION_S`` (a day), so that a service swapping in a feature set every day
+  keeps about two sets' copies, not every day's. Removing a file another process still maps is safe on Linux: its
+  mapping stays valid until it is unmapped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +45,7 @@ from audiencefit.features.io import sha256_file, write_bytes_atomic
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
+RETENTION_S = 24 * 3600.0
 
 
 def cache_key(source_sha256: str, derivation: str = "") -> str:
@@ -87,13 +94,42 @@ def mapped_table(
         fcntl.flock(lock, fcntl.LOCK_EX)
         mapped = _map_verified(arrow, sidecar)  # another process may have written it while this one waited
         if mapped is None:
-            _convert(source, arrow, sidecar, derive)
+            try:
+                _convert(source, arrow, sidecar, derive)
+            except OSError as exc:  # e.g. no space left: serve from memory rather than not at all
+                log.warning(
+                    "table copy could not be written: the table is read into memory",
+                    extra={"table": source.name, "cache_dir": str(cache_dir), "error": str(exc)},
+                )
+                frame = pl.read_parquet(source)
+                return derive(frame) if derive is not None else frame
             mapped = _map_verified(arrow, sidecar)
             if mapped is None:
                 raise RuntimeError(f"{arrow}: written and then not readable as written")
+            prune(cache_dir, keep=key)
         return mapped
     finally:
         os.close(lock)  # closing the descriptor releases the lock
+
+
+def prune(cache_dir: Path, *, keep: str = "", now: float | None = None) -> list[str]:
+    """Remove the copies (and their sidecars and locks) whose sidecar was not touched for ``RETENTION_S``, but
+    ``keep``; returns the names removed. A copy being converted has no sidecar yet and is left alone."""
+    limit = (time.time() if now is None else now) - RETENTION_S
+    removed = []
+    for sidecar in cache_dir.glob("*.json"):
+        stem = sidecar.name[: -len(".json")]
+        try:
+            if stem == keep or sidecar.stat().st_mtime >= limit:
+                continue
+            for suffix in (".arrow", ".json", ".lock"):
+                (cache_dir / f"{stem}{suffix}").unlink(missing_ok=True)
+        except OSError:
+            continue
+        removed.append(stem)
+    if removed:
+        log.info("unused table copies removed", extra={"cache_dir": str(cache_dir), "copies": len(removed)})
+    return removed
 
 
 def _convert(source: Path, arrow: Path, sidecar: Path, derive: Callable[[pl.DataFrame], pl.DataFrame] | None) -> None:
@@ -140,4 +176,6 @@ def _map_verified(arrow: Path, sidecar: Path) -> pl.DataFrame | None:
         return None
     frame = pl.from_arrow(table, rechunk=False)
     assert isinstance(frame, pl.DataFrame)
+    with contextlib.suppress(OSError):
+        os.utime(sidecar)  # used now: kept by prune()
     return frame

@@ -5,8 +5,10 @@ matched; workers starting together convert once; no writable cache means a read 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import polars as pl
@@ -175,3 +177,35 @@ def test_quotes_from_mapped_captions_equal_quotes_from_memory(small_features: Pa
     for segment in ("fitness and running", "vegan recipes", "travel photography"):
         for creator_id in ids:
             assert mapped.best(creator_id, segment) == in_memory.best(creator_id, segment)
+
+
+def test_copies_unused_for_a_day_are_removed_when_a_new_one_is_made(small_features: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "tables"
+    terms, terms_sha = _terms(small_features)
+    geo = small_features / "audience_geo.parquet"
+    mapped_table(terms, terms_sha, cache)
+    [old] = _arrow_files(cache)
+    sidecar = old.with_suffix(".json")
+    day_ago = time.time() - mapped_tables.RETENTION_S - 60
+    os.utime(sidecar, (day_ago, day_ago))
+    mapped = mapped_table(terms, terms_sha, cache)  # a mapping marks the copy as used again
+    assert sidecar.stat().st_mtime > day_ago + 60
+    os.utime(sidecar, (day_ago, day_ago))
+    mapped_table(geo, sha256_file(geo), cache)  # a new copy: the unused one goes
+    assert [p.name for p in _arrow_files(cache)] == [f"{cache_key(sha256_file(geo))}.arrow"]
+    assert not old.exists() and not sidecar.exists() and not old.with_suffix(".lock").exists()
+    assert mapped.equals(pl.read_parquet(terms))  # a frame mapped before stays readable: the mapping outlives the name
+    assert mapped_tables.prune(cache, now=time.time()) == []  # the fresh copy is kept
+
+
+def test_a_copy_that_cannot_be_written_falls_back_to_memory(
+    small_features: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, digest = _terms(small_features)
+
+    def full_disk(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mapped_tables, "_convert", full_disk)
+    assert mapped_table(source, digest, tmp_path / "tables").equals(pl.read_parquet(source))
+    assert not _arrow_files(tmp_path / "tables")
