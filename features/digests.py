@@ -79,10 +79,13 @@ def changed_creators(
     return joined.filter(stale)["creator_id"].sort(), removed
 
 
-def update_state(part: Dataset, basis_counts: np.ndarray) -> pl.DataFrame:
+def update_state(part: Dataset, basis_counts: np.ndarray, digests: pl.DataFrame | None = None) -> pl.DataFrame:
     """The ``update_state`` rows of a partition's creators (sorted by id): digests plus each creator's basis rows per
-    audience cluster (``basis_counts``, (n, k), rows in the same order)."""
-    digests = creator_digests(part).sort("creator_id")
+    audience cluster (``basis_counts``, (n, k), rows in the same order). ``digests``: :func:`creator_digests` of
+    ``part`` when the caller has them already (``features update`` computed them to plan)."""
+    digests = (creator_digests(part) if digests is None else digests).sort("creator_id")
+    if digests.height != part.creators.height:
+        raise ValueError(f"digests of {digests.height} creators for a partition of {part.creators.height}")
     if basis_counts.shape[0] != digests.height:
         raise ValueError(f"{basis_counts.shape[0]} rows of cluster counts for {digests.height} creators")
     counts = pl.Series("basis_counts", basis_counts.astype(np.int32).tolist(), dtype=pl.List(pl.Int32))

@@ -103,7 +103,7 @@ class _RowFile:
                 f"rows {lo}..{lo + rows.shape[0]} of shape {rows.shape} do not fit {self.path.name} "
                 f"({self.n_rows} × {self.width})"
             )
-        data = memoryview(rows).cast("B")  # the array's own bytes, not a copy of them
+        data = rows.data.cast("B")  # the array's own bytes, not a copy of them
         position = self._offset + lo * self.width * 4
         while data:  # pwrite may write less than asked
             written = os.pwrite(self._fd, data, position)

@@ -85,8 +85,12 @@ class Carry:
         n_creators: int,
         stats_as_of: datetime | None,
         same_scheme: bool,
+        digests: list[pl.DataFrame] | None = None,
     ) -> None:
         self.base = base
+        # Per partition, the digests the plan computed (the update state reuses them instead of hashing every row
+        # again); None: computed with the state.
+        self.digests = digests
         self.recompute = recompute
         self.removed = removed
         self.n_recompute = recompute.len()
@@ -257,7 +261,8 @@ def plan_update(
             f"--data: its cut-off {stats_as_of.isoformat()} is before the base feature set's "
             f"({old_cutoff.isoformat()}); an update moves forward in time, do a full build"
         )
-    new_state = pl.concat([creator_digests(source.load(i)) for i in range(source.n_partitions)])
+    digests = [creator_digests(source.load(i)) for i in range(source.n_partitions)]
+    new_state = pl.concat(digests)
     base_state = pl.read_parquet(base.path / f"{UPDATE_STATE}.parquet", columns=["creator_id", "digest", "max_seen_at"])
     same_scheme = base.manifest.get("digest_scheme") == DIGEST_SCHEME
     if not same_scheme:
@@ -273,4 +278,5 @@ def plan_update(
         n_creators=new_state.height,
         stats_as_of=stats_as_of,
         same_scheme=same_scheme,
+        digests=digests,
     )

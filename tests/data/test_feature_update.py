@@ -167,3 +167,19 @@ def test_the_cli_updates_features_and_their_indexes(small_world, tmp_path, isola
     assert day["new"][0] in ids and day["gone"][0] not in ids
     # --base is never touched.
     assert load_feature_set(base).creators.height == pl.read_parquet(small_world / "creators.parquet").height
+
+
+def test_update_state_from_the_planned_digests_equals_hashing_again(small_world: Path) -> None:
+    """``features update`` hands the digests it planned with to the update state instead of hashing every row
+    again; the state is the same, and digests of other creators are refused."""
+    import numpy as np
+
+    from audiencefit.features.dataset import load_dataset
+    from audiencefit.features.digests import creator_digests, update_state
+
+    part = load_dataset(small_world, secret="test-secret", tables=["followers"])
+    counts = np.arange(part.creators.height * 3, dtype=np.int32).reshape(-1, 3)
+    planned = creator_digests(part)
+    assert update_state(part, counts, planned).equals(update_state(part, counts))
+    with pytest.raises(ValueError, match="digests of"):
+        update_state(part, counts, planned.head(3))
