@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     forest_cache: Path | None = Field(
         None, description="Where compiled tree models are kept (default: <data_dir>/cache/forests)."
     )
-    table_cache: Path | None = Field(
+    table_cache: Literal[""] | Path | None = Field(
         None,
         description="Where the service keeps memory-mapped Arrow copies of the feature-set tables, shared by its "
         "workers (default: <data_dir>/cache/tables). Set but empty: read the tables into each worker's memory.",
@@ -380,7 +380,7 @@ class Settings(BaseSettings):
         """None when the table cache is switched off (``AUDIENCEFIT_TABLE_CACHE`` set but empty)."""
         if self.table_cache is None:
             return self.cache_dir / "tables"
-        return None if str(self.table_cache) in ("", ".") else self.table_cache
+        return None if self.table_cache == "" else self.table_cache
 
     @property
     def embedding_cache_dir(self) -> Path:

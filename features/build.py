@@ -365,8 +365,7 @@ def local_partitions(
         counts = features.follower_counts_by_creator if basis == "followers" else features.caption_counts_by_creator
         if counts is None:
             raise RuntimeError("a partition's features came without per-creator cluster counts")
-        planned = carry.digests[i] if carry is not None and carry.digests is not None else None
-        yield features, update_state(part, counts, planned)
+        yield features, update_state(part, counts, carry.digests[i] if carry is not None else None)
 
 
 def feature_pass(

@@ -88,8 +88,7 @@ def mapped_table(
             "table cache not writable: the table is read into memory",
             extra={"table": source.name, "cache_dir": str(cache_dir), "error": str(exc)},
         )
-        frame = pl.read_parquet(source)
-        return derive(frame) if derive is not None else frame
+        return _read(source, derive)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         mapped = _map_verified(arrow, sidecar)  # another process may have written it while this one waited
@@ -101,8 +100,7 @@ def mapped_table(
                     "table copy could not be written: the table is read into memory",
                     extra={"table": source.name, "cache_dir": str(cache_dir), "error": str(exc)},
                 )
-                frame = pl.read_parquet(source)
-                return derive(frame) if derive is not None else frame
+                return _read(source, derive)
             mapped = _map_verified(arrow, sidecar)
             if mapped is None:
                 raise RuntimeError(f"{arrow}: written and then not readable as written")
@@ -132,10 +130,14 @@ def prune(cache_dir: Path, *, keep: str = "", now: float | None = None) -> list[
     return removed
 
 
-def _convert(source: Path, arrow: Path, sidecar: Path, derive: Callable[[pl.DataFrame], pl.DataFrame] | None) -> None:
+def _read(source: Path, derive: Callable[[pl.DataFrame], pl.DataFrame] | None) -> pl.DataFrame:
+    """The table read into memory: what a copy holds, and what is served when no copy can be made."""
     frame = pl.read_parquet(source)
-    if derive is not None:
-        frame = derive(frame)
+    return derive(frame) if derive is not None else frame
+
+
+def _convert(source: Path, arrow: Path, sidecar: Path, derive: Callable[[pl.DataFrame], pl.DataFrame] | None) -> None:
+    frame = _read(source, derive)
     # polars' own layout (strings as views): mapped back without a conversion, so without a copy.
     table = frame.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
     del frame

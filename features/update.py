@@ -85,11 +85,11 @@ class Carry:
         n_creators: int,
         stats_as_of: datetime | None,
         same_scheme: bool,
-        digests: list[pl.DataFrame] | None = None,
+        digests: list[pl.DataFrame],
     ) -> None:
         self.base = base
-        # Per partition, the digests the plan computed (the update state reuses them instead of hashing every row
-        # again); None: computed with the state.
+        # Per partition, the digests the plan computed: the update state reuses them instead of hashing every row
+        # again.
         self.digests = digests
         self.recompute = recompute
         self.removed = removed

@@ -163,3 +163,21 @@ def test_the_recommendation_log_defaults_to_sqlite_under_the_data_dir(tmp_path: 
     assert "recs.db" not in repr(given)  # a secret: it may carry a password
     with_password = load_settings(recommendation_log_url="sqlite://user:Pw-Secret-4242@/x.db?password=Other-Pw-99")
     assert {"Pw-Secret-4242", "Other-Pw-99"} <= set(settings_secrets(with_password))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, "data/cache/tables"), ("", None), (".", "."), ("/srv/tables", "/srv/tables")],
+    ids=["unset", "set-but-empty", "the-current-directory", "a-path"],
+)
+def test_table_cache_set_but_empty_switches_it_off_and_dot_is_a_directory(
+    value: str | None, expected: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audiencefit.settings import Settings
+
+    if value is None:
+        monkeypatch.delenv("AUDIENCEFIT_TABLE_CACHE", raising=False)
+    else:
+        monkeypatch.setenv("AUDIENCEFIT_TABLE_CACHE", value)
+    got = Settings(data_dir=Path("data")).table_cache_dir
+    assert got == (Path(expected) if expected is not None else None)

@@ -79,8 +79,19 @@ def test_a_damaged_copy_is_converted_again_never_mapped(small_features: Path, tm
     assert meta["sha256"] == sha256_file(arrow)
 
 
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda meta: {"rows": meta["rows"] + 1},
+        lambda meta: {"rows": float("nan")},
+        lambda meta: {"rows": float("inf")},
+        lambda meta: {"columns": "creator_id"},
+        lambda meta: {"columns": meta["columns"][::-1]},
+    ],
+    ids=["rows-off-by-one", "rows-nan", "rows-inf", "columns-a-string", "columns-reordered"],
+)
 def test_a_copy_whose_rows_or_columns_differ_from_its_sidecar_is_not_mapped(
-    small_features: Path, tmp_path: Path
+    small_features: Path, tmp_path: Path, wrong
 ) -> None:
     """A whole, checksummed file of another table under this name (a consistent but wrong sidecar) is refused."""
     source, digest = _terms(small_features)
@@ -89,7 +100,7 @@ def test_a_copy_whose_rows_or_columns_differ_from_its_sidecar_is_not_mapped(
     [arrow] = _arrow_files(cache)
     side = arrow.with_suffix(".json")
     meta = json.loads(side.read_text(encoding="utf-8"))
-    side.write_text(json.dumps(meta | {"rows": meta["rows"] + 1}), encoding="utf-8")
+    side.write_text(json.dumps(meta | wrong(meta)), encoding="utf-8")
     assert mapped_table(source, digest, cache).equals(pl.read_parquet(source))
     assert json.loads(side.read_text(encoding="utf-8"))["rows"] == meta["rows"]
 
